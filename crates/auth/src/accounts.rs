@@ -1,0 +1,53 @@
+//! Creating accounts: parse every field, apply the password policy, hash, insert.
+
+use crate::passwords::{self, PasswordError};
+use turtlemen_db::users::{self, NewUser, User};
+use turtlemen_db::{Db, DbError};
+use turtlemen_domain::{Email, EmailError, Role, Username, UsernameError};
+
+/// The raw fields of a new account, as typed by a person.
+#[derive(Debug, Clone)]
+pub struct AccountForm<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub display_name: Option<&'a str>,
+    pub password: &'a str,
+    pub role: Role,
+}
+
+/// Why an account was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("username: {0}")]
+    Username(#[from] UsernameError),
+    #[error("email: {0}")]
+    Email(#[from] EmailError),
+    #[error("display name: must be 1 to 64 characters")]
+    DisplayName,
+    #[error("password: {0}")]
+    Password(#[from] PasswordError),
+    #[error("username: this username is taken")]
+    UsernameTaken,
+    #[error("email: an account with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(DbError),
+}
+
+/// Creates an account.
+pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError> {
+    let username = Username::parse(form.username)?;
+    let email = Email::parse(form.email)?;
+    let display_name =
+        form.display_name.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(username.as_str()).to_string();
+    if display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
+        return Err(AccountError::DisplayName);
+    }
+    let password_hash = passwords::hash(form.password)?;
+    let new = NewUser { username, email, display_name, password_hash: Some(password_hash), role: form.role };
+    users::create(db, &new).await.map_err(|e| match e {
+        DbError::Conflict { constraint } if constraint.contains("username") => AccountError::UsernameTaken,
+        DbError::Conflict { constraint } if constraint.contains("email") => AccountError::EmailTaken,
+        other => AccountError::Db(other),
+    })
+}

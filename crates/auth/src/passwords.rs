@@ -1,0 +1,66 @@
+//! Password hashing (Argon2id at OWASP's minimum: 19 MiB, t=2, p=1) and the password policy
+//! (NIST SP 800-63B: length only, no composition rules).
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+pub const MIN_LEN: usize = 8;
+pub const MAX_LEN: usize = 256;
+
+/// Why a password was refused; shown to the user as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("a password must be at least {MIN_LEN} characters long")]
+    TooShort,
+    #[error("a password must be at most {MAX_LEN} characters long")]
+    TooLong,
+}
+
+/// The hasher with our parameters.
+pub fn hasher() -> Argon2<'static> {
+    // Params::new only fails for out-of-range values; these are constants within range.
+    #[allow(clippy::unwrap_used)]
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Checks the policy and hashes; returns a PHC string.
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    let len = password.chars().count();
+    if len < MIN_LEN {
+        return Err(PasswordError::TooShort);
+    }
+    if len > MAX_LEN {
+        return Err(PasswordError::TooLong);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    // Hashing with valid parameters and a fresh salt cannot fail.
+    #[allow(clippy::unwrap_used)]
+    Ok(hasher().hash_password(password.as_bytes(), &salt).unwrap().to_string())
+}
+
+/// Whether `password` matches the stored PHC string; a malformed hash never matches.
+pub fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_and_verifies() {
+        let h = hash("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify("correct horse battery", &h));
+        assert!(!verify("wrong horse battery", &h));
+        assert!(!verify("anything", "not a hash"));
+    }
+
+    #[test]
+    fn policy_is_length_only() {
+        assert_eq!(hash("short"), Err(PasswordError::TooShort));
+        assert_eq!(hash(&"x".repeat(257)), Err(PasswordError::TooLong));
+    }
+}

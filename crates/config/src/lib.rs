@@ -1,0 +1,284 @@
+//! Typed configuration for every role.
+//!
+//! One set of keys ([`Settings`]) is read from three layers, each overriding the one before:
+//! a TOML file (`--config FILE`), `TURTLEMEN_*` environment variables, and command-line flags.
+//! Every key has all three spellings (`data_dir` ↔ `TURTLEMEN_DATA_DIR` ↔ `--data-dir`), because
+//! the same struct is both the file schema (serde) and the flag set (clap). [`Config::resolve`]
+//! then applies defaults and parses every value, so a bad URL is refused before anything is
+//! created on disk or on the network. Secrets are [`Secret`]s and never print.
+//!
+//! This crate never touches the disk beyond reading the config file.
+
+mod settings;
+
+pub use settings::{LogFormat, Settings};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+pub use turtlemen_domain::Secret;
+use url::Url;
+
+/// The application database backend named by `database_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://path` (the default, in the data dir).
+    Sqlite(String),
+    /// `postgres://…` or `postgresql://…` (PostgreSQL, or CockroachDB through its wire protocol).
+    Postgres(Secret),
+}
+
+/// The session store named by `session_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionUrl {
+    /// Empty: a SQLite file in the data dir.
+    Embedded,
+    /// `redis://…` or `rediss://…`.
+    Redis(Secret),
+}
+
+/// The effective configuration, with every default applied and every value parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub database: DatabaseUrl,
+    pub database_max_connections: u32,
+    pub session: SessionUrl,
+    pub storage_url: Url,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// `None`: generated on first start and kept in the data dir.
+    pub cookie_secret: Option<Secret>,
+    /// `None`: generated on first start and kept in the data dir.
+    pub signing_key_file: Option<PathBuf>,
+    pub http: HttpLimits,
+}
+
+/// Limits every listener applies.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub shutdown_timeout: Duration,
+}
+
+/// A configuration problem, phrased as one line that names the problem and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; check the --config path")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, message: message.into() }
+}
+
+impl Config {
+    /// Loads the file named by `config_file` (if any), lays `overrides` (environment and flags,
+    /// already merged by clap) over it, and resolves the result.
+    pub fn load(config_file: Option<&Path>, overrides: Settings) -> Result<Self, ConfigError> {
+        let file = match config_file {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        Self::resolve(overrides.over(file))
+    }
+
+    /// Applies defaults and parses every value.
+    pub fn resolve(s: Settings) -> Result<Self, ConfigError> {
+        let data_dir = s.data_dir.unwrap_or_else(|| PathBuf::from("turtlemen-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty; use --data-dir PATH"));
+        }
+        let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080; fix --listen"))
+        })?;
+        let public_url = match s.public_url {
+            Some(text) => parse_public_url(&text)?,
+            None => {
+                let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+                let host = if listen.is_ipv6() && !listen.ip().is_unspecified() { format!("[{host}]") } else { host };
+                Url::parse(&format!("http://{host}:{}/", listen.port()))
+                    .map_err(|e| invalid("public_url", e.to_string()))?
+            }
+        };
+        let database = match s.database_url {
+            Some(text) => parse_database_url(&text)?,
+            None => DatabaseUrl::Sqlite(format!("sqlite://{}", data_dir.join("turtlemen.db").display())),
+        };
+        let session = parse_session_url(s.session_url.as_deref().unwrap_or(""))?;
+        let storage_url = match s.storage_url {
+            Some(text) => parse_storage_url(&text)?,
+            None => file_url(&data_dir.join("media"))?,
+        };
+        let log_level = s.log_level.unwrap_or_else(|| "info".into());
+        if log_level.trim().is_empty() {
+            return Err(invalid("log_level", "must not be empty; try info, debug or turtlemen=debug,info"));
+        }
+        let cookie_secret = match s.cookie_secret {
+            Some(secret) if secret.expose().len() < 32 => {
+                return Err(invalid(
+                    "cookie_secret",
+                    "must be at least 32 characters; or leave it unset to generate one",
+                ));
+            }
+            other => other,
+        };
+        let positive = |key: &'static str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
+            0 => Err(invalid(key, "must be greater than zero")),
+            n => Ok(n),
+        };
+        let http = HttpLimits {
+            request_timeout: Duration::from_secs(positive("request_timeout_secs", s.request_timeout_secs, 30)?),
+            header_read_timeout: Duration::from_secs(positive(
+                "header_read_timeout_secs",
+                s.header_read_timeout_secs,
+                10,
+            )?),
+            max_body_bytes: usize::try_from(positive("max_body_bytes", s.max_body_bytes, 2 * 1024 * 1024)?)
+                .map_err(|_| invalid("max_body_bytes", "too large for this machine"))?,
+            max_header_bytes: usize::try_from(positive("max_header_bytes", s.max_header_bytes, 16 * 1024)?)
+                .map_err(|_| invalid("max_header_bytes", "too large for this machine"))?,
+            shutdown_timeout: Duration::from_secs(positive("shutdown_timeout_secs", s.shutdown_timeout_secs, 10)?),
+        };
+        if http.max_header_bytes < 1024 {
+            return Err(invalid("max_header_bytes", "must be at least 1024"));
+        }
+        let database_max_connections =
+            u32::try_from(positive("database_max_connections", s.database_max_connections, 10)?)
+                .map_err(|_| invalid("database_max_connections", "too large"))?;
+        Ok(Config {
+            data_dir,
+            listen,
+            public_url,
+            database,
+            database_max_connections,
+            session,
+            storage_url,
+            log_format: s.log_format.unwrap_or_default(),
+            log_level,
+            cookie_secret,
+            signing_key_file: s.signing_key_file,
+            http,
+        })
+    }
+
+    /// The effective configuration as TOML, secrets and URL passwords redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let settings = Settings {
+            data_dir: Some(self.data_dir.clone()),
+            listen: Some(self.listen.to_string()),
+            public_url: Some(self.public_url.to_string()),
+            database_url: Some(match &self.database {
+                DatabaseUrl::Sqlite(url) => url.clone(),
+                DatabaseUrl::Postgres(url) => redact_url_password(url.expose()),
+            }),
+            database_max_connections: Some(u64::from(self.database_max_connections)),
+            session_url: Some(match &self.session {
+                SessionUrl::Embedded => String::new(),
+                SessionUrl::Redis(url) => redact_url_password(url.expose()),
+            }),
+            storage_url: Some(redact_url_password(self.storage_url.as_str())),
+            log_format: Some(self.log_format),
+            log_level: Some(self.log_level.clone()),
+            cookie_secret: self.cookie_secret.clone(),
+            signing_key_file: self.signing_key_file.clone(),
+            request_timeout_secs: Some(self.http.request_timeout.as_secs()),
+            header_read_timeout_secs: Some(self.http.header_read_timeout.as_secs()),
+            max_body_bytes: Some(self.http.max_body_bytes as u64),
+            max_header_bytes: Some(self.http.max_header_bytes as u64),
+            shutdown_timeout_secs: Some(self.http.shutdown_timeout.as_secs()),
+        };
+        toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+fn parse_public_url(text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| {
+        invalid("public_url", format!("{text:?} is not a URL ({e}); use e.g. https://video.example.org"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("public_url", "must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("public_url", "must not carry a query, fragment or user name"));
+    }
+    if url.path() != "/" {
+        return Err(invalid(
+            "public_url",
+            "must be the site's root (no path); serving under a sub-path is not supported",
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_database_url(text: &str) -> Result<DatabaseUrl, ConfigError> {
+    let hint = "use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE";
+    if let Some(path) = text.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(invalid("database_url", format!("the SQLite URL names no file; {hint}")));
+        }
+        return Ok(DatabaseUrl::Sqlite(text.to_string()));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let url =
+            Url::parse(text).map_err(|e| invalid("database_url", format!("malformed PostgreSQL URL ({e}); {hint}")))?;
+        if url.host().is_none() {
+            return Err(invalid("database_url", format!("the PostgreSQL URL names no host; {hint}")));
+        }
+        return Ok(DatabaseUrl::Postgres(Secret::new(text)));
+    }
+    let shown = redact_url_password(text);
+    Err(invalid("database_url", format!("{shown:?} is neither sqlite:// nor postgres://; {hint}")))
+}
+
+fn parse_session_url(text: &str) -> Result<SessionUrl, ConfigError> {
+    if text.is_empty() {
+        return Ok(SessionUrl::Embedded);
+    }
+    let hint = "leave it empty for the embedded store, or use redis://HOST:PORT";
+    let url = Url::parse(text).map_err(|e| invalid("session_url", format!("malformed URL ({e}); {hint}")))?;
+    if !matches!(url.scheme(), "redis" | "rediss") || url.host().is_none() {
+        return Err(invalid("session_url", format!("unsupported session store {:?}; {hint}", url.scheme())));
+    }
+    Ok(SessionUrl::Redis(Secret::new(text)))
+}
+
+fn parse_storage_url(text: &str) -> Result<Url, ConfigError> {
+    let hint = "use file:///PATH or s3://BUCKET";
+    let url = Url::parse(text).map_err(|e| invalid("storage_url", format!("malformed URL ({e}); {hint}")))?;
+    match url.scheme() {
+        "file" | "s3" => Ok(url),
+        other => Err(invalid("storage_url", format!("unsupported storage {other:?}; {hint}"))),
+    }
+}
+
+fn file_url(path: &Path) -> Result<Url, ConfigError> {
+    let absolute = std::path::absolute(path).map_err(|e| invalid("data_dir", e.to_string()))?;
+    Url::from_file_path(&absolute).map_err(|()| invalid("data_dir", "cannot be expressed as a file:// URL"))
+}
+
+/// Replaces the password of a URL, if any, for display.
+pub fn redact_url_password(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some(Secret::REDACTED));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "[unparseable URL]".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! [`Settings`]: the raw, layered keys — every one optional, every one a TOML key, a
+//! `TURTLEMEN_*` environment variable and a flag at once.
+
+use crate::ConfigError;
+use std::path::{Path, PathBuf};
+use turtlemen_domain::Secret;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
+/// The configuration keys. Documented one by one in `docs/configuration.md`; a test keeps that
+/// page and this struct in step.
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the SQLite database, media, keys and the embedded session store.
+    #[arg(long, env = "TURTLEMEN_DATA_DIR", global = true, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "TURTLEMEN_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The URL people use to reach this instance.
+    #[arg(long, env = "TURTLEMEN_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Application database: sqlite://PATH or postgres://….
+    #[arg(long, env = "TURTLEMEN_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most connections the database pool opens.
+    #[arg(long, env = "TURTLEMEN_DATABASE_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub database_max_connections: Option<u64>,
+    /// Session store: empty for embedded, or redis://….
+    #[arg(long, env = "TURTLEMEN_SESSION_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub session_url: Option<String>,
+    /// Media storage: file:///PATH or s3://BUCKET.
+    #[arg(long, env = "TURTLEMEN_STORAGE_URL", global = true, value_name = "URL")]
+    pub storage_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "TURTLEMEN_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<super::LogFormat>,
+    /// Log filter, in tracing's EnvFilter syntax.
+    #[arg(long, env = "TURTLEMEN_LOG_LEVEL", global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Key for signing cookies (at least 32 characters); generated when unset.
+    #[arg(long, env = "TURTLEMEN_COOKIE_SECRET", global = true, value_name = "SECRET", value_parser = secret, hide_env_values = true)]
+    pub cookie_secret: Option<Secret>,
+    /// PKCS#8 private key for signing tokens; generated when unset.
+    #[arg(long, env = "TURTLEMEN_SIGNING_KEY_FILE", global = true, value_name = "PATH")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Longest time a request may take, in seconds.
+    #[arg(long, env = "TURTLEMEN_REQUEST_TIMEOUT_SECS", global = true, value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Longest time a client may take to send its request headers, in seconds.
+    #[arg(long, env = "TURTLEMEN_HEADER_READ_TIMEOUT_SECS", global = true, value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Largest request body accepted by ordinary endpoints, in bytes.
+    #[arg(long, env = "TURTLEMEN_MAX_BODY_BYTES", global = true, value_name = "BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Largest request head (request line and headers), in bytes.
+    #[arg(long, env = "TURTLEMEN_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
+    pub max_header_bytes: Option<u64>,
+    /// Longest wait for in-flight requests at shutdown, in seconds.
+    #[arg(long, env = "TURTLEMEN_SHUTDOWN_TIMEOUT_SECS", global = true, value_name = "SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+}
+
+impl Settings {
+    /// Reads a TOML file; unknown keys are an error.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_string() + "; see docs/configuration.md for the keys",
+        })
+    }
+
+    /// `self` laid over `lower`: every key set here wins.
+    pub fn over(self, lower: Settings) -> Settings {
+        Settings {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            public_url: self.public_url.or(lower.public_url),
+            database_url: self.database_url.or(lower.database_url),
+            database_max_connections: self.database_max_connections.or(lower.database_max_connections),
+            session_url: self.session_url.or(lower.session_url),
+            storage_url: self.storage_url.or(lower.storage_url),
+            log_format: self.log_format.or(lower.log_format),
+            log_level: self.log_level.or(lower.log_level),
+            cookie_secret: self.cookie_secret.or(lower.cookie_secret),
+            signing_key_file: self.signing_key_file.or(lower.signing_key_file),
+            request_timeout_secs: self.request_timeout_secs.or(lower.request_timeout_secs),
+            header_read_timeout_secs: self.header_read_timeout_secs.or(lower.header_read_timeout_secs),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+            shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+        }
+    }
+}

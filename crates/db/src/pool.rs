@@ -1,0 +1,151 @@
+//! Opening the pool for either backend, migrating it and checking it.
+
+use crate::{DbError, with_pool};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The application database: a pool of whichever backend the URL named.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    /// PostgreSQL only: the schema to work in (tests use one schema each).
+    pub search_path: Option<String>,
+    /// SQLite only: create the file when it does not exist.
+    pub create_if_missing: bool,
+}
+
+impl Db {
+    /// Opens the pool and checks that one connection works.
+    pub async fn connect(opts: &DbOptions) -> Result<Db, DbError> {
+        if opts.url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(&opts.url)
+                .map_err(|e| DbError::Unavailable(format!("malformed SQLite URL: {e}; use sqlite://PATH")))?
+                .create_if_missing(opts.create_if_missing)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let file = connect.get_filename().display().to_string();
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(connect)
+                .await
+                .map_err(|e| DbError::Unavailable(format!("cannot open SQLite database {file}: {e}; check the path in --database-url and that its folder is writable")))?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            let mut connect = PgConnectOptions::from_str(&opts.url).map_err(|e| {
+                DbError::Unavailable(format!("malformed PostgreSQL URL: {e}; use postgres://USER@HOST:PORT/DATABASE"))
+            })?;
+            if let Some(schema) = &opts.search_path {
+                connect = connect.options([("search_path", schema.as_str())]);
+            }
+            let target = format!(
+                "{}:{}/{}",
+                connect.get_host(),
+                connect.get_port(),
+                connect.get_database().unwrap_or("postgres")
+            );
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(connect)
+                .await
+                .map_err(|e| DbError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}; check --database-url and that the server is running")))?;
+            Ok(Db::Postgres(pool))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn migrator(&self) -> Migrator {
+        let embedded = match self {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let mut migrator = Migrator::with_migrations(embedded.iter().cloned().collect());
+        // No advisory locks: CockroachDB lacks them. Migrations are run from one place
+        // (`turtlemen migrate`, or `serve` on its own embedded database) and written to be
+        // safe to run once.
+        migrator.set_locking(false);
+        migrator
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = self.migrator();
+        with_pool!(self, |pool| migrator.run(pool).await)?;
+        Ok(())
+    }
+
+    /// Fails with [`DbError::SchemaOutdated`] unless every migration this binary knows is
+    /// applied. Roles started alone call this instead of migrating behind the operator's back.
+    pub async fn ensure_migrated(&self) -> Result<(), DbError> {
+        let applied: Vec<i64> = with_pool!(self, |pool| {
+            let table: Option<String> = match self.backend() {
+                Backend::Sqlite => {
+                    sqlx::query_scalar(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                    )
+                    .fetch_optional(pool)
+                    .await?
+                }
+                Backend::Postgres => sqlx::query_scalar("SELECT CAST(to_regclass('_sqlx_migrations') AS TEXT)")
+                    .fetch_optional(pool)
+                    .await?
+                    .flatten(),
+            };
+            if table.is_none() {
+                Vec::new()
+            } else {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+                    .fetch_all(pool)
+                    .await?
+            }
+        });
+        let missing: Vec<i64> = self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(DbError::SchemaOutdated(format!("{} migration(s) pending", missing.len())))
+        }
+    }
+
+    /// One round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+}

@@ -1,0 +1,117 @@
+//! The users table: accounts, looked up by id or by case-insensitive username.
+
+use crate::{Db, DbError, retry_serializable, with_pool};
+use chrono::{DateTime, Utc};
+use turtlemen_domain::{Email, Role, UserId, Username};
+use uuid::Uuid;
+
+/// An account as the rest of the system sees it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What it takes to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub display_name: String,
+    /// A PHC string (Argon2id); `None` for accounts that only sign in through a provider.
+    pub password_hash: Option<String>,
+    pub role: Role,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    username: String,
+    email: String,
+    display_name: String,
+    role: String,
+    email_verified: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Row> for User {
+    fn from(r: Row) -> Self {
+        User {
+            id: UserId(r.id),
+            username: r.username,
+            email: r.email,
+            display_name: r.display_name,
+            role: Role::from_stored(&r.role),
+            email_verified: r.email_verified,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Inserts an account. A taken username or email is [`DbError::Conflict`] naming
+/// `username_key` or `email_key`.
+pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
+    let id = UserId::new();
+    let now = Utc::now();
+    retry_serializable(|| async {
+        let row: Row = with_pool!(db, |pool| {
+            sqlx::query_as(
+                "INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 RETURNING id, username, email, display_name, role, email_verified, created_at",
+            )
+            .bind(id.0)
+            .bind(new.username.as_str())
+            .bind(new.username.key())
+            .bind(new.email.as_str())
+            .bind(new.email.key())
+            .bind(&new.display_name)
+            .bind(new.password_hash.as_deref())
+            .bind(new.role.as_str())
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(row.into())
+    })
+    .await
+}
+
+pub async fn find_by_username(db: &Db, username: &Username) -> Result<Option<User>, DbError> {
+    let row: Option<Row> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE username_key = $1")
+            .bind(username.key())
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(User::from))
+}
+
+pub async fn find_by_id(db: &Db, id: UserId) -> Result<Option<User>, DbError> {
+    let row: Option<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(User::from))
+}
+
+/// The stored password hash of an account, for the auth service only.
+pub async fn password_hash(db: &Db, id: UserId) -> Result<Option<String>, DbError> {
+    let hash: Option<Option<String>> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(id.0).fetch_optional(pool).await?
+    });
+    Ok(hash.flatten())
+}
+
+pub async fn count(db: &Db) -> Result<i64, DbError> {
+    Ok(with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
+}

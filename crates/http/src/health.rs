@@ -1,0 +1,54 @@
+//! `/healthz` (the process answers) and `/readyz` (its database and session store answer).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use std::time::Duration;
+use turtlemen_db::Db;
+use turtlemen_session::Sessions;
+
+/// What `/readyz` checks; a role leaves out what it does not use.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    pub db: Option<Db>,
+    pub sessions: Option<Sessions>,
+}
+
+/// The two health routes.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness)
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn ready(State(r): State<Readiness>) -> Response {
+    let db = match &r.db {
+        None => "not used",
+        Some(db) => match tokio::time::timeout(CHECK_TIMEOUT, db.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database check failed");
+                "unreachable"
+            }
+            Err(_) => "timeout",
+        },
+    };
+    let sessions = match &r.sessions {
+        None => "not used",
+        Some(s) => match tokio::time::timeout(CHECK_TIMEOUT, s.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: session store check failed");
+                "unreachable"
+            }
+            Err(_) => "timeout",
+        },
+    };
+    let ready = matches!(db, "ok" | "not used") && matches!(sessions, "ok" | "not used");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    // A JSON body with its own content type: the error layer passes it through unchanged.
+    (status, axum::Json(serde_json::json!({ "ready": ready, "database": db, "session_store": sessions })))
+        .into_response()
+}

@@ -1,0 +1,18 @@
+//! The HTTP foundation every role stands on.
+//!
+//! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, header-size and header-read-time
+//!   limits, graceful shutdown within a bound);
+//! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
+//!   error rendering, applied to a role's router;
+//! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
+//!   `{"error": code, "message": …}` for API clients and as a friendly page for browsers;
+//! - [`health`]: `/healthz` and `/readyz`.
+//!
+//! This crate owns no business logic and no routes beyond health.
+
+pub mod error;
+pub mod health;
+pub mod layers;
+pub mod server;
+
+pub use error::ApiError;

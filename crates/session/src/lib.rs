@@ -1,0 +1,64 @@
+//! The session store: short-lived records with an expiry, keyed by opaque ids.
+//!
+//! The gateway keeps browser sessions here (tokens and claims), the auth service its login
+//! sessions. One interface, [`SessionStore`], two implementations:
+//! - [`embedded::EmbeddedStore`] — a SQLite file in the data dir (the default): survives
+//!   restarts, needs no server, serves one machine;
+//! - [`redis::RedisStore`] — Redis, so that several gateways share sessions.
+//!
+//! Values are opaque bytes; callers serialise. Expired records are never returned, whether or
+//! not they have been swept yet. Keys are namespaced by the caller (`gw:…`, `sso:…`).
+
+pub mod embedded;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What went wrong with the session store.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("session store error: {0}")]
+    Backend(String),
+}
+
+/// A key-value store whose every record expires.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The value under `key`, unless absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError>;
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SessionError>;
+    /// Stores `value` only if `key` holds nothing live; returns whether it was stored.
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, SessionError>;
+    /// Moves the expiry of a live record to `ttl` from now; returns whether it existed.
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, SessionError>;
+    /// Removes `key`; removing an absent key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), SessionError>;
+    /// One round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), SessionError>;
+}
+
+/// A shared handle to whichever store is configured.
+pub type Sessions = Arc<dyn SessionStore>;
+
+/// Where the sessions live.
+#[derive(Debug, Clone)]
+pub enum StoreOptions {
+    /// A SQLite file at this path.
+    Embedded { path: std::path::PathBuf },
+    /// A Redis server; every key is prefixed with `prefix` (tests use one prefix each).
+    Redis { url: String, prefix: String },
+}
+
+/// Opens the configured store and checks that it answers.
+pub async fn open(opts: &StoreOptions) -> Result<Sessions, SessionError> {
+    let store: Sessions = match opts {
+        StoreOptions::Embedded { path } => Arc::new(embedded::EmbeddedStore::open(path).await?),
+        StoreOptions::Redis { url, prefix } => Arc::new(redis::RedisStore::connect(url, prefix.clone()).await?),
+    };
+    store.ping().await?;
+    Ok(store)
+}

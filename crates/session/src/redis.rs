@@ -1,0 +1,86 @@
+//! The Redis session store: `SET … PX`, `GET`, `PEXPIRE`, `DEL` through a reconnecting
+//! connection manager, so several gateways share sessions and Redis does the expiry.
+
+use crate::{SessionError, SessionStore};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+/// Sessions in Redis, every key under one prefix.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+fn backend(e: redis::RedisError) -> SessionError {
+    SessionError::Backend(e.to_string())
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects (bounded to a few seconds) and returns a store whose keys all start with `prefix`.
+    pub async fn connect(url: &str, prefix: String) -> Result<Self, SessionError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| SessionError::Unavailable(format!("malformed Redis URL: {e}; use redis://HOST:PORT")))?;
+        let where_ = client.get_connection_info().addr().to_string();
+        let unreachable = |e: String| {
+            SessionError::Unavailable(format!(
+                "cannot reach Redis at {where_}: {e}; check --session-url and that the server is running"
+            ))
+        };
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(3)))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self { conn, prefix })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        self.conn.clone().get(self.key(key)).await.map_err(backend)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), SessionError> {
+        let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        let _: () = self.conn.clone().set_options(self.key(key), value, opts).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, SessionError> {
+        let opts = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        let stored: Option<String> =
+            self.conn.clone().set_options(self.key(key), value, opts).await.map_err(backend)?;
+        Ok(stored.is_some())
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, SessionError> {
+        let ms = i64::try_from(millis(ttl)).unwrap_or(i64::MAX);
+        self.conn.clone().pexpire(self.key(key), ms).await.map_err(backend)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), SessionError> {
+        let _: i64 = self.conn.clone().del(self.key(key)).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await.map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,178 @@
+//! Building and running the roles.
+//!
+//! [`prepare`] does everything that can fail *before* anything is created: external services
+//! (PostgreSQL, Redis) are reached first, then the listener is bound, and only then is the data
+//! folder created, secrets generated and the SQLite database opened and migrated. So a wrong URL,
+//! a server that is down or a port in use leaves nothing behind. [`Server::run`] then serves
+//! until the shutdown future resolves and drains within the configured bound.
+
+use anyhow::Context;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
+use turtlemen_db::{Db, DbOptions};
+use turtlemen_http::health::{self, Readiness};
+use turtlemen_http::layers;
+use turtlemen_session::{Sessions, StoreOptions};
+
+/// Which part of the system a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Every role in one process.
+    All,
+    Gateway,
+    Auth,
+    Api,
+    Worker {
+        concurrency: usize,
+    },
+}
+
+/// Knobs that are not part of the user-facing configuration.
+#[derive(Debug, Clone)]
+pub struct Internals {
+    /// Prefix of every key in a Redis session store (tests use one each).
+    pub session_prefix: String,
+}
+
+impl Default for Internals {
+    fn default() -> Self {
+        Self { session_prefix: "turtlemen:".into() }
+    }
+}
+
+/// A prepared process: bound, migrated, ready to serve.
+pub struct Server {
+    listener: Option<TcpListener>,
+    router: Router,
+    limits: HttpLimits,
+    db: Option<Db>,
+    worker: Option<(Db, usize)>,
+}
+
+/// Opens the application database. SQLite files are created only when `create` is set.
+pub async fn open_db(config: &Config, create: bool) -> anyhow::Result<Db> {
+    let url = match &config.database {
+        DatabaseUrl::Sqlite(url) => url.clone(),
+        DatabaseUrl::Postgres(url) => url.expose().to_string(),
+    };
+    let opts = DbOptions {
+        url,
+        max_connections: config.database_max_connections,
+        search_path: None,
+        create_if_missing: create,
+    };
+    Ok(Db::connect(&opts).await?)
+}
+
+/// Brings the schema up to date where this process may: always on SQLite (one machine, one
+/// file) and for `serve`; elsewhere it only checks, and asks for `turtlemen migrate`.
+async fn migrate_or_check(db: &Db, may_migrate: bool) -> anyhow::Result<()> {
+    if may_migrate || db.backend() == turtlemen_db::Backend::Sqlite {
+        db.migrate().await?;
+    } else {
+        db.ensure_migrated().await?;
+    }
+    Ok(())
+}
+
+/// Prepares `role` for serving, in the order that leaves nothing half-created on failure.
+pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyhow::Result<Server> {
+    let uses_db = role != Role::Gateway;
+    let uses_sessions = matches!(role, Role::All | Role::Gateway);
+
+    // 1. External services: reached before anything is created locally.
+    let mut db = match (&config.database, uses_db) {
+        (DatabaseUrl::Postgres(_), true) => Some(open_db(config, false).await?),
+        _ => None,
+    };
+    let mut sessions: Option<Sessions> = match (&config.session, uses_sessions) {
+        (SessionUrl::Redis(url), true) => Some(
+            turtlemen_session::open(&StoreOptions::Redis {
+                url: url.expose().to_string(),
+                prefix: internals.session_prefix.clone(),
+            })
+            .await?,
+        ),
+        _ => None,
+    };
+
+    // 2. The listener.
+    let listener =
+        if matches!(role, Role::Worker { .. }) {
+            None
+        } else {
+            Some(TcpListener::bind(config.listen).await.with_context(|| {
+                format!("cannot listen on {} (choose another address with --listen)", config.listen)
+            })?)
+        };
+
+    // 3. Local state.
+    crate::data_dir::prepare(&config.data_dir)?;
+    let _keys = crate::data_dir::keys(config)?;
+    if uses_db && db.is_none() {
+        db = Some(open_db(config, true).await?);
+    }
+    if uses_sessions && sessions.is_none() {
+        let path = config.data_dir.join("sessions.db");
+        sessions = Some(turtlemen_session::open(&StoreOptions::Embedded { path }).await?);
+    }
+    if let Some(db) = &db {
+        migrate_or_check(db, role == Role::All).await?;
+    }
+
+    // 4. Routes.
+    let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
+    let api = |db: &Db| turtlemen_api::router(turtlemen_api::ApiState { db: db.clone() });
+    let routes = match (role, &db) {
+        (Role::All, Some(db)) => turtlemen_gateway::route_table(turtlemen_auth::router(), api(db)),
+        (Role::Api, Some(db)) => api(db),
+        (Role::Auth, _) => Router::new().nest("/auth", turtlemen_auth::router()),
+        _ => Router::new(),
+    };
+    let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);
+    let worker = match (role, &db) {
+        (Role::All, Some(db)) => Some((db.clone(), 1)),
+        (Role::Worker { concurrency }, Some(db)) => Some((db.clone(), concurrency)),
+        _ => None,
+    };
+    Ok(Server { listener, router, limits: config.http, db, worker })
+}
+
+impl Server {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` resolves, then drains and closes everything.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let worker = self.worker.map(|(db, n)| tokio::spawn(turtlemen_worker::run(db, n, stopped())));
+        match self.listener {
+            Some(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(listen.address = %addr, "listening");
+                }
+                turtlemen_http::server::serve(listener, self.router, self.limits, shutdown).await;
+            }
+            None => shutdown.await,
+        }
+        let _ = stop_tx.send(true);
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+}

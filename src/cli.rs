@@ -1,0 +1,200 @@
+//! The command line: `turtlemen serve | gateway | auth | api | worker | migrate | config | admin`.
+//!
+//! Every configuration key is a global flag with a `TURTLEMEN_*` twin, so every subcommand
+//! (`admin` included) honours the same settings. Errors end the process with one line on
+//! stderr that names the problem and the fix, and a non-zero exit code.
+
+use crate::app::{self, Internals, Role};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use turtlemen_config::{Config, Settings};
+use turtlemen_domain::Role as UserRole;
+
+/// Turtlemen: a self-hosted video-sharing platform.
+#[derive(Debug, Parser)]
+#[command(name = "turtlemen", version, about, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; environment variables and flags override it.
+    #[arg(long, env = "TURTLEMEN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every role in one process (SQLite, embedded sessions and local disk by default).
+    Serve,
+    /// Run the gateway alone.
+    Gateway,
+    /// Run the auth service alone.
+    Auth,
+    /// Run the API server alone.
+    Api,
+    /// Run a media worker alone.
+    Worker {
+        /// Jobs run at once.
+        #[arg(long, env = "TURTLEMEN_WORKER_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted).
+    Config,
+    /// Administration tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a local account.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Shown name; the username when omitted.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (the only way: never from a flag).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::*;
+            if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see `turtlemen --help`)");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(cli.config.as_deref(), cli.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(config.log_format, &config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, skipping a cause whose text its parent already shows.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out.replace('\n', " ")
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let role = match command {
+        Command::Serve => Role::All,
+        Command::Gateway => Role::Gateway,
+        Command::Auth => Role::Auth,
+        Command::Api => Role::Api,
+        Command::Worker { concurrency } => Role::Worker { concurrency: usize::from(concurrency) },
+        Command::Config => {
+            print!("{}", config.to_redacted_toml());
+            return Ok(());
+        }
+        Command::Migrate => return migrate(&config).await,
+        Command::Admin(admin) => return run_admin(admin, &config).await,
+    };
+    let started = std::time::Instant::now();
+    let server = app::prepare(role, &config, &Internals::default()).await?;
+    tracing::info!(role = ?role, startup_ms = started.elapsed().as_millis() as u64, public_url = %config.public_url, "ready");
+    server.run(turtlemen_http::server::shutdown_signal()).await;
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    if matches!(config.database, turtlemen_config::DatabaseUrl::Sqlite(_)) {
+        crate::data_dir::prepare(&config.data_dir)?;
+    }
+    let db = app::open_db(config, true).await?;
+    db.migrate().await?;
+    db.close().await;
+    println!("database schema is up to date");
+    Ok(())
+}
+
+async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateUser { username, email, display_name, admin, password_stdin } => {
+            if !password_stdin {
+                bail!("pass the password on standard input with --password-stdin");
+            }
+            let mut input = String::new();
+            std::io::stdin()
+                .take(64 * 1024)
+                .read_to_string(&mut input)
+                .context("cannot read the password from standard input")?;
+            let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
+            let db = match &config.database {
+                turtlemen_config::DatabaseUrl::Sqlite(_) => {
+                    crate::data_dir::prepare(&config.data_dir)?;
+                    let db = app::open_db(config, true).await?;
+                    db.migrate().await?;
+                    db
+                }
+                turtlemen_config::DatabaseUrl::Postgres(_) => {
+                    let db = app::open_db(config, false).await?;
+                    db.ensure_migrated().await?;
+                    db
+                }
+            };
+            let form = turtlemen_auth::accounts::AccountForm {
+                username: &username,
+                email: &email,
+                display_name: display_name.as_deref(),
+                password,
+                role: if admin { UserRole::Admin } else { UserRole::User },
+            };
+            let created = turtlemen_auth::accounts::create(&db, form).await;
+            db.close().await;
+            let user = created?;
+            println!("created {} {} ({})", user.role.as_str(), user.username, user.id);
+            Ok(())
+        }
+    }
+}

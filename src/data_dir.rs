@@ -1,0 +1,98 @@
+//! The data folder (`./turtlemen-data` by default) and the secrets kept in it.
+//!
+//! Secrets not given in the configuration are generated on first start into `secrets/`
+//! (folder 0700, files 0600), written to a temporary file and renamed so a crash never leaves a
+//! half-written key. Their contents are never logged.
+
+use anyhow::{Context, bail};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use turtlemen_config::Config;
+
+/// Secrets every role may need.
+pub struct Keys {
+    /// Key material for signing and encrypting cookies (64 bytes, or the configured secret).
+    pub cookie: Vec<u8>,
+    /// The token-signing key, PKCS#8 (ES256).
+    pub signing_pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys([redacted])")
+    }
+}
+
+/// Creates the data folder if needed and proves it writable. Fails with a one-line message that
+/// names the folder and the fix.
+pub fn prepare(dir: &Path) -> anyhow::Result<()> {
+    let fix = "choose another with --data-dir, or fix its permissions";
+    fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {} ({fix})", dir.display()))?;
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    fs::write(&probe, b"").with_context(|| format!("data dir {} is not writable ({fix})", dir.display()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Loads the configured secrets, or those generated earlier, or generates them now.
+pub fn keys(config: &Config) -> anyhow::Result<Keys> {
+    let secrets = config.data_dir.join("secrets");
+    let cookie = match &config.cookie_secret {
+        Some(s) => s.expose().as_bytes().to_vec(),
+        None => load_or_create(&secrets.join("cookie.key"), || {
+            let mut key = vec![0u8; 64];
+            SystemRandom::new().fill(&mut key).map_err(|_| anyhow::anyhow!("the system random source failed"))?;
+            Ok(key)
+        })?,
+    };
+    let signing_pkcs8 = match &config.signing_key_file {
+        Some(path) => fs::read(path).with_context(|| format!("cannot read signing_key_file {}", path.display()))?,
+        None => load_or_create(&secrets.join("signing-es256.p8"), || {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| anyhow::anyhow!("cannot generate a signing key"))?;
+            Ok(doc.as_ref().to_vec())
+        })?,
+    };
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &signing_pkcs8, &SystemRandom::new()).map_err(|_| {
+        anyhow::anyhow!(
+            "the signing key is not a PKCS#8 P-256 private key; replace it or remove it to generate a new one"
+        )
+    })?;
+    Ok(Keys { cookie, signing_pkcs8 })
+}
+
+fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+    if path.exists() {
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "secret file was readable by others; restricting it to 0600");
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        }
+        let bytes = fs::read(path).with_context(|| format!("cannot read secret {}", path.display()))?;
+        if bytes.is_empty() {
+            bail!("secret file {} is empty; remove it to generate a new one", path.display());
+        }
+        return Ok(bytes);
+    }
+    let dir = path.parent().context("secret path has no folder")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    let bytes = make()?;
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    tracing::info!(file = %path.display(), "generated a new secret");
+    Ok(bytes)
+}
