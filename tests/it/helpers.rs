@@ -1,0 +1,228 @@
+//! The test harness: [`TestApp`] starts the real app the way `turtlemen serve` does, on a free
+//! port, with its own data dir and database, and gives typed helpers to talk to it.
+
+use reqwest::StatusCode;
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use turtlemen::app::{self, Internals, Role};
+use turtlemen_config::{Config, Settings};
+
+/// Which stores a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// SQLite and the embedded session store (the default deployment).
+    Embedded,
+    /// PostgreSQL and Redis (the scaled-out deployment).
+    External,
+}
+
+/// The PostgreSQL and Redis URLs for external-stack tests, or `None` to skip them. When
+/// `TURTLEMEN_TEST_REQUIRE_EXTERNAL=1` (set by the test script and CI), missing URLs fail the
+/// test instead, so CI can never pass by skipping.
+pub fn external_urls() -> Option<(String, String)> {
+    let pg = std::env::var("TURTLEMEN_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty());
+    let redis = std::env::var("TURTLEMEN_TEST_REDIS_URL").ok().filter(|s| !s.is_empty());
+    match (pg, redis) {
+        (Some(pg), Some(redis)) => Some((pg, redis)),
+        _ => {
+            assert!(
+                std::env::var("TURTLEMEN_TEST_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+                "TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL must be set"
+            );
+            eprintln!(
+                "skipped: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL to run on PostgreSQL + Redis"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL schema, dropped when this value is dropped.
+pub struct PgSchema {
+    pub base_url: String,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub async fn create(base_url: &str) -> PgSchema {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn =
+            <sqlx::PgConnection as sqlx::Connection>::connect(base_url).await.expect("connect to test PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        PgSchema { base_url: base_url.to_string(), name }
+    }
+
+    /// The URL of the test database, working inside this schema.
+    pub fn url(&self) -> String {
+        let sep = if self.base_url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options[search_path]={}", self.base_url, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let url = self.base_url.clone();
+        let name = self.name.clone();
+        // Drop is synchronous: clean up on a thread with its own small runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for a fresh instance on `stack`, with its own data dir; `None` when the external
+/// stack is not configured.
+pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir, Option<PgSchema>)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings {
+        data_dir: Some(dir.path().join("data")),
+        listen: Some("127.0.0.1:0".into()),
+        log_level: Some("warn".into()),
+        ..Settings::default()
+    };
+    let mut schema = None;
+    if stack == Stack::External {
+        let (pg, redis) = external_urls()?;
+        let s = PgSchema::create(&pg).await;
+        settings.database_url = Some(s.url());
+        settings.session_url = Some(redis);
+        schema = Some(s);
+    }
+    Some((settings, dir, schema))
+}
+
+/// A running instance of the whole program.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+    _schema: Option<PgSchema>,
+}
+
+impl TestApp {
+    /// Starts every role in one process on `stack`; `None` if that stack is not configured.
+    pub async fn spawn(stack: Stack) -> Option<TestApp> {
+        let (settings, dir, schema) = fresh_settings(stack).await?;
+        Some(Self::spawn_with(settings, dir, schema).await)
+    }
+
+    pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
+        let config = Config::resolve(settings).expect("valid test config");
+        let internals = Internals { session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()) };
+        let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
+        let addr = server.local_addr().expect("bound");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { addr, client, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// GET as a browser would ask for a page.
+    pub async fn get_page(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, res.json().await.expect("JSON body"))
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Declares one async test body and runs it on both stacks: `name::embedded` (SQLite +
+/// embedded sessions) and `name::external` (PostgreSQL + Redis).
+#[macro_export]
+macro_rules! on_both_stacks {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body($app: $crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Stack::Embedded).await.expect("embedded stack");
+                body(app).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn external() {
+                if let Some(app) = $crate::helpers::TestApp::spawn($crate::helpers::Stack::External).await {
+                    body(app).await
+                }
+            }
+        }
+    )*};
+}
+
+/// Runs the built `turtlemen` binary with `args`, `stdin`, extra environment and a clean
+/// `TURTLEMEN_*` environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turtlemen"));
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TURTLEMEN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TURTLEMEN_LOG_LEVEL", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run turtlemen");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("turtlemen finishes");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real program, started in-process on port 0 against a fresh SQLite
+//! database and embedded session store, and — when `TURTLEMEN_TEST_POSTGRES_URL` and
+//! `TURTLEMEN_TEST_REDIS_URL` are set — again against a fresh PostgreSQL schema and Redis.
+//! Command-line behaviour is tested by running the built binary.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod helpers;
+
+mod cli;
+mod database;
+mod http;
+mod sessions;
+mod users;
