@@ -9,7 +9,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use turtlemen_config::Config;
 
@@ -31,7 +31,12 @@ impl std::fmt::Debug for Keys {
 /// names the folder and the fix.
 pub fn prepare(dir: &Path) -> anyhow::Result<()> {
     let fix = "choose another with --data-dir, or fix its permissions";
-    fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {} ({fix})", dir.display()))?;
+    // New folders are private to the account running Turtlemen: they hold password hashes.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {} ({fix})", dir.display()))?;
     let probe = dir.join(format!(".write-test-{}", std::process::id()));
     fs::write(&probe, b"").with_context(|| format!("data dir {} is not writable ({fix})", dir.display()))?;
     let _ = fs::remove_file(&probe);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust unit and integration tests on SQLite + the embedded session store
+# and again on PostgreSQL + Redis, then the browser tests in Debian's headless chromium.
+#
+# PostgreSQL and Redis come from TURTLEMEN_TEST_POSTGRES_URL / TURTLEMEN_TEST_REDIS_URL, or
+# default to the servers on loopback (started if they are down). External-stack tests are
+# required here: a missing server fails the run instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+if [ -z "${TURTLEMEN_TEST_POSTGRES_URL:-}" ] || [ -z "${TURTLEMEN_TEST_REDIS_URL:-}" ]; then
+  bash scripts/services.sh
+fi
+export TURTLEMEN_TEST_POSTGRES_URL="${TURTLEMEN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export TURTLEMEN_TEST_REDIS_URL="${TURTLEMEN_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
+
+echo "== Rust tests (SQLite + embedded sessions, PostgreSQL + Redis)"
+cargo test --workspace --locked
+
+echo "== browser tests (headless chromium)"
+cargo build --locked --bin turtlemen
+TURTLEMEN_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/turtlemen" \
+  npm test --prefix web
