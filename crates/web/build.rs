@@ -39,6 +39,7 @@ const HASH_LEN: usize = 10;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let web = manifest_dir.join("../../web");
+    let web = web.canonicalize().unwrap_or(web);
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
 
     let mut table =
@@ -53,7 +54,6 @@ fn main() {
             }
             Err(e) => fail(&format!("cannot read front-end asset web/{}: {e}", input.source)),
         };
-        let path = path.canonicalize().unwrap_or(path);
         let hash = short_hash(&bytes);
         let file = hashed_name(input.logical, &hash);
         // Writing to a String cannot fail.

@@ -2,6 +2,7 @@
 // Today: a thumbnail that fails to load is replaced by the same placeholder as a missing one.
 (() => {
   'use strict';
+  // `html.js` lets the stylesheet style what only exists with the script.
   document.documentElement.classList.add('js');
 
   const placeholder = (img) => {

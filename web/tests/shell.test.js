@@ -87,18 +87,37 @@ describe('web shell', { timeout: 120_000 }, () => {
     }
   });
 
-  test('the skip link moves keyboard focus to the main content', async () => {
-    const { context, page, record } = await open('/');
+  for (const javaScriptEnabled of [true, false]) {
+    test(`the skip link moves keyboard focus to the main content (JavaScript ${javaScriptEnabled ? 'on' : 'off'})`, async () => {
+      const { context, page, record } = await open('/', { javaScriptEnabled });
+      try {
+        await page.keyboard.press('Tab');
+        const focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
+        assert.equal(focused, 'Skip to content');
+        assert.ok(
+          await page.locator('.skip-link').evaluate((el) => el.getBoundingClientRect().top >= 0),
+          'the focused skip link is on screen',
+        );
+        await page.keyboard.press('Enter');
+        await page.waitForFunction(() => document.activeElement?.id === 'main');
+        assert.deepEqual(record.errors, []);
+      } finally {
+        await context.close();
+      }
+    });
+  }
+
+  test('the home page works without JavaScript', async () => {
+    const { context, page, record } = await open('/', { javaScriptEnabled: false });
     try {
-      await page.keyboard.press('Tab');
-      const focused = await page.evaluate(() => document.activeElement?.textContent?.trim());
-      assert.equal(focused, 'Skip to content');
-      assert.ok(
-        await page.locator('.skip-link').evaluate((el) => el.getBoundingClientRect().top >= 0),
-        'the focused skip link is on screen',
-      );
-      await page.keyboard.press('Enter');
-      await page.waitForFunction(() => document.activeElement?.id === 'main');
+      assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').count(), 4);
+      for (const heading of ['Recent', 'Trending']) {
+        assert.ok(await page.getByRole('heading', { name: heading, level: 2 }).isVisible(), heading);
+      }
+      assert.ok(await page.getByRole('link', { name: 'Upload a video' }).first().isVisible());
+      assert.equal(await page.evaluate(() => document.documentElement.classList.contains('js')), false);
+      assert.equal(await page.locator('.skip-link').evaluate((el) => getComputedStyle(el).position), 'absolute');
+      await settled(record);
       assert.deepEqual(record.errors, []);
     } finally {
       await context.close();
