@@ -5,11 +5,14 @@
 //! them the same way.
 
 /// One video as a card in a list: thumbnail, duration, title, channel and view count.
+///
+/// Text is escaped when rendered, but escaping does not make a URL safe: the three URL fields
+/// are same-origin paths the handler builds from ids, never text a user typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoCard {
     /// The video's title, as its creator wrote it (escaped when rendered).
     pub title: String,
-    /// Where the video is watched, e.g. `/watch/…`.
+    /// Where the video is watched, e.g. `/watch/…` (a same-origin path).
     pub watch_url: String,
     /// The thumbnail's URL; `None` while none has been made yet (a placeholder is shown).
     pub thumbnail_url: Option<String>,
@@ -17,7 +20,7 @@ pub struct VideoCard {
     pub duration_secs: Option<u32>,
     /// The channel's display name.
     pub channel_name: String,
-    /// The channel's page.
+    /// The channel's page (a same-origin path).
     pub channel_url: String,
     /// How many times the video was watched.
     pub views: u64,
