@@ -26,5 +26,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn home() -> Html<String> {
-    Html(turtlemen_web::home_page())
+    // No videos exist yet: both lists stay empty until uploads arrive.
+    let view = turtlemen_web::HomeView { recent: Vec::new(), trending: Vec::new() };
+    Html(turtlemen_web::home_page(&view))
 }

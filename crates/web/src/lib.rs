@@ -1,22 +1,19 @@
-//! Server-rendered pages and static assets, compiled into the binary.
+//! The web shell: server-rendered pages and the static assets they use, compiled into the
+//! binary.
 //!
-//! Placeholder: the real templates land with the web shell.
+//! - [`home_page`] and [`error_page`] render full HTML pages from plain view models
+//!   ([`HomeView`], [`VideoCard`]);
+//! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
+//!   an asset's current URL.
+//!
+//! This crate owns no business logic and reads nothing from the database: handlers elsewhere
+//! build the view models. It never fetches anything from a third-party host, and its pages
+//! work without JavaScript.
 
-use axum::Router;
-use axum::http::StatusCode;
-use turtlemen_http::error::ErrorBody;
+mod assets;
+mod pages;
+mod views;
 
-/// Routes serving the hashed static assets.
-pub fn static_routes() -> Router {
-    Router::new()
-}
-
-/// A full HTML error page.
-pub fn error_page(status: StatusCode, body: &ErrorBody) -> String {
-    turtlemen_http::layers::plain_error_page(status, body)
-}
-
-/// The home page.
-pub fn home_page() -> String {
-    "<!doctype html><title>Turtlemen</title><h1>Turtlemen</h1>".into()
-}
+pub use assets::{asset_url, static_routes};
+pub use pages::{error_page, home_page};
+pub use views::{HomeView, VideoCard};

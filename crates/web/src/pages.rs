@@ -1,0 +1,159 @@
+//! The pages: askama templates (under `templates/`, compiled into the binary) and the
+//! functions that render them.
+//!
+//! Every page extends `base.html`, which holds the landmarks (skip link, header with the main
+//! navigation, `main#main`, footer) and links the hashed stylesheet and script. Askama escapes
+//! every value as HTML; nothing here marks text as safe. Rendering never panics: a failure is
+//! logged and a minimal page is returned instead.
+
+use crate::assets::asset_url;
+use crate::views::{HomeView, VideoCard};
+use askama::Template;
+use axum::http::StatusCode;
+use turtlemen_http::error::ErrorBody;
+
+/// What the layout needs on every page.
+struct Shell {
+    css_url: &'static str,
+    js_url: &'static str,
+    icon_url: &'static str,
+    /// The path of the navigation entry to mark as the current page, if any.
+    current: &'static str,
+}
+
+impl Shell {
+    fn new(current: &'static str) -> Self {
+        // `build.rs` always puts these three in the table (a unit test pins it), so the empty
+        // fallbacks are never used.
+        Self {
+            css_url: asset_url("app.css").unwrap_or_default(),
+            js_url: asset_url("app.js").unwrap_or_default(),
+            icon_url: asset_url("favicon.svg").unwrap_or_default(),
+            current,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    shell: Shell,
+    recent: &'a [VideoCard],
+    trending: &'a [VideoCard],
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    shell: Shell,
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// The home page: recent and trending videos.
+pub fn home_page(view: &HomeView) -> String {
+    let page = HomePage { shell: Shell::new("/"), recent: &view.recent, trending: &view.trending };
+    render(&page, "home", || {
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
+         <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
+            .into()
+    })
+}
+
+/// A full HTML error page: the status, the message and a way home.
+pub fn error_page(status: StatusCode, body: &ErrorBody) -> String {
+    let page = ErrorPage {
+        shell: Shell::new(""),
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("Error"),
+        message: &body.message,
+    };
+    render(&page, "error", || turtlemen_http::layers::plain_error_page(status, body))
+}
+
+/// Renders a page, or logs why not and returns `fallback()`.
+fn render(page: &impl Template, name: &'static str, fallback: impl FnOnce() -> String) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(page.template = name, error = %e, "cannot render page");
+        fallback()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn card(title: &str) -> VideoCard {
+        VideoCard {
+            title: title.into(),
+            watch_url: "/watch/abc".into(),
+            thumbnail_url: Some("/media/abc/thumb.jpg".into()),
+            duration_secs: Some(245),
+            channel_name: "Turtle & Co".into(),
+            channel_url: "/c/turtle".into(),
+            views: 1234,
+        }
+    }
+
+    #[test]
+    fn the_error_page_escapes_the_message() {
+        let body = ErrorBody {
+            error: Cow::Borrowed("not_found"),
+            message: Cow::Borrowed("<script>alert(1)</script> & \"quotes\""),
+        };
+        let html = error_page(StatusCode::NOT_FOUND, &body);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("404"));
+        assert!(html.contains("Not Found"));
+        assert!(html.contains("href=\"/\""), "a link home");
+        assert!(html.contains("<main id=\"main\""));
+    }
+
+    #[test]
+    fn the_home_page_renders_cards() {
+        let view = HomeView { recent: vec![card("First <b>video</b>"), card("Second")], trending: vec![card("Hot")] };
+        let html = home_page(&view);
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains("<html lang=\"en\">"));
+        assert_eq!(html.matches("class=\"card\"").count(), 3, "{html}");
+        assert!(!html.contains("<b>video</b>"), "titles are escaped");
+        assert!(html.contains("href=\"/watch/abc\""));
+        assert!(html.contains("src=\"/media/abc/thumb.jpg\""));
+        assert!(html.contains("width=\"320\" height=\"180\""));
+        assert!(html.contains("datetime=\"PT0H4M5S\">4:05</time>"), "{html}");
+        assert!(html.contains("href=\"/c/turtle\""));
+        assert!(html.contains("Turtle &#38;") || html.contains("Turtle &amp;"), "{html}");
+        assert!(html.contains("1,234 views"));
+        assert!(!html.contains("class=\"empty\""), "no empty state when there are videos");
+        for url in [asset_url("app.css"), asset_url("app.js")] {
+            assert!(html.contains(url.expect("in the table")), "the layout links the hashed assets");
+        }
+        assert!(!html.contains("hls."), "the player is not loaded on the home page");
+        assert!(!html.contains("tus."), "the uploader is not loaded on the home page");
+    }
+
+    #[test]
+    fn the_home_page_has_an_empty_state() {
+        let html = home_page(&HomeView::default());
+        assert_eq!(html.matches("class=\"empty\"").count(), 2, "{html}");
+        assert!(!html.contains("class=\"card\""));
+        assert!(html.contains("<h2 id=\"recent-heading\">Recent</h2>"));
+        assert!(html.contains("<h2 id=\"trending-heading\">Trending</h2>"));
+    }
+
+    #[test]
+    fn a_card_without_thumbnail_or_duration_still_renders() {
+        let mut c = card("Live");
+        c.thumbnail_url = None;
+        c.duration_secs = None;
+        let html = home_page(&HomeView { recent: vec![c], trending: vec![] });
+        assert!(html.contains("class=\"thumb-placeholder\""));
+        assert!(!html.contains("<time"));
+    }
+}

@@ -1,0 +1,53 @@
+// Test support: launches Debian's Chromium through playwright-core, with nothing of its own
+// reaching the network (no updates, sync or background requests).
+
+import { chromium } from 'playwright-core';
+import { until } from './wait.js';
+
+export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * Records what a page does: console errors, uncaught exceptions, every request, and the bytes
+ * transferred (headers and bodies) once each request has finished.
+ */
+export function watchPage(page) {
+  const record = { errors: [], requests: [], sizes: [], settled: 0 };
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') record.errors.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => record.errors.push(`exception: ${err.message}`));
+  page.on('request', (req) => {
+    record.requests.push(req.url());
+  });
+  page.on('requestfinished', (req) => {
+    record.settled += 1;
+    record.sizes.push(req.sizes().then((s) => ({ url: req.url(), bytes: s.responseHeadersSize + s.responseBodySize })));
+  });
+  page.on('requestfailed', (req) => {
+    record.settled += 1;
+    record.errors.push(`request failed: ${req.url()} ${req.failure()?.errorText}`);
+  });
+  return record;
+}
+
+/** Waits until every request the page started has finished or failed; resolves with the sizes. */
+export async function settled(record) {
+  await until(() => record.settled === record.requests.length, { what: 'the page\'s requests to finish' });
+  return Promise.all(record.sizes);
+}

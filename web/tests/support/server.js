@@ -1,0 +1,115 @@
+// Test support: starts a real `turtlemen serve` for browser tests and stops it cleanly.
+//
+// Each server gets a free port and a fresh temporary data directory, is ready once `/healthz`
+// answers, and must exit with code 0 on SIGTERM. Nothing here sleeps to synchronise: it polls
+// for a condition until a deadline.
+
+import { spawn } from 'node:child_process';
+import { access, constants, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { until } from './wait.js';
+
+const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The `turtlemen` binary: `$TURTLEMEN_BIN`, else `../target/debug/turtlemen` from `web/`. */
+export function turtlemenBin() {
+  const fromEnv = process.env.TURTLEMEN_BIN;
+  return fromEnv ? path.resolve(fromEnv) : path.resolve(WEB_DIR, '..', 'target', 'debug', 'turtlemen');
+}
+
+/** A TCP port that was free a moment ago: the OS picks one for a listener on port 0. */
+export async function freePort() {
+  const probe = net.createServer();
+  await new Promise((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/**
+ * Starts `turtlemen serve` and resolves once it is healthy.
+ * @returns {Promise<{url: string, logs: () => string, stop: () => Promise<number|null>}>}
+ */
+export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
+  const bin = turtlemenBin();
+  try {
+    await access(bin, constants.X_OK);
+  } catch {
+    throw new Error(`no turtlemen binary at ${bin}: run \`cargo build\` first or set TURTLEMEN_BIN`);
+  }
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'turtlemen-web-test-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+
+  // The server reads only what the test gives it: no TURTLEMEN_* setting leaks in from the shell.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TURTLEMEN_')));
+  env.NO_COLOR = '1';
+  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+    cwd: dataDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  let output = '';
+  const keep = (chunk) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+
+  let exit = null;
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+  });
+
+  try {
+    await until(
+      async () => {
+        if (exit) throw new Error(`turtlemen exited early (${JSON.stringify(exit)}):\n${output}`);
+        try {
+          const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+          return res.ok;
+        } catch {
+          return false;
+        }
+      },
+      { deadlineMs: readyDeadlineMs, what: `${url}/healthz` },
+    );
+  } catch (e) {
+    child.kill('SIGKILL');
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+    throw e;
+  }
+
+  return {
+    url,
+    logs: () => output,
+    /** Sends SIGTERM and resolves with the exit code (SIGKILL and throws if it hangs). */
+    async stop({ deadlineMs = 15_000 } = {}) {
+      if (!exit) child.kill('SIGTERM');
+      const cancel = new AbortController();
+      const timer = delay(deadlineMs, 'timeout', { signal: cancel.signal }).catch(() => 'cancelled');
+      const result = await Promise.race([exited, timer]);
+      cancel.abort();
+      if (result === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`turtlemen did not stop within ${deadlineMs} ms of SIGTERM:\n${output}`);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+      return result.code;
+    },
+  };
+}
