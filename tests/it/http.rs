@@ -44,6 +44,8 @@ on_both_stacks! {
         let res = app.get_page("/").await;
         assert_eq!(res.status(), 200);
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff");
         assert!(res.text().await.unwrap().contains("Turtlemen"));
     }
 
