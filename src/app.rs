@@ -12,6 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use turtlemen_auth::AuthInner;
 use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
 use turtlemen_db::{Db, DbOptions};
 use turtlemen_http::health::{self, Readiness};
@@ -82,7 +83,7 @@ async fn migrate_or_check(db: &Db, may_migrate: bool) -> anyhow::Result<()> {
 /// Prepares `role` for serving, in the order that leaves nothing half-created on failure.
 pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyhow::Result<Server> {
     let uses_db = role != Role::Gateway;
-    let uses_sessions = matches!(role, Role::All | Role::Gateway);
+    let uses_sessions = matches!(role, Role::All | Role::Gateway | Role::Auth);
 
     // 1. External services: reached before anything is created locally.
     let mut db = match (&config.database, uses_db) {
@@ -112,7 +113,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
 
     // 3. Local state.
     crate::data_dir::prepare(&config.data_dir)?;
-    let _keys = crate::data_dir::keys(config)?;
+    let keys = crate::data_dir::keys(config)?;
     if uses_db && db.is_none() {
         db = Some(open_db(config, true).await?);
     }
@@ -127,10 +128,18 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     // 4. Routes.
     let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
     let api = |db: &Db| turtlemen_api::router(turtlemen_api::ApiState { db: db.clone() });
-    let routes = match (role, &db) {
-        (Role::All, Some(db)) => turtlemen_gateway::route_table(turtlemen_auth::router(), api(db)),
-        (Role::Api, Some(db)) => api(db),
-        (Role::Auth, _) => Router::new().nest("/auth", turtlemen_auth::router()),
+    let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
+        let state = AuthInner::new(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
+            .map_err(anyhow::Error::msg)?;
+        Ok(turtlemen_auth::router(state))
+    };
+    let routes = match (role, &db, &sessions) {
+        (Role::All, Some(db), Some(store)) => {
+            turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
+            turtlemen_gateway::route_table(auth(db, store)?, api(db))
+        }
+        (Role::Api, Some(db), _) => api(db),
+        (Role::Auth, Some(db), Some(store)) => Router::new().nest("/auth", auth(db, store)?),
         _ => Router::new(),
     };
     let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);

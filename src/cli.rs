@@ -69,6 +69,26 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Register an OAuth/OpenID Connect client; prints the secret of a confidential client.
+    CreateClient {
+        #[arg(long)]
+        client_id: String,
+        /// Where the client may receive codes (exact match); repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where the client may send users after signing out; repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Shown on the consent page; the client id when omitted.
+        #[arg(long)]
+        name: Option<String>,
+        /// A public client (single-page or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// A first-party client of this instance: no consent page.
+        #[arg(long)]
+        first_party: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -158,8 +178,50 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the database for an admin command: migrated on SQLite, checked on PostgreSQL.
+async fn admin_db(config: &Config) -> anyhow::Result<turtlemen_db::Db> {
+    Ok(match &config.database {
+        turtlemen_config::DatabaseUrl::Sqlite(_) => {
+            crate::data_dir::prepare(&config.data_dir)?;
+            let db = app::open_db(config, true).await?;
+            db.migrate().await?;
+            db
+        }
+        turtlemen_config::DatabaseUrl::Postgres(_) => {
+            let db = app::open_db(config, false).await?;
+            db.ensure_migrated().await?;
+            db
+        }
+    })
+}
+
 async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
     match command {
+        AdminCommand::CreateClient {
+            client_id,
+            redirect_uris,
+            post_logout_redirect_uris,
+            name,
+            public,
+            first_party,
+        } => {
+            let db = admin_db(config).await?;
+            let new = turtlemen_auth::clients::NewClient {
+                client_id: client_id.clone(),
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                first_party,
+            };
+            let created = turtlemen_auth::clients::create(&db, new).await;
+            db.close().await;
+            match created? {
+                Some(secret) => println!("created confidential client {client_id}\nclient_secret: {secret}"),
+                None => println!("created public client {client_id} (PKCE required)"),
+            }
+            Ok(())
+        }
         AdminCommand::CreateUser { username, email, display_name, admin, password_stdin } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
@@ -170,19 +232,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 .read_to_string(&mut input)
                 .context("cannot read the password from standard input")?;
             let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
-            let db = match &config.database {
-                turtlemen_config::DatabaseUrl::Sqlite(_) => {
-                    crate::data_dir::prepare(&config.data_dir)?;
-                    let db = app::open_db(config, true).await?;
-                    db.migrate().await?;
-                    db
-                }
-                turtlemen_config::DatabaseUrl::Postgres(_) => {
-                    let db = app::open_db(config, false).await?;
-                    db.ensure_migrated().await?;
-                    db
-                }
-            };
+            let db = admin_db(config).await?;
             let form = turtlemen_auth::accounts::AccountForm {
                 username: &username,
                 email: &email,

@@ -35,6 +35,13 @@ async fn contract(store: Sessions) {
     assert!(store.set_if_absent("short", b"again", long).await.unwrap());
     assert_eq!(store.get("touched").await.unwrap().as_deref(), Some(&b"y"[..]), "touch extended it");
 
+    // take: exactly one of two concurrent callers gets the value, then it is gone.
+    store.set("code", b"c", long).await.unwrap();
+    let (a, b) = tokio::join!(store.take("code"), store.take("code"));
+    let winners = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+    assert_eq!(winners, 1);
+    assert_eq!(store.take("code").await.unwrap(), None);
+
     // Binary values survive unchanged.
     let bytes: Vec<u8> = (0..=255).collect();
     store.set("bin", &bytes, long).await.unwrap();

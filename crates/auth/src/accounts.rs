@@ -43,7 +43,11 @@ pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError
     if display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
         return Err(AccountError::DisplayName);
     }
-    let password_hash = passwords::hash(form.password)?;
+    // Argon2id takes tens of milliseconds of CPU: off the async workers.
+    let password = form.password.to_owned();
+    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|_| AccountError::Password(PasswordError::TooLong))??;
     let new = NewUser { username, email, display_name, password_hash: Some(password_hash), role: form.role };
     users::create(db, &new).await.map_err(|e| match e {
         DbError::Conflict { constraint } if constraint.contains("username") => AccountError::UsernameTaken,

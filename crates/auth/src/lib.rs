@@ -1,15 +1,123 @@
-//! The auth service (the Keycloak role): accounts and, in time, the OpenID Connect provider,
-//! SSO sessions and brokering of external providers.
+//! The auth service (the Keycloak role): local accounts, the login session (SSO) and an
+//! OpenID Connect provider at `{public_url}/auth`.
 //!
-//! Today it owns account creation and password hashing; its HTTP routes (under `/auth`) arrive
-//! with the auth-service issue.
+//! - [`accounts`], [`passwords`]: creating accounts, Argon2id hashing, the password policy;
+//! - [`login`]: the sign-in and registration pages (CSRF-protected forms);
+//! - [`sso`]: the auth service's own session cookie;
+//! - [`oidc`]: discovery, JWKS, authorization (code + PKCE), token (code, refresh with
+//!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
+//! - [`account`]: the security page (sessions, recent events);
+//! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
+//! - [`tokens`]: signing and verifying ID and access tokens.
+//!
+//! Never: a redirect to a URI that is not registered for the client, a token or password in a
+//! log line, an answer that tells whether an account exists.
 
+pub mod account;
 pub mod accounts;
+pub mod clients;
+pub mod csrf;
+pub mod login;
+pub mod oidc;
 pub mod passwords;
+pub mod sso;
+pub mod tokens;
+pub mod util;
 
 use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use turtlemen_db::Db;
+use turtlemen_session::Sessions;
+use url::Url;
 
-/// The auth service's routes, mounted under `/auth` by the gateway.
-pub fn router() -> Router {
+/// Lifetimes and policies of the auth service.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_token_ttl: chrono::Duration,
+    pub id_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
+    pub code_ttl: std::time::Duration,
+    /// A login session ends after this long unused…
+    pub sso_idle: chrono::Duration,
+    /// …and after this long in any case.
+    pub sso_max: chrono::Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: chrono::Duration::minutes(5),
+            id_token_ttl: chrono::Duration::minutes(5),
+            refresh_token_ttl: chrono::Duration::days(30),
+            code_ttl: std::time::Duration::from_secs(60),
+            sso_idle: chrono::Duration::days(7),
+            sso_max: chrono::Duration::days(30),
+        }
+    }
+}
+
+/// Everything the auth service's handlers share.
+pub struct AuthInner {
+    pub db: Db,
+    /// Short-lived records: authorization codes.
+    pub store: Sessions,
+    pub signer: tokens::Signer,
+    /// `{public_url}/auth`, without a trailing slash.
+    pub issuer: String,
+    pub public_url: Url,
+    pub secure_cookies: bool,
+    pub csrf: csrf::Csrf,
+    pub settings: AuthSettings,
+    /// A valid Argon2id hash of nothing in particular, verified against when an account does
+    /// not exist so that a failed login takes as long either way.
+    pub dummy_hash: String,
+}
+
+/// A cheap handle to [`AuthInner`].
+pub type AuthState = Arc<AuthInner>;
+
+impl AuthInner {
+    /// Builds the state; `signing_key` is the PKCS#8 P-256 key, `cookie_key` the instance's
+    /// cookie secret.
+    pub fn new(
+        db: Db,
+        store: Sessions,
+        public_url: &Url,
+        signing_key: &[u8],
+        cookie_key: &[u8],
+    ) -> Result<AuthState, String> {
+        let issuer = format!("{}auth", public_url.as_str());
+        let secure = public_url.scheme() == "https";
+        Ok(Arc::new(Self {
+            db,
+            store,
+            signer: tokens::Signer::from_pkcs8(signing_key)?,
+            issuer,
+            public_url: public_url.clone(),
+            secure_cookies: secure,
+            csrf: csrf::Csrf::new(cookie_key, secure),
+            settings: AuthSettings::default(),
+            dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
+        }))
+    }
+}
+
+/// The auth service's routes, mounted under `/auth`.
+pub fn router(state: AuthState) -> Router {
     Router::new()
+        .route("/.well-known/openid-configuration", get(oidc::discovery::configuration))
+        .route("/jwks", get(oidc::discovery::jwks))
+        .route("/authorize", get(oidc::authorize::get_authorize))
+        .route("/consent", post(oidc::authorize::post_consent))
+        .route("/token", post(oidc::token::token))
+        .route("/userinfo", get(oidc::userinfo::userinfo).post(oidc::userinfo::userinfo))
+        .route("/revoke", post(oidc::token::revoke))
+        .route("/introspect", post(oidc::token::introspect))
+        .route("/logout", get(oidc::logout::get_logout).post(oidc::logout::post_logout))
+        .route("/login", get(login::get_login).post(login::post_login))
+        .route("/register", get(login::get_register).post(login::post_register))
+        .route("/account", get(account::get_account))
+        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .with_state(state)
 }

@@ -9,8 +9,13 @@
 //!
 //! Callers get domain types and [`DbError`]; nothing above this crate sees sqlx.
 
+pub mod audit;
+pub mod auth_sessions;
+pub mod clients;
+pub mod consents;
 mod error;
 mod pool;
+pub mod refresh_tokens;
 mod retry;
 pub mod users;
 

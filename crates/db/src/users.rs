@@ -92,6 +92,16 @@ pub async fn find_by_username(db: &Db, username: &Username) -> Result<Option<Use
     Ok(row.map(User::from))
 }
 
+pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, DbError> {
+    let row: Option<Row> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE email_key = $1")
+            .bind(email.key())
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(User::from))
+}
+
 pub async fn find_by_id(db: &Db, id: UserId) -> Result<Option<User>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
         sqlx::query_as(

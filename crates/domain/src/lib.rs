@@ -6,11 +6,13 @@
 
 mod email;
 mod ids;
+mod redirect;
 mod secret;
 mod username;
 
 pub use email::{Email, EmailError};
 pub use ids::UserId;
+pub use redirect::RedirectTarget;
 pub use secret::Secret;
 pub use username::{Username, UsernameError};
 

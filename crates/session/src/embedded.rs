@@ -125,6 +125,16 @@ impl SessionStore for EmbeddedStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        let row: Option<(Vec<u8>, i64)> =
+            sqlx::query_as("DELETE FROM sessions WHERE key = $1 RETURNING value, expires_at")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(row.filter(|(_, expires_at)| *expires_at > now_ms()).map(|(value, _)| value))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), SessionError> {
         sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(&self.pool).await.map_err(backend)?;
         Ok(())

@@ -35,6 +35,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, SessionError>;
     /// Moves the expiry of a live record to `ttl` from now; returns whether it existed.
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool, SessionError>;
+    /// Removes `key` and returns what it held, if live — atomically, so of two concurrent
+    /// callers exactly one gets the value (single-use codes rely on this).
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError>;
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<(), SessionError>;
     /// One round trip, for readiness checks.

@@ -74,6 +74,10 @@ impl SessionStore for RedisStore {
         self.conn.clone().pexpire(self.key(key), ms).await.map_err(backend)
     }
 
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
+        self.conn.clone().get_del(self.key(key)).await.map_err(backend)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), SessionError> {
         let _: i64 = self.conn.clone().del(self.key(key)).await.map_err(backend)?;
         Ok(())

@@ -11,6 +11,7 @@
 //! work without JavaScript.
 
 mod assets;
+pub mod auth_pages;
 mod pages;
 mod views;
 

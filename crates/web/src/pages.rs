@@ -13,16 +13,16 @@ use axum::http::StatusCode;
 use turtlemen_http::error::ErrorBody;
 
 /// What the layout needs on every page.
-struct Shell {
-    css_url: &'static str,
-    js_url: &'static str,
-    icon_url: &'static str,
+pub(crate) struct Shell {
+    pub(crate) css_url: &'static str,
+    pub(crate) js_url: &'static str,
+    pub(crate) icon_url: &'static str,
     /// The path of the navigation entry to mark as the current page, if any.
-    current: &'static str,
+    pub(crate) current: &'static str,
 }
 
 impl Shell {
-    fn new(current: &'static str) -> Self {
+    pub(crate) fn new(current: &'static str) -> Self {
         // `build.rs` always puts these three in the table (a unit test pins it), so the empty
         // fallbacks are never used.
         Self {
@@ -73,7 +73,7 @@ pub fn error_page(status: StatusCode, body: &ErrorBody) -> String {
 }
 
 /// Renders a page, or logs why not and returns `fallback()`.
-fn render(page: &impl Template, name: &'static str, fallback: impl FnOnce() -> String) -> String {
+pub(crate) fn render(page: &impl Template, name: &'static str, fallback: impl FnOnce() -> String) -> String {
     page.render().unwrap_or_else(|e| {
         tracing::error!(page.template = name, error = %e, "cannot render page");
         fallback()

@@ -1,0 +1,230 @@
+//! Sign-in and registration pages.
+//!
+//! A failed sign-in says only "Incorrect username or password." whether or not the account
+//! exists, and costs the same Argon2id verification either way. Every POST checks the CSRF
+//! token first. After success the visitor continues to `return_to`, a checked local path.
+
+use crate::accounts::{AccountError, AccountForm};
+use crate::util::Requester;
+use crate::{AuthState, passwords, sso};
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+use turtlemen_db::users::{self, User};
+use turtlemen_db::{DbError, audit};
+use turtlemen_domain::{Email, RedirectTarget, Role, Username};
+use turtlemen_http::ApiError;
+use turtlemen_web::auth_pages::{self, FieldErrors, LoginView, RegisterView};
+
+/// Where to go after signing in when nothing (or nothing acceptable) was asked for.
+const DEFAULT_TARGET: &str = "/auth/account";
+
+/// An HTML page with a status.
+pub(crate) fn page(status: StatusCode, html: String) -> Response {
+    (status, Html(html)).into_response()
+}
+
+/// A 303 to a checked local path (every post-login redirect goes through here).
+pub(crate) fn see_other(target: &RedirectTarget) -> Response {
+    Redirect::to(target.as_str()).into_response()
+}
+
+fn target(return_to: Option<&str>) -> RedirectTarget {
+    return_to
+        .and_then(RedirectTarget::parse_local)
+        .unwrap_or_else(|| RedirectTarget::parse_local(DEFAULT_TARGET).unwrap_or_else(RedirectTarget::home))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReturnTo {
+    return_to: Option<String>,
+    /// Show the form even to a signed-in visitor (the request asked for a fresh sign-in).
+    force: Option<String>,
+}
+
+pub async fn get_login(
+    State(state): State<AuthState>,
+    jar: CookieJar,
+    Query(q): Query<ReturnTo>,
+) -> Result<Response, ApiError> {
+    let target = target(q.return_to.as_deref());
+    if q.force.is_none() && sso::current(&state, &jar).await?.is_some() {
+        return Ok(see_other(&target));
+    }
+    let (jar, csrf) = state.csrf.token(jar);
+    let html =
+        auth_pages::login_page(&LoginView { csrf: &csrf, return_to: target.as_str(), username: "", error: None });
+    Ok((jar, page(StatusCode::OK, html)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    return_to: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The account a sign-in names, by username or email.
+async fn find_account(state: &AuthState, name: &str) -> Result<Option<User>, DbError> {
+    if let Ok(username) = Username::parse(name)
+        && let Some(user) = users::find_by_username(&state.db, &username).await?
+    {
+        return Ok(Some(user));
+    }
+    match Email::parse(name) {
+        Ok(email) => users::find_by_email(&state.db, &email).await,
+        Err(_) => Ok(None),
+    }
+}
+
+/// Verifies on the blocking pool: Argon2id takes tens of milliseconds of CPU.
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash)).await.unwrap_or(false)
+}
+
+pub async fn post_login(
+    State(state): State<AuthState>,
+    jar: CookieJar,
+    who: Requester,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ApiError> {
+    let target = target(form.return_to.as_deref());
+    let retry = |jar: CookieJar, status: StatusCode, message: &str, username: &str| {
+        let (jar, csrf) = state.csrf.token(jar);
+        let html = auth_pages::login_page(&LoginView {
+            csrf: &csrf,
+            return_to: target.as_str(),
+            username,
+            error: Some(message),
+        });
+        (jar, page(status, html)).into_response()
+    };
+    if !state.csrf.verify(&jar, &form.csrf) {
+        return Ok(retry(jar, StatusCode::FORBIDDEN, "Your form expired. Please sign in again.", ""));
+    }
+    let name = form.username.trim();
+    let shown_name: String = name.chars().take(254).collect();
+    let oversized = name.len() > 254 || form.password.len() > 1024;
+    let account = if oversized || name.is_empty() { None } else { find_account(&state, name).await? };
+    let stored = match &account {
+        Some(user) => users::password_hash(&state.db, user.id).await?,
+        None => None,
+    };
+    let matches = verify_password(form.password, stored.clone().unwrap_or_else(|| state.dummy_hash.clone())).await;
+    match account {
+        Some(user) if matches && stored.is_some() => {
+            let (jar, _) = sso::start(&state, jar, &user, &who).await?;
+            tracing::info!(user.id = %user.id, "signed in");
+            Ok((jar, see_other(&target)).into_response())
+        }
+        other => {
+            let user_id = other.map(|u| u.id);
+            audit::record(&state.db, user_id, "login_failed", &who.ip, &who.user_agent, "password").await?;
+            tracing::info!(user.known = user_id.is_some(), client.ip = %who.ip, "sign-in failed");
+            Ok(retry(jar, StatusCode::UNAUTHORIZED, "Incorrect username or password.", &shown_name))
+        }
+    }
+}
+
+pub async fn get_register(
+    State(state): State<AuthState>,
+    jar: CookieJar,
+    Query(q): Query<ReturnTo>,
+) -> Result<Response, ApiError> {
+    let target = target(q.return_to.as_deref());
+    if sso::current(&state, &jar).await?.is_some() {
+        return Ok(see_other(&target));
+    }
+    let (jar, csrf) = state.csrf.token(jar);
+    let html = auth_pages::register_page(&RegisterView {
+        csrf: &csrf,
+        return_to: target.as_str(),
+        username: "",
+        email: "",
+        display_name: "",
+        errors: FieldErrors::default(),
+    });
+    Ok((jar, page(StatusCode::OK, html)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    csrf: String,
+    return_to: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn post_register(
+    State(state): State<AuthState>,
+    jar: CookieJar,
+    who: Requester,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, ApiError> {
+    let target = target(form.return_to.as_deref());
+    let clip = |s: &str| s.chars().take(254).collect::<String>();
+    let again = |jar: CookieJar, status: StatusCode, errors: FieldErrors| {
+        let (jar, csrf) = state.csrf.token(jar);
+        let html = auth_pages::register_page(&RegisterView {
+            csrf: &csrf,
+            return_to: target.as_str(),
+            username: &clip(&form.username),
+            email: &clip(&form.email),
+            display_name: &clip(&form.display_name),
+            errors,
+        });
+        (jar, page(status, html)).into_response()
+    };
+    if !state.csrf.verify(&jar, &form.csrf) {
+        let errors = FieldErrors { form: Some("Your form expired. Please try again.".into()), ..Default::default() };
+        return Ok(again(jar, StatusCode::FORBIDDEN, errors));
+    }
+    if form.password.len() > 1024 {
+        let errors =
+            FieldErrors { password: Some(passwords::PasswordError::TooLong.to_string()), ..Default::default() };
+        return Ok(again(jar, StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let account = AccountForm {
+        username: &form.username,
+        email: &form.email,
+        display_name: Some(&form.display_name),
+        password: &form.password,
+        role: Role::User,
+    };
+    let db = state.db.clone();
+    let created = crate::accounts::create(&db, account).await;
+    let user = match created {
+        Ok(user) => user,
+        Err(e) => {
+            let mut errors = FieldErrors::default();
+            match e {
+                AccountError::Username(e) => errors.username = Some(e.to_string()),
+                AccountError::UsernameTaken => errors.username = Some("This username is taken.".into()),
+                AccountError::Email(e) => errors.email = Some(e.to_string()),
+                AccountError::EmailTaken => errors.email = Some("An account with this email already exists.".into()),
+                AccountError::DisplayName => {
+                    errors.display_name = Some("A display name is at most 64 characters.".into())
+                }
+                AccountError::Password(e) => errors.password = Some(e.to_string()),
+                AccountError::Db(e) => return Err(e.into()),
+            }
+            return Ok(again(jar, StatusCode::UNPROCESSABLE_ENTITY, errors));
+        }
+    };
+    audit::record(&state.db, Some(user.id), "register", &who.ip, &who.user_agent, "").await?;
+    let (jar, _) = sso::start(&state, jar, &user, &who).await?;
+    Ok((jar, see_other(&target)).into_response())
+}

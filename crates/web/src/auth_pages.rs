@@ -1,0 +1,204 @@
+//! The auth service's pages: sign-in, registration, consent, sign-out and account security.
+//!
+//! Plain view models in, full HTML out; every value is escaped by askama. Forms carry the CSRF
+//! token the auth service gives; nothing here decides who may do what.
+
+use crate::pages::{Shell, render};
+use askama::Template;
+
+/// The sign-in form.
+pub struct LoginView<'a> {
+    pub csrf: &'a str,
+    /// A checked, same-origin path to continue to after signing in.
+    pub return_to: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Errors shown next to each registration field.
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+    pub form: Option<String>,
+}
+
+/// The registration form, refilled after an error (never the password).
+pub struct RegisterView<'a> {
+    pub csrf: &'a str,
+    pub return_to: &'a str,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub errors: FieldErrors,
+}
+
+/// The consent page for a third-party client.
+pub struct ConsentView<'a> {
+    pub csrf: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    /// What each requested scope allows, in words.
+    pub scopes: Vec<&'static str>,
+    /// The authorization request, carried through the form.
+    pub hidden: Vec<(String, String)>,
+}
+
+/// The sign-out confirmation.
+pub struct LogoutView<'a> {
+    pub csrf: &'a str,
+    pub hidden: Vec<(String, String)>,
+}
+
+/// A short message page.
+pub struct NoticeView<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+/// One signed-in session on the security page.
+pub struct SessionRow {
+    pub id: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub started: String,
+    pub current: bool,
+}
+
+/// One security event on the security page.
+pub struct EventRow {
+    pub when: String,
+    pub event: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// The account security page.
+pub struct AccountView<'a> {
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub sessions: Vec<SessionRow>,
+    pub events: Vec<EventRow>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage<'a> {
+    shell: Shell,
+    view: &'a LoginView<'a>,
+    return_to_encoded: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/register.html")]
+struct RegisterPage<'a> {
+    shell: Shell,
+    view: &'a RegisterView<'a>,
+    return_to_encoded: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/consent.html")]
+struct ConsentPage<'a> {
+    shell: Shell,
+    view: &'a ConsentView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/logout.html")]
+struct LogoutPage<'a> {
+    shell: Shell,
+    view: &'a LogoutView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/notice.html")]
+struct NoticePage<'a> {
+    shell: Shell,
+    view: &'a NoticeView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/account.html")]
+struct AccountPage<'a> {
+    shell: Shell,
+    view: &'a AccountView<'a>,
+}
+
+fn fallback() -> String {
+    "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
+     <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
+        .into()
+}
+
+/// Percent-encodes a query value (unreserved characters kept).
+fn encode_query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn login_page(view: &LoginView<'_>) -> String {
+    let page = LoginPage { shell: Shell::new(""), view, return_to_encoded: encode_query_value(view.return_to) };
+    render(&page, "login", fallback)
+}
+
+pub fn register_page(view: &RegisterView<'_>) -> String {
+    let page = RegisterPage { shell: Shell::new(""), view, return_to_encoded: encode_query_value(view.return_to) };
+    render(&page, "register", fallback)
+}
+
+pub fn consent_page(view: &ConsentView<'_>) -> String {
+    render(&ConsentPage { shell: Shell::new(""), view }, "consent", fallback)
+}
+
+pub fn logout_page(view: &LogoutView<'_>) -> String {
+    render(&LogoutPage { shell: Shell::new(""), view }, "logout", fallback)
+}
+
+pub fn notice_page(view: &NoticeView<'_>) -> String {
+    render(&NoticePage { shell: Shell::new(""), view }, "notice", fallback)
+}
+
+pub fn account_page(view: &AccountView<'_>) -> String {
+    render(&AccountPage { shell: Shell::new(""), view }, "account", fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_form_has_the_contract_fields_and_escapes() {
+        let html = login_page(&LoginView {
+            csrf: "tok",
+            return_to: "/auth/authorize?a=1&b=\"x\"",
+            username: "<b>ann</b>",
+            error: Some("Incorrect username or password."),
+        });
+        assert!(html.contains("name=\"username\"") && html.contains("name=\"password\""));
+        assert!(html.contains("name=\"csrf\" value=\"tok\""));
+        assert!(!html.contains("<b>ann</b>"));
+        assert!(html.contains("return_to=%2Fauth%2Fauthorize%3Fa%3D1%26b%3D%22x%22"));
+        assert!(html.contains("role=\"alert\""));
+    }
+
+    #[test]
+    fn register_errors_sit_next_to_their_fields() {
+        let html = register_page(&RegisterView {
+            csrf: "t",
+            return_to: "/",
+            username: "a",
+            email: "",
+            display_name: "",
+            errors: FieldErrors { username: Some("too short".into()), ..Default::default() },
+        });
+        assert!(html.contains("id=\"username-error\">too short<"));
+        assert!(!html.contains("id=\"email-error\""));
+    }
+}
