@@ -20,6 +20,6 @@ echo "== Rust tests (SQLite + embedded sessions, PostgreSQL + Redis)"
 cargo test --workspace --locked
 
 echo "== browser tests (headless chromium)"
-cargo build --locked --bin turtlemen
+# `cargo test` built target/debug/turtlemen for the integration tests; the browser tests use it.
 TURTLEMEN_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/turtlemen" \
   npm test --prefix web

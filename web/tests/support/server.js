@@ -33,6 +33,20 @@ export async function freePort() {
   return port;
 }
 
+/** Runs the binary to completion with `input` on stdin. */
+function runCli(bin, args, input, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: { ...env, TURTLEMEN_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
 /**
  * Starts `turtlemen serve` and resolves once it is healthy.
  * @returns {Promise<{url: string, logs: () => string, stop: () => Promise<number|null>}>}
@@ -95,7 +109,10 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
 
   return {
     url,
+    dataDir,
     logs: () => output,
+    /** Runs `turtlemen ARGS` against this server's data dir; resolves with {code, stdout, stderr}. */
+    cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir], input, env),
     /** Sends SIGTERM and resolves with the exit code (SIGKILL and throws if it hangs). */
     async stop({ deadlineMs = 15_000 } = {}) {
       if (!exit) child.kill('SIGTERM');
