@@ -111,6 +111,15 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             })?)
         };
 
+    // A public URL derived from `listen` follows the port actually bound (port 0 in tests).
+    let mut config = config.clone();
+    if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok())
+        && config.public_url.port() == Some(0)
+    {
+        let _ = config.public_url.set_port(Some(addr.port()));
+    }
+    let config = &config;
+
     // 3. Local state.
     crate::data_dir::prepare(&config.data_dir)?;
     let keys = crate::data_dir::keys(config)?;
@@ -152,6 +161,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
 }
 
 impl Server {
+    /// The application database, when the role uses one.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())

@@ -106,6 +106,7 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    pub db: turtlemen_db::Db,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -124,12 +125,22 @@ impl TestApp {
         let internals = Internals { session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()) };
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
+        let db = server.db().expect("serve uses a database").clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { addr, client, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+        TestApp { addr, client, db, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -34,6 +34,25 @@ pub enum AccountError {
     Db(DbError),
 }
 
+/// Every problem with the fields that can be seen without the database, one per field.
+pub fn problems(form: &AccountForm<'_>) -> Vec<AccountError> {
+    let mut out = Vec::new();
+    if let Err(e) = Username::parse(form.username) {
+        out.push(e.into());
+    }
+    if let Err(e) = Email::parse(form.email) {
+        out.push(e.into());
+    }
+    let display = form.display_name.map(str::trim).unwrap_or("");
+    if display.chars().count() > 64 || display.chars().any(char::is_control) {
+        out.push(AccountError::DisplayName);
+    }
+    if let Err(e) = passwords::check_policy(form.password) {
+        out.push(e.into());
+    }
+    out
+}
+
 /// Creates an account.
 pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError> {
     let username = Username::parse(form.username)?;

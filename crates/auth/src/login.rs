@@ -204,22 +204,30 @@ pub async fn post_register(
         password: &form.password,
         role: Role::User,
     };
-    let db = state.db.clone();
-    let created = crate::accounts::create(&db, account).await;
-    let user = match created {
+    let problems = crate::accounts::problems(&account);
+    let outcome = if problems.is_empty() {
+        crate::accounts::create(&state.db, account).await.map_err(|e| vec![e])
+    } else {
+        Err(problems)
+    };
+    let user = match outcome {
         Ok(user) => user,
-        Err(e) => {
+        Err(problems) => {
             let mut errors = FieldErrors::default();
-            match e {
-                AccountError::Username(e) => errors.username = Some(e.to_string()),
-                AccountError::UsernameTaken => errors.username = Some("This username is taken.".into()),
-                AccountError::Email(e) => errors.email = Some(e.to_string()),
-                AccountError::EmailTaken => errors.email = Some("An account with this email already exists.".into()),
-                AccountError::DisplayName => {
-                    errors.display_name = Some("A display name is at most 64 characters.".into())
+            for e in problems {
+                match e {
+                    AccountError::Username(e) => errors.username = Some(e.to_string()),
+                    AccountError::UsernameTaken => errors.username = Some("This username is taken.".into()),
+                    AccountError::Email(e) => errors.email = Some(e.to_string()),
+                    AccountError::EmailTaken => {
+                        errors.email = Some("An account with this email already exists.".into())
+                    }
+                    AccountError::DisplayName => {
+                        errors.display_name = Some("A display name is at most 64 characters.".into())
+                    }
+                    AccountError::Password(e) => errors.password = Some(e.to_string()),
+                    AccountError::Db(e) => return Err(e.into()),
                 }
-                AccountError::Password(e) => errors.password = Some(e.to_string()),
-                AccountError::Db(e) => return Err(e.into()),
             }
             return Ok(again(jar, StatusCode::UNPROCESSABLE_ENTITY, errors));
         }

@@ -25,8 +25,8 @@ pub fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Checks the policy and hashes; returns a PHC string.
-pub fn hash(password: &str) -> Result<String, PasswordError> {
+/// The policy: length only.
+pub fn check_policy(password: &str) -> Result<(), PasswordError> {
     let len = password.chars().count();
     if len < MIN_LEN {
         return Err(PasswordError::TooShort);
@@ -34,6 +34,12 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
     if len > MAX_LEN {
         return Err(PasswordError::TooLong);
     }
+    Ok(())
+}
+
+/// Checks the policy and hashes; returns a PHC string.
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    check_policy(password)?;
     let salt = SaltString::generate(&mut OsRng);
     // Hashing with valid parameters and a fresh salt cannot fail.
     #[allow(clippy::unwrap_used)]

@@ -92,17 +92,21 @@ fn groups(user: &User) -> Vec<String> {
     }
 }
 
-/// Mints the access token, ID token and a new refresh token for one grant.
-async fn issue(
-    state: &AuthState,
-    client: &Client,
-    user: &User,
+/// What the tokens of one response are about.
+struct Grant<'a> {
+    client: &'a Client,
+    user: &'a User,
     session_id: uuid::Uuid,
     auth_time: i64,
-    scope: &str,
+    scope: &'a str,
     nonce: Option<String>,
+    /// The refresh-token family this response continues; `None` starts one.
     family: Option<uuid::Uuid>,
-) -> Result<Response, OAuthError> {
+}
+
+/// Mints the access token, ID token and a new refresh token for one grant.
+async fn issue(state: &AuthState, g: Grant<'_>) -> Result<Response, OAuthError> {
+    let Grant { client, user, session_id, auth_time, scope, nonce, family } = g;
     let now = Utc::now();
     let iat = now.timestamp();
     let has = |s: &str| scope.split(' ').any(|x| x == s);
@@ -228,7 +232,16 @@ async fn code_grant(state: &AuthState, client: &Client, form: &TokenForm) -> Res
     let user = users::find_by_id(&state.db, UserId(grant.user_id))
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("no such user"))?;
-    issue(state, client, &user, grant.session_id, grant.auth_time, &grant.scope, grant.nonce, None).await
+    let g = Grant {
+        client,
+        user: &user,
+        session_id: grant.session_id,
+        auth_time: grant.auth_time,
+        scope: &grant.scope,
+        nonce: grant.nonce,
+        family: None,
+    };
+    issue(state, g).await
 }
 
 async fn refresh_grant(
@@ -280,7 +293,16 @@ async fn refresh_grant(
     };
     let user = users::find_by_id(&state.db, token.user_id).await?.ok_or_else(invalid)?;
     auth_sessions::touch(&state.db, session.id).await?;
-    issue(state, client, &user, session.id, session.auth_time.timestamp(), &scope, None, Some(token.family_id)).await
+    let g = Grant {
+        client,
+        user: &user,
+        session_id: session.id,
+        auth_time: session.auth_time.timestamp(),
+        scope: &scope,
+        nonce: None,
+        family: Some(token.family_id),
+    };
+    issue(state, g).await
 }
 
 /// RFC 7009: always 200 for a well-formed request from an authenticated client, whether or

@@ -1,0 +1,293 @@
+//! The auth service over HTTP, on both stacks: sign-in and registration forms (CSRF, no user
+//! enumeration, errors by field), and the OpenID Connect endpoints' refusals — unknown
+//! clients and unregistered redirect URIs (a page, never a redirect), PKCE, single-use codes,
+//! client authentication, forged and mistyped tokens, refresh reuse, session revocation.
+//! The happy path against a certified client library lives in the browser tests.
+
+use crate::helpers::TestApp;
+use crate::on_both_stacks;
+use base64::Engine;
+use reqwest::StatusCode;
+use turtlemen_auth::accounts::{self, AccountForm};
+use turtlemen_auth::clients::{self, NewClient};
+use turtlemen_domain::Role;
+
+const PASSWORD: &str = "correct horse battery";
+const CALLBACK: &str = "http://127.0.0.1:9/cb";
+
+async fn user(app: &TestApp, username: &str) {
+    let form = AccountForm {
+        username,
+        email: &format!("{username}@example.org"),
+        display_name: None,
+        password: PASSWORD,
+        role: Role::User,
+    };
+    accounts::create(&app.db, form).await.unwrap();
+}
+
+async fn client(app: &TestApp, id: &str, public: bool) -> Option<String> {
+    let new = NewClient {
+        client_id: id.into(),
+        name: None,
+        redirect_uris: vec![CALLBACK.into()],
+        post_logout_redirect_uris: vec![],
+        public,
+        first_party: true,
+    };
+    clients::create(&app.db, new).await.unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+async fn form_token(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
+    let page = browser.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    csrf_of(&page.text().await.unwrap())
+}
+
+async fn sign_in(app: &TestApp, browser: &reqwest::Client, username: &str) {
+    let csrf = form_token(app, browser, "/auth/login").await;
+    let res = browser
+        .post(app.url("/auth/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", username), ("password", PASSWORD), ("return_to", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/");
+}
+
+fn location(res: &reqwest::Response) -> url::Url {
+    url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Signs in and runs the authorization request; returns the code.
+async fn code(app: &TestApp, browser: &reqwest::Client, client_id: &str) -> String {
+    let res = browser
+        .get(app.url("/auth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid profile email"),
+            ("state", "st"),
+            ("nonce", "nn"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = location(&res);
+    assert!(to.as_str().starts_with(CALLBACK), "{to}");
+    assert_eq!(param(&to, "state").as_deref(), Some("st"));
+    param(&to, "code").expect("a code")
+}
+
+async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, serde_json::Value) {
+    let mut req = app.client.post(app.url("/auth/token")).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    assert_eq!(res.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"));
+    (status, res.json().await.unwrap())
+}
+
+on_both_stacks! {
+    async fn sign_in_refuses_without_telling_who_exists(app) {
+        user(&app, "ann").await;
+        let browser = app.browser();
+        let csrf = form_token(&app, &browser, "/auth/login").await;
+
+        let no_csrf = browser.post(app.url("/auth/login")).form(&[("username", "ann"), ("password", PASSWORD)]).send().await.unwrap();
+        assert_eq!(no_csrf.status(), 403);
+        let forged = browser.post(app.url("/auth/login")).form(&[("csrf", "forged"), ("username", "ann"), ("password", PASSWORD)]).send().await.unwrap();
+        assert_eq!(forged.status(), 403);
+
+        let mut bodies = Vec::new();
+        for (name, password) in [("ann", "wrong password"), ("nobody", "wrong password"), ("nobody@example.org", PASSWORD)] {
+            let res = browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", name), ("password", password)]).send().await.unwrap();
+            assert_eq!(res.status(), 401, "{name}");
+            let html = res.text().await.unwrap();
+            assert!(html.contains("Incorrect username or password."));
+            bodies.push(html.replace(name, "NAME").replace(&csrf_of(&html), "T"));
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "the same answer whether or not the account exists");
+
+        let huge = "x".repeat(100_000);
+        let res = browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", huge.as_str()), ("password", huge.as_str())]).send().await.unwrap();
+        assert_eq!(res.status(), 401, "oversized fields are a failed sign-in, not an error");
+        let res = browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", &"x".repeat(3 << 20))]).send().await.unwrap();
+        assert_eq!(res.status(), 413);
+
+        // An open redirect through return_to is refused: the visitor lands on a local page.
+        let res = browser.post(app.url("/auth/login"))
+            .form(&[("csrf", csrf.as_str()), ("username", "ANN"), ("password", PASSWORD), ("return_to", "//evil.example/x")])
+            .send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/auth/account");
+        let events = turtlemen_db::audit::for_user(&app.db, turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("ann").unwrap()).await.unwrap().unwrap().id, 10).await.unwrap();
+        assert_eq!(events.iter().filter(|e| e.event == "login_failed").count(), 1);
+        assert_eq!(events.iter().filter(|e| e.event == "login").count(), 1);
+    }
+
+    async fn registration_shows_errors_by_field(app) {
+        user(&app, "taken").await;
+        let browser = app.browser();
+        let csrf = form_token(&app, &browser, "/auth/register").await;
+        let res = browser.post(app.url("/auth/register"))
+            .form(&[("csrf", csrf.as_str()), ("username", "Taken"), ("email", "not-an-email"), ("password", "short")])
+            .send().await.unwrap();
+        assert_eq!(res.status(), 422);
+        let html = res.text().await.unwrap();
+        assert!(html.contains("id=\"email-error\""), "{html}");
+        assert!(html.contains("id=\"password-error\""), "every field's problem at once: {html}");
+        assert!(!html.contains("id=\"username-error\""), "{html}");
+        let res = browser.post(app.url("/auth/register"))
+            .form(&[("csrf", csrf.as_str()), ("username", "Taken"), ("email", "t2@example.org"), ("password", PASSWORD)])
+            .send().await.unwrap();
+        assert_eq!(res.status(), 422);
+        assert!(res.text().await.unwrap().contains("id=\"username-error\">This username is taken."));
+        let res = browser.post(app.url("/auth/register"))
+            .form(&[("csrf", csrf.as_str()), ("username", "newbie"), ("email", "newbie@example.org"), ("password", PASSWORD), ("return_to", "/watch/x")])
+            .send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/watch/x");
+        // Signed in straight away: the account page answers.
+        assert_eq!(browser.get(app.url("/auth/account")).send().await.unwrap().status(), 200);
+    }
+
+    async fn authorization_refusals(app) {
+        client(&app, "pub", true).await;
+        let browser = app.browser();
+        let authorize = |pairs: Vec<(&'static str, &'static str)>| {
+            let browser = browser.clone();
+            let url = app.url("/auth/authorize");
+            async move { browser.get(url).query(&pairs).send().await.unwrap() }
+        };
+        // Unknown client, missing or unregistered redirect_uri: a page, never a redirect.
+        for pairs in [
+            vec![("response_type", "code"), ("client_id", "nope"), ("redirect_uri", CALLBACK), ("scope", "openid")],
+            vec![("response_type", "code"), ("client_id", "pub"), ("scope", "openid")],
+            vec![("response_type", "code"), ("client_id", "pub"), ("redirect_uri", "https://evil.example/cb"), ("scope", "openid")],
+            vec![("response_type", "code"), ("client_id", "pub"), ("redirect_uri", "http://127.0.0.1:9/cb/"), ("scope", "openid")],
+        ] {
+            let res = authorize(pairs.clone()).await;
+            assert_eq!(res.status(), 400, "{pairs:?}");
+            assert!(res.headers().get("location").is_none());
+        }
+        // Known client and redirect: errors go back to the client, with state and iss.
+        for (pairs, error) in [
+            (vec![("response_type", "token"), ("scope", "openid")], "unsupported_response_type"),
+            (vec![("response_type", "code"), ("scope", "profile")], "invalid_scope"),
+            (vec![("response_type", "code"), ("scope", "openid")], "invalid_request"),
+            (vec![("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "plain")], "invalid_request"),
+            (vec![("response_type", "code"), ("scope", "openid"), ("code_challenge", "short"), ("code_challenge_method", "S256")], "invalid_request"),
+            (vec![("response_type", "code"), ("scope", "openid"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256"), ("prompt", "none")], "login_required"),
+        ] {
+            let mut all = vec![("client_id", "pub"), ("redirect_uri", CALLBACK), ("state", "s1")];
+            all.extend(pairs);
+            let res = authorize(all).await;
+            assert_eq!(res.status(), 303);
+            let to = location(&res);
+            assert!(to.as_str().starts_with(CALLBACK));
+            assert_eq!(param(&to, "error").as_deref(), Some(error));
+            assert_eq!(param(&to, "state").as_deref(), Some("s1"));
+            assert!(param(&to, "iss").is_some_and(|i| i.ends_with("/auth")));
+        }
+    }
+
+    async fn token_endpoint_refusals(app) {
+        user(&app, "ann").await;
+        let secret = client(&app, "conf", false).await.expect("confidential");
+        client(&app, "other", true).await;
+        let browser = app.browser();
+        sign_in(&app, &browser, "ann").await;
+
+        // Wrong PKCE verifier; the code is then spent.
+        let c = code(&app, &browser, "conf").await;
+        let bad_verifier = "x".repeat(43);
+        let (status, body) = token(&app, &[("grant_type", "authorization_code"), ("code", &c), ("redirect_uri", CALLBACK), ("code_verifier", &bad_verifier)], Some(("conf", &secret))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
+
+        let c = code(&app, &browser, "conf").await;
+        let good = [("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)];
+        let (status, body) = token(&app, &good, Some(("conf", "wrong secret"))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_client")));
+        let (status, body) = token(&app, &good, None).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_client")), "a confidential client must authenticate");
+        let (status, body) = token(&app, &[("grant_type", "password"), ("username", "ann")], Some(("conf", &secret))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("unsupported_grant_type")));
+        let (status, body) = token(&app, &[("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER), ("client_id", "other")], None).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "another client cannot redeem it");
+        // That attempt spent the code too; a fresh one succeeds once.
+        let c = code(&app, &browser, "conf").await;
+        let good = [("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)];
+        let (status, tokens) = token(&app, &good, Some(("conf", &secret))).await;
+        assert_eq!(status, 200, "{tokens}");
+        let (status, body) = token(&app, &good, Some(("conf", &secret))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "codes are single-use");
+
+        // client_secret_post works too, for refresh.
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let (status, refreshed) = token(&app, &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", "conf"), ("client_secret", &secret)], None).await;
+        assert_eq!(status, 200, "{refreshed}");
+
+        // Userinfo: the access token works; forged, ID and alg:none tokens do not.
+        let access = refreshed["access_token"].as_str().unwrap();
+        let info = app.client.get(app.url("/auth/userinfo")).bearer_auth(access).send().await.unwrap();
+        assert_eq!(info.status(), 200);
+        assert_eq!(info.json::<serde_json::Value>().await.unwrap()["preferred_username"], "ann");
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let parts: Vec<&str> = access.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], b64(r#"{"sub":"someone-else","iss":"x","aud":"turtlemen-api","exp":9999999999}"#), parts[2]);
+        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"at+jwt"}"#), parts[1]);
+        for bad in [tampered.as_str(), none.as_str(), refreshed["id_token"].as_str().unwrap(), "garbage"] {
+            let res = app.client.get(app.url("/auth/userinfo")).bearer_auth(bad).send().await.unwrap();
+            assert_eq!(res.status(), 401);
+            assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        }
+
+        // Revoking the sign-in session on the security page ends its refresh tokens.
+        let page = browser.get(app.url("/auth/account")).send().await.unwrap().text().await.unwrap();
+        let csrf = csrf_of(&page);
+        let id_start = page.find("/auth/account/sessions/").unwrap() + 23;
+        let session_id = page[id_start..].split('/').next().unwrap().to_string();
+        let other_browser = app.browser();
+        user(&app, "bob").await;
+        sign_in(&app, &other_browser, "bob").await;
+        let other_csrf = csrf_of(&other_browser.get(app.url("/auth/account")).send().await.unwrap().text().await.unwrap());
+        let res = other_browser.post(app.url(&format!("/auth/account/sessions/{session_id}/revoke"))).form(&[("csrf", other_csrf.as_str())]).send().await.unwrap();
+        assert_eq!(res.status(), 404, "another user's session is not theirs to revoke");
+        let res = browser.post(app.url(&format!("/auth/account/sessions/{session_id}/revoke"))).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        let next_refresh = refreshed["refresh_token"].as_str().unwrap();
+        let (status, body) = token(&app, &[("grant_type", "refresh_token"), ("refresh_token", next_refresh)], Some(("conf", &secret))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
+    }
+
+    async fn discovery_and_jwks(app) {
+        let (status, doc) = app.get_json("/auth/.well-known/openid-configuration").await;
+        assert_eq!(status, 200);
+        let issuer = doc["issuer"].as_str().unwrap();
+        assert_eq!(issuer, app.url("/auth"));
+        assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        let jwks: serde_json::Value = app.get("/auth/jwks").await.json().await.unwrap();
+        assert_eq!(jwks["keys"][0]["alg"], "ES256");
+        assert!(jwks["keys"][0].get("d").is_none(), "never the private part");
+    }
+}
