@@ -10,13 +10,16 @@ use anyhow::Context;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use turtlemen_auth::AuthInner;
 use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
 use turtlemen_db::{Db, DbOptions};
+use turtlemen_gateway::{GatewayConfig, GatewayInner};
 use turtlemen_http::health::{self, Readiness};
 use turtlemen_http::layers;
+use turtlemen_identity::{InProcess, Jwks, Transport};
 use turtlemen_session::{Sessions, StoreOptions};
 
 /// Which part of the system a process runs.
@@ -51,6 +54,7 @@ pub struct Server {
     router: Router,
     limits: HttpLimits,
     db: Option<Db>,
+    sessions: Option<Sessions>,
     worker: Option<(Db, usize)>,
 }
 
@@ -136,19 +140,41 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
 
     // 4. Routes.
     let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
-    let api = |db: &Db| turtlemen_api::router(turtlemen_api::ApiState { db: db.clone() });
+    let issuer = format!("{}auth", config.public_url.as_str());
     let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
         let state = AuthInner::new(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
             .map_err(anyhow::Error::msg)?;
         Ok(turtlemen_auth::router(state))
     };
+    let api = |db: &Db, transport: Arc<dyn Transport>| {
+        let jwks = Arc::new(Jwks::new(&issuer, transport));
+        turtlemen_api::router(turtlemen_api::ApiState { db: db.clone(), jwks })
+    };
     let routes = match (role, &db, &sessions) {
         (Role::All, Some(db), Some(store)) => {
-            turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
-            turtlemen_gateway::route_table(auth(db, store)?, api(db))
+            let client_secret = turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
+            let auth_router = auth(db, store)?;
+            // One process: the gateway and the API reach the issuer without the network.
+            let transport: Arc<dyn Transport> =
+                Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
+            let services = turtlemen_gateway::route_table(auth_router, api(db, transport.clone()));
+            let gateway = GatewayInner::new(
+                GatewayConfig {
+                    public_url: config.public_url.clone(),
+                    issuer: issuer.clone(),
+                    client_id: turtlemen_auth::clients::GATEWAY_CLIENT_ID.into(),
+                    client_secret,
+                    idle: std::time::Duration::from_secs(7 * 24 * 3600),
+                    absolute: std::time::Duration::from_secs(30 * 24 * 3600),
+                },
+                store.clone(),
+                transport,
+            );
+            turtlemen_gateway::router(gateway, services)
         }
-        (Role::Api, Some(db), _) => api(db),
         (Role::Auth, Some(db), Some(store)) => Router::new().nest("/auth", auth(db, store)?),
+        // Alone, the API and the gateway need the issuer over HTTP, which arrives with the
+        // gateway issue's remote upstreams; until then they serve health only.
         _ => Router::new(),
     };
     let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);
@@ -157,10 +183,15 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         (Role::Worker { concurrency }, Some(db)) => Some((db.clone(), concurrency)),
         _ => None,
     };
-    Ok(Server { listener, router, limits: config.http, db, worker })
+    Ok(Server { listener, router, limits: config.http, db, sessions, worker })
 }
 
 impl Server {
+    /// The session store, when the role uses one.
+    pub fn sessions(&self) -> Option<&Sessions> {
+        self.sessions.as_ref()
+    }
+
     /// The application database, when the role uses one.
     pub fn db(&self) -> Option<&Db> {
         self.db.as_ref()

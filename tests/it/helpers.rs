@@ -107,6 +107,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: turtlemen_db::Db,
+    pub sessions: turtlemen_session::Sessions,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -126,12 +127,13 @@ impl TestApp {
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
         let db = server.db().expect("serve uses a database").clone();
+        let sessions = server.sessions().expect("serve uses a session store").clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { addr, client, db, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+        TestApp { addr, client, db, sessions, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects.

@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod database;
+mod gateway;
 mod http;
 mod sessions;
 mod users;

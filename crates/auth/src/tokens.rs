@@ -11,30 +11,7 @@ use ring::digest;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
-/// The audience of access tokens: the API server (and the gateway on its behalf).
-pub const API_AUDIENCE: &str = "turtlemen-api";
-/// The JOSE `typ` of access tokens (RFC 9068).
-pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessClaims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub scope: String,
-    pub auth_time: i64,
-    pub sid: String,
-    pub preferred_username: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
+pub use turtlemen_identity::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims};
 
 /// The claims of an ID token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

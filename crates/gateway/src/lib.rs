@@ -1,13 +1,93 @@
 //! The gateway (the OAuth2 Proxy role): the ingress every request enters by.
 //!
-//! Today it holds the route table of the all-in-one process: `/auth/…` to the auth service and
-//! everything else to the API server, both in-process. Session checks at the entry, the
-//! `/oauth2/…` endpoints, identity forwarding and proxying to remote upstreams arrive with the
-//! gateway issue; until then no identity reaches the services at all.
+//! - [`routes`]: which paths need a signed-in visitor (`required`), may have one (`optional`)
+//!   or are the services' own business (`none`); matched on the real request path only;
+//! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
+//!   state + nonce), with token refresh;
+//! - [`session`]: the browser session — an opaque 256-bit cookie, the tokens kept server-side
+//!   in the session store (embedded or Redis);
+//! - [`check`]: the check at the entry — client-supplied identity headers removed in every
+//!   spelling, the session (refreshed once per session when expired) or a Bearer JWT verified,
+//!   identity handed on as `X-Auth-Request-*` and `Authorization: Bearer`;
+//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`,
+//!   `/oauth2/userinfo`, `/oauth2/auth` (forward auth for nginx, Traefik, Envoy).
+//!
+//! Never: trust an identity header from a client, route on `X-Forwarded-*` headers, redirect
+//! to anything but a local path, keep a token in the cookie.
+
+pub mod check;
+pub mod endpoints;
+pub mod routes;
+pub mod rp;
+pub mod session;
 
 use axum::Router;
+use axum::routing::{any, get};
+use std::sync::Arc;
+use turtlemen_identity::{Jwks, Transport};
+use turtlemen_session::Sessions;
+use url::Url;
 
-/// The in-process route table: the auth service under `/auth`, the API server for the rest.
+/// How the gateway signs people in.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub public_url: Url,
+    /// The issuer, without a trailing slash.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// A session ends after this long unused…
+    pub idle: std::time::Duration,
+    /// …and after this long in any case.
+    pub absolute: std::time::Duration,
+}
+
+/// The gateway's shared state.
+pub struct GatewayInner {
+    pub config: GatewayConfig,
+    pub store: Sessions,
+    pub transport: Arc<dyn Transport>,
+    pub jwks: Arc<Jwks>,
+    pub rp: rp::RelyingParty,
+    pub secure_cookies: bool,
+    pub routes: routes::RouteTable,
+    /// One lock per session being refreshed in this process (single flight).
+    pub refresh_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub type Gateway = Arc<GatewayInner>;
+
+impl GatewayInner {
+    pub fn new(config: GatewayConfig, store: Sessions, transport: Arc<dyn Transport>) -> Gateway {
+        let jwks = Arc::new(Jwks::new(&config.issuer, transport.clone()));
+        let secure = config.public_url.scheme() == "https";
+        Arc::new(Self {
+            rp: rp::RelyingParty::new(&config, transport.clone(), jwks.clone()),
+            config,
+            store,
+            transport,
+            jwks,
+            secure_cookies: secure,
+            routes: routes::RouteTable::default(),
+            refresh_locks: std::sync::Mutex::default(),
+        })
+    }
+}
+
+/// The gateway in front of `upstream` (the other roles' routers, in this process).
+pub fn router(gateway: Gateway, upstream: Router) -> Router {
+    let oauth2 = Router::new()
+        .route("/oauth2/start", get(endpoints::start))
+        .route("/oauth2/callback", get(endpoints::callback))
+        .route("/oauth2/sign_out", any(endpoints::sign_out))
+        .route("/oauth2/userinfo", get(endpoints::userinfo))
+        .route("/oauth2/auth", any(endpoints::forward_auth))
+        .with_state(gateway.clone());
+    oauth2.merge(upstream.layer(axum::middleware::from_fn_with_state(gateway, check::at_the_entry)))
+}
+
+/// The in-process route table without a session check (roles composed for tests of the
+/// services alone): the auth service under `/auth`, the API server for the rest.
 pub fn route_table(auth: Router, api: Router) -> Router {
     Router::new().nest("/auth", auth).merge(api)
 }

@@ -1,0 +1,292 @@
+//! The check at the entry, run before every request reaches a service.
+//!
+//! 1. Paths that could be read two ways are refused (400).
+//! 2. Every client-supplied identity header is removed, in every spelling (any case, `_` for
+//!    `-`), on every route.
+//! 3. On `optional` and `required` routes the visitor is identified by a Bearer JWT (verified
+//!    locally against the issuer's keys; an invalid one is a 401, never a fallback) or by the
+//!    session cookie (its access token refreshed when expired, once per session however many
+//!    requests arrive together; a refused refresh ends the session).
+//! 4. The identity is handed on as `X-Auth-Request-User/-Email/-Preferred-Username/-Groups` and
+//!    `Authorization: Bearer <access token>`; without one, a `required` route sends a browser
+//!    to sign in and answers API clients 401.
+
+use crate::Gateway;
+use crate::routes::{AuthMode, is_ambiguous};
+use crate::rp::RpError;
+use crate::session::{self, GatewaySession};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use std::time::Duration;
+use turtlemen_http::ApiError;
+
+/// Who the visitor is, as handed on to the services.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub sub: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub access_token: String,
+}
+
+impl From<&GatewaySession> for Identity {
+    fn from(s: &GatewaySession) -> Self {
+        Self {
+            sub: s.sub.clone(),
+            username: s.username.clone(),
+            email: s.email.clone(),
+            groups: s.groups.clone(),
+            access_token: s.access_token.clone(),
+        }
+    }
+}
+
+/// The result of identifying a request.
+pub enum Authn {
+    Anonymous { clear_cookie: bool },
+    Known(Identity),
+}
+
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-forwarded-access-token",
+    "x-user",
+    "x-email",
+    "x-remote-user",
+    "remote-user",
+    "x-userinfo",
+    "x-id-token",
+    "x-access-token",
+];
+
+fn is_identity_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    n.starts_with("x-auth-request-") || n.starts_with("x-turtlemen-") || IDENTITY_HEADERS.contains(&n.as_str())
+}
+
+/// Removes every identity header a client may have sent.
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n.as_str())).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// Sets the identity headers for the services.
+pub fn set_identity_headers(headers: &mut HeaderMap, id: &Identity) {
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-auth-request-user", &id.sub);
+    put("x-auth-request-preferred-username", &id.username);
+    if let Some(email) = &id.email {
+        put("x-auth-request-email", email);
+    }
+    put("x-auth-request-groups", &id.groups.join(","));
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", id.access_token)) {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+}
+
+fn invalid_token(message: &'static str) -> Response {
+    let mut res = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message).into_response();
+    res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    res
+}
+
+/// Identifies the request by Bearer token or session cookie. `Err` is a response to send as is.
+pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar) -> Result<Authn, Response> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
+        headers.remove(header::AUTHORIZATION);
+        if let Some(token) = token {
+            return match gw.jwks.verify_access(&token).await {
+                Ok(c) => Ok(Authn::Known(Identity {
+                    sub: c.sub,
+                    username: c.preferred_username,
+                    email: c.email,
+                    groups: c.groups,
+                    access_token: token,
+                })),
+                Err(turtlemen_identity::VerifyError::Keys(e)) => {
+                    tracing::error!(error = %e, "cannot fetch the issuer's keys");
+                    Err(ApiError::unavailable("Sign-in is temporarily unavailable.").into_response())
+                }
+                Err(_) => Err(invalid_token("The access token is invalid or expired.")),
+            };
+        }
+    }
+    let Some(id) = session::id_from(gw, jar) else {
+        return Ok(Authn::Anonymous { clear_cookie: jar.get(session::cookie_name(gw)).is_some() });
+    };
+    match current(gw, &id).await {
+        Ok(Some(s)) => Ok(Authn::Known(Identity::from(&s))),
+        Ok(None) => Ok(Authn::Anonymous { clear_cookie: true }),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the session");
+            Err(ApiError::unavailable("Sign-in is temporarily unavailable; try again shortly.").into_response())
+        }
+    }
+}
+
+/// The live session `id` names, refreshed if its access token has (nearly) expired.
+pub async fn current(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, String> {
+    let Some(s) = session::load(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    if !needs_refresh(&s) {
+        return Ok(Some(s));
+    }
+    refresh_once(gw, id).await
+}
+
+fn needs_refresh(s: &GatewaySession) -> bool {
+    s.access_expires_at <= chrono::Utc::now().timestamp() + 15
+}
+
+/// Refreshes a session's tokens exactly once however many requests ask at the same moment:
+/// in this process through a per-session lock, across gateways through a lock in the shared
+/// store (the issuer revokes a refresh token family when one token is used twice).
+async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, String> {
+    let key = session::key(id);
+    let local = {
+        let mut locks = gw.refresh_locks.lock().map_err(|_| "lock poisoned".to_string())?;
+        locks.entry(key.clone()).or_default().clone()
+    };
+    let outcome = async {
+        let _guard = local.lock().await;
+        // Another request may have refreshed while we waited.
+        let Some(s) = session::load(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+        if !needs_refresh(&s) {
+            return Ok(Some(s));
+        }
+        let lock_key = format!("gwlock:{key}");
+        if !gw.store.set_if_absent(&lock_key, b"1", Duration::from_secs(15)).await.map_err(|e| e.to_string())? {
+            // Another gateway is refreshing this session: wait for its result.
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                match session::load(gw, id).await.map_err(|e| e.to_string())? {
+                    Some(s) if !needs_refresh(&s) => return Ok(Some(s)),
+                    None => return Ok(None),
+                    Some(_) => {}
+                }
+            }
+            return Err("timed out waiting for another gateway's refresh".into());
+        }
+        let result = refresh(gw, id, s).await;
+        let _ = gw.store.delete(&lock_key).await;
+        result
+    }
+    .await;
+    if let Ok(mut locks) = gw.refresh_locks.lock()
+        && locks.get(&key).is_some_and(|l| std::sync::Arc::strong_count(l) <= 2)
+    {
+        locks.remove(&key);
+    }
+    outcome
+}
+
+async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option<GatewaySession>, String> {
+    let Some(refresh_token) = s.refresh_token.clone() else {
+        gw.store.delete(&session::key(id)).await.map_err(|e| e.to_string())?;
+        return Ok(None);
+    };
+    match gw.rp.refresh(&refresh_token).await {
+        Ok(tokens) => {
+            s.access_expires_at = chrono::Utc::now().timestamp() + tokens.expires_in.unwrap_or(300);
+            s.access_token = tokens.access_token;
+            if let Some(rt) = tokens.refresh_token {
+                s.refresh_token = Some(rt);
+            }
+            if let Some(idt) = tokens.id_token {
+                s.id_token = idt;
+            }
+            session::save(gw, id, &s).await.map_err(|e| e.to_string())?;
+            tracing::debug!(user.id = %s.sub, "session refreshed");
+            Ok(Some(s))
+        }
+        Err(RpError::Refused(reason)) => {
+            tracing::info!(user.id = %s.sub, reason = %reason, "refresh refused; session ended");
+            gw.store.delete(&session::key(id)).await.map_err(|e| e.to_string())?;
+            Ok(None)
+        }
+        Err(RpError::Unavailable(e)) => Err(e),
+    }
+}
+
+/// Whether the client is a browser navigating (sent to sign in) rather than an API client.
+fn is_browser(req: &Request) -> bool {
+    let path = req.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return false;
+    }
+    req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// The middleware.
+pub async fn at_the_entry(State(gw): State<Gateway>, jar: CookieJar, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if is_ambiguous(&path) {
+        return ApiError::bad_request("ambiguous_path", "The path contains dot segments or encoded separators.")
+            .into_response();
+    }
+    strip_identity_headers(req.headers_mut());
+    let mode = gw.routes.mode(&path);
+    if mode == AuthMode::None {
+        return next.run(req).await;
+    }
+    let authn = match authenticate(&gw, req.headers_mut(), &jar).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    match authn {
+        Authn::Known(identity) => {
+            set_identity_headers(req.headers_mut(), &identity);
+            next.run(req).await
+        }
+        Authn::Anonymous { clear_cookie } => {
+            let jar = if clear_cookie { jar.remove(session::removal(&gw)) } else { jar };
+            if mode == AuthMode::Required {
+                if is_browser(&req) {
+                    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+                    let query =
+                        url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &target).finish();
+                    return (jar, Redirect::to(&format!("/oauth2/start?{query}"))).into_response();
+                }
+                return (jar, ApiError::unauthorized()).into_response();
+            }
+            (jar, next.run(req).await).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_in_every_spelling() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "X-Auth-Request-User",
+            "x_auth_request_email",
+            "X-AUTH-REQUEST-GROUPS",
+            "x-forwarded-user",
+            "Remote-User",
+            "x_forwarded_email",
+            "x-turtlemen-role",
+        ] {
+            h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("admin"));
+        }
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_identity_headers(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The gateway's browser sessions.
+//!
+//! The cookie holds only an opaque 256-bit id (`__Host-` prefixed over https; Secure, HttpOnly,
+//! SameSite=Lax). The store keeps the tokens and the identity under the SHA-256 of that id, so
+//! a copy of the store holds no usable cookie. Idle expiry is the store's TTL (renewed on use);
+//! absolute expiry is in the record. A login always makes a new id.
+
+use crate::Gateway;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use turtlemen_session::SessionError;
+
+/// What the gateway remembers of a signed-in browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewaySession {
+    pub sub: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    pub refresh_token: Option<String>,
+    pub id_token: String,
+    /// Unix seconds; the session ends then whatever happens.
+    pub expires_at: i64,
+}
+
+pub fn cookie_name(gw: &Gateway) -> &'static str {
+    if gw.secure_cookies { "__Host-turtlemen_session" } else { "turtlemen_session" }
+}
+
+/// The store key of a cookie value.
+pub fn key(cookie_value: &str) -> String {
+    let hash = digest::digest(&digest::SHA256, cookie_value.as_bytes());
+    format!("gw:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash.as_ref()))
+}
+
+/// The session id in the request's cookie, if it is shaped like one.
+pub fn id_from(gw: &Gateway, jar: &CookieJar) -> Option<String> {
+    jar.get(cookie_name(gw)).map(|c| c.value().to_string()).filter(|v| v.len() == 43)
+}
+
+pub async fn load(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, SessionError> {
+    let Some(bytes) = gw.store.get(&key(id)).await? else { return Ok(None) };
+    let Ok(session) = serde_json::from_slice::<GatewaySession>(&bytes) else { return Ok(None) };
+    if session.expires_at <= chrono::Utc::now().timestamp() {
+        gw.store.delete(&key(id)).await?;
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
+pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<(), SessionError> {
+    let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
+    gw.store.set(&key(id), &bytes, gw.config.idle).await
+}
+
+/// The cookie for a new session id.
+pub fn cookie(gw: &Gateway, id: String) -> Cookie<'static> {
+    Cookie::build((cookie_name(gw), id))
+        .path("/")
+        .http_only(true)
+        .secure(gw.secure_cookies)
+        .same_site(SameSite::Lax)
+        .max_age(time_duration(gw.config.absolute))
+        .build()
+}
+
+pub fn removal(gw: &Gateway) -> Cookie<'static> {
+    Cookie::build(cookie_name(gw)).path("/").build()
+}
+
+fn time_duration(d: std::time::Duration) -> time::Duration {
+    time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

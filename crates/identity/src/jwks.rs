@@ -1,0 +1,144 @@
+//! The issuer's keys, cached, and access-token verification with them.
+
+use crate::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims, Transport};
+use axum::body::Body;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, RwLock};
+
+/// The least time between two fetches of the key set (a flood of tokens with made-up `kid`s
+/// must not become a flood of requests to the issuer).
+const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is malformed or its signature is invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not an access token")]
+    WrongType,
+    #[error("the issuer's keys are unavailable: {0}")]
+    Keys(String),
+}
+
+/// Verifies access tokens of one issuer.
+pub struct Jwks {
+    issuer: String,
+    transport: Arc<dyn Transport>,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    /// `issuer` without a trailing slash; the keys are at `{issuer}/jwks`.
+    pub fn new(issuer: &str, transport: Arc<dyn Transport>) -> Self {
+        Self { issuer: issuer.to_string(), transport, keys: RwLock::default(), last_fetch: Mutex::default() }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn fetch(&self) -> Result<(), VerifyError> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let req = http::Request::get(format!("{}/jwks", self.issuer))
+            .body(Body::empty())
+            .map_err(|e| VerifyError::Keys(e.to_string()))?;
+        let (status, _, body) = self.transport.send(req).await.map_err(|e| VerifyError::Keys(e.to_string()))?;
+        if !status.is_success() {
+            return Err(VerifyError::Keys(format!("the key set answered {status}")));
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| VerifyError::Keys(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
+                keys.insert(kid, key);
+            }
+        }
+        tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
+        *self.keys.write().await = keys;
+        Ok(())
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, VerifyError> {
+        if let Some(k) = self.keys.read().await.get(kid) {
+            return Ok(Some(k.clone()));
+        }
+        self.fetch().await?;
+        Ok(self.keys.read().await.get(kid).cloned())
+    }
+
+    /// Verifies an ID token issued to `client_id` (signature by a known key, `iss`, `aud`,
+    /// `exp`, and `nonce` when given) and returns its claims.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: Option<&str>,
+    ) -> Result<serde_json::Value, VerifyError> {
+        if token.len() > 16384 {
+            return Err(VerifyError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
+            return Err(VerifyError::Invalid);
+        }
+        if header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let key = self.key(&kid).await?.ok_or(VerifyError::Invalid)?;
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[client_id]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = 30;
+        let claims =
+            jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).map(|d| d.claims).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                    _ => VerifyError::Invalid,
+                }
+            })?;
+        if let Some(expected) = nonce
+            && claims.get("nonce").and_then(|n| n.as_str()) != Some(expected)
+        {
+            return Err(VerifyError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies an access token: ES256 signature by a known key, `typ`, `iss`, `aud`, `exp`.
+    pub async fn verify_access(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        if token.len() > 8192 {
+            return Err(VerifyError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+        if header.alg != Algorithm::ES256 {
+            return Err(VerifyError::Invalid);
+        }
+        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)) {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.ok_or(VerifyError::Invalid)?;
+        let key = self.key(&kid).await?.ok_or(VerifyError::Invalid)?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[API_AUDIENCE]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = 30;
+        jsonwebtoken::decode::<AccessClaims>(token, &key, &v).map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+            _ => VerifyError::Invalid,
+        })
+    }
+}
