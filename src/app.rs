@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use turtlemen_auth::AuthInner;
 use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
 use turtlemen_db::{Db, DbOptions};
+use turtlemen_gateway::proxy::{Pool, Proxy};
 use turtlemen_gateway::{GatewayConfig, GatewayInner};
 use turtlemen_http::health::{self, Readiness};
 use turtlemen_http::layers;
@@ -86,6 +87,13 @@ async fn migrate_or_check(db: &Db, may_migrate: bool) -> anyhow::Result<()> {
 
 /// Prepares `role` for serving, in the order that leaves nothing half-created on failure.
 pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyhow::Result<Server> {
+    // Roles alone need to know where the others are: checked before anything is created.
+    if matches!(role, Role::Gateway | Role::Api) && config.upstream_auth.is_empty() {
+        anyhow::bail!("this role alone needs the auth service's address: set --upstream-auth http://HOST:PORT");
+    }
+    if role == Role::Gateway && config.upstream_api.is_empty() {
+        anyhow::bail!("the gateway alone needs the API servers' addresses: set --upstream-api http://HOST:PORT");
+    }
     let uses_db = role != Role::Gateway;
     let uses_sessions = matches!(role, Role::All | Role::Gateway | Role::Auth);
 
@@ -150,6 +158,21 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         let jwks = Arc::new(Jwks::new(&issuer, transport));
         turtlemen_api::router(turtlemen_api::ApiState { db: db.clone(), jwks })
     };
+    let gateway_config = |client_secret: String| GatewayConfig {
+        public_url: config.public_url.clone(),
+        issuer: issuer.clone(),
+        client_id: turtlemen_auth::clients::GATEWAY_CLIENT_ID.into(),
+        client_secret,
+        idle: std::time::Duration::from_secs(7 * 24 * 3600),
+        absolute: std::time::Duration::from_secs(30 * 24 * 3600),
+    };
+    let issuer_over_http = || -> anyhow::Result<Arc<dyn Transport>> {
+        let first = config
+            .upstream_auth
+            .first()
+            .context("this role alone needs the auth service's address: set --upstream-auth http://HOST:PORT")?;
+        Ok(Arc::new(turtlemen_identity::Http::new(first)?))
+    };
     let routes = match (role, &db, &sessions) {
         (Role::All, Some(db), Some(store)) => {
             let client_secret = turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
@@ -158,23 +181,31 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let transport: Arc<dyn Transport> =
                 Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
             let services = turtlemen_gateway::route_table(auth_router, api(db, transport.clone()));
-            let gateway = GatewayInner::new(
-                GatewayConfig {
-                    public_url: config.public_url.clone(),
-                    issuer: issuer.clone(),
-                    client_id: turtlemen_auth::clients::GATEWAY_CLIENT_ID.into(),
-                    client_secret,
-                    idle: std::time::Duration::from_secs(7 * 24 * 3600),
-                    absolute: std::time::Duration::from_secs(30 * 24 * 3600),
-                },
-                store.clone(),
-                transport,
-            );
+            let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
             turtlemen_gateway::router(gateway, services)
         }
-        (Role::Auth, Some(db), Some(store)) => Router::new().nest("/auth", auth(db, store)?),
-        // Alone, the API and the gateway need the issuer over HTTP, which arrives with the
-        // gateway issue's remote upstreams; until then they serve health only.
+        (Role::Auth, Some(db), Some(store)) => {
+            turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
+            Router::new().nest("/auth", auth(db, store)?)
+        }
+        (Role::Api, Some(db), _) => api(db, issuer_over_http()?),
+        (Role::Gateway, _, Some(store)) => {
+            let auth_pool = Arc::new(Pool::new("auth", &config.upstream_auth).map_err(anyhow::Error::msg)?);
+            let api_pool = Arc::new(Pool::new("api", &config.upstream_api).map_err(anyhow::Error::msg)?);
+            let scheme = if config.public_url.scheme() == "https" { "https" } else { "http" };
+            let proxy = Proxy::new(config.trusted_proxies.clone(), scheme, config.http.request_timeout);
+            let services = Router::new().fallback(move |req: axum::extract::Request| {
+                let (proxy, auth_pool, api_pool) = (proxy.clone(), auth_pool.clone(), api_pool.clone());
+                async move {
+                    let path = req.uri().path();
+                    let pool = if path == "/auth" || path.starts_with("/auth/") { &auth_pool } else { &api_pool };
+                    proxy.forward(pool, req).await
+                }
+            });
+            let client_secret = turtlemen_auth::clients::gateway_secret(&keys.cookie);
+            let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), issuer_over_http()?);
+            turtlemen_gateway::router(gateway, services)
+        }
         _ => Router::new(),
     };
     let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);

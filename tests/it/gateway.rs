@@ -12,16 +12,31 @@ use std::sync::{Arc, Mutex};
 use turtlemen_auth::accounts::{self, AccountForm};
 use turtlemen_domain::Role;
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Somewhere to browse: the whole app, or a gateway in front of roles run alone.
+pub trait Site {
+    fn http(&self) -> &reqwest::Client;
+    fn url(&self, path: &str) -> String;
+}
+
+impl Site for TestApp {
+    fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
 
 /// A browser that follows nothing by itself: cookies kept by hand, per name.
 #[derive(Clone, Default)]
-struct Browser {
+pub struct Browser {
     cookies: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Browser {
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
@@ -44,10 +59,10 @@ impl Browser {
         self.cookies.lock().unwrap().get("turtlemen_session").cloned()
     }
 
-    async fn get(&self, app: &TestApp, url: &str) -> reqwest::Response {
+    pub async fn get(&self, app: &impl Site, url: &str) -> reqwest::Response {
         let url = if url.starts_with("http") { url.to_string() } else { app.url(url) };
         let res = app
-            .client
+            .http()
             .get(url)
             .header("accept", "text/html")
             .header("cookie", self.cookie_header())
@@ -58,15 +73,15 @@ impl Browser {
         res
     }
 
-    async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    async fn post(&self, app: &impl Site, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let res =
-            app.client.post(app.url(path)).header("cookie", self.cookie_header()).form(form).send().await.unwrap();
+            app.http().post(app.url(path)).header("cookie", self.cookie_header()).form(form).send().await.unwrap();
         self.keep(&res);
         res
     }
 
     /// Follows redirects, filling in the sign-in form once when it appears.
-    async fn navigate(&self, app: &TestApp, start: &str, username: &str) -> (String, reqwest::Response) {
+    pub async fn navigate(&self, app: &impl Site, start: &str, username: &str) -> (String, reqwest::Response) {
         let mut url = start.to_string();
         for _ in 0..12 {
             let res = self.get(app, &url).await;

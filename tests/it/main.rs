@@ -12,5 +12,6 @@ mod cli;
 mod database;
 mod gateway;
 mod http;
+mod roles;
 mod sessions;
 mod users;

@@ -54,6 +54,12 @@ pub struct Config {
     /// `None`: generated on first start and kept in the data dir.
     pub signing_key_file: Option<PathBuf>,
     pub http: HttpLimits,
+    /// Internal `http://` addresses of the auth service (roles run alone).
+    pub upstream_auth: Vec<String>,
+    /// Internal `http://` addresses of the API server (a gateway run alone).
+    pub upstream_api: Vec<String>,
+    /// Peers whose `X-Forwarded-*` headers the gateway believes.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Limits every listener applies.
@@ -156,7 +162,13 @@ impl Config {
         let database_max_connections =
             u32::try_from(positive("database_max_connections", s.database_max_connections, 10)?)
                 .map_err(|_| invalid("database_max_connections", "too large"))?;
+        let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
+        let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
+        let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref())?;
         Ok(Config {
+            upstream_auth,
+            upstream_api,
+            trusted_proxies,
             data_dir,
             listen,
             public_url,
@@ -197,9 +209,39 @@ impl Config {
             max_body_bytes: Some(self.http.max_body_bytes as u64),
             max_header_bytes: Some(self.http.max_header_bytes as u64),
             shutdown_timeout_secs: Some(self.http.shutdown_timeout.as_secs()),
+            upstream_auth: Some(self.upstream_auth.join(",")),
+            upstream_api: Some(self.upstream_api.join(",")),
+            trusted_proxies: Some(self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
         };
         toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+fn parse_upstreams(key: &'static str, text: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for part in text.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let url =
+            Url::parse(part).map_err(|e| invalid(key, format!("{part:?} is not a URL ({e}); use http://HOST:PORT")))?;
+        if url.scheme() != "http" || url.host().is_none() || url.path() != "/" || url.query().is_some() {
+            return Err(invalid(key, format!("{part:?}: use http://HOST:PORT (an internal address, no path)")));
+        }
+        out.push(part.trim_end_matches('/').to_string());
+    }
+    Ok(out)
+}
+
+fn parse_cidrs(text: Option<&str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let mut out = Vec::new();
+    for part in text.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net = part
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                invalid("trusted_proxies", format!("{part:?} is not an address or CIDR range like 10.0.0.0/8"))
+            })?;
+        out.push(net);
+    }
+    Ok(out)
 }
 
 fn parse_public_url(text: &str) -> Result<Url, ConfigError> {

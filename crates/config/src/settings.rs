@@ -70,6 +70,15 @@ pub struct Settings {
     /// Largest request head (request line and headers), in bytes.
     #[arg(long, env = "TURTLEMEN_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
     pub max_header_bytes: Option<u64>,
+    /// The auth service's internal addresses (comma-separated http:// URLs), for roles run alone.
+    #[arg(long, env = "TURTLEMEN_UPSTREAM_AUTH", global = true, value_name = "URLS")]
+    pub upstream_auth: Option<String>,
+    /// The API server's internal addresses (comma-separated http:// URLs), for a gateway alone.
+    #[arg(long, env = "TURTLEMEN_UPSTREAM_API", global = true, value_name = "URLS")]
+    pub upstream_api: Option<String>,
+    /// Proxies in front of the gateway whose X-Forwarded-* headers are believed (comma-separated CIDRs).
+    #[arg(long, env = "TURTLEMEN_TRUSTED_PROXIES", global = true, value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
     /// Longest wait for in-flight requests at shutdown, in seconds.
     #[arg(long, env = "TURTLEMEN_SHUTDOWN_TIMEOUT_SECS", global = true, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
@@ -104,6 +113,9 @@ impl Settings {
             header_read_timeout_secs: self.header_read_timeout_secs.or(lower.header_read_timeout_secs),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+            upstream_auth: self.upstream_auth.or(lower.upstream_auth),
+            upstream_api: self.upstream_api.or(lower.upstream_api),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
         }
     }

@@ -48,6 +48,9 @@ fn bad_values_name_the_key_and_the_fix() {
         (Settings { public_url: Some("https://x.org/sub".into()), ..Default::default() }, "public_url"),
         (Settings { cookie_secret: Some(Secret::new("short")), ..Default::default() }, "cookie_secret"),
         (Settings { request_timeout_secs: Some(0), ..Default::default() }, "request_timeout_secs"),
+        (Settings { upstream_api: Some("https://api:8080".into()), ..Default::default() }, "upstream_api"),
+        (Settings { upstream_auth: Some("http://auth:8081/auth".into()), ..Default::default() }, "upstream_auth"),
+        (Settings { trusted_proxies: Some("10.0.0.0/33".into()), ..Default::default() }, "trusted_proxies"),
     ];
     for (settings, key) in cases {
         let err = resolve(settings).unwrap_err().to_string();

@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod endpoints;
+pub mod proxy;
 pub mod routes;
 pub mod rp;
 pub mod session;

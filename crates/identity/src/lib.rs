@@ -13,7 +13,7 @@ mod jwks;
 mod transport;
 
 pub use jwks::{Jwks, VerifyError};
-pub use transport::{InProcess, Transport, TransportError};
+pub use transport::{Http, InProcess, Transport, TransportError};
 
 use serde::{Deserialize, Serialize};
 
