@@ -165,6 +165,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         client_secret,
         idle: std::time::Duration::from_secs(7 * 24 * 3600),
         absolute: std::time::Duration::from_secs(30 * 24 * 3600),
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     let issuer_over_http = || -> anyhow::Result<Arc<dyn Transport>> {
         let first = config

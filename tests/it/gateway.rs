@@ -265,6 +265,21 @@ on_both_stacks! {
         assert!(browser.session().is_none(), "the session cookie is cleared");
     }
 
+    async fn sign_in_attempts_are_rate_limited(app) {
+        let mut last = None;
+        for _ in 0..11 {
+            let res = app.client.post(app.url("/auth/login")).header("accept", "application/json").form(&[("username", "x"), ("password", "y")]).send().await.unwrap();
+            last = Some(res);
+        }
+        let res = last.unwrap();
+        assert_eq!(res.status(), 429);
+        let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "too_many_requests");
+        // Other endpoints still answer.
+        assert_eq!(app.get("/healthz").await.status(), 200);
+    }
+
     async fn open_redirects_are_refused(app) {
         for rd in ["//evil.example", "https://evil.example", "/\\evil.example", "/%09/evil.example", "\\\\evil.example"] {
             let res = app.client.get(app.url("/oauth2/start")).query(&[("rd", rd)]).send().await.unwrap();

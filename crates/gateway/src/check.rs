@@ -12,14 +12,17 @@
 //!    to sign in and answers API clients 401.
 
 use crate::Gateway;
+use crate::limits::{Bucket, client_ip};
 use crate::routes::{AuthMode, is_ambiguous};
 use crate::rp::RpError;
 use crate::session::{self, GatewaySession};
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use turtlemen_http::ApiError;
 
@@ -238,6 +241,25 @@ pub async fn at_the_entry(State(gw): State<Gateway>, jar: CookieJar, mut req: Re
             .into_response();
     }
     strip_identity_headers(req.headers_mut());
+    if let Some(bucket) = Bucket::of(req.method(), &path) {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
+        let session = session::id_from(&gw, &jar).map(|id| session::key(&id));
+        if let Err(wait) = gw.limits.check(bucket, ip, session.as_deref()) {
+            tracing::warn!(client.ip = %ip, limit = ?bucket, "rate limited");
+            let mut res = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many attempts; wait a moment and try again.",
+            )
+            .into_response();
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return res;
+        }
+    }
     let mode = gw.routes.mode(&path);
     if mode == AuthMode::None {
         return next.run(req).await;

@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod endpoints;
+pub mod limits;
 pub mod proxy;
 pub mod routes;
 pub mod rp;
@@ -41,6 +42,8 @@ pub struct GatewayConfig {
     pub idle: std::time::Duration,
     /// …and after this long in any case.
     pub absolute: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The gateway's shared state.
@@ -52,6 +55,7 @@ pub struct GatewayInner {
     pub rp: rp::RelyingParty,
     pub secure_cookies: bool,
     pub routes: routes::RouteTable,
+    pub limits: limits::RateLimits,
     /// One lock per session being refreshed in this process (single flight).
     pub refresh_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -62,7 +66,7 @@ impl GatewayInner {
     pub fn new(config: GatewayConfig, store: Sessions, transport: Arc<dyn Transport>) -> Gateway {
         let jwks = Arc::new(Jwks::new(&config.issuer, transport.clone()));
         let secure = config.public_url.scheme() == "https";
-        Arc::new(Self {
+        let gateway = Arc::new(Self {
             rp: rp::RelyingParty::new(&config, transport.clone(), jwks.clone()),
             config,
             store,
@@ -70,8 +74,20 @@ impl GatewayInner {
             jwks,
             secure_cookies: secure,
             routes: routes::RouteTable::default(),
+            limits: limits::RateLimits::default(),
             refresh_locks: std::sync::Mutex::default(),
-        })
+        });
+        // Forget quiet clients now and then, so the limiters' memory stays bounded.
+        let weak = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(gw) = weak.upgrade() else { break };
+                gw.limits.forget_idle();
+            }
+        });
+        gateway
     }
 }
 

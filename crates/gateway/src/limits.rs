@@ -1,0 +1,156 @@
+//! Rate limits at the entry for the endpoints worth attacking: sign-in, registration, the token
+//! endpoint and upload creation — per client address and, where there is one, per session.
+//! Over the limit: 429 with `Retry-After`.
+//!
+//! The client address is the connection's peer, unless that peer is a trusted proxy: then the
+//! right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Counters live in
+//! this process (GCRA token buckets), so with several gateways each enforces its own share.
+
+use axum::http::{HeaderMap, Method};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// What is being limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Login,
+    Register,
+    Token,
+    Upload,
+}
+
+impl Bucket {
+    /// The bucket of a request, if it is limited.
+    pub fn of(method: &Method, path: &str) -> Option<Bucket> {
+        if method != Method::POST {
+            return None;
+        }
+        match path {
+            "/auth/login" => Some(Bucket::Login),
+            "/auth/register" => Some(Bucket::Register),
+            "/auth/token" => Some(Bucket::Token),
+            "/api/v1/uploads" => Some(Bucket::Upload),
+            _ => None,
+        }
+    }
+
+    /// Requests allowed per period, as (burst, period).
+    fn quota(self) -> (u32, Duration) {
+        match self {
+            Bucket::Login => (10, Duration::from_secs(60)),
+            Bucket::Register => (5, Duration::from_secs(600)),
+            Bucket::Token => (60, Duration::from_secs(60)),
+            Bucket::Upload => (30, Duration::from_secs(3600)),
+        }
+    }
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(bucket: Bucket) -> DefaultKeyedRateLimiter<K> {
+    let (burst, period) = bucket.quota();
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period / burst.get())
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst);
+    RateLimiter::keyed(quota)
+}
+
+/// The limiters of one gateway.
+pub struct RateLimits {
+    per_ip: Vec<(Bucket, DefaultKeyedRateLimiter<IpAddr>)>,
+    per_session: Vec<(Bucket, DefaultKeyedRateLimiter<String>)>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let all = [Bucket::Login, Bucket::Register, Bucket::Token, Bucket::Upload];
+        Self {
+            per_ip: all.iter().map(|&b| (b, limiter(b))).collect(),
+            per_session: vec![(Bucket::Upload, limiter(Bucket::Upload))],
+        }
+    }
+}
+
+impl RateLimits {
+    /// `Err(wait)` when this client (or session) is over the limit for `bucket`.
+    pub fn check(&self, bucket: Bucket, ip: IpAddr, session: Option<&str>) -> Result<(), Duration> {
+        let clock = DefaultClock::default();
+        if let Some((_, l)) = self.per_ip.iter().find(|(b, _)| *b == bucket)
+            && let Err(not_until) = l.check_key(&ip)
+        {
+            return Err(not_until.wait_time_from(clock.now()));
+        }
+        if let (Some(s), Some((_, l))) = (session, self.per_session.iter().find(|(b, _)| *b == bucket))
+            && let Err(not_until) = l.check_key(&s.to_string())
+        {
+            return Err(not_until.wait_time_from(clock.now()));
+        }
+        Ok(())
+    }
+
+    /// Forgets clients that have been quiet long enough to be back at a full bucket.
+    pub fn forget_idle(&self) {
+        for (_, l) in &self.per_ip {
+            l.retain_recent();
+        }
+        for (_, l) in &self.per_session {
+            l.retain_recent();
+        }
+    }
+}
+
+/// The real client address behind trusted proxies.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn limits_per_client() {
+        let limits = RateLimits::default();
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        let b: IpAddr = "203.0.113.2".parse().unwrap();
+        for _ in 0..10 {
+            assert!(limits.check(Bucket::Login, a, None).is_ok());
+        }
+        let wait = limits.check(Bucket::Login, a, None).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(6));
+        assert!(limits.check(Bucket::Login, b, None).is_ok(), "another client is not affected");
+        assert!(limits.check(Bucket::Token, a, None).is_ok(), "another bucket is not affected");
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 203.0.113.7, 10.0.0.5"));
+        assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip("198.51.100.1".parse().unwrap(), &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().unwrap(),
+            "untrusted peers cannot claim an address"
+        );
+        assert_eq!(
+            client_ip("10.0.0.2".parse().unwrap(), &HeaderMap::new(), &trusted),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
+    }
+}
