@@ -11,5 +11,6 @@ mod auth;
 mod cli;
 mod database;
 mod http;
+mod jobs;
 mod sessions;
 mod users;
