@@ -56,7 +56,7 @@ pub struct Server {
     limits: HttpLimits,
     db: Option<Db>,
     sessions: Option<Sessions>,
-    worker: Option<(Db, usize)>,
+    worker: Option<(Db, turtlemen_worker::WorkerConfig)>,
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -211,8 +211,10 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     };
     let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);
     let worker = match (role, &db) {
-        (Role::All, Some(db)) => Some((db.clone(), 1)),
-        (Role::Worker { concurrency }, Some(db)) => Some((db.clone(), concurrency)),
+        (Role::All, Some(db)) => Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1))),
+        (Role::Worker { concurrency }, Some(db)) => {
+            Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(concurrency)))
+        }
         _ => None,
     };
     Ok(Server { listener, router, limits: config.http, db, sessions, worker })
@@ -243,7 +245,7 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let worker = self.worker.map(|(db, n)| tokio::spawn(turtlemen_worker::run(db, n, stopped())));
+        let worker = self.worker.map(|(db, config)| tokio::spawn(turtlemen_worker::run(db, config, stopped())));
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {

@@ -12,6 +12,7 @@ mod cli;
 mod database;
 mod gateway;
 mod http;
+mod jobs;
 mod roles;
 mod sessions;
 mod users;

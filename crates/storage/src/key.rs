@@ -1,0 +1,171 @@
+//! Object keys: where each stored object lives, built only from ids and fixed path segments.
+//!
+//! A [`StorageKey`] is a `/`-separated list of [`Segment`]s, and a segment comes only from a
+//! literal checked by [`Segment::fixed`] (at compile time in a `const`), a UUID, or a number
+//! formatted here. So a key can never climb out of its folder (`..`), name another folder
+//! (`/`, `\`), hide (`.name`) or smuggle control characters — whatever a user typed.
+//!
+//! This module must never gain a constructor that takes a runtime string.
+
+use std::borrow::Cow;
+use uuid::Uuid;
+
+/// The longest segment.
+pub const MAX_SEGMENT_BYTES: usize = 128;
+
+/// One path segment: lowercase ASCII letters, digits, `-`, `_` and `.`, not starting with `.`,
+/// 1 to 128 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Segment(Cow<'static, str>);
+
+impl Segment {
+    /// A literal segment; panics (at compile time in a `const`) unless [`Segment::is_safe`].
+    pub const fn fixed(s: &'static str) -> Segment {
+        assert!(Self::is_safe(s), "a storage key segment is [a-z0-9._-]+, not starting with '.'");
+        Segment(Cow::Borrowed(s))
+    }
+
+    /// Whether `s` may be a segment.
+    pub const fn is_safe(s: &str) -> bool {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > MAX_SEGMENT_BYTES || b[0] == b'.' {
+            return false;
+        }
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_' || c == b'.') {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// An id, hyphenated lowercase.
+    pub fn id(id: Uuid) -> Segment {
+        Segment(Cow::Owned(id.hyphenated().to_string()))
+    }
+
+    /// `{stem}-{n:05}.{ext}`, e.g. `seg-00001.m4s`.
+    pub fn numbered(stem: &'static str, n: u32, ext: &'static str) -> Segment {
+        let s = format!("{}-{n:05}.{}", Segment::fixed(stem).0, Segment::fixed(ext).0);
+        Segment(Cow::Owned(s))
+    }
+
+    /// `{n}{suffix}`, e.g. `720p`.
+    pub fn number(n: u32, suffix: &'static str) -> Segment {
+        if suffix.is_empty() {
+            return Segment(Cow::Owned(n.to_string()));
+        }
+        Segment(Cow::Owned(format!("{n}{}", Segment::fixed(suffix).0)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where an object (or, as a prefix, a folder of objects) lives in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StorageKey(String);
+
+const VIDEOS: Segment = Segment::fixed("videos");
+const ORIGINAL: Segment = Segment::fixed("original");
+const HLS: Segment = Segment::fixed("hls");
+
+impl StorageKey {
+    /// A top-level key (an area such as `videos`).
+    pub fn root(area: Segment) -> StorageKey {
+        StorageKey(area.0.into_owned())
+    }
+
+    /// This key with one more segment.
+    pub fn join(&self, segment: Segment) -> StorageKey {
+        StorageKey(format!("{}/{}", self.0, segment.0))
+    }
+
+    /// `videos/{id}`: everything stored for one video (delete it with `delete_prefix`).
+    pub fn video(id: Uuid) -> StorageKey {
+        StorageKey::root(VIDEOS).join(Segment::id(id))
+    }
+
+    /// `videos/{id}/original`: the uploaded file as received.
+    pub fn video_original(id: Uuid) -> StorageKey {
+        StorageKey::video(id).join(ORIGINAL)
+    }
+
+    /// `videos/{id}/hls`: the HLS output (master playlist and one folder per rendition).
+    pub fn video_hls(id: Uuid) -> StorageKey {
+        StorageKey::video(id).join(HLS)
+    }
+
+    /// `videos/{id}/hls/{height}p`: one rendition's playlist and segments.
+    pub fn video_rendition(id: Uuid, height: u32) -> StorageKey {
+        StorageKey::video_hls(id).join(Segment::number(height, "p"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn path(&self) -> object_store::path::Path {
+        // Every segment is already a valid object_store path part, so nothing is re-encoded.
+        object_store::path::Path::from(self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for StorageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_segments_cannot_be_expressed() {
+        let hostile = [
+            "", ".", "..", "/", "a/b", "../etc", "\\", "a\\b", "\0", "a\0b", ".hidden", "a b", "a\nb", "A", "é",
+            "%2e%2e", "a#1", "a?b", "~", "*",
+        ];
+        for s in hostile {
+            assert!(!Segment::is_safe(s), "{s:?} passed");
+            let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+            assert!(std::panic::catch_unwind(|| Segment::fixed(leaked)).is_err(), "{s:?} built a segment");
+        }
+        assert!(!Segment::is_safe(&"a".repeat(MAX_SEGMENT_BYTES + 1)));
+        assert!(std::panic::catch_unwind(|| Segment::numbered("../seg", 1, "m4s")).is_err());
+        assert!(std::panic::catch_unwind(|| Segment::numbered("seg", 1, "m4s/..")).is_err());
+        assert!(std::panic::catch_unwind(|| Segment::number(1, "/..")).is_err());
+    }
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let id = Uuid::parse_str("0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f").unwrap();
+        assert_eq!(StorageKey::video_original(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/original");
+        let seg = StorageKey::video_rendition(id, 720).join(Segment::numbered("seg", 1, "m4s"));
+        assert_eq!(seg.as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/720p/seg-00001.m4s");
+        assert_eq!(
+            StorageKey::root(Segment::fixed("thumbnails")).join(Segment::number(3, "")).as_str(),
+            "thumbnails/3"
+        );
+    }
+
+    #[test]
+    fn every_key_is_a_canonical_object_path() {
+        let keys = [
+            StorageKey::video(Uuid::now_v7()),
+            StorageKey::video_original(Uuid::new_v4()),
+            StorageKey::video_rendition(Uuid::nil(), 2160).join(Segment::numbered("seg", u32::MAX, "m4s")),
+        ];
+        for key in keys {
+            let parsed = object_store::path::Path::parse(key.as_str()).unwrap();
+            assert_eq!(parsed.as_ref(), key.as_str());
+            assert_eq!(key.path().as_ref(), key.as_str());
+            assert!(key.as_str().split('/').all(Segment::is_safe), "{key}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Media storage: uploaded originals, HLS output and thumbnails, on local disk or any
+//! S3-compatible store, behind the `object_store` crate.
+//!
+//! [`Storage::open`] takes the configured `storage_url`: `file:///PATH` stores under that folder
+//! (created if missing), `s3://BUCKET[/PREFIX]` uses the bucket with credentials, region and
+//! endpoint from the standard `AWS_*` environment variables. Objects are named only by
+//! [`StorageKey`]s, which are built from ids and fixed segments (see [`key`]). Writes stream in
+//! fixed-size parts ([`Storage::put_stream`]) so memory stays flat whatever the file size, and a
+//! multipart write becomes visible only once complete; reads stream, with byte ranges.
+//!
+//! This crate must never name an object from user input, nor buffer a whole object in memory;
+//! it knows nothing about HTTP or the database.
+
+pub mod key;
+
+pub use key::{Segment, StorageKey};
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use url::Url;
+
+/// Size of one part of a streaming write (S3 needs at least 5 MiB per part but the last).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Parts uploaded at once by one streaming write; with [`PART_BYTES`] this bounds a write's
+/// buffers to about 24 MiB.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
+/// What went wrong with storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no stored object at {0}")]
+    NotFound(String),
+    /// The requested byte range starts past the end (or is empty).
+    #[error("byte range not satisfiable: the object has {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// The storage URL cannot be used; the message says why and how to fix it.
+    #[error("{0}")]
+    Config(String),
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage error: {0}")]
+    Backend(#[source] object_store::Error),
+}
+
+impl From<object_store::Error> for StorageError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { path, .. } => StorageError::NotFound(path),
+            other => StorageError::Backend(other),
+        }
+    }
+}
+
+/// Where the media lives, parsed from the `storage_url` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// A folder on local disk.
+    Local { root: PathBuf },
+    /// An S3 (or S3-compatible) bucket, optionally under a key prefix.
+    S3 { bucket: String, prefix: Option<String> },
+}
+
+impl StorageLocation {
+    pub fn from_url(url: &Url) -> Result<StorageLocation, StorageError> {
+        match url.scheme() {
+            "file" => {
+                let root = url.to_file_path().map_err(|()| {
+                    StorageError::Config(format!("storage_url {url} is not an absolute local path; use file:///PATH"))
+                })?;
+                Ok(StorageLocation::Local { root })
+            }
+            "s3" => {
+                let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+                    StorageError::Config(format!("storage_url {url} names no bucket; use s3://BUCKET[/PREFIX]"))
+                })?;
+                let prefix = url.path().trim_matches('/');
+                Ok(StorageLocation::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
+                })
+            }
+            other => {
+                Err(StorageError::Config(format!("unsupported storage {other:?}; use file:///PATH or s3://BUCKET")))
+            }
+        }
+    }
+
+    /// The S3 client settings: `AWS_*` environment variables, then the bucket from the URL.
+    /// `None` for local storage.
+    pub fn s3_builder(&self) -> Option<AmazonS3Builder> {
+        match self {
+            StorageLocation::S3 { bucket, .. } => Some(AmazonS3Builder::from_env().with_bucket_name(bucket)),
+            StorageLocation::Local { .. } => None,
+        }
+    }
+}
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's key, as text (for logs and listings).
+    pub key: String,
+    pub size: u64,
+    pub last_modified: std::time::SystemTime,
+}
+
+/// A byte range to read, as HTTP `Range` requests express them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `start..end` (end exclusive; an end past the object's end is cut to it).
+    Bounded(Range<u64>),
+    /// From `start` to the end.
+    From(u64),
+    /// The last `n` bytes.
+    Last(u64),
+}
+
+impl From<ByteRange> for GetRange {
+    fn from(r: ByteRange) -> GetRange {
+        match r {
+            ByteRange::Bounded(r) => GetRange::Bounded(r),
+            ByteRange::From(start) => GetRange::Offset(start),
+            ByteRange::Last(n) => GetRange::Suffix(n),
+        }
+    }
+}
+
+/// An object being read.
+pub struct ObjectRead {
+    /// The whole object's size.
+    pub size: u64,
+    /// The bytes the stream yields.
+    pub range: Range<u64>,
+    pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+impl std::fmt::Debug for ObjectRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRead").field("size", &self.size).field("range", &self.range).finish_non_exhaustive()
+    }
+}
+
+/// The media store.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    location: StorageLocation,
+}
+
+impl Storage {
+    /// Opens the store named by the `storage_url` setting. Local folders are created; S3 is
+    /// not contacted until the first request.
+    pub async fn open(url: &Url) -> Result<Storage, StorageError> {
+        Storage::open_location(StorageLocation::from_url(url)?).await
+    }
+
+    pub async fn open_location(location: StorageLocation) -> Result<Storage, StorageError> {
+        let store: Arc<dyn ObjectStore> = match &location {
+            StorageLocation::Local { root } => {
+                tokio::fs::create_dir_all(root).await.map_err(|e| {
+                    StorageError::Config(format!(
+                        "cannot create the media folder {}: {e}; check storage_url and permissions",
+                        root.display()
+                    ))
+                })?;
+                Arc::new(LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true))
+            }
+            StorageLocation::S3 { prefix, .. } => {
+                let builder = location.s3_builder().ok_or_else(|| StorageError::Config("not an S3 location".into()))?;
+                let s3 = builder.build().map_err(|e| {
+                    StorageError::Config(format!("cannot configure S3 storage: {e}; check AWS_* settings"))
+                })?;
+                match prefix {
+                    Some(prefix) => Arc::new(PrefixStore::new(s3, prefix.as_str())),
+                    None => Arc::new(s3),
+                }
+            }
+        };
+        Ok(Storage { store, location })
+    }
+
+    pub fn location(&self) -> &StorageLocation {
+        &self.location
+    }
+
+    /// Writes everything `reader` yields to `key` in [`PART_BYTES`] parts, at most
+    /// [`PARTS_IN_FLIGHT`] at a time; the object appears only when the write completes (an
+    /// error aborts it and leaves any previous object in place). Returns the bytes written.
+    pub async fn put_stream<R>(&self, key: &StorageKey, mut reader: R) -> Result<u64, StorageError>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let upload = self.store.put_multipart(&key.path()).await?;
+        let mut write = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        let outcome: Result<(), StorageError> = async {
+            loop {
+                write.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                let n = reader.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                write.write(&buf[..n]);
+                total += n as u64;
+            }
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                write.finish().await?;
+                Ok(total)
+            }
+            Err(e) => {
+                if let Err(abort) = write.abort().await {
+                    tracing::warn!(storage.key = %key, error = %abort, "cannot abort a failed upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a small object (a playlist, a thumbnail) in one request.
+    pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<(), StorageError> {
+        self.store.put(&key.path(), PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// Streams an object, or part of it.
+    pub async fn get(&self, key: &StorageKey, range: Option<ByteRange>) -> Result<ObjectRead, StorageError> {
+        if let Some(ByteRange::Bounded(r)) = &range
+            && r.start >= r.end
+        {
+            let size = self.size(key).await?;
+            return Err(StorageError::RangeNotSatisfiable { size });
+        }
+        let options = GetOptions { range: range.clone().map(GetRange::from), ..GetOptions::default() };
+        let result = match self.store.get_opts(&key.path(), options).await {
+            Ok(result) => result,
+            Err(e @ object_store::Error::NotFound { .. }) => return Err(e.into()),
+            Err(e) => {
+                // Backends word a bad range differently; decide it from the object's size.
+                if range.is_some() {
+                    let size = self.size(key).await?;
+                    let unsatisfiable = match &range {
+                        Some(ByteRange::Bounded(r)) => r.start >= size,
+                        Some(ByteRange::From(start)) => *start >= size,
+                        Some(ByteRange::Last(n)) => *n == 0,
+                        None => false,
+                    };
+                    if unsatisfiable {
+                        return Err(StorageError::RangeNotSatisfiable { size });
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+        let size = result.meta.size;
+        let range = result.range.clone();
+        let stream = result.into_stream().map_err(StorageError::from).boxed();
+        Ok(ObjectRead { size, range, stream })
+    }
+
+    /// An object's metadata, or `None` if there is none at `key`.
+    pub async fn head(&self, key: &StorageKey) -> Result<Option<ObjectInfo>, StorageError> {
+        match self.store.head(&key.path()).await {
+            Ok(meta) => Ok(Some(info(meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn size(&self, key: &StorageKey) -> Result<u64, StorageError> {
+        self.head(key).await?.map(|i| i.size).ok_or_else(|| StorageError::NotFound(key.to_string()))
+    }
+
+    /// Deletes one object; deleting a missing object is not an error.
+    pub async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        match self.store.delete(&key.path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every object under `prefix` (e.g. all of one video), in no particular order.
+    pub async fn list(&self, prefix: &StorageKey) -> Result<Vec<ObjectInfo>, StorageError> {
+        self.store.list(Some(&prefix.path())).map_ok(info).map_err(StorageError::from).try_collect().await
+    }
+
+    /// Deletes every object under `prefix`; returns how many there were. On local disk the
+    /// emptied folders go too.
+    pub async fn delete_prefix(&self, prefix: &StorageKey) -> Result<usize, StorageError> {
+        let locations = self.store.list(Some(&prefix.path())).map_ok(|meta| meta.location).boxed();
+        let deleted: Vec<_> = self
+            .store
+            .delete_stream(locations)
+            .or_else(|e| async move {
+                match e {
+                    // Gone between listing and deleting: that is what we wanted.
+                    object_store::Error::NotFound { path, .. } => Ok(object_store::path::Path::from(path)),
+                    other => Err(other),
+                }
+            })
+            .try_collect()
+            .await?;
+        Ok(deleted.len())
+    }
+}
+
+fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
+    ObjectInfo { key: meta.location.to_string(), size: meta.size, last_modified: meta.last_modified.into() }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The local backend end to end (a temporary folder), and S3 configuration from URLs (no
+//! network).
+
+use super::*;
+use object_store::aws::AmazonS3ConfigKey;
+use uuid::Uuid;
+
+async fn local() -> (Storage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("media").join("nested");
+    let url = Url::from_directory_path(&root).unwrap();
+    let storage = Storage::open(&url).await.unwrap();
+    assert!(root.is_dir(), "the media folder is created");
+    (storage, dir)
+}
+
+/// Deterministic, non-repeating-looking bytes.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
+}
+
+async fn read_all(read: ObjectRead) -> Vec<u8> {
+    let chunks: Vec<Bytes> = read.stream.try_collect().await.unwrap();
+    chunks.concat()
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push(p.clone());
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn streams_a_multipart_write_and_reads_it_back_with_ranges() {
+    let (storage, _dir) = local().await;
+    let key = StorageKey::video_original(Uuid::now_v7());
+    let data = pattern(2 * PART_BYTES + 12_345);
+    let written = storage.put_stream(&key, data.as_slice()).await.unwrap();
+    assert_eq!(written, data.len() as u64);
+
+    let info = storage.head(&key).await.unwrap().unwrap();
+    assert_eq!(info.size, data.len() as u64);
+    assert_eq!(info.key, key.as_str());
+
+    let whole = storage.get(&key, None).await.unwrap();
+    assert_eq!((whole.size, whole.range.clone()), (data.len() as u64, 0..data.len() as u64));
+    assert_eq!(read_all(whole).await, data);
+
+    let mid = storage.get(&key, Some(ByteRange::Bounded(1000..PART_BYTES as u64 + 5))).await.unwrap();
+    assert_eq!(mid.range, 1000..PART_BYTES as u64 + 5);
+    assert_eq!(read_all(mid).await, data[1000..PART_BYTES + 5]);
+
+    let from = storage.get(&key, Some(ByteRange::From(data.len() as u64 - 10))).await.unwrap();
+    assert_eq!(read_all(from).await, data[data.len() - 10..]);
+
+    let last = storage.get(&key, Some(ByteRange::Last(7))).await.unwrap();
+    assert_eq!(read_all(last).await, data[data.len() - 7..]);
+
+    // An end past the object is cut to it, as HTTP does.
+    let past = storage.get(&key, Some(ByteRange::Bounded(data.len() as u64 - 3..u64::MAX))).await.unwrap();
+    assert_eq!(read_all(past).await, data[data.len() - 3..]);
+}
+
+#[tokio::test]
+async fn bad_ranges_and_missing_objects_are_told_apart() {
+    let (storage, _dir) = local().await;
+    let key = StorageKey::video_original(Uuid::now_v7());
+    storage.put_bytes(&key, Bytes::from_static(b"0123456789")).await.unwrap();
+    for range in [ByteRange::Bounded(10..20), ByteRange::From(10), ByteRange::Bounded(5..5)] {
+        let err = storage.get(&key, Some(range.clone())).await.unwrap_err();
+        assert!(matches!(err, StorageError::RangeNotSatisfiable { size: 10 }), "{range:?}: {err:?}");
+    }
+    let missing = StorageKey::video_original(Uuid::now_v7());
+    assert!(matches!(storage.get(&missing, None).await.unwrap_err(), StorageError::NotFound(_)));
+    assert!(matches!(storage.get(&missing, Some(ByteRange::From(3))).await.unwrap_err(), StorageError::NotFound(_)));
+    assert_eq!(storage.head(&missing).await.unwrap(), None);
+    storage.delete(&missing).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_stream_leaves_the_previous_object_and_no_debris() {
+    struct Failing {
+        left: usize,
+    }
+    impl AsyncRead for Failing {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.left == 0 {
+                return std::task::Poll::Ready(Err(std::io::Error::other("client went away")));
+            }
+            let n = self.left.min(buf.remaining());
+            buf.put_slice(&vec![7u8; n]);
+            self.left -= n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    let (storage, dir) = local().await;
+    let video = Uuid::now_v7();
+    let key = StorageKey::video_original(video);
+    storage.put_bytes(&key, Bytes::from_static(b"previous")).await.unwrap();
+    let err = storage.put_stream(&key, Failing { left: PART_BYTES + 100 }).await.unwrap_err();
+    assert!(matches!(err, StorageError::Io(_)), "{err:?}");
+    assert_eq!(read_all(storage.get(&key, None).await.unwrap()).await, b"previous");
+    let files: Vec<_> = files_under(dir.path()).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(files.len(), 1, "only the previous object remains: {files:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_video_removes_all_of_it_and_nothing_else() {
+    let (storage, dir) = local().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    for video in [a, b] {
+        storage.put_stream(&StorageKey::video_original(video), &b"original"[..]).await.unwrap();
+        for n in 1..=3 {
+            let seg = StorageKey::video_rendition(video, 720).join(Segment::numbered("seg", n, "m4s"));
+            storage.put_bytes(&seg, Bytes::from(vec![1u8; 100])).await.unwrap();
+        }
+        let playlist = StorageKey::video_hls(video).join(Segment::fixed("master.m3u8"));
+        storage.put_bytes(&playlist, Bytes::from_static(b"#EXTM3U\n")).await.unwrap();
+    }
+    assert_eq!(storage.list(&StorageKey::video(a)).await.unwrap().len(), 5);
+
+    assert_eq!(storage.delete_prefix(&StorageKey::video(a)).await.unwrap(), 5);
+    assert!(storage.list(&StorageKey::video(a)).await.unwrap().is_empty());
+    assert_eq!(storage.list(&StorageKey::video(b)).await.unwrap().len(), 5);
+    assert_eq!(storage.delete_prefix(&StorageKey::video(a)).await.unwrap(), 0, "deleting again is a no-op");
+
+    let root = dir.path().join("media").join("nested");
+    let left: Vec<_> =
+        files_under(&root).into_iter().filter(|p| p.to_string_lossy().contains(&a.to_string())).collect();
+    assert!(left.is_empty(), "nothing of the deleted video stays on disk: {left:?}");
+}
+
+#[test]
+fn storage_urls_parse_into_locations() {
+    let loc = StorageLocation::from_url(&Url::parse("s3://media-bucket").unwrap()).unwrap();
+    assert_eq!(loc, StorageLocation::S3 { bucket: "media-bucket".into(), prefix: None });
+    let loc = StorageLocation::from_url(&Url::parse("s3://media-bucket/turtlemen/prod/").unwrap()).unwrap();
+    assert_eq!(loc, StorageLocation::S3 { bucket: "media-bucket".into(), prefix: Some("turtlemen/prod".into()) });
+    let builder = loc.s3_builder().unwrap();
+    assert_eq!(builder.get_config_value(&AmazonS3ConfigKey::Bucket).as_deref(), Some("media-bucket"));
+
+    let loc = StorageLocation::from_url(&Url::parse("file:///srv/media").unwrap()).unwrap();
+    assert_eq!(loc, StorageLocation::Local { root: PathBuf::from("/srv/media") });
+    assert!(loc.s3_builder().is_none());
+
+    for bad in ["s3:///no-bucket", "http://example.com/media", "ftp://host/x"] {
+        let err = StorageLocation::from_url(&Url::parse(bad).unwrap()).unwrap_err();
+        assert!(matches!(err, StorageError::Config(_)), "{bad}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_s3_store_opens_without_contacting_the_network() {
+    let storage = Storage::open(&Url::parse("s3://media-bucket/prefix").unwrap()).await.unwrap();
+    assert!(matches!(storage.location(), StorageLocation::S3 { bucket, .. } if bucket == "media-bucket"));
+}
