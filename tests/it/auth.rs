@@ -61,6 +61,30 @@ async fn sign_in(app: &TestApp, browser: &reqwest::Client, username: &str) {
     assert_eq!(res.headers()["location"], "/");
 }
 
+async fn try_sign_in(app: &TestApp, browser: &reqwest::Client, username: &str, password: &str) -> (u16, String) {
+    let csrf = form_token(app, browser, "/auth/login").await;
+    let res = browser
+        .post(app.url("/auth/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", username), ("password", password), ("return_to", "/")])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let html = res.text().await.unwrap();
+    // The page without what differs by design: the CSRF token and the name typed.
+    let normalised = if html.is_empty() { html } else { html.replace(&csrf_of(&html), "T").replace(username, "NAME") };
+    (status, normalised)
+}
+
+async fn user_id(app: &TestApp, username: &str) -> turtlemen_domain::UserId {
+    let name = turtlemen_domain::Username::parse(username).unwrap();
+    turtlemen_db::users::find_by_username(&app.db, &name).await.unwrap().unwrap().id
+}
+
+async fn events(app: &TestApp, username: &str) -> Vec<turtlemen_db::audit::AuditEvent> {
+    turtlemen_db::audit::for_user(&app.db, user_id(app, username).await, 100).await.unwrap()
+}
+
 fn location(res: &reqwest::Response) -> url::Url {
     url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
 }
@@ -280,6 +304,79 @@ on_both_stacks! {
         assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
     }
 
+    async fn repeated_failures_lock_the_account_without_telling(app) {
+        user(&app, "ann").await;
+        user(&app, "bob").await;
+        let browser = app.browser();
+        let (status, wrong) = try_sign_in(&app, &browser, "ann", "wrong password").await;
+        assert_eq!(status, 401);
+        for _ in 1..5 {
+            assert_eq!(try_sign_in(&app, &browser, "ann", "wrong password").await, (401, wrong.clone()));
+        }
+        // Locked: the right password gets the very same answer as a wrong one.
+        assert_eq!(try_sign_in(&app, &browser, "ann", PASSWORD).await, (401, wrong.clone()));
+        assert_eq!(try_sign_in(&app, &browser, "ann@example.org", PASSWORD).await.0, 401, "by email too");
+        let log = events(&app, "ann").await;
+        assert_eq!(log.iter().filter(|e| e.event == "lockout").count(), 1, "{log:?}");
+        assert_eq!(log.iter().find(|e| e.event == "lockout").unwrap().detail, "account for 60s");
+        assert_eq!(log.iter().filter(|e| e.event == "login_failed" && e.detail == "locked").count(), 2);
+        assert!(!log.iter().any(|e| e.event == "login"));
+
+        // Another account from the same browser is not affected.
+        assert_eq!(try_sign_in(&app, &browser, "bob", PASSWORD).await.0, 303);
+
+        // A name that matches no account locks the same way, so a lockout reveals nothing.
+        let (_, ghost) = try_sign_in(&app, &app.browser(), "ghost", "wrong password").await;
+        assert_eq!(ghost, wrong);
+        for _ in 1..6 {
+            assert_eq!(try_sign_in(&app, &app.browser(), "ghost", "wrong password").await, (401, wrong.clone()));
+        }
+    }
+
+    async fn a_success_resets_the_account_counter(app) {
+        user(&app, "ann").await;
+        let browser = app.browser();
+        for _ in 0..2 {
+            for _ in 0..4 {
+                assert_eq!(try_sign_in(&app, &browser, "ann", "wrong password").await.0, 401);
+            }
+            assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 303, "four failures do not lock");
+        }
+        assert!(!events(&app, "ann").await.iter().any(|e| e.event == "lockout"));
+    }
+
+    async fn too_many_failures_from_one_ip_lock_it_out(app) {
+        user(&app, "ann").await;
+        let browser = app.browser();
+        // 20 failures spread over names, none reaching an account's limit.
+        for name in ["n1", "n2", "n3", "n4", "n5"] {
+            for _ in 0..4 {
+                assert_eq!(try_sign_in(&app, &browser, name, "wrong password").await.0, 401);
+            }
+        }
+        let (status, _) = try_sign_in(&app, &app.browser(), "ann", PASSWORD).await;
+        assert_eq!(status, 401, "the IP is locked out of every account");
+        let log = events(&app, "ann").await;
+        assert!(log.iter().any(|e| e.event == "login_failed" && e.detail == "locked"), "{log:?}");
+    }
+
+    async fn sign_in_rehashes_old_parameters(app) {
+        use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+        user(&app, "ann").await;
+        let id = user_id(&app, "ann").await;
+        let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(8192, 1, 1, None).unwrap())
+            .hash_password(PASSWORD.as_bytes(), &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        turtlemen_db::users::set_password_hash(&app.db, id, &old).await.unwrap();
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", "wrong password").await.0, 401);
+        assert_eq!(turtlemen_db::users::password_hash(&app.db, id).await.unwrap().as_deref(), Some(old.as_str()), "only a correct password rehashes");
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 303);
+        let now = turtlemen_db::users::password_hash(&app.db, id).await.unwrap().unwrap();
+        assert!(now.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{now}");
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 303, "the new hash verifies");
+    }
+
     async fn discovery_and_jwks(app) {
         let (status, doc) = app.get_json("/auth/.well-known/openid-configuration").await;
         assert_eq!(status, 200);
@@ -290,4 +387,73 @@ on_both_stacks! {
         assert_eq!(jwks["keys"][0]["alg"], "ES256");
         assert!(jwks["keys"][0].get("d").is_none(), "never the private part");
     }
+}
+
+/// The throttle itself over each session store, with waits short enough to watch them pass
+/// (waiting is the behaviour under test here, not synchronisation).
+async fn throttle_waits_grow_and_expire(store: turtlemen_session::Sessions) {
+    use std::time::Duration;
+    use turtlemen_auth::bruteforce::{BruteForceSettings, Locked, Lockout, Subject, Throttle};
+    let settings = BruteForceSettings {
+        max_failures: 2,
+        wait_increment: Duration::from_millis(300),
+        max_wait: Duration::from_secs(1),
+        failure_reset: Duration::from_secs(60),
+        ip_max_failures: 100,
+        ip_window: Duration::from_secs(60),
+    };
+    let throttle = Throttle { store: &store, settings: &settings };
+    let ann = Subject::Account(turtlemen_domain::UserId::new());
+    let fail = |expect: Vec<Lockout>| {
+        let (throttle, ann) = (&throttle, &ann);
+        async move {
+            let attempt = throttle.begin(ann, "192.0.2.1").await.unwrap().expect("open");
+            assert_eq!(throttle.failed(attempt).await.unwrap(), expect);
+        }
+    };
+    fail(vec![]).await;
+    fail(vec![Lockout::Account { wait: Duration::from_millis(300) }]).await;
+    assert_eq!(throttle.begin(&ann, "192.0.2.1").await.unwrap().unwrap_err(), Locked::Account);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    fail(vec![]).await;
+    fail(vec![Lockout::Account { wait: Duration::from_millis(600) }]).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        throttle.begin(&ann, "192.0.2.1").await.unwrap().unwrap_err(),
+        Locked::Account,
+        "the second wait is longer"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let attempt = throttle.begin(&ann, "192.0.2.1").await.unwrap().expect("open again");
+    throttle.succeeded(attempt).await.unwrap();
+    fail(vec![]).await;
+    let attempt = throttle.begin(&ann, "192.0.2.1").await.unwrap().expect("a success reset the count");
+    throttle.succeeded(attempt).await.unwrap();
+
+    // The IP limit: the failure that reaches it is reported once; then every account is refused.
+    let ip_settings = BruteForceSettings { ip_max_failures: 3, ..settings.clone() };
+    let throttle = Throttle { store: &store, settings: &ip_settings };
+    let mut reported = Vec::new();
+    for name in ["a", "b", "c"] {
+        let attempt = throttle.begin(&Subject::Unknown(name), "192.0.2.9").await.unwrap().expect("open");
+        reported.extend(throttle.failed(attempt).await.unwrap());
+    }
+    assert_eq!(reported, vec![Lockout::Ip { window: Duration::from_secs(60) }]);
+    assert_eq!(throttle.begin(&ann, "192.0.2.9").await.unwrap().unwrap_err(), Locked::Ip);
+    assert!(throttle.begin(&ann, "192.0.2.10").await.unwrap().is_ok(), "other addresses are not");
+}
+
+#[tokio::test]
+async fn throttle_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = turtlemen_session::StoreOptions::Embedded { path: dir.path().join("s.db") };
+    throttle_waits_grow_and_expire(turtlemen_session::open(&opts).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn throttle_on_redis() {
+    let Some((_, redis)) = crate::helpers::external_urls() else { return };
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let opts = turtlemen_session::StoreOptions::Redis { url: redis, prefix };
+    throttle_waits_grow_and_expire(turtlemen_session::open(&opts).await.unwrap()).await;
 }

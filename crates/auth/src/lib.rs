@@ -3,6 +3,7 @@
 //!
 //! - [`accounts`], [`passwords`]: creating accounts, Argon2id hashing, the password policy;
 //! - [`login`]: the sign-in and registration pages (CSRF-protected forms);
+//! - [`bruteforce`]: per-account and per-IP failure counters and temporary lockouts;
 //! - [`sso`]: the auth service's own session cookie;
 //! - [`oidc`]: discovery, JWKS, authorization (code + PKCE), token (code, refresh with
 //!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
@@ -15,6 +16,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod bruteforce;
 pub mod clients;
 pub mod csrf;
 pub mod login;
@@ -42,6 +44,8 @@ pub struct AuthSettings {
     pub sso_idle: chrono::Duration,
     /// …and after this long in any case.
     pub sso_max: chrono::Duration,
+    /// Failure counters and lockouts for passwords and second factors.
+    pub brute_force: bruteforce::BruteForceSettings,
 }
 
 impl Default for AuthSettings {
@@ -53,6 +57,7 @@ impl Default for AuthSettings {
             code_ttl: std::time::Duration::from_secs(60),
             sso_idle: chrono::Duration::days(7),
             sso_max: chrono::Duration::days(30),
+            brute_force: bruteforce::BruteForceSettings::default(),
         }
     }
 }
@@ -60,7 +65,7 @@ impl Default for AuthSettings {
 /// Everything the auth service's handlers share.
 pub struct AuthInner {
     pub db: Db,
-    /// Short-lived records: authorization codes.
+    /// Short-lived records: authorization codes, brute-force counters.
     pub store: Sessions,
     pub signer: tokens::Signer,
     /// `{public_url}/auth`, without a trailing slash.
@@ -100,6 +105,13 @@ impl AuthInner {
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
         }))
+    }
+}
+
+impl AuthInner {
+    /// The brute-force checks with this instance's settings.
+    pub fn throttle(&self) -> bruteforce::Throttle<'_> {
+        bruteforce::Throttle { store: &self.store, settings: &self.settings.brute_force }
     }
 }
 
