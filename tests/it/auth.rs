@@ -377,6 +377,57 @@ on_both_stacks! {
         assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 303, "the new hash verifies");
     }
 
+    async fn password_change_ends_every_other_session(app) {
+        user(&app, "ann").await;
+        let secret = client(&app, "conf", false).await.expect("confidential");
+        let here = app.browser();
+        sign_in(&app, &here, "ann").await;
+        let elsewhere = app.browser();
+        sign_in(&app, &elsewhere, "ann").await;
+        let c = code(&app, &elsewhere, "conf").await;
+        let (status, tokens) = token(&app, &[("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)], Some(("conf", &secret))).await;
+        assert_eq!(status, 200);
+
+        let csrf = form_token(&app, &here, "/auth/account").await;
+        let change = |fields: Vec<(&'static str, String)>| {
+            let here = here.clone();
+            let url = app.url("/auth/account/password");
+            async move {
+                let res = here.post(url).form(&fields).send().await.unwrap();
+                (res.status().as_u16(), res.text().await.unwrap())
+            }
+        };
+        let new = "a brand new passphrase";
+        let (status, _) = change(vec![("current_password", PASSWORD.into()), ("new_password", new.into())]).await;
+        assert_eq!(status, 403, "no CSRF token");
+        let (status, html) = change(vec![("csrf", csrf.clone()), ("current_password", "wrong password".into()), ("new_password", "short".into())]).await;
+        assert_eq!(status, 422);
+        assert!(html.contains("id=\"current_password-error\">Incorrect password.<"), "{html}");
+        assert!(html.contains("id=\"new_password-error\""), "both fields' problems at once");
+        let (status, html) = change(vec![("csrf", csrf.clone()), ("current_password", PASSWORD.into()), ("new_password", "short".into())]).await;
+        assert_eq!(status, 422);
+        assert!(!html.contains("id=\"current_password-error\"") && html.contains("id=\"new_password-error\""));
+
+        let res = here.post(app.url("/auth/account/password"))
+            .form(&[("csrf", csrf.as_str()), ("current_password", PASSWORD), ("new_password", new)])
+            .send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/auth/account?done=password");
+        let page = here.get(app.url("/auth/account?done=password")).send().await.unwrap();
+        assert_eq!(page.status(), 200, "this session lives on");
+        assert!(page.text().await.unwrap().contains("Your password was changed."));
+        assert_eq!(elsewhere.get(app.url("/auth/account")).send().await.unwrap().status(), 303, "the other session ended");
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let (status, body) = token(&app, &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some(("conf", &secret))).await;
+        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "and its refresh tokens");
+
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 401);
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", new).await.0, 303);
+        let log = events(&app, "ann").await;
+        assert_eq!(log.iter().filter(|e| e.event == "password_changed").count(), 1);
+        assert_eq!(log.iter().filter(|e| e.event == "password_change_failed").count(), 1);
+    }
+
     async fn discovery_and_jwks(app) {
         let (status, doc) = app.get_json("/auth/.well-known/openid-configuration").await;
         assert_eq!(status, 200);

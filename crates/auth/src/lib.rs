@@ -131,5 +131,6 @@ pub fn router(state: AuthState) -> Router {
         .route("/register", get(login::get_register).post(login::post_register))
         .route("/account", get(account::get_account))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/password", post(account::change_password))
         .with_state(state)
 }

@@ -75,10 +75,23 @@ pub struct EventRow {
     pub user_agent: String,
 }
 
+/// Errors shown next to the password-change fields.
+#[derive(Debug, Default, Clone)]
+pub struct PasswordChangeErrors {
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+    pub form: Option<String>,
+}
+
 /// The account security page.
 pub struct AccountView<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
+    /// A confirmation of what was just done, shown at the top.
+    pub notice: Option<&'a str>,
+    /// Whether the account has a password to change (provider-only accounts do not).
+    pub has_password: bool,
+    pub password_errors: PasswordChangeErrors,
     pub sessions: Vec<SessionRow>,
     pub events: Vec<EventRow>,
 }
