@@ -85,6 +85,89 @@ async fn events(app: &TestApp, username: &str) -> Vec<turtlemen_db::audit::Audit
     turtlemen_db::audit::for_user(&app.db, user_id(app, username).await, 100).await.unwrap()
 }
 
+/// RFC 6238 computed here, apart from the service's code: base32 per RFC 4648, HOTP with
+/// HMAC-SHA-1 and dynamic truncation (RFC 4226), 30-second steps, 6 digits.
+fn totp_code(base32_secret: &str, step: i64) -> String {
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut key = Vec::new();
+    for c in base32_secret.chars().filter(|c| !c.is_whitespace()) {
+        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c).expect("base32") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            key.push((bits >> n) as u8);
+        }
+    }
+    let tag =
+        ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key), &step.to_be_bytes());
+    let t = tag.as_ref();
+    let o = (t[19] & 15) as usize;
+    let word = u32::from_be_bytes([t[o] & 0x7f, t[o + 1], t[o + 2], t[o + 3]]);
+    format!("{:06}", word % 1_000_000)
+}
+
+fn step_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 30
+}
+
+/// Turns on TOTP for the signed-in `browser`: returns the secret (as shown), the step its
+/// confirming code used, and the recovery codes.
+async fn enrol(app: &TestApp, browser: &reqwest::Client) -> (String, i64, Vec<String>) {
+    let csrf = form_token(app, browser, "/auth/account").await;
+    let res = browser.post(app.url("/auth/account/totp")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let res = browser.get(app.url("/auth/account/totp")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    let start = html.find("<code id=\"totp-secret\">").expect("the secret as text") + 23;
+    let secret = html[start..].split('<').next().unwrap().to_string();
+    let compact: String = secret.split_whitespace().collect();
+    assert!(html.contains(&format!("otpauth://totp/Turtlemen:ann?secret={compact}&#38;issuer=Turtlemen")), "{html}");
+
+    let (status, html) = post_code(app, browser, "/auth/account/totp/confirm", "12345x").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("id=\"code-error\">Incorrect code.<"), "{html}");
+    assert!(!turtlemen_db::totp::is_enabled(&app.db, user_id(app, "ann").await).await.unwrap(), "not before a code");
+    let step = step_now();
+    let (status, html) = post_code(app, browser, "/auth/account/totp/confirm", &totp_code(&secret, step)).await;
+    assert_eq!(status, 200, "{html}");
+    let codes: Vec<String> =
+        html.split("<li><code>").skip(1).map(|s| s.split('<').next().unwrap().to_string()).collect();
+    assert_eq!(codes.len(), 10);
+    (secret, step, codes)
+}
+
+async fn post_code(app: &TestApp, browser: &reqwest::Client, path: &str, code: &str) -> (u16, String) {
+    let csrf = form_token(app, browser, "/auth/account").await;
+    let res = browser.post(app.url(path)).form(&[("csrf", csrf.as_str()), ("code", code)]).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Signs in with the password; returns a browser on the code page.
+async fn password_step(app: &TestApp) -> reqwest::Client {
+    let browser = app.browser();
+    let csrf = form_token(app, &browser, "/auth/login").await;
+    let res = browser
+        .post(app.url("/auth/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "ann"), ("password", PASSWORD), ("return_to", "/watch/v")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/auth/login/code");
+    browser
+}
+
+async fn second_step(app: &TestApp, browser: &reqwest::Client, code: &str) -> reqwest::Response {
+    let page = browser.get(app.url("/auth/login/code")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    browser.post(app.url("/auth/login/code")).form(&[("csrf", csrf.as_str()), ("code", code)]).send().await.unwrap()
+}
+
 fn location(res: &reqwest::Response) -> url::Url {
     url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
 }
@@ -426,6 +509,67 @@ on_both_stacks! {
         let log = events(&app, "ann").await;
         assert_eq!(log.iter().filter(|e| e.event == "password_changed").count(), 1);
         assert_eq!(log.iter().filter(|e| e.event == "password_change_failed").count(), 1);
+    }
+
+    async fn totp_second_step_with_replay_and_recovery_codes(app) {
+        user(&app, "ann").await;
+        let first = app.browser();
+        sign_in(&app, &first, "ann").await;
+        let (secret, used, recovery) = enrol(&app, &first).await;
+        let page = first.get(app.url("/auth/account")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Recovery codes left: 10"), "{page}");
+
+        // The password alone starts no session.
+        let browser = password_step(&app).await;
+        assert_eq!(browser.get(app.url("/auth/account")).send().await.unwrap().status(), 303);
+        let res = second_step(&app, &browser, &totp_code(&secret, used)).await;
+        assert_eq!(res.status(), 401, "the enrolment's code cannot be replayed");
+        assert!(res.text().await.unwrap().contains("id=\"code-error\">Incorrect code.<"));
+        let res = second_step(&app, &browser, &totp_code(&secret, used + 1)).await;
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/watch/v");
+        assert_eq!(browser.get(app.url("/auth/account")).send().await.unwrap().status(), 200);
+        assert_eq!(browser.get(app.url("/auth/login/code")).send().await.unwrap().status(), 303, "the half-done login is spent");
+
+        let other = password_step(&app).await;
+        assert_eq!(second_step(&app, &other, &totp_code(&secret, used + 1)).await.status(), 401, "each code once");
+        let res = second_step(&app, &other, &recovery[3].to_uppercase()).await;
+        assert_eq!(res.status(), 303, "a recovery code, in any case");
+        let again = password_step(&app).await;
+        assert_eq!(second_step(&app, &again, &recovery[3]).await.status(), 401, "each recovery code once");
+
+        // Wrong codes count towards the lockout (the fifth failure since the last success: one
+        // above, four here); then even a good recovery code is refused.
+        let valid: Vec<String> = (-1..=1).map(|d| totp_code(&secret, step_now() + d)).collect();
+        let wrong = ["000000", "111111", "222222", "333333"].into_iter().find(|c| !valid.contains(&c.to_string())).unwrap();
+        for _ in 0..4 {
+            assert_eq!(second_step(&app, &again, wrong).await.status(), 401);
+        }
+        assert_eq!(second_step(&app, &again, &recovery[5]).await.status(), 401);
+        let log = events(&app, "ann").await;
+        assert_eq!(log.iter().filter(|e| e.event == "totp_enabled").count(), 1);
+        assert_eq!(log.iter().filter(|e| e.event == "recovery_code_used").count(), 1);
+        assert_eq!(log.iter().filter(|e| e.event == "lockout").count(), 1, "{log:?}");
+        assert_eq!(log.iter().filter(|e| e.event == "login").count(), 3, "enrolment browser, TOTP, recovery code");
+        // The locked-out code step does not lock the password: it still leads to the code page.
+        password_step(&app).await;
+    }
+
+    async fn totp_is_turned_off_with_a_current_code(app) {
+        user(&app, "ann").await;
+        let browser = app.browser();
+        sign_in(&app, &browser, "ann").await;
+        let (secret, used, _) = enrol(&app, &browser).await;
+        let (status, html) = post_code(&app, &browser, "/auth/account/totp/disable", &totp_code(&secret, used)).await;
+        assert_eq!(status, 422, "not with a spent code");
+        assert!(html.contains("id=\"disable-code-error\">Incorrect code.<"), "{html}");
+        let csrf = form_token(&app, &browser, "/auth/account").await;
+        let res = browser.post(app.url("/auth/account/totp/disable")).form(&[("csrf", csrf.as_str()), ("code", &totp_code(&secret, used + 1))]).send().await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/auth/account?done=totp_off");
+        assert!(!turtlemen_db::totp::is_enabled(&app.db, user_id(&app, "ann").await).await.unwrap());
+        assert_eq!(try_sign_in(&app, &app.browser(), "ann", PASSWORD).await.0, 303, "the password suffices again");
+        assert!(events(&app, "ann").await.iter().any(|e| e.event == "totp_disabled"));
     }
 
     async fn discovery_and_jwks(app) {

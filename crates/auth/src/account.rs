@@ -20,7 +20,7 @@ use turtlemen_domain::RedirectTarget;
 use turtlemen_http::ApiError;
 use turtlemen_web::auth_pages::{self, AccountView, EventRow, PasswordChangeErrors, SessionRow};
 
-fn to_login() -> Response {
+pub(crate) fn to_login() -> Response {
     see_other(
         &RedirectTarget::parse_local("/auth/login?return_to=%2Fauth%2Faccount").unwrap_or_else(RedirectTarget::home),
     )
@@ -35,6 +35,7 @@ pub struct Done {
 fn notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "password" => Some("Your password was changed. Every other session was signed out."),
+        "totp_off" => Some("Two-step verification is off."),
         _ => None,
     }
 }
@@ -58,6 +59,7 @@ pub async fn get_account(
 pub(crate) struct Extras {
     pub notice: Option<&'static str>,
     pub password_errors: PasswordChangeErrors,
+    pub totp_error: Option<String>,
 }
 
 pub(crate) async fn render(
@@ -91,6 +93,9 @@ pub(crate) async fn render(
         })
         .collect();
     let has_password = users::password_hash(&state.db, user.id).await?.is_some();
+    let totp_enabled = turtlemen_db::totp::is_enabled(&state.db, user.id).await?;
+    let recovery_codes_left =
+        if totp_enabled { turtlemen_db::totp::recovery_codes_left(&state.db, user.id).await? } else { 0 };
     let (jar, csrf) = state.csrf.token(jar);
     let html = auth_pages::account_page(&AccountView {
         csrf: &csrf,
@@ -98,6 +103,9 @@ pub(crate) async fn render(
         notice: extras.notice,
         has_password,
         password_errors: extras.password_errors,
+        totp_enabled,
+        recovery_codes_left,
+        totp_error: extras.totp_error,
         sessions,
         events,
     });

@@ -67,6 +67,9 @@ pub enum Subject<'a> {
     Account(UserId),
     /// A name that matched no account (counted all the same).
     Unknown(&'a str),
+    /// An account's second factor: counted apart from its password, so that signing in again
+    /// with a known password does not clear the count of wrong codes.
+    SecondFactor(UserId),
 }
 
 impl Subject<'_> {
@@ -74,6 +77,7 @@ impl Subject<'_> {
         match self {
             Subject::Account(id) => format!("u:{}", id.0),
             Subject::Unknown(name) => format!("n:{}", hash_token(&name.trim().to_lowercase())),
+            Subject::SecondFactor(id) => format!("t:{}", id.0),
         }
     }
 }

@@ -9,7 +9,9 @@
 //!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
 //! - [`account`]: the security page (sessions, recent events);
 //! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
-//! - [`tokens`]: signing and verifying ID and access tokens.
+//! - [`tokens`]: signing and verifying ID and access tokens;
+//! - [`totp`]: one-time codes (RFC 6238) and recovery codes; [`second_factor`]: enrolment and
+//!   the second sign-in step.
 //!
 //! Never: a redirect to a URI that is not registered for the client, a token or password in a
 //! log line, an answer that tells whether an account exists.
@@ -22,8 +24,10 @@ pub mod csrf;
 pub mod login;
 pub mod oidc;
 pub mod passwords;
+pub mod second_factor;
 pub mod sso;
 pub mod tokens;
+pub mod totp;
 pub mod util;
 
 use axum::Router;
@@ -132,5 +136,9 @@ pub fn router(state: AuthState) -> Router {
         .route("/account", get(account::get_account))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
         .route("/account/password", post(account::change_password))
+        .route("/account/totp", get(second_factor::get_setup).post(second_factor::start_enrolment))
+        .route("/account/totp/confirm", post(second_factor::confirm_enrolment))
+        .route("/account/totp/disable", post(second_factor::disable))
+        .route("/login/code", get(second_factor::get_code).post(second_factor::post_code))
         .with_state(state)
 }

@@ -179,6 +179,10 @@ pub async fn post_login(
         (Some(user), Some(stored)) if matches => {
             state.throttle().succeeded(attempt).await.map_err(store_error)?;
             rehash_if_needed(&state, &user, &stored, password).await;
+            if turtlemen_db::totp::is_enabled(&state.db, user.id).await? {
+                // No session yet: the second factor finishes the login.
+                return crate::second_factor::begin(&state, jar, &user, &target).await;
+            }
             let (jar, _) = sso::start(&state, jar, &user, &who).await?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok((jar, see_other(&target)).into_response())

@@ -17,6 +17,7 @@ mod error;
 mod pool;
 pub mod refresh_tokens;
 mod retry;
+pub mod totp;
 pub mod users;
 
 pub use error::DbError;
