@@ -87,8 +87,8 @@ pub struct AuthInner {
 pub type AuthState = Arc<AuthInner>;
 
 impl AuthInner {
-    /// Builds the state; `signing_key` is the PKCS#8 P-256 key, `cookie_key` the instance's
-    /// cookie secret.
+    /// Builds the shared state with the default [`AuthSettings`]; `signing_key` is the PKCS#8
+    /// P-256 key, `cookie_key` the instance's cookie secret.
     pub fn new(
         db: Db,
         store: Sessions,
@@ -96,9 +96,21 @@ impl AuthInner {
         signing_key: &[u8],
         cookie_key: &[u8],
     ) -> Result<AuthState, String> {
+        Self::build(db, store, public_url, signing_key, cookie_key).map(Arc::new)
+    }
+
+    /// The same as [`AuthInner::new`], unshared, for callers that adjust it first
+    /// (`AuthInner::build(…)?.with_settings(…)`, then `Arc::new`).
+    pub fn build(
+        db: Db,
+        store: Sessions,
+        public_url: &Url,
+        signing_key: &[u8],
+        cookie_key: &[u8],
+    ) -> Result<AuthInner, String> {
         let issuer = format!("{}auth", public_url.as_str());
         let secure = public_url.scheme() == "https";
-        Ok(Arc::new(Self {
+        Ok(Self {
             db,
             store,
             signer: tokens::Signer::from_pkcs8(signing_key)?,
@@ -108,7 +120,13 @@ impl AuthInner {
             csrf: csrf::Csrf::new(cookie_key, secure),
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
-        }))
+        })
+    }
+
+    /// Replaces the lifetimes and policies (brute-force thresholds among them).
+    pub fn with_settings(mut self, settings: AuthSettings) -> Self {
+        self.settings = settings;
+        self
     }
 }
 

@@ -104,7 +104,8 @@ pub(crate) async fn report_lockouts(
 ) -> Result<(), DbError> {
     for lockout in lockouts {
         let detail = lockout.detail();
-        tracing::warn!(security.event = "lockout", user.id = ?user_id.map(|u| u.0), client.ip = %who.ip, lockout = %detail, "brute-force lockout");
+        let user = user_id.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into());
+        tracing::warn!(security.event = "lockout", user.id = %user, client.ip = %who.ip, lockout = %detail, "brute-force lockout");
         audit::record(&state.db, user_id, "lockout", &who.ip, &who.user_agent, &detail).await?;
     }
     Ok(())
