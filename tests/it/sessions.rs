@@ -35,6 +35,21 @@ async fn contract(store: Sessions) {
     assert!(store.set_if_absent("short", b"again", long).await.unwrap());
     assert_eq!(store.get("touched").await.unwrap().as_deref(), Some(&b"y"[..]), "touch extended it");
 
+    // incr: a fixed window from the first increment; an expired counter starts again at 1.
+    assert_eq!(store.incr("window", Duration::from_millis(300)).await.unwrap(), 1);
+    assert_eq!(store.incr("window", long).await.unwrap(), 2, "counts on; keeps the first expiry");
+    assert_eq!(store.get("window").await.unwrap().as_deref(), Some(&b"2"[..]), "decimal ASCII");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.get("window").await.unwrap(), None, "the later ttl did not extend it");
+    assert_eq!(store.incr("window", long).await.unwrap(), 1);
+    // Concurrent increments each see their own count.
+    let all = futures::future::join_all((0..20).map(|_| store.incr("many", long))).await;
+    let mut counts: Vec<i64> = all.into_iter().map(Result::unwrap).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<i64>>());
+    store.set("plain", b"1", long).await.unwrap();
+    assert_eq!(store.incr("plain", long).await.unwrap(), 2, "a counter written by set counts on");
+
     // take: exactly one of two concurrent callers gets the value, then it is gone.
     store.set("code", b"c", long).await.unwrap();
     let (a, b) = tokio::join!(store.take("code"), store.take("code"));

@@ -3,25 +3,31 @@
 //!
 //! - [`accounts`], [`passwords`]: creating accounts, Argon2id hashing, the password policy;
 //! - [`login`]: the sign-in and registration pages (CSRF-protected forms);
+//! - [`bruteforce`]: per-account and per-IP failure counters and temporary lockouts;
 //! - [`sso`]: the auth service's own session cookie;
 //! - [`oidc`]: discovery, JWKS, authorization (code + PKCE), token (code, refresh with
 //!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
 //! - [`account`]: the security page (sessions, recent events);
 //! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
-//! - [`tokens`]: signing and verifying ID and access tokens.
+//! - [`tokens`]: signing and verifying ID and access tokens;
+//! - [`totp`]: one-time codes (RFC 6238) and recovery codes; [`second_factor`]: enrolment and
+//!   the second sign-in step.
 //!
 //! Never: a redirect to a URI that is not registered for the client, a token or password in a
 //! log line, an answer that tells whether an account exists.
 
 pub mod account;
 pub mod accounts;
+pub mod bruteforce;
 pub mod clients;
 pub mod csrf;
 pub mod login;
 pub mod oidc;
 pub mod passwords;
+pub mod second_factor;
 pub mod sso;
 pub mod tokens;
+pub mod totp;
 pub mod util;
 
 use axum::Router;
@@ -42,6 +48,8 @@ pub struct AuthSettings {
     pub sso_idle: chrono::Duration,
     /// …and after this long in any case.
     pub sso_max: chrono::Duration,
+    /// Failure counters and lockouts for passwords and second factors.
+    pub brute_force: bruteforce::BruteForceSettings,
 }
 
 impl Default for AuthSettings {
@@ -53,6 +61,7 @@ impl Default for AuthSettings {
             code_ttl: std::time::Duration::from_secs(60),
             sso_idle: chrono::Duration::days(7),
             sso_max: chrono::Duration::days(30),
+            brute_force: bruteforce::BruteForceSettings::default(),
         }
     }
 }
@@ -60,7 +69,7 @@ impl Default for AuthSettings {
 /// Everything the auth service's handlers share.
 pub struct AuthInner {
     pub db: Db,
-    /// Short-lived records: authorization codes.
+    /// Short-lived records: authorization codes, brute-force counters.
     pub store: Sessions,
     pub signer: tokens::Signer,
     /// `{public_url}/auth`, without a trailing slash.
@@ -78,8 +87,8 @@ pub struct AuthInner {
 pub type AuthState = Arc<AuthInner>;
 
 impl AuthInner {
-    /// Builds the state; `signing_key` is the PKCS#8 P-256 key, `cookie_key` the instance's
-    /// cookie secret.
+    /// Builds the shared state with the default [`AuthSettings`]; `signing_key` is the PKCS#8
+    /// P-256 key, `cookie_key` the instance's cookie secret.
     pub fn new(
         db: Db,
         store: Sessions,
@@ -87,9 +96,21 @@ impl AuthInner {
         signing_key: &[u8],
         cookie_key: &[u8],
     ) -> Result<AuthState, String> {
+        Self::build(db, store, public_url, signing_key, cookie_key).map(Arc::new)
+    }
+
+    /// The same as [`AuthInner::new`], unshared, for callers that adjust it first
+    /// (`AuthInner::build(…)?.with_settings(…)`, then `Arc::new`).
+    pub fn build(
+        db: Db,
+        store: Sessions,
+        public_url: &Url,
+        signing_key: &[u8],
+        cookie_key: &[u8],
+    ) -> Result<AuthInner, String> {
         let issuer = format!("{}auth", public_url.as_str());
         let secure = public_url.scheme() == "https";
-        Ok(Arc::new(Self {
+        Ok(Self {
             db,
             store,
             signer: tokens::Signer::from_pkcs8(signing_key)?,
@@ -99,7 +120,20 @@ impl AuthInner {
             csrf: csrf::Csrf::new(cookie_key, secure),
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
-        }))
+        })
+    }
+
+    /// Replaces the lifetimes and policies (brute-force thresholds among them).
+    pub fn with_settings(mut self, settings: AuthSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+}
+
+impl AuthInner {
+    /// The brute-force checks with this instance's settings.
+    pub fn throttle(&self) -> bruteforce::Throttle<'_> {
+        bruteforce::Throttle { store: &self.store, settings: &self.settings.brute_force }
     }
 }
 
@@ -119,5 +153,10 @@ pub fn router(state: AuthState) -> Router {
         .route("/register", get(login::get_register).post(login::post_register))
         .route("/account", get(account::get_account))
         .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/password", post(account::change_password))
+        .route("/account/totp", get(second_factor::get_setup).post(second_factor::start_enrolment))
+        .route("/account/totp/confirm", post(second_factor::confirm_enrolment))
+        .route("/account/totp/disable", post(second_factor::disable))
+        .route("/login/code", get(second_factor::get_code).post(second_factor::post_code))
         .with_state(state)
 }

@@ -3,8 +3,14 @@
 //! A failed sign-in says only "Incorrect username or password." whether or not the account
 //! exists, and costs the same Argon2id verification either way. Every POST checks the CSRF
 //! token first. After success the visitor continues to `return_to`, a checked local path.
+//!
+//! Brute-force protection ([`crate::bruteforce`]) counts every attempt per account (or per name
+//! typed, when it names no account) and per IP; a locked attempt is answered exactly like a
+//! wrong password without the password being checked. A correct password stored with older
+//! Argon2 parameters is rehashed with the current ones.
 
 use crate::accounts::{AccountError, AccountForm};
+use crate::bruteforce::{Lockout, Subject};
 use crate::util::Requester;
 use crate::{AuthState, passwords, sso};
 use axum::extract::{Form, Query, State};
@@ -14,8 +20,9 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use turtlemen_db::users::{self, User};
 use turtlemen_db::{DbError, audit};
-use turtlemen_domain::{Email, RedirectTarget, Role, Username};
+use turtlemen_domain::{Email, RedirectTarget, Role, UserId, Username};
 use turtlemen_http::ApiError;
+use turtlemen_session::SessionError;
 use turtlemen_web::auth_pages::{self, FieldErrors, LoginView, RegisterView};
 
 /// Where to go after signing in when nothing (or nothing acceptable) was asked for.
@@ -84,8 +91,42 @@ async fn find_account(state: &AuthState, name: &str) -> Result<Option<User>, DbE
 }
 
 /// Verifies on the blocking pool: Argon2id takes tens of milliseconds of CPU.
-async fn verify_password(password: String, hash: String) -> bool {
+pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || passwords::verify(&password, &hash)).await.unwrap_or(false)
+}
+
+/// Records the lockouts a failure started, in the audit log and as security events.
+pub(crate) async fn report_lockouts(
+    state: &AuthState,
+    user_id: Option<UserId>,
+    lockouts: &[Lockout],
+    who: &Requester,
+) -> Result<(), DbError> {
+    for lockout in lockouts {
+        let detail = lockout.detail();
+        let user = user_id.map(|u| u.to_string()).unwrap_or_else(|| "unknown".into());
+        tracing::warn!(security.event = "lockout", user.id = %user, client.ip = %who.ip, lockout = %detail, "brute-force lockout");
+        audit::record(&state.db, user_id, "lockout", &who.ip, &who.user_agent, &detail).await?;
+    }
+    Ok(())
+}
+
+/// The password is right: stores a fresh hash when the stored one was made with other
+/// parameters. A failure here is logged, never a failed sign-in.
+async fn rehash_if_needed(state: &AuthState, user: &User, stored: &str, password: String) {
+    if !passwords::needs_rehash(stored) {
+        return;
+    }
+    let fresh = tokio::task::spawn_blocking(move || passwords::hash(&password)).await;
+    let outcome = match fresh {
+        Ok(Ok(hash)) => users::set_password_hash(&state.db, user.id, &hash).await.map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(user.id = %user.id, "password rehashed with the current parameters"),
+        Err(e) => tracing::warn!(user.id = %user.id, error = %e, "rehashing a password failed"),
+    }
 }
 
 pub async fn post_login(
@@ -112,24 +153,56 @@ pub async fn post_login(
     let shown_name: String = name.chars().take(254).collect();
     let oversized = name.len() > 254 || form.password.len() > 1024;
     let account = if oversized || name.is_empty() { None } else { find_account(&state, name).await? };
+    let user_id = account.as_ref().map(|u| u.id);
+    let refuse = |jar: CookieJar| retry(jar, StatusCode::UNAUTHORIZED, "Incorrect username or password.", &shown_name);
+
+    let subject = match user_id {
+        Some(id) => Subject::Account(id),
+        None => Subject::Unknown(&shown_name),
+    };
+    let attempt = match state.throttle().begin(&subject, &who.ip).await.map_err(store_error)? {
+        Ok(attempt) => attempt,
+        Err(locked) => {
+            // Refused unchecked, answered exactly like a wrong password.
+            audit::record(&state.db, user_id, "login_failed", &who.ip, &who.user_agent, "locked").await?;
+            tracing::info!(security.event = "login_locked", user.known = user_id.is_some(), client.ip = %who.ip, locked = ?locked, "sign-in refused while locked");
+            return Ok(refuse(jar));
+        }
+    };
+
     let stored = match &account {
         Some(user) => users::password_hash(&state.db, user.id).await?,
         None => None,
     };
-    let matches = verify_password(form.password, stored.clone().unwrap_or_else(|| state.dummy_hash.clone())).await;
-    match account {
-        Some(user) if matches && stored.is_some() => {
+    let password = form.password;
+    let matches = verify_password(password.clone(), stored.clone().unwrap_or_else(|| state.dummy_hash.clone())).await;
+    match (account, stored) {
+        (Some(user), Some(stored)) if matches => {
+            state.throttle().succeeded(attempt).await.map_err(store_error)?;
+            rehash_if_needed(&state, &user, &stored, password).await;
+            if turtlemen_db::totp::is_enabled(&state.db, user.id).await? {
+                // No session yet: the second factor finishes the login.
+                return crate::second_factor::begin(&state, jar, &user, &target).await;
+            }
             let (jar, _) = sso::start(&state, jar, &user, &who).await?;
             tracing::info!(user.id = %user.id, "signed in");
             Ok((jar, see_other(&target)).into_response())
         }
-        other => {
-            let user_id = other.map(|u| u.id);
+        _ => {
+            let lockouts = state.throttle().failed(attempt).await.map_err(store_error)?;
             audit::record(&state.db, user_id, "login_failed", &who.ip, &who.user_agent, "password").await?;
+            report_lockouts(&state, user_id, &lockouts, &who).await?;
             tracing::info!(user.known = user_id.is_some(), client.ip = %who.ip, "sign-in failed");
-            Ok(retry(jar, StatusCode::UNAUTHORIZED, "Incorrect username or password.", &shown_name))
+            Ok(refuse(jar))
         }
     }
+}
+
+/// The session store failed during a brute-force check: refuse rather than let the attempt
+/// through unchecked.
+pub(crate) fn store_error(e: SessionError) -> ApiError {
+    tracing::error!(error = %e, "session store error during a brute-force check");
+    ApiError::unavailable("Signing in is unavailable for a moment. Please try again.")
 }
 
 pub async fn get_register(

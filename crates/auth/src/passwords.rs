@@ -51,6 +51,20 @@ pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Whether a stored PHC string was made with other parameters than [`hasher`]'s (another
+/// algorithm, version, memory, time or parallelism), so the next successful sign-in should
+/// rehash the password. A malformed string needs nothing: it never verifies anyway.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else { return false };
+    let current = hasher();
+    let same_params = Params::try_from(&hash).is_ok_and(|p| {
+        p.m_cost() == current.params().m_cost()
+            && p.t_cost() == current.params().t_cost()
+            && p.p_cost() == current.params().p_cost()
+    });
+    hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) || !same_params
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +76,25 @@ mod tests {
         assert!(verify("correct horse battery", &h));
         assert!(!verify("wrong horse battery", &h));
         assert!(!verify("anything", "not a hash"));
+    }
+
+    #[test]
+    fn rehash_when_parameters_differ() {
+        let current = hash("correct horse battery").unwrap();
+        assert!(!needs_rehash(&current));
+        let salt = SaltString::generate(&mut OsRng);
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8 * 1024, 1, 1, None).unwrap())
+            .hash_password(b"correct horse battery", &salt)
+            .unwrap()
+            .to_string();
+        assert!(needs_rehash(&weak));
+        assert!(verify("correct horse battery", &weak), "old hashes still verify");
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(19 * 1024, 2, 1, None).unwrap())
+            .hash_password(b"x", &salt)
+            .unwrap()
+            .to_string();
+        assert!(needs_rehash(&argon2i));
+        assert!(!needs_rehash("not a hash"));
     }
 
     #[test]

@@ -162,3 +162,35 @@ pub async fn revoke(db: &Db, user_id: UserId, id: Uuid) -> Result<bool, DbError>
     })
     .await
 }
+
+/// Revokes every session of `user_id` but `except` (the one making the change, if any) and
+/// every refresh token issued under them; returns how many sessions ended.
+pub async fn revoke_all_for_user(db: &Db, user_id: UserId, except: Option<Uuid>) -> Result<u64, DbError> {
+    let now = Utc::now();
+    // The nil UUID is no session's id: `None` spares none.
+    let keep = except.unwrap_or(Uuid::nil());
+    crate::retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE auth_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id.0)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND session_id <> $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id.0)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
+    })
+    .await
+}

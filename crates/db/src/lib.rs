@@ -18,6 +18,7 @@ pub mod jobs;
 mod pool;
 pub mod refresh_tokens;
 mod retry;
+pub mod totp;
 pub mod users;
 
 pub use error::DbError;

@@ -122,6 +122,20 @@ pub async fn password_hash(db: &Db, id: UserId) -> Result<Option<String>, DbErro
     Ok(hash.flatten())
 }
 
+/// Replaces the stored password hash of an account.
+pub async fn set_password_hash(db: &Db, id: UserId, hash: &str) -> Result<(), DbError> {
+    with_pool!(db, |pool| {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(Utc::now())
+            .bind(id.0)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
 pub async fn count(db: &Db) -> Result<i64, DbError> {
     Ok(with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
 }

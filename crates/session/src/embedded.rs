@@ -135,6 +135,29 @@ impl SessionStore for EmbeddedStore {
         Ok(row.filter(|(_, expires_at)| *expires_at > now_ms()).map(|(value, _)| value))
     }
 
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, SessionError> {
+        // One upsert: an expired row restarts at 1 with a new expiry, a live one counts on and
+        // keeps its expiry. SET expressions see the row as it was before the update.
+        let value: Vec<u8> = sqlx::query_scalar(
+            "INSERT INTO sessions (key, value, expires_at) VALUES ($1, CAST('1' AS BLOB), $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+               value = CASE WHEN sessions.expires_at <= $3 THEN CAST('1' AS BLOB) \
+                 ELSE CAST(CAST(CAST(CAST(sessions.value AS TEXT) AS INTEGER) + 1 AS TEXT) AS BLOB) END, \
+               expires_at = CASE WHEN sessions.expires_at <= $3 THEN excluded.expires_at ELSE sessions.expires_at END \
+             RETURNING value",
+        )
+        .bind(key)
+        .bind(expiry(ttl))
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        std::str::from_utf8(&value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| SessionError::Backend(format!("{key} does not hold a counter")))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), SessionError> {
         sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(&self.pool).await.map_err(backend)?;
         Ok(())

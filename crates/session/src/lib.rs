@@ -1,7 +1,7 @@
 //! The session store: short-lived records with an expiry, keyed by opaque ids.
 //!
 //! The gateway keeps browser sessions here (tokens and claims), the auth service its login
-//! sessions. One interface, [`SessionStore`], two implementations:
+//! sessions and its brute-force counters. One interface, [`SessionStore`], two implementations:
 //! - [`embedded::EmbeddedStore`] — a SQLite file in the data dir (the default): survives
 //!   restarts, needs no server, serves one machine;
 //! - [`redis::RedisStore`] — Redis, so that several gateways share sessions.
@@ -38,6 +38,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes `key` and returns what it held, if live — atomically, so of two concurrent
     /// callers exactly one gets the value (single-use codes rely on this).
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError>;
+    /// Adds one to the counter under `key` and returns the new count, atomically (of two
+    /// concurrent callers each sees its own count). A counter that is absent or expired starts at
+    /// 1 and expires `ttl` from now; later increments keep that expiry, so a counter counts
+    /// within a fixed window. The value is the count in decimal ASCII, as [`Self::get`] reads it.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, SessionError>;
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<(), SessionError>;
     /// One round trip, for readiness checks.

@@ -1,4 +1,4 @@
-//! The Redis session store: `SET … PX`, `GET`, `PEXPIRE`, `DEL` through a reconnecting
+//! The Redis session store (Redis 7 or later): `SET … PX`, `GET`, `PEXPIRE`, `DEL`, `INCR` through a reconnecting
 //! connection manager, so several gateways share sessions and Redis does the expiry.
 
 use crate::{SessionError, SessionStore};
@@ -76,6 +76,25 @@ impl SessionStore for RedisStore {
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, SessionError> {
         self.conn.clone().get_del(self.key(key)).await.map_err(backend)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, SessionError> {
+        // INCR and `PEXPIRE … NX` (Redis 7) in one MULTI: the expiry is set only when INCR
+        // created the counter, so the window is fixed from the first increment.
+        let key = self.key(key);
+        let (count,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(ttl))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        Ok(count)
     }
 
     async fn delete(&self, key: &str) -> Result<(), SessionError> {

@@ -75,12 +75,72 @@ pub struct EventRow {
     pub user_agent: String,
 }
 
+/// Errors shown next to the password-change fields.
+#[derive(Debug, Default, Clone)]
+pub struct PasswordChangeErrors {
+    pub current_password: Option<String>,
+    pub new_password: Option<String>,
+    pub form: Option<String>,
+}
+
 /// The account security page.
 pub struct AccountView<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
+    /// A confirmation of what was just done, shown at the top.
+    pub notice: Option<&'a str>,
+    /// Whether the account has a password to change (provider-only accounts do not).
+    pub has_password: bool,
+    pub password_errors: PasswordChangeErrors,
+    /// Whether sign-in asks for a one-time code.
+    pub totp_enabled: bool,
+    pub recovery_codes_left: i64,
+    /// An error next to the code field of the "turn off" form.
+    pub totp_error: Option<String>,
     pub sessions: Vec<SessionRow>,
     pub events: Vec<EventRow>,
+}
+
+/// Enrolment in two-step verification: the secret and the code that confirms it.
+pub struct TotpSetupView<'a> {
+    pub csrf: &'a str,
+    /// The secret in base32, for typing into an app.
+    pub secret: &'a str,
+    /// The same as an `otpauth://` URI, for apps that open it.
+    pub uri: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The recovery codes, shown once after enrolment.
+pub struct RecoveryCodesView<'a> {
+    pub codes: &'a [String],
+}
+
+/// The second sign-in step: a code from the app or a recovery code.
+pub struct SecondStepView<'a> {
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/totp_setup.html")]
+struct TotpSetupPage<'a> {
+    shell: Shell,
+    view: &'a TotpSetupView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/recovery_codes.html")]
+struct RecoveryCodesPage<'a> {
+    shell: Shell,
+    view: &'a RecoveryCodesView<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/second_step.html")]
+struct SecondStepPage<'a> {
+    shell: Shell,
+    view: &'a SecondStepView<'a>,
 }
 
 #[derive(Template)]
@@ -169,6 +229,18 @@ pub fn account_page(view: &AccountView<'_>) -> String {
     render(&AccountPage { shell: Shell::new(""), view }, "account", fallback)
 }
 
+pub fn totp_setup_page(view: &TotpSetupView<'_>) -> String {
+    render(&TotpSetupPage { shell: Shell::new(""), view }, "totp_setup", fallback)
+}
+
+pub fn recovery_codes_page(view: &RecoveryCodesView<'_>) -> String {
+    render(&RecoveryCodesPage { shell: Shell::new(""), view }, "recovery_codes", fallback)
+}
+
+pub fn second_step_page(view: &SecondStepView<'_>) -> String {
+    render(&SecondStepPage { shell: Shell::new(""), view }, "second_step", fallback)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +258,14 @@ mod tests {
         assert!(!html.contains("<b>ann</b>"));
         assert!(html.contains("return_to=%2Fauth%2Fauthorize%3Fa%3D1%26b%3D%22x%22"));
         assert!(html.contains("role=\"alert\""));
+    }
+
+    #[test]
+    fn second_step_error_sits_next_to_the_code_field() {
+        let html = second_step_page(&SecondStepView { csrf: "t", error: Some("Incorrect code.") });
+        assert!(html.contains("name=\"code\"") && html.contains("autocomplete=\"one-time-code\""));
+        assert!(html.contains("id=\"code-error\">Incorrect code.<"));
+        assert!(html.contains("name=\"csrf\" value=\"t\""));
     }
 
     #[test]
