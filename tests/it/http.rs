@@ -21,6 +21,15 @@ on_both_stacks! {
         app.stop().await;
     }
 
+    async fn metrics_count_requests(app) {
+        app.get("/api/v1/nothing").await;
+        let res = app.get("/metrics").await;
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("turtlemen_http_requests_total{route=\"api\",method=\"GET\",status=\"4xx\"}"), "{text}");
+        assert!(text.contains("turtlemen_http_request_duration_seconds_bucket"));
+    }
+
     async fn api_errors_have_one_json_shape(app) {
         let res = app.get("/api/v1/no-such-thing").await;
         assert_eq!(res.status(), 404);

@@ -38,6 +38,7 @@ impl Default for RouteTable {
                 r("/static", None),
                 r("/healthz", None),
                 r("/readyz", None),
+                r("/metrics", None),
                 r("/upload", Required),
                 r("/subscriptions", Required),
                 r("/settings", Required),

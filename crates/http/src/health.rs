@@ -16,9 +16,13 @@ pub struct Readiness {
     pub sessions: Option<Sessions>,
 }
 
-/// The two health routes.
+/// The health routes and `/metrics`.
 pub fn router(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness)
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(crate::metrics::serve))
+        .with_state(readiness)
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

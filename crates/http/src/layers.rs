@@ -54,6 +54,7 @@ pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(middleware::from_fn(crate::metrics::record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()

@@ -6,13 +6,14 @@
 //!   error rendering, applied to a role's router;
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
 //!   `{"error": code, "message": …}` for API clients and as a friendly page for browsers;
-//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`health`]: `/healthz` and `/readyz`; [`metrics`]: `/metrics` in the Prometheus text format.
 //!
 //! This crate owns no business logic and no routes beyond health.
 
 pub mod error;
 pub mod health;
 pub mod layers;
+pub mod metrics;
 pub mod server;
 
 pub use error::ApiError;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The gateway against nginx, same upstream, same run, same machine.
+#
+# Starts the roles alone (auth, API, gateway; release build, SQLite + embedded sessions), signs
+# a user in through the gateway, then loads with wrk (2 threads, 32 connections, 10 s, after a
+# warm-up), alternating targets, RUNS times each:
+#   direct    GET /api/v1/bench straight to the API server (a tiny 404 JSON answer)
+#   nginx     the same through Debian's nginx proxy_pass (keep-alive upstream)
+#   gateway   the same through the gateway with a signed-in session (cookie checked, session
+#             loaded from the store, identity headers set, request proxied)
+#   fwd-auth  GET /oauth2/auth with the session (nginx auth_request's view of the gateway)
+#   jwks      GET /auth/jwks on the auth service
+#   userinfo  GET /auth/userinfo with the session's access token
+# Prints requests/s and p99 latency per run and the medians.
+#   bash benches/gateway.sh [RUNS]        (needs wrk and nginx: apt-get install wrk nginx)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}"
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (apt-get install wrk nginx)" >&2; exit 1; }
+cargo build --release --locked -q
+bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
+work=$(mktemp -d)
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PA=$(port); PB=$(port); PG=$(port); PN=$(port)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+export TURTLEMEN_PUBLIC_URL="http://127.0.0.1:$PG" TURTLEMEN_COOKIE_SECRET="bench-cookie-secret-shared-by-every-role" TURTLEMEN_LOG_LEVEL=warn
+"$bin" auth --listen "127.0.0.1:$PA" --data-dir "$work/data" & pids+=($!)
+until curl -fs "http://127.0.0.1:$PA/healthz" >/dev/null 2>&1; do sleep 0.05; done
+"$bin" api --listen "127.0.0.1:$PB" --data-dir "$work/data" --upstream-auth "http://127.0.0.1:$PA" & pids+=($!)
+"$bin" gateway --listen "127.0.0.1:$PG" --data-dir "$work/gw" --upstream-auth "http://127.0.0.1:$PA" --upstream-api "http://127.0.0.1:$PB" & pids+=($!)
+until curl -fs "http://127.0.0.1:$PB/healthz" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$PG/healthz" >/dev/null 2>&1; do sleep 0.05; done
+echo "correct horse battery staple" | "$bin" admin create-user --username bench --email bench@example.org --password-stdin --data-dir "$work/data" >/dev/null
+
+# Sign in through the gateway as a browser would (urllib follows the redirects with cookies).
+cookie=$(python3 - "$PG" <<'PY'
+import html, re, sys, urllib.parse, urllib.request, http.cookiejar
+base = f"http://127.0.0.1:{sys.argv[1]}"
+jar = http.cookiejar.CookieJar()
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+page = op.open(base + "/oauth2/start?rd=/").read().decode()
+field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
+form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
+                               "username": "bench", "password": "correct horse battery staple"}).encode()
+op.open(base + "/auth/login", form).read()
+print(next(c.value for c in jar if c.name == "turtlemen_session"))
+PY
+)
+token=$(curl -fs -o /dev/null -D - -H "cookie: turtlemen_session=$cookie" "http://127.0.0.1:$PG/oauth2/auth" | awk -F': ' 'tolower($1)=="authorization" {print $2}' | tr -d '\r')
+[ -n "$token" ] || { echo "sign-in through the gateway failed" >&2; exit 1; }
+
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream api { server 127.0.0.1:$PB; keepalive 64; }
+  server {
+    listen 127.0.0.1:$PN;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
+until curl -s -o /dev/null "http://127.0.0.1:$PN/api/v1/bench"; do sleep 0.05; done
+
+load() { # name url [header]
+  local out
+  if [ -n "${3:-}" ]; then out=$(wrk -t2 -c32 -d10s --latency -H "$3" "$2"); else out=$(wrk -t2 -c32 -d10s --latency "$2"); fi
+  local rps p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  echo "$1 $rps $p99"
+}
+declare -A targets=(
+  [direct]="http://127.0.0.1:$PB/api/v1/bench|"
+  [nginx]="http://127.0.0.1:$PN/api/v1/bench|"
+  [gateway]="http://127.0.0.1:$PG/api/v1/bench|cookie: turtlemen_session=$cookie"
+  [fwd-auth]="http://127.0.0.1:$PG/oauth2/auth|cookie: turtlemen_session=$cookie"
+  [jwks]="http://127.0.0.1:$PA/auth/jwks|"
+  [userinfo]="http://127.0.0.1:$PA/auth/userinfo|authorization: $token"
+)
+order=(direct nginx gateway fwd-auth jwks userinfo)
+for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; wrk -t2 -c32 -d2s ${header:+-H "$header"} "$url" >/dev/null; done
+results=$(for i in $(seq 1 "$runs"); do
+  for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; load "$name" "$url" "$header"; done
+done)
+echo "$results" | awk '{printf "%-9s %10s req/s  p99 %s\n", $1, $2, $3}'
+echo "-- medians over $runs runs"
+for name in "${order[@]}"; do
+  echo "$results" | awk -v n="$name" '$1==n {print $2}' | sort -n | awk -v n="$name" '{a[NR]=$1} END {printf "%-9s %10.0f req/s\n", n, a[int((NR+1)/2)]}'
+done
