@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release
-exec ./target/release/turtlemen serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/turtlemen" serve "$@"

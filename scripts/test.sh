@@ -21,5 +21,5 @@ cargo test --workspace --locked
 
 echo "== browser tests (headless chromium)"
 # `cargo test` built target/debug/turtlemen for the integration tests; the browser tests use it.
-TURTLEMEN_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/turtlemen" \
+TURTLEMEN_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/turtlemen" \
   npm test --prefix web
