@@ -6,6 +6,7 @@
 # warm-up), alternating targets, RUNS times each:
 #   direct    GET /api/v1/bench straight to the API server (a tiny 404 JSON answer)
 #   nginx     the same through Debian's nginx proxy_pass (keep-alive upstream)
+#   anonymous the same through the gateway without a session (the check and the proxy alone)
 #   gateway   the same through the gateway with a signed-in session (cookie checked, session
 #             loaded from the store, identity headers set, request proxied)
 #   fwd-auth  GET /oauth2/auth with the session (nginx auth_request's view of the gateway)
@@ -79,12 +80,13 @@ load() { # name url [header]
 declare -A targets=(
   [direct]="http://127.0.0.1:$PB/api/v1/bench|"
   [nginx]="http://127.0.0.1:$PN/api/v1/bench|"
+  [anonymous]="http://127.0.0.1:$PG/api/v1/bench|"
   [gateway]="http://127.0.0.1:$PG/api/v1/bench|cookie: turtlemen_session=$cookie"
   [fwd-auth]="http://127.0.0.1:$PG/oauth2/auth|cookie: turtlemen_session=$cookie"
   [jwks]="http://127.0.0.1:$PA/auth/jwks|"
   [userinfo]="http://127.0.0.1:$PA/auth/userinfo|authorization: $token"
 )
-order=(direct nginx gateway fwd-auth jwks userinfo)
+order=(direct nginx anonymous gateway fwd-auth jwks userinfo)
 for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; wrk -t2 -c32 -d2s ${header:+-H "$header"} "$url" >/dev/null; done
 results=$(for i in $(seq 1 "$runs"); do
   for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; load "$name" "$url" "$header"; done

@@ -41,11 +41,14 @@ pub enum Role {
 pub struct Internals {
     /// Prefix of every key in a Redis session store (tests use one each).
     pub session_prefix: String,
+    /// How long the gateway reuses a session read from the store (tests that change the store
+    /// behind the gateway's back set zero).
+    pub session_cache_ttl: std::time::Duration,
 }
 
 impl Default for Internals {
     fn default() -> Self {
-        Self { session_prefix: "turtlemen:".into() }
+        Self { session_prefix: "turtlemen:".into(), session_cache_ttl: std::time::Duration::from_secs(2) }
     }
 }
 
@@ -166,6 +169,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         idle: std::time::Duration::from_secs(7 * 24 * 3600),
         absolute: std::time::Duration::from_secs(30 * 24 * 3600),
         trusted_proxies: config.trusted_proxies.clone(),
+        session_cache_ttl: internals.session_cache_ttl,
     };
     let issuer_over_http = || -> anyhow::Result<Arc<dyn Transport>> {
         let first = config

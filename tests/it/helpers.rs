@@ -123,7 +123,10 @@ impl TestApp {
 
     pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
         let config = Config::resolve(settings).expect("valid test config");
-        let internals = Internals { session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()) };
+        let internals = Internals {
+            session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+            session_cache_ttl: std::time::Duration::ZERO,
+        };
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
         let db = server.db().expect("serve uses a database").clone();

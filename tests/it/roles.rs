@@ -26,7 +26,10 @@ async fn start(
     settings: turtlemen_config::Settings,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, Option<turtlemen_db::Db>) {
     let config = Config::resolve(settings).unwrap();
-    let internals = Internals { session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()) };
+    let internals = Internals {
+        session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        session_cache_ttl: std::time::Duration::ZERO,
+    };
     let server = app::prepare(role, &config, &internals).await.unwrap();
     let addr = server.local_addr().unwrap();
     let db = server.db().cloned();

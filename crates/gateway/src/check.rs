@@ -165,8 +165,8 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
     };
     let outcome = async {
         let _guard = local.lock().await;
-        // Another request may have refreshed while we waited.
-        let Some(s) = session::load(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+        // Another request (or gateway) may have refreshed while we waited.
+        let Some(s) = session::load_fresh(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
         if !needs_refresh(&s) {
             return Ok(Some(s));
         }
@@ -175,7 +175,7 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
             // Another gateway is refreshing this session: wait for its result.
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                match session::load(gw, id).await.map_err(|e| e.to_string())? {
+                match session::load_fresh(gw, id).await.map_err(|e| e.to_string())? {
                     Some(s) if !needs_refresh(&s) => return Ok(Some(s)),
                     None => return Ok(None),
                     Some(_) => {}
@@ -198,7 +198,7 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
 
 async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option<GatewaySession>, String> {
     let Some(refresh_token) = s.refresh_token.clone() else {
-        gw.store.delete(&session::key(id)).await.map_err(|e| e.to_string())?;
+        session::delete(gw, id).await.map_err(|e| e.to_string())?;
         return Ok(None);
     };
     match gw.rp.refresh(&refresh_token).await {
@@ -217,7 +217,7 @@ async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option
         }
         Err(RpError::Refused(reason)) => {
             tracing::info!(user.id = %s.sub, reason = %reason, "refresh refused; session ended");
-            gw.store.delete(&session::key(id)).await.map_err(|e| e.to_string())?;
+            session::delete(gw, id).await.map_err(|e| e.to_string())?;
             Ok(None)
         }
         Err(RpError::Unavailable(e)) => Err(e),

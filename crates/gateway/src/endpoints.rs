@@ -154,7 +154,7 @@ pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar) -> Response {
         if let Ok(Some(s)) = session::load(&gw, &id).await {
             id_token = Some(s.id_token);
         }
-        if let Err(e) = gw.store.delete(&session::key(&id)).await {
+        if let Err(e) = session::delete(&gw, &id).await {
             tracing::error!(error = %e, "cannot delete the session");
             return ApiError::unavailable("Signing out is temporarily unavailable.").into_response();
         }

@@ -44,6 +44,8 @@ pub struct GatewayConfig {
     pub absolute: std::time::Duration,
     /// Proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a session read from the store is reused without reading it again.
+    pub session_cache_ttl: std::time::Duration,
 }
 
 /// The gateway's shared state.
@@ -56,6 +58,7 @@ pub struct GatewayInner {
     pub secure_cookies: bool,
     pub routes: routes::RouteTable,
     pub limits: limits::RateLimits,
+    pub session_cache: session::SessionCache,
     /// One lock per session being refreshed in this process (single flight).
     pub refresh_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -66,6 +69,7 @@ impl GatewayInner {
     pub fn new(config: GatewayConfig, store: Sessions, transport: Arc<dyn Transport>) -> Gateway {
         let jwks = Arc::new(Jwks::new(&config.issuer, transport.clone()));
         let secure = config.public_url.scheme() == "https";
+        let session_cache = session::SessionCache::new(config.session_cache_ttl);
         let gateway = Arc::new(Self {
             rp: rp::RelyingParty::new(&config, transport.clone(), jwks.clone()),
             config,
@@ -75,6 +79,7 @@ impl GatewayInner {
             secure_cookies: secure,
             routes: routes::RouteTable::default(),
             limits: limits::RateLimits::default(),
+            session_cache,
             refresh_locks: std::sync::Mutex::default(),
         });
         // Forget quiet clients now and then, so the limiters' memory stays bounded.

@@ -43,19 +43,83 @@ pub fn id_from(gw: &Gateway, jar: &CookieJar) -> Option<String> {
     jar.get(cookie_name(gw)).map(|c| c.value().to_string()).filter(|v| v.len() == 43)
 }
 
+/// Sessions read from the store in the last moment, so a busy page does not read the store for
+/// every request. A sign-out or refused refresh on this gateway removes the entry at once; on
+/// other gateways it stays at most the cache's time to live (`GatewayConfig::session_cache_ttl`,
+/// two seconds by default; zero turns the cache off).
+pub struct SessionCache {
+    ttl: std::time::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, GatewaySession)>>,
+}
+
+const CACHE_MAX: usize = 50_000;
+
+impl SessionCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self { ttl, entries: std::sync::Mutex::default() }
+    }
+
+    fn get(&self, key: &str) -> Option<GatewaySession> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, key: String, session: GatewaySession) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX {
+                let ttl = self.ttl;
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                if entries.len() >= CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (std::time::Instant::now(), session));
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+}
+
 pub async fn load(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, SessionError> {
-    let Some(bytes) = gw.store.get(&key(id)).await? else { return Ok(None) };
+    let key = key(id);
+    let now = chrono::Utc::now().timestamp();
+    if let Some(session) = gw.session_cache.get(&key).filter(|s| s.expires_at > now) {
+        return Ok(Some(session));
+    }
+    let Some(bytes) = gw.store.get(&key).await? else { return Ok(None) };
     let Ok(session) = serde_json::from_slice::<GatewaySession>(&bytes) else { return Ok(None) };
-    if session.expires_at <= chrono::Utc::now().timestamp() {
-        gw.store.delete(&key(id)).await?;
+    if session.expires_at <= now {
+        gw.store.delete(&key).await?;
         return Ok(None);
     }
+    gw.session_cache.put(key, session.clone());
     Ok(Some(session))
+}
+
+/// Reads the store, never the cache (to see another request's refresh).
+pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, SessionError> {
+    gw.session_cache.forget(&key(id));
+    load(gw, id).await
 }
 
 pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<(), SessionError> {
     let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
-    gw.store.set(&key(id), &bytes, gw.config.idle).await
+    gw.store.set(&key(id), &bytes, gw.config.idle).await?;
+    gw.session_cache.put(key(id), session.clone());
+    Ok(())
+}
+
+/// Ends a session in the store and in this gateway's cache.
+pub async fn delete(gw: &Gateway, id: &str) -> Result<(), SessionError> {
+    gw.session_cache.forget(&key(id));
+    gw.store.delete(&key(id)).await
 }
 
 /// The cookie for a new session id.
