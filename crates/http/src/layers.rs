@@ -128,6 +128,10 @@ async fn render_errors(State(render): State<ErrorPageRenderer>, req: Request, ne
         }
     };
     parts.headers.remove(header::CONTENT_LENGTH);
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is never read: the connection cannot carry another request.
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let (content_type, bytes) = if json {
         ("application/json", serde_json::to_vec(&error).unwrap_or_default())
     } else {
