@@ -339,6 +339,11 @@ on_both_stacks! {
         assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_client")));
         let (status, body) = token(&app, &good, None).await;
         assert_eq!((status.as_u16(), body["error"].as_str()), (401, Some("invalid_client")), "a confidential client must authenticate");
+        for (content_type, body) in [("application/json", "{}"), ("application/x-www-form-urlencoded", "grant_type=a&grant_type=b")] {
+            let res = app.client.post(app.url("/auth/token")).header("content-type", content_type).body(body).send().await.unwrap();
+            assert_eq!(res.status(), 400, "{content_type}");
+            assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request", "an OAuth error, not a generic one");
+        }
         let (status, body) = token(&app, &[("grant_type", "password"), ("username", "ann")], Some(("conf", &secret))).await;
         assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("unsupported_grant_type")));
         let (status, body) = token(&app, &[("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER), ("client_id", "other")], None).await;

@@ -84,42 +84,36 @@ pub async fn create(db: &Db, s: &NewSession<'_>) -> Result<AuthSession, DbError>
     Ok(row.into())
 }
 
+/// `SELECT` of every [`Row`] column, then `$tail` (a literal, so the query stays `&'static`).
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, user_id, auth_time, last_seen_at, expires_at, ip, user_agent, revoked_at FROM auth_sessions ",
+            $tail
+        )
+    };
+}
+
 pub async fn find_by_token_hash(db: &Db, token_hash: &str) -> Result<Option<AuthSession>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, user_id, auth_time, last_seen_at, expires_at, ip, user_agent, revoked_at \
-             FROM auth_sessions WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await?
+        sqlx::query_as(select!("WHERE token_hash = $1")).bind(token_hash).fetch_optional(pool).await?
     });
     Ok(row.map(AuthSession::from))
 }
 
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<AuthSession>, DbError> {
-    let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, user_id, auth_time, last_seen_at, expires_at, ip, user_agent, revoked_at \
-             FROM auth_sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-    });
+    let row: Option<Row> =
+        with_pool!(db, |pool| { sqlx::query_as(select!("WHERE id = $1"),).bind(id).fetch_optional(pool).await? });
     Ok(row.map(AuthSession::from))
 }
 
 /// The user's sessions that are not revoked, newest first.
 pub async fn list_for_user(db: &Db, user_id: UserId) -> Result<Vec<AuthSession>, DbError> {
     let rows: Vec<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, user_id, auth_time, last_seen_at, expires_at, ip, user_agent, revoked_at \
-             FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY auth_time DESC",
-        )
-        .bind(user_id.0)
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as(select!("WHERE user_id = $1 AND revoked_at IS NULL ORDER BY auth_time DESC"))
+            .bind(user_id.0)
+            .fetch_all(pool)
+            .await?
     });
     Ok(rows.into_iter().map(AuthSession::from).collect())
 }

@@ -52,52 +52,43 @@ fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
-/// Registers a client; a taken `client_id` is [`DbError::Conflict`].
-pub async fn create(db: &Db, c: &Client) -> Result<(), DbError> {
+const INSERT: &str = "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const UPSERT: &str = concat!(
+    "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ",
+    "ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, \
+     redirect_uris = excluded.redirect_uris, post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
+     first_party = excluded.first_party"
+);
+
+async fn write(db: &Db, sql: &'static str, c: &Client) -> Result<(), DbError> {
     with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(&c.client_id)
-        .bind(c.secret_hash.as_deref())
-        .bind(&c.name)
-        .bind(json(&c.redirect_uris))
-        .bind(json(&c.post_logout_redirect_uris))
-        .bind(c.first_party)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|_| ())
+        sqlx::query(sql)
+            .bind(Uuid::now_v7())
+            .bind(&c.client_id)
+            .bind(c.secret_hash.as_deref())
+            .bind(&c.name)
+            .bind(json(&c.redirect_uris))
+            .bind(json(&c.post_logout_redirect_uris))
+            .bind(c.first_party)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(|_| ())
     })?;
     Ok(())
+}
+
+/// Registers a client; a taken `client_id` is [`DbError::Conflict`].
+pub async fn create(db: &Db, c: &Client) -> Result<(), DbError> {
+    write(db, INSERT, c).await
 }
 
 /// Creates the client or brings an existing one with the same id up to date (used for the
 /// built-in gateway client, whose redirect URI follows `public_url`).
 pub async fn upsert(db: &Db, c: &Client) -> Result<(), DbError> {
-    with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, \
-             redirect_uris = excluded.redirect_uris, post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
-             first_party = excluded.first_party",
-        )
-        .bind(Uuid::now_v7())
-        .bind(&c.client_id)
-        .bind(c.secret_hash.as_deref())
-        .bind(&c.name)
-        .bind(json(&c.redirect_uris))
-        .bind(json(&c.post_logout_redirect_uris))
-        .bind(c.first_party)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })?;
-    Ok(())
+    write(db, UPSERT, c).await
 }
 
 pub async fn find(db: &Db, client_id: &str) -> Result<Option<Client>, DbError> {

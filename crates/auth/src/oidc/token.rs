@@ -11,6 +11,7 @@ use crate::oidc::error::OAuthError;
 use crate::tokens::{API_AUDIENCE, AccessClaims, IdClaims};
 use crate::util::{Requester, hash_token, random_token};
 use axum::Json;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -166,12 +167,22 @@ async fn issue(state: &AuthState, g: Grant<'_>) -> Result<Response, OAuthError> 
     Ok(no_store(Json(body).into_response()))
 }
 
+/// The form, or the OAuth error for a body that is not one (wrong type, malformed, too big).
+fn read_form(form: Result<Form<TokenForm>, FormRejection>) -> Result<TokenForm, OAuthError> {
+    form.map(|Form(f)| f)
+        .map_err(|e| OAuthError::invalid_request(format!("the request body is not a valid form: {}", e.body_text())))
+}
+
 pub async fn token(
     State(state): State<AuthState>,
     headers: HeaderMap,
     who: Requester,
-    Form(form): Form<TokenForm>,
+    form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
+    let form = match read_form(form) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     match token_inner(&state, &headers, &who, form).await {
         Ok(res) => res,
         Err(e) => e.into_response(),
@@ -307,8 +318,13 @@ async fn refresh_grant(
 
 /// RFC 7009: always 200 for a well-formed request from an authenticated client, whether or
 /// not the token was known; only the client's own refresh tokens are revoked.
-pub async fn revoke(State(state): State<AuthState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+pub async fn revoke(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
     let result: Result<(), OAuthError> = async {
+        let form = read_form(form)?;
         let client = authenticate(&state, &headers, &form).await?;
         let token = form.token.as_deref().ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         if token.len() <= 128
@@ -327,8 +343,13 @@ pub async fn revoke(State(state): State<AuthState>, headers: HeaderMap, Form(for
 }
 
 /// RFC 7662: whether a token is active, and what it carries, for confidential clients.
-pub async fn introspect(State(state): State<AuthState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+pub async fn introspect(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
     let result: Result<serde_json::Value, OAuthError> = async {
+        let form = read_form(form)?;
         let client = authenticate(&state, &headers, &form).await?;
         if client.is_public() {
             return Err(OAuthError::new("unauthorized_client", "only confidential clients may introspect"));
