@@ -43,6 +43,8 @@ function runCli(bin, args, input, env) {
     child.stderr.on('data', (c) => (stderr += c));
     child.once('error', reject);
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    // A command that reads no input may exit before we write: its closed pipe is not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(input);
   });
 }
