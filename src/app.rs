@@ -60,6 +60,8 @@ pub struct Server {
     db: Option<Db>,
     sessions: Option<Sessions>,
     worker: Option<(Db, turtlemen_worker::WorkerConfig)>,
+    /// The API server's periodic chores (view counts, expired uploads).
+    janitor: Option<turtlemen_api::ApiState>,
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -98,7 +100,8 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         anyhow::bail!("the gateway alone needs the API servers' addresses: set --upstream-api http://HOST:PORT");
     }
     let uses_db = role != Role::Gateway;
-    let uses_sessions = matches!(role, Role::All | Role::Gateway | Role::Auth);
+    let uses_sessions = matches!(role, Role::All | Role::Gateway | Role::Auth | Role::Api);
+    let uses_storage = matches!(role, Role::All | Role::Api | Role::Worker { .. });
 
     // 1. External services: reached before anything is created locally.
     let mut db = match (&config.database, uses_db) {
@@ -148,6 +151,10 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     if let Some(db) = &db {
         migrate_or_check(db, role == Role::All).await?;
     }
+    let storage = match uses_storage {
+        true => Some(turtlemen_storage::Storage::open(&config.storage_url).await?),
+        false => None,
+    };
 
     // 4. Routes.
     let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
@@ -157,10 +164,18 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             .map_err(anyhow::Error::msg)?;
         Ok(turtlemen_auth::router(state))
     };
-    let api = |db: &Db, transport: Arc<dyn Transport>| {
-        let jwks = Arc::new(Jwks::new(&issuer, transport));
-        turtlemen_api::router(turtlemen_api::ApiState { db: db.clone(), jwks })
+    let api_state = |db: &Db, store: &Sessions, storage: &turtlemen_storage::Storage, transport: Arc<dyn Transport>| {
+        turtlemen_api::ApiState {
+            db: db.clone(),
+            jwks: Arc::new(Jwks::new(&issuer, transport)),
+            storage: storage.clone(),
+            uploads_dir: config.data_dir.join("uploads"),
+            videos: config.videos,
+            media: Arc::new(turtlemen_api::media::MediaSigner::from_secret(&keys.cookie)),
+            views: Arc::new(turtlemen_api::views::ViewCounter::new(store.clone())),
+        }
     };
+    let mut janitor_state = None;
     let gateway_config = |client_secret: String| GatewayConfig {
         public_url: config.public_url.clone(),
         issuer: issuer.clone(),
@@ -178,23 +193,29 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             .context("this role alone needs the auth service's address: set --upstream-auth http://HOST:PORT")?;
         Ok(Arc::new(turtlemen_identity::Http::new(first)?))
     };
-    let routes = match (role, &db, &sessions) {
-        (Role::All, Some(db), Some(store)) => {
+    let routes = match (role, &db, &sessions, &storage) {
+        (Role::All, Some(db), Some(store), Some(storage)) => {
             let client_secret = turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
             let auth_router = auth(db, store)?;
             // One process: the gateway and the API reach the issuer without the network.
             let transport: Arc<dyn Transport> =
                 Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
-            let services = turtlemen_gateway::route_table(auth_router, api(db, transport.clone()));
+            let state = api_state(db, store, storage, transport.clone());
+            janitor_state = Some(state.clone());
+            let services = turtlemen_gateway::route_table(auth_router, turtlemen_api::router(state));
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
             turtlemen_gateway::router(gateway, services)
         }
-        (Role::Auth, Some(db), Some(store)) => {
+        (Role::Auth, Some(db), Some(store), _) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
             Router::new().nest("/auth", auth(db, store)?)
         }
-        (Role::Api, Some(db), _) => api(db, issuer_over_http()?),
-        (Role::Gateway, _, Some(store)) => {
+        (Role::Api, Some(db), Some(store), Some(storage)) => {
+            let state = api_state(db, store, storage, issuer_over_http()?);
+            janitor_state = Some(state.clone());
+            turtlemen_api::router(state)
+        }
+        (Role::Gateway, _, Some(store), _) => {
             let auth_pool = Arc::new(Pool::new("auth", &config.upstream_auth).map_err(anyhow::Error::msg)?);
             let api_pool = Arc::new(Pool::new("api", &config.upstream_api).map_err(anyhow::Error::msg)?);
             let scheme = if config.public_url.scheme() == "https" { "https" } else { "http" };
@@ -221,7 +242,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         _ => None,
     };
-    Ok(Server { listener, router, limits: config.http, db, sessions, worker })
+    Ok(Server { listener, router, limits: config.http, db, sessions, worker, janitor: janitor_state })
 }
 
 impl Server {
@@ -250,6 +271,7 @@ impl Server {
             }
         };
         let worker = self.worker.map(|(db, config)| tokio::spawn(turtlemen_worker::run(db, config, stopped())));
+        let janitor = self.janitor.map(|state| tokio::spawn(turtlemen_api::janitor(state, stopped())));
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {
@@ -262,6 +284,9 @@ impl Server {
         let _ = stop_tx.send(true);
         if let Some(worker) = worker {
             let _ = worker.await;
+        }
+        if let Some(janitor) = janitor {
+            let _ = janitor.await;
         }
         if let Some(db) = self.db {
             db.close().await;

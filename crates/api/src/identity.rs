@@ -3,7 +3,7 @@
 //! no session lookup. A request that bypassed the gateway without a token has no identity.
 
 use crate::ApiState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use turtlemen_db::users::{self, User};
@@ -30,5 +30,22 @@ impl FromRequestParts<ApiState> for CurrentUser {
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
         let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
         Ok(CurrentUser(user))
+    }
+}
+
+/// `Option<CurrentUser>`: the signed-in user, or `None` for a visitor without a valid token
+/// (pages that anyone may see).
+impl OptionalFromRequestParts<ApiState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        match <CurrentUser as FromRequestParts<ApiState>>::from_request_parts(parts, state).await {
+            Ok(user) => Ok(Some(user)),
+            Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

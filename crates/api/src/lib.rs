@@ -1,17 +1,30 @@
-//! The API server: the JSON API under `/api/v1` and the server-rendered pages.
+//! The API server: the JSON API under `/api/v1`, the media under `/media`, and the
+//! server-rendered pages.
 //!
-//! Today: the home page, the static assets and the API's not-found answer. Videos, comments,
-//! profiles, channels and subscriptions arrive with their issues.
+//! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
+//! [`uploads`] (resumable uploads), [`videos`] (the videos API), [`media`] (signed media URLs
+//! and delivery), [`views`] (view counting), [`pages`] (HTML). [`janitor`] runs the periodic
+//! chores: view counts written in batches, expired uploads cleaned.
 
 pub mod identity;
+pub mod media;
+pub mod pages;
+pub mod tus;
+pub mod uploads;
+pub mod videos;
+pub mod views;
 
-use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use turtlemen_config::VideoLimits;
 use turtlemen_db::Db;
 use turtlemen_http::ApiError;
 use turtlemen_identity::Jwks;
+use turtlemen_storage::Storage;
 
 /// Shared state of the API server's handlers.
 #[derive(Clone)]
@@ -19,13 +32,27 @@ pub struct ApiState {
     pub db: Db,
     /// The issuer's keys, to verify access tokens locally.
     pub jwks: Arc<Jwks>,
+    /// Where media lives.
+    pub storage: Storage,
+    /// Staging folder for uploads in progress.
+    pub uploads_dir: PathBuf,
+    pub videos: VideoLimits,
+    /// Signs and checks media URLs.
+    pub media: Arc<media::MediaSigner>,
+    pub views: Arc<views::ViewCounter>,
 }
 
 /// The API server's routes.
 pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .route("/me", get(me))
+        .merge(videos::routes())
+        .merge(uploads::routes())
+        .fallback(|| async { ApiError::not_found() });
     Router::new()
-        .route("/", get(home))
-        .nest("/api/v1", Router::new().route("/me", get(me)).fallback(|| async { ApiError::not_found() }))
+        .merge(pages::routes())
+        .merge(media::routes())
+        .nest("/api/v1", api)
         .with_state(state)
         .merge(turtlemen_web::static_routes())
         .fallback(|| async { ApiError::not_found() })
@@ -44,8 +71,28 @@ async fn me(user: identity::CurrentUser) -> Json<serde_json::Value> {
     }))
 }
 
-async fn home() -> Html<String> {
-    // No videos exist yet: both lists stay empty until uploads arrive.
-    let view = turtlemen_web::HomeView { recent: Vec::new(), trending: Vec::new() };
-    Html(turtlemen_web::home_page(&view))
+/// How often counted views are written.
+pub const VIEW_FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// How often expired uploads are looked for.
+pub const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The API server's periodic chores, until `stop` resolves (then views are flushed once more).
+pub async fn janitor(state: ApiState, stop: impl Future<Output = ()>) {
+    let mut flush = tokio::time::interval(VIEW_FLUSH_EVERY);
+    let mut sweep = tokio::time::interval(UPLOAD_SWEEP_EVERY);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = flush.tick() => state.views.flush(&state.db).await,
+            _ = sweep.tick() => {
+                match uploads::sweep(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(uploads.expired = n, "expired uploads removed"),
+                    Err(e) => tracing::warn!(error = %e.body.message, "upload sweep failed; will retry"),
+                }
+            }
+        }
+    }
+    state.views.flush(&state.db).await;
 }

@@ -47,6 +47,7 @@ pub struct Config {
     pub database_max_connections: u32,
     pub session: SessionUrl,
     pub storage_url: Url,
+    pub videos: VideoLimits,
     pub log_format: LogFormat,
     pub log_level: String,
     /// `None`: generated on first start and kept in the data dir.
@@ -70,6 +71,23 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
     pub shutdown_timeout: Duration,
+}
+
+/// Limits on uploads and video processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoLimits {
+    pub upload_max_bytes: u64,
+    /// 0: no limit.
+    pub quota_bytes: u64,
+    /// 0: no limit.
+    pub daily_quota_bytes: u64,
+    pub upload_expiry: Duration,
+    /// 0: as many as cores.
+    pub transcode_threads: u32,
+    pub transcode_nice: u32,
+    pub transcode_timeout: Duration,
+    pub transcode_stall: Duration,
+    pub max_duration: Duration,
 }
 
 /// A configuration problem, phrased as one line that names the problem and the fix.
@@ -162,6 +180,29 @@ impl Config {
         let database_max_connections =
             u32::try_from(positive("database_max_connections", s.database_max_connections, 10)?)
                 .map_err(|_| invalid("database_max_connections", "too large"))?;
+        let videos = VideoLimits {
+            upload_max_bytes: positive("upload_max_bytes", s.upload_max_bytes, 8 << 30)?,
+            quota_bytes: s.upload_quota_bytes.unwrap_or(0),
+            daily_quota_bytes: s.upload_daily_quota_bytes.unwrap_or(0),
+            upload_expiry: Duration::from_secs(positive("upload_expiry_secs", s.upload_expiry_secs, 24 * 3600)?),
+            transcode_threads: u32::try_from(s.transcode_threads.unwrap_or(0))
+                .map_err(|_| invalid("transcode_threads", "too large"))?,
+            transcode_nice: match s.transcode_nice.unwrap_or(10) {
+                n @ 0..=19 => n as u32,
+                _ => return Err(invalid("transcode_nice", "must be between 0 and 19")),
+            },
+            transcode_timeout: Duration::from_secs(positive(
+                "transcode_timeout_secs",
+                s.transcode_timeout_secs,
+                4 * 3600,
+            )?),
+            transcode_stall: Duration::from_secs(positive("transcode_stall_secs", s.transcode_stall_secs, 120)?),
+            max_duration: Duration::from_secs(positive(
+                "video_max_duration_secs",
+                s.video_max_duration_secs,
+                4 * 3600,
+            )?),
+        };
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
         let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref())?;
@@ -176,6 +217,7 @@ impl Config {
             database_max_connections,
             session,
             storage_url,
+            videos,
             log_format: s.log_format.unwrap_or_default(),
             log_level,
             cookie_secret,
@@ -200,6 +242,15 @@ impl Config {
                 SessionUrl::Redis(url) => redact_url_password(url.expose()),
             }),
             storage_url: Some(redact_url_password(self.storage_url.as_str())),
+            upload_max_bytes: Some(self.videos.upload_max_bytes),
+            upload_quota_bytes: Some(self.videos.quota_bytes),
+            upload_daily_quota_bytes: Some(self.videos.daily_quota_bytes),
+            upload_expiry_secs: Some(self.videos.upload_expiry.as_secs()),
+            transcode_threads: Some(u64::from(self.videos.transcode_threads)),
+            transcode_nice: Some(u64::from(self.videos.transcode_nice)),
+            transcode_timeout_secs: Some(self.videos.transcode_timeout.as_secs()),
+            transcode_stall_secs: Some(self.videos.transcode_stall.as_secs()),
+            video_max_duration_secs: Some(self.videos.max_duration.as_secs()),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
             cookie_secret: self.cookie_secret.clone(),

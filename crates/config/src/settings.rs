@@ -46,6 +46,33 @@ pub struct Settings {
     /// Media storage: file:///PATH or s3://BUCKET.
     #[arg(long, env = "TURTLEMEN_STORAGE_URL", global = true, value_name = "URL")]
     pub storage_url: Option<String>,
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "TURTLEMEN_UPLOAD_MAX_BYTES", global = true, value_name = "BYTES")]
+    pub upload_max_bytes: Option<u64>,
+    /// Bytes of originals one user may keep in all (0: no limit).
+    #[arg(long, env = "TURTLEMEN_UPLOAD_QUOTA_BYTES", global = true, value_name = "BYTES")]
+    pub upload_quota_bytes: Option<u64>,
+    /// Bytes one user may upload in 24 hours (0: no limit).
+    #[arg(long, env = "TURTLEMEN_UPLOAD_DAILY_QUOTA_BYTES", global = true, value_name = "BYTES")]
+    pub upload_daily_quota_bytes: Option<u64>,
+    /// Seconds an unfinished upload is kept before it is cleaned away.
+    #[arg(long, env = "TURTLEMEN_UPLOAD_EXPIRY_SECS", global = true, value_name = "SECS")]
+    pub upload_expiry_secs: Option<u64>,
+    /// Threads one ffmpeg run may use (0: as many as cores).
+    #[arg(long, env = "TURTLEMEN_TRANSCODE_THREADS", global = true, value_name = "N")]
+    pub transcode_threads: Option<u64>,
+    /// Niceness of ffmpeg runs, 0 to 19.
+    #[arg(long, env = "TURTLEMEN_TRANSCODE_NICE", global = true, value_name = "N")]
+    pub transcode_nice: Option<u64>,
+    /// Longest a transcode may take before ffmpeg is killed, in seconds.
+    #[arg(long, env = "TURTLEMEN_TRANSCODE_TIMEOUT_SECS", global = true, value_name = "SECS")]
+    pub transcode_timeout_secs: Option<u64>,
+    /// Seconds without progress after which ffmpeg counts as hung and is killed.
+    #[arg(long, env = "TURTLEMEN_TRANSCODE_STALL_SECS", global = true, value_name = "SECS")]
+    pub transcode_stall_secs: Option<u64>,
+    /// Longest video accepted, in seconds.
+    #[arg(long, env = "TURTLEMEN_VIDEO_MAX_DURATION_SECS", global = true, value_name = "SECS")]
+    pub video_max_duration_secs: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "TURTLEMEN_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<super::LogFormat>,
@@ -105,6 +132,15 @@ impl Settings {
             database_max_connections: self.database_max_connections.or(lower.database_max_connections),
             session_url: self.session_url.or(lower.session_url),
             storage_url: self.storage_url.or(lower.storage_url),
+            upload_max_bytes: self.upload_max_bytes.or(lower.upload_max_bytes),
+            upload_quota_bytes: self.upload_quota_bytes.or(lower.upload_quota_bytes),
+            upload_daily_quota_bytes: self.upload_daily_quota_bytes.or(lower.upload_daily_quota_bytes),
+            upload_expiry_secs: self.upload_expiry_secs.or(lower.upload_expiry_secs),
+            transcode_threads: self.transcode_threads.or(lower.transcode_threads),
+            transcode_nice: self.transcode_nice.or(lower.transcode_nice),
+            transcode_timeout_secs: self.transcode_timeout_secs.or(lower.transcode_timeout_secs),
+            transcode_stall_secs: self.transcode_stall_secs.or(lower.transcode_stall_secs),
+            video_max_duration_secs: self.video_max_duration_secs.or(lower.video_max_duration_secs),
             log_format: self.log_format.or(lower.log_format),
             log_level: self.log_level.or(lower.log_level),
             cookie_secret: self.cookie_secret.or(lower.cookie_secret),

@@ -19,7 +19,9 @@ mod pool;
 pub mod refresh_tokens;
 mod retry;
 pub mod totp;
+pub mod uploads;
 pub mod users;
+pub mod videos;
 
 pub use error::DbError;
 pub use pool::{Backend, Db, DbOptions};

@@ -229,6 +229,29 @@ impl Storage {
         }
     }
 
+    /// Moves a finished local file into the store at `key`: a rename when the store is a local
+    /// folder on the same file system (no copy, whatever the size), else a streaming write
+    /// followed by removing the file. Returns the bytes stored.
+    pub async fn put_file(&self, key: &StorageKey, file: &std::path::Path) -> Result<u64, StorageError> {
+        let size = tokio::fs::metadata(file).await?.len();
+        if let StorageLocation::Local { root } = &self.location {
+            let target = key.as_str().split('/').fold(root.clone(), |p, seg| p.join(seg));
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            match tokio::fs::rename(file, &target).await {
+                Ok(()) => return Ok(size),
+                // Another file system: copy below.
+                Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let reader = tokio::fs::File::open(file).await?;
+        let n = self.put_stream(key, reader).await?;
+        tokio::fs::remove_file(file).await?;
+        Ok(n)
+    }
+
     /// Writes a small object (a playlist, a thumbnail) in one request.
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<(), StorageError> {
         self.store.put(&key.path(), PutPayload::from(bytes)).await?;

@@ -1,0 +1,535 @@
+//! Resumable uploads with tus 1.0.0 at `/api/v1/uploads`: creation (with upload), offset
+//! lookup, appending chunks, termination, expiry and checksums.
+//!
+//! The bytes of an upload in progress go to a staging file named by its id in the data dir's
+//! `uploads/` folder, appended as they arrive (never buffered whole). The database holds the
+//! committed offset; a chunk is committed as it streams (every [`COMMIT_EVERY`] bytes, and at its
+//! end) unless it carries a checksum, which commits it only once verified. Before appending, a
+//! request takes the upload's lease in the database, so a second concurrent `PATCH` is refused
+//! with 423 instead of interleaving; the staging file is cut back to the committed offset, so
+//! bytes a dead request left behind never count. The last byte moves the file into storage as
+//! the video's original, queues its transcode and turns the video to `processing`; each of these
+//! steps is idempotent, and the janitor finishes any that a crash interrupted.
+//!
+//! Staging is local to the API instance that received the creation; several API servers need
+//! sticky routing by upload id or a shared `uploads/` folder.
+
+use crate::identity::CurrentUser;
+use crate::tus::{self, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET};
+use crate::{ApiState, videos};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::options;
+use chrono::Utc;
+use http_body_util::BodyExt;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use turtlemen_db::jobs::{self, JobKind, NewJob};
+use turtlemen_db::uploads::{self, Upload};
+use turtlemen_db::videos::{self as video_rows, NewVideo};
+use turtlemen_http::ApiError;
+use turtlemen_storage::StorageKey;
+use uuid::Uuid;
+
+/// The transcode job every completed upload queues.
+pub const TRANSCODE: JobKind = JobKind::new("transcode");
+
+/// How long a request holds an upload's lease without committing bytes.
+const LEASE: Duration = Duration::from_secs(60);
+/// Bytes appended between commits of the offset (each commit also extends the lease).
+pub const COMMIT_EVERY: u64 = 64 * 1024 * 1024;
+/// A client that sends nothing for this long has its chunk ended (what arrived is kept).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Write buffer for the staging file.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// The tus routes. Bodies here are streamed, so the default body limit does not apply.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/uploads", options(capabilities).post(create))
+        .route("/uploads/{id}", options(capabilities).head(offset).patch(append).delete(terminate))
+        .layer(DefaultBodyLimit::disable())
+}
+
+fn tus_headers(headers: &mut HeaderMap) {
+    headers.insert(tus::TUS_RESUMABLE, HeaderValue::from_static(tus::VERSION));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// Every tus response names the protocol version, errors included.
+fn tus_error(e: ApiError) -> Response {
+    let mut res = e.into_response();
+    tus_headers(res.headers_mut());
+    res
+}
+
+fn num(n: u64) -> HeaderValue {
+    HeaderValue::from(n)
+}
+
+/// `OPTIONS`: what this server supports.
+async fn capabilities(State(st): State<ApiState>) -> Response {
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let h = res.headers_mut();
+    tus_headers(h);
+    h.insert(tus::TUS_VERSION, HeaderValue::from_static(tus::VERSION));
+    h.insert(tus::TUS_EXTENSION, HeaderValue::from_static(tus::EXTENSIONS));
+    h.insert(tus::TUS_MAX_SIZE, num(st.videos.upload_max_bytes));
+    h.insert(tus::TUS_CHECKSUM_ALGORITHM, HeaderValue::from_static(tus::CHECKSUM_ALGORITHMS));
+    res
+}
+
+fn staging_path(st: &ApiState, id: Uuid) -> PathBuf {
+    st.uploads_dir.join(id.hyphenated().to_string())
+}
+
+/// `POST /api/v1/uploads`: a new upload (and its video), optionally with its first bytes.
+async fn create(State(st): State<ApiState>, user: CurrentUser, headers: HeaderMap, body: Body) -> Response {
+    match create_inner(&st, &user, &headers, body).await {
+        Ok(res) => res,
+        Err(e) => tus_error(e),
+    }
+}
+
+async fn create_inner(
+    st: &ApiState,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    tus::check_resumable(headers)?;
+    if headers.contains_key(tus::UPLOAD_DEFER_LENGTH) {
+        return Err(ApiError::bad_request(
+            "defer_length_unsupported",
+            "Declare the upload's size with Upload-Length; deferred lengths are not supported.",
+        ));
+    }
+    let length = tus::parse_u64_header(headers, &UPLOAD_LENGTH)?
+        .ok_or_else(|| ApiError::bad_request("upload_length_missing", "Send the file's size in Upload-Length."))?;
+    if length == 0 {
+        return Err(ApiError::bad_request("empty_upload", "The file is empty."));
+    }
+    if length > st.videos.upload_max_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("Uploads may be at most {} bytes.", st.videos.upload_max_bytes),
+        ));
+    }
+    let raw_metadata = headers.get(UPLOAD_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let pairs = tus::parse_metadata(headers)?;
+    let (metadata, original_name) = videos::metadata_from_upload(&pairs)?;
+    check_quota(st, user, length).await?;
+
+    let upload_id = Uuid::now_v7();
+    let video_id = Uuid::now_v7();
+    tokio::fs::create_dir_all(&st.uploads_dir).await.map_err(|e| ApiError::internal(&e))?;
+    tokio::fs::File::create(staging_path(st, upload_id)).await.map_err(|e| ApiError::internal(&e))?;
+    let expires_at = Utc::now() + st.videos.upload_expiry;
+    let new_video = NewVideo { id: video_id, owner_id: user.0.id, metadata, original_name, original_bytes: length };
+    if let Err(e) = uploads::create(&st.db, upload_id, &new_video, &raw_metadata, expires_at).await {
+        let _ = tokio::fs::remove_file(staging_path(st, upload_id)).await;
+        return Err(e.into());
+    }
+    tracing::info!(upload.id = %upload_id, video.id = %video_id, upload.length = length, "upload created");
+
+    let mut offset_after = None;
+    if tus::is_chunk(headers) {
+        let upload = uploads::get(&st.db, upload_id).await?.ok_or_else(ApiError::not_found)?;
+        offset_after = Some(write_chunk(st, &upload, 0, None, body).await?);
+    }
+    let mut res = StatusCode::CREATED.into_response();
+    let h = res.headers_mut();
+    tus_headers(h);
+    let location = format!("/api/v1/uploads/{upload_id}");
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).map_err(|e| ApiError::internal(&e))?);
+    h.insert(UPLOAD_EXPIRES, tus::http_date(expires_at));
+    h.insert(tus::VIDEO_ID, HeaderValue::from_str(&video_id.to_string()).map_err(|e| ApiError::internal(&e))?);
+    if let Some(offset) = offset_after {
+        h.insert(UPLOAD_OFFSET, num(offset));
+    }
+    Ok(res)
+}
+
+/// Refuses an upload that would take the user past their total or daily quota.
+async fn check_quota(st: &ApiState, user: &CurrentUser, length: u64) -> Result<(), ApiError> {
+    let limits = st.videos;
+    if limits.quota_bytes == 0 && limits.daily_quota_bytes == 0 {
+        return Ok(());
+    }
+    let (total, today) = video_rows::bytes_used(&st.db, user.0.id, Utc::now() - chrono::TimeDelta::days(1)).await?;
+    let over = |used: u64, quota: u64| quota > 0 && used.saturating_add(length) > quota;
+    if over(total, limits.quota_bytes) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "quota_exceeded",
+            format!("This upload would exceed your storage quota ({} of {} bytes used).", total, limits.quota_bytes),
+        ));
+    }
+    if over(today, limits.daily_quota_bytes) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "daily_quota_exceeded",
+            format!(
+                "This upload would exceed your daily upload quota ({} of {} bytes in the last 24 hours).",
+                today, limits.daily_quota_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The caller's upload, or 404 (someone else's uploads do not exist for them); 410 once expired.
+async fn own_upload(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Upload, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
+    let upload = uploads::get(&st.db, id).await?.filter(|u| u.owner() == user.0.id).ok_or_else(ApiError::not_found)?;
+    if upload.completed_at.is_none() && upload.expires_at < Utc::now() {
+        return Err(ApiError::new(StatusCode::GONE, "upload_expired", "This upload expired; start it again."));
+    }
+    Ok(upload)
+}
+
+/// `HEAD /api/v1/uploads/{id}`: how many bytes the server has.
+async fn offset(State(st): State<ApiState>, user: CurrentUser, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let result = async {
+        tus::check_resumable(&headers)?;
+        let upload = own_upload(&st, &user, &id).await?;
+        if upload.is_complete() && upload.completed_at.is_none() {
+            // The last chunk arrived but finishing was interrupted: finish now.
+            finish(&st, &upload).await?;
+        }
+        let mut res = StatusCode::OK.into_response();
+        let h = res.headers_mut();
+        tus_headers(h);
+        h.insert(UPLOAD_OFFSET, num(u64::try_from(upload.received).unwrap_or(0)));
+        h.insert(UPLOAD_LENGTH, num(u64::try_from(upload.length).unwrap_or(0)));
+        if let Ok(v) = HeaderValue::from_str(&upload.metadata)
+            && !upload.metadata.is_empty()
+        {
+            h.insert(UPLOAD_METADATA, v);
+        }
+        if upload.completed_at.is_none() {
+            h.insert(UPLOAD_EXPIRES, tus::http_date(upload.expires_at));
+        }
+        h.insert(
+            tus::VIDEO_ID,
+            HeaderValue::from_str(&upload.video_id.to_string()).map_err(|e| ApiError::internal(&e))?,
+        );
+        Ok::<_, ApiError>(res)
+    }
+    .await;
+    result.unwrap_or_else(tus_error)
+}
+
+/// `PATCH /api/v1/uploads/{id}`: appends a chunk at `Upload-Offset`.
+async fn append(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        tus::check_resumable(&headers)?;
+        if !tus::is_chunk(&headers) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Send chunks with Content-Type: {}.", tus::OFFSET_OCTET_STREAM),
+            ));
+        }
+        let offset = tus::parse_u64_header(&headers, &UPLOAD_OFFSET)?
+            .ok_or_else(|| ApiError::bad_request("upload_offset_missing", "Send Upload-Offset with every chunk."))?;
+        let checksum = tus::parse_checksum(&headers)?;
+        let upload = own_upload(&st, &user, &id).await?;
+        let new_offset = write_chunk(&st, &upload, offset, checksum, body).await?;
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        let h = res.headers_mut();
+        tus_headers(h);
+        h.insert(UPLOAD_OFFSET, num(new_offset));
+        if new_offset < u64::try_from(upload.length).unwrap_or(0) {
+            h.insert(UPLOAD_EXPIRES, tus::http_date(upload.expires_at));
+        }
+        Ok(res)
+    }
+    .await;
+    result.unwrap_or_else(tus_error)
+}
+
+fn offset_conflict(expected: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "offset_mismatch",
+        format!("Upload-Offset does not match: the server has {expected} bytes of this upload."),
+    )
+}
+
+/// Takes the upload's lease, appends the body at `offset` and releases the lease. Returns the
+/// committed offset after the chunk.
+async fn write_chunk(
+    st: &ApiState,
+    upload: &Upload,
+    offset: u64,
+    checksum: Option<tus::Checksum>,
+    body: Body,
+) -> Result<u64, ApiError> {
+    let length = u64::try_from(upload.length).unwrap_or(0);
+    if upload.completed_at.is_some() {
+        return if offset == length { Ok(length) } else { Err(offset_conflict(length)) };
+    }
+    let writer = Uuid::new_v4();
+    let Some(locked) = uploads::try_lock(&st.db, upload.id, writer, Utc::now() + LEASE).await? else {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "upload_locked",
+            "Another request is writing to this upload; wait for it to end, then ask for the offset again.",
+        ));
+    };
+    let committed = u64::try_from(locked.received).unwrap_or(0);
+    let outcome = if offset != committed {
+        Err(offset_conflict(committed))
+    } else {
+        append_locked(st, &locked, writer, checksum, body).await
+    };
+    if let Err(e) = uploads::unlock(&st.db, upload.id, writer).await {
+        tracing::warn!(upload.id = %upload.id, error = %e, "cannot release an upload lease; it will lapse");
+    }
+    let received = outcome?;
+    if received == length {
+        let done = Upload { received: upload.length, ..locked };
+        finish(st, &done).await?;
+    }
+    Ok(received)
+}
+
+/// Why a chunk stopped before its end.
+enum Stop {
+    /// The client stopped sending (disconnect, idle timeout): what arrived is kept.
+    Client(&'static str),
+    /// More bytes than `Upload-Length`.
+    TooLong,
+    /// Writing or committing failed on our side.
+    Server(ApiError),
+}
+
+async fn append_locked(
+    st: &ApiState,
+    upload: &Upload,
+    writer: Uuid,
+    checksum: Option<tus::Checksum>,
+    body: Body,
+) -> Result<u64, ApiError> {
+    let length = u64::try_from(upload.length).unwrap_or(0);
+    let start = u64::try_from(upload.received).unwrap_or(0);
+    let path = staging_path(st, upload.id);
+    let io = |e: std::io::Error| ApiError::internal(&e);
+    let mut file = tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ApiError::new(StatusCode::GONE, "upload_expired", "This upload's bytes are gone; start it again.")
+        } else {
+            io(e)
+        }
+    })?;
+    // Bytes past the committed offset were never acknowledged: drop them.
+    file.set_len(start).await.map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(start)).await.map_err(io)?;
+    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut digest = checksum.as_ref().map(|c| ring::digest::Context::new(c.algorithm.digest_algorithm()));
+    let mut received = start;
+    let mut last_commit = start;
+    let mut body = body;
+
+    let stop: Option<Stop> = loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => break Some(Stop::Client("the client sent nothing for too long")),
+            Ok(None) => break None,
+            Ok(Some(Err(_))) => break Some(Stop::Client("the connection ended before the chunk did")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let room = length - received;
+        let fits = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if let Err(e) = out.write_all(&data[..fits]).await {
+            break Some(Stop::Server(disk_error(e)));
+        }
+        if let Some(d) = digest.as_mut() {
+            d.update(&data[..fits]);
+        }
+        received += fits as u64;
+        if fits < data.len() {
+            break Some(Stop::TooLong);
+        }
+        if digest.is_none() && received - last_commit >= COMMIT_EVERY {
+            if let Err(e) = commit(st, upload, writer, &mut out, received).await {
+                break Some(Stop::Server(e));
+            }
+            last_commit = received;
+        }
+    };
+
+    let verified = match (&checksum, digest) {
+        (Some(expected), Some(d)) if stop.is_none() => d.finish().as_ref() == expected.digest.as_slice(),
+        (Some(_), _) => false,
+        (None, _) => true,
+    };
+    let keep = match &stop {
+        None | Some(Stop::Client(_)) => verified,
+        Some(Stop::TooLong) | Some(Stop::Server(_)) => checksum.is_none(),
+    };
+    let final_offset = if keep { received } else { last_commit };
+    if keep {
+        commit(st, upload, writer, &mut out, received).await?;
+    } else {
+        // Nothing of this chunk counts: cut the file back to what was committed.
+        drop(out);
+        if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(&path).await {
+            let _ = f.set_len(last_commit).await;
+        }
+    }
+    tracing::debug!(upload.id = %upload.id, upload.offset = final_offset, "chunk written");
+    match stop {
+        Some(Stop::Server(e)) => Err(e),
+        Some(Stop::TooLong) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_long",
+            format!("The chunk runs past Upload-Length ({length} bytes); the bytes up to it were kept."),
+        )),
+        Some(Stop::Client(why)) if checksum.is_some() => {
+            Err(ApiError::bad_request("incomplete_chunk", format!("{why}; a checksummed chunk must arrive whole.")))
+        }
+        Some(Stop::Client(why)) => Err(ApiError::bad_request("incomplete_chunk", format!("{why}; send the rest."))),
+        None if !verified => Err(ApiError::new(
+            StatusCode::from_u16(tus::CHECKSUM_MISMATCH).unwrap_or(StatusCode::BAD_REQUEST),
+            "checksum_mismatch",
+            "The chunk does not match its Upload-Checksum; it was discarded. Send it again.",
+        )),
+        None => Ok(final_offset),
+    }
+}
+
+fn disk_error(e: std::io::Error) -> ApiError {
+    if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
+        tracing::error!(error = %e, "the upload folder is full");
+        return ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "The server has no room for this upload right now; try again later.",
+        );
+    }
+    ApiError::internal(&e)
+}
+
+/// Makes `received` bytes durable and records them as the committed offset.
+async fn commit(
+    st: &ApiState,
+    upload: &Upload,
+    writer: Uuid,
+    out: &mut tokio::io::BufWriter<tokio::fs::File>,
+    received: u64,
+) -> Result<(), ApiError> {
+    out.flush().await.map_err(disk_error)?;
+    out.get_mut().sync_data().await.map_err(disk_error)?;
+    if !uploads::advance(&st.db, upload.id, writer, received, Utc::now() + LEASE).await? {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "upload_locked",
+            "This request lost the upload's lease to another one; ask for the offset again.",
+        ));
+    }
+    Ok(())
+}
+
+/// The upload is whole: its bytes become the video's original, its transcode is queued and the
+/// video turns `processing`. Every step is idempotent, so running it again after a crash is safe.
+pub async fn finish(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
+    let path = staging_path(st, upload.id);
+    let key = StorageKey::video_original(upload.video_id);
+    match tokio::fs::metadata(&path).await {
+        Ok(_) => {
+            st.storage.put_file(&key, &path).await.map_err(|e| {
+                tracing::error!(upload.id = %upload.id, error = %e, "cannot store an upload's original");
+                ApiError::unavailable("The upload is complete but could not be stored yet; it will be retried.")
+            })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Moved by an earlier run that was interrupted later on.
+            if st.storage.head(&key).await.ok().flatten().is_none() {
+                return Err(ApiError::new(StatusCode::GONE, "upload_lost", "This upload's bytes are gone."));
+            }
+        }
+        Err(e) => return Err(ApiError::internal(&e)),
+    }
+    let payload = serde_json::json!({ "video_id": upload.video_id });
+    let idempotency = format!("transcode:{}", upload.video_id);
+    jobs::enqueue(&st.db, &NewJob::new(TRANSCODE, &payload).idempotency_key(&idempotency)).await?;
+    video_rows::mark_uploaded(&st.db, upload.video_id).await?;
+    uploads::mark_complete(&st.db, upload.id).await?;
+    tracing::info!(upload.id = %upload.id, video.id = %upload.video_id, "upload complete; transcode queued");
+    Ok(())
+}
+
+/// `DELETE /api/v1/uploads/{id}`: abandons an unfinished upload, its bytes and its video.
+async fn terminate(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        tus::check_resumable(&headers)?;
+        let upload = own_upload(&st, &user, &id).await?;
+        if upload.completed_at.is_some() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "upload_complete",
+                "This upload is complete and is now a video; delete the video instead.",
+            ));
+        }
+        let writer = Uuid::new_v4();
+        if uploads::try_lock(&st.db, upload.id, writer, Utc::now() + LEASE).await?.is_none() {
+            return Err(ApiError::new(StatusCode::LOCKED, "upload_locked", "A chunk is being written; try again."));
+        }
+        discard(&st, &upload).await?;
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        tus_headers(res.headers_mut());
+        Ok(res)
+    }
+    .await;
+    result.unwrap_or_else(tus_error)
+}
+
+/// Removes an unfinished upload: its staging file, then its video (and with it the upload row).
+pub async fn discard(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
+    match tokio::fs::remove_file(staging_path(st, upload.id)).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ApiError::internal(&e)),
+    }
+    st.storage.delete_prefix(&StorageKey::video(upload.video_id)).await.map_err(|e| ApiError::internal(&e))?;
+    video_rows::delete(&st.db, upload.video_id).await?;
+    tracing::info!(upload.id = %upload.id, video.id = %upload.video_id, "upload discarded");
+    Ok(())
+}
+
+/// The janitor's pass: expired uploads are discarded, interrupted completions finished, old
+/// completed rows purged. Returns how many uploads were expired.
+pub async fn sweep(st: &ApiState) -> Result<usize, ApiError> {
+    let now = Utc::now();
+    let expired = uploads::expired(&st.db, now, 100).await?;
+    for upload in &expired {
+        if upload.is_complete() {
+            finish(st, upload).await?;
+        } else {
+            discard(st, upload).await?;
+        }
+    }
+    for upload in uploads::unfinished_complete(&st.db, now - chrono::TimeDelta::minutes(1), 100).await? {
+        finish(st, &upload).await?;
+    }
+    uploads::purge_completed(&st.db, now - chrono::TimeDelta::days(1)).await?;
+    Ok(expired.iter().filter(|u| !u.is_complete()).count())
+}

@@ -1,0 +1,431 @@
+//! The videos API: one video, a user's videos, the public lists, editing, deleting and views.
+//!
+//! Visibility: a public or unlisted video is visible to anyone who names it (unlisted ones are
+//! never listed); a private one only to its owner — to anyone else it does not exist (404).
+//! Media URLs in the answers are signed ([`crate::media`]), so playback needs no further check.
+
+use crate::identity::CurrentUser;
+use crate::{ApiState, media};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use turtlemen_db::videos::{self as rows, Listing, Metadata, Privacy, Video, VideoState};
+use turtlemen_domain::Role;
+use turtlemen_http::ApiError;
+use turtlemen_storage::StorageKey;
+use uuid::Uuid;
+
+pub const MAX_TITLE_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 5000;
+pub const MAX_TAGS: usize = 10;
+pub const MAX_TAG_CHARS: usize = 30;
+pub const MAX_FIELD_CHARS: usize = 50;
+pub const MAX_FILENAME_CHARS: usize = 255;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/videos", get(list_public))
+        .route("/videos/{id}", get(one).patch(edit).delete(remove))
+        .route("/videos/{id}/views", post(view))
+        .route("/me/videos", get(mine))
+}
+
+/// A channel as shown with a video (today, its owner).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChannelView {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// A rendition as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenditionView {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bandwidth: u64,
+}
+
+/// A video as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VideoView {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub category: Option<String>,
+    pub language: Option<String>,
+    pub licence: Option<String>,
+    pub privacy: Privacy,
+    pub state: VideoState,
+    pub progress: u8,
+    pub failure_reason: Option<String>,
+    pub playable: bool,
+    pub hls_url: Option<String>,
+    pub poster_url: Option<String>,
+    pub storyboard_url: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub renditions: Vec<RenditionView>,
+    pub views: u64,
+    pub channel: ChannelView,
+    pub created_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub watch_url: String,
+    /// Only for the owner: the uploaded file's name and size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<OriginalView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OriginalView {
+    pub filename: String,
+    pub bytes: u64,
+}
+
+impl VideoView {
+    /// The view of `v` for `viewer` (signed media URLs included when it is playable).
+    pub fn build(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>) -> VideoView {
+        let owner = viewer.is_some_and(|u| u.0.id == v.owner_id);
+        let base = v.playable.then(|| media::base_url(st, v));
+        let poster_url = match (&base, v.has_poster || v.state == VideoState::Processing) {
+            (Some(b), true) => Some(format!("{b}/poster.jpg")),
+            _ => None,
+        };
+        VideoView {
+            id: v.id,
+            title: v.title.clone(),
+            description: v.description.clone(),
+            tags: v.tags.clone(),
+            category: v.category.clone(),
+            language: v.language.clone(),
+            licence: v.licence.clone(),
+            privacy: v.privacy,
+            state: v.state,
+            progress: v.progress,
+            failure_reason: v.failure_reason.clone(),
+            playable: v.playable,
+            hls_url: base.as_ref().map(|b| format!("{b}/hls/master.m3u8")),
+            poster_url,
+            storyboard_url: base.as_ref().filter(|_| v.has_storyboard).map(|b| format!("{b}/storyboard.vtt")),
+            duration_secs: v.duration_secs,
+            width: v.width,
+            height: v.height,
+            renditions: v
+                .renditions
+                .iter()
+                .map(|r| RenditionView {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bandwidth: r.bandwidth,
+                })
+                .collect(),
+            views: v.views,
+            channel: ChannelView {
+                id: v.owner_id.0,
+                username: v.owner_username.clone(),
+                display_name: v.owner_display_name.clone(),
+            },
+            created_at: v.created_at,
+            published_at: v.published_at,
+            watch_url: watch_url(v.id),
+            original: owner.then(|| OriginalView { filename: v.original_name.clone(), bytes: v.original_bytes }),
+        }
+    }
+}
+
+/// The watch page of a video.
+pub fn watch_url(id: Uuid) -> String {
+    format!("/videos/{id}")
+}
+
+/// Whether `viewer` may see `v` at all.
+pub fn may_view(v: &Video, viewer: Option<&CurrentUser>) -> bool {
+    match v.privacy {
+        Privacy::Public | Privacy::Unlisted => v.state != VideoState::Uploading || is_owner(v, viewer),
+        Privacy::Private => is_owner(v, viewer),
+    }
+}
+
+fn is_owner(v: &Video, viewer: Option<&CurrentUser>) -> bool {
+    viewer.is_some_and(|u| u.0.id == v.owner_id)
+}
+
+/// Whether `user` may change or delete `v` (its owner, or an admin).
+fn may_manage(v: &Video, user: &CurrentUser) -> bool {
+    user.0.id == v.owner_id || user.0.role == Role::Admin
+}
+
+/// The video named by `id` if `viewer` may see it; 404 otherwise.
+pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> Result<Video, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
+    rows::get(&st.db, id).await?.filter(|v| may_view(v, viewer)).ok_or_else(ApiError::not_found)
+}
+
+async fn one(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = visible(&st, &id, viewer.as_ref()).await?;
+    let mut res = Json(VideoView::build(&st, &v, viewer.as_ref())).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
+    Ok(res)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    sort: Option<String>,
+    limit: Option<u32>,
+    before: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct VideoList {
+    videos: Vec<VideoView>,
+}
+
+async fn list_public(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<VideoList>, ApiError> {
+    let listing = match q.sort.as_deref() {
+        None | Some("recent") => Listing::Recent,
+        Some("trending") => Listing::Trending,
+        Some(_) => return Err(ApiError::bad_request("invalid_sort", "sort is recent or trending.")),
+    };
+    let limit = q.limit.unwrap_or(24).clamp(1, 100);
+    let videos = rows::list_public(&st.db, listing, limit).await?;
+    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, viewer.as_ref())).collect() }))
+}
+
+async fn mine(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<VideoList>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 100);
+    let videos = rows::list_by_owner(&st.db, user.0.id, q.before, limit).await?;
+    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, Some(&user))).collect() }))
+}
+
+/// A metadata change: every field optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub category: Option<Option<String>>,
+    pub language: Option<Option<String>>,
+    pub licence: Option<Option<String>>,
+    pub privacy: Option<String>,
+}
+
+impl MetadataPatch {
+    /// `current` with this change applied, checked.
+    pub fn apply(self, current: &Metadata) -> Result<Metadata, ApiError> {
+        let privacy = match self.privacy.as_deref() {
+            None => current.privacy,
+            Some(p) => Privacy::parse(p)
+                .ok_or_else(|| ApiError::bad_request("invalid_privacy", "privacy is public, unlisted or private."))?,
+        };
+        let m = Metadata {
+            title: self.title.map(|t| t.trim().to_owned()).unwrap_or_else(|| current.title.clone()),
+            description: self.description.map(|d| d.trim().to_owned()).unwrap_or_else(|| current.description.clone()),
+            tags: self.tags.map(normalize_tags).unwrap_or_else(|| current.tags.clone()),
+            category: self.category.map(clean_optional).unwrap_or_else(|| current.category.clone()),
+            language: self.language.map(clean_optional).unwrap_or_else(|| current.language.clone()),
+            licence: self.licence.map(clean_optional).unwrap_or_else(|| current.licence.clone()),
+            privacy,
+        };
+        validate(&m)?;
+        Ok(m)
+    }
+}
+
+fn clean_optional(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn normalize_tags(tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+            out.push(t.to_owned());
+        }
+    }
+    out
+}
+
+fn field_error(field: &'static str, message: String) -> ApiError {
+    ApiError::bad_request("invalid_field", format!("{field}: {message}"))
+}
+
+fn has_control(s: &str, allow_newlines: bool) -> bool {
+    s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
+}
+
+/// Checks the metadata a user set; the error names the field.
+pub fn validate(m: &Metadata) -> Result<(), ApiError> {
+    let chars = |s: &str| s.chars().count();
+    if m.title.is_empty() || chars(&m.title) > MAX_TITLE_CHARS || has_control(&m.title, false) {
+        return Err(field_error("title", format!("1 to {MAX_TITLE_CHARS} characters, on one line")));
+    }
+    if chars(&m.description) > MAX_DESCRIPTION_CHARS || has_control(&m.description, true) {
+        return Err(field_error("description", format!("at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    if m.tags.len() > MAX_TAGS {
+        return Err(field_error("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    if m.tags.iter().any(|t| chars(t) > MAX_TAG_CHARS || has_control(t, false) || t.contains(',')) {
+        return Err(field_error("tags", format!("each at most {MAX_TAG_CHARS} characters, without commas")));
+    }
+    for (name, value) in [("category", &m.category), ("language", &m.language), ("licence", &m.licence)] {
+        if value.as_deref().is_some_and(|v| chars(v) > MAX_FIELD_CHARS || has_control(v, false)) {
+            return Err(field_error(name, format!("at most {MAX_FIELD_CHARS} characters")));
+        }
+    }
+    Ok(())
+}
+
+/// The metadata of a new upload from its `Upload-Metadata` pairs: `filename` is required, the
+/// title defaults to the file name without its extension, privacy to private.
+pub fn metadata_from_upload(pairs: &BTreeMap<String, String>) -> Result<(Metadata, String), ApiError> {
+    let filename =
+        pairs.get("filename").map(|f| f.trim()).filter(|f| !f.is_empty()).ok_or_else(|| {
+            ApiError::bad_request("filename_missing", "Upload-Metadata must carry the file's filename.")
+        })?;
+    if filename.chars().count() > MAX_FILENAME_CHARS || has_control(filename, false) {
+        return Err(field_error("filename", format!("at most {MAX_FILENAME_CHARS} characters")));
+    }
+    // Only the last path component, whatever separator the client's system uses.
+    let base = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
+    let stem = base.rsplit_once('.').map_or(base, |(s, _)| s).trim();
+    let default_title: String = if stem.is_empty() { base } else { stem }.chars().take(MAX_TITLE_CHARS).collect();
+    let tags = pairs.get("tags").map(|t| t.split(',').map(str::to_owned).collect()).unwrap_or_default();
+    let patch = MetadataPatch {
+        title: Some(
+            pairs.get("title").map(|t| t.trim()).filter(|t| !t.is_empty()).unwrap_or(&default_title).to_owned(),
+        ),
+        description: pairs.get("description").cloned(),
+        tags: Some(tags),
+        category: pairs.get("category").cloned().map(Some),
+        language: pairs.get("language").cloned().map(Some),
+        licence: pairs.get("licence").or_else(|| pairs.get("license")).cloned().map(Some),
+        privacy: pairs.get("privacy").cloned(),
+    };
+    let base_metadata = Metadata {
+        title: String::new(),
+        description: String::new(),
+        tags: Vec::new(),
+        category: None,
+        language: None,
+        licence: None,
+        privacy: Privacy::Private,
+    };
+    Ok((patch.apply(&base_metadata)?, base.to_owned()))
+}
+
+fn metadata_of(v: &Video) -> Metadata {
+    Metadata {
+        title: v.title.clone(),
+        description: v.description.clone(),
+        tags: v.tags.clone(),
+        category: v.category.clone(),
+        language: v.language.clone(),
+        licence: v.licence.clone(),
+        privacy: v.privacy,
+    }
+}
+
+/// The video `user` may manage, or 404.
+async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Video, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
+    rows::get(&st.db, id).await?.filter(|v| may_manage(v, user)).ok_or_else(ApiError::not_found)
+}
+
+/// Changes a video's metadata. The owner (or an admin) applies the change.
+pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: MetadataPatch) -> Result<Video, ApiError> {
+    let v = managed(st, id, user).await?;
+    let m = patch.apply(&metadata_of(&v))?;
+    rows::update_metadata(&st.db, v.id, &m).await?;
+    rows::get(&st.db, v.id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// `PATCH /api/v1/videos/{id}` with a JSON body (a cross-site form cannot send one).
+async fn edit(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<VideoView>, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the change as JSON (Content-Type: application/json).",
+        ));
+    }
+    let patch: MetadataPatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not a valid change: {e}")))?;
+    let v = update(&st, &user, &id, patch).await?;
+    Ok(Json(VideoView::build(&st, &v, Some(&user))))
+}
+
+/// Deletes a video and every stored object of it (original, HLS output, thumbnails), then its
+/// row; an unfinished upload's staging bytes go too.
+pub async fn delete(st: &ApiState, user: &CurrentUser, id: &str) -> Result<(), ApiError> {
+    let v = managed(st, id, user).await?;
+    for upload in turtlemen_db::uploads::for_video(&st.db, v.id).await? {
+        crate::uploads::discard(st, &upload).await?;
+    }
+    st.storage.delete_prefix(&StorageKey::video(v.id)).await.map_err(|e| ApiError::internal(&e))?;
+    rows::delete(&st.db, v.id).await?;
+    tracing::info!(video.id = %v.id, user.id = %user.0.id.0, "video deleted");
+    Ok(())
+}
+
+async fn remove(State(st): State<ApiState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    delete(&st, &user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/videos/{id}/views`: the player reports a view; counted once per viewer per
+/// window, written in batches.
+async fn view(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+) -> Result<StatusCode, ApiError> {
+    let v = visible(&st, &id, viewer.as_ref()).await?;
+    if !v.playable {
+        return Err(ApiError::bad_request("not_playable", "This video cannot be played yet."));
+    }
+    let who = match &viewer {
+        Some(u) => format!("user:{}", u.0.id.0),
+        None => {
+            let ip = crate::views::client_ip(&headers, peer);
+            let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            format!("anon:{ip}:{agent}")
+        }
+    };
+    st.views.record(v.id, &who).await;
+    Ok(StatusCode::NO_CONTENT)
+}

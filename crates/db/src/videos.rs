@@ -1,0 +1,504 @@
+//! The videos table: metadata, processing state and counters of each video.
+//!
+//! A video is created with its upload (state `uploading`), becomes `processing` when the upload
+//! completes, and `ready` or `failed` when its transcode ends. `playable` turns true while it is
+//! still processing, as soon as the first segments of every rendition are published. Lists join
+//! the owner's names so a page needs one query.
+
+use crate::{Db, DbError, retry_serializable, with_pool};
+use chrono::{DateTime, Utc};
+use turtlemen_domain::UserId;
+use uuid::Uuid;
+
+/// Who may see a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// Listed and playable by anyone.
+    Public,
+    /// Playable by anyone with the link, never listed.
+    Unlisted,
+    /// Only its owner.
+    Private,
+}
+
+impl Privacy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Public => "public",
+            Privacy::Unlisted => "unlisted",
+            Privacy::Private => "private",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Privacy> {
+        match s {
+            "public" => Some(Privacy::Public),
+            "unlisted" => Some(Privacy::Unlisted),
+            "private" => Some(Privacy::Private),
+            _ => None,
+        }
+    }
+}
+
+/// Where a video is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoState {
+    Uploading,
+    Processing,
+    Ready,
+    Failed,
+}
+
+impl VideoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoState::Uploading => "uploading",
+            VideoState::Processing => "processing",
+            VideoState::Ready => "ready",
+            VideoState::Failed => "failed",
+        }
+    }
+
+    fn from_stored(s: &str) -> VideoState {
+        match s {
+            "uploading" => VideoState::Uploading,
+            "processing" => VideoState::Processing,
+            "ready" => VideoState::Ready,
+            _ => VideoState::Failed,
+        }
+    }
+}
+
+/// One rendition of the HLS ladder, as published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rendition {
+    /// `720p`, or `audio` for an audio-only video.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// Peak bits per second, as the master playlist says.
+    pub bandwidth: u64,
+}
+
+/// A video with its owner's names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Video {
+    pub id: Uuid,
+    pub owner_id: UserId,
+    pub owner_username: String,
+    pub owner_display_name: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub category: Option<String>,
+    pub language: Option<String>,
+    pub licence: Option<String>,
+    pub privacy: Privacy,
+    pub state: VideoState,
+    /// 0–100 while processing.
+    pub progress: u8,
+    pub playable: bool,
+    pub failure_reason: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub renditions: Vec<Rendition>,
+    pub has_poster: bool,
+    pub has_storyboard: bool,
+    pub original_name: String,
+    pub original_bytes: u64,
+    pub views: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// The metadata a user sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub category: Option<String>,
+    pub language: Option<String>,
+    pub licence: Option<String>,
+    pub privacy: Privacy,
+}
+
+/// What it takes to create a video (with its upload).
+#[derive(Debug, Clone)]
+pub struct NewVideo {
+    pub id: Uuid,
+    pub owner_id: UserId,
+    pub metadata: Metadata,
+    pub original_name: String,
+    pub original_bytes: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    owner_id: Uuid,
+    owner_username: String,
+    owner_display_name: String,
+    title: String,
+    description: String,
+    tags: String,
+    category: Option<String>,
+    language: Option<String>,
+    licence: Option<String>,
+    privacy: String,
+    state: String,
+    progress: i32,
+    playable: bool,
+    failure_reason: Option<String>,
+    duration_secs: Option<f64>,
+    width: Option<i32>,
+    height: Option<i32>,
+    renditions: String,
+    has_poster: bool,
+    has_storyboard: bool,
+    original_name: String,
+    original_bytes: i64,
+    views: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    published_at: Option<DateTime<Utc>>,
+}
+
+impl From<Row> for Video {
+    fn from(r: Row) -> Video {
+        Video {
+            id: r.id,
+            owner_id: UserId(r.owner_id),
+            owner_username: r.owner_username,
+            owner_display_name: r.owner_display_name,
+            title: r.title,
+            description: r.description,
+            tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+            category: r.category,
+            language: r.language,
+            licence: r.licence,
+            privacy: Privacy::parse(&r.privacy).unwrap_or(Privacy::Private),
+            state: VideoState::from_stored(&r.state),
+            progress: r.progress.clamp(0, 100) as u8,
+            playable: r.playable,
+            failure_reason: r.failure_reason,
+            duration_secs: r.duration_secs,
+            width: r.width.and_then(|w| u32::try_from(w).ok()),
+            height: r.height.and_then(|h| u32::try_from(h).ok()),
+            renditions: serde_json::from_str(&r.renditions).unwrap_or_default(),
+            has_poster: r.has_poster,
+            has_storyboard: r.has_storyboard,
+            original_name: r.original_name,
+            original_bytes: u64::try_from(r.original_bytes).unwrap_or(0),
+            views: u64::try_from(r.views).unwrap_or(0),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            published_at: r.published_at,
+        }
+    }
+}
+
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
+             v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+             v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
+             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
+             FROM videos v JOIN users u ON u.id = v.owner_id ",
+            $rest
+        )
+    };
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Inserts a video in state `uploading`.
+pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
+    let now = Utc::now();
+    let m = &new.metadata;
+    let tags = tags_json(&m.tags);
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO videos (id, owner_id, title, description, tags, category, language, licence, privacy, state, \
+                 original_name, original_bytes, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'uploading', $10, $11, $12, $12)",
+            )
+            .bind(new.id)
+            .bind(new.owner_id.0)
+            .bind(&m.title)
+            .bind(&m.description)
+            .bind(&tags)
+            .bind(m.category.as_deref())
+            .bind(m.language.as_deref())
+            .bind(m.licence.as_deref())
+            .bind(m.privacy.as_str())
+            .bind(&new.original_name)
+            .bind(as_i64(new.original_bytes))
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+pub async fn get(db: &Db, id: Uuid) -> Result<Option<Video>, DbError> {
+    let row: Option<Row> =
+        with_pool!(db, |pool| sqlx::query_as(select!("WHERE v.id = $1")).bind(id).fetch_optional(pool).await?);
+    Ok(row.map(Video::from))
+}
+
+/// A user's videos, newest first; `before` pages by creation time.
+pub async fn list_by_owner(
+    db: &Db,
+    owner: UserId,
+    before: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<Video>, DbError> {
+    let before = before.unwrap_or_else(|| Utc::now() + chrono::TimeDelta::days(1));
+    let rows: Vec<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(select!(
+            "WHERE v.owner_id = $1 AND v.created_at < $2 ORDER BY v.created_at DESC, v.id DESC LIMIT $3"
+        ))
+        .bind(owner.0)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(Video::from).collect())
+}
+
+/// Which public list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Newest published first.
+    Recent,
+    /// Most viewed among those published in the last 30 days, then newest.
+    Trending,
+}
+
+/// Public videos that can be played (ready, or playable while processing), for the home page.
+pub async fn list_public(db: &Db, listing: Listing, limit: u32) -> Result<Vec<Video>, DbError> {
+    let since = Utc::now() - chrono::TimeDelta::days(30);
+    let rows: Vec<Row> = with_pool!(db, |pool| {
+        match listing {
+            Listing::Recent => sqlx::query_as(select!(
+                "WHERE v.privacy = 'public' AND v.published_at IS NOT NULL ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?,
+            Listing::Trending => sqlx::query_as(select!(
+                "WHERE v.privacy = 'public' AND v.published_at IS NOT NULL AND v.published_at > $2 \
+                 ORDER BY v.views DESC, v.published_at DESC LIMIT $1"
+            ))
+            .bind(i64::from(limit))
+            .bind(since)
+            .fetch_all(pool)
+            .await?,
+        }
+    });
+    Ok(rows.into_iter().map(Video::from).collect())
+}
+
+/// Replaces the user-set metadata. `false` when there is no such video.
+pub async fn update_metadata(db: &Db, id: Uuid, m: &Metadata) -> Result<bool, DbError> {
+    let tags = tags_json(&m.tags);
+    retry_serializable(|| async {
+        let done = with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE videos SET title = $2, description = $3, tags = $4, category = $5, language = $6, licence = $7, \
+                 privacy = $8, updated_at = $9 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&m.title)
+            .bind(&m.description)
+            .bind(&tags)
+            .bind(m.category.as_deref())
+            .bind(m.language.as_deref())
+            .bind(m.licence.as_deref())
+            .bind(m.privacy.as_str())
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    })
+    .await
+}
+
+/// `uploading` → `processing` (the upload completed). Idempotent.
+pub async fn mark_uploaded(db: &Db, id: Uuid) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE videos SET state = 'processing', progress = 0, updated_at = $2 WHERE id = $1 AND state = 'uploading'")
+                .bind(id)
+                .bind(Utc::now())
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Processing progress, 0–100 (only while processing).
+pub async fn set_progress(db: &Db, id: Uuid, percent: u8) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE videos SET progress = $2, updated_at = $3 WHERE id = $1 AND state = 'processing'")
+                .bind(id)
+                .bind(i32::from(percent.min(100)))
+                .bind(Utc::now())
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// The first segments of every rendition are published: viewers may start watching. The video
+/// counts as published from now on (for the public lists).
+pub async fn mark_playable(db: &Db, id: Uuid) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        let now = Utc::now();
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE videos SET playable = true, published_at = COALESCE(published_at, $2), updated_at = $2 \
+                 WHERE id = $1 AND state IN ('processing', 'ready')",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// What processing learned about the video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    pub duration_secs: f64,
+    pub width: u32,
+    pub height: u32,
+    pub renditions: Vec<Rendition>,
+    pub has_poster: bool,
+    pub has_storyboard: bool,
+}
+
+/// Processing finished: the video is `ready` and playable.
+pub async fn mark_ready(db: &Db, id: Uuid, p: &Processed) -> Result<(), DbError> {
+    let renditions = serde_json::to_string(&p.renditions).unwrap_or_else(|_| "[]".into());
+    retry_serializable(|| async {
+        let now = Utc::now();
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE videos SET state = 'ready', progress = 100, playable = true, failure_reason = NULL, \
+                 duration_secs = $2, width = $3, height = $4, renditions = $5, has_poster = $6, has_storyboard = $7, \
+                 published_at = COALESCE(published_at, $8), updated_at = $8 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(p.duration_secs)
+            .bind(i32::try_from(p.width).unwrap_or(i32::MAX))
+            .bind(i32::try_from(p.height).unwrap_or(i32::MAX))
+            .bind(&renditions)
+            .bind(p.has_poster)
+            .bind(p.has_storyboard)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Processing failed for good: the owner reads `reason`. Nothing is playable any more.
+pub async fn mark_failed(db: &Db, id: Uuid, reason: &str) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE videos SET state = 'failed', playable = false, failure_reason = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(reason)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Removes a video row (its upload goes with it). `false` when there was none.
+pub async fn delete(db: &Db, id: Uuid) -> Result<bool, DbError> {
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query("DELETE FROM videos WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
+        Ok(n > 0)
+    })
+    .await
+}
+
+/// Adds counted views, one statement per video.
+pub async fn add_views(db: &Db, counts: &[(Uuid, u64)]) -> Result<(), DbError> {
+    for &(id, n) in counts {
+        retry_serializable(|| async {
+            with_pool!(db, |pool| {
+                sqlx::query("UPDATE videos SET views = views + $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(as_i64(n))
+                    .execute(pool)
+                    .await
+                    .map(|_| ())?
+            });
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Bytes a user's videos take (their originals as declared, uploads in progress included), all
+/// time and since `since`: what upload quotas are checked against.
+pub async fn bytes_used(db: &Db, owner: UserId, since: DateTime<Utc>) -> Result<(u64, u64), DbError> {
+    let (total, recent): (Option<i64>, Option<i64>) = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT CAST(SUM(original_bytes) AS BIGINT), \
+             CAST(SUM(CASE WHEN created_at > $2 THEN original_bytes ELSE 0 END) AS BIGINT) \
+             FROM videos WHERE owner_id = $1",
+        )
+        .bind(owner.0)
+        .bind(since)
+        .fetch_one(pool)
+        .await?
+    });
+    let n = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+    Ok((n(total), n(recent)))
+}
