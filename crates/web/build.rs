@@ -21,6 +21,9 @@ struct Input {
 const INPUTS: &[Input] = &[
     Input { logical: "app.css", source: "src/app.css", content_type: "text/css; charset=utf-8" },
     Input { logical: "app.js", source: "src/app.js", content_type: "text/javascript; charset=utf-8" },
+    Input { logical: "upload.js", source: "src/upload.js", content_type: "text/javascript; charset=utf-8" },
+    Input { logical: "watch.js", source: "src/watch.js", content_type: "text/javascript; charset=utf-8" },
+    Input { logical: "studio.js", source: "src/studio.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "favicon.svg", source: "src/favicon.svg", content_type: "image/svg+xml" },
     Input {
         logical: "hls.min.js",

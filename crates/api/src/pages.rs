@@ -2,19 +2,281 @@
 //!
 //! Pages work without JavaScript and are enhanced with it; each knows the viewer from the access
 //! token the gateway hands on (`Option<CurrentUser>`), never from a header a client could set.
+//! Pages read and write through the same functions as the JSON API ([`crate::videos`]), so
+//! visibility and validation are decided in one place: a private video is a 404 page for anyone
+//! but its owner, exactly as it is a 404 answer. The studio's forms (edit, delete) are checked
+//! with a CSRF token ([`csrf`]); the gateway's session cookie is `SameSite=Lax` as well.
 
-use crate::ApiState;
+mod csrf;
+
+use crate::identity::CurrentUser;
+use crate::{ApiState, videos};
 use axum::Router;
-use axum::response::Html;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use turtlemen_db::videos::{self as rows, Listing, Video, VideoState};
+use turtlemen_domain::Role;
+use turtlemen_http::ApiError;
+use turtlemen_web::video_pages::{
+    self, EditView, MetadataForm, RenditionItem, StudioRow, StudioView, UploadView, WatchView,
+};
+use turtlemen_web::{HomeView, PageContext, VideoCard};
+use uuid::Uuid;
+
+/// How many videos each home-page list shows.
+const HOME_LIST: u32 = 24;
+/// How many videos the studio list shows.
+const STUDIO_LIST: u32 = 100;
 
 /// The page routes.
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/", get(home))
+    Router::new()
+        .route("/", get(home))
+        .route("/upload", get(upload))
+        .route("/videos/{id}", get(watch))
+        .route("/studio/videos", get(studio))
+        .route("/studio/videos/{id}/edit", get(edit_form).post(edit_submit))
+        .route("/studio/videos/{id}/delete", post(delete_submit))
 }
 
-async fn home() -> Html<String> {
-    // No videos exist yet: both lists stay empty until uploads arrive.
-    let view = turtlemen_web::HomeView { recent: Vec::new(), trending: Vec::new() };
-    Html(turtlemen_web::home_page(&view))
+/// Who is looking, and at which path (for "Sign in" to come back to).
+fn context(viewer: Option<&CurrentUser>, uri: &Uri) -> PageContext {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // Only a plain local path goes back into a link; the gateway checks it again.
+    let path = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
+    PageContext { viewer: viewer.map(|u| display_name(&u.0)), path: path.to_owned() }
+}
+
+fn display_name(u: &turtlemen_db::users::User) -> String {
+    if u.display_name.trim().is_empty() { u.username.clone() } else { u.display_name.clone() }
+}
+
+/// Whole seconds for display.
+fn whole_seconds(d: Option<f64>) -> Option<u32> {
+    d.filter(|d| d.is_finite() && *d >= 0.0).map(|d| d.round().min(f64::from(u32::MAX)) as u32)
+}
+
+async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri) -> Result<Html<String>, ApiError> {
+    let card = |v: &Video| {
+        let view = videos::VideoView::build(&st, v, viewer.as_ref());
+        VideoCard {
+            title: view.title,
+            watch_url: view.watch_url,
+            thumbnail_url: view.poster_url,
+            duration_secs: whole_seconds(view.duration_secs),
+            channel_name: view.channel.display_name,
+            channel_url: None,
+            views: view.views,
+        }
+    };
+    let recent = rows::list_public(&st.db, Listing::Recent, HOME_LIST).await?;
+    let trending = rows::list_public(&st.db, Listing::Trending, HOME_LIST).await?;
+    let view = HomeView { recent: recent.iter().map(card).collect(), trending: trending.iter().map(card).collect() };
+    Ok(Html(turtlemen_web::home_page_for(&view, &context(viewer.as_ref(), &uri))))
+}
+
+/// `GET /upload` (the gateway sends visitors without a session to sign in first).
+async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Html<String> {
+    let view = UploadView { form: MetadataForm::default(), max_bytes: st.videos.upload_max_bytes };
+    Html(video_pages::upload_page(&view, &context(Some(&user), &uri)))
+}
+
+/// `GET /videos/{id}`: the watch page, for anyone who may see the video.
+async fn watch(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Html<String>, ApiError> {
+    let v = videos::visible(&st, &id, viewer.as_ref()).await?;
+    let view = videos::VideoView::build(&st, &v, viewer.as_ref());
+    let page = WatchView {
+        id: v.id.to_string(),
+        title: view.title,
+        description: view.description,
+        channel_name: view.channel.display_name,
+        views: view.views,
+        state: v.state.as_str().to_owned(),
+        progress: view.progress,
+        failure_reason: view.failure_reason,
+        hls_url: view.hls_url,
+        poster_url: view.poster_url,
+        storyboard_url: view.storyboard_url,
+        duration_secs: whole_seconds(view.duration_secs),
+        width: view.width,
+        height: view.height,
+        renditions: view.renditions.into_iter().map(|r| RenditionItem { name: r.name, height: r.height }).collect(),
+        date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
+        can_edit: viewer.as_ref().is_some_and(|u| may_manage(&v, u)),
+    };
+    Ok(Html(video_pages::watch_page(&page, &context(viewer.as_ref(), &uri))))
+}
+
+fn may_manage(v: &Video, user: &CurrentUser) -> bool {
+    user.0.id == v.owner_id || user.0.role == Role::Admin
+}
+
+/// `GET /studio/videos`: the signed-in user's videos, newest first.
+async fn studio(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Result<Html<String>, ApiError> {
+    let notice = match uri.query() {
+        Some("deleted=1") => Some("Video deleted.".to_owned()),
+        _ => None,
+    };
+    Ok(Html(render_studio(&st, &user, &uri, notice).await?))
+}
+
+async fn render_studio(
+    st: &ApiState,
+    user: &CurrentUser,
+    uri: &Uri,
+    notice: Option<String>,
+) -> Result<String, ApiError> {
+    let list = rows::list_by_owner(&st.db, user.0.id, None, STUDIO_LIST).await?;
+    let rows = list
+        .iter()
+        .map(|v| {
+            let view = videos::VideoView::build(st, v, Some(user));
+            StudioRow {
+                id: v.id.to_string(),
+                title: view.title,
+                privacy: v.privacy.as_str().to_owned(),
+                state: v.state.as_str().to_owned(),
+                progress: view.progress,
+                failure_reason: view.failure_reason.filter(|_| v.state == VideoState::Failed),
+                thumbnail_url: view.poster_url,
+                duration_secs: whole_seconds(view.duration_secs),
+                views: view.views,
+                watch_url: view.watch_url,
+            }
+        })
+        .collect();
+    let view = StudioView { rows, csrf: csrf::token(st, user), notice };
+    Ok(video_pages::studio_page(&view, &context(Some(user), uri)))
+}
+
+/// The video `user` may manage, or 404 (someone else's video does not exist for them).
+async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Video, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
+    rows::get(&st.db, id).await?.filter(|v| may_manage(v, user)).ok_or_else(ApiError::not_found)
+}
+
+fn form_of(v: &Video) -> MetadataForm {
+    MetadataForm {
+        title: v.title.clone(),
+        description: v.description.clone(),
+        tags: v.tags.join(", "),
+        category: v.category.clone().unwrap_or_default(),
+        language: v.language.clone().unwrap_or_default(),
+        licence: v.licence.clone().unwrap_or_default(),
+        privacy: v.privacy.as_str().to_owned(),
+    }
+}
+
+/// `GET /studio/videos/{id}/edit`.
+async fn edit_form(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Html<String>, ApiError> {
+    let v = managed(&st, &id, &user).await?;
+    let view = EditView {
+        id: v.id.to_string(),
+        form: form_of(&v),
+        csrf: csrf::token(&st, &user),
+        error: None,
+        saved: uri.query() == Some("saved=1"),
+        watch_url: videos::watch_url(v.id),
+    };
+    Ok(Html(video_pages::edit_page(&view, &context(Some(&user), &uri))))
+}
+
+/// The edit form as posted; a missing field is empty, as a browser sends it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct EditSubmission {
+    csrf: String,
+    title: String,
+    description: String,
+    tags: String,
+    category: String,
+    language: String,
+    licence: String,
+    privacy: String,
+}
+
+impl EditSubmission {
+    fn form(&self) -> MetadataForm {
+        MetadataForm {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            category: self.category.clone(),
+            language: self.language.clone(),
+            licence: self.licence.clone(),
+            privacy: self.privacy.clone(),
+        }
+    }
+
+    fn patch(self) -> videos::MetadataPatch {
+        videos::MetadataPatch {
+            title: Some(self.title),
+            description: Some(self.description),
+            tags: Some(self.tags.split(',').map(str::to_owned).collect()),
+            category: Some(Some(self.category)),
+            language: Some(Some(self.language)),
+            licence: Some(Some(self.licence)),
+            privacy: Some(self.privacy),
+        }
+    }
+}
+
+/// `POST /studio/videos/{id}/edit`: saves and comes back to the form; a refused change shows
+/// the form again, refilled, with the reason (400).
+async fn edit_submit(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    uri: Uri,
+    axum::Form(form): axum::Form<EditSubmission>,
+) -> Result<Response, ApiError> {
+    csrf::check(&st, &user, &form.csrf)?;
+    let refill = form.form();
+    match videos::update(&st, &user, &id, form.patch()).await {
+        Ok(v) => Ok(Redirect::to(&format!("/studio/videos/{}/edit?saved=1", v.id)).into_response()),
+        Err(e) if e.status == StatusCode::BAD_REQUEST => {
+            let v = managed(&st, &id, &user).await?;
+            let view = EditView {
+                id: v.id.to_string(),
+                form: refill,
+                csrf: csrf::token(&st, &user),
+                error: Some(e.body.message.into_owned()),
+                saved: false,
+                watch_url: videos::watch_url(v.id),
+            };
+            let html = video_pages::edit_page(&view, &context(Some(&user), &uri));
+            Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct DeleteSubmission {
+    csrf: String,
+}
+
+/// `POST /studio/videos/{id}/delete`: deletes (media, then the row) and returns to the list.
+async fn delete_submit(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<DeleteSubmission>,
+) -> Result<Redirect, ApiError> {
+    csrf::check(&st, &user, &form.csrf)?;
+    videos::delete(&st, &user, &id).await?;
+    Ok(Redirect::to("/studio/videos?deleted=1"))
 }

@@ -3,7 +3,7 @@
 //! Plain view models in, full HTML out; every value is escaped by askama. Forms carry the CSRF
 //! token the auth service gives; nothing here decides who may do what.
 
-use crate::pages::{Shell, render};
+use crate::pages::{Shell, encode_query_value, render};
 use askama::Template;
 
 /// The sign-in form.
@@ -191,16 +191,6 @@ fn fallback() -> String {
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
      <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
         .into()
-}
-
-/// Percent-encodes a query value (unreserved characters kept).
-fn encode_query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub fn login_page(view: &LoginView<'_>) -> String {

@@ -2,7 +2,8 @@
 //! binary.
 //!
 //! - [`home_page`] and [`error_page`] render full HTML pages from plain view models
-//!   ([`HomeView`], [`VideoCard`]);
+//!   ([`HomeView`], [`VideoCard`]); [`video_pages`] renders upload, watch, the creator's list
+//!   and the edit form; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
 //!   an asset's current URL.
 //!
@@ -13,8 +14,9 @@
 mod assets;
 pub mod auth_pages;
 mod pages;
+pub mod video_pages;
 mod views;
 
 pub use assets::{asset_url, static_routes};
-pub use pages::{error_page, home_page};
+pub use pages::{PageContext, error_page, home_page, home_page_for};
 pub use views::{HomeView, VideoCard};

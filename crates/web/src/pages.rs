@@ -19,6 +19,12 @@ pub(crate) struct Shell {
     pub(crate) icon_url: &'static str,
     /// The path of the navigation entry to mark as the current page, if any.
     pub(crate) current: &'static str,
+    /// The signed-in visitor's name, shown with "Sign out"; `None` shows "Sign in".
+    pub(crate) viewer: Option<String>,
+    /// This page's path, percent-encoded, for "Sign in" to come back to.
+    pub(crate) return_to: String,
+    /// Page-specific scripts (hashed URLs), loaded deferred after `app.js`, in this order.
+    pub(crate) scripts: Vec<&'static str>,
 }
 
 impl Shell {
@@ -30,8 +36,51 @@ impl Shell {
             js_url: asset_url("app.js").unwrap_or_default(),
             icon_url: asset_url("favicon.svg").unwrap_or_default(),
             current,
+            viewer: None,
+            return_to: "/".into(),
+            scripts: Vec::new(),
         }
     }
+
+    /// The shell of a page at `path` seen by `viewer`, with extra scripts by logical name.
+    pub(crate) fn for_page(current: &'static str, ctx: &PageContext, scripts: &[&str]) -> Self {
+        Self {
+            viewer: ctx.viewer.clone(),
+            return_to: encode_path_value(&ctx.path),
+            scripts: scripts.iter().filter_map(|s| asset_url(s)).collect(),
+            ..Self::new(current)
+        }
+    }
+}
+
+/// Who is looking at a page, and where: what the layout needs from the handler.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageContext {
+    /// The signed-in visitor's display name, if any.
+    pub viewer: Option<String>,
+    /// The page's own path (with its query), a same-origin path the handler took from the
+    /// request; "Sign in" returns here.
+    pub path: String,
+}
+
+/// Percent-encodes a query value (unreserved characters kept).
+pub(crate) fn encode_query_value(s: &str) -> String {
+    encode(s, false)
+}
+
+/// Percent-encodes a path used as a query value, keeping its slashes readable.
+pub(crate) fn encode_path_value(s: &str) -> String {
+    encode(s, true)
+}
+
+fn encode(s: &str, keep_slash: bool) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'/' if keep_slash => "/".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -51,9 +100,14 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// The home page: recent and trending videos.
+/// The home page: recent and trending videos, for an anonymous visitor.
 pub fn home_page(view: &HomeView) -> String {
-    let page = HomePage { shell: Shell::new("/"), recent: &view.recent, trending: &view.trending };
+    home_page_for(view, &PageContext { viewer: None, path: "/".into() })
+}
+
+/// The home page: recent and trending videos, as `ctx` sees it.
+pub fn home_page_for(view: &HomeView, ctx: &PageContext) -> String {
+    let page = HomePage { shell: Shell::for_page("/", ctx, &[]), recent: &view.recent, trending: &view.trending };
     render(&page, "home", || {
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
          <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
@@ -92,7 +146,7 @@ mod tests {
             thumbnail_url: Some("/media/abc/thumb.jpg".into()),
             duration_secs: Some(245),
             channel_name: "Turtle & Co".into(),
-            channel_url: "/c/turtle".into(),
+            channel_url: Some("/c/turtle".into()),
             views: 1234,
         }
     }

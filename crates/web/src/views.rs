@@ -20,8 +20,8 @@ pub struct VideoCard {
     pub duration_secs: Option<u32>,
     /// The channel's display name.
     pub channel_name: String,
-    /// The channel's page (a same-origin path).
-    pub channel_url: String,
+    /// The channel's page (a same-origin path), once channels have pages.
+    pub channel_url: Option<String>,
     /// How many times the video was watched.
     pub views: u64,
 }
@@ -57,7 +57,7 @@ impl VideoCard {
 }
 
 /// `1234567` → `1,234,567`.
-fn group_thousands(n: u64) -> String {
+pub(crate) fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -80,7 +80,7 @@ mod tests {
             thumbnail_url: None,
             duration_secs,
             channel_name: "c".into(),
-            channel_url: "/c/c".into(),
+            channel_url: Some("/c/c".into()),
             views,
         }
     }

@@ -1,0 +1,409 @@
+//! The video pages: upload, watch, the creator's list of videos and the edit form.
+//!
+//! Plain view models in, full HTML out, like [`crate::pages`]. Handlers (in the API server) fill
+//! the models from the database; every text value is escaped by askama, and every URL field is
+//! a same-origin path or a signed media URL the handler built from ids, never text a user typed.
+//! The pages work without JavaScript: the watch page carries a `<video>` with the HLS source
+//! (native HLS plays it), the studio's forms post with a CSRF token. `upload.js`, `watch.js` and
+//! `studio.js` (with tus-js-client and hls.js) enhance them.
+
+use crate::pages::{PageContext, Shell, render};
+use crate::views::group_thousands;
+use askama::Template;
+
+/// The metadata fields shared by the upload and edit forms, as text to refill them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataForm {
+    pub title: String,
+    pub description: String,
+    /// Comma-separated.
+    pub tags: String,
+    pub category: String,
+    pub language: String,
+    pub licence: String,
+    /// `public`, `unlisted` or `private`.
+    pub privacy: String,
+}
+
+impl Default for MetadataForm {
+    fn default() -> Self {
+        Self {
+            title: String::new(),
+            description: String::new(),
+            tags: String::new(),
+            category: String::new(),
+            language: String::new(),
+            licence: String::new(),
+            privacy: "private".into(),
+        }
+    }
+}
+
+impl MetadataForm {
+    /// The privacy choices: value, label, explanation.
+    pub fn privacy_choices(&self) -> [(&'static str, &'static str, &'static str); 3] {
+        [
+            ("public", "Public", "Anyone can find and watch it."),
+            ("unlisted", "Unlisted", "Anyone with the link can watch it; it is not listed."),
+            ("private", "Private", "Only you can watch it."),
+        ]
+    }
+}
+
+/// The upload page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadView {
+    pub form: MetadataForm,
+    /// The largest file accepted, in bytes (0: no limit).
+    pub max_bytes: u64,
+}
+
+impl UploadView {
+    /// The size limit in words, if there is one: `2 GB`.
+    pub fn max_label(&self) -> Option<String> {
+        (self.max_bytes > 0).then(|| bytes_label(self.max_bytes))
+    }
+}
+
+/// One rendition in the watch page's quality list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionItem {
+    pub name: String,
+    pub height: u32,
+}
+
+/// The watch page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchView {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub channel_name: String,
+    pub views: u64,
+    /// `uploading`, `processing`, `ready` or `failed`.
+    pub state: String,
+    /// 0–100 while processing.
+    pub progress: u8,
+    pub failure_reason: Option<String>,
+    /// The signed HLS master playlist, once playable.
+    pub hls_url: Option<String>,
+    pub poster_url: Option<String>,
+    /// The WebVTT storyboard (seek thumbnails), once made.
+    pub storyboard_url: Option<String>,
+    pub duration_secs: Option<u32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub renditions: Vec<RenditionItem>,
+    /// The publication (or creation) date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The viewer may edit it: show the edit link.
+    pub can_edit: bool,
+}
+
+impl WatchView {
+    pub fn views_label(&self) -> String {
+        views_label(self.views)
+    }
+
+    pub fn processing(&self) -> bool {
+        self.state == "processing" || self.state == "uploading"
+    }
+
+    /// The page's status text while the video is not ready.
+    pub fn status_label(&self) -> Option<String> {
+        match self.state.as_str() {
+            "uploading" => Some("Uploading…".into()),
+            "processing" if self.hls_url.is_some() => {
+                Some(format!("Processing: {}% — you can watch what is ready so far.", self.progress))
+            }
+            "processing" => Some(format!("Processing: {}%", self.progress)),
+            "failed" => Some(format!(
+                "Processing failed: {}",
+                self.failure_reason.as_deref().unwrap_or("the file could not be converted.")
+            )),
+            _ => None,
+        }
+    }
+
+    /// Width and height for the `<video>` element (16:9 until known).
+    pub fn frame(&self) -> (u32, u32) {
+        match (self.width, self.height) {
+            (Some(w), Some(h)) if w > 0 && h > 0 => (w, h),
+            _ => (1280, 720),
+        }
+    }
+}
+
+/// One row of the creator's list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudioRow {
+    pub id: String,
+    pub title: String,
+    pub privacy: String,
+    pub state: String,
+    pub progress: u8,
+    pub failure_reason: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub duration_secs: Option<u32>,
+    pub views: u64,
+    pub watch_url: String,
+}
+
+impl StudioRow {
+    pub fn views_label(&self) -> String {
+        views_label(self.views)
+    }
+
+    pub fn duration_label(&self) -> Option<String> {
+        self.duration_secs.map(clock)
+    }
+
+    /// The state in words: `Ready`, `Processing 42%`, `Uploading`, `Failed`.
+    pub fn state_label(&self) -> String {
+        match self.state.as_str() {
+            "processing" => format!("Processing {}%", self.progress),
+            "uploading" => "Uploading".into(),
+            "ready" => "Ready".into(),
+            _ => "Failed".into(),
+        }
+    }
+
+    pub fn privacy_label(&self) -> &'static str {
+        match self.privacy.as_str() {
+            "public" => "Public",
+            "unlisted" => "Unlisted",
+            _ => "Private",
+        }
+    }
+}
+
+/// The creator's list of videos.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StudioView {
+    pub rows: Vec<StudioRow>,
+    /// The CSRF token for the delete forms.
+    pub csrf: String,
+    /// A one-line message after an action ("Video deleted.").
+    pub notice: Option<String>,
+}
+
+/// The edit form of one video.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EditView {
+    pub id: String,
+    pub form: MetadataForm,
+    pub csrf: String,
+    /// Why the last submission was refused, if it was.
+    pub error: Option<String>,
+    /// The last submission was saved.
+    pub saved: bool,
+    pub watch_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "upload.html")]
+struct UploadPage<'a> {
+    shell: Shell,
+    view: &'a UploadView,
+    form: &'a MetadataForm,
+}
+
+#[derive(Template)]
+#[template(path = "watch.html")]
+struct WatchPage<'a> {
+    shell: Shell,
+    view: &'a WatchView,
+}
+
+#[derive(Template)]
+#[template(path = "studio_videos.html")]
+struct StudioPage<'a> {
+    shell: Shell,
+    view: &'a StudioView,
+}
+
+#[derive(Template)]
+#[template(path = "edit_video.html")]
+struct EditPage<'a> {
+    shell: Shell,
+    view: &'a EditView,
+    form: &'a MetadataForm,
+}
+
+fn fallback() -> String {
+    "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
+     <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
+        .into()
+}
+
+/// The upload page (tus-js-client and `upload.js` do the uploading).
+pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
+    let shell = Shell::for_page("/upload", ctx, &["tus.min.js", "upload.js"]);
+    render(&UploadPage { shell, view, form: &view.form }, "upload", fallback)
+}
+
+/// The watch page (hls.js and `watch.js` drive the player; hls.js only where there is a source
+/// or one may come while processing).
+pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
+    let scripts: &[&str] =
+        if view.hls_url.is_some() || view.processing() { &["hls.min.js", "watch.js"] } else { &["watch.js"] };
+    render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
+}
+
+/// The creator's videos.
+pub fn studio_page(view: &StudioView, ctx: &PageContext) -> String {
+    let shell = Shell::for_page("/studio/videos", ctx, &["studio.js"]);
+    render(&StudioPage { shell, view }, "studio", fallback)
+}
+
+/// The edit form of one video.
+pub fn edit_page(view: &EditView, ctx: &PageContext) -> String {
+    render(&EditPage { shell: Shell::for_page("", ctx, &[]), view, form: &view.form }, "edit", fallback)
+}
+
+fn views_label(n: u64) -> String {
+    let g = group_thousands(n);
+    if n == 1 { format!("{g} view") } else { format!("{g} views") }
+}
+
+fn clock(s: u32) -> String {
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
+}
+
+/// `1536` → `1.5 KB` (powers of 1000, as file managers show sizes).
+pub fn bytes_label(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} bytes") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> PageContext {
+        PageContext { viewer: Some("Ann <the creator>".into()), path: "/videos/abc?t=1".into() }
+    }
+
+    fn watch(state: &str, hls: bool) -> WatchView {
+        WatchView {
+            id: "0193".into(),
+            title: "A <b>bold</b> title".into(),
+            description: "Line one\nLine two".into(),
+            channel_name: "Ann".into(),
+            views: 1234,
+            state: state.into(),
+            progress: 42,
+            failure_reason: None,
+            hls_url: hls.then(|| "/media/1-x/videos/0193/hls/master.m3u8".into()),
+            poster_url: hls.then(|| "/media/1-x/videos/0193/poster.jpg".into()),
+            storyboard_url: None,
+            duration_secs: Some(6),
+            width: Some(640),
+            height: Some(360),
+            renditions: vec![RenditionItem { name: "360p".into(), height: 360 }],
+            date: "2026-11-26".into(),
+            can_edit: false,
+        }
+    }
+
+    #[test]
+    fn the_watch_page_has_a_video_the_text_and_no_raw_html() {
+        let html = watch_page(&watch("ready", true), &ctx());
+        assert!(html.contains("<video"), "{html}");
+        assert!(html.contains("src=\"/media/1-x/videos/0193/hls/master.m3u8\""), "{html}");
+        assert!(html.contains("type=\"application/vnd.apple.mpegurl\""));
+        assert!(html.contains("poster=\"/media/1-x/videos/0193/poster.jpg\""));
+        assert!(!html.contains("<b>bold</b>"), "titles are escaped");
+        assert!(html.contains("1,234 views"));
+        assert!(html.contains("hls.min."), "the player script is loaded");
+        assert!(html.contains("watch."));
+        assert!(!html.contains("Processing"), "{html}");
+        // The signed-in viewer's name, escaped, and a sign-out form instead of "Sign in".
+        assert!(html.contains("Ann &#60;the creator&#62;") || html.contains("Ann &lt;the creator&gt;"), "{html}");
+        assert!(html.contains("action=\"/oauth2/sign_out\""));
+        assert!(!html.contains("Sign in</a>"));
+    }
+
+    #[test]
+    fn a_processing_video_says_so_and_a_failed_one_says_why() {
+        let html = watch_page(&watch("processing", false), &PageContext { viewer: None, path: "/videos/x".into() });
+        assert!(html.contains("Processing: 42%"), "{html}");
+        assert!(!html.contains("<source"), "no source before it is playable");
+        assert!(html.contains("href=\"/oauth2/start?rd=/videos/x\""), "sign in comes back here: {html}");
+        let mut failed = watch("failed", false);
+        failed.failure_reason = Some("no video stream".into());
+        let html = watch_page(&failed, &ctx());
+        assert!(html.contains("Processing failed: no video stream"), "{html}");
+        assert!(!html.contains("hls.min."), "no player script for a failed video");
+    }
+
+    #[test]
+    fn the_studio_lists_videos_with_state_and_csrf_forms() {
+        let row = StudioRow {
+            id: "v1".into(),
+            title: "Mine".into(),
+            privacy: "unlisted".into(),
+            state: "failed".into(),
+            progress: 0,
+            failure_reason: Some("bad file".into()),
+            thumbnail_url: None,
+            duration_secs: None,
+            views: 1,
+            watch_url: "/videos/v1".into(),
+        };
+        let view = StudioView { rows: vec![row], csrf: "tok&en".into(), notice: Some("Video deleted.".into()) };
+        let html = studio_page(&view, &ctx());
+        assert!(html.contains("Unlisted"));
+        assert!(html.contains("Failed"));
+        assert!(html.contains("bad file"));
+        assert!(html.contains("1 view"));
+        assert!(html.contains("action=\"/studio/videos/v1/delete\""), "{html}");
+        assert!(html.contains("href=\"/studio/videos/v1/edit\""));
+        assert!(html.contains("name=\"csrf\" value=\"tok&#38;en\"") || html.contains("value=\"tok&amp;en\""), "{html}");
+        assert!(html.contains("Video deleted."));
+        let empty = studio_page(&StudioView::default(), &ctx());
+        assert!(empty.contains("class=\"empty\""), "{empty}");
+    }
+
+    #[test]
+    fn the_edit_and_upload_forms_refill_their_fields() {
+        let form = MetadataForm {
+            title: "T \"q\"".into(),
+            tags: "a, b".into(),
+            privacy: "unlisted".into(),
+            ..MetadataForm::default()
+        };
+        let view = EditView {
+            id: "v1".into(),
+            form: form.clone(),
+            csrf: "c".into(),
+            error: Some("title: too long".into()),
+            saved: false,
+            watch_url: "/videos/v1".into(),
+        };
+        let html = edit_page(&view, &ctx());
+        assert!(html.contains("action=\"/studio/videos/v1/edit\""));
+        assert!(html.contains("value=\"T &#34;q&#34;\"") || html.contains("value=\"T &quot;q&quot;\""), "{html}");
+        assert!(html.contains("value=\"unlisted\" checked"), "{html}");
+        assert!(html.contains("title: too long"));
+        let html = upload_page(&UploadView { form, max_bytes: 2_000_000_000 }, &ctx());
+        assert!(html.contains("type=\"file\""));
+        assert!(html.contains("2.0 GB"), "{html}");
+        assert!(html.contains("tus.min."));
+        assert!(html.contains("upload."));
+    }
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(bytes_label(999), "999 bytes");
+        assert_eq!(bytes_label(1536), "1.5 KB");
+        assert_eq!(bytes_label(45_600_000), "45.6 MB");
+    }
+}
