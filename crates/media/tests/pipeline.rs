@@ -439,3 +439,47 @@ async fn a_rerun_writes_the_same_keys_and_removes_leftovers() {
     f.run(id, &input, &opts(1)).await.0.unwrap();
     assert_eq!(f.keys(id).await, first);
 }
+
+#[tokio::test]
+async fn dropping_the_future_kills_ffmpeg() {
+    let f = fixture().await;
+    let id = Uuid::now_v7();
+    let input = f.original(id, &["testsrc2=size=320x240:rate=30:duration=2"], &X264).await;
+    let pid_file = f.dir.path().join("ffmpeg.pid");
+    let body = format!("echo $$ > '{}'\nexec sleep 60", pid_file.display());
+    let opts = ProcessOptions {
+        tools: Tools { ffmpeg: script(f.dir.path(), "slow.sh", &body), ffprobe: "ffprobe".into() },
+        nice: 0,
+        ..opts(1)
+    };
+    let work = f.work_dir(id);
+    let run = process(&input, &work, &f.storage, id, &opts, |_| {});
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let mut run = Box::pin(assert_send(run));
+    // Drive the run until the stand-in has started, then drop it.
+    let pid = loop {
+        tokio::select! {
+            r = &mut run => panic!("finished early: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if let Ok(pid) = std::fs::read_to_string(&pid_file)
+            && !pid.trim().is_empty()
+        {
+            break pid.trim().to_owned();
+        }
+    };
+    drop(run);
+    // Killed on drop; it may linger as a zombie until the runtime reaps it, and SIGKILL takes
+    // a moment to land.
+    let state = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("gone").to_owned()
+    };
+    let dead = |s: &str| ["gone", "Z", "X"].contains(&s);
+    if !dead(&state(&pid)) {
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(dead(&state(&pid)), "ffmpeg {pid} still running ({})", state(&pid));
+    }
+}
