@@ -131,7 +131,9 @@ pub fn ffmpeg(tools: &Tools, nice: i32, job: &Job) -> CommandLine {
     }
     if job.extras.is_some() && job.probe.video.is_some() {
         for (label, quality, file) in [("[poster]", "3", POSTER), ("[storyboard]", "5", STORYBOARD)] {
-            args.extend(["-map", label, "-frames:v", "1", "-q:v", quality, "-f", "image2", "-update", "1"].map(OsString::from));
+            args.extend(
+                ["-map", label, "-frames:v", "1", "-q:v", quality, "-f", "image2", "-update", "1"].map(OsString::from),
+            );
             args.push(file_url(&job.work_dir.join(file)));
         }
     }

@@ -102,26 +102,29 @@ fn even(n: u32) -> u32 {
     (n & !1).max(2)
 }
 
-/// x264 `maxrate` for a short side at up to 30 frames per second.
+/// `(largest short side, x264 maxrate kbit/s at up to 30 frames per second, AAC kbit/s)`.
+const RATES: [(u32, u32, u32); 8] = [
+    (144, 200, 64),
+    (240, 400, 64),
+    (360, 800, 96),
+    (480, 1200, 96),
+    (720, 2500, 128),
+    (1080, 5000, 128),
+    (1440, 10_000, 128),
+    (u32::MAX, 18_000, 128),
+];
+
+fn rates(short: u32) -> (u32, u32) {
+    let (_, video, audio) = RATES.iter().find(|(max, _, _)| short <= *max).copied().unwrap_or(RATES[RATES.len() - 1]);
+    (video, audio)
+}
+
 fn video_kbps(short: u32) -> u32 {
-    match short {
-        ..=144 => 200,
-        ..=240 => 400,
-        ..=360 => 800,
-        ..=480 => 1200,
-        ..=720 => 2500,
-        ..=1080 => 5000,
-        ..=1440 => 10_000,
-        _ => 18_000,
-    }
+    rates(short).0
 }
 
 fn audio_kbps(short: u32) -> u32 {
-    match short {
-        ..=240 => 64,
-        ..=480 => 96,
-        _ => 128,
-    }
+    rates(short).1
 }
 
 #[cfg(test)]
@@ -130,10 +133,7 @@ mod tests {
     use crate::probe::tests::probe_json;
 
     fn sizes(json: &[u8]) -> Vec<(String, (u32, u32))> {
-        plan(&Probe::from_json(json).unwrap())
-            .into_iter()
-            .map(|s| (s.label.name(), s.size.unwrap_or((0, 0))))
-            .collect()
+        plan(&Probe::from_json(json).unwrap()).into_iter().map(|s| (s.label.name(), s.size.unwrap_or((0, 0)))).collect()
     }
 
     fn named(list: &[(&str, (u32, u32))]) -> Vec<(String, (u32, u32))> {
@@ -143,7 +143,8 @@ mod tests {
     #[test]
     fn ladders_for_common_and_awkward_sources() {
         let rotated = r#", "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]"#;
-        let cases: Vec<(&str, Vec<u8>, Vec<(&str, (u32, u32))>)> = vec![
+        type Case = (&'static str, Vec<u8>, Vec<(&'static str, (u32, u32))>);
+        let cases: Vec<Case> = vec![
             (
                 "landscape 1080p",
                 probe_json(1920, 1080, ""),
@@ -182,7 +183,11 @@ mod tests {
                     ("144p", (144, 256)),
                 ],
             ),
-            ("odd 641x361", probe_json(641, 361, ""), vec![("360p", (640, 360)), ("240p", (426, 240)), ("144p", (256, 144))]),
+            (
+                "odd 641x361",
+                probe_json(641, 361, ""),
+                vec![("360p", (640, 360)), ("240p", (426, 240)), ("144p", (256, 144))],
+            ),
             ("tiny 100x80", probe_json(100, 80, ""), vec![("80p", (100, 80))]),
             ("tiny odd 99x79", probe_json(99, 79, ""), vec![("78p", (98, 78))]),
             (

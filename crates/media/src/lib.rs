@@ -319,7 +319,9 @@ async fn remove_leftovers(
         }
         match publish::hls_key(video_id, &object.key) {
             Some(key) => storage.delete(&key).await?,
-            None => tracing::warn!(video.id = %video_id, storage.key = %object.key, "unknown object left in the HLS output"),
+            None => {
+                tracing::warn!(video.id = %video_id, storage.key = %object.key, "unknown object left in the HLS output")
+            }
         }
     }
     for key in extra_keys(video_id) {

@@ -149,14 +149,12 @@ impl Probe {
             .filter(|s| s.codec_type.as_deref() == Some("video"))
             .filter(|s| s.disposition.get("attached_pic").copied().unwrap_or(0) == 0)
             .find_map(video_stream);
-        let audio = raw.streams.iter().filter(|s| s.codec_type.as_deref() == Some("audio")).find_map(|s| {
-            Some(AudioStream {
-                index: s.index,
-                codec: s.codec_name.clone().unwrap_or_default(),
-                channels: s.channels.unwrap_or(2),
-                sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or(48_000),
-                duration_secs: seconds(s.duration.as_deref()),
-            })
+        let audio = raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("audio")).map(|s| AudioStream {
+            index: s.index,
+            codec: s.codec_name.clone().unwrap_or_default(),
+            channels: s.channels.unwrap_or(2),
+            sample_rate: s.sample_rate.as_deref().and_then(|r| r.parse().ok()).unwrap_or(48_000),
+            duration_secs: seconds(s.duration.as_deref()),
         });
         if duration_secs <= 0.0 {
             let streams = [video.as_ref().and_then(|v| v.duration_secs), audio.as_ref().and_then(|a| a.duration_secs)];
@@ -280,7 +278,8 @@ pub(crate) mod tests {
 
     #[test]
     fn rotation_and_pixel_aspect_give_the_displayed_size() {
-        let rotated = probe_json(1920, 1080, r#", "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]"#);
+        let rotated =
+            probe_json(1920, 1080, r#", "side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]"#);
         let v = Probe::from_json(&rotated).unwrap().video.unwrap();
         assert_eq!((v.width, v.height, v.rotation), (1080, 1920, 270));
         let tagged = probe_json(1280, 720, r#", "tags": {"rotate": "90"}"#);
@@ -311,7 +310,10 @@ pub(crate) mod tests {
             Err(ProcessError::Rejected(r)) => r,
             other => panic!("expected a rejection, got {other:?}"),
         };
-        assert_eq!(reason(&probe_json(640, 360, ""), &limits), "This video is 0:10 long; the longest we accept is 0:05.");
+        assert_eq!(
+            reason(&probe_json(640, 360, ""), &limits),
+            "This video is 0:10 long; the longest we accept is 0:05."
+        );
         let roomy = Limits { max_duration_secs: 60, ..limits };
         assert!(reason(&probe_json(4000, 3000, ""), &roomy).contains("4000×3000 pixels"));
         assert!(reason(&probe_json(1920, 8, ""), &roomy).contains("at least 16 pixels"));

@@ -250,7 +250,12 @@ async fn store_init(storage: &Storage, track: &mut Track) -> Result<(), ProcessE
     Ok(())
 }
 
-async fn publish_playlist(storage: &Storage, track: &mut Track, segment_secs: u32, kind: Kind) -> Result<(), ProcessError> {
+async fn publish_playlist(
+    storage: &Storage,
+    track: &mut Track,
+    segment_secs: u32,
+    kind: Kind,
+) -> Result<(), ProcessError> {
     let entries: Vec<Entry> = track.stored.iter().map(|(e, _)| *e).collect();
     let text = playlist::render_media(&entries, playlist::target_duration(&entries, segment_secs), INIT, kind);
     storage.put_bytes(&track.key.join(PLAYLIST_SEGMENT), Bytes::from(text)).await?;

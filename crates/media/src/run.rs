@@ -41,7 +41,10 @@ pub async fn run(
             stderr_tail: String::new(),
         })?;
     let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(ProcessError::Failed { message: "ffmpeg's output pipes are missing".into(), stderr_tail: String::new() });
+        return Err(ProcessError::Failed {
+            message: "ffmpeg's output pipes are missing".into(),
+            stderr_tail: String::new(),
+        });
     };
     let mut lines = BufReader::new(stdout).lines();
     let mut tail = Tail::default();

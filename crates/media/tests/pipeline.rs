@@ -1,6 +1,8 @@
 //! The pipeline end to end with the real ffmpeg and ffprobe on clips made here with lavfi,
 //! publishing to a local store in a temporary folder.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,7 +38,12 @@ impl Fixture {
         self.dir.path().join("work").join(id.to_string())
     }
 
-    async fn run(&self, id: Uuid, input: &Path, opts: &ProcessOptions) -> (Result<Processed, ProcessError>, Vec<Event>) {
+    async fn run(
+        &self,
+        id: Uuid,
+        input: &Path,
+        opts: &ProcessOptions,
+    ) -> (Result<Processed, ProcessError>, Vec<Event>) {
         let mut events = Vec::new();
         let result = process(input, &self.work_dir(id), &self.storage, id, opts, |e| events.push(e)).await;
         (result, events)
@@ -174,11 +181,8 @@ async fn a_landscape_video_gets_the_ladder_a_poster_and_a_storyboard() {
     let done = result.unwrap();
     assert_eq!((done.width, done.height), (640, 360));
     assert!((done.duration_secs - 4.5).abs() < 0.1, "{}", done.duration_secs);
-    let variants = check_ladder(
-        &f,
-        id,
-        &[("360p", Some((640, 360))), ("240p", Some((426, 240))), ("144p", Some((256, 144)))],
-    );
+    let variants =
+        check_ladder(&f, id, &[("360p", Some((640, 360))), ("240p", Some((426, 240))), ("144p", Some((256, 144)))]);
     assert!(variants.iter().all(|(_, a)| a.contains("CODECS=\"avc1.64") && a.contains(",mp4a.40.2\"")), "{variants:?}");
     let segs = segments(&f.text(id, "hls/360p/playlist.m3u8"));
     assert_eq!(segs.len(), 3);
@@ -230,7 +234,13 @@ async fn portrait_rotated_and_odd_sizes_are_never_upscaled() {
     check_ladder(&f, rotated, &[("240p", Some((240, 320))), ("144p", Some((144, 192)))]);
 
     let odd = Uuid::now_v7();
-    let input = f.original(odd, &["testsrc2=size=321x241:rate=30:duration=2"], &["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"]).await;
+    let input = f
+        .original(
+            odd,
+            &["testsrc2=size=321x241:rate=30:duration=2"],
+            &["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"],
+        )
+        .await;
     f.run(odd, &input, &opts(1)).await.0.unwrap();
     check_ladder(&f, odd, &[("240p", Some((320, 240))), ("144p", Some((192, 144)))]);
 
@@ -350,15 +360,22 @@ async fn unusable_files_are_rejected_with_a_reason_and_leave_nothing() {
         let half = f.dir.path().join(format!("half-{faststart}.mp4"));
         std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
         let (reason, _) = reject_after_playing(id, &half, &opts(1)).await;
-        assert!(reason.starts_with(unreadable) || reason.starts_with("This file seems damaged or incomplete"), "{reason}");
+        assert!(
+            reason.starts_with(unreadable) || reason.starts_with("This file seems damaged or incomplete"),
+            "{reason}"
+        );
     }
 
     let long = Uuid::now_v7();
     let input = f.original(long, &["testsrc2=size=320x240:rate=30:duration=3"], &X264).await;
     let short_limit = ProcessOptions { limits: Limits { max_duration_secs: 2, ..Limits::default() }, ..opts(1) };
     assert_eq!(reject(long, &input, &short_limit).await, "This video is 0:03 long; the longest we accept is 0:02.");
-    let small_limit = ProcessOptions { limits: Limits { max_width: 300, max_height: 200, ..Limits::default() }, ..opts(1) };
-    assert_eq!(reject(long, &input, &small_limit).await, "This video is 320×240 pixels; the largest we accept is 300×200.");
+    let small_limit =
+        ProcessOptions { limits: Limits { max_width: 300, max_height: 200, ..Limits::default() }, ..opts(1) };
+    assert_eq!(
+        reject(long, &input, &small_limit).await,
+        "This video is 320×240 pixels; the largest we accept is 300×200."
+    );
 }
 
 /// A stand-in for ffmpeg (this tests our watchdog, not ffmpeg).
@@ -422,9 +439,7 @@ async fn a_hung_a_runaway_and_a_crashing_ffmpeg_are_reported() {
 async fn a_rerun_writes_the_same_keys_and_removes_leftovers() {
     let f = fixture().await;
     let id = Uuid::now_v7();
-    let input = f
-        .original(id, &["testsrc2=size=320x240:rate=30:duration=3", "sine=duration=3"], &with_audio())
-        .await;
+    let input = f.original(id, &["testsrc2=size=320x240:rate=30:duration=3", "sine=duration=3"], &with_audio()).await;
     f.run(id, &input, &opts(1)).await.0.unwrap();
     let first = f.keys(id).await;
     assert!(first.contains("hls/240p/seg-00003.m4s") && first.contains("hls/master.m3u8"), "{first:?}");

@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(StorageKey::video_original(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/original");
         let seg = StorageKey::video_rendition(id, 720).join(Segment::numbered("seg", 1, "m4s"));
         assert_eq!(seg.as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/720p/seg-00001.m4s");
-        assert_eq!(StorageKey::video_audio_rendition(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/audio");
+        assert_eq!(
+            StorageKey::video_audio_rendition(id).as_str(),
+            "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/audio"
+        );
         assert_eq!(StorageKey::video_poster(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/poster.jpg");
         assert_eq!(
             StorageKey::video_storyboard(id).as_str(),
