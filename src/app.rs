@@ -44,11 +44,17 @@ pub struct Internals {
     /// How long the gateway reuses a session read from the store (tests that change the store
     /// behind the gateway's back set zero).
     pub session_cache_ttl: std::time::Duration,
+    /// How often the API server looks for expired uploads (tests shorten it).
+    pub upload_sweep_every: std::time::Duration,
 }
 
 impl Default for Internals {
     fn default() -> Self {
-        Self { session_prefix: "turtlemen:".into(), session_cache_ttl: std::time::Duration::from_secs(2) }
+        Self {
+            session_prefix: "turtlemen:".into(),
+            session_cache_ttl: std::time::Duration::from_secs(2),
+            upload_sweep_every: turtlemen_api::UPLOAD_SWEEP_EVERY,
+        }
     }
 }
 
@@ -61,7 +67,7 @@ pub struct Server {
     sessions: Option<Sessions>,
     worker: Option<(Db, turtlemen_worker::WorkerConfig)>,
     /// The API server's periodic chores (view counts, expired uploads).
-    janitor: Option<turtlemen_api::ApiState>,
+    janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -242,7 +248,8 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         _ => None,
     };
-    Ok(Server { listener, router, limits: config.http, db, sessions, worker, janitor: janitor_state })
+    let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
+    Ok(Server { listener, router, limits: config.http, db, sessions, worker, janitor })
 }
 
 impl Server {
@@ -271,7 +278,7 @@ impl Server {
             }
         };
         let worker = self.worker.map(|(db, config)| tokio::spawn(turtlemen_worker::run(db, config, stopped())));
-        let janitor = self.janitor.map(|state| tokio::spawn(turtlemen_api::janitor(state, stopped())));
+        let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {

@@ -105,6 +105,8 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
 /// A running instance of the whole program.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The instance's data folder.
+    pub data_dir: std::path::PathBuf,
     pub client: reqwest::Client,
     pub db: turtlemen_db::Db,
     pub sessions: turtlemen_session::Sessions,
@@ -126,6 +128,7 @@ impl TestApp {
         let internals = Internals {
             session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
             session_cache_ttl: std::time::Duration::ZERO,
+            upload_sweep_every: std::time::Duration::from_millis(300),
         };
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
@@ -136,7 +139,18 @@ impl TestApp {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { addr, client, db, sessions, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+        let data_dir = config.data_dir.clone();
+        TestApp {
+            addr,
+            data_dir,
+            client,
+            db,
+            sessions,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+            _schema: schema,
+        }
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects.

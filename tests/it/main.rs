@@ -15,4 +15,5 @@ mod http;
 mod jobs;
 mod roles;
 mod sessions;
+mod uploads;
 mod users;

@@ -29,6 +29,7 @@ async fn start(
     let internals = Internals {
         session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
         session_cache_ttl: std::time::Duration::ZERO,
+        ..Internals::default()
     };
     let server = app::prepare(role, &config, &internals).await.unwrap();
     let addr = server.local_addr().unwrap();

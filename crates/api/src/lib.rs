@@ -76,10 +76,12 @@ pub const VIEW_FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// How often expired uploads are looked for.
 pub const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// The API server's periodic chores, until `stop` resolves (then views are flushed once more).
-pub async fn janitor(state: ApiState, stop: impl Future<Output = ()>) {
-    let mut flush = tokio::time::interval(VIEW_FLUSH_EVERY);
-    let mut sweep = tokio::time::interval(UPLOAD_SWEEP_EVERY);
+/// The API server's periodic chores, until `stop` resolves (then views are flushed once more):
+/// views written every [`VIEW_FLUSH_EVERY`], uploads swept every `sweep_every` (normally
+/// [`UPLOAD_SWEEP_EVERY`]; a shorter period also flushes views sooner).
+pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<Output = ()>) {
+    let mut flush = tokio::time::interval(VIEW_FLUSH_EVERY.min(sweep_every));
+    let mut sweep = tokio::time::interval(sweep_every);
     tokio::pin!(stop);
     loop {
         tokio::select! {

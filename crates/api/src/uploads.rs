@@ -88,10 +88,13 @@ fn staging_path(st: &ApiState, id: Uuid) -> PathBuf {
 }
 
 /// `POST /api/v1/uploads`: a new upload (and its video), optionally with its first bytes.
-async fn create(State(st): State<ApiState>, user: CurrentUser, headers: HeaderMap, body: Body) -> Response {
-    match create_inner(&st, &user, &headers, body).await {
+async fn create(State(st): State<ApiState>, user: CurrentUser, headers: HeaderMap, mut body: Body) -> Response {
+    match create_inner(&st, &user, &headers, &mut body).await {
         Ok(res) => res,
-        Err(e) => tus_error(e),
+        Err(e) => {
+            drain(body).await;
+            tus_error(e)
+        }
     }
 }
 
@@ -99,7 +102,7 @@ async fn create_inner(
     st: &ApiState,
     user: &CurrentUser,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Body,
 ) -> Result<Response, ApiError> {
     tus::check_resumable(headers)?;
     if headers.contains_key(tus::UPLOAD_DEFER_LENGTH) {
@@ -231,7 +234,7 @@ async fn append(
     user: CurrentUser,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Response {
     let result = async {
         tus::check_resumable(&headers)?;
@@ -246,7 +249,7 @@ async fn append(
             .ok_or_else(|| ApiError::bad_request("upload_offset_missing", "Send Upload-Offset with every chunk."))?;
         let checksum = tus::parse_checksum(&headers)?;
         let upload = own_upload(&st, &user, &id).await?;
-        let new_offset = write_chunk(&st, &upload, offset, checksum, body).await?;
+        let new_offset = write_chunk(&st, &upload, offset, checksum, &mut body).await?;
         let mut res = StatusCode::NO_CONTENT.into_response();
         let h = res.headers_mut();
         tus_headers(h);
@@ -257,8 +260,36 @@ async fn append(
         Ok(res)
     }
     .await;
-    result.unwrap_or_else(tus_error)
+    match result {
+        Ok(res) => res,
+        Err(e) => {
+            drain(body).await;
+            tus_error(e)
+        }
+    }
 }
+
+/// Reads what is left of a refused request's body, up to [`DRAIN_LIMIT`] bytes for at most
+/// [`DRAIN_TIME`], so the error response reaches the client: closing a connection with unread
+/// bytes in it resets it, and the client would see a network error instead of the answer.
+async fn drain(mut body: Body) {
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n >= left {
+                break;
+            }
+            left -= n;
+        }
+    })
+    .await;
+}
+
+/// The most of a refused body [`drain`] reads.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+/// The longest [`drain`] waits.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 fn offset_conflict(expected: u64) -> ApiError {
     ApiError::new(
@@ -275,7 +306,7 @@ async fn write_chunk(
     upload: &Upload,
     offset: u64,
     checksum: Option<tus::Checksum>,
-    body: Body,
+    body: &mut Body,
 ) -> Result<u64, ApiError> {
     let length = u64::try_from(upload.length).unwrap_or(0);
     if upload.completed_at.is_some() {
@@ -321,7 +352,7 @@ async fn append_locked(
     upload: &Upload,
     writer: Uuid,
     checksum: Option<tus::Checksum>,
-    body: Body,
+    body: &mut Body,
 ) -> Result<u64, ApiError> {
     let length = u64::try_from(upload.length).unwrap_or(0);
     let start = u64::try_from(upload.received).unwrap_or(0);
@@ -341,7 +372,6 @@ async fn append_locked(
     let mut digest = checksum.as_ref().map(|c| ring::digest::Context::new(c.algorithm.digest_algorithm()));
     let mut received = start;
     let mut last_commit = start;
-    let mut body = body;
 
     let stop: Option<Stop> = loop {
         let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {

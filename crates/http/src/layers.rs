@@ -1,7 +1,8 @@
 //! The middleware stack every role's router gets, outermost first:
 //! request id (kept from a trusted upstream if well-formed, made otherwise) → tracing span and
 //! access log → request id echoed on the response → security headers (CSP, nosniff, referrer
-//! policy) → error rendering → panic catching → timeout → default body limit.
+//! policy) → error rendering → panic catching → timeout (not for streaming uploads) → default
+//! body limit.
 
 use crate::error::{ApiError, ErrorBody};
 use axum::Router;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use turtlemen_config::HttpLimits;
 
@@ -45,7 +45,7 @@ pub fn plain_error_page(status: StatusCode, body: &ErrorBody) -> String {
 pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer) -> Router {
     router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(middleware::from_fn_with_state(limits.request_timeout, timeout_unless_streaming_upload))
         .layer(CatchPanicLayer::custom(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
         .layer(middleware::from_fn_with_state(render, render_errors))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -70,6 +70,32 @@ pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(middleware::from_fn(sanitize_request_id))
+}
+
+/// Whether a request streams an upload body of any size and length: a tus creation or chunk
+/// (`POST /api/v1/uploads`, `PATCH /api/v1/uploads/{id}`). Such requests have no total time
+/// limit; their handler ends a body that stays idle instead.
+pub fn is_streaming_upload(req: &Request) -> bool {
+    let path = req.uri().path();
+    match *req.method() {
+        axum::http::Method::POST => path == "/api/v1/uploads",
+        axum::http::Method::PATCH => {
+            path.strip_prefix("/api/v1/uploads/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        }
+        _ => false,
+    }
+}
+
+/// Answers 408 when a request takes longer than `limit` to be answered — except streaming
+/// uploads (see [`is_streaming_upload`]).
+async fn timeout_unless_streaming_upload(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if is_streaming_upload(&req) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Drops an incoming request id that is not a short token, so logs cannot be forged through it.

@@ -73,6 +73,10 @@ pub struct StorageKey(String);
 const VIDEOS: Segment = Segment::fixed("videos");
 const ORIGINAL: Segment = Segment::fixed("original");
 const HLS: Segment = Segment::fixed("hls");
+const AUDIO: Segment = Segment::fixed("audio");
+const POSTER: Segment = Segment::fixed("poster.jpg");
+const STORYBOARD: Segment = Segment::fixed("storyboard.jpg");
+const STORYBOARD_VTT: Segment = Segment::fixed("storyboard.vtt");
 
 impl StorageKey {
     /// A top-level key (an area such as `videos`).
@@ -103,6 +107,26 @@ impl StorageKey {
     /// `videos/{id}/hls/{height}p`: one rendition's playlist and segments.
     pub fn video_rendition(id: Uuid, height: u32) -> StorageKey {
         StorageKey::video_hls(id).join(Segment::number(height, "p"))
+    }
+
+    /// `videos/{id}/hls/audio`: the one rendition of an audio-only video.
+    pub fn video_audio_rendition(id: Uuid) -> StorageKey {
+        StorageKey::video_hls(id).join(AUDIO)
+    }
+
+    /// `videos/{id}/poster.jpg`: the still shown before playback.
+    pub fn video_poster(id: Uuid) -> StorageKey {
+        StorageKey::video(id).join(POSTER)
+    }
+
+    /// `videos/{id}/storyboard.jpg`: the sprite of seek-preview tiles.
+    pub fn video_storyboard(id: Uuid) -> StorageKey {
+        StorageKey::video(id).join(STORYBOARD)
+    }
+
+    /// `videos/{id}/storyboard.vtt`: the WebVTT track naming a tile of the sprite per time range.
+    pub fn video_storyboard_vtt(id: Uuid) -> StorageKey {
+        StorageKey::video(id).join(STORYBOARD_VTT)
     }
 
     pub fn as_str(&self) -> &str {
@@ -148,6 +172,19 @@ mod tests {
         assert_eq!(StorageKey::video_original(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/original");
         let seg = StorageKey::video_rendition(id, 720).join(Segment::numbered("seg", 1, "m4s"));
         assert_eq!(seg.as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/720p/seg-00001.m4s");
+        assert_eq!(
+            StorageKey::video_audio_rendition(id).as_str(),
+            "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/hls/audio"
+        );
+        assert_eq!(StorageKey::video_poster(id).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/poster.jpg");
+        assert_eq!(
+            StorageKey::video_storyboard(id).as_str(),
+            "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/storyboard.jpg"
+        );
+        assert_eq!(
+            StorageKey::video_storyboard_vtt(id).as_str(),
+            "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/storyboard.vtt"
+        );
         assert_eq!(
             StorageKey::root(Segment::fixed("thumbnails")).join(Segment::number(3, "")).as_str(),
             "thumbnails/3"

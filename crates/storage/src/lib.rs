@@ -192,6 +192,15 @@ impl Storage {
         &self.location
     }
 
+    /// The file holding `key` when the store is a local folder (so a tool such as ffmpeg can
+    /// read it in place); `None` on S3. The file may not exist.
+    pub fn local_path(&self, key: &StorageKey) -> Option<PathBuf> {
+        match &self.location {
+            StorageLocation::Local { root } => Some(key.as_str().split('/').fold(root.clone(), |p, s| p.join(s))),
+            StorageLocation::S3 { .. } => None,
+        }
+    }
+
     /// Writes everything `reader` yields to `key` in [`PART_BYTES`] parts, at most
     /// [`PARTS_IN_FLIGHT`] at a time; the object appears only when the write completes (an
     /// error aborts it and leaves any previous object in place). Returns the bytes written.

@@ -168,3 +168,14 @@ async fn an_s3_store_opens_without_contacting_the_network() {
     let storage = Storage::open(&Url::parse("s3://media-bucket/prefix").unwrap()).await.unwrap();
     assert!(matches!(storage.location(), StorageLocation::S3 { bucket, .. } if bucket == "media-bucket"));
 }
+
+#[tokio::test]
+async fn a_local_store_names_the_file_behind_a_key() {
+    let (storage, _dir) = local().await;
+    let key = StorageKey::video_original(Uuid::now_v7());
+    storage.put_bytes(&key, Bytes::from_static(b"original bytes")).await.unwrap();
+    let path = storage.local_path(&key).expect("a local store has paths");
+    assert_eq!(std::fs::read(&path).unwrap(), b"original bytes");
+    let s3 = Storage::open(&Url::parse("s3://media-bucket").unwrap()).await.unwrap();
+    assert_eq!(s3.local_path(&key), None);
+}
