@@ -13,6 +13,7 @@ mod database;
 mod gateway;
 mod http;
 mod jobs;
+mod pages;
 mod roles;
 mod sessions;
 mod uploads;

@@ -49,11 +49,50 @@ function runCli(bin, args, input, env) {
   });
 }
 
+/** Runs `psql` against `url` with one SQL command; rejects with its stderr on failure. */
+function psql(url, sql) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('psql', [url, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`psql failed (${code}): ${stderr}`))));
+  });
+}
+
 /**
- * Starts `turtlemen serve` and resolves once it is healthy.
+ * The PostgreSQL and Redis URLs for the external stack, or `null` to skip it. With
+ * `TURTLEMEN_TEST_REQUIRE_EXTERNAL=1` (the test script and CI) missing URLs are an error, so a
+ * run can never pass by skipping.
+ */
+export function externalUrls() {
+  const pg = process.env.TURTLEMEN_TEST_POSTGRES_URL;
+  const redis = process.env.TURTLEMEN_TEST_REDIS_URL;
+  if (pg && redis) return { pg, redis };
+  if (process.env.TURTLEMEN_TEST_REQUIRE_EXTERNAL === '1') {
+    throw new Error('TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL must be set');
+  }
+  return null;
+}
+
+/**
+ * A fresh PostgreSQL schema for one server: its database URL (working inside the schema) and a
+ * function that drops it.
+ */
+async function freshSchema(baseUrl) {
+  const name = `t_web_${Math.random().toString(16).slice(2, 14)}`;
+  await psql(baseUrl, `CREATE SCHEMA ${name}`);
+  const sep = baseUrl.includes('?') ? '&' : '?';
+  return { url: `${baseUrl}${sep}options[search_path]=${name}`, drop: () => psql(baseUrl, `DROP SCHEMA IF EXISTS ${name} CASCADE`) };
+}
+
+/**
+ * Starts `turtlemen serve` and resolves once it is healthy. `stack: 'external'` runs it on a
+ * fresh PostgreSQL schema and Redis (`externalUrls()` must not be null); the default is SQLite
+ * and the embedded session store.
  * @returns {Promise<{url: string, logs: () => string, stop: () => Promise<number|null>}>}
  */
-export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
+export async function startServer({ readyDeadlineMs = 30_000, stack = 'embedded' } = {}) {
   const bin = turtlemenBin();
   try {
     await access(bin, constants.X_OK);
@@ -68,7 +107,19 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
   // The server reads only what the test gives it: no TURTLEMEN_* setting leaks in from the shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TURTLEMEN_')));
   env.NO_COLOR = '1';
-  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+  const storeArgs = [];
+  let schema = null;
+  if (stack === 'external') {
+    const ext = externalUrls();
+    if (!ext) throw new Error('the external stack is not configured');
+    schema = await freshSchema(ext.pg);
+    storeArgs.push('--database-url', schema.url, '--session-url', ext.redis);
+  }
+  const cleanup = async () => {
+    await rm(dataDir, { recursive: true, force: true });
+    await schema?.drop().catch(() => {});
+  };
+  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...storeArgs], {
     cwd: dataDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -105,7 +156,7 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
   } catch (e) {
     child.kill('SIGKILL');
     await exited;
-    await rm(dataDir, { recursive: true, force: true });
+    await cleanup();
     throw e;
   }
 
@@ -114,7 +165,7 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
     dataDir,
     logs: () => output,
     /** Runs `turtlemen ARGS` against this server's data dir; resolves with {code, stdout, stderr}. */
-    cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir], input, env),
+    cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir, ...storeArgs], input, env),
     /** Sends SIGTERM and resolves with the exit code (SIGKILL and throws if it hangs). */
     async stop({ deadlineMs = 15_000 } = {}) {
       if (!exit) child.kill('SIGTERM');
@@ -127,7 +178,7 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
         await exited;
         throw new Error(`turtlemen did not stop within ${deadlineMs} ms of SIGTERM:\n${output}`);
       }
-      await rm(dataDir, { recursive: true, force: true });
+      await cleanup();
       return result.code;
     },
   };
