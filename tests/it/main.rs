@@ -17,3 +17,4 @@ mod roles;
 mod sessions;
 mod uploads;
 mod users;
+mod videos;
