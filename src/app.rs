@@ -33,6 +33,7 @@ pub enum Role {
     Api,
     Worker {
         concurrency: usize,
+        lease: std::time::Duration,
     },
 }
 
@@ -46,6 +47,9 @@ pub struct Internals {
     pub session_cache_ttl: std::time::Duration,
     /// How often the API server looks for expired uploads (tests shorten it).
     pub upload_sweep_every: std::time::Duration,
+    /// Whether `serve` runs a worker in its process (tests that drive workers themselves turn
+    /// it off).
+    pub embedded_worker: bool,
 }
 
 impl Default for Internals {
@@ -54,6 +58,7 @@ impl Default for Internals {
             session_prefix: "turtlemen:".into(),
             session_cache_ttl: std::time::Duration::from_secs(2),
             upload_sweep_every: turtlemen_api::UPLOAD_SWEEP_EVERY,
+            embedded_worker: true,
         }
     }
 }
@@ -65,7 +70,7 @@ pub struct Server {
     limits: HttpLimits,
     db: Option<Db>,
     sessions: Option<Sessions>,
-    worker: Option<(Db, turtlemen_worker::WorkerConfig)>,
+    worker: Option<(Db, turtlemen_worker::WorkerConfig, turtlemen_worker::transcode::Transcoder)>,
     /// The API server's periodic chores (view counts, expired uploads).
     janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
 }
@@ -241,15 +246,36 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         _ => Router::new(),
     };
     let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);
-    let worker = match (role, &db) {
-        (Role::All, Some(db)) => Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1))),
-        (Role::Worker { concurrency }, Some(db)) => {
-            Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(concurrency)))
+    let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
+    let worker = match (role, &db, transcoder()) {
+        (Role::All, Some(db), Some(t)) if internals.embedded_worker => {
+            Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1), t))
+        }
+        (Role::Worker { concurrency, lease }, Some(db), Some(t)) => {
+            let config = turtlemen_worker::WorkerConfig {
+                lease,
+                ..turtlemen_worker::WorkerConfig::with_concurrency(concurrency)
+            };
+            Some((db.clone(), config, t))
         }
         _ => None,
     };
     let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
     Ok(Server { listener, router, limits: config.http, db, sessions, worker, janitor })
+}
+
+/// The transcode handler's settings, from the configuration.
+fn transcoder(config: &Config, storage: turtlemen_storage::Storage) -> turtlemen_worker::transcode::Transcoder {
+    let v = &config.videos;
+    let options = turtlemen_media::ProcessOptions {
+        limits: turtlemen_media::Limits { max_duration_secs: v.max_duration.as_secs(), ..Default::default() },
+        threads: v.transcode_threads,
+        nice: i32::try_from(v.transcode_nice).unwrap_or(10),
+        stall_timeout: v.transcode_stall,
+        total_timeout: v.transcode_timeout,
+        ..Default::default()
+    };
+    turtlemen_worker::transcode::Transcoder { storage, work_root: config.data_dir.join("work"), options }
 }
 
 impl Server {
@@ -277,7 +303,7 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let worker = self.worker.map(|(db, config)| tokio::spawn(turtlemen_worker::run(db, config, stopped())));
+        let worker = self.worker.map(|(db, config, t)| tokio::spawn(turtlemen_worker::run(db, config, t, stopped())));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
         match self.listener {
             Some(listener) => {

@@ -41,6 +41,10 @@ pub enum Command {
         /// Jobs run at once.
         #[arg(long, env = "TURTLEMEN_WORKER_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
+        /// Seconds a claimed job stays this worker's without renewal; a killed worker's jobs are
+        /// taken up again this long after its last renewal.
+        #[arg(long, env = "TURTLEMEN_WORKER_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+        lease_secs: u64,
     },
     /// Apply pending database migrations, then exit.
     Migrate,
@@ -152,7 +156,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Gateway => Role::Gateway,
         Command::Auth => Role::Auth,
         Command::Api => Role::Api,
-        Command::Worker { concurrency } => Role::Worker { concurrency: usize::from(concurrency) },
+        Command::Worker { concurrency, lease_secs } => {
+            Role::Worker { concurrency: usize::from(concurrency), lease: std::time::Duration::from_secs(lease_secs) }
+        }
         Command::Config => {
             print!("{}", config.to_redacted_toml());
             return Ok(());

@@ -124,8 +124,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
+        Self::start(settings, dir, schema, true).await
+    }
+
+    /// `serve` without its embedded worker: the test runs workers itself.
+    pub async fn spawn_without_worker(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
+        Self::start(settings, dir, schema, false).await
+    }
+
+    async fn start(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>, worker: bool) -> TestApp {
         let config = Config::resolve(settings).expect("valid test config");
         let internals = Internals {
+            embedded_worker: worker,
             session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
             session_cache_ttl: std::time::Duration::ZERO,
             upload_sweep_every: std::time::Duration::from_millis(300),

@@ -18,3 +18,4 @@ mod roles;
 mod sessions;
 mod uploads;
 mod users;
+mod videos;

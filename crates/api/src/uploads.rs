@@ -28,7 +28,7 @@ use http_body_util::BodyExt;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use turtlemen_db::jobs::{self, JobKind, NewJob};
+use turtlemen_db::jobs::{self, NewJob};
 use turtlemen_db::uploads::{self, Upload};
 use turtlemen_db::videos::{self as video_rows, NewVideo};
 use turtlemen_http::ApiError;
@@ -36,7 +36,7 @@ use turtlemen_storage::StorageKey;
 use uuid::Uuid;
 
 /// The transcode job every completed upload queues.
-pub const TRANSCODE: JobKind = JobKind::new("transcode");
+pub use turtlemen_db::videos::TRANSCODE;
 
 /// How long a request holds an upload's lease without committing bytes.
 const LEASE: Duration = Duration::from_secs(60);

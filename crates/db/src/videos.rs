@@ -10,6 +10,10 @@ use chrono::{DateTime, Utc};
 use turtlemen_domain::UserId;
 use uuid::Uuid;
 
+/// The job that turns a video's original into HLS; its payload is `{"video_id": …}` and its
+/// idempotency key `transcode:{video_id}`.
+pub const TRANSCODE: crate::jobs::JobKind = crate::jobs::JobKind::new("transcode");
+
 /// Who may see a video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -430,6 +434,23 @@ pub async fn mark_ready(db: &Db, id: Uuid, p: &Processed) -> Result<(), DbError>
             .execute(pool)
             .await
             .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// An attempt failed and will be retried: what it published is gone, so nothing is playable
+/// until the next attempt publishes again.
+pub async fn mark_retrying(db: &Db, id: Uuid) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE videos SET playable = false, progress = 0, updated_at = $2 WHERE id = $1 AND state = 'processing'")
+                .bind(id)
+                .bind(Utc::now())
+                .execute(pool)
+                .await
+                .map(|_| ())?
         });
         Ok(())
     })

@@ -16,6 +16,8 @@
 //! This crate must never hold a database transaction open while a handler runs, nor decide
 //! anything by HTTP: it knows the queue, not the web.
 
+pub mod transcode;
+
 use futures::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -148,8 +150,11 @@ impl std::fmt::Debug for Registry {
 }
 
 /// The job kinds this build runs. Empty until the media handlers land.
-pub fn registry() -> Registry {
-    Registry::new()
+pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
+    match transcoder {
+        Some(t) => Registry::new().register(transcode::TRANSCODE, t),
+        None => Registry::new(),
+    }
 }
 
 /// How a worker runs.
@@ -187,8 +192,8 @@ impl WorkerConfig {
 }
 
 /// Runs this build's [`registry`] until `shutdown` resolves (`turtlemen worker` and `serve`).
-pub async fn run(db: Db, config: WorkerConfig, shutdown: impl Future<Output = ()>) {
-    Worker::new(db, registry(), config).run(shutdown).await;
+pub async fn run(db: Db, config: WorkerConfig, transcoder: transcode::Transcoder, shutdown: impl Future<Output = ()>) {
+    Worker::new(db, registry(Some(transcoder)), config).run(shutdown).await;
 }
 
 /// A worker: one lease owner, its handlers and its settings.

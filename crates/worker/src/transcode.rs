@@ -1,0 +1,197 @@
+//! The `transcode` job: an uploaded original becomes adaptive HLS with a poster and a
+//! storyboard (through `turtlemen_media::process`), and the video row follows along —
+//! progress while it runs, `playable` once the first segments are out, then `ready` or `failed`
+//! with a reason its owner can read.
+//!
+//! Idempotent, as every handler must be: a video already `ready` is left alone, a deleted one
+//! ends the job, and a run after a killed worker starts over under the same storage keys (the
+//! media pipeline overwrites, never appends). Progress is written at most once a second and
+//! only when it changed, from a task beside the pipeline, so ffmpeg's pace never waits on the
+//! database.
+
+use crate::{JobContext, JobError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use turtlemen_db::videos::{self, Processed, Rendition, VideoState};
+use turtlemen_media::{Event, ProcessError, ProcessOptions};
+use turtlemen_storage::{Storage, StorageError, StorageKey};
+use uuid::Uuid;
+
+pub use turtlemen_db::videos::TRANSCODE;
+
+/// What the transcode handler needs besides the job.
+#[derive(Debug, Clone)]
+pub struct Transcoder {
+    pub storage: Storage,
+    /// Scratch space; each video gets a folder here while it is processed.
+    pub work_root: PathBuf,
+    pub options: ProcessOptions,
+}
+
+/// The most of ffmpeg's last words kept with a failed job.
+const STDERR_KEPT: usize = 8 * 1024;
+
+/// Progress is written no more often than this.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+#[async_trait::async_trait]
+impl crate::Handler for Transcoder {
+    async fn run(&self, payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
+        let video_id = payload
+            .get("video_id")
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .ok_or_else(|| JobError::permanent("the job names no video"))?;
+        let Some(video) = videos::get(&ctx.db, video_id).await? else {
+            tracing::info!(video.id = %video_id, "video deleted before processing; nothing to do");
+            return Ok(());
+        };
+        match video.state {
+            VideoState::Ready => return Ok(()),
+            // The upload's completion was interrupted after queueing this job.
+            VideoState::Uploading => videos::mark_uploaded(&ctx.db, video_id).await?,
+            VideoState::Processing | VideoState::Failed => {}
+        }
+        let work = self.work_root.join(video_id.hyphenated().to_string());
+        let original = StorageKey::video_original(video_id);
+        let (input, downloaded) = match self.storage.local_path(&original) {
+            Some(path) => (path, false),
+            None => (download(&self.storage, &original, &work.join("original")).await?, true),
+        };
+
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx));
+        let result =
+            turtlemen_media::process(&input, &work.join("out"), &self.storage, video_id, &self.options, move |event| {
+                let _ = tx.send(event);
+            })
+            .await;
+        let _ = recorder.await;
+        if downloaded {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+        } else {
+            let _ = tokio::fs::remove_dir(&work).await;
+        }
+
+        match result {
+            Ok(done) => {
+                videos::mark_ready(&ctx.db, video_id, &processed(&done)).await?;
+                Ok(())
+            }
+            Err(ProcessError::Rejected(reason)) => {
+                // The file is the problem: the owner reads why; the job itself is done.
+                videos::mark_failed(&ctx.db, video_id, &reason).await?;
+                Ok(())
+            }
+            Err(e) => {
+                let detail = match e.stderr_tail() {
+                    Some(tail) => format!("{e}\n--- ffmpeg stderr ---\n{}", last_bytes(tail, STDERR_KEPT)),
+                    None => e.to_string(),
+                };
+                if e.is_permanent() || ctx.is_last_attempt() {
+                    videos::mark_failed(
+                        &ctx.db,
+                        video_id,
+                        "Processing failed on our side; the site's administrators can see why.",
+                    )
+                    .await?;
+                    return Err(JobError::Permanent(detail));
+                }
+                videos::mark_retrying(&ctx.db, video_id).await?;
+                Err(JobError::Retry(detail))
+            }
+        }
+    }
+}
+
+/// Writes progress (at most every [`PROGRESS_EVERY`], only when it changed) and playability
+/// as the pipeline reports them.
+async fn record_events(db: turtlemen_db::Db, video: Uuid, mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
+    let mut last: Option<(u8, Instant)> = None;
+    let mut pending: Option<u8> = None;
+    loop {
+        let wait = last.map_or(Duration::ZERO, |(_, at)| PROGRESS_EVERY.saturating_sub(at.elapsed()));
+        tokio::select! {
+            event = rx.recv() => match event {
+                None => break,
+                Some(Event::Playable) => {
+                    if let Err(e) = videos::mark_playable(&db, video).await {
+                        tracing::warn!(video.id = %video, error = %e, "cannot mark a video playable");
+                    }
+                }
+                Some(Event::Progress { percent }) => {
+                    if last.map(|(p, _)| p) != Some(percent) {
+                        pending = Some(percent);
+                    }
+                }
+            },
+            _ = tokio::time::sleep(wait), if pending.is_some() => {
+                if let Some(percent) = pending.take() {
+                    write_progress(&db, video, percent, &mut last).await;
+                }
+            }
+        }
+    }
+    if let Some(percent) = pending {
+        write_progress(&db, video, percent, &mut last).await;
+    }
+}
+
+async fn write_progress(db: &turtlemen_db::Db, video: Uuid, percent: u8, last: &mut Option<(u8, Instant)>) {
+    match videos::set_progress(db, video, percent).await {
+        Ok(()) => *last = Some((percent, Instant::now())),
+        Err(e) => tracing::warn!(video.id = %video, error = %e, "cannot record progress"),
+    }
+}
+
+/// Copies the original from a remote store into `to`, streaming.
+async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<PathBuf, JobError> {
+    use futures::StreamExt;
+    if let Some(parent) = to.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut read = match storage.get(key, None).await {
+        Ok(read) => read,
+        Err(StorageError::NotFound(_)) => return Err(JobError::permanent("the uploaded original is missing")),
+        Err(e) => return Err(e.into()),
+    };
+    let mut file = tokio::io::BufWriter::new(tokio::fs::File::create(to).await?);
+    while let Some(chunk) = read.stream.next().await {
+        file.write_all(&chunk?).await?;
+    }
+    file.flush().await?;
+    Ok(to.to_owned())
+}
+
+fn processed(done: &turtlemen_media::Processed) -> Processed {
+    Processed {
+        duration_secs: done.duration_secs,
+        width: done.width,
+        height: done.height,
+        renditions: done
+            .renditions
+            .iter()
+            .map(|r| Rendition {
+                name: r.name.clone(),
+                width: r.size.map_or(0, |(w, _)| w),
+                height: r.size.map_or(0, |(_, h)| h),
+                bandwidth: r.bandwidth,
+            })
+            .collect(),
+        has_poster: done.has_poster,
+        has_storyboard: done.has_storyboard,
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+fn last_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
