@@ -42,7 +42,7 @@
   const previewTime = el('span', { class: 'seek-preview-time' });
   preview.append(previewImage, previewTime);
   seekWrap.append(seek, preview);
-  const mute = el('button', { type: 'button', class: 'control', 'aria-label': 'Mute' }, '🔊');
+  const mute = el('button', { type: 'button', class: 'control' }, 'Mute');
   const qualityLabel = el('label', { class: 'control-label' }, 'Quality ');
   const quality = el('select', { id: 'quality', 'aria-label': 'Quality', disabled: '' });
   quality.append(el('option', { value: 'auto' }, 'Auto'));
@@ -55,7 +55,7 @@
     speed.append(o);
   }
   speedLabel.append(speed);
-  const full = el('button', { type: 'button', class: 'control', 'aria-label': 'Full screen' }, '⛶');
+  const full = el('button', { type: 'button', class: 'control' }, 'Full screen');
   controls.append(play, time, seekWrap, mute, qualityLabel, speedLabel, full);
   video.controls = false;
   player.classList.add('enhanced');
@@ -107,8 +107,7 @@
     play.setAttribute('aria-label', 'Play');
   });
   video.addEventListener('volumechange', () => {
-    mute.textContent = video.muted ? '🔇' : '🔊';
-    mute.setAttribute('aria-label', video.muted ? 'Unmute' : 'Mute');
+    mute.textContent = video.muted ? 'Unmute' : 'Mute';
   });
   video.addEventListener('ratechange', () => (speed.value = String(video.playbackRate)));
 
@@ -153,7 +152,8 @@
     const Hls = window.Hls;
     if (Hls && Hls.isSupported()) {
       hls?.destroy();
-      hls = new Hls({ capLevelToPlayerSize: false });
+      // No blob worker: the page's Content-Security-Policy allows scripts from this origin only.
+      hls = new Hls({ enableWorker: false });
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
         while (quality.options.length > 1) quality.remove(1);
         data.levels

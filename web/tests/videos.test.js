@@ -113,6 +113,17 @@ for (const [name, stack] of stacks) {
         const t = await page.evaluate(() => document.getElementById('video').currentTime);
         await page.waitForFunction((x) => document.getElementById('video').currentTime > x + 0.5, t, { timeout: 30_000 });
 
+        // Seek thumbnails: hovering the progress bar shows the storyboard's tile for that time.
+        const seek = page.getByRole('slider', { name: 'Seek' });
+        const box = await seek.boundingBox();
+        await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+        await page.locator('.seek-preview').waitFor();
+        await page.waitForFunction(() => /storyboard|sprite|\.jpg/.test(document.querySelector('.seek-preview-image').style.backgroundImage));
+        assert.match(await page.locator('.seek-preview-time').textContent(), /^0:0\d$/);
+
+        // The view beacon went out once playback passed 3 s.
+        await until(() => record.requests.some((u) => u.endsWith(`/api/v1/videos/${video.id}/views`)), { what: 'the view beacon' });
+
         // Keyboard: k pauses, > speeds up.
         await page.locator('body').press('k');
         await page.waitForFunction(() => document.getElementById('video').paused);
