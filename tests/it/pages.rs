@@ -200,7 +200,8 @@ on_both_stacks! {
         let (status, html) = page(&app, &ann, "/upload").await;
         assert_eq!(status, 200);
         assert!(html.contains("type=\"file\""));
-        assert!(html.contains("/static/tus.min."), "the uploader is loaded");
+        assert!(html.contains("/static/tus.min."), "the uploader is named");
+        assert!(html.contains("/static/upload."), "the upload script is loaded");
         assert!(html.contains("My videos"), "the signed-in nav");
     }
 }

@@ -9,7 +9,7 @@
   const input = $('file');
   const zone = $('drop-zone');
   const form = $('metadata');
-  if (!input || !zone || !form || !window.tus) return;
+  if (!input || !zone || !form) return;
 
   const status = $('upload-status');
   const bar = $('upload-progress');
@@ -23,6 +23,21 @@
   const processingLabel = $('processing-label');
   const watchLink = $('watch-link');
   const VIDEO_KEY = 'turtlemen.upload.video:';
+
+  // tus-js-client is fetched when the first file is chosen, so the page itself stays small.
+  let tusLoading = null;
+  const loadTus = () =>
+    (tusLoading ||= new Promise((resolve, reject) => {
+      if (window.tus) return resolve(window.tus);
+      const script = document.createElement('script');
+      script.src = zone.dataset.tusSrc;
+      script.onload = () => resolve(window.tus);
+      script.onerror = () => {
+        tusLoading = null;
+        reject(new Error('The uploader could not be loaded; check the connection and choose the file again.'));
+      };
+      document.head.append(script);
+    }));
 
   let upload = null;
   let videoId = null;
@@ -149,6 +164,14 @@
 
   async function begin(file) {
     if (upload) upload.abort();
+    let tus;
+    try {
+      tus = await loadTus();
+    } catch (e) {
+      status.hidden = false;
+      label.textContent = e.message;
+      return;
+    }
     videoId = null;
     const titleInput = form.elements.namedItem('title');
     if (!titleInput.value.trim()) {
@@ -168,7 +191,7 @@
     showProgress(0, file.size);
     setPaused(false);
 
-    upload = new window.tus.Upload(file, {
+    upload = new tus.Upload(file, {
       endpoint: '/api/v1/uploads',
       chunkSize: Number(zone.dataset.chunkSize) || 8 * 1024 * 1024,
       retryDelays: [0, 1000, 3000, 5000, 10000],
@@ -243,16 +266,22 @@
     if (file) begin(file);
   });
 
-  // An upload left unfinished (a reload, a closed tab): say which file to choose again.
-  const storage = window.tus.defaultOptions?.urlStorage;
-  storage
-    ?.findAllUploads?.()
-    .then((list) => {
-      const names = [...new Set(list.map((u) => u.metadata?.filename).filter(Boolean))];
-      if (!names.length) return;
+  // An upload left unfinished (a reload, a closed tab): say which file to choose again. These
+  // are tus-js-client's resumption records (`tus::<fingerprint>::<id>` in localStorage).
+  try {
+    const names = new Set();
+    for (let i = 0; i < localStorage.length; i += 1) {
+      const key = localStorage.key(i);
+      if (!key?.startsWith('tus::')) continue;
+      const name = JSON.parse(localStorage.getItem(key))?.metadata?.filename;
+      if (name) names.add(name);
+    }
+    if (names.size) {
       const hint = $('resume-hint');
-      hint.textContent = `Unfinished upload: choose ${names.join(', ')} again to continue where it stopped.`;
+      hint.textContent = `Unfinished upload: choose ${[...names].join(', ')} again to continue where it stopped.`;
       hint.hidden = false;
-    })
-    .catch(() => {});
+    }
+  } catch {
+    // No storage, or a record we do not understand: no hint.
+  }
 })();

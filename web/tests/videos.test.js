@@ -10,12 +10,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, watchPage } from './support/browser.js';
+import { launchBrowser, settled, watchPage } from './support/browser.js';
 import { externalUrls, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
 const PASSWORD = 'correct horse battery staple';
 const PROCESSING_DEADLINE_MS = 180_000;
+const PAGE_BUDGET_BYTES = 50 * 1024;
+
+/** Slows the page's uploads to `bytesPerSecond`, so there is time to pause or reload. */
+async function throttleUploads(context, page, bytesPerSecond) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: bytesPerSecond,
+  });
+  // Small chunks, so each one commits while the connection crawls.
+  await page.evaluate(() => (document.getElementById('drop-zone').dataset.chunkSize = String(256 * 1024)));
+}
 
 /** Makes the test clips with ffmpeg: a 6 s one, and a longer noisy one that stays big. */
 async function makeClips(dir) {
@@ -141,12 +153,7 @@ for (const [name, stack] of stacks) {
       try {
         await signIn(page, server, '/upload');
         // A slow connection, so there is time to pause: about 3 MB at 400 KB/s.
-        const cdp = await context.newCDPSession(page);
-        await cdp.send('Network.enable');
-        await cdp.send('Network.emulateNetworkConditions', {
-          offline: false, latency: 20, downloadThroughput: -1, uploadThroughput: 400 * 1024,
-        });
-        await page.evaluate(() => (document.getElementById('drop-zone').dataset.chunkSize = String(256 * 1024)));
+        await throttleUploads(context, page, 400 * 1024);
         await page.locator('#file').setInputFiles(clips.big);
         await page.waitForFunction(() => Number(document.getElementById('upload-progress').value) > 5);
         await page.getByRole('button', { name: 'Pause' }).click();
@@ -166,6 +173,71 @@ for (const [name, stack] of stacks) {
         assert.ok(uploaded, JSON.stringify(mine));
         assert.equal(uploaded.original.bytes, size);
         assert.notEqual(uploaded.state, 'uploading');
+      } finally {
+        await context.close();
+      }
+    });
+
+    test('an upload resumes after a page reload, without creating another video', async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      try {
+        await signIn(page, server, '/upload');
+        const count = async () => (await (await page.request.get(`${server.url}/api/v1/me/videos`)).json()).videos.length;
+        const before = await count();
+        await throttleUploads(context, page, 400 * 1024);
+        await page.locator('#file').setInputFiles(clips.big);
+        await page.waitForFunction(() => Number(document.getElementById('upload-progress').value) > 20);
+        await page.reload();
+        // The page says which file to choose again; choosing it continues the same upload.
+        await page.locator('#resume-hint').filter({ hasText: 'noise.mp4' }).waitFor();
+        const creations = [];
+        page.on('request', (r) => {
+          if (r.method() === 'POST' && r.url().endsWith('/api/v1/uploads')) creations.push(r.url());
+        });
+        await throttleUploads(context, page, 4 * 1024 * 1024);
+        await page.locator('#file').setInputFiles(clips.big);
+        await page.locator('#upload-progress-label').filter({ hasText: 'Uploaded' }).waitFor({ timeout: 60_000 });
+        assert.deepEqual(creations, [], 'no new upload was created');
+        assert.equal(await count(), before + 1, 'one video for the file');
+        const { size } = await stat(clips.big);
+        const mine = await (await page.request.get(`${server.url}/api/v1/me/videos`)).json();
+        assert.equal(mine.videos[0].original.bytes, size);
+        assert.notEqual(mine.videos[0].state, 'uploading');
+      } finally {
+        await context.close();
+      }
+    });
+
+    test('the upload and watch pages stay small before the player', async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      try {
+        await signIn(page, server, '/upload');
+        // Every page weighed as a first visit: nothing from the cache.
+        const cdp = await context.newCDPSession(page);
+        await cdp.send('Network.enable');
+        await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+        const weigh = async (url, isPlayer) => {
+          const record = watchPage(page);
+          await page.goto(url, { waitUntil: 'load' });
+          const sizes = await settled(record);
+          const origin = new URL(server.url).origin;
+          for (const u of record.requests) assert.equal(new URL(u).origin, origin, `request to another host: ${u}`);
+          const total = sizes.filter((s) => !isPlayer(s.url)).reduce((sum, s) => sum + s.bytes, 0);
+          console.log(`${url}: ${total} bytes before the player`);
+          assert.ok(total > 0 && total < PAGE_BUDGET_BYTES, `${url} weighs ${total} bytes: ${JSON.stringify(sizes)}`);
+          return record;
+        };
+        const upload = await weigh(`${server.url}/upload`, () => false);
+        assert.ok(!upload.requests.some((u) => u.includes('/static/tus.min.')), 'the uploader comes with the first file');
+        // A video uploaded by an earlier test, once it plays.
+        const ready = await until(
+          async () => (await (await page.request.get(`${server.url}/api/v1/me/videos`)).json()).videos.find((v) => v.playable),
+          { deadlineMs: PROCESSING_DEADLINE_MS, intervalMs: 500, what: 'a playable video' },
+        );
+        // The player: hls.js and the media it loads (playlists, segments, the poster frame).
+        await weigh(`${server.url}${ready.watch_url}`, (u) => u.includes('/static/hls.min.') || u.includes('/media/'));
       } finally {
         await context.close();
       }

@@ -206,6 +206,8 @@ struct UploadPage<'a> {
     shell: Shell,
     view: &'a UploadView,
     form: &'a MetadataForm,
+    /// tus-js-client, loaded by `upload.js` when a file is chosen.
+    tus_url: &'static str,
 }
 
 #[derive(Template)]
@@ -236,10 +238,11 @@ fn fallback() -> String {
         .into()
 }
 
-/// The upload page (tus-js-client and `upload.js` do the uploading).
+/// The upload page (`upload.js` does the uploading, with tus-js-client fetched on demand).
 pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
-    let shell = Shell::for_page("/upload", ctx, &["tus.min.js", "upload.js"]);
-    render(&UploadPage { shell, view, form: &view.form }, "upload", fallback)
+    let shell = Shell::for_page("/upload", ctx, &["upload.js"]);
+    let tus_url = crate::asset_url("tus.min.js").unwrap_or_default();
+    render(&UploadPage { shell, view, form: &view.form, tus_url }, "upload", fallback)
 }
 
 /// The watch page (hls.js and `watch.js` drive the player; hls.js only where there is a source
@@ -396,7 +399,7 @@ mod tests {
         let html = upload_page(&UploadView { form, max_bytes: 2_000_000_000 }, &ctx());
         assert!(html.contains("type=\"file\""));
         assert!(html.contains("2.0 GB"), "{html}");
-        assert!(html.contains("tus.min."));
+        assert!(html.contains("data-tus-src=\"/static/tus.min."), "the uploader, fetched on demand: {html}");
         assert!(html.contains("upload."));
     }
 
