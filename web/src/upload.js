@@ -194,7 +194,9 @@
     upload = new tus.Upload(file, {
       endpoint: '/api/v1/uploads',
       chunkSize: Number(zone.dataset.chunkSize) || 8 * 1024 * 1024,
-      retryDelays: [0, 1000, 3000, 5000, 10000],
+      // Long enough to outlast the server's lease of a chunk whose connection died unnoticed
+      // (423 until it lapses, at most a minute).
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
       metadata,
       removeFingerprintOnSuccess: true,
       onAfterResponse(req, res) {

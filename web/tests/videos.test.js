@@ -18,6 +18,16 @@ const PASSWORD = 'correct horse battery staple';
 const PROCESSING_DEADLINE_MS = 180_000;
 const PAGE_BUDGET_BYTES = 50 * 1024;
 
+/** Waits for the upload to finish; a timeout names what the page said instead. */
+async function uploadFinished(page, timeout = 90_000) {
+  const label = page.locator('#upload-progress-label');
+  try {
+    await label.filter({ hasText: 'Uploaded' }).waitFor({ timeout });
+  } catch (e) {
+    throw new Error(`the upload did not finish; the page says: ${await label.textContent()}`, { cause: e });
+  }
+}
+
 /** Slows the page's uploads to `bytesPerSecond`, so there is time to pause or reload. */
 async function throttleUploads(context, page, bytesPerSecond) {
   const cdp = await context.newCDPSession(page);
@@ -165,7 +175,7 @@ for (const [name, stack] of stacks) {
         await page.waitForTimeout(1000);
         assert.equal(await page.locator('#upload-progress').evaluate((p) => p.value), held, 'paused means paused');
         await page.getByRole('button', { name: 'Resume' }).click();
-        await page.locator('#upload-progress-label').filter({ hasText: 'Uploaded' }).waitFor({ timeout: 60_000 });
+        await uploadFinished(page);
         // The server has every byte, once.
         const { size } = await stat(clips.big);
         const mine = await (await page.request.get(`${server.url}/api/v1/me/videos`)).json();
@@ -197,7 +207,7 @@ for (const [name, stack] of stacks) {
         });
         await throttleUploads(context, page, 4 * 1024 * 1024);
         await page.locator('#file').setInputFiles(clips.big);
-        await page.locator('#upload-progress-label').filter({ hasText: 'Uploaded' }).waitFor({ timeout: 60_000 });
+        await uploadFinished(page);
         assert.deepEqual(creations, [], 'no new upload was created');
         assert.equal(await count(), before + 1, 'one video for the file');
         const { size } = await stat(clips.big);
@@ -251,7 +261,7 @@ for (const [name, stack] of stacks) {
         await page.locator('#file').setInputFiles(clips.clip);
         await page.getByLabel('Title').fill('To be deleted');
         await page.getByText('Details saved.').waitFor({ timeout: 30_000 });
-        await page.locator('#upload-progress-label').filter({ hasText: 'Uploaded' }).waitFor({ timeout: 60_000 });
+        await uploadFinished(page);
 
         await page.goto(`${server.url}/studio/videos`);
         const row = page.locator('.studio-row', { hasText: 'To be deleted' });
