@@ -15,12 +15,17 @@ use turtlemen_domain::Role;
 
 /// A signed-in browser session for a new user.
 pub async fn signed_in(app: &TestApp, username: &str) -> Browser {
+    signed_in_as(app, username, Role::User).await
+}
+
+/// A signed-in browser session for a new user with `role`.
+pub async fn signed_in_as(app: &TestApp, username: &str, role: Role) -> Browser {
     let form = AccountForm {
         username,
         email: &format!("{username}@example.org"),
         display_name: None,
         password: PASSWORD,
-        role: Role::User,
+        role,
     };
     accounts::create(&app.db, form).await.unwrap();
     let browser = Browser::default();

@@ -3,9 +3,11 @@
 //!
 //! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
 //! [`uploads`] (resumable uploads), [`videos`] (the videos API), [`media`] (signed media URLs
-//! and delivery), [`views`] (view counting), [`pages`] (HTML). [`janitor`] runs the periodic
+//! and delivery), [`views`] (view counting), [`admin`] (the job queue for admins), [`pages`]
+//! (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
+pub mod admin;
 pub mod identity;
 pub mod media;
 pub mod pages;
@@ -48,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/me", get(me))
         .merge(videos::routes())
         .merge(uploads::routes())
+        .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() });
     Router::new()
         .merge(pages::routes())

@@ -90,6 +90,11 @@ impl JobState {
         }
     }
 
+    /// A state by name, as admins type it.
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::from_stored(s).ok()
+    }
+
     fn from_stored(s: &str) -> Result<JobState, DbError> {
         match s {
             "queued" => Ok(JobState::Queued),
