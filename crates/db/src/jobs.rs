@@ -551,6 +551,22 @@ pub struct JobFilter<'a> {
     pub limit: u32,
 }
 
+/// Deletes succeeded jobs last updated before `before` (failed ones stay for admins to read).
+/// Returns how many went.
+pub async fn purge_succeeded(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    })
+    .await
+}
+
 /// Jobs for the admin view, newest first.
 pub async fn list(db: &Db, filter: &JobFilter<'_>) -> Result<Vec<JobSummary>, DbError> {
     let limit = i64::from(if filter.limit == 0 { 100 } else { filter.limit });
