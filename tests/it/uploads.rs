@@ -95,6 +95,15 @@ fn sample(len: usize) -> Vec<u8> {
 }
 
 on_both_stacks! {
+    async fn the_api_describes_itself(app) {
+        let (status, doc) = app.get_json("/api/v1/openapi.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["openapi"], "3.1.0");
+        for path in ["/uploads", "/uploads/{id}", "/videos/{id}", "/me/videos", "/admin/jobs"] {
+            assert!(doc["paths"][path].is_object(), "{path} documented");
+        }
+    }
+
     async fn capabilities_and_bad_creations(app) {
         let res = app.client.request(Method::OPTIONS, app.url("/api/v1/uploads")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);

@@ -7,9 +7,13 @@
 //! (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
+// The OpenAPI document is one `json!` literal.
+#![recursion_limit = "512"]
+
 pub mod admin;
 pub mod identity;
 pub mod media;
+pub mod openapi;
 pub mod pages;
 pub mod tus;
 pub mod uploads;
@@ -48,6 +52,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/me", get(me))
+        .route("/openapi.json", get(openapi::serve))
         .merge(videos::routes())
         .merge(uploads::routes())
         .merge(admin::routes())

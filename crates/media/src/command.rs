@@ -110,10 +110,8 @@ pub fn ffmpeg(tools: &Tools, nice: i32, job: &Job) -> CommandLine {
     }
     let segment = job.segment_secs.to_string();
     let force_keys = format!("expr:gte(t,n_forced*{})", job.segment_secs);
-    let gop = (2.0 * job.segment_secs as f64 * output_frame_rate(job.probe).unwrap_or(30.0))
-        .ceil()
-        .max(1.0)
-        .to_string();
+    let gop =
+        (2.0 * job.segment_secs as f64 * output_frame_rate(job.probe).unwrap_or(30.0)).ceil().max(1.0).to_string();
     for (i, step) in job.ladder.iter().enumerate() {
         let mut push = |list: &[&str]| args.extend(list.iter().map(OsString::from));
         if step.size.is_some() {
