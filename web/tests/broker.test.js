@@ -92,7 +92,7 @@ for (const stack of stacks()) {
         const page = await context.newPage();
         const asked = `${server.url}/subscriptions?tab=new`;
         await page.goto(asked);
-        await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+        await page.getByRole('heading', { name: 'Sign in', exact: true }).waitFor();
         await page.getByRole('button', { name: 'Sign in with Olive Provider' }).click();
         await providerLogin(page, op.issuer, 'olive');
         await page.waitForURL(asked);
