@@ -308,8 +308,7 @@ async fn facebook_me(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, CLIENT_SECRET.as_bytes());
-    let proof: String =
-        ring::hmac::sign(&key, b"EAAtest").as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let proof: String = ring::hmac::sign(&key, b"EAAtest").as_ref().iter().map(|b| format!("{b:02x}")).collect();
     if !bearer_ok(&headers, "EAAtest") || q.get("appsecret_proof") != Some(&proof) {
         return (AxStatus::BAD_REQUEST, Json(serde_json::json!({"error": {"type": "OAuthException", "code": 190}})))
             .into_response();
@@ -452,7 +451,8 @@ async fn first_login_creates_an_account_and_later_ones_reuse_it(stack: Stack) {
     assert!(log.iter().filter(|e| e.as_str() == "login external:test").count() == 2, "{log:?}");
 
     // A second person whose preferred username is taken gets a unique one.
-    provider.set(|s| s.person = Person { sub: "u-2".into(), email: Some("pat2@example.org".into()), ..s.person.clone() });
+    provider
+        .set(|s| s.person = Person { sub: "u-2".into(), email: Some("pat2@example.org".into()), ..s.person.clone() });
     let third = app.browser();
     assert_eq!(external_login(&app, &third, "test", "/").await.status(), 303);
     assert_eq!(me(&app, &third).await.map(|u| u.username), Some("pat2".into()));
@@ -500,7 +500,12 @@ async fn callback_refusals_store_nothing(stack: Stack) {
     let json = |b: &reqwest::Client, url: &str| b.get(url.to_string()).header("accept", "application/json").send();
 
     // Unknown provider, at every entry.
-    check(json(&browser, &app.url("/auth/broker/nope/callback?state=x&code=y")).await.unwrap(), 404, "unknown_provider").await;
+    check(
+        json(&browser, &app.url("/auth/broker/nope/callback?state=x&code=y")).await.unwrap(),
+        404,
+        "unknown_provider",
+    )
+    .await;
     let res = browser.post(app.url("/auth/broker/nope/start")).form(&[("csrf", "x")]).send().await.unwrap();
     assert_eq!(res.status(), 404);
     // Starting without a CSRF token.
@@ -538,11 +543,14 @@ async fn callback_refusals_store_nothing(stack: Stack) {
 
     // From here on every refusal must leave the database as it is.
     let fresh = app.browser();
-    provider.set(|s| s.person = Person { sub: "u-9".into(), email: Some("nine@example.org".into()), ..s.person.clone() });
+    provider
+        .set(|s| s.person = Person { sub: "u-9".into(), email: Some("nine@example.org".into()), ..s.person.clone() });
     // The provider's error response.
     let callback = start(&app, &fresh, "test", "/").await;
     let state = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let error_url = app.url(&format!("/auth/broker/test/callback?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state={state}"));
+    let error_url = app.url(&format!(
+        "/auth/broker/test/callback?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state={state}"
+    ));
     let res = json(&fresh, &error_url).await.unwrap();
     assert_eq!(res.status(), 400);
     let body: serde_json::Value = res.json().await.unwrap();
@@ -550,7 +558,8 @@ async fn callback_refusals_store_nothing(stack: Stack) {
     assert!(!body["message"].as_str().unwrap().contains("<b>"));
     // An `iss` naming another issuer (RFC 9207).
     let callback = start(&app, &fresh, "test", "/").await;
-    check(json(&fresh, &format!("{callback}&iss=http%3A%2F%2Fevil.example")).await.unwrap(), 400, "invalid_id_token").await;
+    check(json(&fresh, &format!("{callback}&iss=http%3A%2F%2Fevil.example")).await.unwrap(), 400, "invalid_id_token")
+        .await;
     // ID tokens with a wrong iss, aud, nonce or signature, and a refused code.
     for (mode, code) in [
         (Mode::WrongIss, "invalid_id_token"),
@@ -610,7 +619,12 @@ async fn link_and_unlink_from_the_security_page(stack: Stack) {
 
     // Link "two" (another subject at the provider), then "one" may go.
     provider.set(|s| s.person.sub = "u-two".into());
-    let res = browser.post(app.url("/auth/account/providers/two/link")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let res = browser
+        .post(app.url("/auth/account/providers/two/link"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let back = app.client.get(location(&res)).send().await.unwrap();
     let res = browser.get(location(&back)).send().await.unwrap();
@@ -621,7 +635,10 @@ async fn link_and_unlink_from_the_security_page(stack: Stack) {
     let left = turtlemen_db::identities::list_for_user(&app.db, user.id).await.unwrap();
     assert_eq!((left.len(), left[0].provider.as_str()), (1, "two"));
     let log = events(&app, user.id).await;
-    assert!(log.iter().any(|e| e == "identity_linked two") && log.iter().any(|e| e == "identity_unlinked one"), "{log:?}");
+    assert!(
+        log.iter().any(|e| e == "identity_linked two") && log.iter().any(|e| e == "identity_unlinked one"),
+        "{log:?}"
+    );
     // Another user cannot unlink it, nor link the same provider account.
     let mallory = app.browser();
     provider.set(|s| s.person = Person { sub: "u-m".into(), email: Some("m@example.org".into()), ..s.person.clone() });
@@ -635,7 +652,12 @@ async fn link_and_unlink_from_the_security_page(stack: Stack) {
         .unwrap();
     assert_eq!(res.status(), 404);
     provider.set(|s| s.person.sub = "u-two".into());
-    let res = mallory.post(app.url("/auth/account/providers/two/link")).form(&[("csrf", m_csrf.as_str())]).send().await.unwrap();
+    let res = mallory
+        .post(app.url("/auth/account/providers/two/link"))
+        .form(&[("csrf", m_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     let back = app.client.get(location(&res)).send().await.unwrap();
     let res = mallory.get(location(&back)).send().await.unwrap();
     assert_eq!(res.status(), 409, "linked to someone else already");
@@ -651,7 +673,10 @@ async fn github_and_facebook_shapes(stack: Stack) {
     let res = external_login(&app, &browser, "github", "/").await;
     assert_eq!(res.status(), 303, "{:?}", res.text().await);
     let user = me(&app, &browser).await.unwrap();
-    assert_eq!((user.username.as_str(), user.email.as_str(), user.email_verified), ("octocat", "pat@example.org", true));
+    assert_eq!(
+        (user.username.as_str(), user.email.as_str(), user.email_verified),
+        ("octocat", "pat@example.org", true)
+    );
     let link = turtlemen_db::identities::find(&app.db, "github", "583231").await.unwrap().unwrap();
     assert_eq!(link.user_id, user.id);
 

@@ -122,7 +122,12 @@ pub fn resolve(raw: &[IdentityProviderSettings]) -> Result<Vec<IdentityProvider>
         let kind = match p.kind.as_str() {
             "oidc" => {
                 if only_oauth {
-                    return Err(invalid(KEY, format!("{id}: auth_url, token_url and api_base_url are for github and facebook; an oidc provider is found by its issuer")));
+                    return Err(invalid(
+                        KEY,
+                        format!(
+                            "{id}: auth_url, token_url and api_base_url are for github and facebook; an oidc provider is found by its issuer"
+                        ),
+                    ));
                 }
                 let (issuer, discovery_url) = match (&p.issuer, &p.discovery_url) {
                     (_, Some(d)) => {
@@ -135,9 +140,14 @@ pub fn resolve(raw: &[IdentityProviderSettings]) -> Result<Vec<IdentityProvider>
                     }
                     (Some(i), None) => {
                         let i = i.trim_end_matches('/');
-                        (i.to_owned(), endpoint(id, "issuer", Some(&format!("{i}/.well-known/openid-configuration")), "")?)
+                        (
+                            i.to_owned(),
+                            endpoint(id, "issuer", Some(&format!("{i}/.well-known/openid-configuration")), "")?,
+                        )
                     }
-                    (None, None) => return Err(invalid(KEY, format!("{id}: an oidc provider needs issuer (or discovery_url)"))),
+                    (None, None) => {
+                        return Err(invalid(KEY, format!("{id}: an oidc provider needs issuer (or discovery_url)")));
+                    }
                 };
                 ProviderKind::Oidc { issuer, discovery_url }
             }
@@ -283,7 +293,9 @@ mod tests {
             }
         );
         assert_eq!(ps[0].scopes, ["openid", "email", "profile"]);
-        assert!(matches!(&ps[1].kind, ProviderKind::Github { api_base_url, .. } if api_base_url.as_str() == "https://api.github.com/"));
+        assert!(
+            matches!(&ps[1].kind, ProviderKind::Github { api_base_url, .. } if api_base_url.as_str() == "https://api.github.com/")
+        );
         assert!(ps[1].link_by_verified_email && !ps[0].link_by_verified_email);
         assert_eq!(ps[1].display_name, "github");
         assert_eq!(resolve(&unresolve(&ps)).unwrap_or_else(|e| panic!("{e}")), ps);
@@ -308,10 +320,18 @@ mod tests {
         let refused = |p: IdentityProviderSettings| resolve(&[p]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused(IdentityProviderSettings { id: "Bad Id".into(), ..base.clone() }).contains("a-z"));
         assert!(refused(IdentityProviderSettings { kind: "saml".into(), ..base.clone() }).contains("not oidc"));
-        assert!(refused(IdentityProviderSettings { issuer: Some("http://id.example".into()), ..base.clone() }).contains("https"));
+        assert!(
+            refused(IdentityProviderSettings { issuer: Some("http://id.example".into()), ..base.clone() })
+                .contains("https")
+        );
         assert!(refused(IdentityProviderSettings { issuer: None, ..base.clone() }).contains("needs issuer"));
-        assert!(refused(IdentityProviderSettings { client_secret: Secret::new(""), ..base.clone() }).contains("client_secret"));
-        assert!(refused(IdentityProviderSettings { scopes: Some(vec!["email".into()]), ..base.clone() }).contains("openid"));
+        assert!(
+            refused(IdentityProviderSettings { client_secret: Secret::new(""), ..base.clone() })
+                .contains("client_secret")
+        );
+        assert!(
+            refused(IdentityProviderSettings { scopes: Some(vec!["email".into()]), ..base.clone() }).contains("openid")
+        );
         assert!(resolve(&[base.clone(), base.clone()]).is_err(), "duplicate ids");
         // Loopback http is allowed (local providers in tests).
         let local = IdentityProviderSettings { issuer: Some("http://127.0.0.1:9/op".into()), ..base };

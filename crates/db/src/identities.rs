@@ -72,18 +72,15 @@ macro_rules! columns {
 /// The link of a provider account, if any.
 pub async fn find(db: &Db, provider: &str, subject: &str) -> Result<Option<ExternalIdentity>, DbError> {
     let sql = concat!("SELECT ", columns!(), " FROM external_identities WHERE provider = $1 AND subject = $2");
-    let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(sql).bind(provider).bind(subject).fetch_optional(pool).await?
-    });
+    let row: Option<Row> =
+        with_pool!(db, |pool| { sqlx::query_as(sql).bind(provider).bind(subject).fetch_optional(pool).await? });
     Ok(row.map(ExternalIdentity::from))
 }
 
 /// A user's linked provider accounts, oldest first.
 pub async fn list_for_user(db: &Db, user_id: UserId) -> Result<Vec<ExternalIdentity>, DbError> {
     let sql = concat!("SELECT ", columns!(), " FROM external_identities WHERE user_id = $1 ORDER BY created_at, id");
-    let rows: Vec<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(sql).bind(user_id.0).fetch_all(pool).await?
-    });
+    let rows: Vec<Row> = with_pool!(db, |pool| { sqlx::query_as(sql).bind(user_id.0).fetch_all(pool).await? });
     Ok(rows.into_iter().map(ExternalIdentity::from).collect())
 }
 
@@ -116,16 +113,14 @@ pub async fn link(db: &Db, user_id: UserId, new: &NewIdentity<'_>) -> Result<Ext
 /// Records a sign-in through a linked account, with the email the provider gave this time.
 pub async fn record_login(db: &Db, id: Uuid, email: Option<&str>, email_verified: bool) -> Result<(), DbError> {
     with_pool!(db, |pool| {
-        sqlx::query(
-            "UPDATE external_identities SET last_login_at = $1, email = $2, email_verified = $3 WHERE id = $4",
-        )
-        .bind(Utc::now())
-        .bind(email)
-        .bind(email_verified)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        sqlx::query("UPDATE external_identities SET last_login_at = $1, email = $2, email_verified = $3 WHERE id = $4")
+            .bind(Utc::now())
+            .bind(email)
+            .bind(email_verified)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })?;
     Ok(())
 }

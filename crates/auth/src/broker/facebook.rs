@@ -84,7 +84,13 @@ pub(crate) fn access_token(status: http::StatusCode, body: &serde_json::Value) -
 /// share it or has none).
 pub fn profile(me: &serde_json::Value) -> Result<Profile, BrokerError> {
     let subject = text_claim(me, "id").ok_or_else(|| BrokerError::BadResponse("GET /me has no id".into()))?;
-    Ok(Profile { subject, email: text_claim(me, "email"), email_verified: false, username_hint: None, name: text_claim(me, "name") })
+    Ok(Profile {
+        subject,
+        email: text_claim(me, "email"),
+        email_verified: false,
+        username_hint: None,
+        name: text_claim(me, "name"),
+    })
 }
 
 #[cfg(test)]
@@ -102,7 +108,9 @@ mod tests {
         assert!(profile(&serde_json::json!({"name": "x"})).is_err());
         // "Handling errors" in the Graph API docs.
         let error = serde_json::json!({"error": {"message": "Invalid verification code format.", "type": "OAuthException", "code": 100, "fbtrace_id": "AbCdEf"}});
-        assert!(matches!(access_token(http::StatusCode::BAD_REQUEST, &error), Err(BrokerError::TokenRefused(e)) if e == "OAuthException.100"));
+        assert!(
+            matches!(access_token(http::StatusCode::BAD_REQUEST, &error), Err(BrokerError::TokenRefused(e)) if e == "OAuthException.100")
+        );
         let ok = serde_json::json!({"access_token": "EAAB", "token_type": "bearer", "expires_in": 5183944});
         assert_eq!(access_token(http::StatusCode::OK, &ok).unwrap(), "EAAB");
     }

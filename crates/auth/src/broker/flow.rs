@@ -23,8 +23,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use turtlemen_config::IdentityProvider;
-use turtlemen_db::identities::{self, Unlinked};
 use turtlemen_db::audit;
+use turtlemen_db::identities::{self, Unlinked};
 use turtlemen_domain::{RedirectTarget, UserId};
 use turtlemen_http::ApiError;
 use turtlemen_web::auth_pages::{self, NoticeView};
@@ -101,11 +101,8 @@ pub async fn post_start(
     if !state.csrf.verify(&jar, &form.csrf) {
         return Err(csrf_failed());
     }
-    let target = form
-        .return_to
-        .as_deref()
-        .and_then(RedirectTarget::parse_local)
-        .unwrap_or_else(|| local("/auth/account"));
+    let target =
+        form.return_to.as_deref().and_then(RedirectTarget::parse_local).unwrap_or_else(|| local("/auth/account"));
     begin(&state, jar, provider, PendingFlow::new(&provider.id, target.as_str(), None)).await
 }
 
@@ -170,14 +167,11 @@ pub async fn get_callback(
     let Some(code) = q.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048) else {
         return Ok((jar, fail(BrokerError::ProviderRefused("no code".into()))).into_response());
     };
-    let profile = match state
-        .broker
-        .finish(provider, &redirect_uri(&state, provider), code, q.iss.as_deref(), &flow)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => return Ok((jar, fail(e)).into_response()),
-    };
+    let profile =
+        match state.broker.finish(provider, &redirect_uri(&state, provider), code, q.iss.as_deref(), &flow).await {
+            Ok(p) => p,
+            Err(e) => return Ok((jar, fail(e)).into_response()),
+        };
     match flow.link_user {
         Some(user_id) => finish_link(&state, jar, &who, provider, UserId(user_id), &profile).await,
         None => finish_login(&state, jar, &who, provider, &profile, &flow.return_to).await,

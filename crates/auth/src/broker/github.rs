@@ -103,7 +103,13 @@ pub fn profile(user: &serde_json::Value, emails: &serde_json::Value) -> Result<P
         Some((email, verified)) => (Some(email), verified),
         None => (text_claim(user, "email"), false),
     };
-    Ok(Profile { subject, email, email_verified, username_hint: text_claim(user, "login"), name: text_claim(user, "name") })
+    Ok(Profile {
+        subject,
+        email,
+        email_verified,
+        username_hint: text_claim(user, "login"),
+        name: text_claim(user, "name"),
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +147,9 @@ mod tests {
             "error_description": "The code passed is incorrect or expired.",
             "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code"
         });
-        assert!(matches!(access_token(http::StatusCode::OK, &body), Err(BrokerError::TokenRefused(e)) if e == "bad_verification_code"));
+        assert!(
+            matches!(access_token(http::StatusCode::OK, &body), Err(BrokerError::TokenRefused(e)) if e == "bad_verification_code")
+        );
         let ok = serde_json::json!({"access_token": "gho_16C7e42F292c6912E7710c838347Ae178B4a", "scope": "repo,gist", "token_type": "bearer"});
         assert_eq!(access_token(http::StatusCode::OK, &ok).unwrap(), "gho_16C7e42F292c6912E7710c838347Ae178B4a");
     }

@@ -15,9 +15,9 @@
 use super::Profile;
 use crate::AuthState;
 use turtlemen_config::IdentityProvider;
+use turtlemen_db::DbError;
 use turtlemen_db::identities::{self, NewIdentity};
 use turtlemen_db::users::{self, NewUser, User};
-use turtlemen_db::DbError;
 use turtlemen_domain::{Email, Role, UserId, Username};
 
 /// What a first (or later) external login resolves to.
@@ -105,8 +105,13 @@ async fn create(
             password_hash: None,
             role: Role::User,
         };
-        match identities::create_user_with_identity(&state.db, &new, profile.email_verified, &identity(provider, profile))
-            .await
+        match identities::create_user_with_identity(
+            &state.db,
+            &new,
+            profile.email_verified,
+            &identity(provider, profile),
+        )
+        .await
         {
             Ok(user) => return Ok(Created::User(user)),
             Err(DbError::Conflict { constraint }) if constraint.contains("username") => continue,
@@ -123,8 +128,7 @@ async fn create(
 pub fn username_base(text: &str) -> Option<String> {
     let mapped: String =
         text.chars().map(|c| if c.is_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '-' }).collect();
-    let trimmed: String =
-        mapped.trim_matches(|c: char| !c.is_alphanumeric()).chars().take(26).collect::<String>();
+    let trimmed: String = mapped.trim_matches(|c: char| !c.is_alphanumeric()).chars().take(26).collect::<String>();
     let trimmed = trimmed.trim_end_matches(|c: char| !c.is_alphanumeric()).to_owned();
     Username::parse(&trimmed).ok().map(|u| u.as_str().to_owned())
 }

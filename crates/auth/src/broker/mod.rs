@@ -153,10 +153,10 @@ impl Broker {
         flow: &PendingFlow,
     ) -> Result<Url, BrokerError> {
         match &provider.kind {
-            ProviderKind::Oidc { .. } => {
-                oidc::authorization_url(self, provider, redirect_uri, state, flow).await
+            ProviderKind::Oidc { .. } => oidc::authorization_url(self, provider, redirect_uri, state, flow).await,
+            ProviderKind::Github { auth_url, .. } => {
+                Ok(github::authorization_url(auth_url, provider, redirect_uri, state, flow))
             }
-            ProviderKind::Github { auth_url, .. } => Ok(github::authorization_url(auth_url, provider, redirect_uri, state, flow)),
             ProviderKind::Facebook { auth_url, .. } => {
                 Ok(facebook::authorization_url(auth_url, provider, redirect_uri, state, flow))
             }

@@ -64,7 +64,8 @@ async fn metadata(broker: &Broker, provider: &IdentityProvider) -> Result<Arc<Me
         return Ok(m.clone());
     }
     let (issuer, discovery_url) = issuer_of(provider)?;
-    let (status, doc) = broker.client.json(broker.client.request(reqwest::Method::GET, discovery_url.as_str())?).await?;
+    let (status, doc) =
+        broker.client.json(broker.client.request(reqwest::Method::GET, discovery_url.as_str())?).await?;
     if !status.is_success() {
         return Err(BrokerError::BadResponse(format!("discovery answered {status}")));
     }
@@ -172,7 +173,8 @@ pub async fn finish(
     let mut profile = profile_from_claims(&claims)?;
     // Claims asked for with scopes may be only at userinfo (e.g. when an access token is issued).
     if (profile.email.is_none() || profile.name.is_none())
-        && let (Some(userinfo), Some(access)) = (&m.userinfo_endpoint, body.get("access_token").and_then(|t| t.as_str()))
+        && let (Some(userinfo), Some(access)) =
+            (&m.userinfo_endpoint, body.get("access_token").and_then(|t| t.as_str()))
     {
         let req = broker.client.request(reqwest::Method::GET, userinfo)?.bearer_auth(access);
         let (status, info) = broker.client.json(req).await?;
