@@ -5,7 +5,7 @@
 // for a condition until a deadline.
 
 import { spawn } from 'node:child_process';
-import { access, constants, mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,9 +51,13 @@ function runCli(bin, args, input, env) {
 
 /**
  * Starts `turtlemen serve` and resolves once it is healthy.
+ *
+ * Options: `port` (else a free one), `config` (TOML text, written to a file in the data dir and
+ * passed with `--config`), `env` (extra `TURTLEMEN_*` variables, e.g. a PostgreSQL
+ * `TURTLEMEN_DATABASE_URL`).
  * @returns {Promise<{url: string, logs: () => string, stop: () => Promise<number|null>}>}
  */
-export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
+export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, config, env: extraEnv = {} } = {}) {
   const bin = turtlemenBin();
   try {
     await access(bin, constants.X_OK);
@@ -62,13 +66,20 @@ export async function startServer({ readyDeadlineMs = 30_000 } = {}) {
   }
 
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'turtlemen-web-test-'));
-  const port = await freePort();
+  const port = wantedPort ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
 
   // The server reads only what the test gives it: no TURTLEMEN_* setting leaks in from the shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TURTLEMEN_')));
   env.NO_COLOR = '1';
-  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
+  Object.assign(env, extraEnv);
+  const configArgs = [];
+  if (config !== undefined) {
+    const file = path.join(dataDir, 'config.toml');
+    await writeFile(file, config, { mode: 0o600 });
+    configArgs.push('--config', file);
+  }
+  const child = spawn(bin, [...configArgs, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
     cwd: dataDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
