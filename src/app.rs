@@ -171,9 +171,10 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
     let issuer = format!("{}auth", config.public_url.as_str());
     let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
-        let state = AuthInner::new(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
+        let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
+            .and_then(|s| s.with_identity_providers(config.identity_providers.clone()))
             .map_err(anyhow::Error::msg)?;
-        Ok(turtlemen_auth::router(state))
+        Ok(turtlemen_auth::router(Arc::new(state)))
     };
     let api_state = |db: &Db, store: &Sessions, storage: &turtlemen_storage::Storage, transport: Arc<dyn Transport>| {
         turtlemen_api::ApiState {

@@ -67,6 +67,11 @@ on_both_stacks! {
         let all = jobs::list(db, &JobFilter::default()).await.unwrap();
         assert_eq!(all.len(), 2);
         assert!(all[0].created_at >= all[1].created_at, "newest first");
+        // Purging: succeeded jobs older than the cut-off go, others stay.
+        assert_eq!(jobs::purge_succeeded(db, chrono::Utc::now() - chrono::TimeDelta::days(1)).await.unwrap(), 0);
+        assert_eq!(jobs::purge_succeeded(db, chrono::Utc::now() + chrono::TimeDelta::seconds(1)).await.unwrap(), 1);
+        assert!(jobs::get(db, enqueued.id).await.unwrap().is_none());
+        assert_eq!(jobs::list(db, &JobFilter::default()).await.unwrap().len(), 1);
         let others = jobs::list(db, &JobFilter { kind: Some("test_other"), ..JobFilter::default() }).await.unwrap();
         assert_eq!((others.len(), others[0].state), (1, JobState::Queued));
 

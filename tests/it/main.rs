@@ -8,6 +8,7 @@
 mod helpers;
 
 mod auth;
+mod broker;
 mod cli;
 mod database;
 mod gateway;

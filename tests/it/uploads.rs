@@ -15,12 +15,17 @@ use turtlemen_domain::Role;
 
 /// A signed-in browser session for a new user.
 pub async fn signed_in(app: &TestApp, username: &str) -> Browser {
+    signed_in_as(app, username, Role::User).await
+}
+
+/// A signed-in browser session for a new user with `role`.
+pub async fn signed_in_as(app: &TestApp, username: &str, role: Role) -> Browser {
     let form = AccountForm {
         username,
         email: &format!("{username}@example.org"),
         display_name: None,
         password: PASSWORD,
-        role: Role::User,
+        role,
     };
     accounts::create(&app.db, form).await.unwrap();
     let browser = Browser::default();
@@ -90,6 +95,15 @@ fn sample(len: usize) -> Vec<u8> {
 }
 
 on_both_stacks! {
+    async fn the_api_describes_itself(app) {
+        let (status, doc) = app.get_json("/api/v1/openapi.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["openapi"], "3.1.0");
+        for path in ["/uploads", "/uploads/{id}", "/videos/{id}", "/me/videos", "/admin/jobs"] {
+            assert!(doc["paths"][path].is_object(), "{path} documented");
+        }
+    }
+
     async fn capabilities_and_bad_creations(app) {
         let res = app.client.request(Method::OPTIONS, app.url("/api/v1/uploads")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);

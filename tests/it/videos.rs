@@ -209,6 +209,18 @@ on_both_stacks! {
         assert!(!reason.is_empty() && !reason.contains("ffprobe") && !reason.contains("moov"), "{reason}");
         assert_eq!(v["hls_url"], serde_json::Value::Null);
         assert_eq!(stored_files(&app, &id), vec!["original".to_string()], "nothing half-published");
+
+        // Admins see the job queue; others are told there is nothing there.
+        assert_eq!(get_as(&app, &ann, "/api/v1/admin/jobs").await.0, 404);
+        let carol = crate::uploads::signed_in_as(&app, "carol", turtlemen_domain::Role::Admin).await;
+        let (status, jobs) = get_as(&app, &carol, "/api/v1/admin/jobs?kind=transcode").await;
+        assert_eq!(status, 200);
+        assert_eq!(jobs["jobs"][0]["state"], "succeeded", "{jobs}");
+        assert_eq!(jobs["jobs"][0]["key"], format!("transcode:{id}"));
+        assert_eq!(get_as(&app, &carol, "/api/v1/admin/jobs?state=bogus").await.0, 400);
+        let job = jobs["jobs"][0]["id"].as_str().unwrap();
+        let res = app.client.post(app.url(&format!("/api/v1/admin/jobs/{job}/retry"))).header("cookie", carol.cookie_header()).send().await.unwrap();
+        assert_eq!(res.status(), 409, "a succeeded job is not retried");
     }
 }
 

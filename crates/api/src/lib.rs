@@ -3,11 +3,17 @@
 //!
 //! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
 //! [`uploads`] (resumable uploads), [`videos`] (the videos API), [`media`] (signed media URLs
-//! and delivery), [`views`] (view counting), [`pages`] (HTML). [`janitor`] runs the periodic
+//! and delivery), [`views`] (view counting), [`admin`] (the job queue for admins), [`pages`]
+//! (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
+// The OpenAPI document is one `json!` literal.
+#![recursion_limit = "512"]
+
+pub mod admin;
 pub mod identity;
 pub mod media;
+pub mod openapi;
 pub mod pages;
 pub mod tus;
 pub mod uploads;
@@ -46,8 +52,10 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/me", get(me))
+        .route("/openapi.json", get(openapi::serve))
         .merge(videos::routes())
         .merge(uploads::routes())
+        .merge(admin::routes())
         .fallback(|| async { ApiError::not_found() });
     Router::new()
         .merge(pages::routes())

@@ -546,7 +546,7 @@ pub async fn discard(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
 }
 
 /// The janitor's pass: expired uploads are discarded, interrupted completions finished, old
-/// completed rows purged. Returns how many uploads were expired.
+/// completed upload rows and week-old succeeded jobs purged. Returns how many uploads were expired.
 pub async fn sweep(st: &ApiState) -> Result<usize, ApiError> {
     let now = Utc::now();
     let expired = uploads::expired(&st.db, now, 100).await?;
@@ -561,5 +561,6 @@ pub async fn sweep(st: &ApiState) -> Result<usize, ApiError> {
         finish(st, &upload).await?;
     }
     uploads::purge_completed(&st.db, now - chrono::TimeDelta::days(1)).await?;
+    jobs::purge_succeeded(&st.db, now - chrono::TimeDelta::days(7)).await?;
     Ok(expired.iter().filter(|u| !u.is_complete()).count())
 }

@@ -36,6 +36,8 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "password" => Some("Your password was changed. Every other session was signed out."),
         "totp_off" => Some("Two-step verification is off."),
+        "linked" => Some("The provider is linked: you can sign in with it."),
+        "unlinked" => Some("The provider is unlinked."),
         _ => None,
     }
 }
@@ -96,8 +98,11 @@ pub(crate) async fn render(
     let totp_enabled = turtlemen_db::totp::is_enabled(&state.db, user.id).await?;
     let recovery_codes_left =
         if totp_enabled { turtlemen_db::totp::recovery_codes_left(&state.db, user.id).await? } else { 0 };
+    let identities = crate::broker::identity_rows(state, user.id).await?;
     let (jar, csrf) = state.csrf.token(jar);
     let html = auth_pages::account_page(&AccountView {
+        identities,
+        providers: crate::broker::buttons(state),
         csrf: &csrf,
         username: &user.username,
         notice: extras.notice,

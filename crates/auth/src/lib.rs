@@ -1,6 +1,8 @@
 //! The auth service (the Keycloak role): local accounts, the login session (SSO) and an
 //! OpenID Connect provider at `{public_url}/auth`.
 //!
+//! - [`broker`]: signing in through external providers (OpenID Connect, GitHub, Facebook) and
+//!   linking them to accounts;
 //! - [`accounts`], [`passwords`]: creating accounts, Argon2id hashing, the password policy;
 //! - [`login`]: the sign-in and registration pages (CSRF-protected forms);
 //! - [`bruteforce`]: per-account and per-IP failure counters and temporary lockouts;
@@ -18,6 +20,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod broker;
 pub mod bruteforce;
 pub mod clients;
 pub mod csrf;
@@ -81,6 +84,8 @@ pub struct AuthInner {
     /// A valid Argon2id hash of nothing in particular, verified against when an account does
     /// not exist so that a failed login takes as long either way.
     pub dummy_hash: String,
+    /// External identity providers (none unless configured).
+    pub broker: broker::Broker,
 }
 
 /// A cheap handle to [`AuthInner`].
@@ -120,7 +125,17 @@ impl AuthInner {
             csrf: csrf::Csrf::new(cookie_key, secure),
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
+            broker: broker::Broker::new(Vec::new())?,
         })
+    }
+
+    /// Sets the external identity providers logins may be brokered through.
+    pub fn with_identity_providers(
+        mut self,
+        providers: Vec<turtlemen_config::IdentityProvider>,
+    ) -> Result<Self, String> {
+        self.broker = broker::Broker::new(providers)?;
+        Ok(self)
     }
 
     /// Replaces the lifetimes and policies (brute-force thresholds among them).
@@ -158,5 +173,9 @@ pub fn router(state: AuthState) -> Router {
         .route("/account/totp/confirm", post(second_factor::confirm_enrolment))
         .route("/account/totp/disable", post(second_factor::disable))
         .route("/login/code", get(second_factor::get_code).post(second_factor::post_code))
+        .route("/broker/{provider}/start", post(broker::flow::post_start))
+        .route("/broker/{provider}/callback", get(broker::flow::get_callback))
+        .route("/account/providers/{provider}/link", post(broker::flow::post_link))
+        .route("/account/identities/{id}/unlink", post(broker::flow::post_unlink))
         .with_state(state)
 }

@@ -61,8 +61,14 @@ pub async fn get_login(
         return Ok(see_other(&target));
     }
     let (jar, csrf) = state.csrf.token(jar);
-    let html =
-        auth_pages::login_page(&LoginView { csrf: &csrf, return_to: target.as_str(), username: "", error: None });
+    let providers = crate::broker::buttons(&state);
+    let html = auth_pages::login_page(&LoginView {
+        csrf: &csrf,
+        return_to: target.as_str(),
+        username: "",
+        error: None,
+        providers: &providers,
+    });
     Ok((jar, page(StatusCode::OK, html)).into_response())
 }
 
@@ -143,6 +149,7 @@ pub async fn post_login(
             return_to: target.as_str(),
             username,
             error: Some(message),
+            providers: &crate::broker::buttons(&state),
         });
         (jar, page(status, html)).into_response()
     };

@@ -46,6 +46,17 @@ pub async fn start(
     user: &User,
     who: &Requester,
 ) -> Result<(CookieJar, AuthSession), DbError> {
+    start_with(state, jar, user, who, "password").await
+}
+
+/// [`start`], recording how the user signed in (`password`, `external:github`…) in the audit log.
+pub async fn start_with(
+    state: &AuthState,
+    jar: CookieJar,
+    user: &User,
+    who: &Requester,
+    method: &str,
+) -> Result<(CookieJar, AuthSession), DbError> {
     let token = random_token(32);
     let session = auth_sessions::create(
         &state.db,
@@ -58,7 +69,7 @@ pub async fn start(
         },
     )
     .await?;
-    audit::record(&state.db, Some(user.id), "login", &who.ip, &who.user_agent, "password").await?;
+    audit::record(&state.db, Some(user.id), "login", &who.ip, &who.user_agent, method).await?;
     let cookie = Cookie::build((cookie_name(state.secure_cookies), token))
         .path("/auth")
         .http_only(true)

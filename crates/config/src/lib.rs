@@ -9,8 +9,10 @@
 //!
 //! This crate never touches the disk beyond reading the config file.
 
+pub mod providers;
 mod settings;
 
+pub use providers::{IdentityProvider, ProviderKind};
 pub use settings::{LogFormat, Settings};
 
 use std::net::SocketAddr;
@@ -61,6 +63,8 @@ pub struct Config {
     pub upstream_api: Vec<String>,
     /// Peers whose `X-Forwarded-*` headers the gateway believes.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// External identity providers the auth service brokers logins through.
+    pub identity_providers: Vec<IdentityProvider>,
 }
 
 /// Limits every listener applies.
@@ -101,7 +105,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key, message: message.into() }
 }
 
@@ -206,7 +210,9 @@ impl Config {
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
         let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref())?;
+        let identity_providers = providers::resolve(&s.identity_providers)?;
         Ok(Config {
+            identity_providers,
             upstream_auth,
             upstream_api,
             trusted_proxies,
@@ -263,6 +269,7 @@ impl Config {
             upstream_auth: Some(self.upstream_auth.join(",")),
             upstream_api: Some(self.upstream_api.join(",")),
             trusted_proxies: Some(self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+            identity_providers: providers::unresolve(&self.identity_providers),
         };
         toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }

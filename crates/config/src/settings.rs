@@ -109,6 +109,10 @@ pub struct Settings {
     /// Longest wait for in-flight requests at shutdown, in seconds.
     #[arg(long, env = "TURTLEMEN_SHUTDOWN_TIMEOUT_SECS", global = true, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// External identity providers (`[[identity_providers]]` tables): TOML only, no flag.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_providers: Vec<crate::providers::IdentityProviderSettings>,
 }
 
 impl Settings {
@@ -153,6 +157,11 @@ impl Settings {
             upstream_api: self.upstream_api.or(lower.upstream_api),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            identity_providers: if self.identity_providers.is_empty() {
+                lower.identity_providers
+            } else {
+                self.identity_providers
+            },
         }
     }
 }

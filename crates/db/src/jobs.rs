@@ -90,6 +90,11 @@ impl JobState {
         }
     }
 
+    /// A state by name, as admins type it.
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::from_stored(s).ok()
+    }
+
     fn from_stored(s: &str) -> Result<JobState, DbError> {
         match s {
             "queued" => Ok(JobState::Queued),
@@ -544,6 +549,22 @@ pub struct JobFilter<'a> {
     pub kind: Option<&'a str>,
     /// At most this many (0 means 100).
     pub limit: u32,
+}
+
+/// Deletes succeeded jobs last updated before `before` (failed ones stay for admins to read).
+/// Returns how many went.
+pub async fn purge_succeeded(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    })
+    .await
 }
 
 /// Jobs for the admin view, newest first.

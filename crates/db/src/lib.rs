@@ -14,6 +14,7 @@ pub mod auth_sessions;
 pub mod clients;
 pub mod consents;
 mod error;
+pub mod identities;
 pub mod jobs;
 mod pool;
 pub mod refresh_tokens;

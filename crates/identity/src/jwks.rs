@@ -29,6 +29,7 @@ pub enum VerifyError {
 /// Verifies access tokens of one issuer.
 pub struct Jwks {
     issuer: String,
+    keys_url: String,
     transport: Arc<dyn Transport>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_fetch: Mutex<Option<Instant>>,
@@ -37,7 +38,18 @@ pub struct Jwks {
 impl Jwks {
     /// `issuer` without a trailing slash; the keys are at `{issuer}/jwks`.
     pub fn new(issuer: &str, transport: Arc<dyn Transport>) -> Self {
-        Self { issuer: issuer.to_string(), transport, keys: RwLock::default(), last_fetch: Mutex::default() }
+        Self::with_keys_url(issuer, &format!("{issuer}/jwks"), transport)
+    }
+
+    /// An issuer whose keys are elsewhere (an external provider's `jwks_uri`).
+    pub fn with_keys_url(issuer: &str, keys_url: &str, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            issuer: issuer.to_string(),
+            keys_url: keys_url.to_string(),
+            transport,
+            keys: RwLock::default(),
+            last_fetch: Mutex::default(),
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -50,7 +62,7 @@ impl Jwks {
             return Ok(());
         }
         *last = Some(Instant::now());
-        let req = http::Request::get(format!("{}/jwks", self.issuer))
+        let req = http::Request::get(self.keys_url.as_str())
             .body(Body::empty())
             .map_err(|e| VerifyError::Keys(e.to_string()))?;
         let (status, _, body) = self.transport.send(req).await.map_err(|e| VerifyError::Keys(e.to_string()))?;

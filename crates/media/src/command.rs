@@ -25,6 +25,15 @@ pub const POSTER: &str = "poster.jpg";
 /// The storyboard sprite file in the work dir (and its name in storage, which the track uses).
 pub const STORYBOARD: &str = "storyboard.jpg";
 
+/// The highest frame rate we encode; a faster source (a slow-motion phone clip) is resampled
+/// to it.
+pub const MAX_FRAME_RATE: f64 = 60.0;
+
+/// The frame rate of the renditions, if the source's is known.
+pub fn output_frame_rate(probe: &Probe) -> Option<f64> {
+    probe.video.as_ref()?.frame_rate.map(|r| r.min(MAX_FRAME_RATE))
+}
+
 /// x264 presets, fastest first.
 pub const PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
@@ -101,10 +110,8 @@ pub fn ffmpeg(tools: &Tools, nice: i32, job: &Job) -> CommandLine {
     }
     let segment = job.segment_secs.to_string();
     let force_keys = format!("expr:gte(t,n_forced*{})", job.segment_secs);
-    let gop = (2.0 * job.segment_secs as f64 * job.probe.video.as_ref().and_then(|v| v.frame_rate).unwrap_or(30.0))
-        .ceil()
-        .max(1.0)
-        .to_string();
+    let gop =
+        (2.0 * job.segment_secs as f64 * output_frame_rate(job.probe).unwrap_or(30.0)).ceil().max(1.0).to_string();
     for (i, step) in job.ladder.iter().enumerate() {
         let mut push = |list: &[&str]| args.extend(list.iter().map(OsString::from));
         if step.size.is_some() {
@@ -170,7 +177,10 @@ fn filter_graph(job: &Job) -> Option<String> {
     if branches.is_empty() {
         return None;
     }
-    let input = format!("[0:{}]", video.index);
+    let mut input = format!("[0:{}]", video.index);
+    if video.frame_rate.is_some_and(|r| r > MAX_FRAME_RATE + 0.5) {
+        input.push_str(&format!("fps={MAX_FRAME_RATE},"));
+    }
     if branches.len() == 1 {
         let (chain, out) = &branches[0];
         return Some(format!("{input}{chain}[{out}]"));
@@ -266,6 +276,29 @@ mod tests {
         assert!(!a.contains(&"-threads".to_string()));
         assert!(!a.iter().any(|x| x.contains("poster") || x.contains("storyboard")));
         assert!(a.contains(&"[0:0]split=3[s0][s1][s2];[s0]scale=640:360,setsar=1,format=yuv420p[v0];[s1]scale=426:240,setsar=1,format=yuv420p[v1];[s2]scale=256:144,setsar=1,format=yuv420p[v2]".to_string()));
+    }
+
+    #[test]
+    fn fast_sources_are_resampled_to_sixty_frames_per_second() {
+        let json = r#"{"format": {"format_name": "mov", "duration": "3"}, "streams": [
+            {"index": 0, "codec_type": "video", "codec_name": "h264", "width": 320, "height": 240,
+             "avg_frame_rate": "240/1"}]}"#;
+        let probe = Probe::from_json(json.as_bytes()).unwrap();
+        let ladder = plan(&probe);
+        let job = Job {
+            input: Path::new("/in/original"),
+            work_dir: Path::new("/work"),
+            probe: &probe,
+            ladder: &ladder,
+            segment_secs: 2,
+            preset: "veryfast",
+            threads: 0,
+            extras: None,
+        };
+        let a = args(&ffmpeg(&Tools::default(), 0, &job)).join(" ");
+        assert!(a.contains("-filter_complex [0:0]fps=60,split=2[s0][s1];"), "{a}");
+        assert!(a.contains(" -g 240 "), "{a}");
+        assert_eq!(output_frame_rate(&probe), Some(60.0));
     }
 
     #[test]

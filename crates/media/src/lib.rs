@@ -231,7 +231,7 @@ async fn transcode(
             f(e)
         }
     };
-    let frame_rate = probe.video.as_ref().and_then(|v| v.frame_rate);
+    let frame_rate = command::output_frame_rate(probe);
     let mut publisher = Publisher::new(storage, video_id, work_dir, &ladder, opts.segment_secs, frame_rate);
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
     let watch = run::Watch { stall: opts.stall_timeout, total: opts.total_timeout };

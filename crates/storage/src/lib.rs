@@ -174,16 +174,27 @@ impl Storage {
                 })?;
                 Arc::new(LocalFileSystem::new_with_prefix(root)?.with_automatic_cleanup(true))
             }
-            StorageLocation::S3 { prefix, .. } => {
+            StorageLocation::S3 { .. } => {
                 let builder = location.s3_builder().ok_or_else(|| StorageError::Config("not an S3 location".into()))?;
-                let s3 = builder.build().map_err(|e| {
-                    StorageError::Config(format!("cannot configure S3 storage: {e}; check AWS_* settings"))
-                })?;
-                match prefix {
-                    Some(prefix) => Arc::new(PrefixStore::new(s3, prefix.as_str())),
-                    None => Arc::new(s3),
-                }
+                return Storage::open_s3(location, builder);
             }
+        };
+        Ok(Storage { store, location })
+    }
+
+    /// An S3 store at `location` with the client settings of `builder` (which `open` takes
+    /// from the `AWS_*` environment; tests give an endpoint of their own).
+    pub fn open_s3(location: StorageLocation, builder: AmazonS3Builder) -> Result<Storage, StorageError> {
+        let StorageLocation::S3 { bucket, prefix } = &location else {
+            return Err(StorageError::Config("not an S3 location".into()));
+        };
+        let s3 = builder
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| StorageError::Config(format!("cannot configure S3 storage: {e}; check AWS_* settings")))?;
+        let store: Arc<dyn ObjectStore> = match prefix {
+            Some(prefix) => Arc::new(PrefixStore::new(s3, prefix.as_str())),
+            None => Arc::new(s3),
         };
         Ok(Storage { store, location })
     }
@@ -243,8 +254,7 @@ impl Storage {
     /// followed by removing the file. Returns the bytes stored.
     pub async fn put_file(&self, key: &StorageKey, file: &std::path::Path) -> Result<u64, StorageError> {
         let size = tokio::fs::metadata(file).await?.len();
-        if let StorageLocation::Local { root } = &self.location {
-            let target = key.as_str().split('/').fold(root.clone(), |p, seg| p.join(seg));
+        if let Some(target) = self.local_path(key) {
             if let Some(parent) = target.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }

@@ -179,3 +179,101 @@ async fn a_local_store_names_the_file_behind_a_key() {
     let s3 = Storage::open(&Url::parse("s3://media-bucket").unwrap()).await.unwrap();
     assert_eq!(s3.local_path(&key), None);
 }
+
+/// The S3 backend against a real S3 server: moto's (`moto_server`, from PyPI), started here on a
+/// free port. Skipped when it is not installed, unless `TURTLEMEN_TEST_REQUIRE_EXTERNAL` says
+/// every backend must be tested.
+mod s3 {
+    use super::*;
+    use object_store::aws::AmazonS3Builder;
+    use std::io::{Read, Write};
+    use std::process::{Child, Command, Stdio};
+
+    struct Server {
+        child: Child,
+        endpoint: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn raw_http(addr: &str, request: &str) -> Option<String> {
+        let mut conn = std::net::TcpStream::connect(addr).ok()?;
+        conn.write_all(request.as_bytes()).ok()?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    }
+
+    fn start() -> Option<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = match Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(_) if std::env::var_os("TURTLEMEN_TEST_REQUIRE_EXTERNAL").is_none() => return None,
+            Err(e) => panic!("moto_server is required (pip install 'moto[server]'): {e}"),
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let server = Server { child, endpoint: format!("http://{addr}") };
+        for _ in 0..200 {
+            let created = raw_http(
+                &addr,
+                "PUT /media HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            if created.is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not come up");
+    }
+
+    #[tokio::test]
+    async fn the_s3_backend_streams_ranges_lists_and_deletes() {
+        let Some(server) = start() else { return };
+        let builder = AmazonS3Builder::new()
+            .with_endpoint(&server.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test");
+        let location = StorageLocation::S3 { bucket: "media".into(), prefix: Some("site".into()) };
+        let storage = Storage::open_s3(location, builder).unwrap();
+        assert!(storage.local_path(&StorageKey::video_original(Uuid::nil())).is_none());
+
+        let id = Uuid::now_v7();
+        // More than two parts: a real multipart upload.
+        let big: Vec<u8> = (0..(2 * PART_BYTES + 12345)).map(|i| (i % 251) as u8).collect();
+        let original = StorageKey::video_original(id);
+        assert_eq!(storage.put_stream(&original, big.as_slice()).await.unwrap(), big.len() as u64);
+        let read = storage
+            .get(&original, Some(ByteRange::Bounded(PART_BYTES as u64 - 5..PART_BYTES as u64 + 5)))
+            .await
+            .unwrap();
+        assert_eq!(read.size, big.len() as u64);
+        let got: Vec<u8> = read.stream.try_collect::<Vec<_>>().await.unwrap().concat();
+        assert_eq!(got, big[PART_BYTES - 5..PART_BYTES + 5]);
+
+        // A finished upload's file is streamed in, then removed.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("upload");
+        std::fs::write(&file, b"poster bytes").unwrap();
+        let poster = StorageKey::video_poster(id);
+        assert_eq!(storage.put_file(&poster, &file).await.unwrap(), 12);
+        assert!(!file.exists());
+        assert_eq!(storage.head(&poster).await.unwrap().unwrap().size, 12);
+
+        assert_eq!(storage.list(&StorageKey::video(id)).await.unwrap().len(), 2);
+        assert!(matches!(storage.get(&StorageKey::video_storyboard(id), None).await, Err(StorageError::NotFound(_))));
+        assert_eq!(storage.delete_prefix(&StorageKey::video(id)).await.unwrap(), 2);
+        assert!(storage.head(&original).await.unwrap().is_none());
+    }
+}

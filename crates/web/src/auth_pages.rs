@@ -13,6 +13,27 @@ pub struct LoginView<'a> {
     pub return_to: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// "Sign in with …" buttons, one per configured provider.
+    pub providers: &'a [ProviderButton],
+}
+
+/// A configured external identity provider, as a button.
+#[derive(Debug, Clone)]
+pub struct ProviderButton {
+    /// The provider's id, in URLs.
+    pub id: String,
+    /// "Google", "GitHub"…
+    pub name: String,
+}
+
+/// A provider account linked to this one, on the security page.
+#[derive(Debug, Clone)]
+pub struct IdentityRow {
+    /// The link's id, for the unlink form.
+    pub id: String,
+    pub provider: String,
+    pub email: String,
+    pub linked: String,
 }
 
 /// Errors shown next to each registration field.
@@ -99,6 +120,10 @@ pub struct AccountView<'a> {
     pub totp_error: Option<String>,
     pub sessions: Vec<SessionRow>,
     pub events: Vec<EventRow>,
+    /// Linked provider accounts (each with an Unlink button).
+    pub identities: Vec<IdentityRow>,
+    /// Configured providers, each with a Link button.
+    pub providers: Vec<ProviderButton>,
 }
 
 /// Enrolment in two-step verification: the secret and the code that confirms it.
@@ -242,12 +267,17 @@ mod tests {
             return_to: "/auth/authorize?a=1&b=\"x\"",
             username: "<b>ann</b>",
             error: Some("Incorrect username or password."),
+            providers: &[ProviderButton { id: "gh".into(), name: "Git<Hub>".into() }],
         });
         assert!(html.contains("name=\"username\"") && html.contains("name=\"password\""));
         assert!(html.contains("name=\"csrf\" value=\"tok\""));
         assert!(!html.contains("<b>ann</b>"));
         assert!(html.contains("return_to=%2Fauth%2Fauthorize%3Fa%3D1%26b%3D%22x%22"));
         assert!(html.contains("role=\"alert\""));
+        // Provider buttons are forms with the CSRF token and the page to return to.
+        assert!(html.contains("action=\"/auth/broker/gh/start\""));
+        assert!(html.contains("Sign in with Git&#60;Hub&#62;") || html.contains("Sign in with Git&lt;Hub&gt;"));
+        assert_eq!(html.matches("name=\"csrf\" value=\"tok\"").count(), 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 // for a condition until a deadline.
 
 import { spawn } from 'node:child_process';
-import { access, constants, mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,38 +61,15 @@ function psql(url, sql) {
 }
 
 /**
- * The PostgreSQL and Redis URLs for the external stack, or `null` to skip it. With
- * `TURTLEMEN_TEST_REQUIRE_EXTERNAL=1` (the test script and CI) missing URLs are an error, so a
- * run can never pass by skipping.
- */
-export function externalUrls() {
-  const pg = process.env.TURTLEMEN_TEST_POSTGRES_URL;
-  const redis = process.env.TURTLEMEN_TEST_REDIS_URL;
-  if (pg && redis) return { pg, redis };
-  if (process.env.TURTLEMEN_TEST_REQUIRE_EXTERNAL === '1') {
-    throw new Error('TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL must be set');
-  }
-  return null;
-}
-
-/**
- * A fresh PostgreSQL schema for one server: its database URL (working inside the schema) and a
- * function that drops it.
- */
-async function freshSchema(baseUrl) {
-  const name = `t_web_${Math.random().toString(16).slice(2, 14)}`;
-  await psql(baseUrl, `CREATE SCHEMA ${name}`);
-  const sep = baseUrl.includes('?') ? '&' : '?';
-  return { url: `${baseUrl}${sep}options[search_path]=${name}`, drop: () => psql(baseUrl, `DROP SCHEMA IF EXISTS ${name} CASCADE`) };
-}
-
-/**
- * Starts `turtlemen serve` and resolves once it is healthy. `stack: 'external'` runs it on a
- * fresh PostgreSQL schema and Redis (`externalUrls()` must not be null); the default is SQLite
- * and the embedded session store.
+ * Starts `turtlemen serve` and resolves once it is healthy.
+ *
+ * Options: `port` (else a free one), `config` (TOML text, written to a file in the data dir and
+ * passed with `--config`), `env` (extra `TURTLEMEN_*` variables, e.g. a PostgreSQL
+ * `TURTLEMEN_DATABASE_URL`), `stack: 'external'` (a fresh PostgreSQL schema and Redis, from
+ * `externalUrls()`; the default is SQLite and the embedded session store).
  * @returns {Promise<{url: string, logs: () => string, stop: () => Promise<number|null>}>}
  */
-export async function startServer({ readyDeadlineMs = 30_000, stack = 'embedded' } = {}) {
+export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, config, env: extraEnv = {}, stack = 'embedded' } = {}) {
   const bin = turtlemenBin();
   try {
     await access(bin, constants.X_OK);
@@ -101,25 +78,32 @@ export async function startServer({ readyDeadlineMs = 30_000, stack = 'embedded'
   }
 
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'turtlemen-web-test-'));
-  const port = await freePort();
+  const port = wantedPort ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
 
   // The server reads only what the test gives it: no TURTLEMEN_* setting leaks in from the shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TURTLEMEN_')));
   env.NO_COLOR = '1';
-  const storeArgs = [];
   let schema = null;
   if (stack === 'external') {
     const ext = externalUrls();
     if (!ext) throw new Error('the external stack is not configured');
     schema = await freshSchema(ext.pg);
-    storeArgs.push('--database-url', schema.url, '--session-url', ext.redis);
+    env.TURTLEMEN_DATABASE_URL = schema.url;
+    env.TURTLEMEN_SESSION_URL = ext.redis;
   }
+  Object.assign(env, extraEnv);
   const cleanup = async () => {
     await rm(dataDir, { recursive: true, force: true });
     await schema?.drop().catch(() => {});
   };
-  const child = spawn(bin, ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, ...storeArgs], {
+  const configArgs = [];
+  if (config !== undefined) {
+    const file = path.join(dataDir, 'config.toml');
+    await writeFile(file, config, { mode: 0o600 });
+    configArgs.push('--config', file);
+  }
+  const child = spawn(bin, [...configArgs, 'serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`], {
     cwd: dataDir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -165,7 +149,7 @@ export async function startServer({ readyDeadlineMs = 30_000, stack = 'embedded'
     dataDir,
     logs: () => output,
     /** Runs `turtlemen ARGS` against this server's data dir; resolves with {code, stdout, stderr}. */
-    cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir, ...storeArgs], input, env),
+    cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir], input, env),
     /** Sends SIGTERM and resolves with the exit code (SIGKILL and throws if it hangs). */
     async stop({ deadlineMs = 15_000 } = {}) {
       if (!exit) child.kill('SIGTERM');

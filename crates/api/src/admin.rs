@@ -1,0 +1,114 @@
+//! The admin API: the job queue's state (`GET /api/v1/admin/jobs`, one job, and retrying a
+//! queued or failed one now). Only users with the admin role; anyone else is told the route
+//! does not exist (404), so its presence leaks nothing.
+
+use crate::ApiState;
+use crate::identity::CurrentUser;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use turtlemen_db::jobs::{self, JobFilter, JobState, JobSummary};
+use turtlemen_domain::Role;
+use turtlemen_http::ApiError;
+use uuid::Uuid;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/admin/jobs", get(list))
+        .route("/admin/jobs/{id}", get(one))
+        .route("/admin/jobs/{id}/retry", post(retry))
+}
+
+/// The caller, if an admin; 404 otherwise.
+fn admin(user: Option<CurrentUser>) -> Result<CurrentUser, ApiError> {
+    user.filter(|u| u.0.role == Role::Admin).ok_or_else(ApiError::not_found)
+}
+
+/// A job as admins see it.
+#[derive(Debug, serde::Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: String,
+    pub state: &'static str,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<JobSummary> for JobView {
+    fn from(j: JobSummary) -> JobView {
+        JobView {
+            id: j.id,
+            kind: j.kind,
+            state: j.state.as_str(),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            run_at: j.run_at,
+            lease_expires_at: j.lease_expires_at,
+            last_error: j.last_error,
+            key: j.idempotency_key,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(st): State<ApiState>,
+    user: Option<CurrentUser>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin(user)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_state", "state is one of queued, running, succeeded, failed.")
+        })?),
+    };
+    let filter = JobFilter { state, kind: q.kind.as_deref(), limit: q.limit.unwrap_or(100).clamp(1, 500) };
+    let jobs: Vec<JobView> = jobs::list(&st.db, &filter).await?.into_iter().map(JobView::from).collect();
+    Ok(Json(serde_json::json!({ "jobs": jobs })))
+}
+
+async fn one(
+    State(st): State<ApiState>,
+    user: Option<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    admin(user)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    let job = jobs::get(&st.db, id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(job.into()))
+}
+
+async fn retry(
+    State(st): State<ApiState>,
+    user: Option<CurrentUser>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let who = admin(user)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    if !jobs::retry_now(&st.db, id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            "Only a queued or failed job can be retried.",
+        ));
+    }
+    tracing::info!(job.id = %id, user.id = %who.0.id.0, "job retried by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
