@@ -61,6 +61,32 @@ function psql(url, sql) {
 }
 
 /**
+ * The PostgreSQL and Redis URLs for the external stack, or `null` to skip it. With
+ * `TURTLEMEN_TEST_REQUIRE_EXTERNAL=1` (the test script and CI) missing URLs are an error, so a
+ * run can never pass by skipping.
+ */
+export function externalUrls() {
+  const pg = process.env.TURTLEMEN_TEST_POSTGRES_URL;
+  const redis = process.env.TURTLEMEN_TEST_REDIS_URL;
+  if (pg && redis) return { pg, redis };
+  if (process.env.TURTLEMEN_TEST_REQUIRE_EXTERNAL === '1') {
+    throw new Error('TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL must be set');
+  }
+  return null;
+}
+
+/**
+ * A fresh PostgreSQL schema for one server: its database URL (working inside the schema) and a
+ * function that drops it.
+ */
+async function freshSchema(baseUrl) {
+  const name = `t_web_${Math.random().toString(16).slice(2, 14)}`;
+  await psql(baseUrl, `CREATE SCHEMA ${name}`);
+  const sep = baseUrl.includes('?') ? '&' : '?';
+  return { url: `${baseUrl}${sep}options[search_path]=${name}`, drop: () => psql(baseUrl, `DROP SCHEMA IF EXISTS ${name} CASCADE`) };
+}
+
+/**
  * Starts `turtlemen serve` and resolves once it is healthy.
  *
  * Options: `port` (else a free one), `config` (TOML text, written to a file in the data dir and
