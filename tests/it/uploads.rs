@@ -122,7 +122,8 @@ on_both_stacks! {
         assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
 
         let ann = signed_in(&app, "ann").await;
-        let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+        type Case<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+        let cases: Vec<Case> = vec![
             (vec![("upload-metadata", metadata(&[("filename", "a.mp4")]))], 400, "upload_length_missing"),
             (vec![("upload-length", "0".into()), ("upload-metadata", metadata(&[("filename", "a.mp4")]))], 400, "empty_upload"),
             (vec![("upload-length", "-5".into()), ("upload-metadata", metadata(&[("filename", "a.mp4")]))], 400, "invalid_header"),

@@ -84,6 +84,6 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .last()
+        .next_back()
         .unwrap_or(ip)
 }
