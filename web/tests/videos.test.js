@@ -241,10 +241,12 @@ for (const [name, stack] of stacks) {
         };
         const upload = await weigh(`${server.url}/upload`, () => false);
         assert.ok(!upload.requests.some((u) => u.includes('/static/tus.min.')), 'the uploader comes with the first file');
-        // A video uploaded by an earlier test, once it plays.
+        // A video uploaded by an earlier test, once processed (while processing, the page keeps
+        // asking for its progress and the growing playlist, so its requests never settle).
         const ready = await until(
-          async () => (await (await page.request.get(`${server.url}/api/v1/me/videos`)).json()).videos.find((v) => v.playable),
-          { deadlineMs: PROCESSING_DEADLINE_MS, intervalMs: 500, what: 'a playable video' },
+          async () =>
+            (await (await page.request.get(`${server.url}/api/v1/me/videos`)).json()).videos.find((v) => v.state === 'ready'),
+          { deadlineMs: PROCESSING_DEADLINE_MS, intervalMs: 500, what: 'a processed video' },
         );
         // The player: hls.js and the media it loads (playlists, segments, the poster frame).
         await weigh(`${server.url}${ready.watch_url}`, (u) => u.includes('/static/hls.min.') || u.includes('/media/'));
@@ -253,27 +255,45 @@ for (const [name, stack] of stacks) {
       }
     });
 
-    test('my videos follows processing, then deletes', async () => {
+    test('my videos follows an upload through processing to ready, then deletes it', async () => {
       const context = await browser.newContext();
       const page = await context.newPage();
       try {
         await signIn(page, server, '/upload');
-        await page.locator('#file').setInputFiles(clips.clip);
+        await throttleUploads(context, page, 400 * 1024);
+        await page.locator('#file').setInputFiles(clips.big);
         await page.getByLabel('Title').fill('To be deleted');
         await page.getByText('Details saved.').waitFor({ timeout: 30_000 });
+
+        // A second tab on "My videos" while the first one uploads: the row follows the video
+        // from uploading through processing to ready without a reload.
+        const studio = await context.newPage();
+        await studio.goto(`${server.url}/studio/videos`);
+        const row = studio.locator('.studio-row', { hasText: 'To be deleted' });
+        const state = row.locator('[data-role="state"]');
+        const seen = [];
+        await until(
+          async () => {
+            const text = (await state.textContent()).trim();
+            const kind = text.split(' ')[0];
+            if (seen.at(-1) !== kind) seen.push(kind);
+            return kind === 'Ready';
+          },
+          { deadlineMs: PROCESSING_DEADLINE_MS, intervalMs: 100, what: 'the row to turn Ready' },
+        );
+        console.log(`states seen: ${seen.join(' → ')}`);
+        assert.equal(seen[0], 'Uploading', seen.join(' → '));
+        assert.equal(seen.at(-1), 'Ready');
+        assert.ok(seen.every((k) => ['Uploading', 'Processing', 'Ready'].includes(k)), seen.join(' → '));
         await uploadFinished(page);
 
-        await page.goto(`${server.url}/studio/videos`);
-        const row = page.locator('.studio-row', { hasText: 'To be deleted' });
-        // Right after the upload it is still processing; the row follows it to ready.
-        assert.match(await row.locator('[data-role="state"]').textContent(), /Processing|Ready/);
-        await row.locator('[data-role="state"]').filter({ hasText: 'Ready' }).waitFor({ timeout: PROCESSING_DEADLINE_MS });
-
-        page.once('dialog', (d) => d.accept());
+        studio.once('dialog', (d) => d.accept());
         await row.getByRole('button', { name: /Delete/ }).click();
         await row.waitFor({ state: 'detached' });
-        await page.reload();
-        assert.equal(await page.locator('.studio-row', { hasText: 'To be deleted' }).count(), 0);
+        await studio.reload();
+        assert.equal(await studio.locator('.studio-row', { hasText: 'To be deleted' }).count(), 0);
+        const gone = await page.request.get(`${server.url}/api/v1/me/videos`);
+        assert.ok(!(await gone.json()).videos.some((v) => v.title === 'To be deleted'));
       } finally {
         await context.close();
       }
