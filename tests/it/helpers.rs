@@ -108,9 +108,14 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: turtlemen_db::Db,
     pub sessions: turtlemen_session::Sessions,
+    /// The instance's data folder (its `outbox/`, `secrets/`…).
+    pub data_dir: std::path::PathBuf,
+    /// What it was started with, to start it again ([`TestApp::restart`]).
+    pub settings: Settings,
+    internals: Internals,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _schema: Option<PgSchema>,
 }
 
@@ -122,11 +127,29 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
-        let config = Config::resolve(settings).expect("valid test config");
         let internals = Internals {
             session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
             session_cache_ttl: std::time::Duration::ZERO,
         };
+        Self::start(settings, internals, Some(dir), schema).await
+    }
+
+    /// Stops the instance and starts it again on the same data, database and session store.
+    pub async fn restart(mut self) -> TestApp {
+        let (settings, internals) = (self.settings.clone(), self.internals.clone());
+        let (dir, schema) = (self._dir.take(), self._schema.take());
+        self.stop().await;
+        Self::start(settings, internals, dir, schema).await
+    }
+
+    async fn start(
+        settings: Settings,
+        internals: Internals,
+        dir: Option<tempfile::TempDir>,
+        schema: Option<PgSchema>,
+    ) -> TestApp {
+        let config = Config::resolve(settings.clone()).expect("valid test config");
+        let data_dir = config.data_dir.clone();
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
         let db = server.db().expect("serve uses a database").clone();
@@ -136,7 +159,19 @@ impl TestApp {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { addr, client, db, sessions, shutdown: Some(tx), task: Some(task), _dir: dir, _schema: schema }
+        TestApp {
+            addr,
+            client,
+            db,
+            sessions,
+            data_dir,
+            settings,
+            internals,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+            _schema: schema,
+        }
     }
 
     /// A browser-like client: keeps cookies, does not follow redirects.

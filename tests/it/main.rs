@@ -13,6 +13,7 @@ mod database;
 mod gateway;
 mod http;
 mod jobs;
+mod recovery;
 mod roles;
 mod sessions;
 mod users;

@@ -36,11 +36,13 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "password" => Some("Your password was changed. Every other session was signed out."),
         "totp_off" => Some("Two-step verification is off."),
+        "verify_sent" => Some("We sent a new confirmation link to your email address."),
+        "verify_limit" => Some("We already sent several links recently; please check your mail or try again later."),
         _ => None,
     }
 }
 
-fn back_to_account(done: &str) -> Response {
+pub(crate) fn back_to_account(done: &str) -> Response {
     see_other(&RedirectTarget::parse_local(&format!("/auth/account?done={done}")).unwrap_or_else(RedirectTarget::home))
 }
 
@@ -100,6 +102,8 @@ pub(crate) async fn render(
     let html = auth_pages::account_page(&AccountView {
         csrf: &csrf,
         username: &user.username,
+        email: &user.email,
+        email_verified: user.email_verified,
         notice: extras.notice,
         has_password,
         password_errors: extras.password_errors,

@@ -11,24 +11,34 @@
 //! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
 //! - [`tokens`]: signing and verifying ID and access tokens;
 //! - [`totp`]: one-time codes (RFC 6238) and recovery codes; [`second_factor`]: enrolment and
-//!   the second sign-in step.
+//!   the second sign-in step; [`secret_box`]: the TOTP secret encrypted at rest;
+//! - [`mail`]: SMTP or the outbox folder; [`email_links`]: single-use links by mail;
+//!   [`verify_email`]: confirming the address; [`reset`]: "forgot password";
+//! - [`api`]: the JSON API (sessions, audit) and the administrators' audit page.
 //!
 //! Never: a redirect to a URI that is not registered for the client, a token or password in a
 //! log line, an answer that tells whether an account exists.
 
 pub mod account;
 pub mod accounts;
+pub mod api;
 pub mod bruteforce;
 pub mod clients;
 pub mod csrf;
+pub mod email_links;
 pub mod login;
+pub mod mail;
 pub mod oidc;
 pub mod passwords;
+pub mod registration;
+pub mod reset;
+pub mod secret_box;
 pub mod second_factor;
 pub mod sso;
 pub mod tokens;
 pub mod totp;
 pub mod util;
+pub mod verify_email;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -81,6 +91,10 @@ pub struct AuthInner {
     /// A valid Argon2id hash of nothing in particular, verified against when an account does
     /// not exist so that a failed login takes as long either way.
     pub dummy_hash: String,
+    /// Where verification and reset links are sent.
+    pub mailer: mail::Mailer,
+    /// Encrypts TOTP secrets at rest (a key derived from the cookie key).
+    pub secret_box: secret_box::SecretBox,
 }
 
 /// A cheap handle to [`AuthInner`].
@@ -120,12 +134,26 @@ impl AuthInner {
             csrf: csrf::Csrf::new(cookie_key, secure),
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
+            mailer: mail::Mailer::Unconfigured,
+            secret_box: secret_box::SecretBox::new(cookie_key),
         })
     }
 
     /// Replaces the lifetimes and policies (brute-force thresholds among them).
     pub fn with_settings(mut self, settings: AuthSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Replaces the mailer (unconfigured by default: sending fails).
+    pub fn with_mailer(mut self, mailer: mail::Mailer) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// Replaces the signing keys (an RS256 key, retired keys after a rotation).
+    pub fn with_signer(mut self, signer: tokens::Signer) -> Self {
+        self.signer = signer;
         self
     }
 }
@@ -158,5 +186,14 @@ pub fn router(state: AuthState) -> Router {
         .route("/account/totp/confirm", post(second_factor::confirm_enrolment))
         .route("/account/totp/disable", post(second_factor::disable))
         .route("/login/code", get(second_factor::get_code).post(second_factor::post_code))
+        .route("/verify-email", get(verify_email::get_verify_email))
+        .route("/account/verify-email", post(verify_email::resend))
+        .route("/forgot-password", get(reset::get_forgot).post(reset::post_forgot))
+        .route("/reset-password", get(reset::get_reset).post(reset::post_reset))
+        .route("/api/sessions", get(api::list_sessions))
+        .route("/api/sessions/{id}", axum::routing::delete(api::delete_session))
+        .route("/api/audit", get(api::own_audit))
+        .route("/api/admin/audit", get(api::admin_audit))
+        .route("/admin/audit", get(api::admin_audit_page))
         .with_state(state)
 }
