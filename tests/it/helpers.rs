@@ -134,9 +134,12 @@ impl TestApp {
         Self::start(settings, internals, Some(dir), schema).await
     }
 
-    /// Stops the instance and starts it again on the same data, database and session store.
+    /// Stops the instance and starts it again on the same address, data, database and session
+    /// store (the same address keeps the public URL, so the issuer, the same).
     pub async fn restart(mut self) -> TestApp {
-        let (settings, internals) = (self.settings.clone(), self.internals.clone());
+        let mut settings = self.settings.clone();
+        settings.listen = Some(self.addr.to_string());
+        let internals = self.internals.clone();
         let (dir, schema) = (self._dir.take(), self._schema.take());
         self.stop().await;
         Self::start(settings, internals, dir, schema).await

@@ -38,9 +38,9 @@ async fn wait_for_mail(read: impl Fn() -> Vec<String>, n: usize) -> Vec<String> 
 /// The first link to `path` in a message (quoted-printable soft breaks undone).
 fn link_in(mail: &str, path: &str) -> String {
     let text = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
-    let start = text.find(path).unwrap_or_else(|| panic!("a {path} link in {text}"));
-    let rest = &text[start..];
-    rest.split(|c: char| c.is_whitespace()).next().unwrap().to_string()
+    let at = text.find(path).unwrap_or_else(|| panic!("a {path} link in {text}"));
+    let start = text[..at].rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    text[start..].split(char::is_whitespace).next().unwrap().to_string()
 }
 
 fn token_of(link: &str) -> String {
@@ -259,7 +259,7 @@ on_both_stacks! {
 
     async fn audit_api_pages_and_admin_view(app) {
         user(&app, "ann").await;
-        let admin = turtlemen_auth::accounts::AccountForm { username: "root", email: "root@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin };
+        let admin = turtlemen_auth::accounts::AccountForm { username: "chief", email: "chief@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin };
         turtlemen_auth::accounts::create(&app.db, admin).await.unwrap();
         client(&app, "pub", true).await;
         // A sign-in (and a token), then five failures and a lockout.
@@ -292,7 +292,7 @@ on_both_stacks! {
         let res = app.client.get(app.url("/auth/api/admin/audit")).bearer_auth(access).send().await.unwrap();
         assert_eq!(res.status(), 403);
         let root_browser = app.browser();
-        sign_in(&app, &root_browser, "root").await;
+        sign_in(&app, &root_browser, "chief").await;
         let root_token = tokens(&app, &root_browser, "pub").await;
         let root_access = root_token["access_token"].as_str().unwrap();
         let res: serde_json::Value = app.client.get(app.url("/auth/api/admin/audit?user=ann")).bearer_auth(root_access).send().await.unwrap().json().await.unwrap();
@@ -426,8 +426,8 @@ async fn rotation_keeps_sessions(stack: Stack) {
     let Some(app) = TestApp::spawn(stack).await else { return };
     user(&app, "ann").await;
     let browser = crate::gateway::Browser::default();
-    let (_, res) = browser.navigate(&app, "/api/v1/me", "ann").await;
-    assert_eq!(res.status(), 200);
+    browser.navigate(&app, "/oauth2/start?rd=/", "ann").await;
+    assert_eq!(browser.get(&app, "/api/v1/me").await.status(), 200);
     let (_, before) = app.get_json("/auth/jwks").await;
     let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_string();
 
