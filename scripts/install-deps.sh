@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
-# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), and the front-end packages
-# pinned in web/package-lock.json. Safe to run again: it installs only what is missing.
+# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), and the
+# front-end packages pinned in web/package-lock.json. Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# A real SMTP server for the mail tests (aiosmtpd, from PyPI).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+    || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-aiosmtpd >/dev/null; }
 fi
 
 # Front-end packages (hls.js, tus-js-client, playwright-core) from the lockfile; the build

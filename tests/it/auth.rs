@@ -88,7 +88,7 @@ pub(crate) async fn events(app: &TestApp, username: &str) -> Vec<turtlemen_db::a
 
 /// RFC 6238 computed here, apart from the service's code: base32 per RFC 4648, HOTP with
 /// HMAC-SHA-1 and dynamic truncation (RFC 4226), 30-second steps, 6 digits.
-fn totp_code(base32_secret: &str, step: i64) -> String {
+pub(crate) fn totp_code(base32_secret: &str, step: i64) -> String {
     let mut bits = 0u64;
     let mut n = 0;
     let mut key = Vec::new();
@@ -115,7 +115,7 @@ fn step_now() -> i64 {
 
 /// Turns on TOTP for the signed-in `browser`: returns the secret (as shown), the step its
 /// confirming code used, and the recovery codes.
-async fn enrol(app: &TestApp, browser: &reqwest::Client) -> (String, i64, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, browser: &reqwest::Client) -> (String, i64, Vec<String>) {
     let csrf = form_token(app, browser, "/auth/account").await;
     let res = browser.post(app.url("/auth/account/totp")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -148,7 +148,7 @@ async fn post_code(app: &TestApp, browser: &reqwest::Client, path: &str, code: &
 }
 
 /// Signs in with the password; returns a browser on the code page.
-async fn password_step(app: &TestApp) -> reqwest::Client {
+pub(crate) async fn password_step(app: &TestApp) -> reqwest::Client {
     let browser = app.browser();
     let csrf = form_token(app, &browser, "/auth/login").await;
     let res = browser
@@ -162,7 +162,7 @@ async fn password_step(app: &TestApp) -> reqwest::Client {
     browser
 }
 
-async fn second_step(app: &TestApp, browser: &reqwest::Client, code: &str) -> reqwest::Response {
+pub(crate) async fn second_step(app: &TestApp, browser: &reqwest::Client, code: &str) -> reqwest::Response {
     let page = browser.get(app.url("/auth/login/code")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let csrf = csrf_of(&page.text().await.unwrap());
@@ -266,7 +266,8 @@ on_both_stacks! {
         let html = res.text().await.unwrap();
         assert!(html.contains("id=\"email-error\""), "{html}");
         assert!(html.contains("id=\"password-error\""), "every field's problem at once: {html}");
-        assert!(!html.contains("id=\"username-error\""), "{html}");
+        // A taken username is a problem like the others (usernames are public).
+        assert!(html.contains("id=\"username-error\">This username is taken."), "{html}");
         let res = browser.post(app.url("/auth/register"))
             .form(&[("csrf", csrf.as_str()), ("username", "Taken"), ("email", "t2@example.org"), ("password", PASSWORD)])
             .send().await.unwrap();

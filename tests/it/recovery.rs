@@ -5,7 +5,10 @@
 //! administrators' audit view, configured brute-force thresholds, and signing-key rotation
 //! without signing anyone out.
 
-use crate::auth::{CALLBACK, PASSWORD, VERIFIER, client, code, csrf_of, form_token, sign_in, token, user, user_id};
+use crate::auth::{
+    CALLBACK, PASSWORD, VERIFIER, client, code, csrf_of, enrol, form_token, password_step, second_step, sign_in, token,
+    totp_code, user, user_id,
+};
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use std::path::Path;
@@ -100,7 +103,41 @@ fn header(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
+/// RFC 4648 base32 decoding, for the secret the setup page shows.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let (mut bits, mut n, mut out) = (0u64, 0, Vec::new());
+    for c in text.chars().filter(|c| !c.is_whitespace()) {
+        bits = (bits << 5) | "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c).unwrap() as u64;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
 on_both_stacks! {
+    async fn totp_secrets_are_sealed_at_rest(app) {
+        user(&app, "ann").await;
+        let browser = app.browser();
+        sign_in(&app, &browser, "ann").await;
+        let (secret, used, _) = enrol(&app, &browser).await;
+        let clear = base32_decode(&secret);
+        assert_eq!(clear.len(), 20);
+        let ann = user_id(&app, "ann").await;
+        let stored = turtlemen_db::totp::get(&app.db, ann).await.unwrap().unwrap().secret;
+        assert!(stored.starts_with(b"TMv1"), "versioned format");
+        assert!(!stored.windows(clear.len()).any(|w| w == clear.as_slice()), "not in clear");
+
+        // A secret an older version stored in clear still works, and is sealed on that read.
+        turtlemen_db::totp::replace_secret(&app.db, ann, &stored, &clear).await.unwrap();
+        let browser = password_step(&app).await;
+        assert_eq!(second_step(&app, &browser, &totp_code(&secret, used + 1)).await.status(), 303);
+        let resealed = turtlemen_db::totp::get(&app.db, ann).await.unwrap().unwrap().secret;
+        assert!(resealed.starts_with(b"TMv1") && resealed != stored, "sealed again, with a fresh nonce");
+    }
+
     async fn registration_never_tells_an_email_is_taken(app) {
         user(&app, "ann").await;
         let browser = app.browser();
