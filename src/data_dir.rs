@@ -70,10 +70,7 @@ pub fn keys(config: &Config) -> anyhow::Result<Keys> {
     Ok(Keys { cookie, signing_pkcs8 })
 }
 
-pub(crate) fn load_or_create(
-    path: &Path,
-    make: impl FnOnce() -> anyhow::Result<Vec<u8>>,
-) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
     if path.exists() {
         let mode = fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {

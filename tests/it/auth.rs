@@ -204,7 +204,11 @@ pub(crate) async fn code(app: &TestApp, browser: &reqwest::Client, client_id: &s
     param(&to, "code").expect("a code")
 }
 
-pub(crate) async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, serde_json::Value) {
+pub(crate) async fn token(
+    app: &TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, serde_json::Value) {
     let mut req = app.client.post(app.url("/auth/token")).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));

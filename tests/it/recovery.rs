@@ -54,7 +54,13 @@ async fn register(app: &TestApp, browser: &reqwest::Client, username: &str, emai
     let csrf = form_token(app, browser, "/auth/register").await;
     let res = browser
         .post(app.url("/auth/register"))
-        .form(&[("csrf", csrf.as_str()), ("username", username), ("email", email), ("password", PASSWORD), ("return_to", "/watch/x")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("email", email),
+            ("password", PASSWORD),
+            ("return_to", "/watch/x"),
+        ])
         .send()
         .await
         .unwrap();
@@ -63,8 +69,12 @@ async fn register(app: &TestApp, browser: &reqwest::Client, username: &str, emai
 
 async fn forgot(app: &TestApp, browser: &reqwest::Client, name: &str) -> (u16, String) {
     let csrf = form_token(app, browser, "/auth/forgot-password").await;
-    let res =
-        browser.post(app.url("/auth/forgot-password")).form(&[("csrf", csrf.as_str()), ("name", name)]).send().await.unwrap();
+    let res = browser
+        .post(app.url("/auth/forgot-password"))
+        .form(&[("csrf", csrf.as_str()), ("name", name)])
+        .send()
+        .await
+        .unwrap();
     let status = res.status().as_u16();
     let html = res.text().await.unwrap();
     // A page with the form again carries a fresh CSRF token: the only part that may differ.
@@ -376,19 +386,30 @@ on_both_stacks! {
     }
 }
 
+/// A running aiosmtpd, stopped when dropped (even when the test fails).
+struct SmtpServer(std::process::Child);
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts aiosmtpd (a real SMTP server, from PyPI) on a free port, delivering into a Maildir.
-fn smtp_server(maildir: &Path) -> (std::process::Child, u16) {
+fn smtp_server(maildir: &Path) -> (SmtpServer, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new("python3")
+    let server = std::process::Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(SmtpServer)
         .expect("python3 -m aiosmtpd (pip install aiosmtpd; scripts/install-deps.sh does)");
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (child, port);
+            return (server, port);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -403,7 +424,7 @@ fn maildir_messages(maildir: &Path) -> Vec<String> {
 async fn mail_goes_through_smtp(stack: Stack) {
     let Some((mut settings, dir, schema)) = fresh_settings(stack).await else { return };
     let maildir = dir.path().join("maildir");
-    let (mut server, port) = smtp_server(&maildir);
+    let (_server, port) = smtp_server(&maildir);
     settings.smtp_url = Some(Secret::new(format!("smtp://127.0.0.1:{port}")));
     settings.mail_from = Some("Turtlemen <noreply@example.org>".into());
     let app = TestApp::spawn_with(settings, dir, schema).await;
@@ -415,8 +436,6 @@ async fn mail_goes_through_smtp(stack: Stack) {
     let link = link_in(&mails[0], "/auth/verify-email?token=");
     assert_eq!(app.get_page(&format!("/auth/verify-email?token={}", token_of(&link))).await.status(), 200);
     assert!(outbox(&app).is_empty(), "nothing in the outbox when SMTP is set");
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,11 +456,21 @@ async fn configured_thresholds(stack: Stack) {
     let browser = app.browser();
     for _ in 0..2 {
         let csrf = form_token(&app, &browser, "/auth/login").await;
-        browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", "ann"), ("password", "wrong guess!")]).send().await.unwrap();
+        browser
+            .post(app.url("/auth/login"))
+            .form(&[("csrf", csrf.as_str()), ("username", "ann"), ("password", "wrong guess!")])
+            .send()
+            .await
+            .unwrap();
     }
     // Locked after two: the right password is refused unchecked.
     let csrf = form_token(&app, &browser, "/auth/login").await;
-    let res = browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", "ann"), ("password", PASSWORD)]).send().await.unwrap();
+    let res = browser
+        .post(app.url("/auth/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "ann"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let events = turtlemen_db::audit::for_user(&app.db, user_id(&app, "ann").await, 10).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.event == "lockout").count(), 1);

@@ -114,14 +114,22 @@ fn event_json(e: &AuditEvent) -> serde_json::Value {
 }
 
 /// One page and the cursor of the next (when this one is full).
-async fn events_page(db: &Db, user: Option<UserId>, q: &PageQuery) -> Result<(Vec<AuditEvent>, Option<Uuid>), ApiError> {
+async fn events_page(
+    db: &Db,
+    user: Option<UserId>,
+    q: &PageQuery,
+) -> Result<(Vec<AuditEvent>, Option<Uuid>), ApiError> {
     let limit = q.limit();
     let events = audit::page(db, user, q.before()?, limit).await?;
     let next = if events.len() as i64 == limit { events.last().map(|e| e.id) } else { None };
     Ok((events, next))
 }
 
-pub async fn own_audit(State(state): State<AuthState>, me: Bearer, Query(q): Query<PageQuery>) -> Result<Response, ApiError> {
+pub async fn own_audit(
+    State(state): State<AuthState>,
+    me: Bearer,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
     let (events, next) = events_page(&state.db, Some(me.user.id), &q).await?;
     let events: Vec<_> = events.iter().map(event_json).collect();
     Ok(Json(serde_json::json!({ "events": events, "next": next })).into_response())
@@ -162,7 +170,8 @@ pub async fn admin_audit_page(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let Some((_, me)) = sso::current(&state, &jar).await? else {
-        let to = RedirectTarget::parse_local("/auth/login?return_to=%2Fauth%2Fadmin%2Faudit").unwrap_or_else(RedirectTarget::home);
+        let to = RedirectTarget::parse_local("/auth/login?return_to=%2Fauth%2Fadmin%2Faudit")
+            .unwrap_or_else(RedirectTarget::home);
         return Ok(crate::login::see_other(&to));
     };
     if me.role != Role::Admin {
@@ -186,7 +195,8 @@ pub async fn admin_audit_page(
             Some(id) => match names.get(&id) {
                 Some(name) => String::clone(name),
                 None => {
-                    let name = users::find_by_id(&state.db, id).await?.map(|u| u.username).unwrap_or_else(|| id.to_string());
+                    let name =
+                        users::find_by_id(&state.db, id).await?.map(|u| u.username).unwrap_or_else(|| id.to_string());
                     names.insert(id, name.clone());
                     name
                 }

@@ -42,8 +42,14 @@ pub enum MailError {
 
 /// Where mail goes.
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Outbox { dir: PathBuf, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Outbox {
+        dir: PathBuf,
+        from: Mailbox,
+    },
     /// Refuses to send (the state of an [`crate::AuthInner`] nobody gave a mailer).
     Unconfigured,
 }
@@ -59,7 +65,8 @@ impl std::fmt::Debug for Mailer {
 }
 
 fn mailbox(from: &str) -> Result<Mailbox, String> {
-    from.parse::<Mailbox>().map_err(|_| format!("mail_from: {from:?} is not an address like Turtlemen <noreply@example.org>"))
+    from.parse::<Mailbox>()
+        .map_err(|_| format!("mail_from: {from:?} is not an address like Turtlemen <noreply@example.org>"))
 }
 
 impl Mailer {

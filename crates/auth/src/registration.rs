@@ -1,11 +1,11 @@
 //! The end of a registration: the one "check your email" answer, and the notice mailed to the
 //! owner of an address someone tried to register again (instead of telling the visitor).
 
+use crate::AuthState;
 use crate::email_links;
 use crate::mail::Mail;
 use crate::util::Requester;
 use crate::verify_email::message;
-use crate::AuthState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;

@@ -60,7 +60,12 @@ pub async fn post_forgot(
     }
     if name.is_empty() || form.name.len() > 254 {
         let error = Some("Enter your username or email address.");
-        return forgot(&state, jar, StatusCode::UNPROCESSABLE_ENTITY, ForgotView { csrf: "", name: &name, error, sent: false });
+        return forgot(
+            &state,
+            jar,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ForgotView { csrf: "", name: &name, error, sent: false },
+        );
     }
     // The answer does not wait for the lookup or the mail: same page, same time, either way.
     let task_state = state.clone();
@@ -183,8 +188,15 @@ pub async fn post_reset(
         users::mark_email_verified(&state.db, user, &email).await?;
     }
     state.throttle().clear_account(user).await.map_err(crate::login::store_error)?;
-    audit::record(&state.db, Some(user), "password_reset", &who.ip, &who.user_agent, &format!("{ended} sessions ended"))
-        .await?;
+    audit::record(
+        &state.db,
+        Some(user),
+        "password_reset",
+        &who.ip,
+        &who.user_agent,
+        &format!("{ended} sessions ended"),
+    )
+    .await?;
     tracing::info!(security.event = "password_reset", user.id = %user, sessions.ended = ended, "password reset");
     let jar = crate::sso::clear(&state, jar);
     let done = message(

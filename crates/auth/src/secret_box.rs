@@ -12,8 +12,8 @@ use crate::AuthState;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
-use turtlemen_db::totp::{self as stored, Totp};
 use turtlemen_db::DbError;
+use turtlemen_db::totp::{self as stored, Totp};
 use turtlemen_domain::UserId;
 
 const MAGIC: &[u8] = b"TMv1";

@@ -106,7 +106,9 @@ pub fn es256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
         return Err("unexpected public key encoding".into());
     }
     let (x, y) = (b64url(&public[1..33]), b64url(&public[33..65]));
-    Ok(serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid_of(public), "use": "sig", "alg": "ES256" }))
+    Ok(
+        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid_of(public), "use": "sig", "alg": "ES256" }),
+    )
 }
 
 /// The public JWK of a PKCS#8 RSA private key, and the key in PKCS#1 (what the signer takes).
@@ -397,7 +399,10 @@ mod tests {
         assert_eq!(new.jwks()["keys"].as_array().unwrap().len(), 3, "new ES256 and both retired keys");
         assert!(new.verify_access(&old_access, "https://x/auth").is_ok(), "tokens of a retired key still verify");
         assert!(new.verify_id(&id, "https://x/auth", "c", true).is_ok());
-        assert_ne!(jsonwebtoken::decode_header(&new.sign_access(&access(now() + 60))).unwrap().kid, Some(old.kid().into()));
+        assert_ne!(
+            jsonwebtoken::decode_header(new.sign_access(&access(now() + 60))).unwrap().kid,
+            Some(old.kid().into())
+        );
         assert_eq!(new.sign_id_for("RS256", &id_claims("c")).split('.').count(), 3, "without an RS256 key: ES256");
 
         // Past the retention window they drop out of the set and verify nothing.
@@ -414,7 +419,12 @@ mod tests {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(old.kid().into());
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
-        let forged = jsonwebtoken::encode(&header, &access(now() + 60), &EncodingKey::from_rsa_der(&rs256_parts(&rs).unwrap().1)).unwrap();
+        let forged = jsonwebtoken::encode(
+            &header,
+            &access(now() + 60),
+            &EncodingKey::from_rsa_der(&rs256_parts(&rs).unwrap().1),
+        )
+        .unwrap();
         assert!(old.verify_access(&forged, "https://x/auth").is_err());
     }
 

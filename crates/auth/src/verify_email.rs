@@ -68,9 +68,20 @@ pub async fn get_verify_email(
     audit::record(&state.db, Some(link.user_id), "email_verified", &who.ip, &who.user_agent, "").await?;
     tracing::info!(security.event = "email_verified", user.id = %link.user_id, "email address confirmed");
     let next = RedirectTarget::parse_local(&link.return_to)
-        .map(|t| format!("/auth/login?return_to={}", url::form_urlencoded::byte_serialize(t.as_str().as_bytes()).collect::<String>()))
+        .map(|t| {
+            format!(
+                "/auth/login?return_to={}",
+                url::form_urlencoded::byte_serialize(t.as_str().as_bytes()).collect::<String>()
+            )
+        })
         .unwrap_or_else(|| "/auth/account".into());
-    Ok(message(StatusCode::OK, "Email address confirmed", "Thank you: your email address is confirmed.", &next, "Continue"))
+    Ok(message(
+        StatusCode::OK,
+        "Email address confirmed",
+        "Thank you: your email address is confirmed.",
+        &next,
+        "Continue",
+    ))
 }
 
 #[derive(Debug, Deserialize)]

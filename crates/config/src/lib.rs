@@ -193,7 +193,9 @@ impl Config {
         let from = match s.mail_from {
             Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
             Some(_) => return Err(invalid("mail_from", "must be an address like \"Turtlemen <noreply@example.org>\"")),
-            None => format!("Turtlemen <noreply@{}>", public_url.host_str().unwrap_or("localhost").trim_matches(['[', ']'])),
+            None => {
+                format!("Turtlemen <noreply@{}>", public_url.host_str().unwrap_or("localhost").trim_matches(['[', ']']))
+            }
         };
         let count = |key: &'static str, v: Option<u64>, default: u64| {
             u32::try_from(positive(key, v, default)?).map_err(|_| invalid(key, "too large"))
@@ -202,7 +204,11 @@ impl Config {
             account_failures: count("bruteforce_account_failures", s.bruteforce_account_failures, 5)?,
             max_wait: Duration::from_secs(positive("bruteforce_max_wait_secs", s.bruteforce_max_wait_secs, 15 * 60)?),
             ip_failures: count("bruteforce_ip_failures", s.bruteforce_ip_failures, 20)?,
-            ip_window: Duration::from_secs(positive("bruteforce_ip_window_secs", s.bruteforce_ip_window_secs, 15 * 60)?),
+            ip_window: Duration::from_secs(positive(
+                "bruteforce_ip_window_secs",
+                s.bruteforce_ip_window_secs,
+                15 * 60,
+            )?),
         };
         Ok(Config {
             mail: MailConfig { smtp_url, from },

@@ -133,11 +133,7 @@ pub async fn void_all(db: &Db, user_id: UserId, purpose: Purpose) -> Result<u64,
 /// Removes links that expired before `before` (housekeeping).
 pub async fn delete_expired(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
     let done = with_pool!(db, |pool| {
-        sqlx::query("DELETE FROM email_tokens WHERE expires_at < $1")
-            .bind(before)
-            .execute(pool)
-            .await?
-            .rows_affected()
+        sqlx::query("DELETE FROM email_tokens WHERE expires_at < $1").bind(before).execute(pool).await?.rows_affected()
     });
     Ok(done)
 }
