@@ -126,14 +126,37 @@ fn rotate_signing_key_retires_the_old_keys() {
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
     let (code, out, err) = run_cli(
-        &["admin", "create-client", "--client-id", "old", "--public", "--id-token-alg", "RS256", "--redirect-uri", "https://rp.example/cb", "--data-dir", data_arg],
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "old",
+            "--public",
+            "--id-token-alg",
+            "RS256",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            "--data-dir",
+            data_arg,
+        ],
         "",
         &[],
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("created public client old"), "{out}");
     let (code, _, err) = run_cli(
-        &["admin", "create-client", "--client-id", "x", "--id-token-alg", "HS256", "--redirect-uri", "https://rp.example/cb", "--data-dir", data_arg],
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "x",
+            "--id-token-alg",
+            "HS256",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            "--data-dir",
+            data_arg,
+        ],
         "",
         &[],
     );
@@ -158,8 +181,11 @@ fn rotate_signing_key_retires_the_old_keys() {
     // A configured key file is not ours to rotate.
     let key = dir.path().join("key.p8");
     std::fs::write(&key, &es).unwrap();
-    let (code, _, err) =
-        run_cli(&["admin", "rotate-signing-key", "--data-dir", data_arg, "--signing-key-file", key.to_str().unwrap()], "", &[]);
+    let (code, _, err) = run_cli(
+        &["admin", "rotate-signing-key", "--data-dir", data_arg, "--signing-key-file", key.to_str().unwrap()],
+        "",
+        &[],
+    );
     assert_one_line_error(code, &err, &["signing_key_file"]);
 }
 
