@@ -172,7 +172,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let issuer = format!("{}auth", config.public_url.as_str());
     let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
         let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
-            .and_then(|s| s.with_identity_providers(config.identity_providers.clone()))
+            .map_err(anyhow::Error::msg)?
+            .with_settings(auth_settings(config))
+            .with_signer(crate::signing_keys::signer(config, &keys.signing_pkcs8)?)
+            .with_mailer(mailer(config)?)
+            .with_identity_providers(config.identity_providers.clone())
             .map_err(anyhow::Error::msg)?;
         Ok(turtlemen_auth::router(Arc::new(state)))
     };
@@ -277,6 +281,30 @@ fn transcoder(config: &Config, storage: turtlemen_storage::Storage) -> turtlemen
         ..Default::default()
     };
     turtlemen_worker::transcode::Transcoder { storage, work_root: config.data_dir.join("work"), options }
+}
+
+/// The auth service's policies from the configuration.
+fn auth_settings(config: &Config) -> turtlemen_auth::AuthSettings {
+    let defaults = turtlemen_auth::AuthSettings::default();
+    let b = &config.brute_force;
+    let brute_force = turtlemen_auth::bruteforce::BruteForceSettings {
+        max_failures: b.account_failures,
+        max_wait: b.max_wait,
+        ip_max_failures: b.ip_failures,
+        ip_window: b.ip_window,
+        ..defaults.brute_force.clone()
+    };
+    turtlemen_auth::AuthSettings { brute_force, ..defaults }
+}
+
+/// SMTP when `smtp_url` is set, else the outbox folder in the data dir.
+fn mailer(config: &Config) -> anyhow::Result<turtlemen_auth::mail::Mailer> {
+    use turtlemen_auth::mail::Mailer;
+    match &config.mail.smtp_url {
+        Some(url) => Mailer::smtp(url.expose(), &config.mail.from),
+        None => Mailer::outbox(config.data_dir.join("outbox"), &config.mail.from),
+    }
+    .map_err(anyhow::Error::msg)
 }
 
 impl Server {

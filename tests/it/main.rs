@@ -14,6 +14,7 @@ mod database;
 mod gateway;
 mod http;
 mod jobs;
+mod recovery;
 mod roles;
 mod sessions;
 mod uploads;

@@ -65,6 +65,26 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// External identity providers the auth service brokers logins through.
     pub identity_providers: Vec<IdentityProvider>,
+    pub mail: MailConfig,
+    pub brute_force: BruteForceConfig,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `None`: messages are written to `{data_dir}/outbox/`.
+    pub smtp_url: Option<Secret>,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+}
+
+/// Thresholds of the brute-force protection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BruteForceConfig {
+    pub account_failures: u32,
+    pub max_wait: Duration,
+    pub ip_failures: u32,
+    pub ip_window: Duration,
 }
 
 /// Limits every listener applies.
@@ -210,9 +230,36 @@ impl Config {
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
         let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref())?;
+        let smtp_url = match s.smtp_url {
+            Some(url) if url.expose().is_empty() => None,
+            Some(url) => Some(parse_smtp_url(url)?),
+            None => None,
+        };
+        let from = match s.mail_from {
+            Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
+            Some(_) => return Err(invalid("mail_from", "must be an address like \"Turtlemen <noreply@example.org>\"")),
+            None => {
+                format!("Turtlemen <noreply@{}>", public_url.host_str().unwrap_or("localhost").trim_matches(['[', ']']))
+            }
+        };
+        let count = |key: &'static str, v: Option<u64>, default: u64| {
+            u32::try_from(positive(key, v, default)?).map_err(|_| invalid(key, "too large"))
+        };
+        let brute_force = BruteForceConfig {
+            account_failures: count("bruteforce_account_failures", s.bruteforce_account_failures, 5)?,
+            max_wait: Duration::from_secs(positive("bruteforce_max_wait_secs", s.bruteforce_max_wait_secs, 15 * 60)?),
+            ip_failures: count("bruteforce_ip_failures", s.bruteforce_ip_failures, 20)?,
+            ip_window: Duration::from_secs(positive(
+                "bruteforce_ip_window_secs",
+                s.bruteforce_ip_window_secs,
+                15 * 60,
+            )?),
+        };
         let identity_providers = providers::resolve(&s.identity_providers)?;
         Ok(Config {
             identity_providers,
+            mail: MailConfig { smtp_url, from },
+            brute_force,
             upstream_auth,
             upstream_api,
             trusted_proxies,
@@ -269,6 +316,12 @@ impl Config {
             upstream_auth: Some(self.upstream_auth.join(",")),
             upstream_api: Some(self.upstream_api.join(",")),
             trusted_proxies: Some(self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+            smtp_url: self.mail.smtp_url.clone(),
+            mail_from: Some(self.mail.from.clone()),
+            bruteforce_account_failures: Some(u64::from(self.brute_force.account_failures)),
+            bruteforce_max_wait_secs: Some(self.brute_force.max_wait.as_secs()),
+            bruteforce_ip_failures: Some(u64::from(self.brute_force.ip_failures)),
+            bruteforce_ip_window_secs: Some(self.brute_force.ip_window.as_secs()),
             identity_providers: providers::unresolve(&self.identity_providers),
         };
         toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
@@ -366,6 +419,15 @@ fn parse_storage_url(text: &str) -> Result<Url, ConfigError> {
 fn file_url(path: &Path) -> Result<Url, ConfigError> {
     let absolute = std::path::absolute(path).map_err(|e| invalid("data_dir", e.to_string()))?;
     Url::from_file_path(&absolute).map_err(|()| invalid("data_dir", "cannot be expressed as a file:// URL"))
+}
+
+fn parse_smtp_url(url: Secret) -> Result<Secret, ConfigError> {
+    let hint = "use smtp://[USER:PASSWORD@]HOST[:PORT] (add ?tls=required for STARTTLS) or smtps://HOST[:PORT]";
+    let parsed = Url::parse(url.expose()).map_err(|_| invalid("smtp_url", format!("not a URL; {hint}")))?;
+    if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host().is_none() {
+        return Err(invalid("smtp_url", format!("unsupported mail server {:?}; {hint}", parsed.scheme())));
+    }
+    Ok(url)
 }
 
 /// Replaces the password of a URL, if any, for display.

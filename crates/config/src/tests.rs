@@ -51,11 +51,16 @@ fn bad_values_name_the_key_and_the_fix() {
         (Settings { upstream_api: Some("https://api:8080".into()), ..Default::default() }, "upstream_api"),
         (Settings { upstream_auth: Some("http://auth:8081/auth".into()), ..Default::default() }, "upstream_auth"),
         (Settings { trusted_proxies: Some("10.0.0.0/33".into()), ..Default::default() }, "trusted_proxies"),
+        (Settings { smtp_url: Some(Secret::new("http://u:hunter2@x")), ..Default::default() }, "smtp_url"),
+        (Settings { mail_from: Some("nobody".into()), ..Default::default() }, "mail_from"),
+        (Settings { bruteforce_account_failures: Some(0), ..Default::default() }, "bruteforce_account_failures"),
+        (Settings { bruteforce_ip_window_secs: Some(0), ..Default::default() }, "bruteforce_ip_window_secs"),
     ];
     for (settings, key) in cases {
         let err = resolve(settings).unwrap_err().to_string();
         assert!(err.starts_with(key), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
+        assert!(!err.contains("hunter2"), "no secret in errors: {err}");
     }
 }
 

@@ -13,6 +13,7 @@
 mod assets;
 pub mod auth_pages;
 mod pages;
+pub mod recovery_pages;
 mod views;
 
 pub use assets::{asset_url, static_routes};
