@@ -2,6 +2,8 @@
 //! `TURTLEMEN_*` environment variable and a flag at once.
 
 use crate::ConfigError;
+use crate::routes::{RouteSettings, UpstreamSettings};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use turtlemen_domain::Secret;
 
@@ -82,6 +84,23 @@ pub struct Settings {
     /// Longest wait for in-flight requests at shutdown, in seconds.
     #[arg(long, env = "TURTLEMEN_SHUTDOWN_TIMEOUT_SECS", global = true, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Largest upload (a tus upload's total size), in bytes.
+    #[arg(long, env = "TURTLEMEN_MAX_UPLOAD_BYTES", global = true, value_name = "BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 by ALPN) with it; reloaded when it changes.
+    #[arg(long, env = "TURTLEMEN_TLS_CERT_FILE", global = true, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[arg(long, env = "TURTLEMEN_TLS_KEY_FILE", global = true, value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The gateway's route table (`[[routes]]`, TOML only); absent: the built-in table.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteSettings>>,
+    /// Upstream pools named by routes (`[upstreams.NAME]`, TOML only).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<BTreeMap<String, UpstreamSettings>>,
 }
 
 impl Settings {
@@ -117,6 +136,11 @@ impl Settings {
             upstream_api: self.upstream_api.or(lower.upstream_api),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            max_upload_bytes: self.max_upload_bytes.or(lower.max_upload_bytes),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            routes: self.routes.or(lower.routes),
+            upstreams: self.upstreams.or(lower.upstreams),
         }
     }
 }
