@@ -25,13 +25,13 @@ pub struct IdleTimeout<B> {
     inner: B,
     timeout: Duration,
     last: Instant,
-    sleep: Pin<Box<Sleep>>,
+    /// Made at the first wait, so a body that is ready at once costs no timer.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> IdleTimeout<B> {
     pub fn new(inner: B, timeout: Duration) -> Self {
-        let last = Instant::now();
-        Self { inner, timeout, last, sleep: Box::pin(tokio::time::sleep_until(last + timeout)) }
+        Self { inner, timeout, last: Instant::now(), sleep: None }
     }
 }
 
@@ -51,16 +51,20 @@ where
                 this.last = Instant::now();
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => loop {
-                if this.sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+            Poll::Pending => {
                 let deadline = this.last + this.timeout;
-                if deadline <= Instant::now() {
-                    return Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout)))));
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                loop {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let deadline = this.last + this.timeout;
+                    if deadline <= Instant::now() {
+                        return Poll::Ready(Some(Err(Box::new(IdleTimedOut(this.timeout)))));
+                    }
+                    sleep.as_mut().reset(deadline);
                 }
-                this.sleep.as_mut().reset(deadline);
-            },
+            }
         }
     }
 

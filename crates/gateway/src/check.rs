@@ -70,9 +70,14 @@ const IDENTITY_HEADERS: &[&str] = &[
     "x-access-token",
 ];
 
+/// Whether `name` spells an identity header (any case, `_` for `-`), without allocating: this
+/// runs for every header of every request.
 fn is_identity_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase().replace('_', "-");
-    n.starts_with("x-auth-request-") || n.starts_with("x-turtlemen-") || IDENTITY_HEADERS.contains(&n.as_str())
+    let same = |a: u8, b: u8| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-');
+    let starts = |p: &str| name.len() >= p.len() && name.bytes().zip(p.bytes()).all(|(a, b)| same(a, b));
+    starts("x-auth-request-")
+        || starts("x-turtlemen-")
+        || IDENTITY_HEADERS.iter().any(|h| h.len() == name.len() && starts(h))
 }
 
 /// Removes every identity header a client may have sent.
