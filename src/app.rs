@@ -205,7 +205,8 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let api_router = api(db, transport.clone());
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
             let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
-            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router)).map_err(anyhow::Error::msg)?
+            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))
+                .map_err(anyhow::Error::msg)?
         }
         (Role::Auth, Some(db), Some(store)) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;

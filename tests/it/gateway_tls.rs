@@ -76,7 +76,9 @@ async fn bad_certificate_files_stop_the_start() {
     install(certs.path(), &cert, &other_key);
     std::fs::write(certs.path().join("garbage.pem"), "-----BEGIN CERTIFICATE-----\nnope\n").unwrap();
     let data_dir = settings.data_dir.clone().unwrap();
-    for (cert_file, expect) in [("garbage.pem", "tls_cert_file"), ("missing.pem", "tls_cert_file"), ("cert.pem", "do not go together")] {
+    for (cert_file, expect) in
+        [("garbage.pem", "tls_cert_file"), ("missing.pem", "tls_cert_file"), ("cert.pem", "do not go together")]
+    {
         settings.tls_cert_file = Some(certs.path().join(cert_file));
         settings.tls_key_file = Some(certs.path().join("key.pem"));
         let config = turtlemen_config::Config::resolve(settings.clone()).unwrap();

@@ -18,6 +18,7 @@ async fn ws_echo() -> std::net::SocketAddr {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
+                #[allow(clippy::result_large_err)] // the callback's type is tungstenite's
                 let seen = |req: &Request, mut res: Response| {
                     let user = req.headers().get("x-auth-request-preferred-username").cloned();
                     res.headers_mut().insert("x-seen-user", user.unwrap_or_else(|| "nobody".parse().unwrap()));
@@ -25,10 +26,8 @@ async fn ws_echo() -> std::net::SocketAddr {
                 };
                 let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, seen).await else { return };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        break;
                     }
                 }
             });

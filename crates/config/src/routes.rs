@@ -134,7 +134,10 @@ pub fn resolve_upstreams(
             return Err(entry_error(format!("upstreams.{name}"), "names use a-z, 0-9, - and _"));
         }
         if matches!(name.as_str(), "auth" | "api" | "gateway") {
-            return Err(entry_error(format!("upstreams.{name}"), "auth, api and gateway are built in; pick another name"));
+            return Err(entry_error(
+                format!("upstreams.{name}"),
+                "auth, api and gateway are built in; pick another name",
+            ));
         }
         let urls = crate::parse_upstream_list(&key("urls"), u.urls.iter().map(String::as_str))?;
         if urls.is_empty() {
@@ -183,7 +186,9 @@ pub fn resolve_routes(
         if !path_ok {
             return Err(entry_error(
                 key("path"),
-                format!("{path:?}: use a path prefix like /api (starts with /, no trailing /, no ? # % or dot segments)"),
+                format!(
+                    "{path:?}: use a path prefix like /api (starts with /, no trailing /, no ? # % or dot segments)"
+                ),
             ));
         }
         let host = match r.host.as_deref() {
@@ -241,7 +246,9 @@ pub fn resolve_routes(
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn parse_host(h: &str) -> Option<HostPattern> {
@@ -251,7 +258,10 @@ fn parse_host(h: &str) -> Option<HostPattern> {
         None => (false, h.as_str()),
     };
     let label_ok = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !l.starts_with('-')
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
     };
     if rest.is_empty() || rest.len() > 253 || !rest.split('.').all(label_ok) {
         return None;

@@ -167,7 +167,10 @@ fn bad_routes_name_the_entry_and_key() {
         (route("path = \"/\"\nmethods = [\"G T\"]"), "routes[0].methods"),
         (route("path = \"/\"\nmax_body_bytes = 0"), "routes[0].max_body_bytes"),
         (format!("{}{}", route("path = \"/\""), route("path = \"/x\"")), "routes[1].name"),
-        ("[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"nowhere\"\nauth = \"none\"\n".into(), "routes[0].upstream"),
+        (
+            "[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"nowhere\"\nauth = \"none\"\n".into(),
+            "routes[0].upstream",
+        ),
         ("[upstreams.m]\nurls = [\"https://x:1\"]\n".into(), "upstreams.m.urls"),
         ("[upstreams.m]\nurls = []\n".into(), "upstreams.m.urls"),
         ("[upstreams.m]\nurls = [\"http://x:1\"]\nread_timeout_secs = 0\n".into(), "upstreams.m.read_timeout_secs"),

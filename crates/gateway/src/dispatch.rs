@@ -74,8 +74,12 @@ async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
     let index = match d.gw.routes.find(&req) {
         Ok(i) => i,
         Err(NoRoute::UnknownHost) => {
-            return ApiError::new(StatusCode::MISDIRECTED_REQUEST, "unknown_host", "This server does not serve that host.")
-                .into_response();
+            return ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+                "This server does not serve that host.",
+            )
+            .into_response();
         }
         Err(NoRoute::NotFound) => return ApiError::not_found().into_response(),
     };
@@ -92,13 +96,15 @@ async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
         }
         let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
         let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        let router = match &d.targets[index] {
+            // The proxy applies the route's timeout with its own read timeout.
+            Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
+            Target::InProcess(router) => router.clone(),
+        };
         let call = async {
-            match &d.targets[index] {
-                Target::InProcess(router) => match router.clone().oneshot(req).await {
-                    Ok(res) => res,
-                    Err(never) => match never {},
-                },
-                Target::Pool(pool) => d.proxy.forward(pool, req, &route.metrics).await,
+            match router.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
             }
         };
         match route.timeout {

@@ -179,8 +179,16 @@ impl Proxy {
     /// Forwards `req` to an address of `pool` and streams the answer back. A request without
     /// a body whose address refuses the connection is tried on the next address; one with a
     /// body cannot be replayed (it is streamed, not kept), so it fails with 502. Failures are
-    /// counted in `metrics` by kind.
-    pub async fn forward(&self, pool: &Pool, mut req: Request<Body>, metrics: &RouteMetrics) -> Response {
+    /// counted in `metrics` by kind. The response head is awaited for the pool's read timeout,
+    /// or `timeout` when that is shorter (one timer for both).
+    pub async fn forward(
+        &self,
+        pool: &Pool,
+        mut req: Request<Body>,
+        metrics: &RouteMetrics,
+        timeout: Option<Duration>,
+    ) -> Response {
+        let head_timeout = timeout.map_or(pool.read_timeout, |t| t.min(pool.read_timeout));
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let upgrade = upgrade_protocol(req.headers());
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -189,8 +197,12 @@ impl Proxy {
         self.forwarded_headers(&mut parts.headers, peer);
         if let Some(proto) = &upgrade {
             if pool.http2 {
-                return ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", "This service cannot take upgraded connections.")
-                    .into_response();
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "This service cannot take upgraded connections.",
+                )
+                .into_response();
             }
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, proto.clone());
@@ -232,7 +244,7 @@ impl Proxy {
                 Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE))
             };
             let call = pool.client.request(Request::from_parts(head, this_body));
-            match tokio::time::timeout(pool.read_timeout, call).await {
+            match tokio::time::timeout(head_timeout, call).await {
                 Ok(Ok(res)) => {
                     if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
                         return switch(res, client_side, &pool.name);
@@ -246,12 +258,20 @@ impl Proxy {
                     let kind = body_error_kind(&e);
                     match kind {
                         Some(BodyError::TooLarge) => {
-                            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.")
-                                .into_response();
+                            return ApiError::new(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "payload_too_large",
+                                "The request body is too large.",
+                            )
+                            .into_response();
                         }
                         Some(BodyError::Idle) => {
-                            return ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "The request body stopped arriving.")
-                                .into_response();
+                            return ApiError::new(
+                                StatusCode::REQUEST_TIMEOUT,
+                                "request_timeout",
+                                "The request body stopped arriving.",
+                            )
+                            .into_response();
                         }
                         None => {}
                     }
@@ -298,7 +318,11 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Answers 101 to the client and joins the two upgraded connections.
-fn switch(mut upstream: hyper::Response<hyper::body::Incoming>, client: hyper::upgrade::OnUpgrade, pool: &str) -> Response {
+fn switch(
+    mut upstream: hyper::Response<hyper::body::Incoming>,
+    client: hyper::upgrade::OnUpgrade,
+    pool: &str,
+) -> Response {
     let upstream_io = hyper::upgrade::on(&mut upstream);
     let (mut parts, _) = upstream.into_parts();
     let proto = parts.headers.get(header::UPGRADE).cloned();

@@ -133,7 +133,10 @@ impl RouteTable {
         match found {
             Some(i) => Ok(i),
             None if self.all_hosted
-                && !self.routes.iter().any(|r| r.spec.host.as_ref().is_some_and(|h| host.is_some_and(|x| h.matches(x)))) =>
+                && !self
+                    .routes
+                    .iter()
+                    .any(|r| r.spec.host.as_ref().is_some_and(|h| host.is_some_and(|x| h.matches(x)))) =>
             {
                 Err(NoRoute::UnknownHost)
             }
@@ -166,7 +169,8 @@ pub fn is_ambiguous(path: &str) -> bool {
     let b = path.as_bytes();
     let encoded = b.windows(3).any(|w| {
         w[0] == b'%'
-            && ((w[1] == b'2' && matches!(w[2], b'f' | b'F' | b'e' | b'E')) || (w[1] == b'5' && matches!(w[2], b'c' | b'C')))
+            && ((w[1] == b'2' && matches!(w[2], b'f' | b'F' | b'e' | b'E'))
+                || (w[1] == b'5' && matches!(w[2], b'c' | b'C')))
     });
     encoded || path.contains('\\') || path.split('/').any(|seg| seg == "." || seg == "..")
 }
@@ -195,7 +199,10 @@ mod tests {
         assert_eq!(uploads.timeout, None);
         let api = &t.routes[t.find_by(None, &Method::POST, "/api/v1/videos").unwrap()];
         assert_eq!((api.max_body_bytes, api.timeout), (2 * 1024 * 1024, Some(Duration::from_secs(30))));
-        assert_eq!(t.routes[t.find_by(None, &Method::GET, "/oauth2/auth").unwrap()].spec.upstream, UpstreamRef::Gateway);
+        assert_eq!(
+            t.routes[t.find_by(None, &Method::GET, "/oauth2/auth").unwrap()].spec.upstream,
+            UpstreamRef::Gateway
+        );
     }
 
     #[test]

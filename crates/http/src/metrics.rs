@@ -97,8 +97,8 @@ impl RouteMetrics {
         let requests = STATUS_CLASSES
             .map(|status| m.route_requests.get_or_create(&GatewayStatusLabels { route: route(), status }).clone());
         let duration = m.route_duration.get_or_create(&GatewayRouteLabels { route: route() }).clone();
-        let upstream_errors =
-            UPSTREAM_ERROR_KINDS.map(|kind| m.upstream_errors.get_or_create(&UpstreamErrorLabels { route: route(), kind }).clone());
+        let upstream_errors = UPSTREAM_ERROR_KINDS
+            .map(|kind| m.upstream_errors.get_or_create(&UpstreamErrorLabels { route: route(), kind }).clone());
         Self { requests, duration, upstream_errors }
     }
 
@@ -134,13 +134,21 @@ fn metrics() -> &'static Metrics {
         });
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let gateway = registry.sub_registry_with_prefix("gateway");
-        gateway.register("route_requests", "Requests answered per gateway route, by status class", route_requests.clone());
+        gateway.register(
+            "route_requests",
+            "Requests answered per gateway route, by status class",
+            route_requests.clone(),
+        );
         gateway.register(
             "route_duration_seconds",
             "Time to answer a request per gateway route (until the response head)",
             route_duration.clone(),
         );
-        gateway.register("upstream_errors", "Failed upstream exchanges per gateway route, by kind", upstream_errors.clone());
+        gateway.register(
+            "upstream_errors",
+            "Failed upstream exchanges per gateway route, by kind",
+            upstream_errors.clone(),
+        );
         Metrics { registry, requests, duration, route_requests, route_duration, upstream_errors }
     })
 }
@@ -215,9 +223,14 @@ mod tests {
         b.upstream_error(UpstreamError::Connect);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &metrics().registry).unwrap();
-        assert!(text.contains(r#"turtlemen_http_gateway_route_requests_total{route="metrics-test",status="2xx"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"turtlemen_http_gateway_route_requests_total{route="metrics-test",status="2xx"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"turtlemen_http_gateway_route_requests_total{route="metrics-test",status="5xx"} 1"#));
-        assert!(text.contains(r#"turtlemen_http_gateway_upstream_errors_total{route="metrics-test",kind="connect"} 1"#));
+        assert!(
+            text.contains(r#"turtlemen_http_gateway_upstream_errors_total{route="metrics-test",kind="connect"} 1"#)
+        );
         assert!(text.contains(r#"turtlemen_http_gateway_route_duration_seconds_count{route="metrics-test"} 2"#));
     }
 }

@@ -5,13 +5,13 @@
 //! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
 //! the TLS port gets a short 400 and the connection is closed.
 
+use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use crate::tls::ReloadingTls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -74,7 +74,9 @@ impl ReloadingTls {
                     }
                     tracing::info!(tls.cert_file = %self.cert.display(), "TLS certificate loaded again");
                 }
-                Err(e) => tracing::error!(error = %e, "TLS certificate files changed but do not load; keeping the previous ones"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate files changed but do not load; keeping the previous ones")
+                }
             }
         }
         match self.current.read() {
@@ -93,8 +95,8 @@ fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
     if chain.is_empty() {
         return Err(cert_err("holds no PEM certificate".into()));
     }
-    let private =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key { path: key.to_owned(), message: e.to_string() })?;
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::Key { path: key.to_owned(), message: e.to_string() })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
