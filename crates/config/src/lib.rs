@@ -10,9 +10,11 @@
 //! This crate never touches the disk beyond reading the config file.
 
 pub mod providers;
+pub mod routes;
 mod settings;
 
 pub use providers::{IdentityProvider, ProviderKind};
+pub use routes::{AuthMode, HostPattern, RouteSpec, UpstreamRef, UpstreamSpec};
 pub use settings::{LogFormat, Settings};
 
 use std::net::SocketAddr;
@@ -67,6 +69,15 @@ pub struct Config {
     pub identity_providers: Vec<IdentityProvider>,
     pub mail: MailConfig,
     pub brute_force: BruteForceConfig,
+    /// Certificate chain and key for TLS termination; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The gateway's route table; `None`: the built-in table.
+    pub routes: Option<Vec<RouteSpec>>,
+    /// Upstream pools named by routes.
+    pub upstreams: std::collections::BTreeMap<String, UpstreamSpec>,
+    /// The tables as written, for `turtlemen config`.
+    raw_routes: Option<Vec<routes::RouteSettings>>,
+    raw_upstreams: Option<std::collections::BTreeMap<String, routes::UpstreamSettings>>,
 }
 
 /// Outgoing mail.
@@ -85,6 +96,13 @@ pub struct BruteForceConfig {
     pub max_wait: Duration,
     pub ip_failures: u32,
     pub ip_window: Duration,
+}
+
+/// PEM files for TLS termination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Limits every listener applies.
@@ -123,6 +141,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A problem in one entry of a table (`routes[2].path`, `upstreams.media.urls`).
+    #[error("{key}: {message}")]
+    Entry { key: String, message: String },
 }
 
 pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -256,10 +277,26 @@ impl Config {
             )?),
         };
         let identity_providers = providers::resolve(&s.identity_providers)?;
+        let tls = match (s.tls_cert_file, s.tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(_), None) => return Err(invalid("tls_key_file", "is needed with tls_cert_file")),
+            (None, Some(_)) => return Err(invalid("tls_cert_file", "is needed with tls_key_file")),
+        };
+        let upstreams = routes::resolve_upstreams(s.upstreams.as_ref())?;
+        let routes = match &s.routes {
+            None => None,
+            Some(raw) => Some(routes::resolve_routes(raw, &upstreams)?),
+        };
         Ok(Config {
             identity_providers,
             mail: MailConfig { smtp_url, from },
             brute_force,
+            tls,
+            routes,
+            upstreams,
+            raw_routes: s.routes,
+            raw_upstreams: s.upstreams,
             upstream_auth,
             upstream_api,
             trusted_proxies,
@@ -323,18 +360,30 @@ impl Config {
             bruteforce_ip_failures: Some(u64::from(self.brute_force.ip_failures)),
             bruteforce_ip_window_secs: Some(self.brute_force.ip_window.as_secs()),
             identity_providers: providers::unresolve(&self.identity_providers),
+            tls_cert_file: self.tls.as_ref().map(|t| t.cert.clone()),
+            tls_key_file: self.tls.as_ref().map(|t| t.key.clone()),
+            routes: self.raw_routes.clone(),
+            upstreams: self.raw_upstreams.clone(),
         };
         toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
 fn parse_upstreams(key: &'static str, text: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    parse_upstream_list(key, text.unwrap_or("").split(',')).map_err(|e| match e {
+        ConfigError::Entry { message, .. } => invalid(key, message),
+        other => other,
+    })
+}
+
+/// Internal `http://HOST:PORT` addresses (blank entries skipped).
+fn parse_upstream_list<'a>(key: &str, parts: impl Iterator<Item = &'a str>) -> Result<Vec<String>, ConfigError> {
+    let err = |message: String| ConfigError::Entry { key: key.to_string(), message };
     let mut out = Vec::new();
-    for part in text.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let url =
-            Url::parse(part).map_err(|e| invalid(key, format!("{part:?} is not a URL ({e}); use http://HOST:PORT")))?;
+    for part in parts.map(str::trim).filter(|p| !p.is_empty()) {
+        let url = Url::parse(part).map_err(|e| err(format!("{part:?} is not a URL ({e}); use http://HOST:PORT")))?;
         if url.scheme() != "http" || url.host().is_none() || url.path() != "/" || url.query().is_some() {
-            return Err(invalid(key, format!("{part:?}: use http://HOST:PORT (an internal address, no path)")));
+            return Err(err(format!("{part:?}: use http://HOST:PORT (an internal address, no path)")));
         }
         out.push(part.trim_end_matches('/').to_string());
     }

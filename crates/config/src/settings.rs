@@ -2,6 +2,8 @@
 //! `TURTLEMEN_*` environment variable and a flag at once.
 
 use crate::ConfigError;
+use crate::routes::{RouteSettings, UpstreamSettings};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use turtlemen_domain::Secret;
 
@@ -131,6 +133,20 @@ pub struct Settings {
     /// …within this many seconds.
     #[arg(long, env = "TURTLEMEN_BRUTEFORCE_IP_WINDOW_SECS", global = true, value_name = "SECS")]
     pub bruteforce_ip_window_secs: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 by ALPN) with it; reloaded when it changes.
+    #[arg(long, env = "TURTLEMEN_TLS_CERT_FILE", global = true, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[arg(long, env = "TURTLEMEN_TLS_KEY_FILE", global = true, value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The gateway's route table (`[[routes]]`, TOML only); absent: the built-in table.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteSettings>>,
+    /// Upstream pools named by routes (`[upstreams.NAME]`, TOML only).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<BTreeMap<String, UpstreamSettings>>,
 }
 
 impl Settings {
@@ -186,6 +202,10 @@ impl Settings {
             bruteforce_max_wait_secs: self.bruteforce_max_wait_secs.or(lower.bruteforce_max_wait_secs),
             bruteforce_ip_failures: self.bruteforce_ip_failures.or(lower.bruteforce_ip_failures),
             bruteforce_ip_window_secs: self.bruteforce_ip_window_secs.or(lower.bruteforce_ip_window_secs),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            routes: self.routes.or(lower.routes),
+            upstreams: self.upstreams.or(lower.upstreams),
         }
     }
 }
