@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
-# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), moto's S3 server (PyPI) for the
-# S3 storage tests, and the front-end packages
-# pinned in web/package-lock.json. Safe to run again: it installs only what is missing.
+# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
+# server (S3 storage tests), and the front-end packages pinned in web/package-lock.json. Safe to
+# run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,13 @@ fi
 # S3 tests run against moto's S3 server (PyPI), a second implementation of the protocol.
 if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
+
+# A real SMTP server for the mail tests (aiosmtpd, from PyPI).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+    || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-aiosmtpd >/dev/null; }
 fi
 
 # Front-end packages (hls.js, tus-js-client, playwright-core) from the lockfile; the build

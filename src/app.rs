@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use turtlemen_auth::AuthInner;
 use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
 use turtlemen_db::{Db, DbOptions};
-use turtlemen_gateway::proxy::{Pool, Proxy};
+use turtlemen_gateway::dispatch::Target;
+use turtlemen_gateway::proxy::Pool;
+use turtlemen_gateway::routes::{self, RouteDefaults};
 use turtlemen_gateway::{GatewayConfig, GatewayInner};
 use turtlemen_http::health::{self, Readiness};
 use turtlemen_http::layers;
@@ -66,6 +68,7 @@ impl Default for Internals {
 /// A prepared process: bound, migrated, ready to serve.
 pub struct Server {
     listener: Option<TcpListener>,
+    tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
     router: Router,
     limits: HttpLimits,
     db: Option<Db>,
@@ -140,6 +143,12 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             })?)
         };
 
+    // Certificate files are read before anything is created; a bad one stops the start.
+    let tls = match (&config.tls, &listener) {
+        (Some(files), Some(_)) => Some(Arc::new(turtlemen_http::tls::ReloadingTls::load(&files.cert, &files.key)?)),
+        _ => None,
+    };
+
     // A public URL derived from `listen` follows the port actually bound (port 0 in tests).
     let mut config = config.clone();
     if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok())
@@ -172,7 +181,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let issuer = format!("{}auth", config.public_url.as_str());
     let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
         let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
-            .and_then(|s| s.with_identity_providers(config.identity_providers.clone()))
+            .map_err(anyhow::Error::msg)?
+            .with_settings(auth_settings(config))
+            .with_signer(crate::signing_keys::signer(config, &keys.signing_pkcs8)?)
+            .with_mailer(mailer(config)?)
+            .with_identity_providers(config.identity_providers.clone())
             .map_err(anyhow::Error::msg)?;
         Ok(turtlemen_auth::router(Arc::new(state)))
     };
@@ -188,6 +201,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
     };
     let mut janitor_state = None;
+    let route_defaults = RouteDefaults {
+        max_body_bytes: config.http.max_body_bytes as u64,
+        max_upload_bytes: config.videos.upload_max_bytes,
+        request_timeout: config.http.request_timeout,
+    };
     let gateway_config = |client_secret: String| GatewayConfig {
         public_url: config.public_url.clone(),
         issuer: issuer.clone(),
@@ -197,6 +215,9 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         absolute: std::time::Duration::from_secs(30 * 24 * 3600),
         trusted_proxies: config.trusted_proxies.clone(),
         session_cache_ttl: internals.session_cache_ttl,
+        routes: config.routes.clone().unwrap_or_else(|| routes::builtin(&route_defaults)),
+        route_defaults,
+        upstreams: config.upstreams.clone(),
     };
     let issuer_over_http = || -> anyhow::Result<Arc<dyn Transport>> {
         let first = config
@@ -214,9 +235,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
                 Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
             let state = api_state(db, store, storage, transport.clone());
             janitor_state = Some(state.clone());
-            let services = turtlemen_gateway::route_table(auth_router, turtlemen_api::router(state));
+            let api_router = turtlemen_api::router(state);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
-            turtlemen_gateway::router(gateway, services)
+            let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
+            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))
+                .map_err(anyhow::Error::msg)?
         }
         (Role::Auth, Some(db), Some(store), _) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
@@ -228,21 +251,14 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             turtlemen_api::router(state)
         }
         (Role::Gateway, _, Some(store), _) => {
-            let auth_pool = Arc::new(Pool::new("auth", &config.upstream_auth).map_err(anyhow::Error::msg)?);
-            let api_pool = Arc::new(Pool::new("api", &config.upstream_api).map_err(anyhow::Error::msg)?);
-            let scheme = if config.public_url.scheme() == "https" { "https" } else { "http" };
-            let proxy = Proxy::new(config.trusted_proxies.clone(), scheme, config.http.request_timeout);
-            let services = Router::new().fallback(move |req: axum::extract::Request| {
-                let (proxy, auth_pool, api_pool) = (proxy.clone(), auth_pool.clone(), api_pool.clone());
-                async move {
-                    let path = req.uri().path();
-                    let pool = if path == "/auth" || path.starts_with("/auth/") { &auth_pool } else { &api_pool };
-                    proxy.forward(pool, req).await
-                }
-            });
+            let pool = |name: &str, urls: &[String]| -> anyhow::Result<Target> {
+                let spec = turtlemen_config::UpstreamSpec::http1(urls.to_vec());
+                Ok(Target::Pool(Arc::new(Pool::new(name, &spec).map_err(anyhow::Error::msg)?)))
+            };
+            let (auth_pool, api_pool) = (pool("auth", &config.upstream_auth)?, pool("api", &config.upstream_api)?);
             let client_secret = turtlemen_auth::clients::gateway_secret(&keys.cookie);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), issuer_over_http()?);
-            turtlemen_gateway::router(gateway, services)
+            turtlemen_gateway::router(gateway, auth_pool, api_pool).map_err(anyhow::Error::msg)?
         }
         _ => Router::new(),
     };
@@ -262,7 +278,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         _ => None,
     };
     let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
-    Ok(Server { listener, router, limits: config.http, db, sessions, worker, janitor })
+    Ok(Server { listener, tls, router, limits: config.http, db, sessions, worker, janitor })
 }
 
 /// The transcode handler's settings, from the configuration.
@@ -277,6 +293,30 @@ fn transcoder(config: &Config, storage: turtlemen_storage::Storage) -> turtlemen
         ..Default::default()
     };
     turtlemen_worker::transcode::Transcoder { storage, work_root: config.data_dir.join("work"), options }
+}
+
+/// The auth service's policies from the configuration.
+fn auth_settings(config: &Config) -> turtlemen_auth::AuthSettings {
+    let defaults = turtlemen_auth::AuthSettings::default();
+    let b = &config.brute_force;
+    let brute_force = turtlemen_auth::bruteforce::BruteForceSettings {
+        max_failures: b.account_failures,
+        max_wait: b.max_wait,
+        ip_max_failures: b.ip_failures,
+        ip_window: b.ip_window,
+        ..defaults.brute_force.clone()
+    };
+    turtlemen_auth::AuthSettings { brute_force, ..defaults }
+}
+
+/// SMTP when `smtp_url` is set, else the outbox folder in the data dir.
+fn mailer(config: &Config) -> anyhow::Result<turtlemen_auth::mail::Mailer> {
+    use turtlemen_auth::mail::Mailer;
+    match &config.mail.smtp_url {
+        Some(url) => Mailer::smtp(url.expose(), &config.mail.from),
+        None => Mailer::outbox(config.data_dir.join("outbox"), &config.mail.from),
+    }
+    .map_err(anyhow::Error::msg)
 }
 
 impl Server {
@@ -311,7 +351,7 @@ impl Server {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(listen.address = %addr, "listening");
                 }
-                turtlemen_http::server::serve(listener, self.router, self.limits, shutdown).await;
+                turtlemen_http::server::serve_with(listener, self.router, self.limits, self.tls, shutdown).await;
             }
             None => shutdown.await,
         }

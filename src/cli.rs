@@ -92,7 +92,13 @@ pub enum AdminCommand {
         /// A first-party client of this instance: no consent page.
         #[arg(long)]
         first_party: bool,
+        /// How its ID tokens are signed (`id_token_signed_response_alg`): ES256 (default) or RS256.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
+    /// Make new token-signing keys current; the old public keys stay published until every
+    /// token they signed has expired. Restart the auth service to sign with the new keys.
+    RotateSigningKey,
 }
 
 /// Entry point of the binary.
@@ -210,6 +216,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
             name,
             public,
             first_party,
+            id_token_alg,
         } => {
             let db = admin_db(config).await?;
             let new = turtlemen_auth::clients::NewClient {
@@ -219,6 +226,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 post_logout_redirect_uris,
                 public,
                 first_party,
+                id_token_alg,
             };
             let created = turtlemen_auth::clients::create(&db, new).await;
             db.close().await;
@@ -226,6 +234,12 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 Some(secret) => println!("created confidential client {client_id}\nclient_secret: {secret}"),
                 None => println!("created public client {client_id} (PKCE required)"),
             }
+            Ok(())
+        }
+        AdminCommand::RotateSigningKey => {
+            crate::data_dir::prepare(&config.data_dir)?;
+            let kid = crate::signing_keys::rotate(config)?;
+            println!("new signing key {kid} is current; restart the auth service to sign with it");
             Ok(())
         }
         AdminCommand::CreateUser { username, email, display_name, admin, password_stdin } => {

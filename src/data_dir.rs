@@ -70,7 +70,7 @@ pub fn keys(config: &Config) -> anyhow::Result<Keys> {
     Ok(Keys { cookie, signing_pkcs8 })
 }
 
-fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
     if path.exists() {
         let mode = fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {
@@ -83,10 +83,18 @@ fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -
         }
         return Ok(bytes);
     }
+    let bytes = make()?;
+    write_secret(path, &bytes)?;
+    tracing::info!(file = %path.display(), "generated a new secret");
+    Ok(bytes)
+}
+
+/// Writes a secret file (0600, in a 0700 folder) through a temporary file and a rename, so it
+/// is replaced whole or not at all.
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("secret path has no folder")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let bytes = make()?;
     let tmp: PathBuf = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -95,9 +103,8 @@ fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
-    tracing::info!(file = %path.display(), "generated a new secret");
-    Ok(bytes)
+    Ok(())
 }

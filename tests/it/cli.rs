@@ -103,6 +103,8 @@ fn config_shows_effective_values_with_secrets_redacted() {
             ("TURTLEMEN_LISTEN", "127.0.0.1:7001"),
             ("TURTLEMEN_DATABASE_URL", "postgres://app:topsecretpw@db.internal/tm"),
             ("TURTLEMEN_COOKIE_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+            ("TURTLEMEN_SMTP_URL", "smtps://mailer:smtppassw0rd@mail.internal"),
+            ("TURTLEMEN_BRUTEFORCE_ACCOUNT_FAILURES", "7"),
         ],
     );
     assert_eq!(code, 0, "{err}");
@@ -112,6 +114,79 @@ fn config_shows_effective_values_with_secrets_redacted() {
     assert_eq!(shown["max_body_bytes"].as_integer(), Some(1234), "file beats default");
     assert!(!out.contains("topsecretpw") && !out.contains("0123456789abcdef"), "{out}");
     assert_eq!(shown["cookie_secret"].as_str(), Some("[redacted]"));
+    assert!(!out.contains("smtppassw0rd") && !out.contains("mailer"), "{out}");
+    assert_eq!(shown["smtp_url"].as_str(), Some("[redacted]"));
+    assert_eq!(shown["bruteforce_account_failures"].as_integer(), Some(7));
+}
+
+#[test]
+fn rotate_signing_key_retires_the_old_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let (code, out, err) = run_cli(
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "old",
+            "--public",
+            "--id-token-alg",
+            "RS256",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            "--data-dir",
+            data_arg,
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created public client old"), "{out}");
+    let (code, _, err) = run_cli(
+        &[
+            "admin",
+            "create-client",
+            "--client-id",
+            "x",
+            "--id-token-alg",
+            "HS256",
+            "--redirect-uri",
+            "https://rp.example/cb",
+            "--data-dir",
+            data_arg,
+        ],
+        "",
+        &[],
+    );
+    assert_one_line_error(code, &err, &["id-token-alg"]);
+
+    // First start made the keys; rotation retires their public halves.
+    std::fs::create_dir_all(data.join("secrets")).unwrap();
+    let es = turtlemen_auth::tokens::generate_es256_pkcs8().unwrap();
+    std::fs::write(data.join("secrets/signing-es256.p8"), &es).unwrap();
+    let old_kid = turtlemen_auth::tokens::Signer::from_pkcs8(&es).unwrap().kid().to_string();
+    let (code, out, err) = run_cli(&["admin", "rotate-signing-key", "--data-dir", data_arg], "", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restart the auth service"), "{out}");
+    let retired = std::fs::read_to_string(data.join("secrets/retired-signing-keys.json")).unwrap();
+    assert!(retired.contains(&old_kid), "{retired}");
+    for file in ["retired-signing-keys.json", "signing-es256.p8", "signing-rs256.p8"] {
+        let mode = std::fs::metadata(data.join("secrets").join(file)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    assert_ne!(std::fs::read(data.join("secrets/signing-es256.p8")).unwrap(), es);
+
+    // A configured key file is not ours to rotate.
+    let key = dir.path().join("key.p8");
+    std::fs::write(&key, &es).unwrap();
+    let (code, _, err) = run_cli(
+        &["admin", "rotate-signing-key", "--data-dir", data_arg, "--signing-key-file", key.to_str().unwrap()],
+        "",
+        &[],
+    );
+    assert_one_line_error(code, &err, &["signing_key_file"]);
 }
 
 fn free_port() -> u16 {

@@ -127,7 +127,7 @@ fn field(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-async fn user(app: &TestApp, username: &str, role: Role) {
+pub async fn user(app: &TestApp, username: &str, role: Role) {
     let form = AccountForm {
         username,
         email: &format!("{username}@example.org"),

@@ -105,14 +105,17 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
 /// A running instance of the whole program.
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// The instance's data folder.
-    pub data_dir: std::path::PathBuf,
     pub client: reqwest::Client,
     pub db: turtlemen_db::Db,
     pub sessions: turtlemen_session::Sessions,
+    /// The instance's data folder (its `outbox/`, `secrets/`…).
+    pub data_dir: std::path::PathBuf,
+    /// What it was started with, to start it again ([`TestApp::restart`]).
+    pub settings: Settings,
+    internals: Internals,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _schema: Option<PgSchema>,
 }
 
@@ -124,22 +127,48 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
-        Self::start(settings, dir, schema, true).await
+        Self::start_fresh(settings, dir, schema, true).await
     }
 
     /// `serve` without its embedded worker: the test runs workers itself.
     pub async fn spawn_without_worker(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>) -> TestApp {
-        Self::start(settings, dir, schema, false).await
+        Self::start_fresh(settings, dir, schema, false).await
     }
 
-    async fn start(settings: Settings, dir: tempfile::TempDir, schema: Option<PgSchema>, worker: bool) -> TestApp {
-        let config = Config::resolve(settings).expect("valid test config");
+    async fn start_fresh(
+        settings: Settings,
+        dir: tempfile::TempDir,
+        schema: Option<PgSchema>,
+        worker: bool,
+    ) -> TestApp {
         let internals = Internals {
             embedded_worker: worker,
             session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
             session_cache_ttl: std::time::Duration::ZERO,
             upload_sweep_every: std::time::Duration::from_millis(300),
         };
+        Self::start(settings, internals, Some(dir), schema).await
+    }
+
+    /// Stops the instance and starts it again on the same address, data, database and session
+    /// store (the same address keeps the public URL, so the issuer, the same).
+    pub async fn restart(mut self) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.listen = Some(self.addr.to_string());
+        let internals = self.internals.clone();
+        let (dir, schema) = (self._dir.take(), self._schema.take());
+        self.stop().await;
+        Self::start(settings, internals, dir, schema).await
+    }
+
+    async fn start(
+        settings: Settings,
+        internals: Internals,
+        dir: Option<tempfile::TempDir>,
+        schema: Option<PgSchema>,
+    ) -> TestApp {
+        let config = Config::resolve(settings.clone()).expect("valid test config");
+        let data_dir = config.data_dir.clone();
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
         let db = server.db().expect("serve uses a database").clone();
@@ -149,13 +178,14 @@ impl TestApp {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        let data_dir = config.data_dir.clone();
         TestApp {
             addr,
-            data_dir,
             client,
             db,
             sessions,
+            data_dir,
+            settings,
+            internals,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,

@@ -38,11 +38,13 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "totp_off" => Some("Two-step verification is off."),
         "linked" => Some("The provider is linked: you can sign in with it."),
         "unlinked" => Some("The provider is unlinked."),
+        "verify_sent" => Some("We sent a new confirmation link to your email address."),
+        "verify_limit" => Some("We already sent several links recently; please check your mail or try again later."),
         _ => None,
     }
 }
 
-fn back_to_account(done: &str) -> Response {
+pub(crate) fn back_to_account(done: &str) -> Response {
     see_other(&RedirectTarget::parse_local(&format!("/auth/account?done={done}")).unwrap_or_else(RedirectTarget::home))
 }
 
@@ -105,6 +107,8 @@ pub(crate) async fn render(
         providers: crate::broker::buttons(state),
         csrf: &csrf,
         username: &user.username,
+        email: &user.email,
+        email_verified: user.email_verified,
         notice: extras.notice,
         has_password,
         password_errors: extras.password_errors,

@@ -166,6 +166,13 @@ impl Throttle<'_> {
         Ok(out)
     }
 
+    /// Forgets an account's failures and lifts its lockout (after a password reset).
+    pub async fn clear_account(&self, user: UserId) -> Result<(), SessionError> {
+        let account = format!("bf:a:{}", Subject::Account(user).key());
+        self.store.delete(&format!("{account}:lock")).await?;
+        self.store.delete(&account).await
+    }
+
     /// The credential was right: the account's failures are forgotten.
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), SessionError> {
         self.store.delete(&format!("{}:lock", attempt.account)).await?;

@@ -20,6 +20,8 @@ pub enum ClientError {
     RedirectUri(String),
     #[error("redirect-uri: at least one is required")]
     NoRedirectUri,
+    #[error("id-token-alg: ES256 or RS256")]
+    IdTokenAlg,
     #[error("client-id: a client with this id already exists")]
     Taken,
     #[error(transparent)]
@@ -53,6 +55,9 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     pub public: bool,
     pub first_party: bool,
+    /// `id_token_signed_response_alg`: `None` for ES256, `Some("RS256")` for clients that only
+    /// verify RSA signatures.
+    pub id_token_alg: Option<String>,
 }
 
 /// Registers a client; returns its secret (confidential clients only).
@@ -69,6 +74,11 @@ pub async fn create(db: &Db, new: NewClient) -> Result<Option<String>, ClientErr
     for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
         check_redirect_uri(uri)?;
     }
+    let id_token_alg = match new.id_token_alg.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("ES256") => "ES256",
+        Some("RS256") => "RS256",
+        Some(_) => return Err(ClientError::IdTokenAlg),
+    };
     let secret = (!new.public).then(|| random_token(32));
     let client = Client {
         name: new.name.unwrap_or_else(|| new.client_id.clone()),
@@ -77,6 +87,7 @@ pub async fn create(db: &Db, new: NewClient) -> Result<Option<String>, ClientErr
         redirect_uris: new.redirect_uris,
         post_logout_redirect_uris: new.post_logout_redirect_uris,
         first_party: new.first_party,
+        id_token_alg: id_token_alg.into(),
     };
     clients::create(db, &client).await.map_err(|e| match e {
         DbError::Conflict { .. } => ClientError::Taken,
@@ -97,6 +108,7 @@ pub async fn ensure_gateway(db: &Db, public_url: &Url, cookie_key: &[u8]) -> Res
         redirect_uris: vec![format!("{}oauth2/callback", public_url.as_str())],
         post_logout_redirect_uris: vec![public_url.to_string()],
         first_party: true,
+        id_token_alg: "ES256".into(),
     };
     clients::upsert(db, &client).await?;
     Ok(secret)

@@ -13,25 +13,35 @@
 //! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
 //! - [`tokens`]: signing and verifying ID and access tokens;
 //! - [`totp`]: one-time codes (RFC 6238) and recovery codes; [`second_factor`]: enrolment and
-//!   the second sign-in step.
+//!   the second sign-in step; [`secret_box`]: the TOTP secret encrypted at rest;
+//! - [`mail`]: SMTP or the outbox folder; [`email_links`]: single-use links by mail;
+//!   [`verify_email`]: confirming the address; [`reset`]: "forgot password";
+//! - [`api`]: the JSON API (sessions, audit) and the administrators' audit page.
 //!
 //! Never: a redirect to a URI that is not registered for the client, a token or password in a
 //! log line, an answer that tells whether an account exists.
 
 pub mod account;
 pub mod accounts;
+pub mod api;
 pub mod broker;
 pub mod bruteforce;
 pub mod clients;
 pub mod csrf;
+pub mod email_links;
 pub mod login;
+pub mod mail;
 pub mod oidc;
 pub mod passwords;
+pub mod registration;
+pub mod reset;
 pub mod second_factor;
+pub mod secret_box;
 pub mod sso;
 pub mod tokens;
 pub mod totp;
 pub mod util;
+pub mod verify_email;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -86,6 +96,10 @@ pub struct AuthInner {
     pub dummy_hash: String,
     /// External identity providers (none unless configured).
     pub broker: broker::Broker,
+    /// Where verification and reset links are sent.
+    pub mailer: mail::Mailer,
+    /// Encrypts TOTP secrets at rest (a key derived from the cookie key).
+    pub secret_box: secret_box::SecretBox,
 }
 
 /// A cheap handle to [`AuthInner`].
@@ -126,6 +140,8 @@ impl AuthInner {
             settings: AuthSettings::default(),
             dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
             broker: broker::Broker::new(Vec::new())?,
+            mailer: mail::Mailer::Unconfigured,
+            secret_box: secret_box::SecretBox::new(cookie_key),
         })
     }
 
@@ -141,6 +157,18 @@ impl AuthInner {
     /// Replaces the lifetimes and policies (brute-force thresholds among them).
     pub fn with_settings(mut self, settings: AuthSettings) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Replaces the mailer (unconfigured by default: sending fails).
+    pub fn with_mailer(mut self, mailer: mail::Mailer) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// Replaces the signing keys (an RS256 key, retired keys after a rotation).
+    pub fn with_signer(mut self, signer: tokens::Signer) -> Self {
+        self.signer = signer;
         self
     }
 }
@@ -177,5 +205,14 @@ pub fn router(state: AuthState) -> Router {
         .route("/broker/{provider}/callback", get(broker::flow::get_callback))
         .route("/account/providers/{provider}/link", post(broker::flow::post_link))
         .route("/account/identities/{id}/unlink", post(broker::flow::post_unlink))
+        .route("/verify-email", get(verify_email::get_verify_email))
+        .route("/account/verify-email", post(verify_email::resend))
+        .route("/forgot-password", get(reset::get_forgot).post(reset::post_forgot))
+        .route("/reset-password", get(reset::get_reset).post(reset::post_reset))
+        .route("/api/sessions", get(api::list_sessions))
+        .route("/api/sessions/{id}", axum::routing::delete(api::delete_session))
+        .route("/api/audit", get(api::own_audit))
+        .route("/api/admin/audit", get(api::admin_audit))
+        .route("/admin/audit", get(api::admin_audit_page))
         .with_state(state)
 }

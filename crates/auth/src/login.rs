@@ -1,5 +1,9 @@
 //! Sign-in and registration pages.
 //!
+//! Registration answers "check your email" whether the address was free (a new account and a
+//! verification link) or taken (a notice to its owner, no account), so it never tells who has
+//! an account; a taken username is said, since usernames are public.
+//!
 //! A failed sign-in says only "Incorrect username or password." whether or not the account
 //! exists, and costs the same Argon2id verification either way. Every POST checks the CSRF
 //! token first. After success the visitor continues to `return_to`, a checked local path.
@@ -84,7 +88,7 @@ pub struct LoginForm {
 }
 
 /// The account a sign-in names, by username or email.
-async fn find_account(state: &AuthState, name: &str) -> Result<Option<User>, DbError> {
+pub(crate) async fn find_account(state: &AuthState, name: &str) -> Result<Option<User>, DbError> {
     if let Ok(username) = Username::parse(name)
         && let Some(user) = users::find_by_username(&state.db, &username).await?
     {
@@ -284,7 +288,13 @@ pub async fn post_register(
         password: &form.password,
         role: Role::User,
     };
-    let problems = crate::accounts::problems(&account);
+    let mut problems = crate::accounts::problems(&account);
+    // A taken username may be said (usernames are public); a taken email may not.
+    if let Ok(name) = Username::parse(&form.username)
+        && users::find_by_username(&state.db, &name).await?.is_some()
+    {
+        problems.push(AccountError::UsernameTaken);
+    }
     let outcome = if problems.is_empty() {
         crate::accounts::create(&state.db, account).await.map_err(|e| vec![e])
     } else {
@@ -292,6 +302,15 @@ pub async fn post_register(
     };
     let user = match outcome {
         Ok(user) => user,
+        Err(problems) if matches!(problems.as_slice(), [AccountError::EmailTaken]) => {
+            // Answered exactly like a new account; the address's owner is told by mail.
+            if let Ok(email) = Email::parse(&form.email)
+                && let Some(owner) = users::find_by_email(&state.db, &email).await?
+            {
+                crate::registration::notify_email_taken(&state, &owner, &who).await?;
+            }
+            return Ok(crate::registration::check_your_email(&state, jar));
+        }
         Err(problems) => {
             let mut errors = FieldErrors::default();
             for e in problems {
@@ -299,9 +318,8 @@ pub async fn post_register(
                     AccountError::Username(e) => errors.username = Some(e.to_string()),
                     AccountError::UsernameTaken => errors.username = Some("This username is taken.".into()),
                     AccountError::Email(e) => errors.email = Some(e.to_string()),
-                    AccountError::EmailTaken => {
-                        errors.email = Some("An account with this email already exists.".into())
-                    }
+                    // Never said: handled above when it is the only problem, left out otherwise.
+                    AccountError::EmailTaken => {}
                     AccountError::DisplayName => {
                         errors.display_name = Some("A display name is at most 64 characters.".into())
                     }
@@ -313,6 +331,6 @@ pub async fn post_register(
         }
     };
     audit::record(&state.db, Some(user.id), "register", &who.ip, &who.user_agent, "").await?;
-    let (jar, _) = sso::start(&state, jar, &user, &who).await?;
-    Ok((jar, see_other(&target)).into_response())
+    crate::email_links::send_verification(&state, &user, target.as_str()).await?;
+    Ok(crate::registration::check_your_email(&state, jar))
 }

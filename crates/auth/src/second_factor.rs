@@ -128,7 +128,7 @@ async fn check_code(
     allow_recovery: bool,
 ) -> Result<Option<Passed>, ApiError> {
     let code = code.trim();
-    let Some(record) = stored::get(&state.db, user_id).await? else { return Ok(None) };
+    let Some(record) = crate::secret_box::load(state, user_id).await? else { return Ok(None) };
     if !record.enabled || code.len() > 32 {
         return Ok(None);
     }
@@ -207,7 +207,7 @@ pub async fn start_enrolment(
         return Err(csrf_failed());
     }
     let Some((_, user)) = sso::current(&state, &jar).await? else { return Ok(account::to_login()) };
-    stored::put_pending(&state.db, user.id, &totp::new_secret()).await?;
+    crate::secret_box::put_pending(&state, user.id, &totp::new_secret()).await?;
     Ok(see_other(&local("/auth/account/totp")))
 }
 
@@ -227,7 +227,7 @@ fn setup_page(state: &AuthState, jar: CookieJar, user: &User, secret: &[u8], err
 
 pub async fn get_setup(State(state): State<AuthState>, jar: CookieJar) -> Result<Response, ApiError> {
     let Some((_, user)) = sso::current(&state, &jar).await? else { return Ok(account::to_login()) };
-    match stored::get(&state.db, user.id).await? {
+    match crate::secret_box::load(&state, user.id).await? {
         Some(record) if !record.enabled => Ok(setup_page(&state, jar, &user, &record.secret, None)),
         _ => Ok(see_other(&local("/auth/account"))),
     }
@@ -244,7 +244,7 @@ pub async fn confirm_enrolment(
         return Err(csrf_failed());
     }
     let Some((_, user)) = sso::current(&state, &jar).await? else { return Ok(account::to_login()) };
-    let Some(record) = stored::get(&state.db, user.id).await?.filter(|r| !r.enabled) else {
+    let Some(record) = crate::secret_box::load(&state, user.id).await?.filter(|r| !r.enabled) else {
         return Ok(see_other(&local("/auth/account")));
     };
     let attempt = match state.throttle().begin(&Subject::SecondFactor(user.id), &who.ip).await.map_err(store_error)? {

@@ -1,9 +1,11 @@
 //! Signing and verifying the tokens the auth service issues: ID tokens and JWT access tokens
 //! (RFC 9068), ES256 with the instance's P-256 key, published as a JWK set.
 //!
-//! Verification accepts ES256 only, from our own key (by `kid`), with `iss`, `aud` and `exp`
-//! checked, and tells access tokens (`typ: at+jwt`) from ID tokens so one cannot stand in for
-//! the other. `alg: none` and every other algorithm are refused by construction.
+//! Verification accepts only our own keys (by `kid`, each with its one algorithm: ES256, or RS256
+//! for ID tokens of clients that ask for it), with `iss`, `aud` and `exp` checked, and tells
+//! access tokens (`typ: at+jwt`) from ID tokens so one cannot stand in for the other. `alg:
+//! none` and every other algorithm are refused by construction. After a rotation the retired
+//! public keys stay in the JWK set, and keep verifying, until every token they signed expired.
 
 use crate::util::b64url;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -49,64 +51,190 @@ pub enum TokenError {
     WrongType,
 }
 
-/// The instance's signing key.
-pub struct Signer {
+/// A public key that verifies tokens: a current signing key or a retired one.
+struct PublicKey {
     kid: String,
-    encoding: EncodingKey,
+    alg: Algorithm,
     decoding: DecodingKey,
     jwk: serde_json::Value,
+    /// When it stopped signing (Unix seconds); `None` while it is current.
+    retired_at: Option<i64>,
+}
+
+/// A key that signs.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+}
+
+/// A retired key's public half, as kept in the data dir until every token it signed expired.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RetiredKey {
+    pub jwk: serde_json::Value,
+    /// Unix seconds.
+    pub retired_at: i64,
+}
+
+/// The instance's signing keys: the current ES256 key (every access token, and ID tokens by
+/// default), an optional current RS256 key (ID tokens of clients registered with
+/// `id_token_signed_response_alg = RS256`), and retired public keys, published and accepted
+/// until `retention` after their retirement.
+pub struct Signer {
+    es256: SigningKey,
+    rs256: Option<SigningKey>,
+    keys: Vec<PublicKey>,
+    retention: i64,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Signer").field("kid", &self.es256.kid).finish_non_exhaustive()
     }
 }
 
+/// The kid of a public key: the first 16 characters of the base64url SHA-256 of its bytes.
+fn kid_of(public: &[u8]) -> String {
+    b64url(digest::digest(&digest::SHA256, public).as_ref())[..16].to_string()
+}
+
+/// The public JWK of a PKCS#8 P-256 private key.
+pub fn es256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &ring::rand::SystemRandom::new())
+        .map_err(|_| "the signing key is not a PKCS#8 P-256 private key".to_string())?;
+    let public = pair.public_key().as_ref();
+    if public.len() != 65 || public[0] != 4 {
+        return Err("unexpected public key encoding".into());
+    }
+    let (x, y) = (b64url(&public[1..33]), b64url(&public[33..65]));
+    Ok(
+        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid_of(public), "use": "sig", "alg": "ES256" }),
+    )
+}
+
+/// The public JWK of a PKCS#8 RSA private key, and the key in PKCS#1 (what the signer takes).
+fn rs256_parts(der: &[u8]) -> Result<(serde_json::Value, Vec<u8>), String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| "the RS256 key is not a PKCS#8 RSA private key")?;
+    if key.size() < 256 {
+        return Err("the RS256 key is shorter than 2048 bits".into());
+    }
+    let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+    let jwk = serde_json::json!({ "kty": "RSA", "n": b64url(&n), "e": b64url(&e), "kid": kid_of(&n), "use": "sig", "alg": "RS256" });
+    let pkcs1 = key.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec();
+    Ok((jwk, pkcs1))
+}
+
+/// The public JWK of a PKCS#8 RSA private key.
+pub fn rs256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+    rs256_parts(der).map(|(jwk, _)| jwk)
+}
+
+/// A new ES256 signing key, PKCS#8 DER.
+pub fn generate_es256_pkcs8() -> Result<Vec<u8>, String> {
+    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new())
+        .map(|doc| doc.as_ref().to_vec())
+        .map_err(|_| "cannot generate a signing key".to_string())
+}
+
+/// A new RS256 signing key (2048-bit RSA), PKCS#8 DER. `ring` signs with RSA but cannot make
+/// RSA keys; the `rsa` crate (already used by jsonwebtoken's RSA support) can.
+pub fn generate_rs256_pkcs8() -> Result<Vec<u8>, String> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
+    Ok(key.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec())
+}
+
+/// A verifying key from a public JWK we published (EC P-256 or RSA).
+fn public_key(jwk: &serde_json::Value, retired_at: Option<i64>) -> Result<PublicKey, String> {
+    let field = |name: &str| jwk.get(name).and_then(|v| v.as_str()).ok_or_else(|| format!("a JWK without {name}"));
+    let kid = field("kid")?.to_string();
+    let (alg, decoding) = match field("kty")? {
+        "EC" => (Algorithm::ES256, DecodingKey::from_ec_components(field("x")?, field("y")?)),
+        "RSA" => (Algorithm::RS256, DecodingKey::from_rsa_components(field("n")?, field("e")?)),
+        other => return Err(format!("unsupported key type {other}")),
+    };
+    Ok(PublicKey { kid, alg, decoding: decoding.map_err(|e| e.to_string())?, jwk: jwk.clone(), retired_at })
+}
+
 impl Signer {
-    /// Loads a PKCS#8 (DER) P-256 private key.
+    /// Loads a PKCS#8 (DER) P-256 private key: the only key, signing everything.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &ring::rand::SystemRandom::new())
-            .map_err(|_| "the signing key is not a PKCS#8 P-256 private key".to_string())?;
-        let public = pair.public_key().as_ref();
-        if public.len() != 65 || public[0] != 4 {
-            return Err("unexpected public key encoding".into());
-        }
-        let (x, y) = (b64url(&public[1..33]), b64url(&public[33..65]));
-        let kid = b64url(digest::digest(&digest::SHA256, public).as_ref())[..16].to_string();
-        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
-        let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256" });
-        Ok(Self { kid, encoding: EncodingKey::from_ec_der(der), decoding, jwk })
+        let jwk = es256_public_jwk(der)?;
+        let key = public_key(&jwk, None)?;
+        let es256 = SigningKey { kid: key.kid.clone(), encoding: EncodingKey::from_ec_der(der) };
+        Ok(Self { es256, rs256: None, keys: vec![key], retention: 0 })
     }
 
+    /// Adds the current RS256 key (PKCS#8 DER), for clients that ask for RS256 ID tokens.
+    pub fn with_rs256_pkcs8(mut self, der: &[u8]) -> Result<Self, String> {
+        let (jwk, pkcs1) = rs256_parts(der)?;
+        let key = public_key(&jwk, None)?;
+        self.rs256 = Some(SigningKey { kid: key.kid.clone(), encoding: EncodingKey::from_rsa_der(&pkcs1) });
+        self.keys.push(key);
+        Ok(self)
+    }
+
+    /// Adds retired public keys, published and accepted for `retention` after retirement (the
+    /// longest lifetime of a token they signed); older ones are left out.
+    pub fn with_retired(mut self, retired: &[RetiredKey], retention: chrono::Duration) -> Result<Self, String> {
+        self.retention = retention.num_seconds();
+        let now = chrono::Utc::now().timestamp();
+        for r in retired.iter().filter(|r| now - r.retired_at < self.retention) {
+            let key = public_key(&r.jwk, Some(r.retired_at))?;
+            if !self.keys.iter().any(|k| k.kid == key.kid) {
+                self.keys.push(key);
+            }
+        }
+        Ok(self)
+    }
+
+    /// The current ES256 key's id.
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.es256.kid
+    }
+
+    /// Whether a key still verifies: current, or retired less than `retention` ago.
+    fn in_force(&self, key: &PublicKey, now: i64) -> bool {
+        key.retired_at.is_none_or(|at| now - at < self.retention)
     }
 
     /// The public keys, as served at the JWKS endpoint.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.jwk] })
+        let now = chrono::Utc::now().timestamp();
+        let keys: Vec<&serde_json::Value> =
+            self.keys.iter().filter(|k| self.in_force(k, now)).map(|k| &k.jwk).collect();
+        serde_json::json!({ "keys": keys })
     }
 
-    fn sign(&self, typ: &str, claims: &impl Serialize) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
+    fn sign_with(&self, alg: Algorithm, key: &SigningKey, typ: &str, claims: &impl Serialize) -> String {
+        let mut header = Header::new(alg);
+        header.kid = Some(key.kid.clone());
         header.typ = Some(typ.to_string());
         // Signing serialisable claims with a valid key cannot fail.
         #[allow(clippy::expect_used)]
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing a token")
+        jsonwebtoken::encode(&header, claims, &key.encoding).expect("signing a token")
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> String {
-        self.sign(ACCESS_TOKEN_TYPE, claims)
+        self.sign_with(Algorithm::ES256, &self.es256, ACCESS_TOKEN_TYPE, claims)
     }
 
     pub fn sign_id(&self, claims: &IdClaims) -> String {
-        self.sign("JWT", claims)
+        self.sign_with(Algorithm::ES256, &self.es256, "JWT", claims)
     }
 
-    fn validation(&self, issuer: &str, audience: &str, check_exp: bool) -> Validation {
-        let mut v = Validation::new(Algorithm::ES256);
+    /// Signs an ID token with the algorithm the client registered (`RS256`, else ES256).
+    pub fn sign_id_for(&self, alg: &str, claims: &IdClaims) -> String {
+        match (&self.rs256, alg) {
+            (Some(key), "RS256") => self.sign_with(Algorithm::RS256, key, "JWT", claims),
+            _ => self.sign_id(claims),
+        }
+    }
+
+    fn validation(&self, alg: Algorithm, issuer: &str, audience: &str, check_exp: bool) -> Validation {
+        let mut v = Validation::new(alg);
         v.set_issuer(&[issuer]);
         v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -115,23 +243,32 @@ impl Signer {
         v
     }
 
-    fn check_header(&self, token: &str, typ: &str) -> Result<(), TokenError> {
+    /// The key named by the token's `kid`, if its `alg` is that key's and `typ` is `typ`.
+    fn key_for(&self, token: &str, typ: &str) -> Result<&PublicKey, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.alg != Algorithm::ES256 || header.kid.as_deref() != Some(self.kid.as_str()) {
+        let now = chrono::Utc::now().timestamp();
+        let key = self
+            .keys
+            .iter()
+            .find(|k| header.kid.as_deref() == Some(k.kid.as_str()) && self.in_force(k, now))
+            .ok_or(TokenError::Invalid)?;
+        if header.alg != key.alg {
             return Err(TokenError::Invalid);
         }
         if header.typ.as_deref().map(str::to_ascii_lowercase) != Some(typ.to_ascii_lowercase()) {
             return Err(TokenError::WrongType);
         }
-        Ok(())
+        Ok(key)
     }
 
     /// Verifies an access token issued by `issuer` for the API.
     pub fn verify_access(&self, token: &str, issuer: &str) -> Result<AccessClaims, TokenError> {
-        self.check_header(token, ACCESS_TOKEN_TYPE)?;
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation(issuer, API_AUDIENCE, true))
-            .map(|d| d.claims)
-            .map_err(map_error)
+        let key = self.key_for(token, ACCESS_TOKEN_TYPE)?;
+        if key.alg != Algorithm::ES256 {
+            return Err(TokenError::Invalid);
+        }
+        let v = self.validation(key.alg, issuer, API_AUDIENCE, true);
+        jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map(|d| d.claims).map_err(map_error)
     }
 
     /// Verifies an ID token we issued to `client_id`; `check_exp: false` for `id_token_hint`,
@@ -143,19 +280,18 @@ impl Signer {
         client_id: &str,
         check_exp: bool,
     ) -> Result<IdClaims, TokenError> {
-        self.check_header(token, "JWT")?;
-        jsonwebtoken::decode::<IdClaims>(token, &self.decoding, &self.validation(issuer, client_id, check_exp))
-            .map(|d| d.claims)
-            .map_err(map_error)
+        let key = self.key_for(token, "JWT")?;
+        let v = self.validation(key.alg, issuer, client_id, check_exp);
+        jsonwebtoken::decode::<IdClaims>(token, &key.decoding, &v).map(|d| d.claims).map_err(map_error)
     }
 
     /// The `aud` of an ID token whose signature is ours, without checking the audience: to
     /// learn which client an `id_token_hint` was issued to.
     pub fn id_token_audience(&self, token: &str, issuer: &str) -> Result<String, TokenError> {
-        self.check_header(token, "JWT")?;
-        let mut v = self.validation(issuer, "", false);
+        let key = self.key_for(token, "JWT")?;
+        let mut v = self.validation(key.alg, issuer, "", false);
         v.validate_aud = false;
-        jsonwebtoken::decode::<IdClaims>(token, &self.decoding, &v).map(|d| d.claims.aud).map_err(map_error)
+        jsonwebtoken::decode::<IdClaims>(token, &key.decoding, &v).map(|d| d.claims.aud).map_err(map_error)
     }
 }
 
@@ -219,6 +355,77 @@ mod tests {
         // Tampered payload.
         let evil = b64url(br#"{"sub":"admin"}"#);
         assert!(s.verify_access(&format!("{}.{evil}.{}", parts[0], parts[2]), "https://x/auth").is_err());
+    }
+
+    fn id_claims(aud: &str) -> IdClaims {
+        IdClaims {
+            iss: "https://x/auth".into(),
+            sub: "u1".into(),
+            aud: aud.into(),
+            azp: "c".into(),
+            exp: now() + 60,
+            iat: 0,
+            auth_time: 0,
+            sid: "s".into(),
+            nonce: None,
+            preferred_username: None,
+            name: None,
+            email: None,
+            email_verified: None,
+            groups: None,
+        }
+    }
+
+    #[test]
+    fn rs256_id_tokens_and_rotation() {
+        let es = generate_es256_pkcs8().unwrap();
+        let rs = generate_rs256_pkcs8().unwrap();
+        let old = Signer::from_pkcs8(&es).unwrap().with_rs256_pkcs8(&rs).unwrap();
+        let id = old.sign_id_for("RS256", &id_claims("c"));
+        assert_eq!(jsonwebtoken::decode_header(&id).unwrap().alg, Algorithm::RS256);
+        assert_eq!(old.verify_id(&id, "https://x/auth", "c", true).unwrap().sub, "u1");
+        assert_eq!(old.jwks()["keys"].as_array().unwrap().len(), 2);
+        let old_access = old.sign_access(&access(now() + 60));
+
+        // Rotate: new keys current, the old public keys retired now.
+        let retired: Vec<RetiredKey> = [es256_public_jwk(&es).unwrap(), rs256_public_jwk(&rs).unwrap()]
+            .into_iter()
+            .map(|jwk| RetiredKey { jwk, retired_at: now() })
+            .collect();
+        let new = Signer::from_pkcs8(&generate_es256_pkcs8().unwrap())
+            .unwrap()
+            .with_retired(&retired, chrono::Duration::minutes(6))
+            .unwrap();
+        assert_eq!(new.jwks()["keys"].as_array().unwrap().len(), 3, "new ES256 and both retired keys");
+        assert!(new.verify_access(&old_access, "https://x/auth").is_ok(), "tokens of a retired key still verify");
+        assert!(new.verify_id(&id, "https://x/auth", "c", true).is_ok());
+        assert_ne!(
+            jsonwebtoken::decode_header(new.sign_access(&access(now() + 60))).unwrap().kid,
+            Some(old.kid().into())
+        );
+        assert_eq!(new.sign_id_for("RS256", &id_claims("c")).split('.').count(), 3, "without an RS256 key: ES256");
+
+        // Past the retention window they drop out of the set and verify nothing.
+        let expired: Vec<RetiredKey> =
+            retired.iter().map(|r| RetiredKey { jwk: r.jwk.clone(), retired_at: now() - 3600 }).collect();
+        let later = Signer::from_pkcs8(&generate_es256_pkcs8().unwrap())
+            .unwrap()
+            .with_retired(&expired, chrono::Duration::minutes(6))
+            .unwrap();
+        assert_eq!(later.jwks()["keys"].as_array().unwrap().len(), 1);
+        assert!(later.verify_access(&old_access, "https://x/auth").is_err());
+
+        // An RS256 key cannot sign access tokens that pass, nor stand in under an ES256 kid.
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(old.kid().into());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &access(now() + 60),
+            &EncodingKey::from_rsa_der(&rs256_parts(&rs).unwrap().1),
+        )
+        .unwrap();
+        assert!(old.verify_access(&forged, "https://x/auth").is_err());
     }
 
     #[test]

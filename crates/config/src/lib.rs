@@ -10,9 +10,11 @@
 //! This crate never touches the disk beyond reading the config file.
 
 pub mod providers;
+pub mod routes;
 mod settings;
 
 pub use providers::{IdentityProvider, ProviderKind};
+pub use routes::{AuthMode, HostPattern, RouteSpec, UpstreamRef, UpstreamSpec};
 pub use settings::{LogFormat, Settings};
 
 use std::net::SocketAddr;
@@ -65,6 +67,42 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// External identity providers the auth service brokers logins through.
     pub identity_providers: Vec<IdentityProvider>,
+    pub mail: MailConfig,
+    pub brute_force: BruteForceConfig,
+    /// Certificate chain and key for TLS termination; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The gateway's route table; `None`: the built-in table.
+    pub routes: Option<Vec<RouteSpec>>,
+    /// Upstream pools named by routes.
+    pub upstreams: std::collections::BTreeMap<String, UpstreamSpec>,
+    /// The tables as written, for `turtlemen config`.
+    raw_routes: Option<Vec<routes::RouteSettings>>,
+    raw_upstreams: Option<std::collections::BTreeMap<String, routes::UpstreamSettings>>,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `None`: messages are written to `{data_dir}/outbox/`.
+    pub smtp_url: Option<Secret>,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+}
+
+/// Thresholds of the brute-force protection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BruteForceConfig {
+    pub account_failures: u32,
+    pub max_wait: Duration,
+    pub ip_failures: u32,
+    pub ip_window: Duration,
+}
+
+/// PEM files for TLS termination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Limits every listener applies.
@@ -103,6 +141,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A problem in one entry of a table (`routes[2].path`, `upstreams.media.urls`).
+    #[error("{key}: {message}")]
+    Entry { key: String, message: String },
 }
 
 pub(crate) fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -210,9 +251,52 @@ impl Config {
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
         let trusted_proxies = parse_cidrs(s.trusted_proxies.as_deref())?;
+        let smtp_url = match s.smtp_url {
+            Some(url) if url.expose().is_empty() => None,
+            Some(url) => Some(parse_smtp_url(url)?),
+            None => None,
+        };
+        let from = match s.mail_from {
+            Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
+            Some(_) => return Err(invalid("mail_from", "must be an address like \"Turtlemen <noreply@example.org>\"")),
+            None => {
+                format!("Turtlemen <noreply@{}>", public_url.host_str().unwrap_or("localhost").trim_matches(['[', ']']))
+            }
+        };
+        let count = |key: &'static str, v: Option<u64>, default: u64| {
+            u32::try_from(positive(key, v, default)?).map_err(|_| invalid(key, "too large"))
+        };
+        let brute_force = BruteForceConfig {
+            account_failures: count("bruteforce_account_failures", s.bruteforce_account_failures, 5)?,
+            max_wait: Duration::from_secs(positive("bruteforce_max_wait_secs", s.bruteforce_max_wait_secs, 15 * 60)?),
+            ip_failures: count("bruteforce_ip_failures", s.bruteforce_ip_failures, 20)?,
+            ip_window: Duration::from_secs(positive(
+                "bruteforce_ip_window_secs",
+                s.bruteforce_ip_window_secs,
+                15 * 60,
+            )?),
+        };
         let identity_providers = providers::resolve(&s.identity_providers)?;
+        let tls = match (s.tls_cert_file, s.tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(_), None) => return Err(invalid("tls_key_file", "is needed with tls_cert_file")),
+            (None, Some(_)) => return Err(invalid("tls_cert_file", "is needed with tls_key_file")),
+        };
+        let upstreams = routes::resolve_upstreams(s.upstreams.as_ref())?;
+        let routes = match &s.routes {
+            None => None,
+            Some(raw) => Some(routes::resolve_routes(raw, &upstreams)?),
+        };
         Ok(Config {
             identity_providers,
+            mail: MailConfig { smtp_url, from },
+            brute_force,
+            tls,
+            routes,
+            upstreams,
+            raw_routes: s.routes,
+            raw_upstreams: s.upstreams,
             upstream_auth,
             upstream_api,
             trusted_proxies,
@@ -269,19 +353,37 @@ impl Config {
             upstream_auth: Some(self.upstream_auth.join(",")),
             upstream_api: Some(self.upstream_api.join(",")),
             trusted_proxies: Some(self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),
+            smtp_url: self.mail.smtp_url.clone(),
+            mail_from: Some(self.mail.from.clone()),
+            bruteforce_account_failures: Some(u64::from(self.brute_force.account_failures)),
+            bruteforce_max_wait_secs: Some(self.brute_force.max_wait.as_secs()),
+            bruteforce_ip_failures: Some(u64::from(self.brute_force.ip_failures)),
+            bruteforce_ip_window_secs: Some(self.brute_force.ip_window.as_secs()),
             identity_providers: providers::unresolve(&self.identity_providers),
+            tls_cert_file: self.tls.as_ref().map(|t| t.cert.clone()),
+            tls_key_file: self.tls.as_ref().map(|t| t.key.clone()),
+            routes: self.raw_routes.clone(),
+            upstreams: self.raw_upstreams.clone(),
         };
         toml::to_string(&settings).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
 fn parse_upstreams(key: &'static str, text: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    parse_upstream_list(key, text.unwrap_or("").split(',')).map_err(|e| match e {
+        ConfigError::Entry { message, .. } => invalid(key, message),
+        other => other,
+    })
+}
+
+/// Internal `http://HOST:PORT` addresses (blank entries skipped).
+fn parse_upstream_list<'a>(key: &str, parts: impl Iterator<Item = &'a str>) -> Result<Vec<String>, ConfigError> {
+    let err = |message: String| ConfigError::Entry { key: key.to_string(), message };
     let mut out = Vec::new();
-    for part in text.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let url =
-            Url::parse(part).map_err(|e| invalid(key, format!("{part:?} is not a URL ({e}); use http://HOST:PORT")))?;
+    for part in parts.map(str::trim).filter(|p| !p.is_empty()) {
+        let url = Url::parse(part).map_err(|e| err(format!("{part:?} is not a URL ({e}); use http://HOST:PORT")))?;
         if url.scheme() != "http" || url.host().is_none() || url.path() != "/" || url.query().is_some() {
-            return Err(invalid(key, format!("{part:?}: use http://HOST:PORT (an internal address, no path)")));
+            return Err(err(format!("{part:?}: use http://HOST:PORT (an internal address, no path)")));
         }
         out.push(part.trim_end_matches('/').to_string());
     }
@@ -366,6 +468,15 @@ fn parse_storage_url(text: &str) -> Result<Url, ConfigError> {
 fn file_url(path: &Path) -> Result<Url, ConfigError> {
     let absolute = std::path::absolute(path).map_err(|e| invalid("data_dir", e.to_string()))?;
     Url::from_file_path(&absolute).map_err(|()| invalid("data_dir", "cannot be expressed as a file:// URL"))
+}
+
+fn parse_smtp_url(url: Secret) -> Result<Secret, ConfigError> {
+    let hint = "use smtp://[USER:PASSWORD@]HOST[:PORT] (add ?tls=required for STARTTLS) or smtps://HOST[:PORT]";
+    let parsed = Url::parse(url.expose()).map_err(|_| invalid("smtp_url", format!("not a URL; {hint}")))?;
+    if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host().is_none() {
+        return Err(invalid("smtp_url", format!("unsupported mail server {:?}; {hint}", parsed.scheme())));
+    }
+    Ok(url)
 }
 
 /// Replaces the password of a URL, if any, for display.

@@ -2,6 +2,8 @@
 //! `TURTLEMEN_*` environment variable and a flag at once.
 
 use crate::ConfigError;
+use crate::routes::{RouteSettings, UpstreamSettings};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use turtlemen_domain::Secret;
 
@@ -113,6 +115,38 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_providers: Vec<crate::providers::IdentityProviderSettings>,
+    /// SMTP server for outgoing mail: smtp://[USER:PASSWORD@]HOST[:PORT] or smtps://…; unset: the outbox folder.
+    #[arg(long, env = "TURTLEMEN_SMTP_URL", global = true, value_name = "URL", value_parser = secret, hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// The sender of outgoing mail, e.g. "Turtlemen <noreply@example.org>".
+    #[arg(long, env = "TURTLEMEN_MAIL_FROM", global = true, value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// Failed sign-ins of one account that lock it for a while.
+    #[arg(long, env = "TURTLEMEN_BRUTEFORCE_ACCOUNT_FAILURES", global = true, value_name = "N")]
+    pub bruteforce_account_failures: Option<u64>,
+    /// Longest lockout of an account, in seconds.
+    #[arg(long, env = "TURTLEMEN_BRUTEFORCE_MAX_WAIT_SECS", global = true, value_name = "SECS")]
+    pub bruteforce_max_wait_secs: Option<u64>,
+    /// Failed sign-ins from one IP address that lock it out…
+    #[arg(long, env = "TURTLEMEN_BRUTEFORCE_IP_FAILURES", global = true, value_name = "N")]
+    pub bruteforce_ip_failures: Option<u64>,
+    /// …within this many seconds.
+    #[arg(long, env = "TURTLEMEN_BRUTEFORCE_IP_WINDOW_SECS", global = true, value_name = "SECS")]
+    pub bruteforce_ip_window_secs: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 by ALPN) with it; reloaded when it changes.
+    #[arg(long, env = "TURTLEMEN_TLS_CERT_FILE", global = true, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    #[arg(long, env = "TURTLEMEN_TLS_KEY_FILE", global = true, value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The gateway's route table (`[[routes]]`, TOML only); absent: the built-in table.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<RouteSettings>>,
+    /// Upstream pools named by routes (`[upstreams.NAME]`, TOML only).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<BTreeMap<String, UpstreamSettings>>,
 }
 
 impl Settings {
@@ -162,6 +196,16 @@ impl Settings {
             } else {
                 self.identity_providers
             },
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            mail_from: self.mail_from.or(lower.mail_from),
+            bruteforce_account_failures: self.bruteforce_account_failures.or(lower.bruteforce_account_failures),
+            bruteforce_max_wait_secs: self.bruteforce_max_wait_secs.or(lower.bruteforce_max_wait_secs),
+            bruteforce_ip_failures: self.bruteforce_ip_failures.or(lower.bruteforce_ip_failures),
+            bruteforce_ip_window_secs: self.bruteforce_ip_window_secs.or(lower.bruteforce_ip_window_secs),
+            tls_cert_file: self.tls_cert_file.or(lower.tls_cert_file),
+            tls_key_file: self.tls_key_file.or(lower.tls_key_file),
+            routes: self.routes.or(lower.routes),
+            upstreams: self.upstreams.or(lower.upstreams),
         }
     }
 }

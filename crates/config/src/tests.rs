@@ -51,11 +51,16 @@ fn bad_values_name_the_key_and_the_fix() {
         (Settings { upstream_api: Some("https://api:8080".into()), ..Default::default() }, "upstream_api"),
         (Settings { upstream_auth: Some("http://auth:8081/auth".into()), ..Default::default() }, "upstream_auth"),
         (Settings { trusted_proxies: Some("10.0.0.0/33".into()), ..Default::default() }, "trusted_proxies"),
+        (Settings { smtp_url: Some(Secret::new("http://u:hunter2@x")), ..Default::default() }, "smtp_url"),
+        (Settings { mail_from: Some("nobody".into()), ..Default::default() }, "mail_from"),
+        (Settings { bruteforce_account_failures: Some(0), ..Default::default() }, "bruteforce_account_failures"),
+        (Settings { bruteforce_ip_window_secs: Some(0), ..Default::default() }, "bruteforce_ip_window_secs"),
     ];
     for (settings, key) in cases {
         let err = resolve(settings).unwrap_err().to_string();
         assert!(err.starts_with(key), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
+        assert!(!err.contains("hunter2"), "no secret in errors: {err}");
     }
 }
 
@@ -99,4 +104,90 @@ fn documentation_matches_the_keys() {
     }
     keys.sort();
     assert_eq!(documented, keys, "docs/configuration.md rows and Settings fields differ");
+}
+
+fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, text).unwrap();
+    Config::load(Some(&file), Settings::default())
+}
+
+#[test]
+fn routes_and_upstreams_from_toml() {
+    let c = from_toml(
+        r#"
+        [[routes]]
+        name = "media"
+        host = "*.CDN.example.org"
+        path = "/media"
+        methods = ["get", "HEAD"]
+        upstream = "media"
+        auth = "none"
+        timeout_secs = 0
+
+        [[routes]]
+        name = "rest"
+        path = "/"
+        upstream = "api"
+        auth = "optional"
+        max_body_bytes = 1024
+
+        [upstreams.media]
+        urls = ["http://10.0.0.1:9000", "http://10.0.0.2:9000/"]
+        http2 = true
+        connect_timeout_ms = 250
+        "#,
+    )
+    .unwrap();
+    let routes = c.routes.as_ref().unwrap();
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[0].host, Some(HostPattern::Suffix(".cdn.example.org".into())));
+    assert!(routes[0].host.as_ref().unwrap().matches("a.cdn.example.org"));
+    assert!(!routes[0].host.as_ref().unwrap().matches("cdn.example.org"));
+    assert_eq!(routes[0].methods, Some(vec!["GET".to_string(), "HEAD".to_string()]));
+    assert_eq!(routes[0].upstream, UpstreamRef::Named("media".into()));
+    assert_eq!(routes[0].timeout, Some(std::time::Duration::ZERO));
+    assert_eq!(routes[1].max_body_bytes, Some(1024));
+    let media = &c.upstreams["media"];
+    assert_eq!(media.urls, ["http://10.0.0.1:9000", "http://10.0.0.2:9000"]);
+    assert!(media.http2);
+    assert_eq!(media.connect_timeout, std::time::Duration::from_millis(250));
+    // `turtlemen config` shows the tables, and its output reads back the same.
+    let again = Config::resolve(toml::from_str(&c.to_redacted_toml()).unwrap()).unwrap();
+    assert_eq!(again.routes, c.routes);
+    assert_eq!(again.upstreams, c.upstreams);
+    assert!(resolve(Settings::default()).unwrap().routes.is_none(), "absent: the built-in table");
+}
+
+#[test]
+fn bad_routes_name_the_entry_and_key() {
+    let route = |extra: &str| format!("[[routes]]\nname = \"r\"\nupstream = \"api\"\nauth = \"optional\"\n{extra}\n");
+    let cases = [
+        (route("path = \"api\""), "routes[0].path"),
+        (route("path = \"/api/\""), "routes[0].path"),
+        (route("path = \"/a/../b\""), "routes[0].path"),
+        (route("path = \"/\"\nhost = \"exa mple.org\""), "routes[0].host"),
+        (route("path = \"/\"\nmethods = []"), "routes[0].methods"),
+        (route("path = \"/\"\nmethods = [\"G T\"]"), "routes[0].methods"),
+        (route("path = \"/\"\nmax_body_bytes = 0"), "routes[0].max_body_bytes"),
+        (format!("{}{}", route("path = \"/\""), route("path = \"/x\"")), "routes[1].name"),
+        (
+            "[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"nowhere\"\nauth = \"none\"\n".into(),
+            "routes[0].upstream",
+        ),
+        ("[upstreams.m]\nurls = [\"https://x:1\"]\n".into(), "upstreams.m.urls"),
+        ("[upstreams.m]\nurls = []\n".into(), "upstreams.m.urls"),
+        ("[upstreams.m]\nurls = [\"http://x:1\"]\nread_timeout_secs = 0\n".into(), "upstreams.m.read_timeout_secs"),
+        ("[upstreams.api]\nurls = [\"http://x:1\"]\n".into(), "upstreams.api"),
+    ];
+    for (text, key) in cases {
+        let err = from_toml(&text).unwrap_err().to_string();
+        assert!(err.starts_with(key), "{key}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+    let err = from_toml(&route("path = \"/\"\nauth_mode = \"x\"")).unwrap_err().to_string();
+    assert!(err.contains("auth_mode"), "unknown keys in a route are refused: {err}");
+    let err = resolve(Settings { tls_cert_file: Some("c.pem".into()), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.starts_with("tls_key_file"), "{err}");
 }

@@ -9,6 +9,8 @@ use uuid::Uuid;
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
+    /// Time-ordered (UUID v7): the cursor of a page.
+    pub id: Uuid,
     pub user_id: Option<UserId>,
     pub event: String,
     pub ip: String,
@@ -19,6 +21,7 @@ pub struct AuditEvent {
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    id: Uuid,
     user_id: Option<Uuid>,
     event: String,
     ip: String,
@@ -58,7 +61,7 @@ pub async fn record(
 pub async fn for_user(db: &Db, user_id: UserId, limit: i64) -> Result<Vec<AuditEvent>, DbError> {
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(
-            "SELECT user_id, event, ip, user_agent, detail, created_at FROM audit_events \
+            "SELECT id, user_id, event, ip, user_agent, detail, created_at FROM audit_events \
              WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2",
         )
         .bind(user_id.0)
@@ -66,15 +69,55 @@ pub async fn for_user(db: &Db, user_id: UserId, limit: i64) -> Result<Vec<AuditE
         .fetch_all(pool)
         .await?
     });
-    Ok(rows
-        .into_iter()
-        .map(|r| AuditEvent {
+    Ok(rows.into_iter().map(AuditEvent::from).collect())
+}
+
+impl From<Row> for AuditEvent {
+    fn from(r: Row) -> Self {
+        AuditEvent {
+            id: r.id,
             user_id: r.user_id.map(UserId),
             event: r.event,
             ip: r.ip,
             user_agent: r.user_agent,
             detail: r.detail,
             created_at: r.created_at,
-        })
-        .collect())
+        }
+    }
+}
+
+/// One page of events, newest first: those of `user_id` (every user's when `None`) older than
+/// the event `before` (from the start when `None`), at most `limit`.
+pub async fn page(
+    db: &Db,
+    user_id: Option<UserId>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, DbError> {
+    // The max UUID sorts after every v7 id: no cursor means from the newest.
+    let before = before.unwrap_or(Uuid::max());
+    let rows: Vec<Row> = match user_id {
+        Some(user) => with_pool!(db, |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, event, ip, user_agent, detail, created_at FROM audit_events \
+                 WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(user.0)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }),
+        None => with_pool!(db, |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, event, ip, user_agent, detail, created_at FROM audit_events \
+                 WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }),
+    };
+    Ok(rows.into_iter().map(AuditEvent::from).collect())
 }

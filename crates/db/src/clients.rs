@@ -15,6 +15,8 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// First-party clients (the gateway) skip the consent page.
     pub first_party: bool,
+    /// `id_token_signed_response_alg`: `ES256` (the default) or `RS256` for older clients.
+    pub id_token_alg: String,
 }
 
 impl Client {
@@ -31,6 +33,7 @@ struct Row {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     first_party: bool,
+    id_token_signed_response_alg: String,
     #[allow(dead_code)]
     created_at: DateTime<Utc>,
 }
@@ -44,6 +47,7 @@ impl From<Row> for Client {
             redirect_uris: serde_json::from_str(&r.redirect_uris).unwrap_or_default(),
             post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris).unwrap_or_default(),
             first_party: r.first_party,
+            id_token_alg: r.id_token_signed_response_alg,
         }
     }
 }
@@ -52,14 +56,14 @@ fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
-const INSERT: &str = "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const INSERT: &str = "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at, id_token_signed_response_alg) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const UPSERT: &str = concat!(
-    "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ",
+    "INSERT INTO oauth_clients (id, client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at, id_token_signed_response_alg) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
     "ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, \
      redirect_uris = excluded.redirect_uris, post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
-     first_party = excluded.first_party"
+     first_party = excluded.first_party, id_token_signed_response_alg = excluded.id_token_signed_response_alg"
 );
 
 async fn write(db: &Db, sql: &'static str, c: &Client) -> Result<(), DbError> {
@@ -73,6 +77,7 @@ async fn write(db: &Db, sql: &'static str, c: &Client) -> Result<(), DbError> {
             .bind(json(&c.post_logout_redirect_uris))
             .bind(c.first_party)
             .bind(Utc::now())
+            .bind(&c.id_token_alg)
             .execute(pool)
             .await
             .map(|_| ())
@@ -94,7 +99,7 @@ pub async fn upsert(db: &Db, c: &Client) -> Result<(), DbError> {
 pub async fn find(db: &Db, client_id: &str) -> Result<Option<Client>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
         sqlx::query_as(
-            "SELECT client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, created_at \
+            "SELECT client_id, secret_hash, name, redirect_uris, post_logout_redirect_uris, first_party, id_token_signed_response_alg, created_at \
              FROM oauth_clients WHERE client_id = $1",
         )
         .bind(client_id)

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth_sessions;
 pub mod clients;
 pub mod consents;
+pub mod email_tokens;
 mod error;
 pub mod identities;
 pub mod jobs;

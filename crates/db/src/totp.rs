@@ -33,6 +33,21 @@ pub async fn get(db: &Db, user_id: UserId) -> Result<Option<Totp>, DbError> {
     Ok(row.map(|r| Totp { secret: r.secret, enabled: r.enabled_at.is_some(), last_step: r.last_step }))
 }
 
+/// Replaces the stored secret `old` with `new` (the same secret in another form); does nothing
+/// if it changed meanwhile.
+pub async fn replace_secret(db: &Db, user_id: UserId, old: &[u8], new: &[u8]) -> Result<(), DbError> {
+    with_pool!(db, |pool| {
+        sqlx::query("UPDATE user_totp SET secret = $1 WHERE user_id = $2 AND secret = $3")
+            .bind(new)
+            .bind(user_id.0)
+            .bind(old)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
 /// Whether the user signs in with a second factor.
 pub async fn is_enabled(db: &Db, user_id: UserId) -> Result<bool, DbError> {
     Ok(get(db, user_id).await?.is_some_and(|t| t.enabled))

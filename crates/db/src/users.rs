@@ -136,6 +136,22 @@ pub async fn set_password_hash(db: &Db, id: UserId, hash: &str) -> Result<(), Db
     Ok(())
 }
 
+/// Marks the account's email verified, if it still is `email` (a link sent to an address the
+/// account has since left verifies nothing); returns whether it did.
+pub async fn mark_email_verified(db: &Db, id: UserId, email: &Email) -> Result<bool, DbError> {
+    let done = with_pool!(db, |pool| {
+        sqlx::query("UPDATE users SET email_verified = $1, updated_at = $2 WHERE id = $3 AND email_key = $4")
+            .bind(true)
+            .bind(Utc::now())
+            .bind(id.0)
+            .bind(email.key())
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
 pub async fn count(db: &Db) -> Result<i64, DbError> {
     Ok(with_pool!(db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?))
 }

@@ -1,6 +1,7 @@
 //! The check at the entry, run before every request reaches a service.
 //!
-//! 1. Paths that could be read two ways are refused (400).
+//! 1. Paths that could be read two ways are refused (400), before the route is matched
+//!    (by [`crate::dispatch`]).
 //! 2. Every client-supplied identity header is removed, in every spelling (any case, `_` for
 //!    `-`), on every route.
 //! 3. On `optional` and `required` routes the visitor is identified by a Bearer JWT (verified
@@ -13,15 +14,15 @@
 
 use crate::Gateway;
 use crate::limits::{Bucket, client_ip};
-use crate::routes::{AuthMode, is_ambiguous};
+use crate::routes::AuthMode;
 use crate::rp::RpError;
 use crate::session::{self, GatewaySession};
 use axum::extract::ConnectInfo;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use turtlemen_http::ApiError;
@@ -69,9 +70,14 @@ const IDENTITY_HEADERS: &[&str] = &[
     "x-access-token",
 ];
 
+/// Whether `name` spells an identity header (any case, `_` for `-`), without allocating: this
+/// runs for every header of every request.
 fn is_identity_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase().replace('_', "-");
-    n.starts_with("x-auth-request-") || n.starts_with("x-turtlemen-") || IDENTITY_HEADERS.contains(&n.as_str())
+    let same = |a: u8, b: u8| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-');
+    let starts = |p: &str| name.len() >= p.len() && name.bytes().zip(p.bytes()).all(|(a, b)| same(a, b));
+    starts("x-auth-request-")
+        || starts("x-turtlemen-")
+        || IDENTITY_HEADERS.iter().any(|h| h.len() == name.len() && starts(h))
 }
 
 /// Removes every identity header a client may have sent.
@@ -233,18 +239,21 @@ fn is_browser(req: &Request) -> bool {
     req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-/// The middleware.
-pub async fn at_the_entry(State(gw): State<Gateway>, jar: CookieJar, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_string();
-    if is_ambiguous(&path) {
-        return ApiError::bad_request("ambiguous_path", "The path contains dot segments or encoded separators.")
-            .into_response();
-    }
+/// The check for a request on a route asking `mode`: identity headers removed, rate limits
+/// applied, the visitor identified; then `next` runs with the identity handed on, or the
+/// visitor is sent to sign in. Ambiguous paths are refused by the caller, before matching.
+pub async fn at_the_entry<F, Fut>(gw: &Gateway, mode: AuthMode, mut req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     strip_identity_headers(req.headers_mut());
-    if let Some(bucket) = Bucket::of(req.method(), &path) {
+    let path = req.uri().path();
+    let jar = CookieJar::from_headers(req.headers());
+    if let Some(bucket) = Bucket::of(req.method(), path) {
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
         let ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
-        let session = session::id_from(&gw, &jar).map(|id| session::key(&id));
+        let session = session::id_from(gw, &jar).map(|id| session::key(&id));
         if let Err(wait) = gw.limits.check(bucket, ip, session.as_deref()) {
             tracing::warn!(client.ip = %ip, limit = ?bucket, "rate limited");
             let mut res = ApiError::new(
@@ -260,21 +269,20 @@ pub async fn at_the_entry(State(gw): State<Gateway>, jar: CookieJar, mut req: Re
             return res;
         }
     }
-    let mode = gw.routes.mode(&path);
     if mode == AuthMode::None {
-        return next.run(req).await;
+        return next(req).await;
     }
-    let authn = match authenticate(&gw, req.headers_mut(), &jar).await {
+    let authn = match authenticate(gw, req.headers_mut(), &jar).await {
         Ok(a) => a,
         Err(res) => return res,
     };
     match authn {
         Authn::Known(identity) => {
             set_identity_headers(req.headers_mut(), &identity);
-            next.run(req).await
+            next(req).await
         }
         Authn::Anonymous { clear_cookie } => {
-            let jar = if clear_cookie { jar.remove(session::removal(&gw)) } else { jar };
+            let jar = if clear_cookie { jar.remove(session::removal(gw)) } else { jar };
             if mode == AuthMode::Required {
                 if is_browser(&req) {
                     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
@@ -284,7 +292,7 @@ pub async fn at_the_entry(State(gw): State<Gateway>, jar: CookieJar, mut req: Re
                 }
                 return (jar, ApiError::unauthorized()).into_response();
             }
-            (jar, next.run(req).await).into_response()
+            if clear_cookie { (jar, next(req).await).into_response() } else { next(req).await }
         }
     }
 }

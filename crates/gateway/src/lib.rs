@@ -1,7 +1,11 @@
 //! The gateway (the OAuth2 Proxy role): the ingress every request enters by.
 //!
-//! - [`routes`]: which paths need a signed-in visitor (`required`), may have one (`optional`)
-//!   or are the services' own business (`none`); matched on the real request path only;
+//! - [`routes`]: the route table (from `[[routes]]` or built in): host, path prefix and method
+//!   pick the upstream and whether a visitor must be signed in (`required`), may be
+//!   (`optional`) or is the service's own business (`none`); matched on the real request only;
+//! - [`dispatch`]: every request's way through — route, check, body limit, target, timeout,
+//!   per-route metrics; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets),
+//!   [`body`] ends bodies that stall;
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
 //!   state + nonce), with token refresh;
 //! - [`session`]: the browser session — an opaque 256-bit cookie, the tokens kept server-side
@@ -15,7 +19,9 @@
 //! Never: trust an identity header from a client, route on `X-Forwarded-*` headers, redirect
 //! to anything but a local path, keep a token in the cookie.
 
+pub mod body;
 pub mod check;
+pub mod dispatch;
 pub mod endpoints;
 pub mod limits;
 pub mod proxy;
@@ -46,6 +52,12 @@ pub struct GatewayConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long a session read from the store is reused without reading it again.
     pub session_cache_ttl: std::time::Duration,
+    /// The route table, in order.
+    pub routes: Vec<turtlemen_config::RouteSpec>,
+    /// What routes fall back on.
+    pub route_defaults: routes::RouteDefaults,
+    /// Pools named by routes.
+    pub upstreams: std::collections::BTreeMap<String, turtlemen_config::UpstreamSpec>,
 }
 
 /// The gateway's shared state.
@@ -72,12 +84,12 @@ impl GatewayInner {
         let session_cache = session::SessionCache::new(config.session_cache_ttl);
         let gateway = Arc::new(Self {
             rp: rp::RelyingParty::new(&config, transport.clone(), jwks.clone()),
+            routes: routes::RouteTable::new(config.routes.clone(), &config.route_defaults),
             config,
             store,
             transport,
             jwks,
             secure_cookies: secure,
-            routes: routes::RouteTable::default(),
             limits: limits::RateLimits::default(),
             session_cache,
             refresh_locks: std::sync::Mutex::default(),
@@ -96,8 +108,9 @@ impl GatewayInner {
     }
 }
 
-/// The gateway in front of `upstream` (the other roles' routers, in this process).
-pub fn router(gateway: Gateway, upstream: Router) -> Router {
+/// The gateway in front of the services: `auth` and `api` serve the routes naming them (routers
+/// in this process under `serve`, pools for a gateway alone); named upstreams are proxied.
+pub fn router(gateway: Gateway, auth: dispatch::Target, api: dispatch::Target) -> Result<Router, String> {
     let oauth2 = Router::new()
         .route("/oauth2/start", get(endpoints::start))
         .route("/oauth2/callback", get(endpoints::callback))
@@ -105,11 +118,5 @@ pub fn router(gateway: Gateway, upstream: Router) -> Router {
         .route("/oauth2/userinfo", get(endpoints::userinfo))
         .route("/oauth2/auth", any(endpoints::forward_auth))
         .with_state(gateway.clone());
-    oauth2.merge(upstream.layer(axum::middleware::from_fn_with_state(gateway, check::at_the_entry)))
-}
-
-/// The in-process route table without a session check (roles composed for tests of the
-/// services alone): the auth service under `/auth`, the API server for the rest.
-pub fn route_table(auth: Router, api: Router) -> Router {
-    Router::new().nest("/auth", auth).merge(api)
+    dispatch::router(gateway, auth, api, oauth2)
 }

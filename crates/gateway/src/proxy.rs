@@ -1,32 +1,47 @@
-//! Forwarding to upstream pools, when the roles run as separate processes.
+//! Forwarding to upstream pools: the other roles when they run as separate processes, and any
+//! pool named in `[upstreams.NAME]`.
 //!
 //! Bodies stream both ways (hyper's `Incoming` in, the upstream's body out): nothing is
-//! buffered, so uploads of many gigabytes pass with flat memory. Addresses of a pool take turns
-//! (round-robin); one that refuses connections is left out for a while (passive health). Hop-by-
-//! hop headers are dropped; `X-Forwarded-For/-Proto/-Host` are set from the connection, and a
-//! client's own values are kept only when it is a trusted proxy.
+//! buffered, so uploads of many gigabytes pass with flat memory; a body that pauses longer than
+//! allowed ends with an error ([`crate::body::IdleTimeout`]). Each pool has its own client
+//! (kept-alive connections, HTTP/1.1 or h2c, connect and read timeouts). Addresses of a pool
+//! take turns (round-robin); one that refuses connections is left out for a while (passive
+//! health). Hop-by-hop headers are dropped; `X-Forwarded-For/-Proto/-Host` are set from the
+//! connection, and a client's own values are kept only when it is a trusted proxy. WebSocket
+//! (and other HTTP/1.1) upgrades are passed through: both sides are upgraded and bytes copied
+//! between them.
 
+use crate::body::{BodyError, IdleTimeout, body_error_kind};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
+use turtlemen_config::UpstreamSpec;
 use turtlemen_http::ApiError;
+use turtlemen_http::metrics::{RouteMetrics, UpstreamError};
+
+/// Longest pause in a client's request body before it is given up (408).
+pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
 
 /// How long an address that refused a connection is left out.
 const DOWN_FOR_MS: i64 = 10_000;
 
-/// Several addresses serving the same role.
+/// Several addresses serving the same role, and the client that talks to them.
 pub struct Pool {
     pub name: String,
     addrs: Vec<http::uri::Authority>,
     next: AtomicUsize,
     down_until: Vec<AtomicI64>,
+    client: Client<HttpConnector, Body>,
+    http2: bool,
+    read_timeout: Duration,
 }
 
 fn now_ms() -> i64 {
@@ -34,10 +49,10 @@ fn now_ms() -> i64 {
 }
 
 impl Pool {
-    /// `urls`: `http://host:port` addresses.
-    pub fn new(name: &str, urls: &[String]) -> Result<Self, String> {
+    /// A pool of `spec.urls` (`http://host:port` addresses).
+    pub fn new(name: &str, spec: &UpstreamSpec) -> Result<Self, String> {
         let mut addrs = Vec::new();
-        for url in urls {
+        for url in &spec.urls {
             let uri: Uri = url.parse().map_err(|_| format!("{name} upstream {url:?} is not a URL"))?;
             if uri.scheme_str() != Some("http") {
                 return Err(format!("{name} upstream {url:?}: only http:// upstreams are supported"));
@@ -48,7 +63,23 @@ impl Pool {
             return Err(format!("the {name} pool has no address"));
         }
         let down_until = addrs.iter().map(|_| AtomicI64::new(0)).collect();
-        Ok(Self { name: name.into(), addrs, next: AtomicUsize::new(0), down_until })
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(spec.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .http2_only(spec.http2)
+            .build(connector);
+        Ok(Self {
+            name: name.into(),
+            addrs,
+            next: AtomicUsize::new(0),
+            down_until,
+            client,
+            http2: spec.http2,
+            read_timeout: spec.read_timeout,
+        })
     }
 
     /// The next address that is not marked down (or the next one, if all are).
@@ -72,13 +103,11 @@ impl Pool {
     }
 }
 
-/// The forwarding client.
+/// How requests are forwarded (the clients are the pools').
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
     trusted: Vec<IpNet>,
     public_scheme: &'static str,
-    response_timeout: Duration,
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -110,14 +139,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 impl Proxy {
-    pub fn new(trusted: Vec<IpNet>, public_scheme: &'static str, response_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        connector.set_nodelay(true);
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        Self { client, trusted, public_scheme, response_timeout }
+    pub fn new(trusted: Vec<IpNet>, public_scheme: &'static str) -> Self {
+        Self { trusted, public_scheme }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -125,27 +148,24 @@ impl Proxy {
     }
 
     fn forwarded_headers(&self, headers: &mut HeaderMap, peer: Option<IpAddr>) {
+        const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+        const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
         let trusted = peer.is_some_and(|ip| self.is_trusted(ip));
         let peer_text = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
             Some(chain) if trusted => format!("{chain}, {peer_text}"),
             _ => peer_text,
         };
-        let proto = headers
-            .get("x-forwarded-proto")
-            .filter(|_| trusted)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| matches!(*v, "http" | "https"))
-            .unwrap_or(self.public_scheme)
-            .to_string();
-        let host = headers.get("x-forwarded-host").filter(|_| trusted).or_else(|| headers.get(header::HOST)).cloned();
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(HeaderName::from_static(name), v);
-            }
+        let proto = match headers.get(&XFP).filter(|_| trusted).and_then(|v| v.to_str().ok()) {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => self.public_scheme,
         };
-        set("x-forwarded-for", &xff);
-        set("x-forwarded-proto", &proto);
+        let host = headers.get("x-forwarded-host").filter(|_| trusted).or_else(|| headers.get(header::HOST)).cloned();
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(XFF, v);
+        }
+        headers.insert(XFP, HeaderValue::from_static(proto));
         match host {
             Some(h) => {
                 headers.insert(HeaderName::from_static("x-forwarded-host"), h);
@@ -158,53 +178,116 @@ impl Proxy {
 
     /// Forwards `req` to an address of `pool` and streams the answer back. A request without
     /// a body whose address refuses the connection is tried on the next address; one with a
-    /// body cannot be replayed (it is streamed, not kept), so it fails with 502.
-    pub async fn forward(&self, pool: &Pool, req: Request<Body>) -> Response {
+    /// body cannot be replayed (it is streamed, not kept), so it fails with 502. Failures are
+    /// counted in `metrics` by kind. The response head is awaited for the pool's read timeout,
+    /// or `timeout` when that is shorter (one timer for both).
+    pub async fn forward(
+        &self,
+        pool: &Pool,
+        mut req: Request<Body>,
+        metrics: &RouteMetrics,
+        timeout: Option<Duration>,
+    ) -> Response {
+        let head_timeout = timeout.map_or(pool.read_timeout, |t| t.min(pool.read_timeout));
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let upgrade = upgrade_protocol(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         self.forwarded_headers(&mut parts.headers, peer);
-        parts.version = http::Version::HTTP_11;
+        if let Some(proto) = &upgrade {
+            if pool.http2 {
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "This service cannot take upgraded connections.",
+                )
+                .into_response();
+            }
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, proto.clone());
+        }
+        parts.version = if pool.http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+        parts.extensions = http::Extensions::new();
         let bodiless = parts.headers.get(header::CONTENT_LENGTH).is_none_or(|v| v == "0")
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)
             && matches!(
                 parts.method,
                 http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::DELETE
             );
-        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+        let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        let mut parts = Some(parts);
         let mut body = Some(body);
-        let tries = if bodiless { pool.addrs.len() } else { 1 };
-        for _ in 0..tries {
+        let tries = if bodiless && upgrade.is_none() { pool.addrs.len() } else { 1 };
+        let mut failure = StatusCode::BAD_GATEWAY;
+        for attempt in 0..tries {
             let i = pool.pick();
-            let mut head = parts.clone();
-            head.uri = match Uri::builder()
-                .scheme("http")
-                .authority(pool.addrs[i].clone())
-                .path_and_query(pq.as_str())
-                .build()
-            {
-                Ok(uri) => uri,
-                Err(_) => {
-                    return ApiError::bad_request("bad_request", "The request target is malformed.").into_response();
-                }
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(pool.addrs[i].clone());
+            uri.path_and_query = Some(pq.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return ApiError::bad_request("bad_request", "The request target is malformed.").into_response();
             };
-            let this_body = if bodiless { Body::empty() } else { body.take().unwrap_or_else(Body::empty) };
-            let call = self.client.request(Request::from_parts(head, this_body));
-            match tokio::time::timeout(self.response_timeout, call).await {
+            let mut head = match (attempt + 1 < tries, parts.take()) {
+                (true, Some(p)) => {
+                    parts = Some(p.clone());
+                    p
+                }
+                (_, Some(p)) => p,
+                (_, None) => break,
+            };
+            head.uri = uri;
+            let this_body = if bodiless {
+                Body::empty()
+            } else {
+                Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE))
+            };
+            let call = pool.client.request(Request::from_parts(head, this_body));
+            match tokio::time::timeout(head_timeout, call).await {
                 Ok(Ok(res)) => {
+                    if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
+                        return switch(res, client_side, &pool.name);
+                    }
                     let (mut parts, body) = res.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
-                    return Response::from_parts(parts, Body::new(body));
+                    parts.version = http::Version::HTTP_11;
+                    return Response::from_parts(parts, Body::new(IdleTimeout::new(body, pool.read_timeout)));
                 }
                 Ok(Err(e)) => {
+                    let kind = body_error_kind(&e);
+                    match kind {
+                        Some(BodyError::TooLarge) => {
+                            return ApiError::new(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "payload_too_large",
+                                "The request body is too large.",
+                            )
+                            .into_response();
+                        }
+                        Some(BodyError::Idle) => {
+                            return ApiError::new(
+                                StatusCode::REQUEST_TIMEOUT,
+                                "request_timeout",
+                                "The request body stopped arriving.",
+                            )
+                            .into_response();
+                        }
+                        None => {}
+                    }
                     tracing::warn!(upstream.pool = %pool.name, upstream.address = %pool.addrs[i], error = %e, "upstream failed");
                     if e.is_connect() {
+                        metrics.upstream_error(UpstreamError::Connect);
                         pool.mark_down(i);
+                        failure = StatusCode::SERVICE_UNAVAILABLE;
                         continue;
                     }
+                    metrics.upstream_error(UpstreamError::Reset);
+                    failure = StatusCode::BAD_GATEWAY;
                     break;
                 }
                 Err(_) => {
+                    metrics.upstream_error(UpstreamError::Timeout);
                     tracing::warn!(upstream.pool = %pool.name, upstream.address = %pool.addrs[i], "upstream timed out");
                     return ApiError::new(
                         StatusCode::GATEWAY_TIMEOUT,
@@ -215,9 +298,53 @@ impl Proxy {
                 }
             }
         }
-        ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", "The service is unreachable; try again shortly.")
+        if failure == StatusCode::SERVICE_UNAVAILABLE {
+            return ApiError::unavailable("The service is unreachable; try again shortly.").into_response();
+        }
+        ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", "The service answered badly; try again shortly.")
             .into_response()
     }
+}
+
+/// The protocol a request asks to upgrade to (`Connection: upgrade` plus `Upgrade`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks { headers.get(header::UPGRADE).cloned() } else { None }
+}
+
+/// Answers 101 to the client and joins the two upgraded connections.
+fn switch(
+    mut upstream: hyper::Response<hyper::body::Incoming>,
+    client: hyper::upgrade::OnUpgrade,
+    pool: &str,
+) -> Response {
+    let upstream_io = hyper::upgrade::on(&mut upstream);
+    let (mut parts, _) = upstream.into_parts();
+    let proto = parts.headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(p) = proto {
+        parts.headers.insert(header::UPGRADE, p);
+    }
+    parts.version = http::Version::HTTP_11;
+    let pool = pool.to_string();
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream_io) {
+            Ok((c, u)) => {
+                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                    tracing::debug!(upstream.pool = %pool, error = %e, "upgraded connection ended");
+                }
+            }
+            Err(e) => tracing::debug!(upstream.pool = %pool, error = %e, "upgrade failed"),
+        }
+    });
+    Response::from_parts(parts, Body::empty())
 }
 
 #[cfg(test)]
@@ -226,7 +353,7 @@ mod tests {
 
     #[test]
     fn forwarded_headers_trust_only_trusted_peers() {
-        let proxy = Proxy::new(vec!["10.0.0.0/8".parse().unwrap()], "https", Duration::from_secs(1));
+        let proxy = Proxy::new(vec!["10.0.0.0/8".parse().unwrap()], "https");
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
@@ -242,13 +369,14 @@ mod tests {
         assert_eq!(trusted["x-forwarded-proto"], "http");
     }
 
-    #[test]
-    fn round_robin_skips_addresses_that_are_down() {
-        let pool = Pool::new("api", &["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()]).unwrap();
+    #[tokio::test]
+    async fn round_robin_skips_addresses_that_are_down() {
+        let spec = |urls: &[&str]| UpstreamSpec::http1(urls.iter().map(|u| u.to_string()).collect());
+        let pool = Pool::new("api", &spec(&["http://127.0.0.1:1", "http://127.0.0.1:2"])).unwrap();
         assert_ne!(pool.pick(), pool.pick());
         pool.mark_down(0);
         assert!((0..4).all(|_| pool.pick() == 1));
-        assert!(Pool::new("api", &["https://x".into()]).is_err());
-        assert!(Pool::new("api", &[]).is_err());
+        assert!(Pool::new("api", &spec(&["https://x"])).is_err());
+        assert!(Pool::new("api", &spec(&[])).is_err());
     }
 }

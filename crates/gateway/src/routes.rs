@@ -1,100 +1,251 @@
-//! Which paths need a signed-in visitor.
+//! The route table: which upstream serves a request, and what it asks of the visitor.
 //!
-//! First match wins, by path prefix on a segment boundary, on the request's own path — never on
-//! a header a client could set. Paths with dot segments or encoded slashes and dots are
-//! refused before matching, so `/api/../upload` cannot slip past a rule.
+//! First match wins, by host (exact or `*.domain`), path prefix on a segment boundary and
+//! method, on the request's own Host and path — never on a header a client could add such as
+//! `X-Forwarded-Host`. Paths with dot segments or encoded slashes and dots are refused before
+//! matching (see [`is_ambiguous`]), so `/api/../upload` cannot slip past a rule.
+//! Without `[[routes]]` in the configuration, [`builtin`] applies.
 
-/// What a route asks of the visitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Signed-in visitors only: browsers are sent to sign in, API clients get 401.
-    Required,
-    /// Identity is handed on when there is one.
-    Optional,
-    /// The upstream handles its own authentication (the auth service) or needs none.
-    None,
+use axum::http::{Method, Request, header};
+use std::time::Duration;
+pub use turtlemen_config::{AuthMode, HostPattern, RouteSpec, UpstreamRef};
+use turtlemen_http::metrics::RouteMetrics;
+
+/// Instance-wide values a route falls back on.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDefaults {
+    pub max_body_bytes: u64,
+    pub max_upload_bytes: u64,
+    pub request_timeout: Duration,
 }
 
-/// One rule.
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub prefix: &'static str,
-    pub auth: AuthMode,
-}
-
-/// The rules, first match wins; anything unmatched is `Optional`.
-#[derive(Debug, Clone)]
-pub struct RouteTable {
-    pub routes: Vec<Route>,
-}
-
-impl Default for RouteTable {
+impl Default for RouteDefaults {
     fn default() -> Self {
-        use AuthMode::*;
-        let r = |prefix, auth| Route { prefix, auth };
         Self {
-            routes: vec![
-                r("/auth", None),
-                r("/static", None),
-                r("/healthz", None),
-                r("/readyz", None),
-                r("/metrics", None),
-                r("/upload", Required),
-                r("/subscriptions", Required),
-                r("/settings", Required),
-                r("/studio", Required),
-                r("/api", Optional),
-                r("/", Optional),
-            ],
+            max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 8 * 1024 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
 
-impl RouteTable {
-    pub fn mode(&self, path: &str) -> AuthMode {
-        self.routes
-            .iter()
-            .find(|r| {
-                r.prefix == "/"
-                    || path == r.prefix
-                    || path.strip_prefix(r.prefix).is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
-            })
-            .map_or(AuthMode::Optional, |r| r.auth)
+/// The built-in table for the built-in roles.
+pub fn builtin(defaults: &RouteDefaults) -> Vec<RouteSpec> {
+    use AuthMode::{None as Open, Optional, Required};
+    use UpstreamRef::{Api, Auth, Gateway};
+    let r = |name: &str, path: &str, upstream: UpstreamRef, auth: AuthMode| RouteSpec {
+        name: name.into(),
+        host: None,
+        path: path.into(),
+        methods: None,
+        upstream,
+        auth,
+        max_body_bytes: None,
+        timeout: None,
+    };
+    vec![
+        r("auth", "/auth", Auth, Open),
+        r("oauth2", "/oauth2", Gateway, Open),
+        r("static", "/static", Api, Open),
+        RouteSpec {
+            max_body_bytes: Some(defaults.max_upload_bytes),
+            timeout: Some(Duration::ZERO),
+            ..r("uploads", "/api/v1/uploads", Api, Optional)
+        },
+        r("api", "/api", Api, Optional),
+        RouteSpec { timeout: Some(Duration::ZERO), ..r("media", "/media", Api, Optional) },
+        r("upload", "/upload", Api, Required),
+        r("subscriptions", "/subscriptions", Api, Required),
+        r("settings", "/settings", Api, Required),
+        r("studio", "/studio", Api, Required),
+        r("root", "/", Api, Optional),
+    ]
+}
+
+/// One route, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub spec: RouteSpec,
+    pub max_body_bytes: u64,
+    /// `None`: no total timeout.
+    pub timeout: Option<Duration>,
+    pub metrics: RouteMetrics,
+}
+
+/// Why no route serves a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    /// Every route names a host, and this Host is none of them (421).
+    UnknownHost,
+    /// Nothing matches (404).
+    NotFound,
+}
+
+/// The routes, in order.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    pub routes: Vec<Route>,
+    all_hosted: bool,
+    any_hosted: bool,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        let d = RouteDefaults::default();
+        Self::new(builtin(&d), &d)
     }
+}
+
+impl RouteTable {
+    pub fn new(specs: Vec<RouteSpec>, defaults: &RouteDefaults) -> Self {
+        let all_hosted = !specs.is_empty() && specs.iter().all(|s| s.host.is_some());
+        let any_hosted = specs.iter().any(|s| s.host.is_some());
+        let routes = specs
+            .into_iter()
+            .map(|spec| Route {
+                max_body_bytes: spec.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                timeout: match spec.timeout {
+                    Some(t) if t.is_zero() => None,
+                    Some(t) => Some(t),
+                    None => Some(defaults.request_timeout),
+                },
+                metrics: RouteMetrics::for_route(&spec.name),
+                spec,
+            })
+            .collect();
+        Self { routes, all_hosted, any_hosted }
+    }
+
+    /// The index of the first route serving `req`.
+    pub fn find<B>(&self, req: &Request<B>) -> Result<usize, NoRoute> {
+        let host = if self.any_hosted { request_host(req) } else { None };
+        self.find_by(host.as_deref(), req.method(), req.uri().path())
+    }
+
+    /// The index of the first route serving `host` (lower case, no port), `method` and `path`.
+    pub fn find_by(&self, host: Option<&str>, method: &Method, path: &str) -> Result<usize, NoRoute> {
+        let found = self.routes.iter().position(|r| {
+            let s = &r.spec;
+            s.host.as_ref().is_none_or(|h| host.is_some_and(|host| h.matches(host)))
+                && prefix_matches(&s.path, path)
+                && s.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method.as_str()))
+        });
+        match found {
+            Some(i) => Ok(i),
+            None if self.all_hosted
+                && !self
+                    .routes
+                    .iter()
+                    .any(|r| r.spec.host.as_ref().is_some_and(|h| host.is_some_and(|x| h.matches(x)))) =>
+            {
+                Err(NoRoute::UnknownHost)
+            }
+            None => Err(NoRoute::NotFound),
+        }
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The request's own host: the HTTP/2 authority or the Host header, lower case, port removed.
+pub fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host().to_string(),
+        None => {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            match h.strip_prefix('[') {
+                Some(v6) => v6.split(']').next()?.to_string(),
+                None => h.rsplit_once(':').map_or(h, |(host, _port)| host).to_string(),
+            }
+        }
+    };
+    Some(raw.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// Whether a path could be read two ways (dot segments, encoded `/`, `\` or `.`).
 pub fn is_ambiguous(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%2e")
-        || path.contains('\\')
-        || path.split('/').any(|seg| seg == "." || seg == "..")
+    let b = path.as_bytes();
+    let encoded = b.windows(3).any(|w| {
+        w[0] == b'%'
+            && ((w[1] == b'2' && matches!(w[2], b'f' | b'F' | b'e' | b'E'))
+                || (w[1] == b'5' && matches!(w[2], b'c' | b'C')))
+    });
+    encoded || path.contains('\\') || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn mode(t: &RouteTable, path: &str) -> AuthMode {
+        t.routes[t.find_by(None, &Method::GET, path).unwrap()].spec.auth
+    }
+
     #[test]
-    fn matching() {
+    fn builtin_matching() {
         let t = RouteTable::default();
-        assert_eq!(t.mode("/upload"), AuthMode::Required);
-        assert_eq!(t.mode("/upload/new"), AuthMode::Required);
-        assert_eq!(t.mode("/uploads-are-public"), AuthMode::Optional, "segment boundary");
-        assert_eq!(t.mode("/auth/token"), AuthMode::None);
-        assert_eq!(t.mode("/authx"), AuthMode::Optional);
-        assert_eq!(t.mode("/api/v1/me"), AuthMode::Optional);
-        assert_eq!(t.mode("/"), AuthMode::Optional);
+        assert_eq!(mode(&t, "/upload"), AuthMode::Required);
+        assert_eq!(mode(&t, "/upload/new"), AuthMode::Required);
+        assert_eq!(mode(&t, "/uploads-are-public"), AuthMode::Optional, "segment boundary");
+        assert_eq!(mode(&t, "/auth/token"), AuthMode::None);
+        assert_eq!(mode(&t, "/authx"), AuthMode::Optional);
+        assert_eq!(mode(&t, "/api/v1/me"), AuthMode::Optional);
+        assert_eq!(mode(&t, "/"), AuthMode::Optional);
+        let uploads = &t.routes[t.find_by(None, &Method::PATCH, "/api/v1/uploads/abc").unwrap()];
+        assert_eq!(uploads.spec.name, "uploads");
+        assert_eq!(uploads.max_body_bytes, 8 * 1024 * 1024 * 1024);
+        assert_eq!(uploads.timeout, None);
+        let api = &t.routes[t.find_by(None, &Method::POST, "/api/v1/videos").unwrap()];
+        assert_eq!((api.max_body_bytes, api.timeout), (2 * 1024 * 1024, Some(Duration::from_secs(30))));
+        assert_eq!(
+            t.routes[t.find_by(None, &Method::GET, "/oauth2/auth").unwrap()].spec.upstream,
+            UpstreamRef::Gateway
+        );
+    }
+
+    #[test]
+    fn host_method_and_order() {
+        let spec = |name: &str, host: Option<HostPattern>, path: &str, methods: Option<Vec<String>>| RouteSpec {
+            name: name.into(),
+            host,
+            path: path.into(),
+            methods,
+            upstream: UpstreamRef::Api,
+            auth: AuthMode::None,
+            max_body_bytes: None,
+            timeout: None,
+        };
+        let t = RouteTable::new(
+            vec![
+                spec("cdn", Some(HostPattern::Suffix(".cdn.example.org".into())), "/", None),
+                spec("ro", Some(HostPattern::Exact("example.org".into())), "/api", Some(vec!["GET".into()])),
+                spec("site", Some(HostPattern::Exact("example.org".into())), "/", None),
+            ],
+            &RouteDefaults::default(),
+        );
+        let name = |host: &str, m: Method, p: &str| t.find_by(Some(host), &m, p).map(|i| t.routes[i].spec.name.clone());
+        assert_eq!(name("a.b.cdn.example.org", Method::GET, "/x").unwrap(), "cdn");
+        assert_eq!(name("example.org", Method::GET, "/api/x").unwrap(), "ro");
+        assert_eq!(name("example.org", Method::POST, "/api/x").unwrap(), "site", "method mismatch falls through");
+        assert_eq!(name("cdn.example.org", Method::GET, "/"), Err(NoRoute::UnknownHost));
+        assert_eq!(t.find_by(None, &Method::GET, "/"), Err(NoRoute::UnknownHost));
+
+        let req = Request::builder().uri("/x").header("host", "Example.ORG:8443").body(()).unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("example.org"));
+        let req = Request::builder().uri("/x").header("host", "[::1]:80").body(()).unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("::1"));
+        let req = Request::builder().uri("https://Video.example.org/x").body(()).unwrap();
+        assert_eq!(request_host(&req).as_deref(), Some("video.example.org"));
     }
 
     #[test]
     fn ambiguous_paths() {
-        for p in ["/api/../upload", "/./upload", "/%2e%2e/upload", "/api%2Fx", "/a\\b", "/x/.."] {
+        for p in ["/api/../upload", "/./upload", "/%2e%2e/upload", "/api%2Fx", "/a\\b", "/x/..", "/a%5cb"] {
             assert!(is_ambiguous(p), "{p}");
         }
-        for p in ["/upload", "/watch/abc.mp4", "/a..b/c"] {
+        for p in ["/upload", "/watch/abc.mp4", "/a..b/c", "/a%20b"] {
             assert!(!is_ambiguous(p), "{p}");
         }
     }

@@ -113,7 +113,7 @@ async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
 /// Whether the client should get JSON rather than a page.
 fn wants_json(req: &Request) -> bool {
     let path = req.uri().path();
-    if path.starts_with("/api/") || path == "/api" || path.starts_with("/oauth2/") {
+    if path.starts_with("/api/") || path == "/api" || path.starts_with("/oauth2/") || path.starts_with("/auth/api/") {
         return true;
     }
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,7 +1,7 @@
 //! The HTTP foundation every role stands on.
 //!
-//! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, header-size and header-read-time
-//!   limits, graceful shutdown within a bound);
+//! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, or HTTPS with [`tls`]; header-size
+//!   and header-read-time limits, graceful shutdown within a bound);
 //! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
 //!   error rendering, applied to a role's router;
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
@@ -15,5 +15,6 @@ pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 
 pub use error::ApiError;

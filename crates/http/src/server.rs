@@ -1,8 +1,11 @@
-//! The accept loop: HTTP/1.1 and HTTP/2 (h2c) on one listener, with limits hyper enforces before
-//! any handler runs (request-head size → 431, header read time → connection closed) and a
-//! graceful shutdown that stops accepting, lets in-flight requests finish, and gives up after
-//! the configured bound.
+//! The accept loop: HTTP/1.1 and HTTP/2 (h2c) on one listener — or, given a certificate,
+//! HTTPS only (TLS with ALPN `h2`/`http/1.1`, see [`crate::tls`]) — with limits hyper enforces
+//! before any handler runs (request-head size → 431, header read time → connection closed; the
+//! TLS handshake gets the same time) and a graceful shutdown that stops accepting, lets
+//! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
+//! the TLS port gets a short 400 and the connection is closed.
 
+use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -11,13 +14,26 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
-use tokio::net::TcpListener;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use turtlemen_config::HttpLimits;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
 /// `limits.shutdown_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, app, limits, None, shutdown).await;
+}
+
+/// [`serve`], over TLS when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<Arc<ReloadingTls>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -48,10 +64,37 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutd
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             app.clone().oneshot(req)
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = &tls else {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let handshake = async {
+                if !starts_like_tls(&stream).await {
+                    let mut stream = stream;
+                    let _ = stream.write_all(PLAIN_ON_TLS).await;
+                    let _ = stream.shutdown().await;
+                    return None;
+                }
+                match tokio_rustls::TlsAcceptor::from(tls.config()).accept(stream).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::debug!(error = %e, client.address = %peer, "TLS handshake failed");
+                        None
+                    }
+                }
+            };
+            let Ok(Some(stream)) = tokio::time::timeout(handshake_timeout, handshake).await else { return };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
             }
         });
@@ -64,6 +107,14 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutd
             tracing::warn!(timeout_s = limits.shutdown_timeout.as_secs(), "shutdown bound reached; dropping remaining connections");
         }
     }
+}
+
+const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 45\r\nconnection: close\r\n\r\nThis port speaks HTTPS; use an https:// URL.\n";
+
+/// Whether the first byte the client sent opens a TLS handshake record (0x16).
+async fn starts_like_tls(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16)
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

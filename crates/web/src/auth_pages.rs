@@ -108,6 +108,9 @@ pub struct PasswordChangeErrors {
 pub struct AccountView<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
+    pub email: &'a str,
+    /// Whether the email address was confirmed through a link sent to it.
+    pub email_verified: bool,
     /// A confirmation of what was just done, shown at the top.
     pub notice: Option<&'a str>,
     /// Whether the account has a password to change (provider-only accounts do not).

@@ -14,6 +14,7 @@
 mod assets;
 pub mod auth_pages;
 mod pages;
+pub mod recovery_pages;
 pub mod video_pages;
 mod views;
 

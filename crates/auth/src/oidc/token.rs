@@ -160,7 +160,7 @@ async fn issue(state: &AuthState, g: Grant<'_>) -> Result<Response, OAuthError> 
         "access_token": state.signer.sign_access(&access),
         "token_type": "Bearer",
         "expires_in": state.settings.access_token_ttl.num_seconds(),
-        "id_token": state.signer.sign_id(&id),
+        "id_token": state.signer.sign_id_for(&client.id_token_alg, &id),
         "refresh_token": refresh,
         "scope": scope,
     });

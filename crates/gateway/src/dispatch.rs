@@ -1,0 +1,126 @@
+//! Every request's way through the gateway, in `serve` and in a gateway alone alike:
+//! ambiguous path refused → route matched ([`crate::routes`]) → the check at the entry with the
+//! route's auth mode ([`crate::check`]) → body limit → the route's target, within the route's
+//! timeout → the route's metrics.
+//!
+//! A target is a router in this process (the auth service, the API server, the gateway's own
+//! `/oauth2` endpoints under `serve`) or an upstream pool reached over HTTP ([`crate::proxy`]).
+//! Both get the same request, so a route behaves the same in either mode.
+
+use crate::Gateway;
+use crate::proxy::{Pool, Proxy};
+use crate::routes::{NoRoute, UpstreamRef, is_ambiguous};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+use turtlemen_http::ApiError;
+
+/// Where a route's requests go.
+#[derive(Clone)]
+pub enum Target {
+    /// A router in this process.
+    InProcess(Router),
+    /// Addresses reached over HTTP.
+    Pool(Arc<Pool>),
+}
+
+struct Dispatch {
+    gw: Gateway,
+    /// One per route, in the table's order.
+    targets: Vec<Target>,
+    proxy: Proxy,
+}
+
+/// The gateway's router: every request enters by [`entry`]. `auth` and `api` serve the routes
+/// whose upstream is `auth` or `api`; `gateway` routes get the `/oauth2` endpoints; named
+/// upstreams get pools made from the configuration.
+pub fn router(gw: Gateway, auth: Target, api: Target, oauth2: Router) -> Result<Router, String> {
+    let mut pools: BTreeMap<&str, Arc<Pool>> = BTreeMap::new();
+    for (name, spec) in &gw.config.upstreams {
+        pools.insert(name, Arc::new(Pool::new(name, spec)?));
+    }
+    let mut targets = Vec::new();
+    for route in &gw.routes.routes {
+        targets.push(match &route.spec.upstream {
+            UpstreamRef::Auth => auth.clone(),
+            UpstreamRef::Api => api.clone(),
+            UpstreamRef::Gateway => Target::InProcess(oauth2.clone()),
+            UpstreamRef::Named(name) => Target::Pool(
+                pools
+                    .get(name.as_str())
+                    .cloned()
+                    .ok_or_else(|| format!("route {:?} names the unknown upstream {name:?}", route.spec.name))?,
+            ),
+        });
+    }
+    let scheme = if gw.config.public_url.scheme() == "https" { "https" } else { "http" };
+    let proxy = Proxy::new(gw.config.trusted_proxies.clone(), scheme);
+    let dispatch = Arc::new(Dispatch { gw, targets, proxy });
+    Ok(Router::new().fallback(entry).with_state(dispatch))
+}
+
+async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
+    let start = Instant::now();
+    if is_ambiguous(req.uri().path()) {
+        return ApiError::bad_request("ambiguous_path", "The path contains dot segments or encoded separators.")
+            .into_response();
+    }
+    let index = match d.gw.routes.find(&req) {
+        Ok(i) => i,
+        Err(NoRoute::UnknownHost) => {
+            return ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+                "This server does not serve that host.",
+            )
+            .into_response();
+        }
+        Err(NoRoute::NotFound) => return ApiError::not_found().into_response(),
+    };
+    let route = &d.gw.routes.routes[index];
+    let res = crate::check::at_the_entry(&d.gw, route.spec.auth, req, |req| async {
+        let too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > route.max_body_bytes);
+        if too_large {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.")
+                .into_response();
+        }
+        let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
+        let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        let router = match &d.targets[index] {
+            // The proxy applies the route's timeout with its own read timeout.
+            Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
+            Target::InProcess(router) => router.clone(),
+        };
+        let call = async {
+            match router.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            }
+        };
+        match route.timeout {
+            None => call.await,
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(res) => res,
+                Err(_) => ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    "The service took too long to answer.",
+                )
+                .into_response(),
+            },
+        }
+    })
+    .await;
+    route.metrics.observe(res.status().as_u16(), start.elapsed());
+    res
+}

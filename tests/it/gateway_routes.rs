@@ -1,0 +1,276 @@
+//! The gateway's route table from configuration, with real upstreams: host, path and method
+//! matching (first match wins), each route's auth mode (on both stacks), body limits, timeouts,
+//! an upstream that is down, h2c upstreams, streaming both ways, request ids and forwarded
+//! headers passed on, and the per-route metrics.
+
+use crate::gateway::{Browser, user};
+use crate::helpers::{Stack, TestApp, fresh_settings};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use turtlemen_config::Settings;
+use turtlemen_domain::Role;
+
+/// The app with `toml` laid under the test settings (for `[[routes]]` and `[upstreams]`).
+pub async fn spawn_with_toml(stack: Stack, toml: &str) -> Option<TestApp> {
+    let (base, dir, schema) = fresh_settings(stack).await?;
+    let file: Settings = toml::from_str(toml).unwrap();
+    Some(TestApp::spawn_with(base.over(file), dir, schema).await)
+}
+
+fn table(echo: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+        [[routes]]
+        name = "t-tenant"
+        host = "*.tenant.test"
+        path = "/"
+        upstream = "echo"
+        auth = "none"
+
+        [[routes]]
+        name = "t-echo-write"
+        path = "/echo"
+        methods = ["POST", "PUT"]
+        upstream = "echo"
+        auth = "optional"
+        max_body_bytes = 1024
+
+        [[routes]]
+        name = "t-echo"
+        path = "/echo"
+        upstream = "echo"
+        auth = "required"
+
+        [[routes]]
+        name = "t-stream"
+        path = "/stream"
+        upstream = "echo"
+        auth = "none"
+        max_body_bytes = 1073741824
+        timeout_secs = 0
+
+        [[routes]]
+        name = "t-down"
+        path = "/down"
+        upstream = "down"
+        auth = "none"
+
+        [[routes]]
+        name = "t-slow"
+        path = "/slow"
+        upstream = "slow"
+        auth = "none"
+
+        [[routes]]
+        name = "t-h2"
+        path = "/h2"
+        upstream = "h2"
+        auth = "none"
+
+        [[routes]]
+        name = "auth"
+        path = "/auth"
+        upstream = "auth"
+        auth = "none"
+
+        [[routes]]
+        name = "oauth2"
+        path = "/oauth2"
+        upstream = "gateway"
+        auth = "none"
+
+        [[routes]]
+        name = "root"
+        path = "/"
+        upstream = "api"
+        auth = "optional"
+
+        [upstreams.echo]
+        urls = ["http://{echo}"]
+
+        [upstreams.h2]
+        urls = ["http://{echo}"]
+        http2 = true
+
+        [upstreams.slow]
+        urls = ["http://{echo}"]
+        read_timeout_secs = 1
+
+        [upstreams.down]
+        urls = ["http://127.0.0.1:1"]
+        connect_timeout_ms = 500
+        "#
+    )
+}
+
+async fn routes_auth_modes(stack: Stack) {
+    let echo = crate::upstream::spawn().await;
+    let Some(app) = spawn_with_toml(stack, &table(echo)).await else { return };
+    user(&app, "ann", Role::User).await;
+
+    // `required`: an API client gets 401, a browser is sent to sign in; nothing reaches the upstream.
+    let res = app.client.get(app.url("/echo/x")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = app.client.get(app.url("/echo/x")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/oauth2/start?rd=%2Fecho%2Fx");
+
+    // Signed in, the upstream gets the identity — and never the client's own identity headers.
+    let browser = Browser::default();
+    let (landed, _) = browser.navigate(&app, "/echo/after-sign-in", "ann").await;
+    assert_eq!(landed, app.url("/echo/after-sign-in"));
+    let seen: serde_json::Value = app
+        .client
+        .get(app.url("/echo/who"))
+        .header("cookie", browser.cookie_header())
+        .header("x-auth-request-user", "admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["path"], "/echo/who");
+    assert_eq!(seen["headers"]["x-auth-request-preferred-username"], "ann");
+    assert_ne!(seen["headers"]["x-auth-request-user"], "admin");
+    assert!(seen["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "));
+    assert!(seen["headers"].get("cookie").is_some(), "cookies pass on");
+
+    // Method: a POST falls to the `optional` route, anonymous is fine there.
+    let res = app.client.post(app.url("/echo/x")).body("hello").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let seen: serde_json::Value = res.json().await.unwrap();
+    assert_eq!((seen["method"].as_str(), seen["body_bytes"].as_u64()), (Some("POST"), Some(5)));
+    assert!(seen["headers"].get("x-auth-request-user").is_none());
+
+    // `none` on the tenant host: the path is the upstream's, the built-in routes are not consulted.
+    let res = app.client.get(app.url("/auth/login")).header("host", "a.b.tenant.test").send().await.unwrap();
+    let seen: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(seen["path"], "/auth/login");
+    assert_eq!(seen["headers"]["host"], "a.b.tenant.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_pick_upstream_and_auth_mode_on_sqlite() {
+    routes_auth_modes(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_pick_upstream_and_auth_mode_on_postgres_and_redis() {
+    routes_auth_modes(Stack::External).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxying_limits_failures_and_metrics() {
+    let echo = crate::upstream::spawn().await;
+    let app = spawn_with_toml(Stack::Embedded, &table(echo)).await.unwrap();
+
+    // Request ids and forwarded headers go on; a client's own X-Forwarded-* are replaced.
+    let seen: serde_json::Value = app
+        .client
+        .get(app.url("/stream/ids"))
+        .header("x-request-id", "req-abc-123")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-request-id"], "req-abc-123");
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["headers"]["x-forwarded-host"], app.addr.to_string());
+    assert_eq!(seen["version"], "HTTP/1.1");
+
+    // Per-route body limit: declared too large, or streamed past the limit, is a 413.
+    let res = app.client.post(app.url("/echo/x")).body(vec![b'x'; 2048]).send().await.unwrap();
+    assert_eq!(res.status(), 413);
+    let chunks = futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 1024])));
+    let res = app
+        .client
+        .post(app.url("/echo/x"))
+        .header("accept", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "payload_too_large");
+
+    // An upstream that is down: 503 at once, with an error body; one that is slow: 504.
+    let started = std::time::Instant::now();
+    let res = app.client.get(app.url("/down/x")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "service_unavailable");
+    let res = app.client.get(app.url("/down/x")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.text().await.unwrap().contains("<html"), "a page for browsers");
+    let res = app.client.get(app.url("/slow/slow")).send().await.unwrap();
+    assert_eq!(res.status(), 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // h2c upstream.
+    let seen: serde_json::Value = app.client.get(app.url("/h2/x")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["version"], "HTTP/2.0");
+
+    // Bodies stream both ways.
+    const N: usize = 64 * 1024 * 1024;
+    let chunks = futures::stream::iter((0..N / 65536).map(|_| Ok::<_, std::io::Error>(vec![b'u'; 65536])));
+    let res = app.client.put(app.url("/stream/up")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["body_bytes"], N);
+    let res = app.client.get(app.url(&format!("/stream/big/{N}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut got = 0;
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        got += chunk.unwrap().len();
+    }
+    assert_eq!(got, N);
+
+    // Per-route metrics.
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        r#"turtlemen_http_gateway_upstream_errors_total{route="t-down",kind="connect"}"#,
+        r#"turtlemen_http_gateway_upstream_errors_total{route="t-slow",kind="timeout"} 1"#,
+        r#"turtlemen_http_gateway_route_requests_total{route="t-down",status="5xx"} 2"#,
+        r#"turtlemen_http_gateway_route_requests_total{route="t-echo-write",status="4xx"} 2"#,
+        r#"turtlemen_http_gateway_route_duration_seconds_count{route="t-stream"} 3"#,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_hosts_are_misdirected_when_every_route_names_a_host() {
+    let echo = crate::upstream::spawn().await;
+    let toml = format!(
+        r#"
+        [[routes]]
+        name = "h-only"
+        host = "video.example.org"
+        path = "/"
+        upstream = "echo"
+        auth = "none"
+
+        [upstreams.echo]
+        urls = ["http://{echo}"]
+        "#
+    );
+    let app = spawn_with_toml(Stack::Embedded, &toml).await.unwrap();
+    let res = app.client.get(app.url("/x")).header("host", "VIDEO.example.org:443").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.client.get(app.url("/x")).header("host", "other.example.org").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    let res = app.client.get(app.url("/x")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(res.text().await.unwrap().contains("<html"));
+    // Ambiguous paths are refused before any route is tried.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /a/../x HTTP/1.1\r\nHost: video.example.org\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
