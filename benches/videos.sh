@@ -106,7 +106,9 @@ hls=$(video "$seg_id" | python3 -c 'import json,sys; print(json.load(sys.stdin)[
 seg_path="${hls%master.m3u8}720p/seg-00002.m4s"
 curl -fs -o /dev/null "$base$seg_path"
 mkdir -p "$work/nginx"
+# The data dir is private (0700): nginx's workers run as the same user as this script.
 cat > "$work/nginx/nginx.conf" <<CONF
+user $(id -un);
 worker_processes 2;
 error_log $work/nginx/error.log;
 pid $work/nginx/nginx.pid;
@@ -121,7 +123,8 @@ http {
 }
 CONF
 nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
-until curl -fs -o /dev/null "http://127.0.0.1:$PN/videos/$seg_id/hls/720p/seg-00002.m4s"; do sleep 0.05; done
+for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$PN/videos/$seg_id/hls/720p/seg-00002.m4s" && break; sleep 0.05; done
+curl -fs -o /dev/null "http://127.0.0.1:$PN/videos/$seg_id/hls/720p/seg-00002.m4s" || { echo "nginx cannot serve the segment: $(cat "$work/nginx/error.log")" >&2; exit 1; }
 rps() { wrk -t2 -c32 -d10s "$1" | awk '/Requests\/sec/ {print $2}'; }
 tm=(); ng=()
 for i in $(seq "$runs"); do
