@@ -46,8 +46,11 @@ export function watchPage(page) {
   return record;
 }
 
-/** Waits until every request the page started has finished or failed; resolves with the sizes. */
-export async function settled(record) {
-  await until(() => record.settled === record.requests.length, { what: 'the page\'s requests to finish' });
+/**
+ * Waits until every request the page started has finished or failed; resolves with the sizes.
+ * The deadline is generous: a player keeps loading segments for a while, longer on a busy machine.
+ */
+export async function settled(record, { deadlineMs = 30_000 } = {}) {
+  await until(() => record.settled === record.requests.length, { deadlineMs, what: 'the page\'s requests to finish' });
   return Promise.all(record.sizes);
 }
