@@ -244,9 +244,18 @@ on_both_stacks! {
         let res = browser.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", huge.as_str()), ("password", huge.as_str())]).send().await.unwrap();
         assert_eq!(res.status(), 401, "oversized fields are a failed sign-in, not an error");
         // Refused before it is read (so on a connection of its own: it cannot be reused).
-        let res = app.client.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", &"x".repeat(3 << 20))]).send().await.unwrap();
-        assert_eq!(res.status(), 413);
-        assert_eq!(res.headers()["connection"], "close");
+        // The server may close before the client has finished sending, in which case the client
+        // sees its write fail instead of the 413 — refused either way, never read.
+        match app.client.post(app.url("/auth/login")).form(&[("csrf", csrf.as_str()), ("username", &"x".repeat(3 << 20))]).send().await {
+            Ok(res) => {
+                assert_eq!(res.status(), 413);
+                assert_eq!(res.headers()["connection"], "close");
+            }
+            Err(e) => {
+                let chain = format!("{e:?}");
+                assert!(chain.contains("BrokenPipe") || chain.contains("ConnectionReset"), "{chain}");
+            }
+        }
 
         // An open redirect through return_to is refused: the visitor lands on a local page.
         let res = browser.post(app.url("/auth/login"))
