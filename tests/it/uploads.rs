@@ -282,7 +282,17 @@ on_both_stacks! {
             .send();
         let slow = tokio::spawn(slow);
         tx.send(Ok(bytes[..1000].to_vec())).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Wait until the first request holds the upload's lease.
+        let id = uuid::Uuid::parse_str(path.rsplit('/').next().unwrap()).unwrap();
+        let mut held = false;
+        for _ in 0..200 {
+            if turtlemen_db::uploads::is_locked(&app.db, id).await.unwrap() {
+                held = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(held, "the first writer took the lease");
         let res = patch(&app, &ann, &path, 0, &bytes[..1000]).await;
         assert_eq!(res.status(), StatusCode::LOCKED, "{:?}", res.text().await);
         let res = tus(&app, &ann, Method::DELETE, &path).send().await.unwrap();

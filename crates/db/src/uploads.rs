@@ -117,6 +117,18 @@ pub async fn try_lock(db: &Db, id: Uuid, writer: Uuid, until: DateTime<Utc>) -> 
     .await
 }
 
+/// Whether a writer holds the upload's lease now (for admins and tests).
+pub async fn is_locked(db: &Db, id: Uuid) -> Result<bool, DbError> {
+    let held: Option<bool> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT patch_owner IS NOT NULL AND patch_until > $2 FROM uploads WHERE id = $1")
+            .bind(id)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(held.unwrap_or(false))
+}
+
 /// Records the committed offset and extends the lease; `false` if this writer lost the lease.
 pub async fn advance(db: &Db, id: Uuid, writer: Uuid, received: u64, until: DateTime<Utc>) -> Result<bool, DbError> {
     retry_serializable(|| async {

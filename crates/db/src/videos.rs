@@ -227,6 +227,15 @@ fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Runs one `UPDATE videos … WHERE id = $1` that binds the time of the change as `$2`.
+async fn touch(db: &Db, id: Uuid, sql: &'static str) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| sqlx::query(sql).bind(id).bind(Utc::now()).execute(pool).await.map(|_| ())?);
+        Ok(())
+    })
+    .await
+}
+
 /// Inserts a video in state `uploading`.
 pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
     let now = Utc::now();
@@ -349,17 +358,11 @@ pub async fn update_metadata(db: &Db, id: Uuid, m: &Metadata) -> Result<bool, Db
 
 /// `uploading` → `processing` (the upload completed). Idempotent.
 pub async fn mark_uploaded(db: &Db, id: Uuid) -> Result<(), DbError> {
-    retry_serializable(|| async {
-        with_pool!(db, |pool| {
-            sqlx::query("UPDATE videos SET state = 'processing', progress = 0, updated_at = $2 WHERE id = $1 AND state = 'uploading'")
-                .bind(id)
-                .bind(Utc::now())
-                .execute(pool)
-                .await
-                .map(|_| ())?
-        });
-        Ok(())
-    })
+    touch(
+        db,
+        id,
+        "UPDATE videos SET state = 'processing', progress = 0, updated_at = $2 WHERE id = $1 AND state = 'uploading'",
+    )
     .await
 }
 
@@ -383,21 +386,12 @@ pub async fn set_progress(db: &Db, id: Uuid, percent: u8) -> Result<(), DbError>
 /// The first segments of every rendition are published: viewers may start watching. The video
 /// counts as published from now on (for the public lists).
 pub async fn mark_playable(db: &Db, id: Uuid) -> Result<(), DbError> {
-    retry_serializable(|| async {
-        let now = Utc::now();
-        with_pool!(db, |pool| {
-            sqlx::query(
-                "UPDATE videos SET playable = true, published_at = COALESCE(published_at, $2), updated_at = $2 \
-                 WHERE id = $1 AND state IN ('processing', 'ready')",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())?
-        });
-        Ok(())
-    })
+    touch(
+        db,
+        id,
+        "UPDATE videos SET playable = true, published_at = COALESCE(published_at, $2), updated_at = $2 \
+         WHERE id = $1 AND state IN ('processing', 'ready')",
+    )
     .await
 }
 
@@ -443,17 +437,11 @@ pub async fn mark_ready(db: &Db, id: Uuid, p: &Processed) -> Result<(), DbError>
 /// An attempt failed and will be retried: what it published is gone, so nothing is playable
 /// until the next attempt publishes again.
 pub async fn mark_retrying(db: &Db, id: Uuid) -> Result<(), DbError> {
-    retry_serializable(|| async {
-        with_pool!(db, |pool| {
-            sqlx::query("UPDATE videos SET playable = false, progress = 0, updated_at = $2 WHERE id = $1 AND state = 'processing'")
-                .bind(id)
-                .bind(Utc::now())
-                .execute(pool)
-                .await
-                .map(|_| ())?
-        });
-        Ok(())
-    })
+    touch(
+        db,
+        id,
+        "UPDATE videos SET playable = false, progress = 0, updated_at = $2 WHERE id = $1 AND state = 'processing'",
+    )
     .await
 }
 
