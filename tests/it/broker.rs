@@ -520,7 +520,8 @@ async fn callback_refusals_store_nothing(stack: Stack) {
     let pairs: Vec<(String, String)> = tampered.query_pairs().into_owned().collect();
     tampered.query_pairs_mut().clear();
     for (k, v) in pairs {
-        let v = if k == "state" { format!("x{}", &v[1..]) } else { v };
+        // Change the first character (to one it is not: a random state may start with `x`).
+        let v = if k == "state" { format!("{}{}", if v.starts_with('x') { 'y' } else { 'x' }, &v[1..]) } else { v };
         tampered.query_pairs_mut().append_pair(&k, &v);
     }
     check(json(&browser, tampered.as_str()).await.unwrap(), 400, "state_mismatch").await;
