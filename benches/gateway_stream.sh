@@ -25,7 +25,9 @@ export TURTLEMEN_COOKIE_SECRET="bench-cookie-secret-shared-by-every-role" TURTLE
 # The upstream: nginx with a 1 GiB file, and a location that reads and drops request bodies.
 mkdir -p "$work/nginx/files/stream"
 head -c $((1024 * 1024 * 1024)) /dev/urandom > "$work/nginx/files/stream/1g.bin"
+# The work dir is private (0700): nginx's workers run as the same user as this script.
 cat > "$work/nginx/nginx.conf" <<CONF
+user $(id -un);
 worker_processes 1;
 error_log $work/nginx/error.log;
 pid $work/nginx/nginx.pid;
@@ -57,11 +59,12 @@ urls = ["http://127.0.0.1:$PN"]
 CONF
 "$bin" gateway --config "$work/gateway.toml" --listen "127.0.0.1:$PG" --data-dir "$work/gw" \
   --public-url "http://127.0.0.1:$PG" --upstream-auth "http://127.0.0.1:$PN" --upstream-api "http://127.0.0.1:$PN" & gw=$!; pids+=($gw)
-until curl -fs "http://127.0.0.1:$PG/healthz" >/dev/null 2>&1 && curl -fs -o /dev/null "http://127.0.0.1:$PN/stream/1g.bin" -r 0-0; do sleep 0.05; done
+for _ in $(seq 200); do curl -fs "http://127.0.0.1:$PG/healthz" >/dev/null 2>&1 && curl -fs -o /dev/null "http://127.0.0.1:$PN/stream/1g.bin" -r 0-0 && break; sleep 0.05; done
+curl -fs -o /dev/null "http://127.0.0.1:$PN/stream/1g.bin" -r 0-0 || { echo "nginx cannot serve the file: $(tail -1 "$work/nginx/error.log")" >&2; exit 1; }
 
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 down() { curl -fs -o /dev/null -w '%{speed_download}' "$1"; }
-up() { curl -fs -o /dev/null -w '%{speed_upload}' -X POST -H 'content-type: application/octet-stream' --data-binary "@$work/nginx/files/stream/1g.bin" "$1"; }
+up() { curl -fs -o /dev/null -w '%{speed_upload}' -X POST -H 'content-type: application/octet-stream' -T "$work/nginx/files/stream/1g.bin" "$1"; }
 # Warm up (the page cache holds the file from now on), then measure.
 down "http://127.0.0.1:$PN/stream/1g.bin" >/dev/null; down "http://127.0.0.1:$PG/stream/1g.bin" >/dev/null
 hwm_before=$(hwm $gw)

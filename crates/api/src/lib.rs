@@ -15,6 +15,7 @@ pub mod identity;
 pub mod media;
 pub mod openapi;
 pub mod pages;
+pub mod staging;
 pub mod tus;
 pub mod uploads;
 pub mod videos;

@@ -15,6 +15,7 @@
 //! sticky routing by upload id or a shared `uploads/` folder.
 
 use crate::identity::CurrentUser;
+use crate::staging::StagingWriter;
 use crate::tus::{self, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET};
 use crate::{ApiState, videos};
 use axum::Router;
@@ -27,7 +28,6 @@ use chrono::Utc;
 use http_body_util::BodyExt;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use turtlemen_db::jobs::{self, NewJob};
 use turtlemen_db::uploads::{self, Upload};
 use turtlemen_db::videos::{self as video_rows, NewVideo};
@@ -44,8 +44,6 @@ const LEASE: Duration = Duration::from_secs(60);
 pub const COMMIT_EVERY: u64 = 64 * 1024 * 1024;
 /// A client that sends nothing for this long has its chunk ended (what arrived is kept).
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Write buffer for the staging file.
-const WRITE_BUFFER: usize = 256 * 1024;
 
 /// The tus routes. Bodies here are streamed, so the default body limit does not apply.
 pub fn routes() -> Router<ApiState> {
@@ -357,21 +355,18 @@ async fn append_locked(
     let length = u64::try_from(upload.length).unwrap_or(0);
     let start = u64::try_from(upload.received).unwrap_or(0);
     let path = staging_path(st, upload.id);
-    let io = |e: std::io::Error| ApiError::internal(&e);
-    let mut file = tokio::fs::OpenOptions::new().write(true).open(&path).await.map_err(|e| {
+    // Bytes past the committed offset were never acknowledged: the writer cuts them off.
+    let mut file = StagingWriter::open(path.clone(), start).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ApiError::new(StatusCode::GONE, "upload_expired", "This upload's bytes are gone; start it again.")
         } else {
-            io(e)
+            ApiError::internal(&e)
         }
     })?;
-    // Bytes past the committed offset were never acknowledged: drop them.
-    file.set_len(start).await.map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(start)).await.map_err(io)?;
-    let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
     let mut digest = checksum.as_ref().map(|c| ring::digest::Context::new(c.algorithm.digest_algorithm()));
     let mut received = start;
     let mut last_commit = start;
+    let mut sync_asked = start;
 
     let stop: Option<Stop> = loop {
         let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
@@ -383,21 +378,34 @@ async fn append_locked(
         let Ok(data) = frame.into_data() else { continue };
         let room = length - received;
         let fits = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        if let Err(e) = out.write_all(&data[..fits]).await {
+        let too_long = fits < data.len();
+        let piece = if too_long { data.slice(..fits) } else { data };
+        if let Some(d) = digest.as_mut() {
+            d.update(&piece);
+        }
+        if let Err(e) = file.write(piece).await {
             break Some(Stop::Server(disk_error(e)));
         }
-        if let Some(d) = digest.as_mut() {
-            d.update(&data[..fits]);
-        }
         received += fits as u64;
-        if fits < data.len() {
+        if too_long {
             break Some(Stop::TooLong);
         }
-        if digest.is_none() && received - last_commit >= COMMIT_EVERY {
-            if let Err(e) = commit(st, upload, writer, &mut out, received).await {
-                break Some(Stop::Server(e));
+        // Without a checksum, bytes count as they become durable: the writer syncs every
+        // COMMIT_EVERY bytes while this loop goes on reading, and each synced offset is recorded.
+        if digest.is_none() {
+            if received - sync_asked >= COMMIT_EVERY {
+                if let Err(e) = file.request_sync(received).await {
+                    break Some(Stop::Server(disk_error(e)));
+                }
+                sync_asked = received;
             }
-            last_commit = received;
+            let durable = file.durable();
+            if durable > last_commit {
+                if let Err(e) = record(st, upload, writer, durable).await {
+                    break Some(Stop::Server(e));
+                }
+                last_commit = durable;
+            }
         }
     };
 
@@ -412,13 +420,11 @@ async fn append_locked(
     };
     let final_offset = if keep { received } else { last_commit };
     if keep {
-        commit(st, upload, writer, &mut out, received).await?;
+        file.finish(received).await.map_err(disk_error)?;
+        record(st, upload, writer, received).await?;
     } else {
         // Nothing of this chunk counts: cut the file back to what was committed.
-        drop(out);
-        if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(&path).await {
-            let _ = f.set_len(last_commit).await;
-        }
+        file.abandon(path, last_commit).await;
     }
     tracing::debug!(upload.id = %upload.id, upload.offset = final_offset, "chunk written");
     match stop {
@@ -453,16 +459,8 @@ fn disk_error(e: std::io::Error) -> ApiError {
     ApiError::internal(&e)
 }
 
-/// Makes `received` bytes durable and records them as the committed offset.
-async fn commit(
-    st: &ApiState,
-    upload: &Upload,
-    writer: Uuid,
-    out: &mut tokio::io::BufWriter<tokio::fs::File>,
-    received: u64,
-) -> Result<(), ApiError> {
-    out.flush().await.map_err(disk_error)?;
-    out.get_mut().sync_data().await.map_err(disk_error)?;
+/// Records `received` bytes (already durable) as the committed offset, extending the lease.
+async fn record(st: &ApiState, upload: &Upload, writer: Uuid, received: u64) -> Result<(), ApiError> {
     if !uploads::advance(&st.db, upload.id, writer, received, Utc::now() + LEASE).await? {
         return Err(ApiError::new(
             StatusCode::LOCKED,

@@ -6,12 +6,14 @@
 //! endpoint from the standard `AWS_*` environment variables. Objects are named only by
 //! [`StorageKey`]s, which are built from ids and fixed segments (see [`key`]). Writes stream in
 //! fixed-size parts ([`Storage::put_stream`]) so memory stays flat whatever the file size, and a
-//! multipart write becomes visible only once complete; reads stream, with byte ranges.
+//! multipart write becomes visible only once complete; reads stream, with byte ranges (on local
+//! disk straight from the file, in large chunks).
 //!
 //! This crate must never name an object from user input, nor buffer a whole object in memory;
 //! it knows nothing about HTTP or the database.
 
 pub mod key;
+mod local;
 
 pub use key::{Segment, StorageKey};
 
@@ -279,6 +281,9 @@ impl Storage {
 
     /// Streams an object, or part of it.
     pub async fn get(&self, key: &StorageKey, range: Option<ByteRange>) -> Result<ObjectRead, StorageError> {
+        if let Some(path) = self.local_path(key) {
+            return local::get(path, key.as_str().to_owned(), range).await;
+        }
         if let Some(ByteRange::Bounded(r)) = &range
             && r.start >= r.end
         {

@@ -1,0 +1,145 @@
+//! The staging file of an upload in progress, written by a blocking thread of its own.
+//!
+//! A request appending to an upload hands each piece of the body to [`StagingWriter::write`]
+//! and goes back to reading the network; the thread writes through a large buffer and, when
+//! asked, makes the bytes durable (`sync_data`) and reports the offset that is now on disk
+//! ([`StagingWriter::durable`]). So a sync never stalls the upload, as it would if the request
+//! waited for it. At most [`QUEUED`] pieces wait for the thread, which bounds the memory one
+//! upload holds (hyper hands out pieces of at most a few hundred KiB).
+
+use bytes::Bytes;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Pieces of body queued for the writer thread at most.
+const QUEUED: usize = 16;
+/// The writer thread's buffer.
+const BUFFER: usize = 1024 * 1024;
+
+enum Op {
+    Write(Bytes),
+    /// Make everything written so far durable, then report this offset.
+    Sync(u64),
+}
+
+/// Appends to one staging file from a blocking thread.
+pub struct StagingWriter {
+    ops: Option<mpsc::Sender<Op>>,
+    durable: watch::Receiver<u64>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl StagingWriter {
+    /// Opens the staging file at `path`, cuts it to `start` bytes and appends from there. A
+    /// missing file is an error of kind `NotFound`.
+    pub async fn open(path: PathBuf, start: u64) -> io::Result<StagingWriter> {
+        let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
+            let mut file = OpenOptions::new().write(true).open(&path)?;
+            file.set_len(start)?;
+            file.seek(SeekFrom::Start(start))?;
+            Ok(file)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (ops, mut rx) = mpsc::channel(QUEUED);
+        let (durable_tx, durable) = watch::channel(start);
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut out = BufWriter::with_capacity(BUFFER, file);
+            while let Some(op) = rx.blocking_recv() {
+                match op {
+                    Op::Write(bytes) => out.write_all(&bytes)?,
+                    Op::Sync(offset) => {
+                        out.flush()?;
+                        out.get_ref().sync_data()?;
+                        durable_tx.send_replace(offset);
+                    }
+                }
+            }
+            out.flush()
+        });
+        Ok(StagingWriter { ops: Some(ops), durable, thread: Some(thread) })
+    }
+
+    async fn send(&mut self, op: Op) -> io::Result<()> {
+        let sent = match &self.ops {
+            Some(ops) => ops.send(op).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.stop().await.err().unwrap_or_else(|| io::Error::other("staging writer stopped")))
+        }
+    }
+
+    /// Queues `bytes` to be appended; waits only when the thread is [`QUEUED`] pieces behind.
+    /// An error is the thread's: the disk refused a write.
+    pub async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
+        self.send(Op::Write(bytes)).await
+    }
+
+    /// Asks for everything written so far to be made durable; [`Self::durable`] reports
+    /// `offset` once it is.
+    pub async fn request_sync(&mut self, offset: u64) -> io::Result<()> {
+        self.send(Op::Sync(offset)).await
+    }
+
+    /// The highest offset known to be on disk.
+    pub fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// Ends the thread, returning its first error.
+    async fn stop(&mut self) -> io::Result<()> {
+        self.ops = None;
+        match self.thread.take() {
+            Some(thread) => thread.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Makes everything up to `offset` (all that was written) durable and closes the file.
+    pub async fn finish(mut self, offset: u64) -> io::Result<()> {
+        self.request_sync(offset).await?;
+        self.stop().await
+    }
+
+    /// Stops writing and cuts the file back to `offset` bytes.
+    pub async fn abandon(mut self, path: PathBuf, offset: u64) {
+        let _ = self.stop().await;
+        let _ = tokio::task::spawn_blocking(move || OpenOptions::new().write(true).open(path)?.set_len(offset)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_from_the_offset_and_reports_what_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("staging");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let mut w = StagingWriter::open(path.clone(), 4).await.unwrap();
+        assert_eq!(w.durable(), 4);
+        w.write(Bytes::from_static(b"abc")).await.unwrap();
+        w.request_sync(7).await.unwrap();
+        let mut durable = w.durable.clone();
+        durable.wait_for(|&d| d == 7).await.unwrap();
+        w.write(Bytes::from_static(b"def")).await.unwrap();
+        w.finish(10).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123abcdef");
+
+        let mut w = StagingWriter::open(path.clone(), 10).await.unwrap();
+        w.write(Bytes::from_static(b"never counted")).await.unwrap();
+        w.abandon(path.clone(), 10).await;
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123abcdef");
+        assert_eq!(
+            StagingWriter::open(dir.path().join("gone"), 0).await.err().map(|e| e.kind()),
+            Some(io::ErrorKind::NotFound)
+        );
+    }
+}
