@@ -5,9 +5,12 @@
 //! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
 //! the TLS port gets a short 400 and the connection is closed.
 
+use crate::error::ApiError;
 use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,6 +22,21 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use turtlemen_config::HttpLimits;
+
+/// The size of hyper's HTTP/1 read buffer at most. It bounds a request head too, but it also
+/// sizes the pieces a body is read in: at 16 KiB a streamed upload crawled through the gateway
+/// at under half the upstream's speed. So heads are held to `max_header_bytes` by [`head_size`]
+/// after parsing, and only a head past this buffer is refused by hyper itself.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// About how many bytes a request head took on the wire (request line and header lines).
+fn head_size<B>(req: &hyper::Request<B>) -> usize {
+    let uri = req.uri();
+    let target =
+        uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    line + req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>()
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
 /// `limits.shutdown_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
@@ -39,7 +57,7 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes.max(READ_BUFFER));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -60,9 +78,21 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let app = app.clone();
+        let max_head = limits.max_header_bytes;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            app.clone().oneshot(req)
+            let app = app.clone();
+            async move {
+                if head_size(&req) > max_head {
+                    return Ok(ApiError::new(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "request_header_fields_too_large",
+                        "The request's headers are too large.",
+                    )
+                    .into_response());
+                }
+                app.oneshot(req).await
+            }
         });
         let Some(tls) = &tls else {
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
