@@ -27,16 +27,19 @@ export function launchBrowser() {
  * transferred (headers and bodies) once each request has finished.
  */
 export function watchPage(page) {
-  const record = { errors: [], requests: [], sizes: [], settled: 0 };
+  // `pending` holds the requests this record saw start: a request of the page before (still in
+  // flight when the record began) finishing later must not count as one of ours.
+  const record = { errors: [], requests: [], sizes: [], pending: new Set() };
   page.on('console', (msg) => {
     if (msg.type() === 'error') record.errors.push(`console: ${msg.text()}`);
   });
   page.on('pageerror', (err) => record.errors.push(`exception: ${err.message}`));
   page.on('request', (req) => {
     record.requests.push(req.url());
+    record.pending.add(req);
   });
   page.on('requestfinished', (req) => {
-    record.settled += 1;
+    if (!record.pending.delete(req)) return;
     // A page closed before its sizes arrive rejects them; kept as a rejection for whoever awaits
     // the sizes (the weight test), never left unhandled to fail an unrelated test.
     const sizes = req.sizes().then((s) => ({ url: req.url(), bytes: s.responseHeadersSize + s.responseBodySize }));
@@ -44,7 +47,7 @@ export function watchPage(page) {
     record.sizes.push(sizes);
   });
   page.on('requestfailed', (req) => {
-    record.settled += 1;
+    if (!record.pending.delete(req)) return;
     record.errors.push(`request failed: ${req.url()} ${req.failure()?.errorText}`);
   });
   return record;
@@ -55,6 +58,11 @@ export function watchPage(page) {
  * The deadline is generous: a player keeps loading segments for a while, longer on a busy machine.
  */
 export async function settled(record, { deadlineMs = 30_000 } = {}) {
-  await until(() => record.settled === record.requests.length, { deadlineMs, what: 'the page\'s requests to finish' });
+  try {
+    await until(() => record.pending.size === 0, { deadlineMs, what: 'the page\'s requests to finish' });
+  } catch (err) {
+    const open = [...record.pending].map((req) => req.url());
+    throw new Error(`${err.message}; still open: ${open.join(', ')}`);
+  }
   return Promise.all(record.sizes);
 }
