@@ -20,6 +20,7 @@ use turtlemen_gateway::dispatch::Target;
 use turtlemen_gateway::proxy::Pool;
 use turtlemen_gateway::routes::{self, RouteDefaults};
 use turtlemen_gateway::{GatewayConfig, GatewayInner};
+use turtlemen_http::files::FileResponder;
 use turtlemen_http::health::{self, Readiness};
 use turtlemen_http::layers;
 use turtlemen_identity::{InProcess, Jwks, Transport};
@@ -69,6 +70,8 @@ impl Default for Internals {
 pub struct Server {
     listener: Option<TcpListener>,
     tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
+    /// Media answered with `sendfile(2)` (API server and `serve`, on local storage).
+    files: Option<Arc<dyn FileResponder>>,
     router: Router,
     limits: HttpLimits,
     db: Option<Db>,
@@ -201,6 +204,14 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
     };
     let mut janitor_state = None;
+    let mut files = None;
+    // On a local store, media is sent straight from the file (not over TLS: see `files`).
+    let media_files = |state: &turtlemen_api::ApiState| -> Option<Arc<dyn FileResponder>> {
+        matches!(state.storage.location(), turtlemen_storage::StorageLocation::Local { .. }).then(|| {
+            Arc::new(turtlemen_api::media::MediaFiles { signer: state.media.clone(), storage: state.storage.clone() })
+                as Arc<dyn FileResponder>
+        })
+    };
     let route_defaults = RouteDefaults {
         max_body_bytes: config.http.max_body_bytes as u64,
         max_upload_bytes: config.videos.upload_max_bytes,
@@ -235,8 +246,9 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
                 Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
             let state = api_state(db, store, storage, transport.clone());
             janitor_state = Some(state.clone());
-            let api_router = turtlemen_api::router(state);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
+            files = media_files(&state).map(|f| turtlemen_gateway::dispatch::api_files(gateway.clone(), f));
+            let api_router = turtlemen_api::router(state);
             let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
             turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))
                 .map_err(anyhow::Error::msg)?
@@ -248,6 +260,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         (Role::Api, Some(db), Some(store), Some(storage)) => {
             let state = api_state(db, store, storage, issuer_over_http()?);
             janitor_state = Some(state.clone());
+            files = media_files(&state);
             turtlemen_api::router(state)
         }
         (Role::Gateway, _, Some(store), _) => {
@@ -278,7 +291,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         _ => None,
     };
     let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
-    Ok(Server { listener, tls, router, limits: config.http, db, sessions, worker, janitor })
+    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor })
 }
 
 /// The transcode handler's settings, from the configuration.
@@ -351,7 +364,8 @@ impl Server {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(listen.address = %addr, "listening");
                 }
-                turtlemen_http::server::serve_with(listener, self.router, self.limits, self.tls, shutdown).await;
+                let extras = turtlemen_http::server::Extras { tls: self.tls, files: self.files };
+                turtlemen_http::server::serve_with(listener, self.router, self.limits, extras, shutdown).await;
             }
             None => shutdown.await,
         }

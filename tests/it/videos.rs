@@ -124,6 +124,8 @@ on_both_stacks! {
         assert_eq!(res.bytes().await.unwrap().len(), 100);
         let res = app.client.get(app.url(&format!("{folder}/{segment}"))).header("range", "bytes=999999999-").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        let whole = app.get(&format!("{folder}/{segment}")).await.bytes().await.unwrap();
+        segment_requests_share_a_connection_with_the_router(&app, &format!("{folder}/{segment}"), &whole).await;
         let poster = app.get(public["poster_url"].as_str().unwrap()).await;
         assert_eq!(poster.status(), 200);
         assert_eq!(poster.headers()["content-type"], "image/jpeg");
@@ -288,6 +290,49 @@ async fn a_killed_worker_s_transcode_is_finished_by_another() {
         }
         app.stop().await;
     }
+}
+
+/// On one connection, pipelined: the segment (answered with `sendfile`), a `HEAD` of it, a
+/// segment request with a body (left to the router), then a page: every answer whole and in
+/// order, the foundation's headers on all of them.
+async fn segment_requests_share_a_connection_with_the_router(app: &TestApp, path: &str, whole: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let requests = format!(
+        "GET {path} HTTP/1.1\r\nHost: t\r\nX-Request-Id: seg-1\r\n\r\n\
+         HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\
+         GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(requests.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut got)).await.expect("answers in time").unwrap();
+    let mut rest = &got[..];
+    let mut answers = Vec::new();
+    for head_only in [false, true, false, false] {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut res = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(len) = res.parse(rest).unwrap() else { panic!("a partial answer") };
+        let header = |name: &str| {
+            res.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        };
+        let length: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+        assert!(header("x-request-id").is_some());
+        let body_len = if head_only { 0 } else { length };
+        answers.push((res.code.unwrap(), length, header("x-request-id").unwrap(), rest[len..len + body_len].to_vec()));
+        rest = &rest[len + body_len..];
+    }
+    assert!(rest.is_empty(), "nothing after the last answer");
+    assert_eq!((answers[0].0, answers[0].1, answers[0].2.as_str()), (200, whole.len(), "seg-1"));
+    assert!(answers[0].3 == whole, "the segment arrives whole");
+    assert_eq!((answers[1].0, answers[1].1), (200, whole.len()), "HEAD tells the length");
+    assert_eq!(answers[2].0, 200, "a segment request with a body is the router's");
+    assert!(answers[2].3 == whole);
+    assert_eq!(answers[3].0, 200);
 }
 
 async fn get_as(app: &TestApp, who: &Browser, path: &str) -> (u16, serde_json::Value) {

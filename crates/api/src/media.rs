@@ -10,7 +10,8 @@
 //!
 //! The path after the video id is parsed into a [`StorageKey`] from numbers and fixed names only;
 //! nothing a client typed reaches the store. Responses carry the right content type, honour a
-//! single byte range, and mark segments `immutable`.
+//! single byte range, and mark segments `immutable`. On plain HTTP/1.1 connections to a local
+//! store, [`MediaFiles`] answers the same requests with `sendfile(2)`.
 
 use crate::ApiState;
 use axum::Router;
@@ -25,6 +26,7 @@ use ring::hmac;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use turtlemen_db::videos::Video;
 use turtlemen_http::ApiError;
+use turtlemen_http::files::{FileReply, FileResponder};
 use turtlemen_storage::{ByteRange, Segment, StorageError, StorageKey};
 use uuid::Uuid;
 
@@ -217,26 +219,65 @@ async fn serve(
             return Err(ApiError::unavailable("This file cannot be read right now."));
         }
     };
-    let length = read.range.end - read.range.start;
     let status = if ranged { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let body = Body::from_stream(read.stream.map_err(std::io::Error::other));
     let mut res = (status, body).into_response();
-    let h = res.headers_mut();
+    *res.headers_mut() = reply_headers(kind, ranged, &read.range, read.size);
+    Ok(res)
+}
+
+/// The headers of a media answer carrying `range` of an object of `size` bytes.
+fn reply_headers(kind: Kind, ranged: bool, range: &std::ops::Range<u64>, size: u64) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(6);
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(kind.cache_control()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
     if ranged
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {}-{}/{}",
-            read.range.start,
-            read.range.end.saturating_sub(1),
-            read.size
-        ))
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    Ok(res)
+    h
+}
+
+/// Media answered with `sendfile(2)` on plain connections (see [`turtlemen_http::files`]):
+/// the same path grammar, signature check and headers as [`serve`], for a local store. Anything
+/// it does not answer with a file — a bad or expired link, a missing file, a range outside it,
+/// an escaped path, a query — goes to [`serve`], which renders the error.
+pub struct MediaFiles {
+    pub signer: std::sync::Arc<MediaSigner>,
+    pub storage: turtlemen_storage::Storage,
+}
+
+impl FileResponder for MediaFiles {
+    fn prefix(&self) -> &str {
+        "/media/"
+    }
+
+    fn respond(&self, req: &axum::http::Request<()>) -> Option<FileReply> {
+        let uri = req.uri();
+        // The router decodes escapes; paths with any are left to it.
+        if uri.query().is_some() || uri.path().contains('%') {
+            return None;
+        }
+        let (token, rest) = uri.path().strip_prefix("/media/")?.split_once('/')?;
+        let (id, rest) = rest.strip_prefix("videos/")?.split_once('/')?;
+        let id = Uuid::parse_str(id).ok()?;
+        if !self.signer.verify(token, id, SystemTime::now()) {
+            return None;
+        }
+        let (key, kind) = key_for(id, rest)?;
+        let range = parse_range(req.headers());
+        let file = self.storage.open_local(&key, range.as_ref())?.ok()?;
+        let ranged = range.is_some();
+        Some(FileReply {
+            status: if ranged { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK },
+            headers: reply_headers(kind, ranged, &file.range, file.size),
+            file: file.file,
+            range: file.range,
+        })
+    }
 }
 
 #[cfg(test)]

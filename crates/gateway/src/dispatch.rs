@@ -9,7 +9,7 @@
 
 use crate::Gateway;
 use crate::proxy::{Pool, Proxy};
-use crate::routes::{NoRoute, UpstreamRef, is_ambiguous};
+use crate::routes::{AuthMode, NoRoute, UpstreamRef, is_ambiguous};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
 use turtlemen_http::ApiError;
+use turtlemen_http::files::{FileReply, FileResponder};
 
 /// Where a route's requests go.
 #[derive(Clone)]
@@ -123,4 +124,37 @@ async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
     .await;
     route.metrics.observe(res.status().as_u16(), start.elapsed());
     res
+}
+
+/// File answers (see [`turtlemen_http::files`]) for the API server in this process, put behind
+/// the route table: a request is offered to `api_files` only when the gateway would route it to
+/// the API on a route without a check at the entry (`auth = "none"`, as `/media` is: its URLs
+/// are signed), and only with an unambiguous path. The route's metrics count it.
+pub fn api_files(gw: Gateway, api_files: Arc<dyn FileResponder>) -> Arc<dyn FileResponder> {
+    Arc::new(RoutedFiles { gw, inner: api_files })
+}
+
+struct RoutedFiles {
+    gw: Gateway,
+    inner: Arc<dyn FileResponder>,
+}
+
+impl FileResponder for RoutedFiles {
+    fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+
+    fn respond(&self, req: &http::Request<()>) -> Option<FileReply> {
+        let start = Instant::now();
+        if is_ambiguous(req.uri().path()) {
+            return None;
+        }
+        let route = &self.gw.routes.routes[self.gw.routes.find(req).ok()?];
+        if route.spec.upstream != UpstreamRef::Api || route.spec.auth != AuthMode::None {
+            return None;
+        }
+        let reply = self.inner.respond(req)?;
+        route.metrics.observe(reply.status.as_u16(), start.elapsed());
+        Some(reply)
+    }
 }

@@ -27,6 +27,13 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; \
                        object-src 'none'; base-uri 'self'; frame-ancestors 'none'";
 
+/// Headers every response carries unless its handler set its own.
+pub const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+    (header::CONTENT_SECURITY_POLICY, CSP),
+];
+
 /// Renders an error as a full HTML page for a browser.
 pub type ErrorPageRenderer = fn(StatusCode, &ErrorBody) -> String;
 
@@ -43,17 +50,15 @@ pub fn plain_error_page(status: StatusCode, body: &ErrorBody) -> String {
 
 /// Wraps a role's router in the foundation stack.
 pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer) -> Router {
-    router
+    let mut router = router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(limits.request_timeout, timeout_unless_streaming_upload))
         .layer(CatchPanicLayer::custom(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
-        .layer(middleware::from_fn_with_state(render, render_errors))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(middleware::from_fn_with_state(render, render_errors));
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
+    }
+    router
         .layer(middleware::from_fn(crate::metrics::record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -98,13 +103,14 @@ async fn timeout_unless_streaming_upload(State(limit): State<Duration>, req: Req
     }
 }
 
+/// Whether a request id a client sent is a short token, safe to log and echo.
+pub fn is_valid_request_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
 /// Drops an incoming request id that is not a short token, so logs cannot be forged through it.
 async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
-    let ok = req.headers().get(REQUEST_ID).is_some_and(|v| {
-        let b = v.as_bytes();
-        !b.is_empty() && b.len() <= 64 && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-    });
-    if !ok {
+    if !req.headers().get(REQUEST_ID).is_some_and(|v| is_valid_request_id(v.as_bytes())) {
         req.headers_mut().remove(REQUEST_ID);
     }
     next.run(req).await

@@ -2,6 +2,8 @@
 //!
 //! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, or HTTPS with [`tls`]; header-size
 //!   and header-read-time limits, graceful shutdown within a bound);
+//! - [`files`]: bodiless `GET`s of local files (HLS segments) answered with `sendfile(2)` on
+//!   plain HTTP/1.1 connections, before hyper sees them;
 //! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
 //!   error rendering, applied to a role's router;
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
@@ -11,6 +13,7 @@
 //! This crate owns no business logic and no routes beyond health.
 
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod layers;
 pub mod metrics;

@@ -178,15 +178,23 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 
 /// Middleware: counts and times every request.
 pub async fn record(req: Request, next: Next) -> Response {
-    let route = route_group(req.uri().path());
-    let method = method_label(req.method());
+    let (route, method) = (route_group(req.uri().path()), method_label(req.method()));
     let start = Instant::now();
     let res = next.run(req).await;
-    let status = STATUS_CLASSES[status_class(res.status().as_u16())];
+    count(route, method, res.status().as_u16(), start.elapsed());
+    res
+}
+
+/// Counts and times one answered request (for answers made outside the router).
+pub fn observe(path: &str, method: &axum::http::Method, status: u16, elapsed: std::time::Duration) {
+    count(route_group(path), method_label(method), status, elapsed);
+}
+
+fn count(route: &'static str, method: &'static str, status: u16, elapsed: std::time::Duration) {
+    let status = STATUS_CLASSES[status_class(status)];
     let m = metrics();
     m.requests.get_or_create(&RequestLabels { route, method, status }).inc();
-    m.duration.get_or_create(&RouteLabels { route }).observe(start.elapsed().as_secs_f64());
-    res
+    m.duration.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
 }
 
 /// `GET /metrics`.

@@ -3,9 +3,12 @@
 //! before any handler runs (request-head size → 431, header read time → connection closed; the
 //! TLS handshake gets the same time) and a graceful shutdown that stops accepting, lets
 //! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
-//! the TLS port gets a short 400 and the connection is closed.
+//! the TLS port gets a short 400 and the connection is closed. Given a
+//! [`FileResponder`], plain connections go through [`files`] first (file answers with
+//! `sendfile(2)`), then to hyper.
 
 use crate::error::ApiError;
+use crate::files::{self, FileResponder};
 use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -20,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tower::ServiceExt;
 use turtlemen_config::HttpLimits;
 
@@ -41,17 +45,27 @@ fn head_size<B>(req: &hyper::Request<B>) -> usize {
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
 /// `limits.shutdown_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutdown: impl Future<Output = ()>) {
-    serve_with(listener, app, limits, None, shutdown).await;
+    serve_with(listener, app, limits, Extras::default(), shutdown).await;
 }
 
-/// [`serve`], over TLS when `tls` is given.
+/// What a listener may add to plain serving.
+#[derive(Default)]
+pub struct Extras {
+    /// HTTPS only, with this certificate.
+    pub tls: Option<Arc<ReloadingTls>>,
+    /// Requests answered with files sent by `sendfile(2)` on plain connections ([`files`]).
+    pub files: Option<Arc<dyn FileResponder>>,
+}
+
+/// [`serve`], over TLS or with file answers as `extras` say.
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
-    tls: Option<Arc<ReloadingTls>>,
+    extras: Extras,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Extras { tls, files } = extras;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -63,6 +77,9 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    // Connections still in the file-answer loop stop between requests; each holds a watcher of
+    // `graceful` from its start, so the drain below waits for them too.
+    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -95,6 +112,17 @@ pub async fn serve_with(
             }
         });
         let Some(tls) = &tls else {
+            if let Some(files) = &files {
+                let (files, builder, watcher) = (files.clone(), builder.clone(), graceful.watcher());
+                let hyper = move |io: files::Rewind| async move {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
+                    }
+                };
+                tokio::spawn(files::serve(stream, files, limits, stop_rx.clone(), hyper));
+                continue;
+            }
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
@@ -131,6 +159,7 @@ pub async fn serve_with(
     }
     drop(listener);
     tracing::info!("shutting down: no longer accepting, finishing in-flight requests");
+    let _ = stop_tx.send(true);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(limits.shutdown_timeout) => {

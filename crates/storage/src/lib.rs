@@ -16,6 +16,7 @@ pub mod key;
 mod local;
 
 pub use key::{Segment, StorageKey};
+pub use local::LocalFile;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -277,6 +278,13 @@ impl Storage {
     pub async fn put_bytes(&self, key: &StorageKey, bytes: Bytes) -> Result<(), StorageError> {
         self.store.put(&key.path(), PutPayload::from(bytes)).await?;
         Ok(())
+    }
+
+    /// On a local store, opens the file holding `key` and resolves `range` against its size (an
+    /// open and a stat, quick enough to run on an async worker), for a caller that sends the file
+    /// itself; `None` on S3.
+    pub fn open_local(&self, key: &StorageKey, range: Option<&ByteRange>) -> Option<Result<LocalFile, StorageError>> {
+        self.local_path(key).map(|path| local::open(&path, key.as_str(), range))
     }
 
     /// Streams an object, or part of it.

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Bytes read per blocking call.
 pub const CHUNK: u64 = 2 * 1024 * 1024;
@@ -52,23 +52,38 @@ fn read_chunk(file: &mut File, range: &Range<u64>, size: u64) -> std::io::Result
     Ok(Bytes::from(buf))
 }
 
+/// A local file opened for reading `range` of its `size` bytes.
+#[derive(Debug)]
+pub struct LocalFile {
+    pub file: File,
+    pub size: u64,
+    pub range: Range<u64>,
+}
+
+/// Opens the file at `path` and resolves `range` against its size: an open and a stat, no read.
+/// `key` names the object in errors.
+pub fn open(path: &Path, key: &str, range: Option<&ByteRange>) -> Result<LocalFile, StorageError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_owned())),
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(StorageError::NotFound(key.to_owned()));
+    }
+    let size = meta.len();
+    let range = resolve(range, size)?;
+    Ok(LocalFile { file, size, range })
+}
+
 /// Streams `range` of the file at `path`; `key` names the object in errors.
 pub async fn get(path: PathBuf, key: String, range: Option<ByteRange>) -> Result<ObjectRead, StorageError> {
     let opened = tokio::task::spawn_blocking(move || {
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key)),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(StorageError::NotFound(key));
-        }
-        let size = meta.len();
-        let whole = resolve(range.as_ref(), size)?;
+        let LocalFile { mut file, size, range: whole } = open(&path, &key, range.as_ref())?;
         file.seek(SeekFrom::Start(whole.start))?;
         let first = read_chunk(&mut file, &whole, size)?;
-        Ok((file, size, whole, first))
+        Ok::<_, StorageError>((file, size, whole, first))
     })
     .await
     .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
