@@ -25,9 +25,11 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Asks the kernel to start writing `len` bytes from `offset` back to disk, without waiting,
 /// so a later `sync_data` finds little left to do and the disk works while the network does.
-/// `POSIX_FADV_DONTNEED` starts writeback of the range's dirty pages on Linux (and drops them
-/// from the page cache once clean, which an upload never reads again); PostgreSQL flushes data
-/// the same way where `sync_file_range` is missing. Only advice: an error changes nothing.
+/// On Linux `POSIX_FADV_DONTNEED` starts writeback of the range's dirty pages; pages still dirty
+/// or being written stay cached (only already-clean ones are dropped, and the range was just
+/// written), so the transcode that reads the original next still finds most of it in memory.
+/// PostgreSQL flushes data the same way where `sync_file_range` is missing. Only advice: an
+/// error changes nothing.
 fn start_writeback(file: &File, offset: u64, len: u64) {
     if let Some(len) = std::num::NonZeroU64::new(len) {
         let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
@@ -166,5 +168,19 @@ mod tests {
             StagingWriter::open(dir.path().join("gone"), 0).await.err().map(|e| e.kind()),
             Some(io::ErrorKind::NotFound)
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_past_several_writeback_points_arrive_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("staging");
+        std::fs::write(&path, b"").unwrap();
+        let data: Vec<u8> = (0..(2 * WRITEBACK_EVERY as usize + 12_345)).map(|i| (i % 253) as u8).collect();
+        let mut w = StagingWriter::open(path.clone(), 0).await.unwrap();
+        for piece in data.chunks(200_000) {
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+        }
+        w.finish(data.len() as u64).await.unwrap();
+        assert!(std::fs::read(&path).unwrap() == data);
     }
 }

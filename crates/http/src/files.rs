@@ -219,7 +219,7 @@ async fn send(stream: &mut TcpStream, req: &Request<()>, reply: FileReply, close
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))??;
     tracing::info!(
-        request.id = %String::from_utf8_lossy(id.as_bytes()),
+        request.id = id.to_str().unwrap_or("-"),
         http.method = %req.method(),
         url.path = %req.uri().path(),
         http.status = reply.status.as_u16(),
