@@ -414,3 +414,77 @@ fn tokio_stream_from(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// A small tmpfs mounted over a folder for one test (needs root), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `None` where this machine does not let the test mount (not root); under CI
+    /// (`TURTLEMEN_TEST_REQUIRE_EXTERNAL`) that is a failure, not a skip.
+    fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "turtlemen-test", &at.to_string_lossy()])
+            .status();
+        if status.as_ref().is_ok_and(|s| s.success()) {
+            return Some(SmallDisk(at.to_owned()));
+        }
+        assert!(
+            std::env::var_os("TURTLEMEN_TEST_REQUIRE_EXTERNAL").is_none(),
+            "the disk-full test must mount a tmpfs (run as root): {status:?}"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here ({status:?})");
+        None
+    }
+
+    fn resize(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}"), &self.0.to_string_lossy()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount: {status}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").args(["-l", &self.0.to_string_lossy()]).status();
+    }
+}
+
+/// The upload folder fills up mid-chunk: the chunk is refused with 507 and a reason, the
+/// committed offset names only bytes that are on disk, the server keeps serving, and once
+/// there is room the upload resumes from that offset to an original identical to the source
+/// (moved in from another file system).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_the_chunk_and_loses_nothing() {
+    let Some((settings, dir, schema)) = fresh_settings(Stack::Embedded).await else { return };
+    let app = TestApp::spawn_with(settings, dir, schema).await;
+    let ann = signed_in(&app, "ann").await;
+    let Some(disk) = SmallDisk::mount(&data_dir(&app).join("uploads"), 1024 * 1024) else { return };
+    let bytes = sample(3 * 1024 * 1024 + 5);
+    let (path, video) = create(&app, &ann, bytes.len() as u64).await;
+
+    let res = patch(&app, &ann, &path, 0, &bytes).await;
+    assert_eq!(res.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "storage_full");
+    let (status, committed) = offset(&app, &ann, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    let committed = committed.unwrap();
+    assert!(committed <= 1024 * 1024, "only bytes that fit are counted: {committed}");
+    let on_disk = std::fs::read(data_dir(&app).join("uploads").join(path.rsplit('/').next().unwrap())).unwrap();
+    assert!(on_disk.len() as u64 >= committed);
+    assert_eq!(on_disk[..committed as usize], bytes[..committed as usize], "the committed bytes are intact");
+    let (status, _) = get_json(&app, &ann, &format!("/api/v1/videos/{video}")).await;
+    assert_eq!(status, 200, "the server keeps serving");
+
+    disk.resize(16 * 1024 * 1024);
+    let res = patch(&app, &ann, &path, committed, &bytes[committed as usize..]).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT, "{:?}", res.text().await);
+    let stored = std::fs::read(original_path(&app, &video)).unwrap();
+    assert_eq!(sha256(&stored), sha256(&bytes));
+    let (_, v) = get_json(&app, &ann, &format!("/api/v1/videos/{video}")).await;
+    assert_ne!(v["state"], "uploading", "{v}");
+    drop(disk);
+    app.stop().await;
+}

@@ -416,7 +416,10 @@ async fn append_locked(
     };
     let keep = match &stop {
         None | Some(Stop::Client(_)) => verified,
-        Some(Stop::TooLong) | Some(Stop::Server(_)) => checksum.is_none(),
+        Some(Stop::TooLong) => checksum.is_none(),
+        // The disk or the database failed: what was queued may not be on disk, and the writer
+        // has stopped; only the offset committed before counts.
+        Some(Stop::Server(_)) => false,
     };
     let final_offset = if keep { received } else { last_commit };
     if keep {
