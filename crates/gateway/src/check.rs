@@ -24,28 +24,64 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use turtlemen_http::ApiError;
 
-/// Who the visitor is, as handed on to the services.
+/// Who the visitor is, as handed on to the services: cheap to clone, with its header values
+/// made once (a session's identity is cached with it, so a request copies no token).
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub struct Identity(Arc<IdentityData>);
+
+#[derive(Debug)]
+pub struct IdentityData {
     pub sub: String,
     pub username: String,
     pub email: Option<String>,
     pub groups: Vec<String>,
     pub access_token: String,
+    /// `X-Auth-Request-*` and `Authorization: Bearer`, ready to insert.
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::ops::Deref for Identity {
+    type Target = IdentityData;
+    fn deref(&self) -> &IdentityData {
+        &self.0
+    }
+}
+
+impl Identity {
+    pub fn new(
+        sub: String,
+        username: String,
+        email: Option<String>,
+        groups: Vec<String>,
+        access_token: String,
+    ) -> Self {
+        let mut headers = Vec::with_capacity(5);
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+                headers.push((HeaderName::from_static(name), v));
+            }
+        };
+        put("x-auth-request-user", &sub);
+        put("x-auth-request-preferred-username", &username);
+        if let Some(email) = &email {
+            put("x-auth-request-email", email);
+        }
+        put("x-auth-request-groups", &groups.join(","));
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {access_token}")) {
+            v.set_sensitive(true);
+            headers.push((header::AUTHORIZATION, v));
+        }
+        Self(Arc::new(IdentityData { sub, username, email, groups, access_token, headers }))
+    }
 }
 
 impl From<&GatewaySession> for Identity {
     fn from(s: &GatewaySession) -> Self {
-        Self {
-            sub: s.sub.clone(),
-            username: s.username.clone(),
-            email: s.email.clone(),
-            groups: s.groups.clone(),
-            access_token: s.access_token.clone(),
-        }
+        Self::new(s.sub.clone(), s.username.clone(), s.email.clone(), s.groups.clone(), s.access_token.clone())
     }
 }
 
@@ -90,19 +126,8 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 
 /// Sets the identity headers for the services.
 pub fn set_identity_headers(headers: &mut HeaderMap, id: &Identity) {
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-auth-request-user", &id.sub);
-    put("x-auth-request-preferred-username", &id.username);
-    if let Some(email) = &id.email {
-        put("x-auth-request-email", email);
-    }
-    put("x-auth-request-groups", &id.groups.join(","));
-    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", id.access_token)) {
-        headers.insert(header::AUTHORIZATION, v);
+    for (name, value) in &id.headers {
+        headers.insert(name.clone(), value.clone());
     }
 }
 
@@ -119,13 +144,7 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar
         headers.remove(header::AUTHORIZATION);
         if let Some(token) = token {
             return match gw.jwks.verify_access(&token).await {
-                Ok(c) => Ok(Authn::Known(Identity {
-                    sub: c.sub,
-                    username: c.preferred_username,
-                    email: c.email,
-                    groups: c.groups,
-                    access_token: token,
-                })),
+                Ok(c) => Ok(Authn::Known(Identity::new(c.sub, c.preferred_username, c.email, c.groups, token))),
                 Err(turtlemen_identity::VerifyError::Keys(e)) => {
                     tracing::error!(error = %e, "cannot fetch the issuer's keys");
                     Err(ApiError::unavailable("Sign-in is temporarily unavailable.").into_response())
@@ -138,7 +157,7 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar
         return Ok(Authn::Anonymous { clear_cookie: jar.get(session::cookie_name(gw)).is_some() });
     };
     match current(gw, &id).await {
-        Ok(Some(s)) => Ok(Authn::Known(Identity::from(&s))),
+        Ok(Some(identity)) => Ok(Authn::Known(identity)),
         Ok(None) => Ok(Authn::Anonymous { clear_cookie: true }),
         Err(e) => {
             tracing::error!(error = %e, "cannot check the session");
@@ -147,13 +166,15 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar
     }
 }
 
-/// The live session `id` names, refreshed if its access token has (nearly) expired.
-pub async fn current(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, String> {
-    let Some(s) = session::load(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+/// Who the live session `id` names, its access token refreshed if it has (nearly) expired.
+pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, String> {
+    let Some((s, identity)) = session::load_with_identity(gw, id).await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
     if !needs_refresh(&s) {
-        return Ok(Some(s));
+        return Ok(Some(identity));
     }
-    refresh_once(gw, id).await
+    Ok(refresh_once(gw, id).await?.map(|s| Identity::from(&s)))
 }
 
 fn needs_refresh(s: &GatewaySession) -> bool {
@@ -173,6 +194,7 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
         let _guard = local.lock().await;
         // Another request (or gateway) may have refreshed while we waited.
         let Some(s) = session::load_fresh(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+        let s = GatewaySession::clone(&s);
         if !needs_refresh(&s) {
             return Ok(Some(s));
         }
@@ -182,7 +204,7 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 match session::load_fresh(gw, id).await.map_err(|e| e.to_string())? {
-                    Some(s) if !needs_refresh(&s) => return Ok(Some(s)),
+                    Some(s) if !needs_refresh(&s) => return Ok(Some(GatewaySession::clone(&s))),
                     None => return Ok(None),
                     Some(_) => {}
                 }

@@ -152,7 +152,7 @@ pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar) -> Response {
     let mut id_token = None;
     if let Some(id) = session::id_from(&gw, &jar) {
         if let Ok(Some(s)) = session::load(&gw, &id).await {
-            id_token = Some(s.id_token);
+            id_token = Some(s.id_token.clone());
         }
         if let Err(e) = session::delete(&gw, &id).await {
             tracing::error!(error = %e, "cannot delete the session");

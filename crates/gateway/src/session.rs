@@ -6,10 +6,12 @@
 //! absolute expiry is in the record. A login always makes a new id.
 
 use crate::Gateway;
+use crate::check::Identity;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use ring::digest;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use turtlemen_session::SessionError;
 
 /// What the gateway remembers of a signed-in browser.
@@ -49,7 +51,14 @@ pub fn id_from(gw: &Gateway, jar: &CookieJar) -> Option<String> {
 /// two seconds by default; zero turns the cache off).
 pub struct SessionCache {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, GatewaySession)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<String, Cached>>,
+}
+
+/// A session as read from the store, and its identity (made once, handed on by every request).
+struct Cached {
+    at: std::time::Instant,
+    session: Arc<GatewaySession>,
+    identity: Identity,
 }
 
 const CACHE_MAX: usize = 50_000;
@@ -59,24 +68,24 @@ impl SessionCache {
         Self { ttl, entries: std::sync::Mutex::default() }
     }
 
-    fn get(&self, key: &str) -> Option<GatewaySession> {
+    fn get(&self, key: &str) -> Option<(Arc<GatewaySession>, Identity)> {
         let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, s)| s.clone())
+        entries.get(key).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
     }
 
-    fn put(&self, key: String, session: GatewaySession) {
+    fn put(&self, key: String, session: Arc<GatewaySession>, identity: Identity) {
         if self.ttl.is_zero() {
             return;
         }
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CACHE_MAX {
                 let ttl = self.ttl;
-                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                entries.retain(|_, c| c.at.elapsed() < ttl);
                 if entries.len() >= CACHE_MAX {
                     entries.clear();
                 }
             }
-            entries.insert(key, (std::time::Instant::now(), session));
+            entries.insert(key, Cached { at: std::time::Instant::now(), session, identity });
         }
     }
 
@@ -87,11 +96,20 @@ impl SessionCache {
     }
 }
 
-pub async fn load(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, SessionError> {
+/// The live session `id` names (from this gateway's cache, or the store).
+pub async fn load(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySession>>, SessionError> {
+    Ok(load_with_identity(gw, id).await?.map(|(s, _)| s))
+}
+
+/// [`load`], with the identity the session hands on.
+pub async fn load_with_identity(
+    gw: &Gateway,
+    id: &str,
+) -> Result<Option<(Arc<GatewaySession>, Identity)>, SessionError> {
     let key = key(id);
     let now = chrono::Utc::now().timestamp();
-    if let Some(session) = gw.session_cache.get(&key).filter(|s| s.expires_at > now) {
-        return Ok(Some(session));
+    if let Some(found) = gw.session_cache.get(&key).filter(|(s, _)| s.expires_at > now) {
+        return Ok(Some(found));
     }
     let Some(bytes) = gw.store.get(&key).await? else { return Ok(None) };
     let Ok(session) = serde_json::from_slice::<GatewaySession>(&bytes) else { return Ok(None) };
@@ -99,12 +117,14 @@ pub async fn load(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, Sess
         gw.store.delete(&key).await?;
         return Ok(None);
     }
-    gw.session_cache.put(key, session.clone());
-    Ok(Some(session))
+    let identity = Identity::from(&session);
+    let session = Arc::new(session);
+    gw.session_cache.put(key, session.clone(), identity.clone());
+    Ok(Some((session, identity)))
 }
 
 /// Reads the store, never the cache (to see another request's refresh).
-pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, SessionError> {
+pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySession>>, SessionError> {
     gw.session_cache.forget(&key(id));
     load(gw, id).await
 }
@@ -112,7 +132,7 @@ pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>
 pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<(), SessionError> {
     let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
     gw.store.set(&key(id), &bytes, gw.config.idle).await?;
-    gw.session_cache.put(key(id), session.clone());
+    gw.session_cache.put(key(id), Arc::new(session.clone()), Identity::from(session));
     Ok(())
 }
 

@@ -181,10 +181,12 @@ pub(crate) async fn serve<H, Fut>(
 /// Writes the response head for `reply`, then the file's bytes (none for `HEAD`).
 async fn send(stream: &mut TcpStream, req: &Request<()>, reply: FileReply, close: bool) -> io::Result<()> {
     let started = Instant::now();
-    let id =
-        req.headers().get(REQUEST_ID).filter(|v| is_valid_request_id(v.as_bytes())).cloned().unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
-        });
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| is_valid_request_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(crate::layers::new_request_id);
     let length = reply.range.end - reply.range.start;
     let mut head = Vec::with_capacity(768);
     head.extend_from_slice(b"HTTP/1.1 ");
