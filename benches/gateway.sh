@@ -12,7 +12,10 @@
 #   fwd-auth  GET /oauth2/auth with the session (nginx auth_request's view of the gateway)
 #   jwks      GET /auth/jwks on the auth service
 #   userinfo  GET /auth/userinfo with the session's access token
-# Prints requests/s and p99 latency per run and the medians.
+# Prints requests/s and p99 latency per run and the medians, and for each target the CPU time
+# per request (user + system, from /proc) of the process answering wrk and of the API server
+# behind it: throughput on these 2 shared cores is bounded by the sum over all processes, so the
+# proxy's own cost per request is the number to compare with nginx's.
 #   bash benches/gateway.sh [RUNS]        (needs wrk and nginx: apt-get install wrk nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,30 +72,41 @@ CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 until curl -s -o /dev/null "http://127.0.0.1:$PN/api/v1/bench"; do sleep 0.05; done
 
-load() { # name url [header]
-  local out
+api_pid=${pids[1]}; gw_pid=${pids[2]}; auth_pid=${pids[0]}
+nginx_workers=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+tick_ns=$((1000000000 / $(getconf CLK_TCK)))
+load() { # name url header front-pids
+  local out f0 a0 f1 a1 n
+  f0=$(ticks $4); a0=$(ticks "$api_pid")
   if [ -n "${3:-}" ]; then out=$(wrk -t2 -c32 -d10s --latency -H "$3" "$2"); else out=$(wrk -t2 -c32 -d10s --latency "$2"); fi
+  f1=$(ticks $4); a1=$(ticks "$api_pid")
   local rps p99
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  echo "$1 $rps $p99"
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$1 $rps $p99 $(( (f1 - f0) * tick_ns / n / 100 )) $(( (a1 - a0) * tick_ns / n / 100 ))"
 }
 declare -A targets=(
-  [direct]="http://127.0.0.1:$PB/api/v1/bench|"
-  [nginx]="http://127.0.0.1:$PN/api/v1/bench|"
-  [anonymous]="http://127.0.0.1:$PG/api/v1/bench|"
-  [gateway]="http://127.0.0.1:$PG/api/v1/bench|cookie: turtlemen_session=$cookie"
-  [fwd-auth]="http://127.0.0.1:$PG/oauth2/auth|cookie: turtlemen_session=$cookie"
-  [jwks]="http://127.0.0.1:$PA/auth/jwks|"
-  [userinfo]="http://127.0.0.1:$PA/auth/userinfo|authorization: $token"
+  [direct]="http://127.0.0.1:$PB/api/v1/bench||$api_pid"
+  [nginx]="http://127.0.0.1:$PN/api/v1/bench||$nginx_workers"
+  [anonymous]="http://127.0.0.1:$PG/api/v1/bench||$gw_pid"
+  [gateway]="http://127.0.0.1:$PG/api/v1/bench|cookie: turtlemen_session=$cookie|$gw_pid"
+  [fwd-auth]="http://127.0.0.1:$PG/oauth2/auth|cookie: turtlemen_session=$cookie|$gw_pid"
+  [jwks]="http://127.0.0.1:$PA/auth/jwks||$auth_pid"
+  [userinfo]="http://127.0.0.1:$PA/auth/userinfo|authorization: $token|$auth_pid"
 )
 order=(direct nginx anonymous gateway fwd-auth jwks userinfo)
-for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; wrk -t2 -c32 -d2s ${header:+-H "$header"} "$url" >/dev/null; done
+for name in "${order[@]}"; do IFS='|' read -r url header _ <<<"${targets[$name]}"; wrk -t2 -c32 -d2s ${header:+-H "$header"} "$url" >/dev/null; done
 results=$(for i in $(seq 1 "$runs"); do
-  for name in "${order[@]}"; do IFS='|' read -r url header <<<"${targets[$name]}"; load "$name" "$url" "$header"; done
+  for name in "${order[@]}"; do IFS='|' read -r url header front <<<"${targets[$name]}"; load "$name" "$url" "$header" "$front"; done
 done)
-echo "$results" | awk '{printf "%-9s %10s req/s  p99 %s\n", $1, $2, $3}'
-echo "-- medians over $runs runs"
+echo "$results" | awk '{printf "%-9s %10s req/s  p99 %-8s  CPU/req: front %5.1f us, api %5.1f us\n", $1, $2, $3, $4/10, $5/10}'
+echo "-- medians over $runs runs (CPU per request: the process wrk talks to, and the API server)"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for name in "${order[@]}"; do
-  echo "$results" | awk -v n="$name" '$1==n {print $2}' | sort -n | awk -v n="$name" '{a[NR]=$1} END {printf "%-9s %10.0f req/s\n", n, a[int((NR+1)/2)]}'
+  rps=$(echo "$results" | awk -v n="$name" '$1==n {print $2}' | median)
+  front=$(echo "$results" | awk -v n="$name" '$1==n {print $4}' | median)
+  api=$(echo "$results" | awk -v n="$name" '$1==n {print $5}' | median)
+  awk -v n="$name" -v r="$rps" -v f="$front" -v a="$api" 'BEGIN {printf "%-9s %10.0f req/s  CPU/req: front %5.1f us, api %5.1f us\n", n, r, f/10, a/10}'
 done

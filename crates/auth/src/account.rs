@@ -181,7 +181,7 @@ pub async fn change_password(
         return render(&state, jar, &current, &user, extras, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     let new_password = form.new_password;
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&new_password))
+    let hash = passwords::run(move || passwords::hash(&new_password))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;

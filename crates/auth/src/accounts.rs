@@ -64,7 +64,7 @@ pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError
     }
     // Argon2id takes tens of milliseconds of CPU: off the async workers.
     let password = form.password.to_owned();
-    let password_hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+    let password_hash = passwords::run(move || passwords::hash(&password))
         .await
         .map_err(|_| AccountError::Password(PasswordError::TooLong))??;
     let new = NewUser { username, email, display_name, password_hash: Some(password_hash), role: form.role };

@@ -100,9 +100,9 @@ pub(crate) async fn find_account(state: &AuthState, name: &str) -> Result<Option
     }
 }
 
-/// Verifies on the blocking pool: Argon2id takes tens of milliseconds of CPU.
+/// Verifies off the async workers ([`passwords::run`]): Argon2id takes tens of milliseconds of CPU.
 pub(crate) async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || passwords::verify(&password, &hash)).await.unwrap_or(false)
+    passwords::run(move || passwords::verify(&password, &hash)).await.unwrap_or(false)
 }
 
 /// Records the lockouts a failure started, in the audit log and as security events.
@@ -127,7 +127,7 @@ async fn rehash_if_needed(state: &AuthState, user: &User, stored: &str, password
     if !passwords::needs_rehash(stored) {
         return;
     }
-    let fresh = tokio::task::spawn_blocking(move || passwords::hash(&password)).await;
+    let fresh = passwords::run(move || passwords::hash(&password)).await;
     let outcome = match fresh {
         Ok(Ok(hash)) => users::set_password_hash(&state.db, user.id, &hash).await.map_err(|e| e.to_string()),
         Ok(Err(e)) => Err(e.to_string()),

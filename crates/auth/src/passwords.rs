@@ -1,5 +1,9 @@
 //! Password hashing (Argon2id at OWASP's minimum: 19 MiB, t=2, p=1) and the password policy
 //! (NIST SP 800-63B: length only, no composition rules).
+//!
+//! Hashes and verifications run through [`run`]: on the blocking pool, at most one per CPU at a
+//! time. Each holds a 19 MiB block while it runs, so a flood of sign-ins would otherwise hold one
+//! per blocking thread (up to 512, near 10 GiB) for work the CPUs cannot do faster anyway.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -15,6 +19,21 @@ pub enum PasswordError {
     TooShort,
     #[error("a password must be at most {MAX_LEN} characters long")]
     TooLong,
+}
+
+/// Why a hash could not be computed: its task panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed")]
+pub struct HashTaskError;
+
+/// Runs `work` (a hash or a verification) on the blocking pool once one of the per-CPU slots is
+/// free (see the module's documentation).
+pub async fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashTaskError> {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+    });
+    let _slot = SLOTS.acquire().await.map_err(|_| HashTaskError)?;
+    tokio::task::spawn_blocking(work).await.map_err(|_| HashTaskError)
 }
 
 /// The hasher with our parameters.
@@ -68,6 +87,30 @@ pub fn needs_rehash(phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_runs_at_most_one_per_cpu() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..cpus * 3)
+            .map(|_| {
+                let (active, most) = (active.clone(), most.clone());
+                tokio::spawn(run(move || {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let ok = verify("correct horse battery staple", &hash("correct horse battery staple").unwrap());
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    ok
+                }))
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap());
+        }
+        assert!(most.load(Ordering::SeqCst) <= cpus, "{} hashes at once on {cpus} CPUs", most.load(Ordering::SeqCst));
+    }
 
     #[test]
     fn hashes_and_verifies() {

@@ -176,7 +176,7 @@ pub async fn post_reset(
         return Ok(invalid_link());
     };
     let new_password = form.new_password;
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&new_password))
+    let hash = passwords::run(move || passwords::hash(&new_password))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;
