@@ -5,6 +5,8 @@
 #    discarding uploads), download and upload, RUNS times each, with curl:
 #    throughput ratio (target ≥ 0.9) and the gateway's peak RSS growth (VmHWM from /proc before
 #    and after; target < 32 MiB). The gateway runs alone with a [[routes]] entry for /stream.
+#    For reference, the same through a second nginx with proxy_pass (buffering off, so it
+#    streams as the gateway does): what a proxy that copies through user space reaches here.
 # 2. GET /oauth2/auth with a signed-in session (wrk, 2 threads, 32 connections, 10 s): one
 #    gateway on the embedded session store, one on Redis (needs redis on 127.0.0.1:6379).
 #   bash benches/gateway_stream.sh [RUNS]     (needs curl, wrk, nginx, redis)
@@ -16,7 +18,7 @@ cargo build --release --locked -q
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PN=$(port); PG=$(port); PA=$(port); PB=$(port); PE=$(port); PR=$(port)
+PN=$(port); PX=$(port); PG=$(port); PA=$(port); PB=$(port); PE=$(port); PR=$(port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -44,6 +46,27 @@ http {
 }
 CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
+mkdir -p "$work/proxy"
+cat > "$work/proxy/nginx.conf" <<CONF
+user $(id -un);
+worker_processes 1;
+error_log $work/proxy/error.log;
+pid $work/proxy/nginx.pid;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_max_body_size 0;
+  upstream files { server 127.0.0.1:$PN; keepalive 8; }
+  server {
+    listen 127.0.0.1:$PX;
+    location / {
+      proxy_pass http://files; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_request_buffering off;
+    }
+  }
+}
+CONF
+nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -g 'daemon off;' & pids+=($!)
 
 cat > "$work/gateway.toml" <<CONF
 [[routes]]
@@ -67,20 +90,23 @@ down() { curl -fs -o /dev/null -w '%{speed_download}' "$1"; }
 up() { curl -fs -o /dev/null -w '%{speed_upload}' -X POST -H 'content-type: application/octet-stream' -T "$work/nginx/files/stream/1g.bin" "$1"; }
 # Warm up (the page cache holds the file from now on), then measure.
 down "http://127.0.0.1:$PN/stream/1g.bin" >/dev/null; down "http://127.0.0.1:$PG/stream/1g.bin" >/dev/null
+down "http://127.0.0.1:$PX/stream/1g.bin" >/dev/null
 hwm_before=$(hwm $gw)
 results=$(for i in $(seq 1 "$runs"); do
   echo "download-direct $(down "http://127.0.0.1:$PN/stream/1g.bin")"
   echo "download-gateway $(down "http://127.0.0.1:$PG/stream/1g.bin")"
   echo "upload-direct $(up "http://127.0.0.1:$PN/stream/upload")"
   echo "upload-gateway $(up "http://127.0.0.1:$PG/stream/upload")"
+  echo "download-nginx $(down "http://127.0.0.1:$PX/stream/1g.bin")"
+  echo "upload-nginx $(up "http://127.0.0.1:$PX/stream/upload")"
 done)
 hwm_after=$(hwm $gw)
 echo "$results" | awk '{printf "%-17s %8.1f MiB/s\n", $1, $2/1048576}'
 median() { echo "$results" | awk -v n="$1" '$1==n {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "-- medians over $runs runs of 1 GiB"
 for dir in download upload; do
-  d=$(median "$dir-direct"); g=$(median "$dir-gateway")
-  awk -v dir="$dir" -v d="$d" -v g="$g" 'BEGIN {printf "%-8s direct %8.1f MiB/s  gateway %8.1f MiB/s  ratio %.2f\n", dir, d/1048576, g/1048576, g/d}'
+  d=$(median "$dir-direct"); g=$(median "$dir-gateway"); x=$(median "$dir-nginx")
+  awk -v dir="$dir" -v d="$d" -v g="$g" -v x="$x" 'BEGIN {printf "%-8s direct %8.1f MiB/s  gateway %8.1f MiB/s  ratio %.2f  (nginx proxy %8.1f MiB/s, ratio %.2f)\n", dir, d/1048576, g/1048576, g/d, x/1048576, x/d}'
 done
 echo "gateway VmHWM before ${hwm_before} KiB, after ${hwm_after} KiB, growth $(( (hwm_after - hwm_before) / 1024 )) MiB"
 

@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod routes;
 pub mod rp;
 pub mod session;
+pub mod upstream;
 
 use axum::Router;
 use axum::routing::{any, get};

@@ -3,8 +3,9 @@
 //!
 //! Bodies stream both ways (hyper's `Incoming` in, the upstream's body out): nothing is
 //! buffered, so uploads of many gigabytes pass with flat memory; a body that pauses longer than
-//! allowed ends with an error ([`crate::body::IdleTimeout`]). Each pool has its own client
-//! (kept-alive connections, HTTP/1.1 or h2c, connect and read timeouts). Addresses of a pool
+//! allowed ends with an error ([`crate::body::IdleTimeout`]). Each address of a pool keeps its
+//! own connections ([`crate::upstream`]: kept-alive HTTP/1.1 or h2c, connect and read
+//! timeouts). Addresses of a pool
 //! take turns (round-robin); one that refuses connections is left out for a while (passive
 //! health). Hop-by-hop headers are dropped; `X-Forwarded-For/-Proto/-Host` are set from the
 //! connection, and a client's own values are kept only when it is a trusted proxy. WebSocket
@@ -12,15 +13,15 @@
 //! between them.
 
 use crate::body::{BodyError, IdleTimeout, body_error_kind};
+use crate::upstream::Address;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use turtlemen_config::UpstreamSpec;
@@ -33,13 +34,12 @@ pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
 /// How long an address that refused a connection is left out.
 const DOWN_FOR_MS: i64 = 10_000;
 
-/// Several addresses serving the same role, and the client that talks to them.
+/// Several addresses serving the same role.
 pub struct Pool {
     pub name: String,
-    addrs: Vec<http::uri::Authority>,
+    addrs: Vec<Arc<Address>>,
     next: AtomicUsize,
     down_until: Vec<AtomicI64>,
-    client: Client<HttpConnector, Body>,
     http2: bool,
     read_timeout: Duration,
 }
@@ -57,26 +57,22 @@ impl Pool {
             if uri.scheme_str() != Some("http") {
                 return Err(format!("{name} upstream {url:?}: only http:// upstreams are supported"));
             }
-            addrs.push(uri.authority().cloned().ok_or_else(|| format!("{name} upstream {url:?} names no host"))?);
+            let mut authority =
+                uri.authority().cloned().ok_or_else(|| format!("{name} upstream {url:?} names no host"))?;
+            if authority.port_u16().is_none() {
+                authority = format!("{authority}:80").parse().map_err(|_| format!("{name} upstream {url:?}"))?;
+            }
+            addrs.push(Address::new(authority, spec.connect_timeout, spec.http2));
         }
         if addrs.is_empty() {
             return Err(format!("the {name} pool has no address"));
         }
         let down_until = addrs.iter().map(|_| AtomicI64::new(0)).collect();
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(spec.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .http2_only(spec.http2)
-            .build(connector);
         Ok(Self {
             name: name.into(),
             addrs,
             next: AtomicUsize::new(0),
             down_until,
-            client,
             http2: spec.http2,
             read_timeout: spec.read_timeout,
         })
@@ -99,7 +95,7 @@ impl Pool {
 
     /// The first address, as an `http://` base URL (for the issuer transport).
     pub fn first_url(&self) -> String {
-        format!("http://{}", self.addrs[0])
+        format!("http://{}", self.addrs[0].authority)
     }
 }
 
@@ -214,6 +210,12 @@ impl Proxy {
         }
         parts.version = if pool.http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
         parts.extensions = http::Extensions::new();
+        if !parts.headers.contains_key(header::HOST) {
+            // An HTTP/2 client names the host in the request target, not in a header.
+            if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
         let bodiless = parts.headers.get(header::CONTENT_LENGTH).is_none_or(|v| v == "0")
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)
             && matches!(
@@ -227,11 +229,18 @@ impl Proxy {
         let mut failure = StatusCode::BAD_GATEWAY;
         for attempt in 0..tries {
             let i = pool.pick();
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(http::uri::Scheme::HTTP);
-            uri.authority = Some(pool.addrs[i].clone());
-            uri.path_and_query = Some(pq.clone());
-            let Ok(uri) = Uri::from_parts(uri) else {
+            let address = &pool.addrs[i];
+            // HTTP/1.1 takes the origin form (`/path?query`); HTTP/2 names the authority too.
+            let uri = if pool.http2 {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(http::uri::Scheme::HTTP);
+                uri.authority = Some(address.authority.clone());
+                uri.path_and_query = Some(pq.clone());
+                Uri::from_parts(uri).ok()
+            } else {
+                Some(Uri::from(pq.clone()))
+            };
+            let Some(uri) = uri else {
                 return ApiError::bad_request("bad_request", "The request target is malformed.").into_response();
             };
             let mut head = match (attempt + 1 < tries, parts.take()) {
@@ -248,7 +257,7 @@ impl Proxy {
             } else {
                 Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE))
             };
-            let call = pool.client.request(Request::from_parts(head, this_body));
+            let call = address.send(Request::from_parts(head, this_body));
             match tokio::time::timeout(head_timeout, call).await {
                 Ok(Ok(res)) => {
                     if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
@@ -280,7 +289,7 @@ impl Proxy {
                         }
                         None => {}
                     }
-                    tracing::warn!(upstream.pool = %pool.name, upstream.address = %pool.addrs[i], error = %e, "upstream failed");
+                    tracing::warn!(upstream.pool = %pool.name, upstream.address = %address.authority, error = %e, "upstream failed");
                     if e.is_connect() {
                         metrics.upstream_error(UpstreamError::Connect);
                         pool.mark_down(i);
@@ -293,7 +302,7 @@ impl Proxy {
                 }
                 Err(_) => {
                     metrics.upstream_error(UpstreamError::Timeout);
-                    tracing::warn!(upstream.pool = %pool.name, upstream.address = %pool.addrs[i], "upstream timed out");
+                    tracing::warn!(upstream.pool = %pool.name, upstream.address = %address.authority, "upstream timed out");
                     return ApiError::new(
                         StatusCode::GATEWAY_TIMEOUT,
                         "gateway_timeout",
@@ -324,7 +333,7 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Answers 101 to the client and joins the two upgraded connections.
 fn switch(
-    mut upstream: hyper::Response<hyper::body::Incoming>,
+    mut upstream: hyper::Response<crate::upstream::PooledBody>,
     client: hyper::upgrade::OnUpgrade,
     pool: &str,
 ) -> Response {
