@@ -296,9 +296,15 @@ mod tests {
         for n in 1..=3 {
             let res = up.send(get(addr)).await.unwrap();
             assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
-            // Time for the connection to see the upstream's close.
-            tokio::time::sleep(Duration::from_millis(50)).await;
             assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), n);
+            // The connection went back idle; wait until it has seen the upstream's close (the
+            // race where it has not yet is a request failed after sending, as in any client).
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                while up.idle.lock().unwrap().iter().any(|c| !c.sender.is_closed()) {
+                    tokio::task::yield_now().await;
+                }
+            });
+            assert!(closed.await.is_ok(), "the closed connection is noticed");
         }
     }
 
