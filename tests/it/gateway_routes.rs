@@ -274,3 +274,104 @@ async fn unknown_hosts_are_misdirected_when_every_route_names_a_host() {
     conn.read_to_string(&mut reply).await.unwrap();
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
 }
+
+/// Reads one response from `conn`: its head, and the body its `Content-Length` gives (or what
+/// arrives before the connection ends, with `false`).
+async fn read_response(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u16, Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let (status, len, head_len) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut res = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(n) = res.parse(&buf).unwrap() {
+            let len = res.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
+            let len: usize = std::str::from_utf8(len.unwrap().value).unwrap().parse().unwrap();
+            break (res.code.unwrap(), if head_only { 0 } else { len }, n);
+        }
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection ended inside the head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut body = buf.split_off(head_len);
+    while body.len() < len {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return (status, body, false),
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    assert_eq!(body.len(), len, "nothing past the body");
+    (status, body, true)
+}
+
+/// Large bodies of known length are spliced from the upstream's socket to the client's: they
+/// arrive byte for byte, the client's connection carries on with more requests, and an upstream
+/// that breaks off mid-body ends the client's connection instead of leaving it waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_pass_byte_exact_past_the_gateway() {
+    use tokio::io::AsyncWriteExt;
+    let echo = crate::upstream::spawn().await;
+    let app = spawn_with_toml(Stack::Embedded, &table(echo)).await.unwrap();
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    for n in [8 * 1024 * 1024 + 12345, 1024 * 1024, 3 * 1024 * 1024 + 1] {
+        let get = format!("GET /stream/sized/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        conn.write_all(get.as_bytes()).await.unwrap();
+        let (status, body, whole) = read_response(&mut conn, false).await;
+        assert_eq!((status, body.len(), whole), (200, n, true));
+        assert!(body == crate::upstream::pattern(n), "{n} bytes arrive in order, unchanged");
+    }
+    // HEAD and a small answer on the same connection, then two requests sent back to back.
+    conn.write_all(b"HEAD /stream/sized/5000000 HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut conn, true).await.0, 200);
+    let two = "GET /stream/sized/2000000 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /stream/x HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    conn.write_all(two.as_bytes()).await.unwrap();
+    let (status, body, _) = read_response(&mut conn, false).await;
+    assert_eq!(status, 200);
+    assert!(body == crate::upstream::pattern(2_000_000));
+    let (status, body, _) = read_response(&mut conn, false).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["path"], "/stream/x");
+
+    // An upstream that breaks off: the client gets the head, part of the body, then the end.
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /stream/short/4000000 HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), read_response(&mut conn, false));
+    let (status, body, whole) = read.await.expect("the connection ends, it does not hang");
+    assert_eq!((status, whole), (200, false));
+    assert!(body.len() < 4_000_000 && body[..] == crate::upstream::pattern(4_000_000)[..body.len()]);
+
+    // Uploads: the upstream reads every byte in order; the client's connection closes after the
+    // answer. With `Expect: 100-continue` (as curl sends), the body follows the interim answer.
+    let sha256 = |data: &[u8]| -> String {
+        ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    for (n, expect) in [(6 * 1024 * 1024 + 7, false), (2 * 1024 * 1024, true)] {
+        let data = crate::upstream::pattern(n);
+        let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let expect_header = if expect { "Expect: 100-continue\r\n" } else { "" };
+        let head = format!("PUT /stream/up HTTP/1.1\r\nHost: localhost\r\nContent-Length: {n}\r\n{expect_header}\r\n");
+        conn.write_all(head.as_bytes()).await.unwrap();
+        if expect {
+            let mut interim = [0u8; 25];
+            tokio::io::AsyncReadExt::read_exact(&mut conn, &mut interim).await.unwrap();
+            assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        } else {
+            // Part of the body comes with the head, as clients write it.
+            conn.write_all(&data[..100_000]).await.unwrap();
+        }
+        let sent = if expect { 0 } else { 100_000 };
+        conn.write_all(&data[sent..]).await.unwrap();
+        let (status, body, _) = read_response(&mut conn, false).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((seen["body_bytes"].as_u64(), seen["sha256"].as_str()), (Some(n as u64), Some(&*sha256(&data))));
+    }
+    // Most of those bytes went by splice(2), not through hyper (the counter is the process's).
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let spliced: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("turtlemen_http_gateway_spliced_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(spliced >= 20 * 1024 * 1024, "{spliced} bytes spliced");
+}

@@ -2,8 +2,10 @@
 //! auto builder: HTTP/1.1, and HTTP/2 with prior knowledge). It tells what it received:
 //! - `…/slow`: answers after five seconds;
 //! - `…/big/N`: streams N bytes (64 KiB chunks);
-//! - anything else: JSON with the method, path, HTTP version, headers and the number of body
-//!   bytes it read (counted as they stream, never kept).
+//! - `…/sized/N`: N bytes of [`pattern`] with a `Content-Length`, in 64 KiB chunks;
+//! - `…/short/N`: says N bytes, sends half of [`pattern`] and breaks the connection;
+//! - anything else: JSON with the method, path, HTTP version, headers, and the number and
+//!   SHA-256 of the body bytes it read (counted as they stream, never kept).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -26,15 +28,36 @@ async fn answer(req: Request) -> axum::response::Response {
         }));
         return axum::response::Response::new(Body::from_stream(stream));
     }
+    for (kind, sent) in [("/sized/", 1.0), ("/short/", 0.5)] {
+        if let Some(n) = path.split(kind).nth(1).and_then(|n| n.parse::<usize>().ok()) {
+            let data = bytes::Bytes::from(pattern(n));
+            let end = (n as f64 * sent) as usize;
+            let stream = futures::stream::iter((0..n.div_ceil(65536)).map(move |i| {
+                let at = i * 65536;
+                if at >= end {
+                    return Err(std::io::Error::other("broken off"));
+                }
+                Ok(data.slice(at..(at + 65536).min(end)))
+            }));
+            let mut res = axum::response::Response::new(Body::from_stream(stream));
+            res.headers_mut().insert("content-length", n.into());
+            return res;
+        }
+    }
     let (parts, body) = req.into_parts();
     let mut stream = body.into_data_stream();
     let mut body_bytes = 0usize;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     while let Some(chunk) = stream.next().await {
         match chunk {
-            Ok(c) => body_bytes += c.len(),
+            Ok(c) => {
+                body_bytes += c.len();
+                digest.update(&c);
+            }
             Err(_) => break,
         }
     }
+    let sha256: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
     let headers: serde_json::Map<String, serde_json::Value> =
         parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").into())).collect();
     let json = serde_json::json!({
@@ -43,8 +66,14 @@ async fn answer(req: Request) -> axum::response::Response {
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "body_bytes": body_bytes,
+        "sha256": sha256,
     });
     axum::response::IntoResponse::into_response(axum::Json(json))
+}
+
+/// `n` bytes that tell their own offsets apart (no run repeats at a power of two).
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect()
 }
 
 /// Starts the upstream on a free port; it runs until the test's runtime ends.

@@ -4,8 +4,9 @@
 //!   pick the upstream and whether a visitor must be signed in (`required`), may be
 //!   (`optional`) or is the service's own business (`none`); matched on the real request only;
 //! - [`dispatch`]: every request's way through — route, check, body limit, target, timeout,
-//!   per-route metrics; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets),
-//!   [`body`] ends bodies that stall;
+//!   per-route metrics; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets)
+//!   over [`upstream`] connections, [`body`] ends bodies that stall, [`splice`] moves large
+//!   response bodies from socket to socket without copying them;
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
 //!   state + nonce), with token refresh;
 //! - [`session`]: the browser session — an opaque 256-bit cookie, the tokens kept server-side
@@ -28,6 +29,7 @@ pub mod proxy;
 pub mod routes;
 pub mod rp;
 pub mod session;
+pub mod splice;
 pub mod upstream;
 
 use axum::Router;

@@ -13,7 +13,8 @@
 //! between them.
 
 use crate::body::{BodyError, IdleTimeout, body_error_kind};
-use crate::upstream::Address;
+use crate::splice::{self, Destination, Spliced};
+use crate::upstream::{Address, PooledBody};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
@@ -27,6 +28,7 @@ use std::time::Duration;
 use turtlemen_config::UpstreamSpec;
 use turtlemen_http::ApiError;
 use turtlemen_http::metrics::{RouteMetrics, UpstreamError};
+use turtlemen_http::tap::Tap;
 
 /// Longest pause in a client's request body before it is given up (408).
 pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
@@ -192,6 +194,13 @@ impl Proxy {
         let head_timeout = timeout.map_or(pool.read_timeout, |t| t.min(pool.read_timeout));
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let upgrade = upgrade_protocol(req.headers());
+        // A plain HTTP/1 client connection, which a large response body may be spliced to.
+        let client_tap = match req.version() {
+            http::Version::HTTP_10 | http::Version::HTTP_11 if req.method() != http::Method::HEAD => {
+                req.extensions_mut().remove::<Tap>()
+            }
+            _ => None,
+        };
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -222,6 +231,14 @@ impl Proxy {
                 parts.method,
                 http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::DELETE
             );
+        // A large request body of known length is spliced to the upstream connection it is
+        // sent on (HTTP/1.1 only; upgrades copy).
+        let upload = match (&client_tap, upgrade.is_none() && !pool.http2 && !bodiless) {
+            (Some(from), true) => {
+                splice_request_len(&parts.headers).map(|len| (len, from.clone(), Destination::default()))
+            }
+            _ => None,
+        };
         let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let mut parts = Some(parts);
         let mut body = Some(body);
@@ -252,10 +269,14 @@ impl Proxy {
                 (_, None) => break,
             };
             head.uri = uri;
-            let this_body = if bodiless {
-                Body::empty()
-            } else {
-                Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE))
+            let this_body = match (bodiless, &upload) {
+                (true, _) => Body::empty(),
+                (false, Some((len, from, to))) => {
+                    head.extensions.insert(to.clone());
+                    let body = body.take().unwrap_or_else(Body::empty);
+                    Body::new(Spliced::new(body, from.clone(), to.clone(), *len, (CLIENT_BODY_IDLE, pool.read_timeout)))
+                }
+                (false, None) => Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE)),
             };
             let call = address.send(Request::from_parts(head, this_body));
             match tokio::time::timeout(head_timeout, call).await {
@@ -263,10 +284,21 @@ impl Proxy {
                     if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
                         return switch(res, client_side, &pool.name);
                     }
+                    let spliced = client_tap.and_then(|to| Some((splice_len(&res)?, res.body().tap()?.clone(), to)));
                     let (mut parts, body) = res.into_parts();
                     strip_hop_by_hop(&mut parts.headers);
                     parts.version = http::Version::HTTP_11;
-                    return Response::from_parts(parts, Body::new(IdleTimeout::new(body, pool.read_timeout)));
+                    let body = match spliced {
+                        Some((len, from, to)) => Body::new(Spliced::new(
+                            body,
+                            from,
+                            Destination::new(to),
+                            len,
+                            (pool.read_timeout, CLIENT_BODY_IDLE),
+                        )),
+                        None => Body::new(IdleTimeout::new(body, pool.read_timeout)),
+                    };
+                    return Response::from_parts(parts, body);
                 }
                 Ok(Err(e)) => {
                     let kind = body_error_kind(&e);
@@ -318,6 +350,29 @@ impl Proxy {
         ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", "The service answered badly; try again shortly.")
             .into_response()
     }
+}
+
+/// The length of a response body worth splicing: one of at least [`splice::MIN_LEN`] bytes that
+/// the response says the length of (not chunked, not one without a body).
+fn splice_len(res: &http::Response<PooledBody>) -> Option<u64> {
+    let status = res.status();
+    if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return None;
+    }
+    if res.headers().contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let len: u64 = res.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
+    (len >= splice::MIN_LEN).then_some(len)
+}
+
+/// The length of a request body worth splicing (as [`splice_len`] for responses).
+fn splice_request_len(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return None;
+    }
+    let len: u64 = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
+    (len >= splice::MIN_LEN).then_some(len)
 }
 
 /// The protocol a request asks to upgrade to (`Connection: upgrade` plus `Upgrade`).

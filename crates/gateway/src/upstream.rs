@@ -9,6 +9,7 @@
 //! only one that is still busy then (an upstream that answered before reading the whole
 //! request body) is watched by a task until it is free or closed.
 
+use crate::splice::Destination;
 use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use turtlemen_http::tap::Tap;
 
 /// Most idle connections kept per address.
 const MAX_IDLE: usize = 256;
@@ -43,8 +45,14 @@ impl SendError {
     }
 }
 
-struct Idle {
+/// A kept-alive HTTP/1.1 connection: hyper's half, and the socket under it.
+struct Conn {
     sender: http1::SendRequest<Body>,
+    tap: Tap,
+}
+
+struct Idle {
+    conn: Conn,
     since: Instant,
 }
 
@@ -69,7 +77,7 @@ impl Address {
         })
     }
 
-    async fn connect(&self) -> Result<TokioIo<TcpStream>, SendError> {
+    async fn connect(&self) -> Result<TcpStream, SendError> {
         let addr = self.authority.as_str();
         let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
@@ -78,10 +86,11 @@ impl Address {
         };
         // Requests are written whole; waiting to fill a segment only adds latency.
         stream.set_nodelay(true).map_err(SendError::Connect)?;
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 
     /// Sends `req` (origin-form URI, `Host` set by the caller) and answers its response head.
+    /// A [`Destination`] in its extensions is given the connection the request goes out on.
     /// A request that found a kept-alive connection closed before it was written is sent
     /// again on another one; once written, it is not (it may have had effects).
     pub async fn send(self: &Arc<Self>, req: http::Request<Body>) -> Result<http::Response<PooledBody>, SendError> {
@@ -89,14 +98,18 @@ impl Address {
             return self.send_h2(req).await;
         }
         let mut req = req;
+        let splice_to = req.extensions().get::<Destination>().cloned();
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(s) => (s, true),
+            let (mut conn, reused) = match self.take_idle() {
+                Some(c) => (c, true),
                 None => (self.handshake_h1().await?, false),
             };
-            match sender.try_send_request(req).await {
+            if let Some(to) = &splice_to {
+                to.set(conn.tap.clone());
+            }
+            match conn.sender.try_send_request(req).await {
                 Ok(res) => {
-                    let lease = Lease { sender: Some(sender), address: self.clone() };
+                    let lease = Lease { conn: Some(conn), address: self.clone() };
                     return Ok(res.map(|body| PooledBody { inner: body, lease: Some(lease) }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -107,48 +120,48 @@ impl Address {
         }
     }
 
-    async fn handshake_h1(&self) -> Result<http1::SendRequest<Body>, SendError> {
-        let io = self.connect().await?;
-        let (mut sender, conn) = http1::Builder::new().handshake(io).await?;
+    async fn handshake_h1(&self) -> Result<Conn, SendError> {
+        let tap = Tap::new(self.connect().await?);
+        let (mut sender, conn) = http1::Builder::new().handshake(TokioIo::new(tap.clone())).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended");
             }
         });
         sender.ready().await?;
-        Ok(sender)
+        Ok(Conn { sender, tap })
     }
 
     /// The most recently used idle connection that is ready (LIFO keeps few connections warm).
-    fn take_idle(&self) -> Option<http1::SendRequest<Body>> {
+    fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(conn) = idle.pop() {
-            if conn.sender.is_ready() && conn.since.elapsed() < IDLE_FOR {
-                return Some(conn.sender);
+        while let Some(Idle { conn, since }) = idle.pop() {
+            if conn.sender.is_ready() && since.elapsed() < IDLE_FOR {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, sender: http1::SendRequest<Body>) {
+    fn put_idle(&self, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.first().is_some_and(|oldest| oldest.since.elapsed() >= IDLE_FOR) {
             idle.remove(0);
         }
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { sender, since: Instant::now() });
+            idle.push(Idle { conn, since: Instant::now() });
         }
     }
 
     /// Gives a connection whose exchange is over back to the idle list, at once when it is
     /// ready for the next request, else once it becomes ready (or is dropped if it closes).
-    fn give_back(self: Arc<Self>, mut sender: http1::SendRequest<Body>) {
-        if sender.is_ready() {
-            self.put_idle(sender);
-        } else if !sender.is_closed() {
+    fn give_back(self: Arc<Self>, mut conn: Conn) {
+        if conn.sender.is_ready() {
+            self.put_idle(conn);
+        } else if !conn.sender.is_closed() {
             tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::time::timeout(IDLE_FOR, sender.ready()).await {
-                    self.put_idle(sender);
+                if let Ok(Ok(())) = tokio::time::timeout(IDLE_FOR, conn.sender.ready()).await {
+                    self.put_idle(conn);
                 }
             });
         }
@@ -160,7 +173,7 @@ impl Address {
             match shared.as_ref().filter(|s| !s.is_closed()) {
                 Some(s) => s.clone(),
                 None => {
-                    let io = self.connect().await?;
+                    let io = TokioIo::new(self.connect().await?);
                     let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(io).await?;
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -181,7 +194,7 @@ impl Address {
 
 /// A kept-alive connection lent to one exchange.
 struct Lease {
-    sender: Option<http1::SendRequest<Body>>,
+    conn: Option<Conn>,
     address: Arc<Address>,
 }
 
@@ -194,9 +207,15 @@ pub struct PooledBody {
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some(Lease { sender: Some(sender), address }) = self.lease.take() {
-            address.give_back(sender);
+        if let Some(Lease { conn: Some(conn), address }) = self.lease.take() {
+            address.give_back(conn);
         }
+    }
+
+    /// The HTTP/1.1 connection this body arrives on (none over HTTP/2). A body read past hyper
+    /// through it leaves the connection unusable: it is closed when the body is dropped.
+    pub fn tap(&self) -> Option<&Tap> {
+        self.lease.as_ref().and_then(|l| l.conn.as_ref()).map(|c| &c.tap)
     }
 }
 
@@ -300,7 +319,7 @@ mod tests {
             // The connection went back idle; wait until it has seen the upstream's close (the
             // race where it has not yet is a request failed after sending, as in any client).
             let closed = tokio::time::timeout(Duration::from_secs(5), async {
-                while up.idle.lock().unwrap().iter().any(|c| !c.sender.is_closed()) {
+                while up.idle.lock().unwrap().iter().any(|c| !c.conn.sender.is_closed()) {
                     tokio::task::yield_now().await;
                 }
             });

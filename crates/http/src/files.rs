@@ -16,6 +16,7 @@
 //! request id, a `served` line in the access log and the request metrics.
 
 use crate::layers::{REQUEST_ID, SECURITY_HEADERS, is_valid_request_id};
+use crate::tap::Tap;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
 use std::fs::File;
@@ -127,7 +128,7 @@ fn wants_close(req: &Request<()>) -> bool {
 /// Serves `stream`'s requests from `files` while it can, then gives the connection (and the
 /// bytes already read) to `hyper`. Ends early when `stop` turns true between requests.
 pub(crate) async fn serve<H, Fut>(
-    mut stream: TcpStream,
+    mut stream: Tap,
     files: Arc<dyn FileResponder>,
     limits: HttpLimits,
     mut stop: watch::Receiver<bool>,
@@ -179,7 +180,7 @@ pub(crate) async fn serve<H, Fut>(
 }
 
 /// Writes the response head for `reply`, then the file's bytes (none for `HEAD`).
-async fn send(stream: &mut TcpStream, req: &Request<()>, reply: FileReply, close: bool) -> io::Result<()> {
+async fn send(stream: &mut Tap, req: &Request<()>, reply: FileReply, close: bool) -> io::Result<()> {
     let started = Instant::now();
     let id = req
         .headers()
@@ -231,7 +232,7 @@ async fn send(stream: &mut TcpStream, req: &Request<()>, reply: FileReply, close
     if *req.method() == Method::HEAD {
         return Ok(());
     }
-    send_file(stream, &reply.file, reply.range).await
+    send_file(stream.stream(), &reply.file, reply.range).await
 }
 
 /// Sends `range` of `file` on `stream` with `sendfile(2)`, waiting for the socket as needed.
@@ -259,7 +260,7 @@ async fn send_file(stream: &TcpStream, file: &File, range: Range<u64>) -> io::Re
 /// A connection with bytes already read from it put back in front.
 pub struct Rewind {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: Tap,
 }
 
 impl AsyncRead for Rewind {
@@ -396,7 +397,7 @@ mod tests {
                 io.read_to_end(&mut rest).await.unwrap();
                 let _ = handed_tx.send(rest);
             };
-            serve(stream, files, limits, stop_rx, hyper).await;
+            serve(Tap::new(stream), files, limits, stop_rx, hyper).await;
         });
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let tail = "POST /f/data HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";

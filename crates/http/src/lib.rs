@@ -18,6 +18,7 @@ pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod server;
+pub mod tap;
 pub mod tls;
 
 pub use error::ApiError;

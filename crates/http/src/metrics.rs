@@ -51,6 +51,7 @@ struct Metrics {
     route_requests: Family<GatewayStatusLabels, Counter>,
     route_duration: Family<GatewayRouteLabels, Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    spliced: Counter,
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -111,6 +112,11 @@ impl RouteMetrics {
     }
 }
 
+/// Counts body bytes the gateway moved from socket to socket with `splice(2)`.
+pub fn spliced(bytes: u64) {
+    metrics().spliced.inc_by(bytes);
+}
+
 fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -146,7 +152,13 @@ fn metrics() -> &'static Metrics {
             "Failed upstream exchanges per gateway route, by kind",
             upstream_errors.clone(),
         );
-        Metrics { registry, requests, duration, route_requests, route_duration, upstream_errors }
+        let spliced = Counter::default();
+        gateway.register(
+            "spliced_bytes",
+            "Body bytes moved between client and upstream sockets by splice(2), not copied",
+            spliced.clone(),
+        );
+        Metrics { registry, requests, duration, route_requests, route_duration, upstream_errors, spliced }
     })
 }
 

@@ -5,10 +5,12 @@
 //! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
 //! the TLS port gets a short 400 and the connection is closed. Given a
 //! [`FileResponder`], plain connections go through [`files`] first (file answers with
-//! `sendfile(2)`), then to hyper.
+//! `sendfile(2)`), then to hyper. A plain connection is a [`Tap`] that each of its requests
+//! carries in its extensions, so that a handler may move a large body past hyper.
 
 use crate::error::ApiError;
 use crate::files::{self, FileResponder};
+use crate::tap::Tap;
 use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -94,24 +96,31 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
-        let app = app.clone();
         let max_head = limits.max_header_bytes;
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let service = |tap: Option<Tap>| {
             let app = app.clone();
-            async move {
-                if head_size(&req) > max_head {
-                    return Ok(ApiError::new(
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "request_header_fields_too_large",
-                        "The request's headers are too large.",
-                    )
-                    .into_response());
+            hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                if let Some(tap) = &tap {
+                    req.extensions_mut().insert(tap.clone());
                 }
-                app.oneshot(req).await
-            }
-        });
+                let app = app.clone();
+                async move {
+                    if head_size(&req) > max_head {
+                        return Ok(ApiError::new(
+                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                            "request_header_fields_too_large",
+                            "The request's headers are too large.",
+                        )
+                        .into_response());
+                    }
+                    app.oneshot(req).await
+                }
+            })
+        };
         let Some(tls) = &tls else {
+            let tap = Tap::new(stream);
+            let service = service(Some(tap.clone()));
             if let Some(files) = &files {
                 let (files, builder, watcher) = (files.clone(), builder.clone(), graceful.watcher());
                 let hyper = move |io: files::Rewind| async move {
@@ -120,10 +129,10 @@ pub async fn serve_with(
                         tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
                     }
                 };
-                tokio::spawn(files::serve(stream, files, limits, stop_rx.clone(), hyper));
+                tokio::spawn(files::serve(tap, files, limits, stop_rx.clone(), hyper));
                 continue;
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tap), service).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -132,6 +141,7 @@ pub async fn serve_with(
             });
             continue;
         };
+        let service = service(None);
         let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {

@@ -1,0 +1,241 @@
+//! A plain TCP connection that hyper reads and writes, and that a handler can also reach past
+//! hyper, to move a large body from one socket to another with `splice(2)` instead of copying
+//! it through user space (see the gateway's `splice` module).
+//!
+//! hyper owns the connection it serves (or, as a client, the one it sends on), so a [`Tap`]
+//! shares the socket between hyper and the handler and lets the handler steer hyper around the
+//! bytes it moves itself:
+//! - [`Tap::stop_reads`]: hyper's reads wait from now on, and [`Tap::poll_read_blocked`] tells
+//!   when hyper has asked for more, so that every byte it had read is known to have been handed
+//!   on;
+//! - [`Tap::poll_flushed`]: ready once hyper has written out everything it had queued, so bytes
+//!   sent past it land after its own;
+//! - [`Tap::discard`]: the next bytes hyper writes are dropped, standing for bytes that were
+//!   sent past it, so hyper's own count of the body still comes out right.
+//!
+//! Left alone, a tap reads and writes exactly as the socket does.
+
+use futures::task::AtomicWaker;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// [`Shared::flush`] states.
+const FLUSH_IDLE: u8 = 0;
+const FLUSH_WANTED: u8 = 1;
+const FLUSH_DONE: u8 = 2;
+
+struct Shared {
+    stream: TcpStream,
+    reads_stopped: AtomicBool,
+    read_blocked: AtomicBool,
+    read_waker: AtomicWaker,
+    flush: AtomicU8,
+    flush_waker: AtomicWaker,
+    discard: AtomicU64,
+}
+
+/// A TCP connection shared by hyper (as its IO) and a handler (through a clone).
+#[derive(Clone)]
+pub struct Tap(Arc<Shared>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Tap").field(&self.0.stream).finish()
+    }
+}
+
+impl Tap {
+    pub fn new(stream: TcpStream) -> Self {
+        Self(Arc::new(Shared {
+            stream,
+            reads_stopped: AtomicBool::new(false),
+            read_blocked: AtomicBool::new(false),
+            read_waker: AtomicWaker::new(),
+            flush: AtomicU8::new(FLUSH_IDLE),
+            flush_waker: AtomicWaker::new(),
+            discard: AtomicU64::new(0),
+        }))
+    }
+
+    /// The socket, for readiness and `splice(2)`.
+    pub fn stream(&self) -> &TcpStream {
+        &self.0.stream
+    }
+
+    /// From now on, hyper's reads wait for ever (the connection is not read by hyper again).
+    pub fn stop_reads(&self) {
+        self.0.reads_stopped.store(true, Ordering::Release);
+    }
+
+    /// Ready once hyper has tried to read since [`Self::stop_reads`]: it has handed on
+    /// everything it had read. Until then, `cx` is woken when it tries.
+    pub fn poll_read_blocked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.read_waker.register(cx.waker());
+        if self.0.read_blocked.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Ready once hyper has flushed after the first call: everything it had queued before then
+    /// is on the socket. Until then, `cx` is woken when it flushes.
+    pub fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.flush_waker.register(cx.waker());
+        match self.0.flush.compare_exchange(FLUSH_IDLE, FLUSH_WANTED, Ordering::AcqRel, Ordering::Acquire) {
+            Err(FLUSH_DONE) => {
+                self.0.flush.store(FLUSH_IDLE, Ordering::Release);
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    /// The next `n` bytes hyper writes are dropped instead of sent.
+    pub fn discard(&self, n: u64) {
+        self.0.discard.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Takes up to `len` bytes of a write from the discard count; how many, if any.
+    fn discarded(&self, len: usize) -> Option<usize> {
+        let pending = self.0.discard.load(Ordering::Acquire);
+        if pending == 0 || len == 0 {
+            return None;
+        }
+        let n = usize::try_from(pending).unwrap_or(usize::MAX).min(len);
+        self.0.discard.fetch_sub(n as u64, Ordering::AcqRel);
+        Some(n)
+    }
+
+    fn flushed(&self) {
+        if self.0.flush.compare_exchange(FLUSH_WANTED, FLUSH_DONE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.0.flush_waker.wake();
+        }
+    }
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let shared = &self.0;
+        if shared.reads_stopped.load(Ordering::Acquire) {
+            shared.read_blocked.store(true, Ordering::Release);
+            shared.read_waker.wake();
+            return Poll::Pending;
+        }
+        loop {
+            ready!(shared.stream.poll_read_ready(cx))?;
+            match shared.stream.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(n) = self.discarded(buf.len()) {
+            return Poll::Ready(Ok(n));
+        }
+        loop {
+            ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(n) = self.discarded(bufs.iter().map(|b| b.len()).sum()) {
+            return Poll::Ready(Ok(n));
+        }
+        loop {
+            ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // hyper flushes its IO only once its own queue is written out.
+        self.flushed();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match rustix::net::shutdown(&self.0.stream, rustix::net::Shutdown::Write) {
+            Err(rustix::io::Errno::NOTCONN) => Poll::Ready(Ok(())),
+            done => Poll::Ready(done.map_err(io::Error::from)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (Tap, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (Tap::new(accepted.unwrap().0), client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn passes_bytes_both_ways_and_drops_the_discarded_ones() {
+        let (mut tap, mut peer) = pair().await;
+        peer.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        tap.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        tap.discard(3);
+        tap.write_all(b"xxxpong").await.unwrap();
+        tap.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"pong");
+    }
+
+    #[tokio::test]
+    async fn stopped_reads_wait_and_say_so() {
+        let (mut tap, mut peer) = pair().await;
+        peer.write_all(b"data").await.unwrap();
+        let watcher = tap.clone();
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_read_blocked(cx).is_pending())).await);
+        tap.stop_reads();
+        let mut buf = [0u8; 4];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(50), tap.read(&mut buf)).await;
+        assert!(read.is_err(), "a stopped read waits");
+        poll_fn(|cx| watcher.poll_read_blocked(cx)).await;
+        // The bytes are still on the socket for whoever reads past hyper.
+        let mut direct = [0u8; 4];
+        watcher.stream().readable().await.unwrap();
+        assert_eq!(watcher.stream().try_read(&mut direct).unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn flushed_is_ready_after_the_next_flush() {
+        let (mut tap, _peer) = pair().await;
+        let watcher = tap.clone();
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await);
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await);
+        tap.flush().await.unwrap();
+        poll_fn(|cx| watcher.poll_flushed(cx)).await;
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await, "one flush, one wait");
+    }
+}
