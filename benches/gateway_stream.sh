@@ -5,13 +5,16 @@
 #    discarding uploads), download and upload, RUNS times each, with curl:
 #    throughput ratio (target ≥ 0.9) and the gateway's peak RSS growth (VmHWM from /proc before
 #    and after; target < 32 MiB). The gateway runs alone with a [[routes]] entry for /stream.
-#    For reference, the download through a second nginx with proxy_pass (buffering off, so it
-#    streams as the gateway does): what a proxy that copies through user space reaches here.
-#    (No such upload reference: the sink answers 204 before reading, and nginx then discards
-#    the rest of the body itself instead of forwarding it, which is not comparable.)
+#    The gateway splices bodies of known length from socket to socket (splice(2)). For
+#    reference, in the same runs: Debian's HAProxy with `option splice-request` and
+#    `splice-response`, the established proxy that splices, both ways (skipped when haproxy is
+#    not installed); and the download through a second nginx with proxy_pass (buffering off, so
+#    it streams): what a proxy that copies through user space reaches here. (No nginx upload
+#    reference: the sink answers 204 before reading, and nginx as a proxy then discards the rest
+#    of the body instead of forwarding it, which is not comparable.)
 # 2. GET /oauth2/auth with a signed-in session (wrk, 2 threads, 32 connections, 10 s): one
 #    gateway on the embedded session store, one on Redis (needs redis on 127.0.0.1:6379).
-#   bash benches/gateway_stream.sh [RUNS]     (needs curl, wrk, nginx, redis)
+#   bash benches/gateway_stream.sh [RUNS]     (needs curl, wrk, nginx, redis; haproxy optional)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -20,7 +23,7 @@ cargo build --release --locked -q
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PN=$(port); PX=$(port); PG=$(port); PA=$(port); PB=$(port); PE=$(port); PR=$(port)
+PN=$(port); PX=$(port); PH=$(port); PG=$(port); PA=$(port); PB=$(port); PE=$(port); PR=$(port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -69,6 +72,29 @@ http {
 }
 CONF
 nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -g 'daemon off;' & pids+=($!)
+if command -v haproxy >/dev/null; then
+  cat > "$work/haproxy.cfg" <<CONF
+global
+  maxconn 256
+  tune.pipesize 1048576
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  option splice-request
+  option splice-response
+frontend bench
+  bind 127.0.0.1:$PH
+  default_backend files
+backend files
+  server files 127.0.0.1:$PN
+CONF
+  haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
+else
+  PH=""
+fi
 
 cat > "$work/gateway.toml" <<CONF
 [[routes]]
@@ -93,6 +119,7 @@ up() { curl -fs -o /dev/null -w '%{speed_upload}' -X POST -H 'content-type: appl
 # Warm up (the page cache holds the file from now on), then measure.
 down "http://127.0.0.1:$PN/stream/1g.bin" >/dev/null; down "http://127.0.0.1:$PG/stream/1g.bin" >/dev/null
 down "http://127.0.0.1:$PX/stream/1g.bin" >/dev/null
+[ -z "$PH" ] || down "http://127.0.0.1:$PH/stream/1g.bin" >/dev/null
 hwm_before=$(hwm $gw)
 results=$(for i in $(seq 1 "$runs"); do
   echo "download-direct $(down "http://127.0.0.1:$PN/stream/1g.bin")"
@@ -100,14 +127,19 @@ results=$(for i in $(seq 1 "$runs"); do
   echo "upload-direct $(up "http://127.0.0.1:$PN/stream/upload")"
   echo "upload-gateway $(up "http://127.0.0.1:$PG/stream/upload")"
   echo "download-nginx $(down "http://127.0.0.1:$PX/stream/1g.bin")"
+  if [ -n "$PH" ]; then
+    echo "download-haproxy $(down "http://127.0.0.1:$PH/stream/1g.bin")"
+    echo "upload-haproxy $(up "http://127.0.0.1:$PH/stream/upload")"
+  fi
 done)
 hwm_after=$(hwm $gw)
 echo "$results" | awk '{printf "%-17s %8.1f MiB/s\n", $1, $2/1048576}'
 median() { echo "$results" | awk -v n="$1" '$1==n {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "-- medians over $runs runs of 1 GiB"
 for dir in download upload; do
-  d=$(median "$dir-direct"); g=$(median "$dir-gateway"); x=$(median "$dir-nginx")
-  awk -v dir="$dir" -v d="$d" -v g="$g" -v x="$x" 'BEGIN {printf "%-8s direct %8.1f MiB/s  gateway %8.1f MiB/s  ratio %.2f", dir, d/1048576, g/1048576, g/d;
+  d=$(median "$dir-direct"); g=$(median "$dir-gateway"); x=$(median "$dir-nginx"); h=$(median "$dir-haproxy")
+  awk -v dir="$dir" -v d="$d" -v g="$g" -v x="$x" -v h="$h" 'BEGIN {printf "%-8s direct %8.1f MiB/s  gateway %8.1f MiB/s  ratio %.2f", dir, d/1048576, g/1048576, g/d;
+    if (h != "") printf "  (haproxy splicing %.1f MiB/s, ratio %.2f)", h/1048576, h/d;
     if (x != "") printf "  (nginx proxy %.1f MiB/s, ratio %.2f)", x/1048576, x/d; printf "\n"}'
 done
 echo "gateway VmHWM before ${hwm_before} KiB, after ${hwm_after} KiB, growth $(( (hwm_after - hwm_before) / 1024 )) MiB"

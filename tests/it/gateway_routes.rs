@@ -340,6 +340,16 @@ async fn large_bodies_pass_byte_exact_past_the_gateway() {
     assert_eq!((status, whole), (200, false));
     assert!(body.len() < 4_000_000 && body[..] == crate::upstream::pattern(4_000_000)[..body.len()]);
 
+    // A client that goes away mid-body leaves the gateway serving the next one.
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /stream/sized/67108864 HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut some = vec![0u8; 1024 * 1024];
+    tokio::io::AsyncReadExt::read_exact(&mut conn, &mut some).await.unwrap();
+    drop(conn);
+    let mut conn = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(b"GET /stream/sized/1048576 HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut conn, false).await.1, crate::upstream::pattern(1024 * 1024));
+
     // Uploads: the upstream reads every byte in order; the client's connection closes after the
     // answer. With `Expect: 100-continue` (as curl sends), the body follows the interim answer.
     let sha256 = |data: &[u8]| -> String {

@@ -21,7 +21,6 @@ use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum_extra::extract::cookie::CookieJar;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -138,7 +137,7 @@ fn invalid_token(message: &'static str) -> Response {
 }
 
 /// Identifies the request by Bearer token or session cookie. `Err` is a response to send as is.
-pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar) -> Result<Authn, Response> {
+pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap) -> Result<Authn, Response> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
         headers.remove(header::AUTHORIZATION);
@@ -153,10 +152,10 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap, jar: &CookieJar
             };
         }
     }
-    let Some(id) = session::id_from(gw, jar) else {
-        return Ok(Authn::Anonymous { clear_cookie: jar.get(session::cookie_name(gw)).is_some() });
+    let Some(id) = session::id_from(gw, headers) else {
+        return Ok(Authn::Anonymous { clear_cookie: session::cookie_in(gw, headers).is_some() });
     };
-    match current(gw, &id).await {
+    match current(gw, id).await {
         Ok(Some(identity)) => Ok(Authn::Known(identity)),
         Ok(None) => Ok(Authn::Anonymous { clear_cookie: true }),
         Err(e) => {
@@ -271,11 +270,10 @@ where
 {
     strip_identity_headers(req.headers_mut());
     let path = req.uri().path();
-    let jar = CookieJar::from_headers(req.headers());
     if let Some(bucket) = Bucket::of(req.method(), path) {
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
         let ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
-        let session = session::id_from(gw, &jar).map(|id| session::key(&id));
+        let session = session::id_from(gw, req.headers()).map(session::key);
         if let Err(wait) = gw.limits.check(bucket, ip, session.as_deref()) {
             tracing::warn!(client.ip = %ip, limit = ?bucket, "rate limited");
             let mut res = ApiError::new(
@@ -294,7 +292,7 @@ where
     if mode == AuthMode::None {
         return next(req).await;
     }
-    let authn = match authenticate(gw, req.headers_mut(), &jar).await {
+    let authn = match authenticate(gw, req.headers_mut()).await {
         Ok(a) => a,
         Err(res) => return res,
     };
@@ -304,17 +302,20 @@ where
             next(req).await
         }
         Authn::Anonymous { clear_cookie } => {
-            let jar = if clear_cookie { jar.remove(session::removal(gw)) } else { jar };
-            if mode == AuthMode::Required {
-                if is_browser(&req) {
-                    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
-                    let query =
-                        url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &target).finish();
-                    return (jar, Redirect::to(&format!("/oauth2/start?{query}"))).into_response();
-                }
-                return (jar, ApiError::unauthorized()).into_response();
+            let mut res = if mode != AuthMode::Required {
+                next(req).await
+            } else if is_browser(&req) {
+                let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+                let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("rd", &target).finish();
+                Redirect::to(&format!("/oauth2/start?{query}")).into_response()
+            } else {
+                ApiError::unauthorized().into_response()
+            };
+            // A cookie that names no live session is dropped.
+            if let Some(removal) = session::removal_header(gw).filter(|_| clear_cookie) {
+                res.headers_mut().append(header::SET_COOKIE, removal);
             }
-            if clear_cookie { (jar, next(req).await).into_response() } else { next(req).await }
+            res
         }
     }
 }

@@ -148,13 +148,13 @@ pub async fn callback(State(gw): State<Gateway>, jar: CookieJar, Query(q): Query
 }
 
 /// `/oauth2/sign_out`: ends the session here and at the issuer.
-pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar) -> Response {
+pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar, headers: HeaderMap) -> Response {
     let mut id_token = None;
-    if let Some(id) = session::id_from(&gw, &jar) {
-        if let Ok(Some(s)) = session::load(&gw, &id).await {
+    if let Some(id) = session::id_from(&gw, &headers) {
+        if let Ok(Some(s)) = session::load(&gw, id).await {
             id_token = Some(s.id_token.clone());
         }
-        if let Err(e) = session::delete(&gw, &id).await {
+        if let Err(e) = session::delete(&gw, id).await {
             tracing::error!(error = %e, "cannot delete the session");
             return ApiError::unavailable("Signing out is temporarily unavailable.").into_response();
         }
@@ -175,8 +175,8 @@ pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar) -> Response {
 }
 
 /// `/oauth2/userinfo`: who the session (or Bearer token) belongs to.
-pub async fn userinfo(State(gw): State<Gateway>, jar: CookieJar, mut headers: HeaderMap) -> Response {
-    match authenticate(&gw, &mut headers, &jar).await {
+pub async fn userinfo(State(gw): State<Gateway>, mut headers: HeaderMap) -> Response {
+    match authenticate(&gw, &mut headers).await {
         Ok(Authn::Known(id)) => Json(serde_json::json!({
             "user": id.sub, "email": id.email, "preferred_username": id.username, "groups": id.groups,
         }))
@@ -188,8 +188,8 @@ pub async fn userinfo(State(gw): State<Gateway>, jar: CookieJar, mut headers: He
 
 /// `/oauth2/auth`: forward auth (nginx `auth_request`, Traefik `forwardAuth`, Envoy): 202 with
 /// the identity headers, or 401.
-pub async fn forward_auth(State(gw): State<Gateway>, jar: CookieJar, mut headers: HeaderMap) -> Response {
-    match authenticate(&gw, &mut headers, &jar).await {
+pub async fn forward_auth(State(gw): State<Gateway>, mut headers: HeaderMap) -> Response {
+    match authenticate(&gw, &mut headers).await {
         Ok(Authn::Known(id)) => {
             let mut res = StatusCode::ACCEPTED.into_response();
             set_identity_headers(res.headers_mut(), &id);

@@ -7,7 +7,8 @@
 
 use crate::Gateway;
 use crate::check::Identity;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use base64::Engine;
 use ring::digest;
 use serde::{Deserialize, Serialize};
@@ -40,9 +41,21 @@ pub fn key(cookie_value: &str) -> String {
     format!("gw:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash.as_ref()))
 }
 
+/// The value of the session cookie in the request's `Cookie` headers, if there is one (found
+/// without building a cookie jar: this runs for every request).
+pub fn cookie_in<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
+    let name = cookie_name(gw);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().split_once('=').filter(|(n, _)| *n == name).map(|(_, value)| value))
+}
+
 /// The session id in the request's cookie, if it is shaped like one.
-pub fn id_from(gw: &Gateway, jar: &CookieJar) -> Option<String> {
-    jar.get(cookie_name(gw)).map(|c| c.value().to_string()).filter(|v| v.len() == 43)
+pub fn id_from<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookie_in(gw, headers).filter(|v| v.len() == 43)
 }
 
 /// Sessions read from the store in the last moment, so a busy page does not read the store for
@@ -155,6 +168,13 @@ pub fn cookie(gw: &Gateway, id: String) -> Cookie<'static> {
 
 pub fn removal(gw: &Gateway) -> Cookie<'static> {
     Cookie::build(cookie_name(gw)).path("/").build()
+}
+
+/// A `Set-Cookie` value that makes the browser drop the session cookie.
+pub fn removal_header(gw: &Gateway) -> Option<HeaderValue> {
+    let mut cookie = removal(gw);
+    cookie.make_removal();
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 fn time_duration(d: std::time::Duration) -> time::Duration {
