@@ -275,9 +275,15 @@ async fn unknown_hosts_are_misdirected_when_every_route_names_a_host() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
 }
 
-/// Reads one response from `conn`: its head, and the body its `Content-Length` gives (or what
+/// Reads one response from `conn`: its status, and the body its `Content-Length` gives (or what
 /// arrives before the connection ends, with `false`).
 async fn read_response(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u16, Vec<u8>, bool) {
+    let (status, _, body, whole) = read_response_head(conn, head_only).await;
+    (status, body, whole)
+}
+
+/// [`read_response`], with the head's header lines (lowercased).
+async fn read_response_head(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u16, String, Vec<u8>, bool) {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 256 * 1024];
@@ -294,14 +300,15 @@ async fn read_response(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u1
         buf.extend_from_slice(&chunk[..n]);
     };
     let mut body = buf.split_off(head_len);
+    let head = String::from_utf8_lossy(&buf).to_lowercase();
     while body.len() < len {
         match conn.read(&mut chunk).await {
-            Ok(0) | Err(_) => return (status, body, false),
+            Ok(0) | Err(_) => return (status, head, body, false),
             Ok(n) => body.extend_from_slice(&chunk[..n]),
         }
     }
     assert_eq!(body.len(), len, "nothing past the body");
-    (status, body, true)
+    (status, head, body, true)
 }
 
 /// Large bodies of known length are spliced from the upstream's socket to the client's: they
@@ -371,8 +378,9 @@ async fn large_bodies_pass_byte_exact_past_the_gateway() {
         }
         let sent = if expect { 0 } else { 100_000 };
         conn.write_all(&data[sent..]).await.unwrap();
-        let (status, body, _) = read_response(&mut conn, false).await;
+        let (status, head, body, _) = read_response_head(&mut conn, false).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(head.contains("\r\nconnection: close\r\n"), "the client is told not to reuse it: {head}");
         let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((seen["body_bytes"].as_u64(), seen["sha256"].as_str()), (Some(n as u64), Some(&*sha256(&data))));
     }

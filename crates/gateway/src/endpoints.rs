@@ -137,7 +137,7 @@ pub async fn callback(State(gw): State<Gateway>, jar: CookieJar, Query(q): Query
         id_token,
         expires_at: now + i64::try_from(gw.config.absolute.as_secs()).unwrap_or(i64::MAX / 2),
     };
-    let id = random_value();
+    let id = gw.cookie_signer.new_value();
     if let Err(e) = session::save(&gw, &id, &session).await {
         tracing::error!(error = %e, "cannot store the session");
         return ApiError::unavailable("Sign-in is temporarily unavailable.").into_response();

@@ -9,8 +9,8 @@
 //!   response bodies from socket to socket without copying them;
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
 //!   state + nonce), with token refresh;
-//! - [`session`]: the browser session — an opaque 256-bit cookie, the tokens kept server-side
-//!   in the session store (embedded or Redis);
+//! - [`session`]: the browser session — an opaque 256-bit cookie id signed with an HMAC, the
+//!   tokens kept server-side in the session store (embedded or Redis);
 //! - [`check`]: the check at the entry — client-supplied identity headers removed in every
 //!   spelling, the session (refreshed once per session when expired) or a Bearer JWT verified,
 //!   identity handed on as `X-Auth-Request-*` and `Authorization: Bearer`;
@@ -74,6 +74,7 @@ pub struct GatewayInner {
     pub routes: routes::RouteTable,
     pub limits: limits::RateLimits,
     pub session_cache: session::SessionCache,
+    pub cookie_signer: session::CookieSigner,
     /// One lock per session being refreshed in this process (single flight).
     pub refresh_locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -85,6 +86,7 @@ impl GatewayInner {
         let jwks = Arc::new(Jwks::new(&config.issuer, transport.clone()));
         let secure = config.public_url.scheme() == "https";
         let session_cache = session::SessionCache::new(config.session_cache_ttl);
+        let cookie_signer = session::CookieSigner::new(&config.client_secret);
         let gateway = Arc::new(Self {
             rp: rp::RelyingParty::new(&config, transport.clone(), jwks.clone()),
             routes: routes::RouteTable::new(config.routes.clone(), &config.route_defaults),
@@ -95,6 +97,7 @@ impl GatewayInner {
             secure_cookies: secure,
             limits: limits::RateLimits::default(),
             session_cache,
+            cookie_signer,
             refresh_locks: std::sync::Mutex::default(),
         });
         // Forget quiet clients now and then, so the limiters' memory stays bounded.

@@ -1,16 +1,19 @@
 //! The gateway's browser sessions.
 //!
-//! The cookie holds only an opaque 256-bit id (`__Host-` prefixed over https; Secure, HttpOnly,
-//! SameSite=Lax). The store keeps the tokens and the identity under the SHA-256 of that id, so
-//! a copy of the store holds no usable cookie. Idle expiry is the store's TTL (renewed on use);
-//! absolute expiry is in the record. A login always makes a new id.
+//! The cookie holds only an opaque 256-bit id and its HMAC (`__Host-` prefixed over https;
+//! Secure, HttpOnly, SameSite=Lax): a value this gateway (or one sharing its secret) did not
+//! make is refused without asking the store, so forged cookies cost no more than none. The
+//! store keeps the tokens and the identity under the SHA-256 of the cookie value, so a copy of
+//! the store holds no usable cookie. Idle expiry is the store's TTL (renewed on use); absolute
+//! expiry is in the record. A login always makes a new id.
 
 use crate::Gateway;
 use crate::check::Identity;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use base64::Engine;
-use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{digest, hmac};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use turtlemen_session::SessionError;
@@ -53,9 +56,47 @@ pub fn cookie_in<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
         .find_map(|pair| pair.trim().split_once('=').filter(|(n, _)| *n == name).map(|(_, value)| value))
 }
 
-/// The session id in the request's cookie, if it is shaped like one.
+/// The session id in the request's cookie, if this gateway made it.
 pub fn id_from<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
-    cookie_in(gw, headers).filter(|v| v.len() == 43)
+    cookie_in(gw, headers).filter(|v| gw.cookie_signer.made(v))
+}
+
+/// Makes and checks session cookie values: 32 random bytes and their HMAC-SHA256, base64url.
+pub struct CookieSigner(hmac::Key);
+
+/// The length of a cookie value: 64 bytes in base64url without padding.
+const VALUE_LEN: usize = 86;
+
+impl CookieSigner {
+    /// The signer for gateways sharing `secret` (the gateway's client secret).
+    pub fn new(secret: &str) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+        let key = hmac::sign(&root, b"turtlemen gateway session cookie");
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
+    }
+
+    /// A new session cookie value.
+    pub fn new_value(&self) -> String {
+        let mut value = [0u8; 64];
+        // SystemRandom fails only when the OS has no randomness at all.
+        #[allow(clippy::expect_used)]
+        SystemRandom::new().fill(&mut value[..32]).expect("system random source");
+        let tag = hmac::sign(&self.0, &value[..32]);
+        value[32..].copy_from_slice(tag.as_ref());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value)
+    }
+
+    /// Whether `value` is one [`Self::new_value`] made with this key.
+    pub fn made(&self, value: &str) -> bool {
+        if value.len() != VALUE_LEN {
+            return false;
+        }
+        let mut bytes = [0u8; 64];
+        match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
+            Ok(64) => hmac::verify(&self.0, &bytes[..32], &bytes[32..]).is_ok(),
+            _ => false,
+        }
+    }
 }
 
 /// Sessions read from the store in the last moment, so a busy page does not read the store for
@@ -179,4 +220,25 @@ pub fn removal_header(gw: &Gateway) -> Option<HeaderValue> {
 
 fn time_duration(d: std::time::Duration) -> time::Duration {
     time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_values_are_checked_before_the_store() {
+        let signer = CookieSigner::new("secret");
+        let value = signer.new_value();
+        assert_eq!(value.len(), VALUE_LEN);
+        assert!(signer.made(&value));
+        assert_ne!(value, signer.new_value(), "random");
+        assert!(!CookieSigner::new("other secret").made(&value), "another key's cookie");
+        let mut tampered = value.clone().into_bytes();
+        tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+        assert!(!signer.made(std::str::from_utf8(&tampered).unwrap()));
+        for bad in ["", "x", &"x".repeat(43), &"A".repeat(VALUE_LEN), &"é".repeat(43), &format!("{}=", &value[..85])] {
+            assert!(!signer.made(bad), "{bad:?}");
+        }
+    }
 }
