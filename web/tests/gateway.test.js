@@ -42,12 +42,13 @@ describe('the gateway in a browser', () => {
     assert.equal(me.status(), 200);
     assert.equal((await me.json()).username, 'ann');
 
-    // The session cookie is opaque, HttpOnly and SameSite=Lax.
+    // The session cookie is opaque (a 256-bit id and its HMAC, base64url), HttpOnly and
+    // SameSite=Lax.
     const cookie = (await context.cookies()).find((c) => c.name === 'turtlemen_session');
     assert.ok(cookie, 'a session cookie');
     assert.equal(cookie.httpOnly, true);
     assert.equal(cookie.sameSite, 'Lax');
-    assert.equal(cookie.value.length, 43);
+    assert.match(cookie.value, /^[A-Za-z0-9_-]{86}$/);
 
     // Signing out ends it.
     await page.goto(`${server.url}/oauth2/sign_out`);
