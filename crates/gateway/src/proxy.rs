@@ -352,21 +352,18 @@ impl Proxy {
     }
 }
 
-/// The length of a response body worth splicing: one of at least [`splice::MIN_LEN`] bytes that
-/// the response says the length of (not chunked, not one without a body).
+/// The length of a response body worth splicing: a body of at least [`splice::MIN_LEN`] bytes
+/// whose length the response gives (not chunked, not a status without a body).
 fn splice_len(res: &http::Response<PooledBody>) -> Option<u64> {
     let status = res.status();
     if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return None;
     }
-    if res.headers().contains_key(header::TRANSFER_ENCODING) {
-        return None;
-    }
-    let len: u64 = res.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
-    (len >= splice::MIN_LEN).then_some(len)
+    splice_request_len(res.headers())
 }
 
-/// The length of a request body worth splicing (as [`splice_len`] for responses).
+/// The length of a message body worth splicing, from its headers: a `Content-Length` of at
+/// least [`splice::MIN_LEN`] and no `Transfer-Encoding`.
 fn splice_request_len(headers: &HeaderMap) -> Option<u64> {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return None;
