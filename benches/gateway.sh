@@ -6,6 +6,8 @@
 # warm-up), alternating targets, RUNS times each:
 #   direct    GET /api/v1/bench straight to the API server (a tiny 404 JSON answer)
 #   nginx     the same through Debian's nginx proxy_pass (keep-alive upstream)
+#   hyper     the same through a proxy of hyper alone (crates/gateway/examples/bare_proxy.rs:
+#             hyper's server and pooled client, nothing else): the floor of this HTTP stack
 #   anonymous the same through the gateway without a session (the check and the proxy alone)
 #   gateway   the same through the gateway with a signed-in session (cookie checked, session
 #             loaded from the store, identity headers set, request proxied)
@@ -22,10 +24,11 @@ cd "$(dirname "$0")/.."
 runs="${1:-3}"
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (apt-get install wrk nginx)" >&2; exit 1; }
 cargo build --release --locked -q
+cargo build --release --locked -q -p turtlemen-gateway --example bare_proxy
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PA=$(port); PB=$(port); PG=$(port); PN=$(port)
+PA=$(port); PB=$(port); PG=$(port); PN=$(port); PH=$(port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -72,7 +75,10 @@ CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 until curl -s -o /dev/null "http://127.0.0.1:$PN/api/v1/bench"; do sleep 0.05; done
 
-api_pid=${pids[1]}; gw_pid=${pids[2]}; auth_pid=${pids[0]}
+"$(dirname "$bin")/examples/bare_proxy" "127.0.0.1:$PH" "127.0.0.1:$PB" & pids+=($!)
+until curl -s -o /dev/null "http://127.0.0.1:$PH/api/v1/bench"; do sleep 0.05; done
+
+api_pid=${pids[1]}; gw_pid=${pids[2]}; auth_pid=${pids[0]}; hyper_pid=${pids[4]}
 nginx_workers=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 tick_ns=$((1000000000 / $(getconf CLK_TCK)))
@@ -90,13 +96,14 @@ load() { # name url header front-pids
 declare -A targets=(
   [direct]="http://127.0.0.1:$PB/api/v1/bench||$api_pid"
   [nginx]="http://127.0.0.1:$PN/api/v1/bench||$nginx_workers"
+  [hyper]="http://127.0.0.1:$PH/api/v1/bench||$hyper_pid"
   [anonymous]="http://127.0.0.1:$PG/api/v1/bench||$gw_pid"
   [gateway]="http://127.0.0.1:$PG/api/v1/bench|cookie: turtlemen_session=$cookie|$gw_pid"
   [fwd-auth]="http://127.0.0.1:$PG/oauth2/auth|cookie: turtlemen_session=$cookie|$gw_pid"
   [jwks]="http://127.0.0.1:$PA/auth/jwks||$auth_pid"
   [userinfo]="http://127.0.0.1:$PA/auth/userinfo|authorization: $token|$auth_pid"
 )
-order=(direct nginx anonymous gateway fwd-auth jwks userinfo)
+order=(direct nginx hyper anonymous gateway fwd-auth jwks userinfo)
 for name in "${order[@]}"; do IFS='|' read -r url header _ <<<"${targets[$name]}"; wrk -t2 -c32 -d2s ${header:+-H "$header"} "$url" >/dev/null; done
 results=$(for i in $(seq 1 "$runs"); do
   for name in "${order[@]}"; do IFS='|' read -r url header front <<<"${targets[$name]}"; load "$name" "$url" "$header" "$front"; done

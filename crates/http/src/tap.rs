@@ -13,7 +13,10 @@
 //! - [`Tap::discard`]: the next bytes hyper writes are dropped, standing for bytes that were
 //!   sent past it, so hyper's own count of the body still comes out right.
 //!
-//! Left alone, a tap reads and writes exactly as the socket does.
+//! Left alone, a tap reads and writes as tokio's own stream does, including its saving on
+//! edge-triggered readiness: a read or write that moved fewer bytes than asked (and more than
+//! none) means the socket is drained or full, so the next attempt waits for readiness instead of
+//! making a system call that would only find nothing ([`transfer`]).
 
 use futures::task::AtomicWaker;
 use std::io;
@@ -21,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// [`Shared::flush`] states.
@@ -125,7 +128,8 @@ impl AsyncRead for Tap {
         }
         loop {
             ready!(shared.stream.poll_read_ready(cx))?;
-            match shared.stream.try_read_buf(buf) {
+            let asked = buf.remaining();
+            match transfer(&shared.stream, Interest::READABLE, asked, || shared.stream.try_read_buf(buf)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(_) => return Poll::Ready(Ok(())),
@@ -141,7 +145,7 @@ impl AsyncWrite for Tap {
         }
         loop {
             ready!(self.0.stream.poll_write_ready(cx))?;
-            match self.0.stream.try_write(buf) {
+            match transfer(&self.0.stream, Interest::WRITABLE, buf.len(), || self.0.stream.try_write(buf)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 done => return Poll::Ready(done),
             }
@@ -153,12 +157,13 @@ impl AsyncWrite for Tap {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(n) = self.discarded(bufs.iter().map(|b| b.len()).sum()) {
+        let asked = bufs.iter().map(|b| b.len()).sum();
+        if let Some(n) = self.discarded(asked) {
             return Poll::Ready(Ok(n));
         }
         loop {
             ready!(self.0.stream.poll_write_ready(cx))?;
-            match self.0.stream.try_write_vectored(bufs) {
+            match transfer(&self.0.stream, Interest::WRITABLE, asked, || self.0.stream.try_write_vectored(bufs)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 done => return Poll::Ready(done),
             }
@@ -180,6 +185,31 @@ impl AsyncWrite for Tap {
             Err(rustix::io::Errno::NOTCONN) => Poll::Ready(Ok(())),
             done => Poll::Ready(done.map_err(io::Error::from)),
         }
+    }
+}
+
+/// Runs `op`, one read or write of up to `asked` bytes on `stream`, under the readiness tokio
+/// knew of before it. When `op` moves some bytes but fewer than asked, that readiness is
+/// cleared, as tokio's own `TcpStream` does: readiness is edge-triggered, so a short transfer
+/// means the socket has nothing more to read (or no more room) until the next event, and the
+/// caller's next attempt waits for that event instead of a system call finding `EAGAIN`. An
+/// event that came in since is not lost: tokio clears only the readiness it had seen.
+fn transfer(
+    stream: &TcpStream,
+    interest: Interest,
+    asked: usize,
+    op: impl FnOnce() -> io::Result<usize>,
+) -> io::Result<usize> {
+    let mut moved = None;
+    let outcome = stream.try_io(interest, || {
+        let n = op()?;
+        moved = Some(n);
+        // `WouldBlock` is how `try_io` is told to clear; the bytes moved are returned below.
+        if n > 0 && n < asked { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+    });
+    match moved {
+        Some(n) => Ok(n),
+        None => outcome.map(|()| 0),
     }
 }
 
@@ -229,6 +259,27 @@ mod tests {
         let mut direct = [0u8; 4];
         watcher.stream().readable().await.unwrap();
         assert_eq!(watcher.stream().try_read(&mut direct).unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_short_read_waits_for_the_next_event_and_is_woken_by_it() {
+        let (mut tap, mut peer) = pair().await;
+        peer.write_all(b"abc").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(tap.read(&mut buf).await.unwrap(), 3);
+        // The short read cleared readiness: the socket is not tried again to find nothing.
+        let mut tried = false;
+        let _ = tap.stream().try_io(Interest::READABLE, || {
+            tried = true;
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        assert!(!tried, "no read is attempted after a short one");
+        // Bytes that come later wake the next read.
+        let next = tokio::spawn(async move { tap.read(&mut buf).await.map(|n| buf[..n].to_vec()) });
+        tokio::task::yield_now().await;
+        peer.write_all(b"defg").await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), next).await.expect("woken");
+        assert_eq!(got.unwrap().unwrap(), b"defg");
     }
 
     #[tokio::test]
