@@ -282,32 +282,33 @@ async fn read_response(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u1
     (status, body, whole)
 }
 
-/// [`read_response`], with the head's header lines (lowercased).
+/// [`read_response`], with the head's header lines (lowercased). Reads the head a byte at a
+/// time and then exactly the body, never into a response that follows on the connection (a
+/// pipelined one may arrive in the same segment); bytes sent past a body are caught when the
+/// next response is read, as they would not parse.
 async fn read_response_head(conn: &mut tokio::net::TcpStream, head_only: bool) -> (u16, String, Vec<u8>, bool) {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 256 * 1024];
-    let (status, len, head_len) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut res = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = res.parse(&buf).unwrap() {
-            let len = res.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
-            let len: usize = std::str::from_utf8(len.unwrap().value).unwrap().parse().unwrap();
-            break (res.code.unwrap(), if head_only { 0 } else { len }, n);
-        }
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection ended inside the head");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let mut body = buf.split_off(head_len);
+    while !buf.ends_with(b"\r\n\r\n") {
+        let byte = conn.read_u8().await.expect("the connection ended inside the head");
+        buf.push(byte);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut res = httparse::Response::new(&mut headers);
+    assert!(res.parse(&buf).unwrap().is_complete(), "a response head: {}", String::from_utf8_lossy(&buf));
+    let len = res.headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let len: usize = std::str::from_utf8(len.unwrap().value).unwrap().parse().unwrap();
+    let (status, len) = (res.code.unwrap(), if head_only { 0 } else { len });
     let head = String::from_utf8_lossy(&buf).to_lowercase();
+    let mut body = Vec::with_capacity(len);
+    let mut chunk = vec![0u8; 256 * 1024];
     while body.len() < len {
-        match conn.read(&mut chunk).await {
+        let want = (len - body.len()).min(chunk.len());
+        match conn.read(&mut chunk[..want]).await {
             Ok(0) | Err(_) => return (status, head, body, false),
             Ok(n) => body.extend_from_slice(&chunk[..n]),
         }
     }
-    assert_eq!(body.len(), len, "nothing past the body");
     (status, head, body, true)
 }
 
