@@ -188,7 +188,7 @@ pub(crate) async fn code(app: &TestApp, browser: &reqwest::Client, client_id: &s
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", CALLBACK),
-            ("scope", "openid profile email"),
+            ("scope", "openid profile email offline_access"),
             ("state", "st"),
             ("nonce", "nn"),
             ("code_challenge", CHALLENGE),
@@ -370,6 +370,11 @@ on_both_stacks! {
         assert_eq!(status, 200, "{tokens}");
         let (status, body) = token(&app, &good, Some(("conf", &secret))).await;
         assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")), "codes are single-use");
+        // The replay revoked the refresh token that code gave (see `scopes`); sign in again.
+        let c = code(&app, &browser, "conf").await;
+        let good = [("grant_type", "authorization_code"), ("code", c.as_str()), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)];
+        let (status, tokens) = token(&app, &good, Some(("conf", &secret))).await;
+        assert_eq!(status, 200, "{tokens}");
 
         // client_secret_post works too, for refresh.
         let refresh = tokens["refresh_token"].as_str().unwrap();

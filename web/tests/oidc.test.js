@@ -1,8 +1,10 @@
 // OpenID Connect interoperability: the auth service driven by `openid-client` (a certified
 // relying-party library nobody here wrote) with the sign-in and consent pages clicked through
 // in Debian's Chromium. Covers code + PKCE, ID token validation, userinfo, refresh rotation
-// and reuse detection, introspection, revocation, single sign-on across clients, RP-initiated
-// logout, and the refusal to redirect to an unregistered redirect_uri.
+// and reuse detection, a replayed code revoking its refresh token, introspection, revocation, single sign-on across clients, RP-initiated
+// logout, the refusal to redirect to an unregistered redirect_uri, and API scopes: a token
+// does at the API only what the user consented to, and the library reads our RFC 6750
+// `insufficient_scope` challenge.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,26 +95,37 @@ describe('OpenID Connect provider with openid-client', () => {
     await page.getByRole('button', { name: 'Allow' }).click();
     await page.waitForURL(atCallback);
 
-    const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
+    const replayed = await client.authorizationCodeGrant(config, new URL(page.url()), {
       pkceCodeVerifier: first.verifier,
       expectedState: first.state,
       expectedNonce: first.nonce,
       idTokenExpected: true,
     });
-    const claims = tokens.claims();
+    const claims = replayed.claims();
     assert.equal(claims.preferred_username, 'ann');
     assert.equal(claims.email, 'ann@example.org');
     assert.equal(claims.iss, issuer.href);
     assert.equal(claims.aud, 'rp-confidential');
     assert.ok(claims.auth_time);
 
-    // The code is single-use.
+    // The code is single-use; a replay revokes the refresh token its first use gave (RFC 6749
+    // §4.1.2). The access token, a JWT, lives on until it expires.
     await assert.rejects(
       client.authorizationCodeGrant(config, new URL(page.url()), {
         pkceCodeVerifier: first.verifier, expectedState: first.state, expectedNonce: first.nonce,
       }),
       (e) => e.error === 'invalid_grant',
     );
+    await assert.rejects(client.refreshTokenGrant(config, replayed.refresh_token), (e) => e.error === 'invalid_grant');
+
+    // Signed in already, consent remembered: straight back with a new code.
+    const next = await authorizationUrl(config);
+    await page.goto(next.url.href);
+    await page.waitForURL(atCallback);
+    const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
+      pkceCodeVerifier: next.verifier, expectedState: next.state, expectedNonce: next.nonce,
+    });
+    assert.equal(tokens.claims().sub, claims.sub);
 
     const info = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
     assert.equal(info.preferred_username, 'ann');
@@ -171,6 +184,87 @@ describe('OpenID Connect provider with openid-client', () => {
     await page.waitForURL(atCallback);
     assert.equal(new URL(page.url()).searchParams.get('error'), 'login_required');
     assert.equal(new URL(page.url()).searchParams.get('iss'), issuer.href);
+    await context.close();
+  });
+
+  test('a token does at the API only what the user allowed', async () => {
+    const secret = await register(['--client-id', 'rp-scoped', '--name', 'Scoped App', '--redirect-uri', `${rp.base}/cb`]);
+    const config = await discover('rp-scoped', secret, client.ClientSecretBasic(secret));
+    const context = await browser.newContext();
+    const page = await context.newPage();
+
+    /** Asks for `scope`, allows on the consent page; returns the tokens and what was asked. */
+    async function consentFor(scope, { signIn = false } = {}) {
+      const request = await authorizationUrl(config, { scope });
+      await page.goto(request.url.href);
+      if (signIn) {
+        await page.getByLabel('Username or email').fill('ann');
+        await page.getByLabel('Password').fill(PASSWORD);
+        await page.getByRole('button', { name: 'Sign in' }).click();
+      }
+      await page.getByRole('heading', { name: /Allow Scoped App/ }).waitFor();
+      const asked = await page.locator('.scope-list li').allTextContents();
+      await page.getByRole('button', { name: 'Allow' }).click();
+      await page.waitForURL(atCallback);
+      const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
+        pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce,
+      });
+      return { tokens, asked };
+    }
+    const call = (token, method, path, body, headers) =>
+      client.fetchProtectedResource(config, token, new URL(`/api/v1${path}`, server.url), method, body, headers);
+    const json = () => new Headers({ 'content-type': 'application/json' });
+    /** The library sees our 403 and parses its challenge: insufficient_scope, naming `scope`. */
+    const refused = (promise, scope) => assert.rejects(promise, (e) => {
+      assert.ok(e instanceof client.WWWAuthenticateChallengeError, String(e));
+      assert.equal(e.response.status, 403);
+      assert.equal(e.cause[0].scheme, 'bearer');
+      assert.equal(e.cause[0].parameters.error, 'insufficient_scope');
+      assert.equal(e.cause[0].parameters.scope, scope);
+      return true;
+    });
+
+    // Only "know who you are": /me works, nothing else of the user's.
+    const limited = await consentFor('openid', { signIn: true });
+    assert.deepEqual(limited.asked, ['Know who you are on Turtlemen']);
+    assert.equal(limited.tokens.scope, 'openid');
+    assert.equal(limited.tokens.refresh_token, undefined, 'no refresh token without offline_access');
+    const me = await call(limited.tokens.access_token, 'GET', '/me');
+    assert.equal(me.status, 200);
+    assert.equal((await me.json()).username, 'ann');
+
+    // On the site itself (the gateway's first-party session, signed in already), the user
+    // starts a private video (tus creation).
+    await page.goto(`${server.url}/studio/videos`);
+    await page.waitForURL((u) => u.href === `${server.url}/studio/videos`);
+    const [status, id] = await page.evaluate(async (metadata) => {
+      const res = await fetch('/api/v1/uploads', {
+        method: 'POST',
+        headers: { 'tus-resumable': '1.0.0', 'upload-length': '1000', 'upload-metadata': metadata },
+      });
+      return [res.status, res.headers.get('video-id')];
+    }, `filename ${btoa('secret.mp4')},privacy ${btoa('private')}`);
+    assert.equal(status, 201);
+
+    const openidOnly = limited.tokens.access_token;
+    await refused(call(openidOnly, 'GET', '/me/videos'), 'videos:read');
+    await refused(call(openidOnly, 'PATCH', `/videos/${id}`, JSON.stringify({ title: 'pwned' }), json()), 'videos:write');
+    await refused(call(openidOnly, 'PATCH', `/videos/${id}`, JSON.stringify({ privacy: 'public' }), json()), 'videos:write');
+    await refused(call(openidOnly, 'DELETE', `/videos/${id}`), 'videos:write');
+
+    // The user allows videos:write: the consent page says what that means.
+    const writer = await consentFor('openid videos:write');
+    assert.deepEqual(writer.asked, ['Know who you are on Turtlemen', 'Upload, edit and delete your videos']);
+    const write = writer.tokens.access_token;
+    const mine = await call(write, 'GET', '/me/videos');
+    assert.equal(mine.status, 200);
+    const listed = (await mine.json()).videos.find((v) => v.id === id);
+    assert.equal(listed.title, 'secret', 'the refused changes changed nothing');
+    assert.equal(listed.privacy, 'private');
+    const patched = await call(write, 'PATCH', `/videos/${id}`, JSON.stringify({ title: 'renamed' }), json());
+    assert.equal(patched.status, 200);
+    assert.equal((await patched.json()).title, 'renamed');
+    assert.equal((await call(write, 'DELETE', `/videos/${id}`)).status, 204);
     await context.close();
   });
 

@@ -1,17 +1,22 @@
 //! The admin API: the job queue's state (`GET /api/v1/admin/jobs`, one job, and retrying a
 //! queued or failed one now). Only users with the admin role; anyone else is told the route
-//! does not exist (404), so its presence leaks nothing.
+//! does not exist (404), so its presence leaks nothing. An admin's token must also grant the
+//! `admin` scope (the gateway's first-party session always does; a third-party client needs the
+//! admin's consent to it), else 403 `insufficient_scope`.
 
 use crate::ApiState;
-use crate::identity::CurrentUser;
-use axum::extract::{Path, Query, State};
+use crate::identity::{CurrentUser, Scoped, Signed};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use turtlemen_db::jobs::{self, JobFilter, JobState, JobSummary};
 use turtlemen_domain::Role;
 use turtlemen_http::ApiError;
+use turtlemen_identity::Scope;
 use uuid::Uuid;
 
 pub fn routes() -> Router<ApiState> {
@@ -21,9 +26,22 @@ pub fn routes() -> Router<ApiState> {
         .route("/admin/jobs/{id}/retry", post(retry))
 }
 
-/// The caller, if an admin; 404 otherwise.
-fn admin(user: Option<CurrentUser>) -> Result<CurrentUser, ApiError> {
-    user.filter(|u| u.0.role == Role::Admin).ok_or_else(ApiError::not_found)
+/// The caller: an admin whose token grants the `admin` scope. Anyone else is told 404 (the
+/// route does not exist for them); an admin whose token lacks the scope gets 403.
+struct AdminUser(CurrentUser);
+
+impl FromRequestParts<ApiState> for AdminUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Response> {
+        let user = <Scoped<Signed> as OptionalFromRequestParts<ApiState>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?
+            .filter(|u| u.0.0.role == Role::Admin)
+            .ok_or_else(|| ApiError::not_found().into_response())?;
+        user.require(Scope::Admin).map_err(IntoResponse::into_response)?;
+        Ok(AdminUser(user.0))
+    }
 }
 
 /// A job as admins see it.
@@ -69,10 +87,9 @@ struct ListQuery {
 
 async fn list(
     State(st): State<ApiState>,
-    user: Option<CurrentUser>,
+    _admin: AdminUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    admin(user)?;
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
@@ -84,12 +101,7 @@ async fn list(
     Ok(Json(serde_json::json!({ "jobs": jobs })))
 }
 
-async fn one(
-    State(st): State<ApiState>,
-    user: Option<CurrentUser>,
-    Path(id): Path<String>,
-) -> Result<Json<JobView>, ApiError> {
-    admin(user)?;
+async fn one(State(st): State<ApiState>, _admin: AdminUser, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let job = jobs::get(&st.db, id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(job.into()))
@@ -97,10 +109,9 @@ async fn one(
 
 async fn retry(
     State(st): State<ApiState>,
-    user: Option<CurrentUser>,
+    AdminUser(who): AdminUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let who = admin(user)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     if !jobs::retry_now(&st.db, id).await? {
         return Err(ApiError::new(

@@ -1,51 +1,237 @@
-//! Who is calling the API: the access token in `Authorization: Bearer`, verified here against
-//! the issuer's keys (signature, `iss`, `aud`, `exp`) — never a header a client could set, and
-//! no session lookup. A request that bypassed the gateway without a token has no identity.
+//! Who is calling the API, and what they may do: the access token in `Authorization: Bearer`,
+//! verified here against the issuer's keys (signature, `iss`, `aud`, `exp`) — never a header a
+//! client could set, and no session lookup. A request that bypassed the gateway without a
+//! token has no identity.
+//!
+//! A token grants scopes ([`Scope`]); every handler that acts for a user names the one it
+//! needs in its signature, so it cannot be forgotten:
+//! - [`Scoped<S>`] (`Scoped<VideosWrite>`, …): the user, whose token grants `S`'s scope; a
+//!   valid token without it is refused with 403 `insufficient_scope` and `WWW-Authenticate:
+//!   Bearer error="insufficient_scope", scope="…"` (RFC 6750 §3.1). `Scoped<Signed>` needs no
+//!   API scope (`/api/v1/me`). `Option<Scoped<S>>` is `None` for a visitor without a valid
+//!   token *or* whose token lacks the scope: they are treated as anonymous.
+//! - [`CurrentUser`] as an extractor needs every API scope: full access, which only the
+//!   gateway's first-party session has. The server-rendered pages use it; an API handler
+//!   written with it by mistake refuses third-party tokens rather than trusting them.
+//!
+//! Functions that act for a user also check: `user.require(Scope::VideosWrite)?`.
 
 use crate::ApiState;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::marker::PhantomData;
+use std::ops::Deref;
 use turtlemen_db::users::{self, User};
 use turtlemen_domain::UserId;
 use turtlemen_http::ApiError;
+use turtlemen_identity::{Scope, Scopes};
 
-/// The signed-in user; extracting it fails with 401 when there is none.
-pub struct CurrentUser(pub User);
+/// The signed-in user and what their token grants. As an extractor it needs full access
+/// (every API scope); see the module documentation.
+pub struct CurrentUser(pub User, pub Access);
 
-impl FromRequestParts<ApiState> for CurrentUser {
-    type Rejection = ApiError;
+/// What the caller's access token grants and names.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub scopes: Scopes,
+    /// The auth service's session the token was issued in (`sid`).
+    pub session_id: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let claims = state.jwks.verify_access(token.trim()).await.map_err(|e| match e {
-            turtlemen_identity::VerifyError::Keys(_) => ApiError::unavailable("Sign-in is temporarily unavailable."),
-            _ => ApiError::unauthorized(),
-        })?;
-        let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
-        let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
-        Ok(CurrentUser(user))
+impl CurrentUser {
+    /// The user's id.
+    pub fn id(&self) -> UserId {
+        self.0.id
+    }
+
+    /// The scopes the caller's token grants.
+    pub fn scopes(&self) -> &Scopes {
+        &self.1.scopes
+    }
+
+    /// Ok if the token grants `scope`; the 403 `insufficient_scope` refusal otherwise.
+    pub fn require(&self, scope: Scope) -> Result<(), InsufficientScope> {
+        if self.1.scopes.grants(scope) { Ok(()) } else { Err(InsufficientScope(vec![scope])) }
+    }
+
+    /// Ok if the token grants every API scope (the first-party pages).
+    fn require_full_access(&self) -> Result<(), InsufficientScope> {
+        let missing: Vec<Scope> = Scope::api().filter(|s| !self.1.scopes.grants(*s)).collect();
+        if missing.is_empty() { Ok(()) } else { Err(InsufficientScope(missing)) }
     }
 }
 
-/// `Option<CurrentUser>`: the signed-in user, or `None` for a visitor without a valid token
-/// (pages that anyone may see).
+/// A token that lacks the scopes an operation needs (RFC 6750 §3.1).
+#[derive(Debug)]
+pub struct InsufficientScope(pub Vec<Scope>);
+
+impl InsufficientScope {
+    fn scope(&self) -> String {
+        Scopes::from_iter(self.0.iter().copied()).to_string()
+    }
+}
+
+impl From<InsufficientScope> for ApiError {
+    /// The error alone, for code paths that answer with an [`ApiError`] (no challenge header).
+    fn from(e: InsufficientScope) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("The access token does not grant the scope this needs: {}.", e.scope()),
+        )
+    }
+}
+
+impl IntoResponse for InsufficientScope {
+    fn into_response(self) -> Response {
+        let challenge = format!(r#"Bearer error="insufficient_scope", scope="{}""#, self.scope());
+        let mut res = ApiError::from(self).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        res
+    }
+}
+
+/// Why a user could not be extracted.
+#[derive(Debug)]
+pub enum Refused {
+    /// No valid token (401), or the keys are unreachable (503).
+    Token(ApiError),
+    /// A valid token without the scope (403).
+    Scope(InsufficientScope),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Token(e) => e.into_response(),
+            Refused::Scope(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused::Token(e)
+    }
+}
+
+/// The user behind a valid access token, whatever it grants.
+async fn authenticate(parts: &Parts, state: &ApiState) -> Result<CurrentUser, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    let claims = state.jwks.verify_access(token.trim()).await.map_err(|e| match e {
+        turtlemen_identity::VerifyError::Keys(_) => ApiError::unavailable("Sign-in is temporarily unavailable."),
+        _ => ApiError::unauthorized(),
+    })?;
+    let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
+    let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
+    let access = Access { scopes: claims.scopes(), session_id: claims.sid, client_id: claims.client_id };
+    Ok(CurrentUser(user, access))
+}
+
+/// `None` when the request carries no token or an invalid one; other failures stay errors.
+async fn authenticate_optional(parts: &Parts, state: &ApiState) -> Result<Option<CurrentUser>, ApiError> {
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    match authenticate(parts, state).await {
+        Ok(user) => Ok(Some(user)),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl FromRequestParts<ApiState> for CurrentUser {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let user = authenticate(parts, state).await?;
+        user.require_full_access().map_err(Refused::Scope)?;
+        Ok(user)
+    }
+}
+
+/// `Option<CurrentUser>`: the signed-in user with full access, or `None` for a visitor (pages
+/// that anyone may see) — also for a token with less than full access.
 impl OptionalFromRequestParts<ApiState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
-        if !parts.headers.contains_key(header::AUTHORIZATION) {
-            return Ok(None);
+        Ok(authenticate_optional(parts, state).await?.filter(|u| u.require_full_access().is_ok()))
+    }
+}
+
+/// What an operation needs of the caller's token: one scope, or none beyond a valid token.
+pub trait Need: Send + Sync + 'static {
+    /// The scope needed; `None`: any valid access token.
+    const SCOPE: Option<Scope>;
+}
+
+/// Any valid access token (`openid` is always granted): who the caller is, nothing more.
+pub struct Signed;
+/// [`Scope::VideosRead`].
+pub struct VideosRead;
+/// [`Scope::VideosWrite`].
+pub struct VideosWrite;
+/// [`Scope::Admin`].
+pub struct Admin;
+
+impl Need for Signed {
+    const SCOPE: Option<Scope> = None;
+}
+impl Need for VideosRead {
+    const SCOPE: Option<Scope> = Some(Scope::VideosRead);
+}
+impl Need for VideosWrite {
+    const SCOPE: Option<Scope> = Some(Scope::VideosWrite);
+}
+impl Need for Admin {
+    const SCOPE: Option<Scope> = Some(Scope::Admin);
+}
+
+/// The signed-in user, whose token grants what `N` needs; derefs to [`CurrentUser`].
+pub struct Scoped<N: Need>(pub CurrentUser, PhantomData<N>);
+
+impl<N: Need> Scoped<N> {
+    fn check(user: CurrentUser) -> Result<Self, InsufficientScope> {
+        if let Some(scope) = N::SCOPE {
+            user.require(scope)?;
         }
-        match <CurrentUser as FromRequestParts<ApiState>>::from_request_parts(parts, state).await {
-            Ok(user) => Ok(Some(user)),
-            Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(Scoped(user, PhantomData))
+    }
+}
+
+impl<N: Need> Deref for Scoped<N> {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.0
+    }
+}
+
+impl<N: Need> FromRequestParts<ApiState> for Scoped<N> {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        Scoped::check(authenticate(parts, state).await?).map_err(Refused::Scope)
+    }
+}
+
+/// `Option<Scoped<N>>`: `None` for an anonymous visitor, an invalid token, or a token that
+/// does not grant what `N` needs (the caller is then treated as anonymous).
+impl<N: Need> OptionalFromRequestParts<ApiState> for Scoped<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authenticate_optional(parts, state).await?.and_then(|u| Scoped::check(u).ok()))
     }
 }

@@ -2,7 +2,7 @@
 //! server-rendered pages.
 //!
 //! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
-//! [`uploads`] (resumable uploads), [`videos`] (the videos API), [`media`] (signed media URLs
+//! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`] (the videos API), [`media`] (signed media URLs
 //! and delivery), [`views`] (view counting), [`admin`] (the job queue for admins), [`pages`]
 //! (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
@@ -67,14 +67,16 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::not_found() })
 }
 
-/// `GET /api/v1/me`: the signed-in user.
-async fn me(user: identity::CurrentUser) -> Json<serde_json::Value> {
-    let u = user.0;
+/// `GET /api/v1/me`: the signed-in user — any valid access token (no API scope needed); the
+/// email address only with the `email` scope.
+async fn me(user: identity::Scoped<identity::Signed>) -> Json<serde_json::Value> {
+    let u = &user.0.0;
+    let email = user.scopes().grants(turtlemen_identity::Scope::Email).then_some(&u.email);
     Json(serde_json::json!({
         "id": u.id,
         "username": u.username,
         "display_name": u.display_name,
-        "email": u.email,
+        "email": email,
         "role": u.role,
         "created_at": u.created_at,
     }))

@@ -2,11 +2,17 @@
 //!
 //! Written here by hand next to the handlers it describes; the schemas follow the JSON the handlers produce (`VideoView`,
 //! `JobView`, the error body).
+//!
+//! Security: `oauth2` (authorization code at the auth service, with every [`Scope`] and what it
+//! allows), `bearer` (the same access tokens) and `session` (the gateway's cookie, which acts
+//! with every scope). Each operation names the scope it needs; `{}` among its requirements
+//! means anonymous callers are served too.
 
 use axum::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
+use turtlemen_identity::Scope;
 
 /// `GET /api/v1/openapi.json`.
 pub async fn serve() -> impl IntoResponse {
@@ -25,8 +31,42 @@ fn id_param(description: &str) -> Value {
     json!({ "name": "id", "in": "path", "required": true, "description": description, "schema": { "type": "string", "format": "uuid" } })
 }
 
+/// The security requirements of an operation that needs `scope` (`None`: any valid token).
+fn needs(scope: Option<Scope>) -> Value {
+    let scopes: Vec<&str> = scope.map(Scope::as_str).into_iter().collect();
+    json!([{ "oauth2": scopes }, { "bearer": scopes }, { "session": [] }])
+}
+
+/// The same, for an operation anonymous callers may use too (the scope widens what they see).
+fn optional(scope: Scope) -> Value {
+    let mut all = needs(Some(scope));
+    if let Some(list) = all.as_array_mut() {
+        list.insert(0, json!({}));
+    }
+    all
+}
+
+/// The OAuth 2.0 scheme: authorization code with PKCE at the auth service, every scope.
+fn oauth2_scheme() -> Value {
+    let scopes: serde_json::Map<String, Value> =
+        Scope::ALL.iter().map(|s| (s.as_str().to_owned(), Value::from(s.description()))).collect();
+    json!({
+        "type": "oauth2",
+        "description": "Access tokens from the auth service (OpenID Connect discovery at /auth/.well-known/openid-configuration). A token lacking the scope an operation needs gets 403 `insufficient_scope` with `WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"…\"`. Third-party clients get what the user consented to; the gateway's own session holds every scope. A refresh token comes only with `offline_access`.",
+        "flows": { "authorizationCode": {
+            "authorizationUrl": "/auth/authorize",
+            "tokenUrl": "/auth/token",
+            "refreshUrl": "/auth/token",
+            "scopes": scopes
+        } }
+    })
+}
+
 /// The whole document.
 pub fn document() -> Value {
+    let e403 = error_response(
+        "`insufficient_scope`: the access token does not grant the scope this needs (see `WWW-Authenticate`).",
+    );
     let resumable = tus_header("Tus-Resumable", "Always 1.0.0.");
     let e400 = error_response("Malformed request; `message` says what to fix.");
     let e401 = error_response("Not signed in.");
@@ -41,19 +81,21 @@ pub fn document() -> Value {
             "description": "Videos, uploads (tus 1.0.0) and playback. Behind the gateway a browser session is enough; API clients send `Authorization: Bearer <access token>` issued by the auth service at /auth. Errors are `{\"error\": code, \"message\": text}`."
         },
         "servers": [{ "url": "/api/v1" }],
-        "security": [{ "bearer": [] }, { "session": [] }],
+        "security": needs(None),
         "paths": {
             "/me": { "get": {
-                "summary": "The signed-in user.",
+                "summary": "The signed-in user: any valid access token (`openid`); `email` only with the `email` scope.",
+                "security": needs(None),
                 "responses": { "200": { "description": "The user.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/User" } } } }, "401": e401 }
             } },
             "/me/videos": { "get": {
                 "summary": "The signed-in user's videos, newest first.",
+                "security": needs(Some(Scope::VideosRead)),
                 "parameters": [
                     { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100 } },
                     { "name": "before", "in": "query", "description": "Only videos created before this time (paging).", "schema": { "type": "string", "format": "date-time" } }
                 ],
-                "responses": { "200": { "description": "Videos.", "content": { "application/json": { "schema": video_list } } }, "401": e401 }
+                "responses": { "200": { "description": "Videos.", "content": { "application/json": { "schema": video_list } } }, "401": e401, "403": e403 }
             } },
             "/videos": { "get": {
                 "summary": "Public videos that can be played.",
@@ -66,26 +108,28 @@ pub fn document() -> Value {
             } },
             "/videos/{id}": {
                 "get": {
-                    "summary": "One video. Private videos exist only for their owner.",
-                    "security": [],
+                    "summary": "One video. Private videos exist only for their owner, whose token grants `videos:read`.",
+                    "security": optional(Scope::VideosRead),
                     "parameters": [id_param("The video.")],
                     "responses": { "200": { "description": "The video.", "content": { "application/json": { "schema": video } } }, "404": e404 }
                 },
                 "patch": {
                     "summary": "Changes a video's metadata (owner or admin). JSON only.",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [id_param("The video.")],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/MetadataPatch" } } } },
-                    "responses": { "200": { "description": "The changed video.", "content": { "application/json": { "schema": video } } }, "400": e400, "401": e401, "404": e404, "415": error_response("The body is not JSON.") }
+                    "responses": { "200": { "description": "The changed video.", "content": { "application/json": { "schema": video } } }, "400": e400, "401": e401, "403": e403, "404": e404, "415": error_response("The body is not JSON.") }
                 },
                 "delete": {
                     "summary": "Deletes a video and every stored file of it (owner or admin).",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [id_param("The video.")],
-                    "responses": { "204": { "description": "Deleted." }, "401": e401, "404": e404 }
+                    "responses": { "204": { "description": "Deleted." }, "401": e401, "403": e403, "404": e404 }
                 }
             },
             "/videos/{id}/views": { "post": {
-                "summary": "Reports a view; counted once per viewer per hour.",
-                "security": [],
+                "summary": "Reports a view; counted once per viewer per hour (per user with `videos:write`, else per address).",
+                "security": optional(Scope::VideosWrite),
                 "parameters": [id_param("The video.")],
                 "responses": { "204": { "description": "Reported." }, "400": e400, "404": e404 }
             } },
@@ -97,6 +141,7 @@ pub fn document() -> Value {
                 },
                 "post": {
                     "summary": "tus creation (with upload): a new upload and its video, in state `uploading`.",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [
                         resumable,
                         tus_header("Upload-Length", "The file's size in bytes, 1 to Tus-Max-Size."),
@@ -105,7 +150,7 @@ pub fn document() -> Value {
                     "requestBody": { "required": false, "content": { "application/offset+octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": {
                         "201": { "description": "Created; `Location` is the upload's URL, `Video-Id` its video, `Upload-Expires` when it lapses, `Upload-Offset` the bytes received with the creation." },
-                        "400": e400, "401": e401, "412": error_response("Not tus 1.0.0."),
+                        "400": e400, "401": e401, "403": e403, "412": error_response("Not tus 1.0.0."),
                         "413": error_response("Too large, or over the user's total or daily quota.")
                     }
                 }
@@ -113,11 +158,13 @@ pub fn document() -> Value {
             "/uploads/{id}": {
                 "head": {
                     "summary": "tus: the upload's committed offset (`Upload-Offset`), length and expiry.",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [id_param("The upload."), resumable.clone()],
-                    "responses": { "200": { "description": "Offset in the headers." }, "404": e404, "410": error_response("Expired.") }
+                    "responses": { "200": { "description": "Offset in the headers." }, "403": e403, "404": e404, "410": error_response("Expired.") }
                 },
                 "patch": {
                     "summary": "tus: appends a chunk at `Upload-Offset`, optionally checked by `Upload-Checksum` (sha1, sha256).",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [id_param("The upload."), resumable.clone(), tus_header("Upload-Offset", "Where the chunk starts; must equal the committed offset.")],
                     "requestBody": { "required": true, "content": { "application/offset+octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": {
@@ -127,33 +174,37 @@ pub fn document() -> Value {
                         "415": error_response("Not application/offset+octet-stream."),
                         "423": error_response("Another request is writing to this upload."),
                         "460": error_response("Checksum mismatch; the chunk was discarded."),
-                        "404": e404, "410": error_response("Expired.")
+                        "403": e403, "404": e404, "410": error_response("Expired.")
                     }
                 },
                 "delete": {
                     "summary": "tus termination: abandons an unfinished upload and its video.",
+                    "security": needs(Some(Scope::VideosWrite)),
                     "parameters": [id_param("The upload."), resumable],
-                    "responses": { "204": { "description": "Gone." }, "404": e404, "409": error_response("Complete: delete the video instead."), "423": error_response("A chunk is being written.") }
+                    "responses": { "204": { "description": "Gone." }, "403": e403, "404": e404, "409": error_response("Complete: delete the video instead."), "423": error_response("A chunk is being written.") }
                 }
             },
             "/admin/jobs": { "get": {
                 "summary": "The job queue (admins only; 404 to anyone else).",
+                "security": needs(Some(Scope::Admin)),
                 "parameters": [
                     { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["queued", "running", "succeeded", "failed"] } },
                     { "name": "kind", "in": "query", "schema": { "type": "string" } },
                     { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500 } }
                 ],
-                "responses": { "200": { "description": "Jobs, newest first.", "content": { "application/json": { "schema": { "type": "object", "properties": { "jobs": { "type": "array", "items": { "$ref": "#/components/schemas/Job" } } } } } } }, "400": e400, "404": e404 }
+                "responses": { "200": { "description": "Jobs, newest first.", "content": { "application/json": { "schema": { "type": "object", "properties": { "jobs": { "type": "array", "items": { "$ref": "#/components/schemas/Job" } } } } } } }, "400": e400, "403": e403, "404": e404 }
             } },
             "/admin/jobs/{id}": { "get": {
                 "summary": "One job (admins only).",
+                "security": needs(Some(Scope::Admin)),
                 "parameters": [id_param("The job.")],
-                "responses": { "200": { "description": "The job.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Job" } } } }, "404": e404 }
+                "responses": { "200": { "description": "The job.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Job" } } } }, "403": e403, "404": e404 }
             } },
             "/admin/jobs/{id}/retry": { "post": {
                 "summary": "Runs a queued or failed job again now (admins only).",
+                "security": needs(Some(Scope::Admin)),
                 "parameters": [id_param("The job.")],
-                "responses": { "204": { "description": "Queued." }, "404": e404, "409": error_response("Running or succeeded jobs are not retried.") }
+                "responses": { "204": { "description": "Queued." }, "403": e403, "404": e404, "409": error_response("Running or succeeded jobs are not retried.") }
             } },
             "/openapi.json": { "get": {
                 "summary": "This document.",
@@ -163,6 +214,7 @@ pub fn document() -> Value {
         },
         "components": {
             "securitySchemes": {
+                "oauth2": oauth2_scheme(),
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068) from the auth service" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "turtlemen_session", "description": "The gateway's session (browsers)." }
             },
@@ -219,6 +271,32 @@ pub fn document() -> Value {
 
 #[cfg(test)]
 mod tests {
+    use turtlemen_identity::Scope;
+
+    #[test]
+    fn every_operation_names_known_scopes_and_every_scope_is_described() {
+        let doc = super::document();
+        let scopes = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"]["scopes"];
+        for s in Scope::ALL {
+            assert_eq!(scopes[s.as_str()], s.description(), "{s}");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let security = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+                for requirement in security {
+                    for needed in requirement.get("oauth2").and_then(|v| v.as_array()).into_iter().flatten() {
+                        let name = needed.as_str().unwrap();
+                        assert!(Scope::parse(name).is_some(), "{method} {path}: {name}");
+                        seen.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        let api: std::collections::BTreeSet<String> = Scope::api().map(|s| s.as_str().to_owned()).collect();
+        assert_eq!(seen, api, "every API scope is needed somewhere");
+    }
+
     #[test]
     fn it_is_openapi_3_1_with_resolvable_references() {
         let doc = super::document();

@@ -13,8 +13,10 @@
 //!
 //! Staging is local to the API instance that received the creation; several API servers need
 //! sticky routing by upload id or a shared `uploads/` folder.
+//!
+//! Every upload request acts for the user and needs `videos:write` ([`Uploader`]).
 
-use crate::identity::CurrentUser;
+use crate::identity::{CurrentUser, Refused, Scoped, VideosWrite};
 use crate::staging::StagingWriter;
 use crate::tus::{self, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET};
 use crate::{ApiState, videos};
@@ -65,6 +67,19 @@ fn tus_error(e: ApiError) -> Response {
     res
 }
 
+/// The user an upload request acts for (a token granting `videos:write`), or why not.
+type Uploader = Result<Scoped<VideosWrite>, Refused>;
+
+/// A refused caller's answer, with the tus headers, once the body is drained.
+async fn refuse(refused: Refused, body: Option<Body>) -> Response {
+    if let Some(body) = body {
+        drain(body).await;
+    }
+    let mut res = refused.into_response();
+    tus_headers(res.headers_mut());
+    res
+}
+
 fn num(n: u64) -> HeaderValue {
     HeaderValue::from(n)
 }
@@ -86,7 +101,11 @@ fn staging_path(st: &ApiState, id: Uuid) -> PathBuf {
 }
 
 /// `POST /api/v1/uploads`: a new upload (and its video), optionally with its first bytes.
-async fn create(State(st): State<ApiState>, user: CurrentUser, headers: HeaderMap, mut body: Body) -> Response {
+async fn create(State(st): State<ApiState>, user: Uploader, headers: HeaderMap, mut body: Body) -> Response {
+    let user = match user {
+        Ok(user) => user,
+        Err(refused) => return refuse(refused, Some(body)).await,
+    };
     match create_inner(&st, &user, &headers, &mut body).await {
         Ok(res) => res,
         Err(e) => {
@@ -195,7 +214,11 @@ async fn own_upload(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Uploa
 }
 
 /// `HEAD /api/v1/uploads/{id}`: how many bytes the server has.
-async fn offset(State(st): State<ApiState>, user: CurrentUser, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn offset(State(st): State<ApiState>, user: Uploader, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let user = match user {
+        Ok(user) => user,
+        Err(refused) => return refuse(refused, None).await,
+    };
     let result = async {
         tus::check_resumable(&headers)?;
         let upload = own_upload(&st, &user, &id).await?;
@@ -229,11 +252,15 @@ async fn offset(State(st): State<ApiState>, user: CurrentUser, Path(id): Path<St
 /// `PATCH /api/v1/uploads/{id}`: appends a chunk at `Upload-Offset`.
 async fn append(
     State(st): State<ApiState>,
-    user: CurrentUser,
+    user: Uploader,
     Path(id): Path<String>,
     headers: HeaderMap,
     mut body: Body,
 ) -> Response {
+    let user = match user {
+        Ok(user) => user,
+        Err(refused) => return refuse(refused, Some(body)).await,
+    };
     let result = async {
         tus::check_resumable(&headers)?;
         if !tus::is_chunk(&headers) {
@@ -504,12 +531,11 @@ pub async fn finish(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
 }
 
 /// `DELETE /api/v1/uploads/{id}`: abandons an unfinished upload, its bytes and its video.
-async fn terminate(
-    State(st): State<ApiState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn terminate(State(st): State<ApiState>, user: Uploader, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let user = match user {
+        Ok(user) => user,
+        Err(refused) => return refuse(refused, None).await,
+    };
     let result = async {
         tus::check_resumable(&headers)?;
         let upload = own_upload(&st, &user, &id).await?;

@@ -3,8 +3,12 @@
 //! Visibility: a public or unlisted video is visible to anyone who names it (unlisted ones are
 //! never listed); a private one only to its owner — to anyone else it does not exist (404).
 //! Media URLs in the answers are signed ([`crate::media`]), so playback needs no further check.
+//!
+//! Scopes ([`crate::identity`]): seeing one's own private videos and `me/videos` needs
+//! `videos:read`; `PATCH`, `DELETE` and a view counted for the user need `videos:write` (a
+//! token without it counts as anonymous). A token without `videos:read` is a visitor here.
 
-use crate::identity::CurrentUser;
+use crate::identity::{CurrentUser, Scoped, VideosRead, VideosWrite};
 use crate::{ApiState, media};
 use axum::Json;
 use axum::Router;
@@ -17,6 +21,7 @@ use std::collections::BTreeMap;
 use turtlemen_db::videos::{self as rows, Listing, Metadata, Privacy, Video, VideoState};
 use turtlemen_domain::Role;
 use turtlemen_http::ApiError;
+use turtlemen_identity::Scope;
 use turtlemen_storage::StorageKey;
 use uuid::Uuid;
 
@@ -172,11 +177,12 @@ pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> R
 
 async fn one(
     State(st): State<ApiState>,
-    viewer: Option<CurrentUser>,
+    viewer: Option<Scoped<VideosRead>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let v = visible(&st, &id, viewer.as_ref()).await?;
-    let mut res = Json(VideoView::build(&st, &v, viewer.as_ref())).into_response();
+    let viewer = viewer.as_deref();
+    let v = visible(&st, &id, viewer).await?;
+    let mut res = Json(VideoView::build(&st, &v, viewer)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
     Ok(res)
 }
@@ -195,7 +201,7 @@ struct VideoList {
 
 async fn list_public(
     State(st): State<ApiState>,
-    viewer: Option<CurrentUser>,
+    viewer: Option<Scoped<VideosRead>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<VideoList>, ApiError> {
     let listing = match q.sort.as_deref() {
@@ -205,17 +211,17 @@ async fn list_public(
     };
     let limit = q.limit.unwrap_or(24).clamp(1, 100);
     let videos = rows::list_public(&st.db, listing, limit).await?;
-    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, viewer.as_ref())).collect() }))
+    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, viewer.as_deref())).collect() }))
 }
 
 async fn mine(
     State(st): State<ApiState>,
-    user: CurrentUser,
+    user: Scoped<VideosRead>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<VideoList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 100);
-    let videos = rows::list_by_owner(&st.db, user.0.id, q.before, limit).await?;
-    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, Some(&user))).collect() }))
+    let videos = rows::list_by_owner(&st.db, user.id(), q.before, limit).await?;
+    Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, Some(&*user))).collect() }))
 }
 
 /// A metadata change: every field optional.
@@ -354,8 +360,10 @@ async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Video, A
     rows::get(&st.db, id).await?.filter(|v| may_manage(v, user)).ok_or_else(ApiError::not_found)
 }
 
-/// Changes a video's metadata. The owner (or an admin) applies the change.
+/// Changes a video's metadata. The owner (or an admin) applies the change, with a token that
+/// grants `videos:write`.
 pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: MetadataPatch) -> Result<Video, ApiError> {
+    user.require(Scope::VideosWrite)?;
     let v = managed(st, id, user).await?;
     let m = patch.apply(&metadata_of(&v))?;
     rows::update_metadata(&st.db, v.id, &m).await?;
@@ -365,7 +373,7 @@ pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: Metadata
 /// `PATCH /api/v1/videos/{id}` with a JSON body (a cross-site form cannot send one).
 async fn edit(
     State(st): State<ApiState>,
-    user: CurrentUser,
+    user: Scoped<VideosWrite>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
@@ -384,12 +392,13 @@ async fn edit(
     let patch: MetadataPatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("The body is not a valid change: {e}")))?;
     let v = update(&st, &user, &id, patch).await?;
-    Ok(Json(VideoView::build(&st, &v, Some(&user))))
+    Ok(Json(VideoView::build(&st, &v, Some(&*user))))
 }
 
 /// Deletes a video and every stored object of it (original, HLS output, thumbnails), then its
-/// row; an unfinished upload's staging bytes go too.
+/// row; an unfinished upload's staging bytes go too. Needs `videos:write`.
 pub async fn delete(st: &ApiState, user: &CurrentUser, id: &str) -> Result<(), ApiError> {
+    user.require(Scope::VideosWrite)?;
     let v = managed(st, id, user).await?;
     for upload in turtlemen_db::uploads::for_video(&st.db, v.id).await? {
         crate::uploads::discard(st, &upload).await?;
@@ -400,25 +409,29 @@ pub async fn delete(st: &ApiState, user: &CurrentUser, id: &str) -> Result<(), A
     Ok(())
 }
 
-async fn remove(State(st): State<ApiState>, user: CurrentUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(st): State<ApiState>,
+    user: Scoped<VideosWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     delete(&st, &user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/videos/{id}/views`: the player reports a view; counted once per viewer per
-/// window, written in batches.
+/// window, written in batches. It counts for the user only with `videos:write`.
 async fn view(
     State(st): State<ApiState>,
-    viewer: Option<CurrentUser>,
+    viewer: Option<Scoped<VideosRead>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
 ) -> Result<StatusCode, ApiError> {
-    let v = visible(&st, &id, viewer.as_ref()).await?;
+    let v = visible(&st, &id, viewer.as_deref()).await?;
     if !v.playable {
         return Err(ApiError::bad_request("not_playable", "This video cannot be played yet."));
     }
-    let who = match &viewer {
+    let who = match viewer.as_deref().filter(|u| u.require(Scope::VideosWrite).is_ok()) {
         Some(u) => format!("user:{}", u.0.id.0),
         None => {
             let ip = crate::views::client_ip(&headers, peer);

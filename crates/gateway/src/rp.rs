@@ -105,7 +105,7 @@ impl RelyingParty {
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.config.client_id)
             .append_pair("redirect_uri", &self.redirect_uri())
-            .append_pair("scope", "openid profile email offline_access")
+            .append_pair("scope", &turtlemen_identity::Scopes::all().to_string())
             .append_pair("state", state)
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", &challenge(verifier))

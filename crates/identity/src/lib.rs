@@ -8,11 +8,15 @@
 //!
 //! [`Transport`] is how the issuer is reached: over HTTP, or in-process when every role runs
 //! in one binary (the same requests and responses, without the network).
+//!
+//! [`Scope`] is the one list of the scopes a token can carry, with what each allows in words.
 
 mod jwks;
+pub mod scope;
 mod transport;
 
 pub use jwks::{Jwks, VerifyError};
+pub use scope::{Scope, Scopes};
 pub use transport::{Http, InProcess, Transport, TransportError};
 
 use serde::{Deserialize, Serialize};
@@ -40,4 +44,11 @@ pub struct AccessClaims {
     pub email: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+impl AccessClaims {
+    /// The scopes the token grants (unknown names dropped).
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse(&self.scope)
+    }
 }

@@ -7,7 +7,7 @@
 //! single-use (taken atomically from the store) and live 60 seconds.
 
 use crate::login::page;
-use crate::oidc::{describe_scope, normalize_scope, scope_covers};
+use crate::oidc::{describe_scope, granted_scope, normalize_scope, scope_covers};
 use crate::util::{Requester, hash_token, random_token};
 use crate::{AuthState, sso};
 use axum::extract::{Form, Query, State};
@@ -222,7 +222,7 @@ async fn issue_code(state: &AuthState, c: &Checked, session: &AuthSession, user:
         redirect_uri: c.redirect_uri.to_string(),
         user_id: user.id.0,
         session_id: session.id,
-        scope: c.scope.clone(),
+        scope: granted_scope(&c.client, &c.scope),
         nonce: c.nonce.clone(),
         code_challenge: c.code_challenge.clone(),
         auth_time: session.auth_time.timestamp(),
@@ -340,7 +340,10 @@ pub async fn post_consent(
             c.state.as_deref(),
         ));
     }
-    consents::grant(&state.db, user.id, &c.client.client_id, &c.scope).await?;
+    // What the user allowed before stays allowed: the remembered consent grows.
+    let before = consents::find(&state.db, user.id, &c.client.client_id).await?.unwrap_or_default();
+    let remembered = normalize_scope(&format!("{before} {}", c.scope));
+    consents::grant(&state.db, user.id, &c.client.client_id, &remembered).await?;
     turtlemen_db::audit::record(
         &state.db,
         Some(user.id),

@@ -27,7 +27,7 @@ pub async fn configuration(State(state): State<AuthState>) -> Response {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": crate::oidc::SUPPORTED_SCOPES,
+        "scopes_supported": crate::oidc::supported_scopes(),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid",
                              "preferred_username", "name", "email", "email_verified", "groups"],
         "prompt_values_supported": ["none", "login", "consent"],

@@ -1,4 +1,10 @@
 //! The OpenID Connect provider endpoints.
+//!
+//! Scopes come from one list, [`turtlemen_identity::Scope`]: the OpenID Connect ones (`openid`,
+//! `profile`, `email`, `offline_access`) and the API's (`videos:read`, `videos:write`, `admin`).
+//! A third-party client gets what the user consented to; a first-party client (the gateway)
+//! needs no consent and always holds every API scope. A refresh token is issued only for
+//! `offline_access`.
 
 pub mod authorize;
 pub mod discovery;
@@ -7,28 +13,33 @@ pub mod logout;
 pub mod token;
 pub mod userinfo;
 
-/// Scopes this provider knows; others are dropped from a request.
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+use turtlemen_db::clients::Client;
+use turtlemen_identity::{Scope, Scopes};
+
+/// The names of the scopes this provider knows (discovery's `scopes_supported`); others are
+/// dropped from a request.
+pub fn supported_scopes() -> Vec<&'static str> {
+    Scope::ALL.iter().map(|s| s.as_str()).collect()
+}
 
 /// The requested scopes we support, in a stable order, space-separated.
 pub fn normalize_scope(requested: &str) -> String {
-    let asked: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
-    SUPPORTED_SCOPES.iter().filter(|s| asked.contains(s)).copied().collect::<Vec<_>>().join(" ")
+    Scopes::parse(requested).to_string()
 }
 
 /// Whether `granted` (space-separated) covers every scope in `wanted`.
 pub fn scope_covers(granted: &str, wanted: &str) -> bool {
-    let granted: Vec<&str> = granted.split(' ').collect();
-    wanted.split(' ').filter(|s| !s.is_empty()).all(|s| granted.contains(&s))
+    Scopes::parse(granted).covers(&Scopes::parse(wanted))
+}
+
+/// The scope a token for `client` carries when `asked` was granted: a first-party client
+/// holds every API scope whatever it asked (it acts for the user on the user's own pages).
+pub fn granted_scope(client: &Client, asked: &str) -> String {
+    let scopes = Scopes::parse(asked);
+    if client.first_party { scopes.with(Scope::api()) } else { scopes }.to_string()
 }
 
 /// What a scope lets a client do, for the consent page.
 pub fn describe_scope(scope: &str) -> Option<&'static str> {
-    match scope {
-        "openid" => Some("Know who you are on Turtlemen"),
-        "profile" => Some("See your username, display name and role"),
-        "email" => Some("See your email address"),
-        "offline_access" => Some("Stay connected while you are away"),
-        _ => None,
-    }
+    Scope::parse(scope).map(Scope::description)
 }

@@ -2,8 +2,18 @@
 //! introspection (RFC 7662), with client authentication by `client_secret_basic`,
 //! `client_secret_post`, or none for public clients.
 //!
-//! Refresh tokens rotate on every use. Presenting one that was already used revokes its whole
-//! family (every token descended from the same sign-in) and is logged as a security event.
+//! A refresh token is issued only when the grant includes `offline_access`. Refresh tokens
+//! rotate on every use. Presenting one that was already used revokes its whole family (every
+//! token descended from the same sign-in) and is logged as a security event.
+//!
+//! An authorization code is single-use (RFC 6749 §4.1.2): its first redemption leaves a marker
+//! in the session store, for as long as the code could have lived, naming the refresh-token
+//! family it started; a second redemption is refused and revokes that family. Access tokens
+//! already issued are JWTs and stay valid until they expire (minutes); nothing recalls them.
+//!
+//! Introspection (RFC 7662) answers a client about its own tokens only; a first-party client
+//! (the gateway, this instance's resource server) may introspect any. Everyone else is told
+//! `{"active": false}`.
 
 use crate::AuthState;
 use crate::oidc::authorize::CodeGrant;
@@ -24,6 +34,7 @@ use turtlemen_db::refresh_tokens::{self, NewRefreshToken};
 use turtlemen_db::users::{self, User};
 use turtlemen_db::{audit, auth_sessions};
 use turtlemen_domain::{Role, UserId};
+use turtlemen_identity::{Scope, Scopes};
 
 /// The fields of every request to these endpoints.
 #[derive(Debug, Default, Deserialize)]
@@ -101,8 +112,8 @@ struct Grant<'a> {
     auth_time: i64,
     scope: &'a str,
     nonce: Option<String>,
-    /// The refresh-token family this response continues; `None` starts one.
-    family: Option<uuid::Uuid>,
+    /// The refresh-token family this response continues or starts.
+    family: uuid::Uuid,
 }
 
 /// Mints the access token, ID token and a new refresh token for one grant.
@@ -142,28 +153,31 @@ async fn issue(state: &AuthState, g: Grant<'_>) -> Result<Response, OAuthError> 
         email_verified: has("email").then_some(user.email_verified),
         groups: has("profile").then(|| groups(user)),
     };
-    let refresh = random_token(32);
-    refresh_tokens::create(
-        &state.db,
-        &NewRefreshToken {
-            token_hash: &hash_token(&refresh),
-            family_id: family,
-            session_id,
-            client_id: &client.client_id,
-            user_id: user.id,
-            scope,
-            expires_at: now + state.settings.refresh_token_ttl,
-        },
-    )
-    .await?;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "access_token": state.signer.sign_access(&access),
         "token_type": "Bearer",
         "expires_in": state.settings.access_token_ttl.num_seconds(),
         "id_token": state.signer.sign_id_for(&client.id_token_alg, &id),
-        "refresh_token": refresh,
         "scope": scope,
     });
+    // Only `offline_access` earns a refresh token (OpenID Connect Core §11).
+    if Scopes::parse(scope).contains(Scope::OfflineAccess) {
+        let refresh = random_token(32);
+        refresh_tokens::create(
+            &state.db,
+            &NewRefreshToken {
+                token_hash: &hash_token(&refresh),
+                family_id: Some(family),
+                session_id,
+                client_id: &client.client_id,
+                user_id: user.id,
+                scope,
+                expires_at: now + state.settings.refresh_token_ttl,
+            },
+        )
+        .await?;
+        body["refresh_token"] = refresh.into();
+    }
     Ok(no_store(Json(body).into_response()))
 }
 
@@ -197,24 +211,83 @@ async fn token_inner(
 ) -> Result<Response, OAuthError> {
     let client = authenticate(state, headers, &form).await?;
     match form.grant_type.as_deref() {
-        Some("authorization_code") => code_grant(state, &client, &form).await,
+        Some("authorization_code") => code_grant(state, &client, &form, who).await,
         Some("refresh_token") => refresh_grant(state, &client, &form, who).await,
         Some(_) => Err(OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token")),
         None => Err(OAuthError::invalid_request("grant_type is required")),
     }
 }
 
-async fn code_grant(state: &AuthState, client: &Client, form: &TokenForm) -> Result<Response, OAuthError> {
+/// What the first redemption of a code leaves behind, under `code-used:{hash}`.
+#[derive(Debug, serde::Serialize, Deserialize)]
+struct UsedCode {
+    /// The refresh-token family the redemption started.
+    family: uuid::Uuid,
+    user_id: Option<uuid::Uuid>,
+}
+
+/// Takes the code for this redemption, or refuses it. The first redemption claims the code's
+/// marker (set-if-absent, so of two concurrent ones exactly one wins) before taking the code;
+/// a later one flags the code as replayed, then finds the marker and revokes the refresh-token
+/// family the first one started. (The first one looks for that flag once its tokens exist,
+/// so a replay racing it revokes them too: see [`code_grant`].)
+async fn redeem(
+    state: &AuthState,
+    client: &Client,
+    code: &str,
+    family: uuid::Uuid,
+    who: &Requester,
+) -> Result<CodeGrant, OAuthError> {
+    let refused = || OAuthError::invalid_grant("the code is invalid, expired or already used");
+    let key = hash_token(code);
+    let marker = format!("code-used:{key}");
+    let mine = serde_json::to_vec(&UsedCode { family, user_id: None }).map_err(|_| refused())?;
+    if !state.store.set_if_absent(&marker, &mine, state.settings.code_ttl).await? {
+        state.store.set(&format!("code-replayed:{key}"), b"1", state.settings.code_ttl).await?;
+        let first = state.store.get(&marker).await?.and_then(|b| serde_json::from_slice::<UsedCode>(&b).ok());
+        if let Some(first) = first {
+            let revoked = refresh_tokens::revoke_family(&state.db, first.family).await?;
+            if let Some(user) = first.user_id {
+                audit::record(
+                    &state.db,
+                    Some(UserId(user)),
+                    "authorization_code_reuse",
+                    &who.ip,
+                    &who.user_agent,
+                    &client.client_id,
+                )
+                .await?;
+            }
+            tracing::warn!(client.id = %client.client_id, tokens.revoked = revoked, "authorization code replayed; family revoked");
+        }
+        return Err(refused());
+    }
+    let grant =
+        state.store.take(&format!("code:{key}")).await?.and_then(|b| serde_json::from_slice::<CodeGrant>(&b).ok());
+    let Some(grant) = grant else {
+        // No such code (or expired): nothing to remember.
+        state.store.delete(&marker).await?;
+        return Err(refused());
+    };
+    let used = serde_json::to_vec(&UsedCode { family, user_id: Some(grant.user_id) }).map_err(|_| refused())?;
+    state.store.set(&marker, &used, state.settings.code_ttl).await?;
+    Ok(grant)
+}
+
+async fn code_grant(
+    state: &AuthState,
+    client: &Client,
+    form: &TokenForm,
+    who: &Requester,
+) -> Result<Response, OAuthError> {
     let code = form
         .code
         .as_deref()
         .filter(|c| c.len() <= 128)
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    // Taken atomically: a second redemption of the same code finds nothing.
-    let stored = state.store.take(&format!("code:{}", hash_token(code))).await?;
-    let grant: CodeGrant = stored
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
+    let family = uuid::Uuid::now_v7();
+    let grant = redeem(state, client, code, family, who).await?;
+    let replayed = format!("code-replayed:{}", hash_token(code));
     if grant.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("the code was issued to another client"));
     }
@@ -250,9 +323,15 @@ async fn code_grant(state: &AuthState, client: &Client, form: &TokenForm) -> Res
         auth_time: grant.auth_time,
         scope: &grant.scope,
         nonce: grant.nonce,
-        family: None,
+        family,
     };
-    issue(state, g).await
+    let res = issue(state, g).await?;
+    // A replay that raced this redemption may have revoked the family before it had a token.
+    if state.store.get(&replayed).await?.is_some() {
+        refresh_tokens::revoke_family(&state.db, family).await?;
+        return Err(OAuthError::invalid_grant("the code was used twice"));
+    }
+    Ok(res)
 }
 
 async fn refresh_grant(
@@ -302,6 +381,9 @@ async fn refresh_grant(
             asked
         }
     };
+    // A first-party client's tokens carry every API scope, also when its refresh token is
+    // older than some of them.
+    let scope = crate::oidc::granted_scope(client, &scope);
     let user = users::find_by_id(&state.db, token.user_id).await?.ok_or_else(invalid)?;
     auth_sessions::touch(&state.db, session.id).await?;
     let g = Grant {
@@ -311,7 +393,7 @@ async fn refresh_grant(
         auth_time: session.auth_time.timestamp(),
         scope: &scope,
         nonce: None,
-        family: Some(token.family_id),
+        family: token.family_id,
     };
     issue(state, g).await
 }
@@ -342,7 +424,8 @@ pub async fn revoke(
     }
 }
 
-/// RFC 7662: whether a token is active, and what it carries, for confidential clients.
+/// RFC 7662: whether a token is active, and what it carries, for confidential clients — about
+/// their own tokens only, except for first-party clients, which may ask about any.
 pub async fn introspect(
     State(state): State<AuthState>,
     headers: HeaderMap,
@@ -359,7 +442,11 @@ pub async fn introspect(
         if token.len() > 8192 {
             return Ok(inactive);
         }
+        let may_see = |owner: &str| client.first_party || owner == client.client_id;
         if let Ok(claims) = state.signer.verify_access(token, &state.issuer) {
+            if !may_see(&claims.client_id) {
+                return Ok(inactive);
+            }
             return Ok(serde_json::json!({
                 "active": true, "token_type": "Bearer", "scope": claims.scope, "client_id": claims.client_id,
                 "username": claims.preferred_username, "sub": claims.sub, "aud": claims.aud, "iss": claims.iss,
@@ -368,6 +455,7 @@ pub async fn introspect(
         }
         if token.len() <= 128
             && let Some(t) = refresh_tokens::find(&state.db, &hash_token(token)).await?
+            && may_see(&t.client_id)
         {
             let now = Utc::now();
             let session_live = auth_sessions::find(&state.db, t.session_id)

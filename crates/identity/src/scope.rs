@@ -1,0 +1,192 @@
+//! The scopes an access token can carry: the one list of every scope the auth service grants,
+//! what each lets a client do in words (the consent page shows them), and which of them are
+//! the API's.
+//!
+//! A new API area (comments, channels, subscriptions…) adds its variants to [`Scope`] and to
+//! [`Scope::ALL`]; the auth service then offers them (discovery, authorization, consent), the
+//! gateway's first-party client asks for them, and the OpenAPI document lists them — the API
+//! handlers name the scope they need with `Scoped<…>` in `turtlemen-api`.
+
+use std::fmt;
+
+/// One scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// OpenID Connect: who the user is (`sub`). Every request carries it.
+    OpenId,
+    /// The profile claims: username, display name, role.
+    Profile,
+    /// The email claims.
+    Email,
+    /// A refresh token: the client keeps access while the user is away.
+    OfflineAccess,
+    /// Read the user's own videos, private ones included (`/api/v1/me/videos`, a private
+    /// video by id).
+    VideosRead,
+    /// Upload, edit and delete the user's videos (tus uploads, `PATCH`, `DELETE`). Includes
+    /// [`Scope::VideosRead`].
+    VideosWrite,
+    /// Act as an administrator, for users with the admin role (`/api/v1/admin/…`). A user
+    /// without the role gains nothing from it.
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in the order tokens and the consent page list them.
+    pub const ALL: &'static [Scope] = &[
+        Scope::OpenId,
+        Scope::Profile,
+        Scope::Email,
+        Scope::OfflineAccess,
+        Scope::VideosRead,
+        Scope::VideosWrite,
+        Scope::Admin,
+    ];
+
+    /// The scope's name in `scope` strings.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::OpenId => "openid",
+            Scope::Profile => "profile",
+            Scope::Email => "email",
+            Scope::OfflineAccess => "offline_access",
+            Scope::VideosRead => "videos:read",
+            Scope::VideosWrite => "videos:write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope named `name`, if we know it.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
+
+    /// What the scope lets a client do, in words, for the consent page.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Scope::OpenId => "Know who you are on Turtlemen",
+            Scope::Profile => "See your username, display name and role",
+            Scope::Email => "See your email address",
+            Scope::OfflineAccess => "Stay connected while you are away",
+            Scope::VideosRead => "See your videos, including private ones",
+            Scope::VideosWrite => "Upload, edit and delete your videos",
+            Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
+        }
+    }
+
+    /// Whether the scope grants access to the API (as opposed to the OpenID Connect scopes,
+    /// which shape tokens and claims).
+    pub const fn is_api(self) -> bool {
+        matches!(self, Scope::VideosRead | Scope::VideosWrite | Scope::Admin)
+    }
+
+    /// The scopes a grant of this one includes besides itself.
+    const fn includes(self) -> &'static [Scope] {
+        match self {
+            Scope::VideosWrite => &[Scope::VideosRead],
+            _ => &[],
+        }
+    }
+
+    /// Every API scope: what a first-party client always holds.
+    pub fn api() -> impl Iterator<Item = Scope> {
+        Scope::ALL.iter().copied().filter(|s| s.is_api())
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of scopes, as a token grants them. Unknown names are dropped when parsing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scopes(Vec<Scope>);
+
+impl Scopes {
+    /// Every scope: what the gateway's first-party client asks for.
+    pub fn all() -> Scopes {
+        Scopes(Scope::ALL.to_vec())
+    }
+
+    /// The known scopes of a space-separated `scope` string.
+    pub fn parse(scope: &str) -> Scopes {
+        Scopes::from_iter(scope.split(' ').filter_map(Scope::parse))
+    }
+
+    /// Whether the set grants `scope`, itself or through a scope that includes it.
+    pub fn grants(&self, scope: Scope) -> bool {
+        self.0.iter().any(|s| *s == scope || s.includes().contains(&scope))
+    }
+
+    /// Whether the set holds exactly `scope` (no inclusion).
+    pub fn contains(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    /// The set with `more` added.
+    pub fn with(mut self, more: impl IntoIterator<Item = Scope>) -> Scopes {
+        self.0.extend(more);
+        Scopes::from_iter(self.0)
+    }
+
+    /// Whether every scope of `other` is granted by this set.
+    pub fn covers(&self, other: &Scopes) -> bool {
+        other.iter().all(|s| self.grants(s))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.0.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    /// The set of `scopes`, in [`Scope::ALL`]'s order, each once.
+    fn from_iter<I: IntoIterator<Item = Scope>>(scopes: I) -> Scopes {
+        let given: Vec<Scope> = scopes.into_iter().collect();
+        Scopes(Scope::ALL.iter().copied().filter(|s| given.contains(s)).collect())
+    }
+}
+
+impl fmt::Display for Scopes {
+    /// Space-separated, as in a `scope` parameter or claim.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_orders_dedups_and_drops_unknown_names() {
+        let s = Scopes::parse("videos:write  openid nonsense openid email");
+        assert_eq!(s.to_string(), "openid email videos:write");
+        assert!(s.grants(Scope::VideosRead), "write includes read");
+        assert!(!s.contains(Scope::VideosRead));
+        assert!(!s.grants(Scope::Admin));
+        assert!(Scopes::parse("videos:write").covers(&Scopes::parse("videos:read")));
+        assert!(!Scopes::parse("videos:read").covers(&Scopes::parse("videos:write")));
+    }
+
+    #[test]
+    fn every_scope_has_a_distinct_name_and_a_description() {
+        for s in Scope::ALL {
+            assert_eq!(Scope::parse(s.as_str()), Some(*s));
+            assert!(!s.description().is_empty());
+        }
+        assert_eq!(Scope::api().map(Scope::as_str).collect::<Vec<_>>(), ["videos:read", "videos:write", "admin"]);
+    }
+}
