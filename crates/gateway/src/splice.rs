@@ -55,8 +55,9 @@ enum State {
     /// it has flushed this many times.
     Flushing(Tap, u64),
     Splicing(Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>),
-    /// The upstream closed its end under a request body: waiting for hyper to read its answer.
-    Refused,
+    /// The upstream closed its end under a request body: waiting, at most the upstream's idle
+    /// time, for hyper to read its answer (the connection's end drops the body sooner).
+    Refused(Pin<Box<tokio::time::Sleep>>),
     /// Giving hyper this many bytes to drop.
     Filling(u64),
     Done,
@@ -194,7 +195,7 @@ where
                     match ready!(moving.as_mut().poll(cx)) {
                         Err(e) if matches!(this.flow, Flow::Request) && e.is::<Refused>() => {
                             tracing::debug!(error = %e, "the upstream closed its end under a request body");
-                            this.state = State::Refused;
+                            this.state = State::Refused(Box::pin(tokio::time::sleep(this.idle.1)));
                             continue;
                         }
                         Err(e) => return this.fail(e),
@@ -220,7 +221,10 @@ where
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILLER[..n])))));
                 }
                 // The connection's read side ends this: hyper drops the body with it.
-                State::Refused => return Poll::Pending,
+                State::Refused(wait) => {
+                    ready!(wait.as_mut().poll(cx));
+                    return this.fail("the upstream closed its end under the body".into());
+                }
                 State::Done => return Poll::Ready(None),
             }
         }
