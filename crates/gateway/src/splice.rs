@@ -275,3 +275,49 @@ async fn splice(from: &TcpStream, to: &TcpStream, mut len: u64, idle: (Duration,
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use std::future::poll_fn;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+
+    async fn pair() -> (Tap, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (Tap::new(accepted.unwrap().0), client.unwrap())
+    }
+
+    /// A response body read by something before the server handed its response to hyper (a
+    /// layer rendering an error page) ends with an error and sends nothing to the client.
+    #[tokio::test]
+    async fn a_response_body_read_before_hyper_has_the_response_is_not_spliced() {
+        let (from, mut upstream) = pair().await;
+        let (to, mut client) = pair().await;
+        upstream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nPWNED").await.unwrap();
+        let (_more, frames) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, io::Error>>(1);
+        let gate = HeadGate::default();
+        let idle = (Duration::from_secs(5), Duration::from_secs(5));
+        let flow = Flow::Response(gate.clone());
+        let mut body =
+            Spliced::new(StreamBody::new(frames), from.clone(), Destination::new(to.clone()), 4096, idle, flow);
+        // The upstream connection's reader asks for more: everything it had is handed on.
+        let mut reader = from.clone();
+        let mut storage = [0u8; 16];
+        let asked = poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut storage);
+            Poll::Ready(Pin::new(&mut reader).poll_read(cx, &mut buf).is_pending())
+        });
+        assert!(asked.await);
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await;
+        let err = frame.expect("the body ends at once").unwrap().unwrap_err();
+        assert!(err.to_string().contains("before its response was sent"), "{err}");
+        assert!(!gate.is_open());
+        drop((body, to, reader, from));
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "nothing went to the client: {got:?}");
+    }
+}
