@@ -12,6 +12,7 @@ mod broker;
 mod cli;
 mod database;
 mod gateway;
+mod gateway_probe;
 mod gateway_routes;
 mod gateway_tls;
 mod gateway_ws;

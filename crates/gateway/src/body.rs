@@ -1,7 +1,8 @@
 //! Body wrappers for streams passing through the gateway: [`IdleTimeout`] ends a body that
 //! pauses too long (a slow client's upload, a stalled upstream's answer) with an error instead
 //! of holding the connection forever, and [`body_error_kind`] tells those endings apart from a
-//! body that was too large.
+//! body that was too large or that its sender broke (a malformed chunk, a cut-off upload) —
+//! the client's fault when the body is a request's, not the upstream's.
 //!
 //! Frames pass through untouched: nothing is buffered or copied.
 
@@ -20,7 +21,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("no data for {0:?}")]
 pub struct IdleTimedOut(pub Duration);
 
-/// A body that fails once no frame arrived for `timeout`.
+/// The error a body ends with when the side it is read from failed (for a request body: the
+/// client sent a malformed or cut-off body).
+#[derive(Debug, thiserror::Error)]
+#[error("the body's sender failed: {0}")]
+pub struct SourceFailed(#[source] pub BoxError);
+
+/// A body that fails once no frame arrived for `timeout`; its inner body's errors come out as
+/// [`SourceFailed`].
 pub struct IdleTimeout<B> {
     inner: B,
     timeout: Duration,
@@ -49,7 +57,7 @@ where
             Poll::Ready(frame) => {
                 // The timer is moved only when it fires, not for every frame.
                 this.last = Instant::now();
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                Poll::Ready(frame.map(|f| f.map_err(|e| Box::new(SourceFailed(e.into())) as BoxError)))
             }
             Poll::Pending => {
                 let deadline = this.last + this.timeout;
@@ -82,10 +90,13 @@ where
 pub enum BodyError {
     TooLarge,
     Idle,
+    /// The sender broke the body ([`SourceFailed`], and neither of the above).
+    Source,
 }
 
 pub fn body_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<BodyError> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    let mut found = None;
     while let Some(e) = cur {
         if e.is::<http_body_util::LengthLimitError>() {
             return Some(BodyError::TooLarge);
@@ -93,9 +104,12 @@ pub fn body_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<BodyEr
         if e.is::<IdleTimedOut>() {
             return Some(BodyError::Idle);
         }
+        if e.is::<SourceFailed>() {
+            found = Some(BodyError::Source);
+        }
         cur = e.source();
     }
-    None
+    found
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! between them.
 
 use crate::body::{BodyError, IdleTimeout, body_error_kind};
-use crate::splice::{self, Destination, Spliced};
+use crate::splice::{self, Destination, Flow, Spliced};
 use crate::upstream::{Address, PooledBody};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -28,7 +28,7 @@ use std::time::Duration;
 use turtlemen_config::UpstreamSpec;
 use turtlemen_http::ApiError;
 use turtlemen_http::metrics::{RouteMetrics, UpstreamError};
-use turtlemen_http::tap::Tap;
+use turtlemen_http::tap::{HeadGate, Tap};
 
 /// Longest pause in a client's request body before it is given up (408).
 pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
@@ -204,6 +204,12 @@ impl Proxy {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // The route was picked by the target's authority when it has one (absolute form, or
+        // HTTP/2's `:authority`; the server refused a `Host` that differs), so that is the Host
+        // the upstream is told, and the `X-Forwarded-Host` made from it.
+        if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+            parts.headers.insert(header::HOST, host);
+        }
         self.forwarded_headers(&mut parts.headers, peer);
         if let Some(proto) = &upgrade {
             if pool.http2 {
@@ -219,12 +225,6 @@ impl Proxy {
         }
         parts.version = if pool.http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
         parts.extensions = http::Extensions::new();
-        if !parts.headers.contains_key(header::HOST) {
-            // An HTTP/2 client names the host in the request target, not in a header.
-            if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-                parts.headers.insert(header::HOST, host);
-            }
-        }
         let bodiless = parts.headers.get(header::CONTENT_LENGTH).is_none_or(|v| v == "0")
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)
             && matches!(
@@ -274,7 +274,8 @@ impl Proxy {
                 (false, Some((len, from, to))) => {
                     head.extensions.insert(to.clone());
                     let body = body.take().unwrap_or_else(Body::empty);
-                    Body::new(Spliced::new(body, from.clone(), to.clone(), *len, (CLIENT_BODY_IDLE, pool.read_timeout)))
+                    let idle = (CLIENT_BODY_IDLE, pool.read_timeout);
+                    Body::new(Spliced::new(body, from.clone(), to.clone(), *len, idle, Flow::Request))
                 }
                 (false, None) => Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE)),
             };
@@ -289,13 +290,18 @@ impl Proxy {
                     strip_hop_by_hop(&mut parts.headers);
                     parts.version = http::Version::HTTP_11;
                     let body = match spliced {
-                        Some((len, from, to)) => Body::new(Spliced::new(
-                            body,
-                            from,
-                            Destination::new(to),
-                            len,
-                            (pool.read_timeout, CLIENT_BODY_IDLE),
-                        )),
+                        Some((len, from, to)) => {
+                            let gate = HeadGate::default();
+                            parts.extensions.insert(gate.clone());
+                            Body::new(Spliced::new(
+                                body,
+                                from,
+                                Destination::new(to),
+                                len,
+                                (pool.read_timeout, CLIENT_BODY_IDLE),
+                                Flow::Response(gate),
+                            ))
+                        }
                         None => Body::new(IdleTimeout::new(body, pool.read_timeout)),
                     };
                     return Response::from_parts(parts, body);
@@ -316,6 +322,15 @@ impl Proxy {
                                 StatusCode::REQUEST_TIMEOUT,
                                 "request_timeout",
                                 "The request body stopped arriving.",
+                            )
+                            .into_response();
+                        }
+                        // The client's own body broke (a malformed chunk, a cut-off upload):
+                        // not the upstream's failure.
+                        Some(BodyError::Source) => {
+                            return ApiError::bad_request(
+                                "malformed_body",
+                                "The request body is malformed or ended early.",
                             )
                             .into_response();
                         }
@@ -353,10 +368,15 @@ impl Proxy {
 }
 
 /// The length of a response body worth splicing: a body of at least [`splice::MIN_LEN`] bytes
-/// whose length the response gives (not chunked, not a status without a body).
+/// whose length the response gives (not chunked, not a status without a body), and that goes
+/// out as it came (not an error body the foundation reads and replaces with its own).
 fn splice_len(res: &http::Response<PooledBody>) -> Option<u64> {
     let status = res.status();
-    if status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || turtlemen_http::layers::replaces_body(status, res.headers())
+    {
         return None;
     }
     splice_request_len(res.headers())

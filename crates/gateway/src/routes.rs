@@ -149,7 +149,9 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The request's own host: the HTTP/2 authority or the Host header, lower case, port removed.
+/// The request's own host: the target's authority (absolute form, or HTTP/2's `:authority`) or
+/// the Host header, lower case, port removed. The server refuses a request whose two disagree
+/// (`turtlemen_http::server::authority_fault`), and the proxy forwards this same authority.
 pub fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req.uri().authority() {
         Some(a) => a.host().to_string(),

@@ -121,7 +121,7 @@ impl Address {
     }
 
     async fn handshake_h1(&self) -> Result<Conn, SendError> {
-        let tap = Tap::new(self.connect().await?);
+        let tap = Tap::client(self.connect().await?);
         let (mut sender, conn) = http1::Builder::new().handshake(TokioIo::new(tap.clone())).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {

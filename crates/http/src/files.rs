@@ -7,10 +7,15 @@
 //! with `sendfile(2)`, straight from the page cache to the socket.
 //!
 //! The first request the responder does not take — another path, a body, an upgrade, HTTP/1.0,
-//! a head that is malformed or larger than allowed, HTTP/2's preface — hands the connection,
-//! with every byte already read, to hyper for the rest of its life; so everything else is served
-//! exactly as without this module. A responder answers successes only: a bad signature, a
-//! missing file or a range outside the file go to the router, which renders the error.
+//! a missing or doubled `Host`, a head that is malformed or larger than allowed, HTTP/2's
+//! preface — hands the connection, with every byte already read, to hyper for the rest of its
+//! life; so everything else is served exactly as without this module. Two things carry over the
+//! hand-off: a head that hyper would still wait for (past this module's size or header-count
+//! limits) is read here to its end first, within the same header read time, so that time is
+//! not started again; and on a connection that had file answers a later HTTP/2 preface closes
+//! the connection instead of being handed over (hyper would switch to HTTP/2 on it). A responder answers
+//! successes only: a bad signature, a missing file or a range outside the file go to the
+//! router, which renders the error.
 //!
 //! The responses carry what the foundation layers add elsewhere: the security headers, the
 //! request id, a `served` line in the access log and the request metrics.
@@ -70,6 +75,9 @@ enum Head {
     Mine(Box<Request<()>>, usize),
     /// Something for hyper.
     NotMine,
+    /// Something for hyper, whose head hyper would still wait for (past this module's size or
+    /// header-count limits).
+    Unfinished,
 }
 
 /// Reads the request head at the start of `buf`, deciding whether it is one this module takes.
@@ -79,6 +87,7 @@ fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= max_head => len,
         Ok(httparse::Status::Partial) if buf.len() <= max_head => return Head::Partial,
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => return Head::Unfinished,
         _ => return Head::NotMine,
     };
     let method = match req.method {
@@ -101,7 +110,10 @@ fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
     let has_body = map.contains_key(header::TRANSFER_ENCODING)
         || map.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes() != b"0");
     let asks_upgrade = map.contains_key(header::UPGRADE) || map.contains_key(header::EXPECT);
-    if has_body || asks_upgrade {
+    // Exactly one Host (RFC 9112 §3.2); hyper's side refuses anything else.
+    let mut hosts = map.get_all(header::HOST).iter();
+    let one_host = hosts.next().is_some() && hosts.next().is_none();
+    if has_body || asks_upgrade || !one_host {
         return Head::NotMine;
     }
     let mut request = Request::new(());
@@ -113,6 +125,23 @@ fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
         Err(_) => return Head::NotMine,
     }
     Head::Mine(Box::new(request), len)
+}
+
+/// Whether `buf[from..]` holds the empty line that ends a head (`\n\n` or `\n\r\n`), looking
+/// back two bytes so an ending split between reads is found.
+fn head_ends(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from.saturating_sub(2)..];
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// HTTP/2's connection preface.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `buf` starts as HTTP/2's preface does, as far as it goes (as hyper tells the
+/// protocols apart).
+fn opens_like_h2(buf: &[u8]) -> bool {
+    let n = buf.len().min(H2_PREFACE.len());
+    n > 0 && buf[..n] == H2_PREFACE[..n]
 }
 
 /// Whether the client asked to close the connection after this request.
@@ -138,13 +167,37 @@ pub(crate) async fn serve<H, Fut>(
     Fut: Future<Output = ()>,
 {
     let mut buf = BytesMut::with_capacity(4096);
+    // The most hyper holds of a head; past it, hyper refuses the head at once.
+    let hyper_holds = limits.max_header_bytes.max(crate::server::READ_BUFFER);
+    let mut answered = false;
     loop {
-        // A whole head must arrive within the header read time, counted from the first wait.
+        // A whole head must arrive within the header read time, counted from the first wait,
+        // and hyper is given one it does not wait for: its own timer would start again.
         let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+        // Once the head is known to be hyper's but not whole: where to look for its end.
+        let mut unfinished: Option<usize> = None;
         let (req, len) = loop {
-            match parse(&buf, files.prefix(), limits.max_header_bytes) {
+            let head = match unfinished {
+                None => parse(&buf, files.prefix(), limits.max_header_bytes),
+                Some(from) if head_ends(&buf, from) || buf.len() > hyper_holds => Head::NotMine,
+                Some(_) => {
+                    unfinished = Some(buf.len());
+                    Head::Partial
+                }
+            };
+            match head {
                 Head::Mine(req, len) => break (req, len),
+                Head::NotMine if answered && opens_like_h2(&buf) => {
+                    // hyper would take the preface for HTTP/2 by prior knowledge; after HTTP/1.1
+                    // requests it is a malformed one.
+                    let _ = stream.shutdown().await;
+                    return;
+                }
                 Head::NotMine => return hyper(Rewind { prefix: buf.freeze(), inner: stream }).await,
+                Head::Unfinished => {
+                    unfinished = Some(0);
+                    continue;
+                }
                 Head::Partial => {}
             }
             if buf.capacity() - buf.len() < 1024 {
@@ -172,6 +225,7 @@ pub(crate) async fn serve<H, Fut>(
             tracing::debug!(error = %e, url.path = %req.uri().path(), "file answer ended early");
             return;
         }
+        answered = true;
         if close {
             let _ = stream.shutdown().await;
             return;
@@ -317,8 +371,8 @@ mod tests {
         };
         assert_eq!((req.method(), req.uri().path(), len), (&Method::GET, "/media/a", 52));
         assert_eq!(req.headers()[header::RANGE], "bytes=0-1");
-        assert!(matches!(decide("HEAD /media/a HTTP/1.1\r\n\r\n"), Head::Mine(..)));
-        assert!(matches!(decide("GET /media/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), Head::Mine(..)));
+        assert!(matches!(decide("HEAD /media/a HTTP/1.1\r\nHost: x\r\n\r\n"), Head::Mine(..)));
+        assert!(matches!(decide("GET /media/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), Head::Mine(..)));
         assert!(matches!(decide("GET /media/a HTTP/1.1\r\nHost: x\r\n"), Head::Partial));
         for other in [
             "POST /media/a HTTP/1.1\r\n\r\n",
@@ -331,6 +385,8 @@ mod tests {
             "GET /media/a HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             "GET /media/a HTTP/1.1\r\nBad Header\r\n\r\n",
+            "GET /media/a HTTP/1.1\r\n\r\n",
+            "GET /media/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
             "\x16\x03\x01",
         ] {
             assert!(matches!(decide(other), Head::NotMine), "{other:?}");
@@ -341,9 +397,15 @@ mod tests {
     fn a_head_past_the_limit_goes_to_hyper() {
         let big = format!("GET /media/a HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(9000));
         assert!(matches!(decide(&big), Head::NotMine));
-        assert!(matches!(decide(&big[..8500]), Head::NotMine), "a partial head past the limit is not waited for");
+        assert!(matches!(decide(&big[..8500]), Head::Unfinished), "a partial head past the limit is hyper's");
         let many: String = (0..60).map(|i| format!("X-{i}: v\r\n")).collect();
-        assert!(matches!(decide(&format!("GET /media/a HTTP/1.1\r\n{many}\r\n")), Head::NotMine));
+        assert!(matches!(decide(&format!("GET /media/a HTTP/1.1\r\n{many}\r\n")), Head::Unfinished));
+        let (whole, split) = ("GET / HTTP/1.1\r\nA: b\r\n\r\n", "GET / HTTP/1.1\nA: b\n\n");
+        assert!(head_ends(whole.as_bytes(), 0) && head_ends(split.as_bytes(), 0));
+        assert!(head_ends(whole.as_bytes(), whole.len() - 1), "an ending split between reads is found");
+        assert!(!head_ends(b"GET / HTTP/1.1\r\nA: b\r\n", 0));
+        assert!(opens_like_h2(b"PRI * HTTP/2.0\r\n\r\n") && opens_like_h2(H2_PREFACE));
+        assert!(!opens_like_h2(b"PRI /x HTTP/1.1\r\n\r\n") && !opens_like_h2(b""));
     }
 
     /// Answers `/f/data` from a file (a single `bytes=A-B` range honoured), nothing else.
@@ -402,8 +464,8 @@ mod tests {
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let tail = "POST /f/data HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         let requests = format!(
-            "GET /f/data HTTP/1.1\r\nHost: t\r\n\r\nGET /f/data HTTP/1.1\r\nRange: bytes=10-19\r\n\r\n\
-             HEAD /f/data HTTP/1.1\r\n\r\n{tail}"
+            "GET /f/data HTTP/1.1\r\nHost: t\r\n\r\nGET /f/data HTTP/1.1\r\nHost: t\r\nRange: bytes=10-19\r\n\r\n\
+             HEAD /f/data HTTP/1.1\r\nHost: t\r\n\r\n{tail}"
         );
         conn.write_all(requests.as_bytes()).await.unwrap();
         conn.shutdown().await.unwrap();
@@ -433,7 +495,8 @@ mod tests {
 
     #[test]
     fn connection_close_is_honoured() {
-        let Head::Mine(req, _) = decide("GET /media/a HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n") else {
+        let Head::Mine(req, _) = decide("GET /media/a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n")
+        else {
             panic!()
         };
         assert!(wants_close(&req));

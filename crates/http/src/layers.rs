@@ -154,6 +154,19 @@ fn wants_json(req: &Request) -> bool {
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
+/// Whether [`foundation`] replaces the body of a response with this status and these headers
+/// (and no [`ErrorBody`]) by its own error page, reading at most a short plain-text message
+/// from it: an error whose body is neither JSON nor HTML. A proxy must not move such a body
+/// past the foundation (the gateway's splice).
+pub fn replaces_body(status: StatusCode, headers: &axum::http::HeaderMap) -> bool {
+    if !(status.is_client_error() || status.is_server_error()) {
+        return false;
+    }
+    // A handler that wrote JSON or HTML wrote its error body on purpose (e.g. an OAuth error).
+    let content_type = headers.get(header::CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
+    !(content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html"))
+}
+
 /// Gives every error response one shape: `{"error","message"}` for API clients, a page for
 /// browsers. Errors made by axum's extractors or the layers (plain text) are rewritten; a
 /// server error never shows its original body.
@@ -166,9 +179,7 @@ async fn render_errors(res: Response, json: bool, request_id: &HeaderValue, rend
     let error = match parts.extensions.remove::<ErrorBody>() {
         Some(e) => e,
         None => {
-            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
-                // A handler wrote its own error body on purpose (e.g. an OAuth error response).
+            if !replaces_body(status, &parts.headers) {
                 return Response::from_parts(parts, body);
             }
             let message: Cow<'static, str> = if status.is_client_error() {

@@ -10,7 +10,7 @@
 
 use crate::error::ApiError;
 use crate::files::{self, FileResponder};
-use crate::tap::Tap;
+use crate::tap::{HeadGate, Tap};
 use crate::tls::ReloadingTls;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -33,7 +33,7 @@ use turtlemen_config::HttpLimits;
 /// sizes the pieces a body is read in: at 16 KiB a streamed upload crawled through the gateway
 /// at under half the upstream's speed. So heads are held to `max_header_bytes` by [`head_size`]
 /// after parsing, and only a head past this buffer is refused by hyper itself.
-const READ_BUFFER: usize = 256 * 1024;
+pub(crate) const READ_BUFFER: usize = 256 * 1024;
 
 /// About how many bytes a request head took on the wire (request line and header lines).
 fn head_size<B>(req: &hyper::Request<B>) -> usize {
@@ -42,6 +42,51 @@ fn head_size<B>(req: &hyper::Request<B>) -> usize {
         uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + uri.authority().map_or(0, |a| a.as_str().len());
     let line = req.method().as_str().len() + target + 12;
     line + req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+/// Why a request does not name exactly one authority (host and port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityFault {
+    /// An HTTP/1.1 request without `Host` (RFC 9112 §3.2).
+    #[error("The request has no Host header.")]
+    MissingHost,
+    /// More than one `Host` header (RFC 9112 §3.2).
+    #[error("The request has more than one Host header.")]
+    DuplicateHost,
+    /// The request target's authority (absolute form, or HTTP/2's `:authority`) is not the
+    /// `Host` header's.
+    #[error("The request target's host is not the Host header's.")]
+    Conflicting,
+}
+
+impl AuthorityFault {
+    /// The `error` code of the 400 answer.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingHost => "missing_host",
+            Self::DuplicateHost => "duplicate_host",
+            Self::Conflicting => "conflicting_host",
+        }
+    }
+}
+
+/// One authority per request: an HTTP/1.1 request has exactly one `Host`; a request whose
+/// target carries an authority (absolute form, or HTTP/2's `:authority`) has no other `Host`.
+/// So whatever picks a route by the target and whatever forwards the `Host` agree. HTTP/2
+/// requests may leave `host` out, HTTP/1.0 ones too.
+pub fn authority_fault<B>(req: &http::Request<B>) -> Option<AuthorityFault> {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some(AuthorityFault::DuplicateHost);
+    }
+    match (host, req.uri().authority()) {
+        (Some(host), Some(target)) if !host.as_bytes().eq_ignore_ascii_case(target.as_str().as_bytes()) => {
+            Some(AuthorityFault::Conflicting)
+        }
+        (None, _) if req.version() == http::Version::HTTP_11 => Some(AuthorityFault::MissingHost),
+        _ => None,
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
@@ -114,7 +159,15 @@ pub async fn serve_with(
                         )
                         .into_response());
                     }
-                    app.oneshot(req).await
+                    if let Some(fault) = authority_fault(&req) {
+                        return Ok(ApiError::bad_request(fault.code(), fault.to_string()).into_response());
+                    }
+                    let res = app.oneshot(req).await;
+                    // The response is hyper's now: a body may go past it once the head is out.
+                    if let Some(gate) = res.as_ref().ok().and_then(|r| r.extensions().get::<HeadGate>()) {
+                        gate.open();
+                    }
+                    res
                 }
             })
         };

@@ -8,10 +8,19 @@
 //! - [`Tap::stop_reads`]: hyper's reads wait from now on, and [`Tap::poll_read_blocked`] tells
 //!   when hyper has asked for more, so that every byte it had read is known to have been handed
 //!   on;
-//! - [`Tap::poll_flushed`]: ready once hyper has written out everything it had queued, so bytes
-//!   sent past it land after its own;
-//! - [`Tap::discard`]: the next bytes hyper writes are dropped, standing for bytes that were
-//!   sent past it, so hyper's own count of the body still comes out right.
+//! - [`Tap::flushes`] and [`Tap::poll_flushed_since`]: ready once hyper has flushed since a
+//!   given moment, so everything it had queued by then — a response head above all — is on the
+//!   socket and bytes sent past it land after its own;
+//! - [`Tap::discard`]: the next bytes of [`FILLER`] that hyper writes are dropped, standing for
+//!   bytes that were sent past it, so hyper's own count of the body still comes out right. Only
+//!   filler is ever dropped: a count that filler never comes to use up costs no real byte;
+//! - [`HeadGate`]: opened by the server when it hands a response to hyper, so a body read by
+//!   anything before that (a layer rendering an error) is never moved past hyper.
+//!
+//! A tap on a connection this process opened to a server ([`Tap::client`]) takes a write that
+//! the server refused by closing its end as written: hyper then still reads the answer the
+//! server sent before closing (an early 401 to a large upload) instead of failing on the write,
+//! and fails on that read if no answer came.
 //!
 //! Left alone, a tap reads and writes as tokio's own stream does, including its saving on
 //! edge-triggered readiness: a read or a (single-buffer) write that moved fewer bytes than asked
@@ -22,24 +31,48 @@ use futures::task::AtomicWaker;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-/// [`Shared::flush`] states.
-const FLUSH_IDLE: u8 = 0;
-const FLUSH_WANTED: u8 = 1;
-const FLUSH_DONE: u8 = 2;
+/// What hyper is given to write for bytes sent past it: [`Tap::discard`] drops these bytes,
+/// and only these (a write is known to be filler by where its bytes lie).
+pub static FILLER: [u8; 256 * 1024] = [0; 256 * 1024];
+
+/// Whether `buf` is a piece of [`FILLER`].
+fn is_filler(buf: &[u8]) -> bool {
+    FILLER.as_ptr_range().contains(&buf.as_ptr()) && !buf.is_empty()
+}
 
 struct Shared {
     stream: TcpStream,
     reads_stopped: AtomicBool,
     read_blocked: AtomicBool,
     read_waker: AtomicWaker,
-    flush: AtomicU8,
+    /// How many times hyper has flushed (only hyper's connection task flushes).
+    flushes: AtomicU64,
+    /// Whether a [`Tap::poll_flushed_since`] waits for the next flush.
+    flush_wanted: AtomicBool,
     flush_waker: AtomicWaker,
     discard: AtomicU64,
+    /// A connection to a server: writes it refused count as written (see the module docs).
+    client: bool,
+}
+
+/// Opened once a response is in hyper's hands (see the module docs); shared by clones.
+#[derive(Clone, Debug, Default)]
+pub struct HeadGate(Arc<AtomicBool>);
+
+impl HeadGate {
+    /// hyper has the response: it writes the head before it asks for the body.
+    pub fn open(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// A TCP connection shared by hyper (as its IO) and a handler (through a clone).
@@ -53,15 +86,27 @@ impl std::fmt::Debug for Tap {
 }
 
 impl Tap {
+    /// A connection a server accepted.
     pub fn new(stream: TcpStream) -> Self {
+        Self::with(stream, false)
+    }
+
+    /// A connection this process opened to a server (see the module docs).
+    pub fn client(stream: TcpStream) -> Self {
+        Self::with(stream, true)
+    }
+
+    fn with(stream: TcpStream, client: bool) -> Self {
         Self(Arc::new(Shared {
             stream,
             reads_stopped: AtomicBool::new(false),
             read_blocked: AtomicBool::new(false),
             read_waker: AtomicWaker::new(),
-            flush: AtomicU8::new(FLUSH_IDLE),
+            flushes: AtomicU64::new(0),
+            flush_wanted: AtomicBool::new(false),
             flush_waker: AtomicWaker::new(),
             discard: AtomicU64::new(0),
+            client,
         }))
     }
 
@@ -82,25 +127,30 @@ impl Tap {
         if self.0.read_blocked.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    /// Ready once hyper has flushed after the first call: everything it had queued before then
-    /// is on the socket. Until then, `cx` is woken when it flushes.
-    pub fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.flush_waker.register(cx.waker());
-        match self.0.flush.compare_exchange(FLUSH_IDLE, FLUSH_WANTED, Ordering::AcqRel, Ordering::Acquire) {
-            Err(FLUSH_DONE) => {
-                self.0.flush.store(FLUSH_IDLE, Ordering::Release);
-                Poll::Ready(())
-            }
-            _ => Poll::Pending,
-        }
+    /// How many times hyper has flushed so far.
+    pub fn flushes(&self) -> u64 {
+        self.0.flushes.load(Ordering::SeqCst)
     }
 
-    /// The next `n` bytes hyper writes are dropped instead of sent.
+    /// Ready once hyper has flushed since [`Self::flushes`] said `seen`: everything it had queued
+    /// by then is on the socket. Until then, `cx` is woken when it flushes.
+    pub fn poll_flushed_since(&self, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.flush_waker.register(cx.waker());
+        self.0.flush_wanted.store(true, Ordering::SeqCst);
+        if self.0.flushes.load(Ordering::SeqCst) > seen { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// The next `n` bytes of [`FILLER`] hyper writes are dropped instead of sent.
     pub fn discard(&self, n: u64) {
         self.0.discard.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// Takes up to `len` bytes of a write from the discard count; how many, if any.
+    /// Whether some filler is to be dropped (one load per write when not).
+    fn discarding(&self) -> bool {
+        self.0.discard.load(Ordering::Acquire) > 0
+    }
+
+    /// Takes up to `len` bytes of a filler write from the discard count; how many, if any.
     fn discarded(&self, len: usize) -> Option<usize> {
         let pending = self.0.discard.load(Ordering::Acquire);
         if pending == 0 || len == 0 {
@@ -111,8 +161,19 @@ impl Tap {
         Some(n)
     }
 
+    /// A write's outcome, with a server's refusal taken as `len` bytes written on a client tap.
+    fn refused_as_written(&self, done: io::Result<usize>, len: usize) -> io::Result<usize> {
+        match done {
+            Err(e) if self.0.client && is_refusal(&e) => Ok(len),
+            done => done,
+        }
+    }
+
     fn flushed(&self) {
-        if self.0.flush.compare_exchange(FLUSH_WANTED, FLUSH_DONE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // Only hyper's connection task flushes, so a load and a store count without a race.
+        self.0.flushes.store(self.0.flushes.load(Ordering::Relaxed) + 1, Ordering::SeqCst);
+        if self.0.flush_wanted.load(Ordering::SeqCst) {
+            self.0.flush_wanted.store(false, Ordering::Relaxed);
             self.0.flush_waker.wake();
         }
     }
@@ -140,14 +201,17 @@ impl AsyncRead for Tap {
 
 impl AsyncWrite for Tap {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if let Some(n) = self.discarded(buf.len()) {
+        if self.discarding()
+            && is_filler(buf)
+            && let Some(n) = self.discarded(buf.len())
+        {
             return Poll::Ready(Ok(n));
         }
         loop {
             ready!(self.0.stream.poll_write_ready(cx))?;
             match transfer(&self.0.stream, Interest::WRITABLE, buf.len(), || self.0.stream.try_write(buf)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+                done => return Poll::Ready(self.refused_as_written(done, buf.len())),
             }
         }
     }
@@ -157,8 +221,17 @@ impl AsyncWrite for Tap {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(n) = self.discarded(bufs.iter().map(|b| b.len()).sum()) {
-            return Poll::Ready(Ok(n));
+        let mut bufs = bufs;
+        if self.discarding() {
+            // Filler first in line is dropped; real bytes before filler are written up to it.
+            let first = bufs.iter().position(|b| !b.is_empty()).unwrap_or(bufs.len());
+            if bufs.get(first).is_some_and(|b| is_filler(b)) {
+                if let Some(n) = self.discarded(bufs[first].len()) {
+                    return Poll::Ready(Ok(n));
+                }
+            } else if let Some(filler) = bufs.iter().position(|b| is_filler(b)) {
+                bufs = &bufs[..filler];
+            }
         }
         loop {
             ready!(self.0.stream.poll_write_ready(cx))?;
@@ -166,7 +239,7 @@ impl AsyncWrite for Tap {
             // `IOV_MAX` slices, so writing fewer bytes than given does not prove the socket full.
             match self.0.stream.try_write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                done => return Poll::Ready(done),
+                done => return Poll::Ready(self.refused_as_written(done, bufs.iter().map(|b| b.len()).sum())),
             }
         }
     }
@@ -187,6 +260,11 @@ impl AsyncWrite for Tap {
             done => Poll::Ready(done.map_err(io::Error::from)),
         }
     }
+}
+
+/// Whether a write failed because the peer closed its end.
+pub fn is_refusal(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
 }
 
 /// Runs `op`, one read or write of up to `asked` bytes on `stream`, under the readiness tokio
@@ -235,11 +313,31 @@ mod tests {
         tap.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"ping");
         tap.discard(3);
-        tap.write_all(b"xxxpong").await.unwrap();
+        tap.write_all(&FILLER[..3]).await.unwrap();
+        tap.write_all(b"pong").await.unwrap();
         tap.shutdown().await.unwrap();
         let mut rest = Vec::new();
         peer.read_to_end(&mut rest).await.unwrap();
         assert_eq!(rest, b"pong");
+    }
+
+    #[tokio::test]
+    async fn only_filler_is_discarded() {
+        let (mut tap, mut peer) = pair().await;
+        tap.discard(5);
+        // Real bytes are sent while a discard is pending, in plain and vectored writes alike.
+        tap.write_all(b"head").await.unwrap();
+        let vectored = [io::IoSlice::new(b"more"), io::IoSlice::new(&FILLER[..2])];
+        let n = tap.write_vectored(&vectored).await.unwrap();
+        assert_eq!(n, 4, "real bytes before filler go out alone");
+        assert_eq!(tap.write_vectored(&vectored[1..]).await.unwrap(), 2, "then the filler is dropped");
+        tap.write_all(&FILLER[..3]).await.unwrap();
+        // The count is used up: filler now goes out as any byte would.
+        tap.write_all(&FILLER[..1]).await.unwrap();
+        tap.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        peer.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"headmore\0");
     }
 
     #[tokio::test]
@@ -284,13 +382,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn flushed_is_ready_after_the_next_flush() {
+    async fn flushed_is_ready_after_a_flush_since_the_moment_given() {
         let (mut tap, _peer) = pair().await;
         let watcher = tap.clone();
-        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await);
-        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await);
         tap.flush().await.unwrap();
-        poll_fn(|cx| watcher.poll_flushed(cx)).await;
-        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed(cx).is_pending())).await, "one flush, one wait");
+        // A flush before the moment does not count.
+        let seen = watcher.flushes();
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed_since(seen, cx).is_pending())).await);
+        assert!(poll_fn(|cx| Poll::Ready(watcher.poll_flushed_since(seen, cx).is_pending())).await);
+        tap.flush().await.unwrap();
+        poll_fn(|cx| watcher.poll_flushed_since(seen, cx)).await;
+        let seen = watcher.flushes();
+        assert!(
+            poll_fn(|cx| Poll::Ready(watcher.poll_flushed_since(seen, cx).is_pending())).await,
+            "one flush, one wait"
+        );
     }
 }
