@@ -240,3 +240,284 @@ async fn the_migration_gives_existing_accounts_and_videos_a_channel_on_sqlite() 
 async fn the_migration_gives_existing_accounts_and_videos_a_channel_on_postgres() {
     the_migration_gives_existing_accounts_and_videos_a_channel(Stack::External).await;
 }
+
+/// A page as `who` sees it (a visitor when `None`): status and HTML.
+async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String) {
+    let mut req = app.client.get(app.url(path)).header("accept", "text/html");
+    if let Some(b) = who {
+        req = req.header("cookie", b.cookie_header());
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// Posts a form as `who`; returns status and `Location`.
+async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let res = app
+        .client
+        .post(app.url(path))
+        .header("cookie", who.cookie_header())
+        .header("accept", "text/html")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    (res.status().as_u16(), location)
+}
+
+/// The value of the first hidden `csrf` field in a page.
+fn csrf(html: &str) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let start = html.find(needle).expect("a CSRF field") + needle.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn subscriber_count(app: &TestApp, handle: &str) -> u64 {
+    call(app, None, Method::GET, &format!("/api/v1/channels/{handle}"), None).await.1["subscriber_count"]
+        .as_u64()
+        .unwrap()
+}
+
+on_both_stacks! {
+    async fn the_channel_page_shows_the_channel_and_subscribes_without_javascript(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let change = json!({"display_name": "<script>alert('ann')</script> Turtles", "description": "<img src=x onerror=alert(1)>", "links": [{"title": "Shop", "url": "https://example.org/shop"}]});
+        assert_eq!(call(&app, Some(&ann), Method::PATCH, "/api/v1/channels/ann", Some(change)).await.0, 200);
+        let public = new_video(&app, &ann, "Public turtles", "public", None).await;
+        let popular = new_video(&app, &ann, "Popular turtles", "public", None).await;
+        let unlisted = new_video(&app, &ann, "Unlisted turtles", "unlisted", None).await;
+        let private = new_video(&app, &ann, "Private turtles", "private", None).await;
+        let _uploading = new_video(&app, &ann, "Uploading turtles", "public", None).await;
+        for id in [&public, &popular, &unlisted, &private] {
+            publish(&app, id).await;
+        }
+        rows::add_views(&app.db, &[(Uuid::parse_str(&popular).unwrap(), 50)]).await.unwrap();
+
+        // A visitor: the channel, its public videos, escaped text, a sign-in link; small page.
+        let (status, html) = page(&app, None, "/@ann").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.len() < 50 * 1024, "{} bytes", html.len());
+        assert!(!html.contains("<script>alert"), "markup is inert: {html}");
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");
+        assert!(html.contains("0 subscribers"));
+        assert!(html.contains("Public turtles") && html.contains("Popular turtles"), "{html}");
+        for hidden in ["Unlisted turtles", "Private turtles", "Uploading turtles"] {
+            assert!(!html.contains(hidden), "{hidden} is not listed");
+        }
+        assert!(html.contains("href=\"/oauth2/start?rd=%2F%40ann\""), "sign in and come back: {html}");
+        let (_, by_views) = page(&app, None, "/@ann?sort=views").await;
+        assert!(by_views.find("Popular turtles").unwrap() < by_views.find("Public turtles").unwrap(), "most viewed first");
+        let (_, about) = page(&app, None, "/@ANN?tab=about").await;
+        assert!(about.contains("href=\"https://example.org/shop\" rel=\"nofollow noopener ugc\""), "{about}");
+        assert!(!about.contains("<img src=x"), "{about}");
+        assert_eq!(page(&app, None, "/@nobody-here").await.0, 404);
+        assert_eq!(page(&app, None, "/@ann?cursor=forged").await.0, 400);
+
+        // The owner sees no button on their own channel.
+        let (_, own) = page(&app, Some(&ann), "/@ann").await;
+        assert!(own.contains("This is your channel.") && !own.contains("name=\"csrf\""), "{own}");
+
+        // Another user subscribes with the form, and comes back to the page.
+        let (_, html) = page(&app, Some(&bob), "/@ann").await;
+        let token = csrf(&html);
+        assert!(html.contains("action=\"/@ann/subscription\""), "{html}");
+        let (status, _) = post_form(&app, &bob, "/@ann/subscription", &[("csrf", "forged"), ("action", "subscribe"), ("return_to", "/@ann")]).await;
+        assert_eq!(status, 403, "a forged token changes nothing");
+        let (status, _) = post_form(&app, &ann, "/@ann/subscription", &[("csrf", &token), ("action", "subscribe"), ("return_to", "/@ann")]).await;
+        assert_eq!(status, 403, "another user's token changes nothing");
+        assert_eq!(subscriber_count(&app, "ann").await, 0);
+        let (status, location) = post_form(&app, &bob, "/@ann/subscription", &[("csrf", &token), ("action", "subscribe"), ("return_to", "/@ann")]).await;
+        assert_eq!((status, location.as_str()), (303, "/@ann?done=subscribed"));
+        let (_, html) = page(&app, Some(&bob), &location).await;
+        assert!(html.contains("1 subscriber<") && html.contains("Unsubscribe"), "{html}");
+        assert_eq!(subscriber_count(&app, "ann").await, 1);
+
+        // The watch page has the same button; it returns to the video; off-site targets are not followed.
+        let watch = format!("/videos/{public}");
+        let (_, html) = page(&app, Some(&bob), &watch).await;
+        assert!(html.contains("href=\"/@ann\"") && html.contains("Unsubscribe"), "{html}");
+        let (status, location) = post_form(&app, &bob, "/@ann/subscription", &[("csrf", &token), ("action", "unsubscribe"), ("return_to", &watch)]).await;
+        assert_eq!((status, location.as_str()), (303, watch.as_str()));
+        assert_eq!(subscriber_count(&app, "ann").await, 0);
+        let (status, location) = post_form(&app, &bob, "/@ann/subscription", &[("csrf", &token), ("action", "subscribe"), ("return_to", "//evil.example/")]).await;
+        assert_eq!((status, location.as_str()), (303, "/@ann?done=subscribed"));
+        let (_, html) = page(&app, None, &watch).await;
+        assert!(html.contains("Sign in to subscribe"), "{html}");
+    }
+
+    async fn subscriptions_are_idempotent_and_paged_by_a_signed_cursor(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        for handle in ["ann-one", "ann-two"] {
+            assert_eq!(call(&app, Some(&ann), Method::POST, "/api/v1/channels", Some(json!({"handle": handle}))).await.0, 201);
+        }
+        // The matrix: a visitor, the owner, another user.
+        assert_eq!(call(&app, None, Method::PUT, "/api/v1/me/subscriptions/ann", None).await.0, 401);
+        assert_eq!(call(&app, None, Method::DELETE, "/api/v1/me/subscriptions/ann", None).await.0, 401);
+        assert_eq!(call(&app, None, Method::GET, "/api/v1/me/subscriptions", None).await.0, 401);
+        let (status, body) = call(&app, Some(&ann), Method::PUT, "/api/v1/me/subscriptions/ann-one", None).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("own_channel")), "decided: no following yourself");
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/nobody-here", None).await.0, 404);
+        for _ in 0..2 {
+            assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ANN", None).await.0, 204);
+        }
+        assert_eq!(subscriber_count(&app, "ann").await, 1, "idempotent");
+        for _ in 0..2 {
+            assert_eq!(call(&app, Some(&bob), Method::DELETE, "/api/v1/me/subscriptions/ann", None).await.0, 204);
+        }
+        assert_eq!(subscriber_count(&app, "ann").await, 0, "idempotent");
+        for handle in ["ann", "ann-one", "ann-two"] {
+            assert_eq!(call(&app, Some(&bob), Method::PUT, &format!("/api/v1/me/subscriptions/{handle}"), None).await.0, 204);
+        }
+
+        // Paged one by one, newest first, with the cursor the server gave.
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/me/subscriptions?limit=1".to_owned();
+        loop {
+            let (status, body) = call(&app, Some(&bob), Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            for s in body["subscriptions"].as_array().unwrap() {
+                seen.push(s["channel"]["handle"].as_str().unwrap().to_owned());
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v1/me/subscriptions?limit=1&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen, vec!["ann-two", "ann-one", "ann"]);
+        let (_, first) = call(&app, Some(&bob), Method::GET, "/api/v1/me/subscriptions?limit=1", None).await;
+        let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+        // Forged, tampered and foreign cursors are refused.
+        let mut tampered = cursor.clone().into_bytes();
+        tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let (_, feed) = call(&app, Some(&bob), Method::GET, "/api/v1/me/feed?limit=1", None).await;
+        let _ = feed;
+        for bad in ["forged", "AAAA", tampered.as_str(), &"A".repeat(500), "%00"] {
+            let (status, body) = call(&app, Some(&bob), Method::GET, &format!("/api/v1/me/subscriptions?cursor={bad}"), None).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some("invalid_cursor")), "{bad}: {body}");
+            let (status, _) = call(&app, Some(&bob), Method::GET, &format!("/api/v1/me/feed?cursor={bad}"), None).await;
+            assert_eq!(status, 400, "{bad}");
+        }
+        let (status, _) = call(&app, Some(&bob), Method::GET, &format!("/api/v1/me/feed?cursor={cursor}"), None).await;
+        assert_eq!(status, 400, "a subscriptions cursor is no feed cursor");
+    }
+
+    async fn the_feed_shows_only_public_videos_of_followed_channels_newest_first(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let carl = signed_in(&app, "carl").await;
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ann", None).await.0, 204);
+        let older = new_video(&app, &ann, "Older public", "public", None).await;
+        let unlisted = new_video(&app, &ann, "Unlisted one", "unlisted", None).await;
+        let private = new_video(&app, &ann, "Private one", "private", None).await;
+        let _uploading = new_video(&app, &ann, "Still uploading", "public", None).await;
+        let elsewhere = new_video(&app, &carl, "Not followed", "public", None).await;
+        for id in [&older, &unlisted, &private, &elsewhere] {
+            publish(&app, id).await;
+        }
+        let newer = new_video(&app, &ann, "Newer public", "public", None).await;
+        publish(&app, &newer).await;
+        // A public video that turns private afterwards leaves the feed too.
+        let hidden_later = new_video(&app, &ann, "Hidden later", "public", None).await;
+        publish(&app, &hidden_later).await;
+        assert_eq!(call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/videos/{hidden_later}"), Some(json!({"privacy": "private"}))).await.0, 200);
+
+        assert_eq!(call(&app, None, Method::GET, "/api/v1/me/feed", None).await.0, 401);
+        let mut ids = Vec::new();
+        let mut path = "/api/v1/me/feed?limit=1".to_owned();
+        loop {
+            let (status, body) = call(&app, Some(&bob), Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            for v in body["videos"].as_array().unwrap() {
+                assert_eq!(v["privacy"], "public");
+                ids.push(v["id"].as_str().unwrap().to_owned());
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v1/me/feed?limit=1&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(ids, vec![newer.clone(), older.clone()], "only public, playable videos of followed channels, newest first");
+        let (_, empty) = call(&app, Some(&carl), Method::GET, "/api/v1/me/feed", None).await;
+        assert_eq!(empty["videos"].as_array().map(Vec::len), Some(0));
+
+        // The page: cards, and "new since your last visit" from the second visit on.
+        let (status, html) = page(&app, Some(&bob), "/subscriptions").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("Newer public") && html.contains("Older public") && !html.contains("Private one") && !html.contains("Unlisted one"), "{html}");
+        assert!(html.contains("href=\"/@ann\"") && html.contains("1:05") && html.contains("/poster.jpg") && html.contains("0 views"), "{html}");
+        assert!(!html.contains("class=\"new-mark\""), "nothing is new on a first visit");
+        let bob_id = Uuid::parse_str(call(&app, Some(&bob), Method::GET, "/api/v1/me", None).await.1["id"].as_str().unwrap()).unwrap();
+        let two_hours_ago = chrono::Utc::now() - chrono::TimeDelta::hours(2);
+        let three_hours_ago = chrono::Utc::now() - chrono::TimeDelta::hours(3);
+        turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query("UPDATE feed_visits SET visited_at = $1 WHERE user_id = $2").bind(two_hours_ago).bind(bob_id).execute(pool).await.unwrap();
+            sqlx::query("UPDATE videos SET published_at = $1 WHERE id = $2").bind(three_hours_ago).bind(Uuid::parse_str(&older).unwrap()).execute(pool).await.unwrap();
+        });
+        let (_, html) = page(&app, Some(&bob), "/subscriptions").await;
+        assert_eq!(html.matches("class=\"new-mark\"").count(), 1, "only the video published since the last visit: {html}");
+        assert!(html.contains("1 new since your last visit."), "{html}");
+        let (_, again) = page(&app, Some(&bob), "/subscriptions").await;
+        assert_eq!(again.matches("class=\"new-mark\"").count(), 1, "a reload within the visit keeps the mark");
+        assert_eq!(page(&app, Some(&bob), "/subscriptions?cursor=forged").await.0, 400);
+    }
+}
+
+/// Many concurrent subscribes and unsubscribes of the same channels, including the same pair at
+/// once: the counter ends equal to the rows.
+async fn the_subscriber_count_stays_exact_under_concurrent_toggles(stack: Stack) {
+    let Some(app) = TestApp::spawn(stack).await else { return };
+    let owner = turtlemen_db::users::create(&app.db, &new_user("owner")).await.unwrap();
+    let channel = owner.id.0;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(turtlemen_db::users::create(&app.db, &new_user(&format!("fan{i}"))).await.unwrap().id);
+    }
+    let mut tasks = Vec::new();
+    for round in 0..6u32 {
+        for (i, user) in users.iter().enumerate() {
+            for copy in 0..2u32 {
+                let db = app.db.clone();
+                let user = *user;
+                // Both copies of a pair race each other with the same or opposite action.
+                let on = (round + i as u32 + copy * (i as u32 % 2)).is_multiple_of(2);
+                tasks.push(tokio::spawn(async move {
+                    if on {
+                        turtlemen_db::subscriptions::subscribe(&db, user, channel).await.unwrap();
+                    } else {
+                        turtlemen_db::subscriptions::unsubscribe(&db, user, channel).await.unwrap();
+                    }
+                }));
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = turtlemen_db::subscriptions::count_rows(&app.db, channel).await.unwrap();
+    let counted = turtlemen_db::channels::get(&app.db, channel).await.unwrap().unwrap().subscriber_count;
+    assert_eq!(counted, u64::try_from(rows).unwrap(), "the counter equals COUNT(*)");
+}
+
+fn new_user(name: &str) -> turtlemen_db::users::NewUser {
+    turtlemen_db::users::NewUser {
+        username: turtlemen_domain::Username::parse(name).unwrap(),
+        email: turtlemen_domain::Email::parse(&format!("{name}@example.org")).unwrap(),
+        display_name: name.to_owned(),
+        password_hash: None,
+        role: Role::User,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_subscriber_count_stays_exact_under_concurrent_toggles_on_sqlite() {
+    the_subscriber_count_stays_exact_under_concurrent_toggles(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_subscriber_count_stays_exact_under_concurrent_toggles_on_postgres() {
+    the_subscriber_count_stays_exact_under_concurrent_toggles(Stack::External).await;
+}

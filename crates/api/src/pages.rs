@@ -7,6 +7,7 @@
 //! but its owner, exactly as it is a 404 answer. The studio's forms (edit, delete) are checked
 //! with a CSRF token ([`csrf`]); the gateway's session cookie is `SameSite=Lax` as well.
 
+mod community;
 mod csrf;
 
 use crate::identity::CurrentUser;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/studio/videos", get(studio))
         .route("/studio/videos/{id}/edit", get(edit_form).post(edit_submit))
         .route("/studio/videos/{id}/delete", post(delete_submit))
+        .merge(community::routes())
 }
 
 /// Who is looking, and at which path (for "Sign in" to come back to).
@@ -92,7 +94,14 @@ async fn watch(
 ) -> Result<Html<String>, ApiError> {
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
+    let ctx = context(viewer.as_ref(), &uri);
+    let subscribe = match turtlemen_db::channels::get(&st.db, v.channel_id).await? {
+        Some(c) => Some(community::subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?),
+        None => None,
+    };
     let page = WatchView {
+        channel_url: view.channel.url.clone(),
+        subscribe,
         id: v.id.to_string(),
         title: view.title,
         description: view.description,
@@ -111,7 +120,7 @@ async fn watch(
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| may_manage(&v, u)),
     };
-    Ok(Html(video_pages::watch_page(&page, &context(viewer.as_ref(), &uri))))
+    Ok(Html(video_pages::watch_page(&page, &ctx)))
 }
 
 fn may_manage(v: &Video, user: &CurrentUser) -> bool {

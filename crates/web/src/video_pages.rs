@@ -79,6 +79,10 @@ pub struct WatchView {
     pub title: String,
     pub description: String,
     pub channel_name: String,
+    /// The channel's page (a same-origin path).
+    pub channel_url: String,
+    /// The channel's Subscribe control.
+    pub subscribe: Option<crate::channel_pages::SubscribeButton>,
     pub views: u64,
     /// `uploading`, `processing`, `ready` or `failed`.
     pub state: String,
@@ -300,6 +304,8 @@ mod tests {
             title: "A <b>bold</b> title".into(),
             description: "Line one\nLine two".into(),
             channel_name: "Ann".into(),
+            channel_url: "/@ann".into(),
+            subscribe: None,
             views: 1234,
             state: state.into(),
             progress: 42,
