@@ -68,8 +68,8 @@ async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri)
             watch_url: view.watch_url,
             thumbnail_url: view.poster_url,
             duration_secs: whole_seconds(view.duration_secs),
+            channel_url: Some(view.channel.url),
             channel_name: view.channel.display_name,
-            channel_url: None,
             views: view.views,
         }
     };
