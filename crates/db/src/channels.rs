@@ -198,9 +198,23 @@ pub enum VideoAfter {
     Views(i64, Uuid),
 }
 
+macro_rules! channel_videos_where {
+    (newest) => {
+        "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+         AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) \
+         ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
+    };
+    (views) => {
+        "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+         AND v.views <= $2 AND (v.views < $2 OR v.id < $3) \
+         ORDER BY v.views DESC, v.id DESC LIMIT $4"
+    };
+}
+
 /// A channel's listed videos — public and playable only (unlisted and private ones, and those
 /// still uploading or failed, never) — through the partial index `videos_channel_published`
-/// or `videos_channel_views`: an index range scan that stops after `limit` rows.
+/// or `videos_channel_views` (named with `INDEXED BY` on SQLite): an index range scan from the
+/// cursor that stops after `limit` rows.
 pub async fn videos(
     db: &Db,
     channel: Uuid,
@@ -209,44 +223,41 @@ pub async fn videos(
     limit: u32,
 ) -> Result<Vec<crate::videos::Video>, DbError> {
     use crate::videos::{Row as VideoRow, select as select_videos};
+    const NEWEST_PG: &str = select_videos!(channel_videos_where!(newest));
+    const VIEWS_PG: &str = select_videos!(channel_videos_where!(views));
+    const NEWEST_SQLITE: &str = select_videos!(indexed "videos_channel_published", channel_videos_where!(newest));
+    const VIEWS_SQLITE: &str = select_videos!(indexed "videos_channel_views", channel_videos_where!(views));
     let limit = i64::from(limit);
-    let rows: Vec<VideoRow> = with_pool!(db, |pool| {
-        match (sort, after) {
-            (VideoSort::Newest, after) => {
-                let (at, id) = match after {
-                    Some(VideoAfter::Published(at, id)) => (at, id),
-                    _ => (Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()),
-                };
-                sqlx::query_as(select_videos!(
-                    "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-                     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) \
-                     ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
-                ))
-                .bind(channel)
-                .bind(at)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
-            (VideoSort::MostViewed, after) => {
-                let (views, id) = match after {
-                    Some(VideoAfter::Views(views, id)) => (views, id),
-                    _ => (i64::MAX, Uuid::max()),
-                };
-                sqlx::query_as(select_videos!(
-                    "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-                     AND v.views <= $2 AND (v.views < $2 OR v.id < $3) \
-                     ORDER BY v.views DESC, v.id DESC LIMIT $4"
-                ))
-                .bind(channel)
-                .bind(views)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+    let far = Utc::now() + chrono::TimeDelta::days(3650);
+    let rows: Vec<VideoRow> = match sort {
+        VideoSort::Newest => {
+            let (at, id) = match after {
+                Some(VideoAfter::Published(at, id)) => (at, id),
+                _ => (far, Uuid::max()),
+            };
+            match db {
+                Db::Postgres(pool) => {
+                    sqlx::query_as(NEWEST_PG).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+                }
+                Db::Sqlite(pool) => {
+                    sqlx::query_as(NEWEST_SQLITE).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+                }
             }
         }
-    });
+        VideoSort::MostViewed => {
+            let (views, id) = match after {
+                Some(VideoAfter::Views(views, id)) => (views, id),
+                _ => (i64::MAX, Uuid::max()),
+            };
+            match db {
+                Db::Postgres(pool) => {
+                    sqlx::query_as(VIEWS_PG).bind(channel).bind(views).bind(id).bind(limit).fetch_all(pool).await?
+                }
+                Db::Sqlite(pool) => {
+                    sqlx::query_as(VIEWS_SQLITE).bind(channel).bind(views).bind(id).bind(limit).fetch_all(pool).await?
+                }
+            }
+        }
+    };
     Ok(rows.into_iter().map(crate::videos::Video::from).collect())
 }

@@ -219,14 +219,30 @@ impl From<Row> for Video {
 }
 
 macro_rules! select {
-    ($rest:literal) => {
+    // SQLite only: the plan is pinned to `$index` (statistics are rarely gathered on an embedded
+    // database, and without them SQLite may prefer a worse index); it fails loudly if the index
+    // cannot serve the query.
+    (indexed $index:literal, $($rest:tt)+) => {
+        concat!(
+            "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
+             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, \
+             v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+             v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
+             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
+             FROM videos v INDEXED BY ",
+            $index,
+            " JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
+            $($rest)+
+        )
+    };
+    ($($rest:tt)+) => {
         concat!(
             "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
              v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
              v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
              FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
-            $rest
+            $($rest)+
         )
     };
 }
