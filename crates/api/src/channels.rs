@@ -108,10 +108,10 @@ fn field_error(field: &'static str, message: String) -> ApiError {
     ApiError::bad_request("invalid_field", format!("{field}: {message}"))
 }
 
-/// Unicode bidirectional embeddings, overrides and isolates: they reorder the text after them.
+/// Unicode bidirectional embeddings, overrides and isolates: they reorder the text after them
+/// (the plain direction marks LRM, RLM and ALM stay allowed: right-to-left names need them).
 fn has_bidi_control(s: &str) -> bool {
-    s.chars()
-        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'))
+    s.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
 fn has_control(s: &str, allow_newlines: bool) -> bool {

@@ -6,6 +6,7 @@
 //! visibility and validation are decided in one place: a private video is a 404 page for anyone
 //! but its owner, exactly as it is a 404 answer. The studio's forms (edit, delete) are checked
 //! with a CSRF token ([`csrf`]); the gateway's session cookie is `SameSite=Lax` as well.
+//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed.
 
 mod community;
 mod csrf;
