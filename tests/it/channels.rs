@@ -177,6 +177,13 @@ on_both_stacks! {
         let (status, _) = call(&app, Some(&ann), Method::POST, "/api/v1/channels", Some(json!({"handle": "anns-diy", "display_name": "Ann's DIY"}))).await;
         assert_eq!(status, 201);
 
+        // The upload page offers the choice once there are several channels.
+        let (status, html) = page(&app, Some(&ann), "/upload").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("<select id=\"channel\" name=\"channel\"") && html.contains("<option value=\"ann\">") && html.contains("<option value=\"anns-diy\">Ann&#39;s DIY (@anns-diy)</option>"), "{html}");
+        let (_, html) = page(&app, Some(&bob), "/upload").await;
+        assert!(!html.contains("name=\"channel\""), "one channel: no choice");
+
         let default = new_video(&app, &ann, "First", "public", None).await;
         let chosen = new_video(&app, &ann, "Second", "public", Some("Anns-DIY")).await;
         let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/videos/{default}"), None).await;

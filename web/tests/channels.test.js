@@ -1,7 +1,8 @@
 // A viewer follows a channel in a real browser, on SQLite and on PostgreSQL + Redis, with
 // JavaScript turned off for the viewer: visit the channel page, sign in from its "Sign in to
 // subscribe" link and come back, subscribe with the form, and see the creator's new public video
-// (uploaded with tus, processed by ffmpeg) on /subscriptions with its channel, then unsubscribe.
+// (uploaded with tus, processed by ffmpeg) on /subscriptions with its channel, then unsubscribe;
+// and a creator with two channels picks one on the upload page.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -105,6 +106,25 @@ for (const [name, stack] of stacks) {
       await page.getByRole('button', { name: 'Subscribe to ann' }).waitFor();
       await creator.close();
       await viewer.close();
+    });
+
+    test('the upload page publishes in the channel chosen', async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${server.url}/upload`);
+      await signInForm(page, 'ann');
+      await page.waitForURL(`${server.url}/upload`);
+      const made = await page.request.post(`${server.url}/api/v1/channels`, { data: { handle: 'ann-diy', display_name: 'Ann DIY' } });
+      assert.equal(made.status(), 201, await made.text());
+      await page.reload();
+      await page.getByLabel('Channel').selectOption('ann-diy');
+      await page.locator('#file').setInputFiles(clip);
+      await page.locator('#upload-progress-label').filter({ hasText: 'Uploaded' }).waitFor({ timeout: 90_000 });
+      const mine = await (await page.request.get(`${server.url}/api/v1/me/videos`)).json();
+      const latest = mine.videos[0];
+      assert.equal(latest.channel.handle, 'ann-diy');
+      assert.equal(latest.channel.display_name, 'Ann DIY');
+      await context.close();
     });
   });
 }

@@ -81,9 +81,14 @@ async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri)
 }
 
 /// `GET /upload` (the gateway sends visitors without a session to sign in first).
-async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Html<String> {
-    let view = UploadView { form: MetadataForm::default(), max_bytes: st.videos.upload_max_bytes };
-    Html(video_pages::upload_page(&view, &context(Some(&user), &uri)))
+async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Result<Html<String>, ApiError> {
+    let channels = turtlemen_db::channels::list_by_owner(&st.db, user.0.id).await?;
+    let view = UploadView {
+        form: MetadataForm::default(),
+        max_bytes: st.videos.upload_max_bytes,
+        channels: channels.into_iter().map(|c| (c.handle, c.display_name)).collect(),
+    };
+    Ok(Html(video_pages::upload_page(&view, &context(Some(&user), &uri))))
 }
 
 /// `GET /videos/{id}`: the watch page, for anyone who may see the video.
