@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod broker;
+mod channels;
 mod cli;
 mod database;
 mod gateway;

@@ -108,7 +108,7 @@ on_both_stacks! {
         assert!(html.contains(&format!("href=\"/videos/{public}\"")));
         assert!(html.contains("datetime=\"PT0H2M5S\">2:05</time>"), "duration: {html}");
         assert!(html.contains("/poster.jpg"), "a thumbnail");
-        assert!(html.contains("class=\"channel\">ann<"), "the channel's name: {html}");
+        assert!(html.contains("class=\"channel\" href=\"/@ann\">ann<"), "the channel's name: {html}");
         assert!(!html.contains("Hidden turtles"), "unlisted videos are not listed");
         assert!(!html.contains("Half-uploaded"), "nor unfinished ones");
         assert!(html.contains("href=\"/oauth2/start?rd=/\""), "a visitor is offered to sign in");

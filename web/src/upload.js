@@ -182,6 +182,8 @@
     if (meta.description) metadata.description = meta.description;
     if (meta.tags.length) metadata.tags = meta.tags.join(',');
     for (const k of ['category', 'language', 'licence']) if (meta[k]) metadata[k] = meta[k];
+    const channel = form.elements.namedItem('channel');
+    if (channel && channel.value) metadata.channel = channel.value;
     dirty = false;
 
     status.hidden = false;

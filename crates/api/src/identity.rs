@@ -183,6 +183,12 @@ pub struct Signed;
 pub struct VideosRead;
 /// [`Scope::VideosWrite`].
 pub struct VideosWrite;
+/// [`Scope::ChannelsWrite`].
+pub struct ChannelsWrite;
+/// [`Scope::SubscriptionsRead`].
+pub struct SubscriptionsRead;
+/// [`Scope::SubscriptionsWrite`].
+pub struct SubscriptionsWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
 
@@ -194,6 +200,15 @@ impl Need for VideosRead {
 }
 impl Need for VideosWrite {
     const SCOPE: Option<Scope> = Some(Scope::VideosWrite);
+}
+impl Need for ChannelsWrite {
+    const SCOPE: Option<Scope> = Some(Scope::ChannelsWrite);
+}
+impl Need for SubscriptionsRead {
+    const SCOPE: Option<Scope> = Some(Scope::SubscriptionsRead);
+}
+impl Need for SubscriptionsWrite {
+    const SCOPE: Option<Scope> = Some(Scope::SubscriptionsWrite);
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);

@@ -2,20 +2,25 @@
 //! server-rendered pages.
 //!
 //! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
-//! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`] (the videos API), [`media`] (signed media URLs
-//! and delivery), [`views`] (view counting), [`admin`] (the job queue for admins), [`pages`]
-//! (HTML). [`janitor`] runs the periodic
+//! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`]
+//! (the videos API), [`media`] (signed media URLs and delivery), [`views`] (view counting),
+//! [`admin`] (the job queue for admins), [`channels`], [`subscriptions`] and [`feed`] (channels,
+//! following them, their videos; paged by [`cursor`]), [`pages`] (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
 // The OpenAPI document is one `json!` literal.
 #![recursion_limit = "512"]
 
 pub mod admin;
+pub mod channels;
+pub mod cursor;
+pub mod feed;
 pub mod identity;
 pub mod media;
 pub mod openapi;
 pub mod pages;
 pub mod staging;
+pub mod subscriptions;
 pub mod tus;
 pub mod uploads;
 pub mod videos;
@@ -57,6 +62,9 @@ pub fn router(state: ApiState) -> Router {
         .merge(videos::routes())
         .merge(uploads::routes())
         .merge(admin::routes())
+        .merge(channels::routes())
+        .merge(subscriptions::routes())
+        .merge(feed::routes())
         .fallback(|| async { ApiError::not_found() });
     Router::new()
         .merge(pages::routes())

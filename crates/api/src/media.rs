@@ -46,6 +46,12 @@ impl MediaSigner {
         MediaSigner { key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()) }
     }
 
+    /// A key for another purpose, derived from the media key with `label` (so one secret
+    /// serves several uses without a token of one passing for another).
+    pub fn derive(&self, label: &[u8]) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&self.key, label).as_ref())
+    }
+
     fn signature(&self, video: Uuid, expiry: u64) -> String {
         let mut msg = Vec::with_capacity(24);
         msg.extend_from_slice(video.as_bytes());

@@ -1,6 +1,7 @@
 //! The API's description, OpenAPI 3.1, served at `/api/v1/openapi.json`.
 //!
-//! Written here by hand next to the handlers it describes; the schemas follow the JSON the handlers produce (`VideoView`,
+//! Written here by hand next to the handlers it describes (channels, subscriptions and the feed
+//! in [`community`]); the schemas follow the JSON the handlers produce (`VideoView`,
 //! `JobView`, the error body).
 //!
 //! Security: `oauth2` (authorization code at the auth service, with every [`Scope`] and what it
@@ -62,8 +63,17 @@ fn oauth2_scheme() -> Value {
     })
 }
 
+mod community;
+
 /// The whole document.
 pub fn document() -> Value {
+    let mut doc = core_document();
+    community::extend(&mut doc);
+    doc
+}
+
+/// Videos, uploads, the job queue.
+fn core_document() -> Value {
     let e403 = error_response(
         "`insufficient_scope`: the access token does not grant the scope this needs (see `WWW-Authenticate`).",
     );
@@ -250,7 +260,7 @@ pub fn document() -> Value {
                     "renditions": { "type": "array", "items": { "type": "object", "properties": {
                         "name": { "type": "string" }, "width": { "type": "integer" }, "height": { "type": "integer" }, "bandwidth": { "type": "integer" } } } },
                     "views": { "type": "integer" },
-                    "channel": { "type": "object", "properties": { "id": { "type": "string", "format": "uuid" }, "username": { "type": "string" }, "display_name": { "type": "string" } } },
+                    "channel": { "type": "object", "description": "The channel it is published in.", "properties": { "id": { "type": "string", "format": "uuid" }, "handle": { "type": "string" }, "display_name": { "type": "string" }, "username": { "type": "string", "description": "The owner's username." }, "url": { "type": "string", "description": "The channel's page." } } },
                     "created_at": { "type": "string", "format": "date-time" },
                     "published_at": { "type": ["string", "null"], "format": "date-time" },
                     "watch_url": { "type": "string", "description": "The video's page." },

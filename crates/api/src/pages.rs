@@ -6,7 +6,9 @@
 //! visibility and validation are decided in one place: a private video is a 404 page for anyone
 //! but its owner, exactly as it is a 404 answer. The studio's forms (edit, delete) are checked
 //! with a CSRF token ([`csrf`]); the gateway's session cookie is `SameSite=Lax` as well.
+//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed.
 
+mod community;
 mod csrf;
 
 use crate::identity::CurrentUser;
@@ -39,6 +41,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/studio/videos", get(studio))
         .route("/studio/videos/{id}/edit", get(edit_form).post(edit_submit))
         .route("/studio/videos/{id}/delete", post(delete_submit))
+        .merge(community::routes())
 }
 
 /// Who is looking, and at which path (for "Sign in" to come back to).
@@ -66,8 +69,8 @@ async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri)
             watch_url: view.watch_url,
             thumbnail_url: view.poster_url,
             duration_secs: whole_seconds(view.duration_secs),
+            channel_url: Some(view.channel.url),
             channel_name: view.channel.display_name,
-            channel_url: None,
             views: view.views,
         }
     };
@@ -78,9 +81,14 @@ async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri)
 }
 
 /// `GET /upload` (the gateway sends visitors without a session to sign in first).
-async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Html<String> {
-    let view = UploadView { form: MetadataForm::default(), max_bytes: st.videos.upload_max_bytes };
-    Html(video_pages::upload_page(&view, &context(Some(&user), &uri)))
+async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Result<Html<String>, ApiError> {
+    let channels = turtlemen_db::channels::list_by_owner(&st.db, user.0.id).await?;
+    let view = UploadView {
+        form: MetadataForm::default(),
+        max_bytes: st.videos.upload_max_bytes,
+        channels: channels.into_iter().map(|c| (c.handle, c.display_name)).collect(),
+    };
+    Ok(Html(video_pages::upload_page(&view, &context(Some(&user), &uri))))
 }
 
 /// `GET /videos/{id}`: the watch page, for anyone who may see the video.
@@ -92,7 +100,14 @@ async fn watch(
 ) -> Result<Html<String>, ApiError> {
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
+    let ctx = context(viewer.as_ref(), &uri);
+    let subscribe = match turtlemen_db::channels::get(&st.db, v.channel_id).await? {
+        Some(c) => Some(community::subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?),
+        None => None,
+    };
     let page = WatchView {
+        channel_url: view.channel.url.clone(),
+        subscribe,
         id: v.id.to_string(),
         title: view.title,
         description: view.description,
@@ -111,7 +126,7 @@ async fn watch(
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| may_manage(&v, u)),
     };
-    Ok(Html(video_pages::watch_page(&page, &context(viewer.as_ref(), &uri))))
+    Ok(Html(video_pages::watch_page(&page, &ctx)))
 }
 
 fn may_manage(v: &Video, user: &CurrentUser) -> bool {

@@ -143,6 +143,7 @@ async fn create_inner(
     let raw_metadata = headers.get(UPLOAD_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let pairs = tus::parse_metadata(headers)?;
     let (metadata, original_name) = videos::metadata_from_upload(&pairs)?;
+    let channel_id = crate::channels::for_upload(st, user, pairs.get("channel").map(String::as_str)).await?;
     check_quota(st, user, length).await?;
 
     let upload_id = Uuid::now_v7();
@@ -150,7 +151,8 @@ async fn create_inner(
     tokio::fs::create_dir_all(&st.uploads_dir).await.map_err(|e| ApiError::internal(&e))?;
     tokio::fs::File::create(staging_path(st, upload_id)).await.map_err(|e| ApiError::internal(&e))?;
     let expires_at = Utc::now() + st.videos.upload_expiry;
-    let new_video = NewVideo { id: video_id, owner_id: user.0.id, metadata, original_name, original_bytes: length };
+    let new_video =
+        NewVideo { id: video_id, owner_id: user.0.id, channel_id, metadata, original_name, original_bytes: length };
     if let Err(e) = uploads::create(&st.db, upload_id, &new_video, &raw_metadata, expires_at).await {
         let _ = tokio::fs::remove_file(staging_path(st, upload_id)).await;
         return Err(e.into());

@@ -40,12 +40,16 @@ pub fn routes() -> Router<ApiState> {
         .route("/me/videos", get(mine))
 }
 
-/// A channel as shown with a video (today, its owner).
+/// The channel a video is published in, as shown with the video.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChannelView {
     pub id: Uuid,
-    pub username: String,
+    pub handle: String,
     pub display_name: String,
+    /// The owner's username.
+    pub username: String,
+    /// The channel's page.
+    pub url: String,
 }
 
 /// A rendition as the API shows it.
@@ -135,9 +139,11 @@ impl VideoView {
                 .collect(),
             views: v.views,
             channel: ChannelView {
-                id: v.owner_id.0,
+                id: v.channel_id,
+                handle: v.channel_handle.clone(),
+                display_name: v.channel_display_name.clone(),
                 username: v.owner_username.clone(),
-                display_name: v.owner_display_name.clone(),
+                url: crate::channels::page_url(&v.channel_handle),
             },
             created_at: v.created_at,
             published_at: v.published_at,

@@ -1,9 +1,10 @@
-//! Creating accounts: parse every field, apply the password policy, hash, insert.
+//! Creating accounts: parse every field, apply the password policy, hash, insert (with the
+//! account's personal channel, whose handle is the username).
 
 use crate::passwords::{self, PasswordError};
 use turtlemen_db::users::{self, NewUser, User};
 use turtlemen_db::{Db, DbError};
-use turtlemen_domain::{Email, EmailError, Role, Username, UsernameError};
+use turtlemen_domain::{Email, EmailError, Handle, Role, Username, UsernameError};
 
 /// The raw fields of a new account, as typed by a person.
 #[derive(Debug, Clone)]
@@ -37,8 +38,10 @@ pub enum AccountError {
 /// Every problem with the fields that can be seen without the database, one per field.
 pub fn problems(form: &AccountForm<'_>) -> Vec<AccountError> {
     let mut out = Vec::new();
-    if let Err(e) = Username::parse(form.username) {
-        out.push(e.into());
+    match Username::parse(form.username) {
+        Err(e) => out.push(e.into()),
+        Ok(_) if Handle::parse(form.username).is_err() => out.push(UsernameError::Reserved.into()),
+        Ok(_) => {}
     }
     if let Err(e) = Email::parse(form.email) {
         out.push(e.into());
@@ -56,6 +59,9 @@ pub fn problems(form: &AccountForm<'_>) -> Vec<AccountError> {
 /// Creates an account.
 pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError> {
     let username = Username::parse(form.username)?;
+    // The username becomes the handle of the account's first channel: a word reserved for
+    // handles (`studio`, `search`…) is refused here too.
+    Handle::parse(username.as_str()).map_err(|_| UsernameError::Reserved)?;
     let email = Email::parse(form.email)?;
     let display_name =
         form.display_name.map(str::trim).filter(|s| !s.is_empty()).unwrap_or(username.as_str()).to_string();

@@ -125,8 +125,8 @@ pub async fn record_login(db: &Db, id: Uuid, email: Option<&str>, email_verified
     Ok(())
 }
 
-/// Creates an account that signs in only through a provider (no password), linked to it, in one
-/// transaction. A taken username, email or provider account is [`DbError::Conflict`] naming it.
+/// Creates an account that signs in only through a provider (no password), linked to it, with
+/// its personal channel, in one transaction. A taken username, email or provider account is [`DbError::Conflict`] naming it.
 pub async fn create_user_with_identity(
     db: &Db,
     new: &NewUser,
@@ -166,11 +166,20 @@ pub async fn create_user_with_identity(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(crate::channels::INSERT_PERSONAL)
+                .bind(user_id.0)
+                .bind(new.username.as_str())
+                .bind(new.username.key())
+                .bind(&new.display_name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok::<_, DbError>(())
         })
     })
-    .await?;
+    .await
+    .map_err(crate::channels::as_username_conflict)?;
     Ok(User {
         id: user_id,
         username: new.username.as_str().to_owned(),

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod auth_sessions;
+pub mod channels;
 pub mod clients;
 pub mod consents;
 pub mod email_tokens;
@@ -20,6 +21,7 @@ pub mod jobs;
 mod pool;
 pub mod refresh_tokens;
 mod retry;
+pub mod subscriptions;
 pub mod totp;
 pub mod uploads;
 pub mod users;

@@ -53,14 +53,16 @@ impl From<Row> for User {
     }
 }
 
-/// Inserts an account. A taken username or email is [`DbError::Conflict`] naming
-/// `username_key` or `email_key`.
+/// Inserts an account and its personal channel (same id, the username as handle) in one
+/// transaction. A taken username or email is [`DbError::Conflict`] naming `username_key` or
+/// `email_key` (a username some channel already uses as its handle is taken).
 pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
     let id = UserId::new();
     let now = Utc::now();
     retry_serializable(|| async {
         let row: Row = with_pool!(db, |pool| {
-            sqlx::query_as(
+            let mut tx = pool.begin().await?;
+            let row: Row = sqlx::query_as(
                 "INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, role, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
                  RETURNING id, username, email, display_name, role, email_verified, created_at",
@@ -74,12 +76,23 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
             .bind(new.password_hash.as_deref())
             .bind(new.role.as_str())
             .bind(now)
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(crate::channels::INSERT_PERSONAL)
+                .bind(id.0)
+                .bind(new.username.as_str())
+                .bind(new.username.key())
+                .bind(&new.display_name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
         });
         Ok(row.into())
     })
     .await
+    .map_err(crate::channels::as_username_conflict)
 }
 
 pub async fn find_by_username(db: &Db, username: &Username) -> Result<Option<User>, DbError> {

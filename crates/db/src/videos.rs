@@ -3,7 +3,7 @@
 //! A video is created with its upload (state `uploading`), becomes `processing` when the upload
 //! completes, and `ready` or `failed` when its transcode ends. `playable` turns true while it is
 //! still processing, as soon as the first segments of every rendition are published. Lists join
-//! the owner's names so a page needs one query.
+//! the owner's and the channel's names so a page needs one query.
 
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
@@ -93,6 +93,10 @@ pub struct Video {
     pub owner_id: UserId,
     pub owner_username: String,
     pub owner_display_name: String,
+    /// The channel it is published in, with the channel's handle and name.
+    pub channel_id: Uuid,
+    pub channel_handle: String,
+    pub channel_display_name: String,
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
@@ -136,17 +140,22 @@ pub struct Metadata {
 pub struct NewVideo {
     pub id: Uuid,
     pub owner_id: UserId,
+    /// One of the owner's channels.
+    pub channel_id: Uuid,
     pub metadata: Metadata,
     pub original_name: String,
     pub original_bytes: u64,
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     owner_id: Uuid,
     owner_username: String,
     owner_display_name: String,
+    channel_id: Uuid,
+    channel_handle: String,
+    channel_display_name: String,
     title: String,
     description: String,
     tags: String,
@@ -179,6 +188,9 @@ impl From<Row> for Video {
             owner_id: UserId(r.owner_id),
             owner_username: r.owner_username,
             owner_display_name: r.owner_display_name,
+            channel_id: r.channel_id,
+            channel_handle: r.channel_handle,
+            channel_display_name: r.channel_display_name,
             title: r.title,
             description: r.description,
             tags: serde_json::from_str(&r.tags).unwrap_or_default(),
@@ -207,17 +219,34 @@ impl From<Row> for Video {
 }
 
 macro_rules! select {
-    ($rest:literal) => {
+    // SQLite only: the plan is pinned to `$index` (statistics are rarely gathered on an embedded
+    // database, and without them SQLite may prefer a worse index); it fails loudly if the index
+    // cannot serve the query.
+    (indexed $index:literal, $($rest:tt)+) => {
         concat!(
             "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
-             v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, \
+             v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
              v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
-             FROM videos v JOIN users u ON u.id = v.owner_id ",
-            $rest
+             FROM videos v INDEXED BY ",
+            $index,
+            " JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
+            $($rest)+
+        )
+    };
+    ($($rest:tt)+) => {
+        concat!(
+            "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
+             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+             v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
+             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
+             FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
+            $($rest)+
         )
     };
 }
+pub(crate) use select;
 
 fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
@@ -245,8 +274,8 @@ pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
         with_pool!(db, |pool| {
             sqlx::query(
                 "INSERT INTO videos (id, owner_id, title, description, tags, category, language, licence, privacy, state, \
-                 original_name, original_bytes, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'uploading', $10, $11, $12, $12)",
+                 original_name, original_bytes, created_at, updated_at, channel_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'uploading', $10, $11, $12, $12, $13)",
             )
             .bind(new.id)
             .bind(new.owner_id.0)
@@ -260,6 +289,7 @@ pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
             .bind(&new.original_name)
             .bind(as_i64(new.original_bytes))
             .bind(now)
+            .bind(new.channel_id)
             .execute(pool)
             .await
             .map(|_| ())?

@@ -5,12 +5,14 @@
 //! knows nothing of HTTP, JSON request shapes or SQL.
 
 mod email;
+mod handle;
 mod ids;
 mod redirect;
 mod secret;
 mod username;
 
 pub use email::{Email, EmailError};
+pub use handle::{Handle, HandleError};
 pub use ids::UserId;
 pub use redirect::RedirectTarget;
 pub use secret::Secret;

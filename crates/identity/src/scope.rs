@@ -26,6 +26,14 @@ pub enum Scope {
     /// Upload, edit and delete the user's videos (tus uploads, `PATCH`, `DELETE`). Includes
     /// [`Scope::VideosRead`].
     VideosWrite,
+    /// Create channels and edit the user's channels (`POST /api/v1/channels`, `PATCH …/{handle}`).
+    ChannelsWrite,
+    /// See the channels the user follows and their feed (`/api/v1/me/subscriptions`,
+    /// `/api/v1/me/feed`).
+    SubscriptionsRead,
+    /// Follow and unfollow channels (`PUT`/`DELETE /api/v1/me/subscriptions/{handle}`). Includes
+    /// [`Scope::SubscriptionsRead`].
+    SubscriptionsWrite,
     /// Act as an administrator, for users with the admin role (`/api/v1/admin/…`). A user
     /// without the role gains nothing from it.
     Admin,
@@ -40,6 +48,9 @@ impl Scope {
         Scope::OfflineAccess,
         Scope::VideosRead,
         Scope::VideosWrite,
+        Scope::ChannelsWrite,
+        Scope::SubscriptionsRead,
+        Scope::SubscriptionsWrite,
         Scope::Admin,
     ];
 
@@ -52,6 +63,9 @@ impl Scope {
             Scope::OfflineAccess => "offline_access",
             Scope::VideosRead => "videos:read",
             Scope::VideosWrite => "videos:write",
+            Scope::ChannelsWrite => "channels:write",
+            Scope::SubscriptionsRead => "subscriptions:read",
+            Scope::SubscriptionsWrite => "subscriptions:write",
             Scope::Admin => "admin",
         }
     }
@@ -70,6 +84,9 @@ impl Scope {
             Scope::OfflineAccess => "Stay connected while you are away",
             Scope::VideosRead => "See your videos, including private ones",
             Scope::VideosWrite => "Upload, edit and delete your videos",
+            Scope::ChannelsWrite => "Create channels and edit your channels",
+            Scope::SubscriptionsRead => "See the channels you follow and their new videos",
+            Scope::SubscriptionsWrite => "Follow and unfollow channels for you",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
         }
     }
@@ -77,13 +94,22 @@ impl Scope {
     /// Whether the scope grants access to the API (as opposed to the OpenID Connect scopes,
     /// which shape tokens and claims).
     pub const fn is_api(self) -> bool {
-        matches!(self, Scope::VideosRead | Scope::VideosWrite | Scope::Admin)
+        matches!(
+            self,
+            Scope::VideosRead
+                | Scope::VideosWrite
+                | Scope::ChannelsWrite
+                | Scope::SubscriptionsRead
+                | Scope::SubscriptionsWrite
+                | Scope::Admin
+        )
     }
 
     /// The scopes a grant of this one includes besides itself.
     const fn includes(self) -> &'static [Scope] {
         match self {
             Scope::VideosWrite => &[Scope::VideosRead],
+            Scope::SubscriptionsWrite => &[Scope::SubscriptionsRead],
             _ => &[],
         }
     }
@@ -187,6 +213,9 @@ mod tests {
             assert_eq!(Scope::parse(s.as_str()), Some(*s));
             assert!(!s.description().is_empty());
         }
-        assert_eq!(Scope::api().map(Scope::as_str).collect::<Vec<_>>(), ["videos:read", "videos:write", "admin"]);
+        assert_eq!(
+            Scope::api().map(Scope::as_str).collect::<Vec<_>>(),
+            ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "admin"]
+        );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`home_page`] and [`error_page`] render full HTML pages from plain view models
 //!   ([`HomeView`], [`VideoCard`]); [`video_pages`] renders upload, watch, the creator's list
-//!   and the edit form; [`PageContext`] tells a page who is looking and where it is;
+//!   and the edit form; [`channel_pages`] a channel's page and the subscriptions feed; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
 //!   an asset's current URL.
 //!
@@ -13,6 +13,7 @@
 
 mod assets;
 pub mod auth_pages;
+pub mod channel_pages;
 mod pages;
 pub mod recovery_pages;
 pub mod video_pages;

@@ -56,6 +56,9 @@ pub struct UploadView {
     pub form: MetadataForm,
     /// The largest file accepted, in bytes (0: no limit).
     pub max_bytes: u64,
+    /// The uploader's channels (handle, name), first the default; a choice is shown when there
+    /// are several.
+    pub channels: Vec<(String, String)>,
 }
 
 impl UploadView {
@@ -79,6 +82,10 @@ pub struct WatchView {
     pub title: String,
     pub description: String,
     pub channel_name: String,
+    /// The channel's page (a same-origin path).
+    pub channel_url: String,
+    /// The channel's Subscribe control.
+    pub subscribe: Option<crate::channel_pages::SubscribeButton>,
     pub views: u64,
     /// `uploading`, `processing`, `ready` or `failed`.
     pub state: String,
@@ -300,6 +307,8 @@ mod tests {
             title: "A <b>bold</b> title".into(),
             description: "Line one\nLine two".into(),
             channel_name: "Ann".into(),
+            channel_url: "/@ann".into(),
+            subscribe: None,
             views: 1234,
             state: state.into(),
             progress: 42,
@@ -396,7 +405,7 @@ mod tests {
         assert!(html.contains("value=\"T &#34;q&#34;\"") || html.contains("value=\"T &quot;q&quot;\""), "{html}");
         assert!(html.contains("value=\"unlisted\" checked"), "{html}");
         assert!(html.contains("title: too long"));
-        let html = upload_page(&UploadView { form, max_bytes: 2_000_000_000 }, &ctx());
+        let html = upload_page(&UploadView { form, max_bytes: 2_000_000_000, channels: Vec::new() }, &ctx());
         assert!(html.contains("type=\"file\""));
         assert!(html.contains("2.0 GB"), "{html}");
         assert!(html.contains("data-tus-src=\"/static/tus.min."), "the uploader, fetched on demand: {html}");

@@ -147,7 +147,11 @@ fn username_candidates(profile: &Profile, email: &Email) -> Vec<Username> {
         let n = u32::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap_or([0; 4])) % 1_000_000;
         format!("{base}-{n}")
     }));
-    out.into_iter().filter_map(|c| Username::parse(&c).ok()).collect()
+    // Each becomes the handle of the account's first channel too, so it must parse as one.
+    out.into_iter()
+        .filter(|c| turtlemen_domain::Handle::parse(c).is_ok())
+        .filter_map(|c| Username::parse(&c).ok())
+        .collect()
 }
 
 /// What linking from the security page did.

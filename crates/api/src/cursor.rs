@@ -1,0 +1,83 @@
+//! Opaque, tamper-proof pagination cursors for keyset-paged lists (the feed, a user's
+//! subscriptions, a channel's videos).
+//!
+//! A cursor is `base64url(kind ‖ key ‖ id ‖ tag)`: `kind` names the list it belongs to, `key`
+//! is the sort key of the last row shown (a time in nanoseconds or a count, 8 bytes big-endian),
+//! `id` the last row's UUID, and `tag` an HMAC-SHA256 over the rest with a
+//! key derived from the media key (shared by every API server). Anything else — wrong length,
+//! bad base64, another list's cursor, a changed byte — is refused with 400 `invalid_cursor`,
+//! so a client can neither forge a position nor feed one list's cursor to another.
+
+use crate::ApiState;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use ring::hmac;
+use turtlemen_http::ApiError;
+use uuid::Uuid;
+
+const TAG_LEN: usize = 32;
+const BODY_LEN: usize = 1 + 8 + 16;
+/// Longer text than this is no cursor of ours.
+const MAX_TEXT: usize = 100;
+
+/// Which list a cursor pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Feed = 1,
+    Subscriptions = 2,
+    ChannelNewest = 3,
+    ChannelViews = 4,
+}
+
+fn key(st: &ApiState) -> hmac::Key {
+    st.media.derive(b"turtlemen pagination cursors v1")
+}
+
+fn invalid() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "The cursor is not one this server gave out; start from the first page.")
+}
+
+/// The cursor after a row whose sort key is `key` and id `id`.
+pub fn encode(st: &ApiState, kind: Kind, key_value: i64, id: Uuid) -> String {
+    let mut bytes = Vec::with_capacity(BODY_LEN + TAG_LEN);
+    bytes.push(kind as u8);
+    bytes.extend_from_slice(&key_value.to_be_bytes());
+    bytes.extend_from_slice(id.as_bytes());
+    let tag = hmac::sign(&key(st), &bytes);
+    bytes.extend_from_slice(tag.as_ref());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The position a cursor of `kind` names, or 400.
+pub fn decode(st: &ApiState, kind: Kind, text: &str) -> Result<(i64, Uuid), ApiError> {
+    if text.len() > MAX_TEXT {
+        return Err(invalid());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+    if bytes.len() != BODY_LEN + TAG_LEN || bytes[0] != kind as u8 {
+        return Err(invalid());
+    }
+    let (body, tag) = bytes.split_at(BODY_LEN);
+    // Compared in constant time by ring.
+    hmac::verify(&key(st), body, tag).map_err(|_| invalid())?;
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&body[1..9]);
+    let id = Uuid::from_slice(&body[9..]).map_err(|_| invalid())?;
+    Ok((i64::from_be_bytes(k), id))
+}
+
+/// A time as a cursor key (nanoseconds since 1970; times past 2262 saturate).
+pub fn time_key(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// The time a cursor key names.
+pub fn key_time(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}
+
+/// Decodes an optional `?cursor=` of a time-ordered list.
+pub fn decode_time(st: &ApiState, kind: Kind, text: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
+    text.filter(|t| !t.is_empty()).map(|t| decode(st, kind, t).map(|(k, id)| (key_time(k), id))).transpose()
+}

@@ -1,0 +1,195 @@
+//! The community pages: a channel's page (`/@{handle}`), its Subscribe form
+//! (`POST /@{handle}/subscription`) and the subscriptions feed (`/subscriptions`).
+//!
+//! They read and write through the same functions as the JSON API ([`crate::channels`],
+//! [`crate::subscriptions`], [`crate::feed`]), so visibility, validation and the cursor checks
+//! are decided once. The Subscribe form carries the studio's CSRF token ([`super::csrf`]) and
+//! comes back to the page it was posted from (a checked local path), so it works without
+//! JavaScript.
+
+use super::{context, csrf, whole_seconds};
+use crate::identity::CurrentUser;
+use crate::{ApiState, channels, feed, subscriptions, videos};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::response::{Html, Redirect};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use turtlemen_db::channels::{Channel, VideoSort};
+use turtlemen_db::videos::Video;
+use turtlemen_domain::RedirectTarget;
+use turtlemen_http::ApiError;
+use turtlemen_web::channel_pages::{self, ChannelView, FeedCard, FeedView, LinkItem, SubscribeButton};
+
+/// Videos per page on a channel's page and in the feed.
+const PAGE: u32 = 24;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/@{handle}", get(channel_page))
+        .route("/@{handle}/subscription", post(subscription_submit))
+        .route("/subscriptions", get(subscriptions_page))
+}
+
+/// A card for `v`; `new_since` marks those published after it.
+fn card(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>, new_since: Option<DateTime<Utc>>) -> FeedCard {
+    let view = videos::VideoView::build(st, v, viewer);
+    let published = v.published_at.unwrap_or(v.created_at);
+    FeedCard {
+        title: view.title,
+        watch_url: view.watch_url,
+        thumbnail_url: view.poster_url,
+        duration_secs: whole_seconds(view.duration_secs),
+        channel_name: view.channel.display_name,
+        channel_url: view.channel.url,
+        views: view.views,
+        age: channel_pages::age_label((Utc::now() - published).num_seconds()),
+        published: published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        is_new: new_since.is_some_and(|t| published > t),
+    }
+}
+
+/// The Subscribe control of `c` for `viewer`, coming back to `return_to`.
+pub(super) async fn subscribe_button(
+    st: &ApiState,
+    c: &Channel,
+    viewer: Option<&CurrentUser>,
+    return_to: &str,
+) -> Result<SubscribeButton, ApiError> {
+    let (csrf, subscribed, own) = match viewer {
+        Some(u) => (
+            Some(csrf::token(st, u)),
+            turtlemen_db::subscriptions::is_subscribed(&st.db, u.0.id, c.id).await?,
+            channels::owns(c, u),
+        ),
+        None => (None, false, false),
+    };
+    Ok(SubscribeButton {
+        channel_name: c.display_name.clone(),
+        action: format!("{}/subscription", channels::page_url(&c.handle)),
+        subscribed,
+        csrf,
+        return_to: return_to.to_owned(),
+        own,
+    })
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ChannelQuery {
+    tab: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+    done: Option<String>,
+}
+
+/// `GET /@{handle}`: anyone may see a channel; its public, playable videos only.
+async fn channel_page(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    Path(handle): Path<String>,
+    Query(q): Query<ChannelQuery>,
+    uri: Uri,
+) -> Result<Html<String>, ApiError> {
+    let c = channels::find(&st, &handle).await?;
+    let url = channels::page_url(&c.handle);
+    let about = q.tab.as_deref() == Some("about");
+    let query = channels::VideosQuery { sort: q.sort.clone(), cursor: q.cursor.clone(), limit: None };
+    let (cards, next_url, sort) = if about {
+        (Vec::new(), None, "newest")
+    } else {
+        let page = channels::video_page(&st, &c, &query, PAGE).await?;
+        let sort = if page.sort == VideoSort::MostViewed { "views" } else { "newest" };
+        let cards = page.videos.iter().map(|v| card(&st, v, viewer.as_ref(), None)).collect();
+        let next = page.next_cursor.map(|cur| format!("{url}?sort={sort}&cursor={cur}"));
+        (cards, next, sort)
+    };
+    let ctx = context(viewer.as_ref(), &uri);
+    let view = ChannelView {
+        handle: c.handle.clone(),
+        display_name: c.display_name.clone(),
+        description: c.description.clone(),
+        links: c.links.iter().map(|l| LinkItem { title: l.title.clone(), url: l.url.clone() }).collect(),
+        subscriber_count: c.subscriber_count,
+        url: url.clone(),
+        tab: if about { "about" } else { "videos" }.into(),
+        sort: sort.into(),
+        cards,
+        next_url,
+        subscribe: subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?,
+        joined: c.created_at.format("%Y-%m-%d").to_string(),
+        notice: match q.done.as_deref() {
+            Some("subscribed") => Some("Subscribed.".into()),
+            Some("unsubscribed") => Some("Unsubscribed.".into()),
+            _ => None,
+        },
+    };
+    Ok(Html(channel_pages::channel_page(&view, &ctx)))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct SubscriptionForm {
+    csrf: String,
+    action: String,
+    return_to: String,
+}
+
+/// `POST /@{handle}/subscription`: subscribes or unsubscribes, then returns to the page.
+async fn subscription_submit(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(handle): Path<String>,
+    axum::Form(form): axum::Form<SubscriptionForm>,
+) -> Result<Redirect, ApiError> {
+    csrf::check(&st, &user, &form.csrf)?;
+    let c = channels::find(&st, &handle).await?;
+    let done = match form.action.as_str() {
+        "subscribe" => {
+            subscriptions::follow(&st, &user, &c).await?;
+            "subscribed"
+        }
+        "unsubscribe" => {
+            subscriptions::unfollow(&st, &user, &c).await?;
+            "unsubscribed"
+        }
+        _ => return Err(ApiError::bad_request("invalid_action", "action is subscribe or unsubscribe.")),
+    };
+    let back = RedirectTarget::parse_local(&form.return_to)
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_else(|| channels::page_url(&c.handle));
+    // On the channel's own page, say what happened.
+    let channel_url = channels::page_url(&c.handle);
+    let back = if back == channel_url || back.starts_with(&format!("{channel_url}?")) {
+        format!("{channel_url}?done={done}")
+    } else {
+        back
+    };
+    Ok(Redirect::to(&back))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct FeedQuery {
+    cursor: Option<String>,
+}
+
+/// `GET /subscriptions`: the feed, marking what is new since the previous visit.
+async fn subscriptions_page(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Query(q): Query<FeedQuery>,
+    uri: Uri,
+) -> Result<Html<String>, ApiError> {
+    let page = feed::page(&st, &user, q.cursor.as_deref(), PAGE).await?;
+    let new_since = turtlemen_db::subscriptions::record_feed_visit(&st.db, user.0.id, Utc::now()).await?;
+    let follows_any = !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
+    let view = FeedView {
+        cards: page.videos.iter().map(|v| card(&st, v, Some(&user), new_since)).collect(),
+        next_url: page.next_cursor.map(|c| format!("/subscriptions?cursor={c}")),
+        follows_any,
+        paged: q.cursor.as_deref().is_some_and(|c| !c.is_empty()),
+    };
+    Ok(Html(channel_pages::subscriptions_page(&view, &context(Some(&user), &uri))))
+}

@@ -1,0 +1,203 @@
+//! The community pages: a channel's page (`/@handle`: name, description, links, subscriber
+//! count, a Subscribe button, tabs for its videos — newest or most viewed — and about) and the
+//! subscriptions page (the feed of followed channels, with "new since your last visit").
+//!
+//! Plain view models in, full HTML out, like [`crate::video_pages`]. Every text value is escaped
+//! by askama; URL fields are same-origin paths the handler built from ids, handles or signed
+//! cursors, except a channel's links, which the API checked as absolute `http`/`https` URLs and
+//! which are shown with `rel="nofollow noopener ugc"`. The Subscribe button is a form posting
+//! with the studio's CSRF token and returning to the page it was on, so it works without
+//! JavaScript; a visitor gets a "Sign in to subscribe" link instead.
+
+use crate::pages::{PageContext, Shell, render};
+use crate::views::group_thousands;
+use askama::Template;
+
+/// A video in a channel's list or in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedCard {
+    pub title: String,
+    pub watch_url: String,
+    pub thumbnail_url: Option<String>,
+    pub duration_secs: Option<u32>,
+    pub channel_name: String,
+    pub channel_url: String,
+    pub views: u64,
+    /// How long ago it was published, in words: `3 hours ago`.
+    pub age: String,
+    /// The publication time, RFC 3339, for `<time datetime>`.
+    pub published: String,
+    /// Published since the viewer's last visit of the feed.
+    pub is_new: bool,
+}
+
+impl FeedCard {
+    pub fn duration_label(&self) -> Option<String> {
+        self.duration_secs.map(|s| {
+            let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+            if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
+        })
+    }
+
+    pub fn duration_iso(&self) -> Option<String> {
+        self.duration_secs.map(|s| format!("PT{}H{}M{}S", s / 3600, s / 60 % 60, s % 60))
+    }
+
+    pub fn views_label(&self) -> String {
+        let n = group_thousands(self.views);
+        if self.views == 1 { format!("{n} view") } else { format!("{n} views") }
+    }
+}
+
+/// `seconds` ago in words: `just now`, `5 minutes ago`, `1 day ago`, `3 years ago`.
+pub fn age_label(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (n, unit) = match s {
+        0..60 => return "just now".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86_400 => (s / 3600, "hour"),
+        86_400..2_592_000 => (s / 86_400, "day"),
+        2_592_000..31_536_000 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
+}
+
+/// The Subscribe / Unsubscribe control of a channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscribeButton {
+    pub channel_name: String,
+    /// Where the form posts: `/@handle/subscription`.
+    pub action: String,
+    pub subscribed: bool,
+    /// The viewer's CSRF token; `None` for a visitor (a sign-in link is shown).
+    pub csrf: Option<String>,
+    /// The page to come back to (a same-origin path).
+    pub return_to: String,
+    /// The viewer owns the channel: no button.
+    pub own: bool,
+}
+
+impl SubscribeButton {
+    /// The sign-in link for a visitor, coming back to this page.
+    pub fn sign_in_url(&self) -> String {
+        format!("/oauth2/start?rd={}", crate::pages::encode_query_value(&self.return_to))
+    }
+}
+
+/// A link a channel shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkItem {
+    pub title: String,
+    pub url: String,
+}
+
+/// A channel's page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelView {
+    pub handle: String,
+    pub display_name: String,
+    pub description: String,
+    pub links: Vec<LinkItem>,
+    pub subscriber_count: u64,
+    /// `/@handle`.
+    pub url: String,
+    /// `videos` or `about`.
+    pub tab: String,
+    /// `newest` or `views`.
+    pub sort: String,
+    pub cards: Vec<FeedCard>,
+    /// The next page of videos, if any.
+    pub next_url: Option<String>,
+    pub subscribe: SubscribeButton,
+    /// `YYYY-MM-DD`.
+    pub joined: String,
+    /// A one-line message after an action ("Subscribed.").
+    pub notice: Option<String>,
+}
+
+impl ChannelView {
+    pub fn subscribers_label(&self) -> String {
+        let n = group_thousands(self.subscriber_count);
+        if self.subscriber_count == 1 { format!("{n} subscriber") } else { format!("{n} subscribers") }
+    }
+}
+
+/// The subscriptions page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedView {
+    pub cards: Vec<FeedCard>,
+    pub next_url: Option<String>,
+    /// The viewer follows at least one channel.
+    pub follows_any: bool,
+    /// This is a later page (a link back to the first is shown).
+    pub paged: bool,
+}
+
+impl FeedView {
+    pub fn new_count(&self) -> usize {
+        self.cards.iter().filter(|c| c.is_new).count()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "channel.html")]
+struct ChannelPage<'a> {
+    shell: Shell,
+    view: &'a ChannelView,
+}
+
+#[derive(Template)]
+#[template(path = "subscriptions.html")]
+struct FeedPage<'a> {
+    shell: Shell,
+    view: &'a FeedView,
+}
+
+fn fallback() -> String {
+    "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
+     <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
+        .into()
+}
+
+pub fn channel_page(view: &ChannelView, ctx: &PageContext) -> String {
+    render(&ChannelPage { shell: Shell::for_page("", ctx, &[]), view }, "channel", fallback)
+}
+
+pub fn subscriptions_page(view: &FeedView, ctx: &PageContext) -> String {
+    render(&FeedPage { shell: Shell::for_page("/subscriptions", ctx, &[]), view }, "subscriptions", fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(age_label(5), "just now");
+        assert_eq!(age_label(60), "1 minute ago");
+        assert_eq!(age_label(7200), "2 hours ago");
+        assert_eq!(age_label(86_400 * 3), "3 days ago");
+        assert_eq!(age_label(31_536_000 * 2), "2 years ago");
+        assert_eq!(age_label(-5), "just now");
+    }
+
+    #[test]
+    fn hostile_channel_text_renders_inert() {
+        let view = ChannelView {
+            handle: "ann".into(),
+            display_name: "<script>alert(1)</script>".into(),
+            description: "<img src=x onerror=alert(1)>".into(),
+            links: vec![LinkItem { title: "\"><b>x</b>".into(), url: "https://example.org/?a=\"<".into() }],
+            url: "/@ann".into(),
+            tab: "about".into(),
+            sort: "newest".into(),
+            ..ChannelView::default()
+        };
+        let html = channel_page(&view, &PageContext::default());
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(!html.contains("<b>x</b>"), "{html}");
+        assert!(html.len() < 50 * 1024);
+    }
+}
