@@ -77,7 +77,7 @@ pub async fn delete_session(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    if !auth_sessions::revoke(&state.db, me.user.id, id).await? {
+    if !crate::sso::end_one(&state, me.user.id, id).await? {
         return Err(ApiError::not_found());
     }
     audit::record(&state.db, Some(me.user.id), "session_revoked", &who.ip, &who.user_agent, &id.to_string()).await?;

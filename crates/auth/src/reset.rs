@@ -21,7 +21,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use std::time::Duration;
 use turtlemen_db::email_tokens::{self, Purpose};
-use turtlemen_db::{DbError, audit, auth_sessions, users};
+use turtlemen_db::{DbError, audit, users};
 use turtlemen_domain::Email;
 use turtlemen_http::ApiError;
 use turtlemen_web::recovery_pages::{self, ForgotView, ResetView};
@@ -182,7 +182,7 @@ pub async fn post_reset(
         .map_err(|e| ApiError::internal(&e))?;
     let user = link.user_id;
     users::set_password_hash(&state.db, user, &hash).await?;
-    let ended = auth_sessions::revoke_all_for_user(&state.db, user, None).await?;
+    let ended = crate::sso::end_all_sessions(&state.db, &state.store, user).await?;
     email_tokens::void_all(&state.db, user, Purpose::ResetPassword).await?;
     if let Ok(email) = Email::parse(&link.email) {
         users::mark_email_verified(&state.db, user, &email).await?;
