@@ -14,8 +14,9 @@
 //! - [`check`]: the check at the entry — client-supplied identity headers removed in every
 //!   spelling, the session (refreshed once per session when expired) or a Bearer JWT verified,
 //!   identity handed on as `X-Auth-Request-*` and `Authorization: Bearer`;
-//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`,
-//!   `/oauth2/userinfo`, `/oauth2/auth` (forward auth for nginx, Traefik, Envoy).
+//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out` (a POST with the
+//!   session's token; a GET asks), `/oauth2/userinfo`, `/oauth2/auth` (forward auth for nginx,
+//!   Traefik, Envoy).
 //!
 //! Never: trust an identity header from a client, route on `X-Forwarded-*` headers, redirect
 //! to anything but a local path, keep a token in the cookie.
@@ -120,7 +121,7 @@ pub fn router(gateway: Gateway, auth: dispatch::Target, api: dispatch::Target) -
     let oauth2 = Router::new()
         .route("/oauth2/start", get(endpoints::start))
         .route("/oauth2/callback", get(endpoints::callback))
-        .route("/oauth2/sign_out", any(endpoints::sign_out))
+        .route("/oauth2/sign_out", get(endpoints::sign_out_page).post(endpoints::sign_out))
         .route("/oauth2/userinfo", get(endpoints::userinfo))
         .route("/oauth2/auth", any(endpoints::forward_auth))
         .with_state(gateway.clone());
