@@ -20,6 +20,7 @@ mod jobs;
 mod pages;
 mod recovery;
 mod roles;
+mod session_end;
 mod sessions;
 mod uploads;
 mod upstream;
