@@ -2,7 +2,8 @@
 //! change, and their recent security events.
 //!
 //! Changing the password needs the current one (counted by the brute-force protection like a
-//! sign-in) and ends every other session with its refresh tokens.
+//! sign-in) and ends every other session with its refresh tokens and the gateway sessions built
+//! on it ([`sso::end_others`]); "Sign out this session" ends one the same way ([`sso::end_one`]).
 
 use crate::bruteforce::Subject;
 use crate::login::{page, report_lockouts, see_other, store_error, verify_password};

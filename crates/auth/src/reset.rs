@@ -1,8 +1,10 @@
 //! Password reset: "forgot password" asks for a username or email and always gives the same
 //! answer at the same speed (the lookup and the mail happen after the answer, in a task), so it
 //! tells nobody whether an account exists. A matching account gets a single-use link for 30
-//! minutes (at most three links per quarter hour); the link opens a form for a new password
-//! under the usual policy. Setting it ends every session and refresh token of the account,
+//! minutes (at most three links per quarter hour; the gateway lets one client address post the
+//! form five times per quarter hour, whatever accounts it names); the link opens a form for a new password
+//! under the usual policy. Setting it ends every session and refresh token of the account (and
+//! every gateway session built on them: [`crate::sso::end_all_sessions`]),
 //! voids its other reset links, clears its brute-force lockout and confirms the address the link
 //! reached.
 //!

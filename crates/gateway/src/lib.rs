@@ -10,7 +10,8 @@
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
 //!   state + nonce), with token refresh;
 //! - [`session`]: the browser session — an opaque 256-bit cookie id signed with an HMAC, the
-//!   tokens kept server-side in the session store (embedded or Redis);
+//!   tokens kept server-side in the session store (embedded or Redis), ended at once when the
+//!   issuer's login session it was built on ends (the auth service's `ended` marks);
 //! - [`check`]: the check at the entry — client-supplied identity headers removed in every
 //!   spelling, the session (refreshed once per session when expired) or a Bearer JWT verified,
 //!   identity handed on as `X-Auth-Request-*` and `Authorization: Bearer`;
