@@ -2,7 +2,8 @@
 //! password change elsewhere, a reset, "Sign out this session", the account page's own sign-out)
 //! ends the gateway sessions built on it at once; `/oauth2/sign_out` needs a POST with the
 //! session's token; CSRF tokens die with their session (the studio's, the auth pages'); the
-//! forgot-password form is limited per client address; per-user answers are not stored by
+//! forgot-password form is limited per client address; an external issuer's back-channel logout
+//! ends the session too; per-user answers are not stored by
 //! caches, and HTTPS answers carry `Strict-Transport-Security`.
 
 use crate::gateway::{Browser, PASSWORD, field, me, user};
@@ -112,6 +113,53 @@ on_both_stacks! {
         // A new sign-in after that works.
         let again = gateway_browser(&app, "ann").await;
         assert_eq!(me(&app, &again).await.0, 200);
+    }
+
+    async fn an_issuers_back_channel_logout_ends_the_gateway_session(app) {
+        user(&app, "ann", Role::User).await;
+        let ann = gateway_browser(&app, "ann").await;
+        let key = turtlemen_gateway::session::key(&ann.session().unwrap());
+        let record: serde_json::Value = serde_json::from_slice(&app.sessions.get(&key).await.unwrap().unwrap()).unwrap();
+        let (sid, sub) = (record["sid"].as_str().unwrap().to_string(), record["sub"].as_str().unwrap().to_string());
+        // Logout tokens signed with the issuer's key, as an external issuer (Keycloak) sends them.
+        let jwks: serde_json::Value = app.client.get(app.url("/auth/jwks")).send().await.unwrap().json().await.unwrap();
+        let kid = jwks["keys"].as_array().unwrap().iter().find(|k| k["kty"] == "EC").unwrap()["kid"].as_str().unwrap().to_string();
+        let signing = jsonwebtoken::EncodingKey::from_ec_der(&std::fs::read(app.data_dir.join("secrets/signing-es256.p8")).unwrap());
+        let sign = |typ: &str, claims: &serde_json::Value| {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.kid = Some(kid.clone());
+            header.typ = Some(typ.to_string());
+            jsonwebtoken::encode(&header, claims, &signing).unwrap()
+        };
+        let now = chrono::Utc::now().timestamp();
+        let good = serde_json::json!({
+            "iss": app.url("/auth"), "aud": "turtlemen-gateway", "iat": now, "exp": now + 120, "jti": "one",
+            "sub": sub, "sid": sid, "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        let with = |key: &str, value: serde_json::Value| {
+            let mut c = good.clone();
+            c[key] = value;
+            c
+        };
+        let mut no_event = good.clone();
+        no_event.as_object_mut().unwrap().remove("events");
+        let post = |token: String| app.client.post(app.url("/oauth2/backchannel_logout")).form(&[("logout_token", token)]).send();
+        for (what, token) in [
+            ("no logout event", sign("JWT", &no_event)),
+            ("a nonce", sign("logout+jwt", &with("nonce", "n".into()))),
+            ("another audience", sign("logout+jwt", &with("aud", "someone-else".into()))),
+            ("expired", sign("logout+jwt", &with("exp", (now - 600).into()))),
+            ("an access token's type", sign("at+jwt", &good)),
+            ("garbage", "garbage".to_string()),
+        ] {
+            let res = post(token).await.unwrap();
+            assert_eq!(res.status(), 400, "{what}");
+            assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+            assert_eq!(me(&app, &ann).await.0, 200, "{what}: the session lives on");
+        }
+        let res = post(sign("logout+jwt", &good)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(me(&app, &ann).await.0, 401, "the session built on the ended login session ended");
     }
 
     async fn sign_out_needs_a_post_with_the_sessions_token(app) {
