@@ -275,7 +275,12 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         _ => Router::new(),
     };
-    let router = layers::foundation(health::router(readiness).merge(routes), &config.http, turtlemen_web::error_page);
+    let router = layers::foundation_with_hsts(
+        health::router(readiness).merge(routes),
+        &config.http,
+        turtlemen_web::error_page,
+        config.strict_transport_security().as_deref(),
+    );
     let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
     let worker = match (role, &db, transcoder()) {
         (Role::All, Some(db), Some(t)) if internals.embedded_worker => {

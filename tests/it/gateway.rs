@@ -40,7 +40,7 @@ impl Browser {
         self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    fn keep(&self, res: &reqwest::Response) {
+    pub fn keep(&self, res: &reqwest::Response) {
         for v in res.headers().get_all("set-cookie") {
             let text = v.to_str().unwrap();
             let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
@@ -55,8 +55,18 @@ impl Browser {
         }
     }
 
-    fn session(&self) -> Option<String> {
-        self.cookies.lock().unwrap().get("turtlemen_session").cloned()
+    pub fn session(&self) -> Option<String> {
+        self.cookie("turtlemen_session")
+    }
+
+    /// The value of the cookie `name`, if the browser holds one.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.lock().unwrap().get(name).cloned()
+    }
+
+    /// Plants a cookie, as another site sharing the domain could.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies.lock().unwrap().insert(name.to_string(), value.to_string());
     }
 
     pub async fn get(&self, app: &impl Site, url: &str) -> reqwest::Response {
@@ -73,7 +83,7 @@ impl Browser {
         res
     }
 
-    async fn post(&self, app: &impl Site, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(&self, app: &impl Site, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let res =
             app.http().post(app.url(path)).header("cookie", self.cookie_header()).form(form).send().await.unwrap();
         self.keep(&res);
@@ -121,7 +131,7 @@ async fn raw_status(app: &TestApp, path: &str) -> u16 {
     reply.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-fn field(html: &str, name: &str) -> String {
+pub fn field(html: &str, name: &str) -> String {
     let needle = format!("name=\"{name}\" value=\"");
     let start = html.find(&needle).unwrap() + needle.len();
     html[start..].split('"').next().unwrap().to_string()
@@ -138,7 +148,7 @@ pub async fn user(app: &TestApp, username: &str, role: Role) {
     accounts::create(&app.db, form).await.unwrap();
 }
 
-async fn me(app: &TestApp, browser: &Browser) -> (StatusCode, serde_json::Value) {
+pub async fn me(app: &TestApp, browser: &Browser) -> (StatusCode, serde_json::Value) {
     let res = app.client.get(app.url("/api/v1/me")).header("cookie", browser.cookie_header()).send().await.unwrap();
     browser.keep(&res);
     let status = res.status();
@@ -191,6 +201,9 @@ on_both_stacks! {
 
         // Sign-out ends the gateway session and the auth service's, and comes home.
         let res = browser.get(&app, "/oauth2/sign_out").await;
+        assert_eq!(res.status(), 200, "a GET only asks");
+        let token = field(&res.text().await.unwrap(), "token");
+        let res = browser.post(&app, "/oauth2/sign_out", &[("token", &token)]).await;
         assert_eq!(res.status(), 303);
         let to = res.headers()["location"].to_str().unwrap().to_string();
         assert!(to.contains("/auth/logout?id_token_hint="), "{to}");

@@ -16,7 +16,7 @@ use std::time::Duration;
 use turtlemen_domain::Secret;
 
 /// The messages in the outbox, oldest first, as text.
-fn outbox(app: &TestApp) -> Vec<String> {
+pub(crate) fn outbox(app: &TestApp) -> Vec<String> {
     let dir = app.data_dir.join("outbox");
     let Ok(entries) = std::fs::read_dir(&dir) else { return vec![] };
     let mut files: Vec<_> =
@@ -27,7 +27,7 @@ fn outbox(app: &TestApp) -> Vec<String> {
 
 /// Waits (bounded) until `dir` holds `n` messages that `read` finds; for mail sent after the
 /// answer, by a task.
-async fn wait_for_mail(read: impl Fn() -> Vec<String>, n: usize) -> Vec<String> {
+pub(crate) async fn wait_for_mail(read: impl Fn() -> Vec<String>, n: usize) -> Vec<String> {
     for _ in 0..200 {
         let mails = read();
         if mails.len() >= n {
@@ -39,14 +39,14 @@ async fn wait_for_mail(read: impl Fn() -> Vec<String>, n: usize) -> Vec<String> 
 }
 
 /// The first link to `path` in a message (quoted-printable soft breaks undone).
-fn link_in(mail: &str, path: &str) -> String {
+pub(crate) fn link_in(mail: &str, path: &str) -> String {
     let text = mail.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
     let at = text.find(path).unwrap_or_else(|| panic!("a {path} link in {text}"));
     let start = text[..at].rfind(char::is_whitespace).map_or(0, |i| i + 1);
     text[start..].split(char::is_whitespace).next().unwrap().to_string()
 }
 
-fn token_of(link: &str) -> String {
+pub(crate) fn token_of(link: &str) -> String {
     link.split("token=").nth(1).unwrap().to_string()
 }
 

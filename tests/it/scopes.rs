@@ -202,6 +202,10 @@ on_both_stacks! {
         refused_for_scope(api(&app, Method::DELETE, "/api/v1/me/subscriptions/bob", &limited, None).await, "subscriptions:write").await;
         refused_for_scope(api(&app, Method::POST, "/api/v1/channels", &limited, Some(serde_json::json!({"handle": "ann-too"}))).await, "channels:write").await;
         refused_for_scope(api(&app, Method::PATCH, "/api/v1/channels/ann", &limited, Some(serde_json::json!({"display_name": "pwned"}))).await, "channels:write").await;
+        // The auth service's account API: the sessions and the security log need `account`.
+        refused_for_scope(api(&app, Method::GET, "/auth/api/sessions", &limited, None).await, "account").await;
+        refused_for_scope(api(&app, Method::GET, "/auth/api/audit", &limited, None).await, "account").await;
+        assert_eq!(api(&app, Method::GET, "/auth/api/sessions", &full, None).await.status(), 200);
         let bob: serde_json::Value = app.client.get(app.url("/api/v1/channels/bob")).send().await.unwrap().json().await.unwrap();
         assert_eq!(bob["subscriber_count"], 0, "{bob}");
         // Without videos:read the caller is a visitor: the private video does not exist.
@@ -213,7 +217,7 @@ on_both_stacks! {
         let v: serde_json::Value = api(&app, Method::GET, &path, &full, None).await.json().await.unwrap();
         assert_eq!((v["title"].as_str(), v["privacy"].as_str()), (Some("secret"), Some("private")), "{v}");
         // The first-party client holds every API scope, asked for or not.
-        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "admin"] {
+        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "account", "admin"] {
             assert!(full_scopes.split(' ').any(|x| x == s), "{full_scopes}");
         }
 

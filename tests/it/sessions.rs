@@ -57,6 +57,17 @@ async fn contract(store: Sessions) {
     assert_eq!(winners, 1);
     assert_eq!(store.take("code").await.unwrap(), None);
 
+    // get_many: the values of several keys at once, in order, absent or expired ones as None.
+    store.set("m1", b"one", long).await.unwrap();
+    store.set("m3", b"three", long).await.unwrap();
+    store.set("m4", b"gone", Duration::from_millis(100)).await.unwrap();
+    assert_eq!(store.get_many(&[]).await.unwrap(), Vec::<Option<Vec<u8>>>::new());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        store.get_many(&["m1", "m2", "m3", "m4", "m1"]).await.unwrap(),
+        vec![Some(b"one".to_vec()), None, Some(b"three".to_vec()), None, Some(b"one".to_vec())]
+    );
+
     // Binary values survive unchanged.
     let bytes: Vec<u8> = (0..=255).collect();
     store.set("bin", &bytes, long).await.unwrap();

@@ -50,8 +50,9 @@ describe('the gateway in a browser', () => {
     assert.equal(cookie.sameSite, 'Lax');
     assert.match(cookie.value, /^[A-Za-z0-9_-]{86}$/);
 
-    // Signing out ends it.
-    await page.goto(`${server.url}/oauth2/sign_out`);
+    // Signing out (the navigation's form, which posts the session's token) ends it.
+    await page.goto(`${server.url}/`);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(`${server.url}/`);
     assert.equal((await page.request.get(`${server.url}/api/v1/me`)).status(), 401);
     await context.close();

@@ -5,7 +5,10 @@
 //! Pages read and write through the same functions as the JSON API ([`crate::videos`]), so
 //! visibility and validation are decided in one place: a private video is a 404 page for anyone
 //! but its owner, exactly as it is a 404 answer. The studio's forms (edit, delete) are checked
-//! with a CSRF token ([`csrf`]); the gateway's session cookie is `SameSite=Lax` as well.
+//! with a CSRF token bound to the session ([`csrf`]); the gateway's session cookie is
+//! `SameSite=Lax` as well. The navigation's "Sign out" form carries the token the gateway hands
+//! on for the visitor's session. Pages for a signed-in user (upload, studio) are never stored by
+//! a cache (`Cache-Control: no-store`).
 //! [`community`] holds the channel page, its Subscribe form and the subscriptions feed.
 
 mod community;
@@ -15,7 +18,7 @@ use crate::identity::CurrentUser;
 use crate::{ApiState, videos};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use turtlemen_db::videos::{self as rows, Listing, Video, VideoState};
@@ -44,12 +47,28 @@ pub fn routes() -> Router<ApiState> {
         .merge(community::routes())
 }
 
-/// Who is looking, and at which path (for "Sign in" to come back to).
-fn context(viewer: Option<&CurrentUser>, uri: &Uri) -> PageContext {
+/// The header the gateway hands a session's sign-out token in.
+const SIGN_OUT_TOKEN: &str = "x-turtlemen-sign-out-token";
+
+/// Who is looking, at which path (for "Sign in" to come back to), and the token their "Sign
+/// out" form posts (only rendered into their own page: a forged header harms nobody else).
+fn context(viewer: Option<&CurrentUser>, uri: &Uri, headers: &HeaderMap) -> PageContext {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // Only a plain local path goes back into a link; the gateway checks it again.
     let path = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
-    PageContext { viewer: viewer.map(|u| display_name(&u.0)), path: path.to_owned() }
+    let sign_out_token = headers
+        .get(SIGN_OUT_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_owned);
+    PageContext { viewer: viewer.map(|u| display_name(&u.0)), path: path.to_owned(), sign_out_token }
+}
+
+/// A page for one signed-in user: no cache keeps it.
+fn private(html: String) -> Response {
+    let mut res = Html(html).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 fn display_name(u: &turtlemen_db::users::User) -> String {
@@ -61,7 +80,12 @@ fn whole_seconds(d: Option<f64>) -> Option<u32> {
     d.filter(|d| d.is_finite() && *d >= 0.0).map(|d| d.round().min(f64::from(u32::MAX)) as u32)
 }
 
-async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri) -> Result<Html<String>, ApiError> {
+async fn home(
+    State(st): State<ApiState>,
+    viewer: Option<CurrentUser>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Html<String>, ApiError> {
     let card = |v: &Video| {
         let view = videos::VideoView::build(&st, v, viewer.as_ref());
         VideoCard {
@@ -77,18 +101,23 @@ async fn home(State(st): State<ApiState>, viewer: Option<CurrentUser>, uri: Uri)
     let recent = rows::list_public(&st.db, Listing::Recent, HOME_LIST).await?;
     let trending = rows::list_public(&st.db, Listing::Trending, HOME_LIST).await?;
     let view = HomeView { recent: recent.iter().map(card).collect(), trending: trending.iter().map(card).collect() };
-    Ok(Html(turtlemen_web::home_page_for(&view, &context(viewer.as_ref(), &uri))))
+    Ok(Html(turtlemen_web::home_page_for(&view, &context(viewer.as_ref(), &uri, &headers))))
 }
 
 /// `GET /upload` (the gateway sends visitors without a session to sign in first).
-async fn upload(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Result<Html<String>, ApiError> {
+async fn upload(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let channels = turtlemen_db::channels::list_by_owner(&st.db, user.0.id).await?;
     let view = UploadView {
         form: MetadataForm::default(),
         max_bytes: st.videos.upload_max_bytes,
         channels: channels.into_iter().map(|c| (c.handle, c.display_name)).collect(),
     };
-    Ok(Html(video_pages::upload_page(&view, &context(Some(&user), &uri))))
+    Ok(private(video_pages::upload_page(&view, &context(Some(&user), &uri, &headers))))
 }
 
 /// `GET /videos/{id}`: the watch page, for anyone who may see the video.
@@ -97,10 +126,11 @@ async fn watch(
     viewer: Option<CurrentUser>,
     Path(id): Path<String>,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
-    let ctx = context(viewer.as_ref(), &uri);
+    let ctx = context(viewer.as_ref(), &uri, &headers);
     let subscribe = match turtlemen_db::channels::get(&st.db, v.channel_id).await? {
         Some(c) => Some(community::subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?),
         None => None,
@@ -134,18 +164,23 @@ fn may_manage(v: &Video, user: &CurrentUser) -> bool {
 }
 
 /// `GET /studio/videos`: the signed-in user's videos, newest first.
-async fn studio(State(st): State<ApiState>, user: CurrentUser, uri: Uri) -> Result<Html<String>, ApiError> {
+async fn studio(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let notice = match uri.query() {
         Some("deleted=1") => Some("Video deleted.".to_owned()),
         _ => None,
     };
-    Ok(Html(render_studio(&st, &user, &uri, notice).await?))
+    Ok(private(render_studio(&st, &user, &context(Some(&user), &uri, &headers), notice).await?))
 }
 
 async fn render_studio(
     st: &ApiState,
     user: &CurrentUser,
-    uri: &Uri,
+    ctx: &PageContext,
     notice: Option<String>,
 ) -> Result<String, ApiError> {
     let list = rows::list_by_owner(&st.db, user.0.id, None, STUDIO_LIST).await?;
@@ -168,7 +203,7 @@ async fn render_studio(
         })
         .collect();
     let view = StudioView { rows, csrf: csrf::token(st, user), notice };
-    Ok(video_pages::studio_page(&view, &context(Some(user), uri)))
+    Ok(video_pages::studio_page(&view, ctx))
 }
 
 /// The video `user` may manage, or 404 (someone else's video does not exist for them).
@@ -195,7 +230,8 @@ async fn edit_form(
     user: CurrentUser,
     Path(id): Path<String>,
     uri: Uri,
-) -> Result<Html<String>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let v = managed(&st, &id, &user).await?;
     let view = EditView {
         id: v.id.to_string(),
@@ -205,7 +241,7 @@ async fn edit_form(
         saved: uri.query() == Some("saved=1"),
         watch_url: videos::watch_url(v.id),
     };
-    Ok(Html(video_pages::edit_page(&view, &context(Some(&user), &uri))))
+    Ok(private(video_pages::edit_page(&view, &context(Some(&user), &uri, &headers))))
 }
 
 /// The edit form as posted; a missing field is empty, as a browser sends it.
@@ -255,6 +291,7 @@ async fn edit_submit(
     user: CurrentUser,
     Path(id): Path<String>,
     uri: Uri,
+    headers: HeaderMap,
     axum::Form(form): axum::Form<EditSubmission>,
 ) -> Result<Response, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
@@ -271,8 +308,10 @@ async fn edit_submit(
                 saved: false,
                 watch_url: videos::watch_url(v.id),
             };
-            let html = video_pages::edit_page(&view, &context(Some(&user), &uri));
-            Ok((StatusCode::BAD_REQUEST, Html(html)).into_response())
+            let html = video_pages::edit_page(&view, &context(Some(&user), &uri, &headers));
+            let mut res = private(html);
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(res)
         }
         Err(e) => Err(e),
     }

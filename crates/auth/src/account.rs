@@ -2,7 +2,8 @@
 //! change, and their recent security events.
 //!
 //! Changing the password needs the current one (counted by the brute-force protection like a
-//! sign-in) and ends every other session with its refresh tokens.
+//! sign-in) and ends every other session with its refresh tokens and the gateway sessions built
+//! on it ([`sso::end_others`]); "Sign out this session" ends one the same way ([`sso::end_one`]).
 
 use crate::bruteforce::Subject;
 use crate::login::{page, report_lockouts, see_other, store_error, verify_password};
@@ -186,7 +187,7 @@ pub async fn change_password(
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))?;
     users::set_password_hash(&state.db, user.id, &hash).await?;
-    let ended = auth_sessions::revoke_all_for_user(&state.db, user.id, Some(current.id)).await?;
+    let ended = sso::end_others(&state, user.id, current.id).await?;
     audit::record(
         &state.db,
         Some(user.id),
@@ -219,7 +220,7 @@ pub async fn revoke_session(
     let Some((_, user)) = sso::current(&state, &jar).await? else { return Ok(to_login()) };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     // Only the user's own sessions: another user's id is simply not found.
-    if !auth_sessions::revoke(&state.db, user.id, id).await? {
+    if !sso::end_one(&state, user.id, id).await? {
         return Err(ApiError::not_found());
     }
     audit::record(&state.db, Some(user.id), "session_revoked", &who.ip, &who.user_agent, &id.to_string()).await?;

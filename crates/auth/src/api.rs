@@ -1,5 +1,7 @@
 //! The auth service's JSON API for signed-in users and administrators, authenticated with the
-//! user's Bearer access token (verified against our own keys, no session lookup):
+//! user's Bearer access token (verified against our own keys, no session lookup), which must
+//! grant the `account` scope (and `admin` for the administrators' audit) — a third-party client
+//! the user allowed less gets 403 `insufficient_scope`:
 //!
 //! - `GET /auth/api/sessions`: the user's live SSO sessions; `DELETE /auth/api/sessions/{id}`
 //!   revokes one and its refresh tokens (another user's id is simply not found);
@@ -25,6 +27,7 @@ use turtlemen_db::users::{self, User};
 use turtlemen_db::{Db, DbError, auth_sessions};
 use turtlemen_domain::{RedirectTarget, Role, UserId, Username};
 use turtlemen_http::ApiError;
+use turtlemen_identity::{Scope, Scopes};
 use turtlemen_web::recovery_pages::{self, AdminAuditView, AuditRow};
 use uuid::Uuid;
 
@@ -35,10 +38,26 @@ const MAX_PAGE: i64 = 100;
 pub struct Bearer {
     pub user: User,
     pub session_id: Option<Uuid>,
+    /// What the token grants (`account` at least).
+    pub scopes: Scopes,
+}
+
+/// 403 `insufficient_scope` with its RFC 6750 challenge.
+fn insufficient_scope(scope: Scope) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_scope",
+        format!("The access token does not grant the scope this needs: {scope}."),
+    )
+    .into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
 }
 
 impl FromRequestParts<AuthState> for Bearer {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AuthState) -> Result<Self, Self::Rejection> {
         let token = parts
@@ -46,11 +65,21 @@ impl FromRequestParts<AuthState> for Bearer {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let claims = state.signer.verify_access(token.trim(), &state.issuer).map_err(|_| ApiError::unauthorized())?;
-        let id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
-        let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
-        Ok(Bearer { user, session_id: Uuid::parse_str(&claims.sid).ok() })
+            .ok_or_else(|| ApiError::unauthorized().into_response())?;
+        let claims = state
+            .signer
+            .verify_access(token.trim(), &state.issuer)
+            .map_err(|_| ApiError::unauthorized().into_response())?;
+        let scopes = claims.scopes();
+        if !scopes.grants(Scope::Account) {
+            return Err(insufficient_scope(Scope::Account));
+        }
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized().into_response())?;
+        let user = users::find_by_id(&state.db, UserId(id))
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+            .ok_or_else(|| ApiError::unauthorized().into_response())?;
+        Ok(Bearer { user, session_id: Uuid::parse_str(&claims.sid).ok(), scopes })
     }
 }
 
@@ -77,7 +106,7 @@ pub async fn delete_session(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    if !auth_sessions::revoke(&state.db, me.user.id, id).await? {
+    if !crate::sso::end_one(&state, me.user.id, id).await? {
         return Err(ApiError::not_found());
     }
     audit::record(&state.db, Some(me.user.id), "session_revoked", &who.ip, &who.user_agent, &id.to_string()).await?;
@@ -153,6 +182,9 @@ pub async fn admin_audit(
 ) -> Result<Response, ApiError> {
     if me.user.role != Role::Admin {
         return Err(ApiError::forbidden());
+    }
+    if !me.scopes.grants(Scope::Admin) {
+        return Ok(insufficient_scope(Scope::Admin));
     }
     let filter = match q.user.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,

@@ -6,7 +6,8 @@
 //! - [`accounts`], [`passwords`]: creating accounts, Argon2id hashing, the password policy;
 //! - [`login`]: the sign-in and registration pages (CSRF-protected forms);
 //! - [`bruteforce`]: per-account and per-IP failure counters and temporary lockouts;
-//! - [`sso`]: the auth service's own session cookie;
+//! - [`sso`]: the auth service's own session cookie, and every way a session ends (marked in
+//!   the session store so that the gateway sessions built on it end at once);
 //! - [`oidc`]: discovery, JWKS, authorization (code + PKCE), token (code, refresh with
 //!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
 //! - [`account`]: the security page (sessions, recent events);
@@ -180,6 +181,17 @@ impl AuthInner {
     }
 }
 
+/// Every answer of the auth service is about one visitor (forms with their CSRF token, the
+/// account page, tokens, userinfo): no cache may keep it, unless a handler said otherwise
+/// (discovery and the key set are public and cacheable).
+async fn no_store_by_default(mut res: axum::response::Response) -> axum::response::Response {
+    let headers = res.headers_mut();
+    if !headers.contains_key(axum::http::header::CACHE_CONTROL) {
+        headers.insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
 /// The auth service's routes, mounted under `/auth`.
 pub fn router(state: AuthState) -> Router {
     Router::new()
@@ -214,5 +226,6 @@ pub fn router(state: AuthState) -> Router {
         .route("/api/audit", get(api::own_audit))
         .route("/api/admin/audit", get(api::admin_audit))
         .route("/admin/audit", get(api::admin_audit_page))
+        .layer(axum::middleware::map_response(no_store_by_default))
         .with_state(state)
 }

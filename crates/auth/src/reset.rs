@@ -1,8 +1,10 @@
 //! Password reset: "forgot password" asks for a username or email and always gives the same
 //! answer at the same speed (the lookup and the mail happen after the answer, in a task), so it
 //! tells nobody whether an account exists. A matching account gets a single-use link for 30
-//! minutes (at most three links per quarter hour); the link opens a form for a new password
-//! under the usual policy. Setting it ends every session and refresh token of the account,
+//! minutes (at most three links per quarter hour; the gateway lets one client address post the
+//! form five times per quarter hour, whatever accounts it names); the link opens a form for a new password
+//! under the usual policy. Setting it ends every session and refresh token of the account (and
+//! every gateway session built on them: [`crate::sso::end_all_sessions`]),
 //! voids its other reset links, clears its brute-force lockout and confirms the address the link
 //! reached.
 //!
@@ -21,7 +23,7 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use std::time::Duration;
 use turtlemen_db::email_tokens::{self, Purpose};
-use turtlemen_db::{DbError, audit, auth_sessions, users};
+use turtlemen_db::{DbError, audit, users};
 use turtlemen_domain::Email;
 use turtlemen_http::ApiError;
 use turtlemen_web::recovery_pages::{self, ForgotView, ResetView};
@@ -182,7 +184,7 @@ pub async fn post_reset(
         .map_err(|e| ApiError::internal(&e))?;
     let user = link.user_id;
     users::set_password_hash(&state.db, user, &hash).await?;
-    let ended = auth_sessions::revoke_all_for_user(&state.db, user, None).await?;
+    let ended = crate::sso::end_all_sessions(&state.db, &state.store, user).await?;
     email_tokens::void_all(&state.db, user, Purpose::ResetPassword).await?;
     if let Ok(email) = Email::parse(&link.email) {
         users::mark_email_verified(&state.db, user, &email).await?;

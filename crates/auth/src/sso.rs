@@ -4,6 +4,11 @@
 //! The browser holds an opaque 256-bit token in an HttpOnly cookie scoped to `/auth`; the
 //! database holds its SHA-256 with the user, IP, user agent, an idle window and an absolute
 //! expiry. Revoking the session (sign-out, the security page) revokes its refresh tokens too.
+//!
+//! Every way a session ends goes through this module, which also marks it ended in the shared
+//! session store ([`turtlemen_session::ended`]): the gateway sessions built on it end at once,
+//! not when their access token expires. [`end_all_sessions`] ends every session of a user
+//! (a password reset; a ban).
 
 use crate::AuthState;
 use crate::util::{Requester, hash_token, random_token};
@@ -11,7 +16,68 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::Utc;
 use turtlemen_db::auth_sessions::{self, AuthSession, NewSession};
 use turtlemen_db::users::{self, User};
-use turtlemen_db::{DbError, audit};
+use turtlemen_db::{Db, DbError, audit};
+use turtlemen_domain::UserId;
+use turtlemen_http::ApiError;
+use turtlemen_session::{SessionError, Sessions, ended};
+use uuid::Uuid;
+
+/// Why ending sessions failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EndError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot mark the sessions ended: {0}")]
+    Store(#[from] SessionError),
+}
+
+impl From<EndError> for ApiError {
+    fn from(e: EndError) -> Self {
+        match e {
+            EndError::Db(e) => e.into(),
+            EndError::Store(e) => {
+                tracing::error!(error = %e, "cannot mark sessions ended");
+                ApiError::unavailable("Signing out is temporarily unavailable; try again shortly.")
+            }
+        }
+    }
+}
+
+/// Marks the login sessions `ids` ended for the gateways.
+async fn mark_ended(store: &Sessions, ids: &[Uuid]) -> Result<(), SessionError> {
+    for id in ids {
+        ended::end_session(&**store, &id.to_string()).await?;
+    }
+    Ok(())
+}
+
+/// Ends session `id` of `user` (and its refresh tokens and gateway sessions); returns whether
+/// the user had it.
+pub async fn end_one(state: &AuthState, user: UserId, id: Uuid) -> Result<bool, EndError> {
+    let found = auth_sessions::revoke(&state.db, user, id).await?;
+    if found {
+        mark_ended(&state.store, &[id]).await?;
+    }
+    Ok(found)
+}
+
+/// Ends every session of `user` but `except` (the one asking); returns how many ended.
+pub async fn end_others(state: &AuthState, user: UserId, except: Uuid) -> Result<u64, EndError> {
+    let ids = auth_sessions::end_all_for_user(&state.db, user, Some(except)).await?;
+    mark_ended(&state.store, &ids).await?;
+    Ok(ids.len() as u64)
+}
+
+/// Ends every session of `user` — login sessions, their refresh tokens, and the gateway
+/// sessions built on them (also any the user starts in this same second elsewhere, by the
+/// user mark) — and returns how many login sessions ended. For a password reset, and for
+/// whatever must sign a user out everywhere at once (a ban).
+pub async fn end_all_sessions(db: &Db, store: &Sessions, user: UserId) -> Result<u64, EndError> {
+    let ids = auth_sessions::end_all_for_user(db, user, None).await?;
+    mark_ended(store, &ids).await?;
+    ended::end_user(&**store, &user.to_string(), Utc::now().timestamp()).await?;
+    Ok(ids.len() as u64)
+}
 
 /// The cookie's name (`__Secure-` prefixed over https).
 pub fn cookie_name(secure: bool) -> &'static str {
@@ -76,17 +142,18 @@ pub async fn start_with(
         .secure(state.secure_cookies)
         .same_site(SameSite::Lax)
         .build();
-    Ok((jar.add(cookie), session))
+    // A new session, a new CSRF cookie: no token from before the sign-in passes after it.
+    Ok((state.csrf.rotate(jar.add(cookie)), session))
 }
 
-/// Ends `session` (and its refresh tokens) and removes the cookie.
+/// Ends `session` (and its refresh tokens and gateway sessions) and removes the cookie.
 pub async fn end(
     state: &AuthState,
     jar: CookieJar,
     session: &AuthSession,
     who: &Requester,
-) -> Result<CookieJar, DbError> {
-    auth_sessions::revoke(&state.db, session.user_id, session.id).await?;
+) -> Result<CookieJar, EndError> {
+    end_one(state, session.user_id, session.id).await?;
     audit::record(&state.db, Some(session.user_id), "logout", &who.ip, &who.user_agent, "").await?;
     Ok(clear(state, jar))
 }

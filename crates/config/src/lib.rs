@@ -71,6 +71,9 @@ pub struct Config {
     pub brute_force: BruteForceConfig,
     /// Certificate chain and key for TLS termination; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// `Strict-Transport-Security` max-age; zero: the header is not sent. Sent only over https
+    /// ([`Config::strict_transport_security`]).
+    pub hsts_max_age: Duration,
     /// The gateway's route table; `None`: the built-in table.
     pub routes: Option<Vec<RouteSpec>>,
     /// Upstream pools named by routes.
@@ -289,6 +292,7 @@ impl Config {
             Some(raw) => Some(routes::resolve_routes(raw, &upstreams)?),
         };
         Ok(Config {
+            hsts_max_age: Duration::from_secs(s.hsts_max_age_secs.unwrap_or(365 * 24 * 3600)),
             identity_providers,
             mail: MailConfig { smtp_url, from },
             brute_force,
@@ -314,6 +318,15 @@ impl Config {
             signing_key_file: s.signing_key_file,
             http,
         })
+    }
+
+    /// The `Strict-Transport-Security` value every answer carries, when this instance is
+    /// reached over https (its public URL, or its own TLS listener) and the header is not
+    /// turned off.
+    pub fn strict_transport_security(&self) -> Option<String> {
+        let https = self.public_url.scheme() == "https" || self.tls.is_some();
+        let max_age = self.hsts_max_age.as_secs();
+        (https && max_age > 0).then(|| format!("max-age={max_age}; includeSubDomains"))
     }
 
     /// The effective configuration as TOML, secrets and URL passwords redacted.
@@ -350,6 +363,7 @@ impl Config {
             max_body_bytes: Some(self.http.max_body_bytes as u64),
             max_header_bytes: Some(self.http.max_header_bytes as u64),
             shutdown_timeout_secs: Some(self.http.shutdown_timeout.as_secs()),
+            hsts_max_age_secs: Some(self.hsts_max_age.as_secs()),
             upstream_auth: Some(self.upstream_auth.join(",")),
             upstream_api: Some(self.upstream_api.join(",")),
             trusted_proxies: Some(self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")),

@@ -111,6 +111,9 @@ pub struct Settings {
     /// Longest wait for in-flight requests at shutdown, in seconds.
     #[arg(long, env = "TURTLEMEN_SHUTDOWN_TIMEOUT_SECS", global = true, value_name = "SECS")]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Over https, how long browsers keep to https (Strict-Transport-Security max-age; 0: not sent).
+    #[arg(long, env = "TURTLEMEN_HSTS_MAX_AGE_SECS", global = true, value_name = "SECS")]
+    pub hsts_max_age_secs: Option<u64>,
     /// External identity providers (`[[identity_providers]]` tables): TOML only, no flag.
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -191,6 +194,7 @@ impl Settings {
             upstream_api: self.upstream_api.or(lower.upstream_api),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
+            hsts_max_age_secs: self.hsts_max_age_secs.or(lower.hsts_max_age_secs),
             identity_providers: if self.identity_providers.is_empty() {
                 lower.identity_providers
             } else {

@@ -160,19 +160,26 @@ pub async fn revoke(db: &Db, user_id: UserId, id: Uuid) -> Result<bool, DbError>
 /// Revokes every session of `user_id` but `except` (the one making the change, if any) and
 /// every refresh token issued under them; returns how many sessions ended.
 pub async fn revoke_all_for_user(db: &Db, user_id: UserId, except: Option<Uuid>) -> Result<u64, DbError> {
+    Ok(end_all_for_user(db, user_id, except).await?.len() as u64)
+}
+
+/// [`revoke_all_for_user`], returning the ids of the sessions it ended (for the marks that end
+/// the gateway sessions built on them).
+pub async fn end_all_for_user(db: &Db, user_id: UserId, except: Option<Uuid>) -> Result<Vec<Uuid>, DbError> {
     let now = Utc::now();
     // The nil UUID is no session's id: `None` spares none.
     let keep = except.unwrap_or(Uuid::nil());
     crate::retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
-            let done = sqlx::query(
-                "UPDATE auth_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL",
+            let ended: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE auth_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL \
+                 RETURNING id",
             )
             .bind(now)
             .bind(user_id.0)
             .bind(keep)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND session_id <> $3 AND revoked_at IS NULL",
@@ -183,7 +190,7 @@ pub async fn revoke_all_for_user(db: &Db, user_id: UserId, except: Option<Uuid>)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(done.rows_affected())
+            Ok(ended)
         })
     })
     .await

@@ -9,8 +9,10 @@
 //!    session cookie (its access token refreshed when expired, once per session however many
 //!    requests arrive together; a refused refresh ends the session).
 //! 4. The identity is handed on as `X-Auth-Request-User/-Email/-Preferred-Username/-Groups` and
-//!    `Authorization: Bearer <access token>`; without one, a `required` route sends a browser
-//!    to sign in and answers API clients 401.
+//!    `Authorization: Bearer <access token>` (and, for a session, `X-Turtlemen-Sign-Out-Token`,
+//!    the token the pages put in their "Sign out" form); without one, a `required` route sends
+//!    a browser to sign in and answers API clients 401. An answer to an identified request is
+//!    per user: unless the service said otherwise it carries `Cache-Control: no-store`.
 
 use crate::Gateway;
 use crate::limits::{Bucket, client_ip};
@@ -78,9 +80,19 @@ impl Identity {
     }
 }
 
-impl From<&GatewaySession> for Identity {
-    fn from(s: &GatewaySession) -> Self {
-        Self::new(s.sub.clone(), s.username.clone(), s.email.clone(), s.groups.clone(), s.access_token.clone())
+/// The header that hands a session's sign-out token to the pages (a client's is removed with
+/// the other `x-turtlemen-*` headers).
+pub const SIGN_OUT_TOKEN: HeaderName = HeaderName::from_static("x-turtlemen-sign-out-token");
+
+impl Identity {
+    /// The identity of a browser session, with its sign-out token.
+    pub fn of_session(s: &GatewaySession, sign_out_token: &str) -> Self {
+        let mut identity =
+            Self::new(s.sub.clone(), s.username.clone(), s.email.clone(), s.groups.clone(), s.access_token.clone());
+        if let (Some(data), Ok(v)) = (Arc::get_mut(&mut identity.0), HeaderValue::from_str(sign_out_token)) {
+            data.headers.push((SIGN_OUT_TOKEN, v));
+        }
+        identity
     }
 }
 
@@ -173,7 +185,7 @@ pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, String>
     if !needs_refresh(&s) {
         return Ok(Some(identity));
     }
-    Ok(refresh_once(gw, id).await?.map(|s| Identity::from(&s)))
+    Ok(refresh_once(gw, id).await?.map(|s| session::identity(gw, id, &s)))
 }
 
 fn needs_refresh(s: &GatewaySession) -> bool {
@@ -299,7 +311,13 @@ where
     match authn {
         Authn::Known(identity) => {
             set_identity_headers(req.headers_mut(), &identity);
-            next(req).await
+            let mut res = next(req).await;
+            // What a signed-in visitor gets is theirs: no cache keeps it, unless the service
+            // decided (signed media URLs are private and cached by the browser on purpose).
+            if !res.headers().contains_key(header::CACHE_CONTROL) {
+                res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            res
         }
         Authn::Anonymous { clear_cookie } => {
             let mut res = if mode != AuthMode::Required {

@@ -1,18 +1,25 @@
 //! The gateway's own endpoints under `/oauth2`.
+//!
+//! Signing out takes a POST with the session's own token ([`session::CookieSigner::sign_out_token`],
+//! handed to the pages with the identity); a GET only shows a page that asks. An external
+//! issuer ends sessions by back-channel logout (`/oauth2/backchannel_logout`).
 
 use crate::Gateway;
 use crate::check::{Authn, authenticate, set_identity_headers};
 use crate::rp::{RpError, challenge, random_value};
 use crate::session::{self, GatewaySession};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use turtlemen_domain::RedirectTarget;
 use turtlemen_http::ApiError;
+use turtlemen_session::ended;
 
 const STATE_COOKIE: &str = "turtlemen_oauth_state";
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -136,6 +143,8 @@ pub async fn callback(State(gw): State<Gateway>, jar: CookieJar, Query(q): Query
         refresh_token: tokens.refresh_token,
         id_token,
         expires_at: now + i64::try_from(gw.config.absolute.as_secs()).unwrap_or(i64::MAX / 2),
+        sid: text("sid"),
+        auth_time: claims.get("auth_time").and_then(serde_json::Value::as_i64),
     };
     let id = gw.cookie_signer.new_value();
     if let Err(e) = session::save(&gw, &id, &session).await {
@@ -147,10 +156,69 @@ pub async fn callback(State(gw): State<Gateway>, jar: CookieJar, Query(q): Query
     (jar.add(session::cookie(&gw, id)), Redirect::to(rd.as_str())).into_response()
 }
 
-/// `/oauth2/sign_out`: ends the session here and at the issuer.
-pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar, headers: HeaderMap) -> Response {
+/// The sign-out form: `token`, and `rd` (where to go afterwards when the issuer has no sign-out
+/// page: a local path, else `/`). Read by hand so that any body gets the same clean refusal.
+#[derive(Debug, Default)]
+struct SignOutForm {
+    token: String,
+    rd: Option<String>,
+}
+
+impl SignOutForm {
+    fn parse(body: &[u8]) -> Self {
+        let mut form = Self::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match &*k {
+                "token" => form.token = v.into_owned(),
+                "rd" => form.rd = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+/// `GET /oauth2/sign_out`: a page that asks, with a form that posts the session's token — a
+/// link or a top-level navigation from another site signs nobody out.
+pub async fn sign_out_page(State(gw): State<Gateway>, headers: HeaderMap, Query(q): Query<StartQuery>) -> Response {
+    let token = session::id_from(&gw, &headers).map(|id| gw.cookie_signer.sign_out_token(id));
+    let escape = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
+    let rd = q.rd.as_deref().and_then(RedirectTarget::parse_local).map_or_else(String::new, |rd| {
+        format!("<input type=\"hidden\" name=\"rd\" value=\"{}\">", escape(rd.as_str()))
+    });
+    let form = match token {
+        Some(token) => format!(
+            "<p>Sign out of Turtlemen on this browser?</p>\
+             <form method=\"post\" action=\"/oauth2/sign_out\">\
+             <input type=\"hidden\" name=\"token\" value=\"{token}\">{rd}\
+             <button type=\"submit\">Sign out</button> <a href=\"/\">Stay signed in</a></form>"
+        ),
+        None => "<p>You are not signed in.</p><p><a href=\"/\">Home</a></p>".to_string(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Sign out — Turtlemen</title><main><h1>Sign out</h1>{form}</main></html>"
+    );
+    let mut res = Html(html).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `POST /oauth2/sign_out` with the session's token: ends the session here and at the issuer.
+/// A missing or wrong token is refused (403) and the session lives on.
+pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+    let form = SignOutForm::parse(&body);
     let mut id_token = None;
     if let Some(id) = session::id_from(&gw, &headers) {
+        if !gw.cookie_signer.is_sign_out_token(id, &form.token) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "This sign-out did not come from this site's own form; go back, reload the page and try again.",
+            )
+            .into_response();
+        }
         if let Ok(Some(s)) = session::load(&gw, id).await {
             id_token = Some(s.id_token.clone());
         }
@@ -171,16 +239,90 @@ pub async fn sign_out(State(gw): State<Gateway>, jar: CookieJar, headers: Header
         }
         _ => None,
     };
-    (jar, Redirect::to(end_session.as_deref().unwrap_or("/"))).into_response()
+    let home = form.rd.as_deref().and_then(RedirectTarget::parse_local).unwrap_or_else(RedirectTarget::home);
+    (jar, Redirect::to(end_session.as_deref().unwrap_or(home.as_str()))).into_response()
+}
+
+/// The event a logout token must carry (OpenID Connect Back-Channel Logout 1.0, §2.4).
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+fn logout_refused(description: &'static str) -> Response {
+    let mut res = (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"error": "invalid_request", "error_description": description})),
+    )
+        .into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Whether a JWT's header names no type or the logout token's (`logout+jwt`), so an ID token
+/// or access token of ours cannot pass for one.
+fn is_logout_type(token: &str) -> bool {
+    let Some(head) = token.split('.').next() else { return false };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head) else { return false };
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return false };
+    match header.get("typ") {
+        None => true,
+        Some(t) => t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("logout+jwt")),
+    }
+}
+
+/// `POST /oauth2/backchannel_logout` (OpenID Connect Back-Channel Logout 1.0): an external
+/// issuer (Keycloak) says a login session ended. The logout token is verified as the ID token
+/// is (the issuer's keys, `iss`, `aud` = this client, `exp`), must carry the logout event and
+/// no `nonce`; its `sid` is then marked ended in the session store, as the built-in auth
+/// service marks its own, so the gateway sessions built on it end at their next read. Without
+/// a `sid`, every session of its `sub` from before the token's `iat` ends.
+pub async fn backchannel_logout(State(gw): State<Gateway>, body: Bytes) -> Response {
+    let token = url::form_urlencoded::parse(&body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
+    let Some(token) = token.filter(|t| is_logout_type(t)) else {
+        return logout_refused("A logout_token is required.");
+    };
+    let claims = match gw.jwks.verify_id_token(&token, &gw.config.client_id, None).await {
+        Ok(c) => c,
+        Err(turtlemen_identity::VerifyError::Keys(e)) => {
+            tracing::error!(error = %e, "cannot fetch the issuer's keys");
+            return ApiError::unavailable("The issuer's keys are unavailable.").into_response();
+        }
+        Err(_) => return logout_refused("The logout token is invalid or expired."),
+    };
+    if claims.get("events").and_then(|e| e.get(BACKCHANNEL_EVENT)).is_none_or(|e| !e.is_object())
+        || claims.get("nonce").is_some()
+    {
+        return logout_refused("The token is not a logout token.");
+    }
+    let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+    let marked = match (text("sid"), text("sub")) {
+        (Some(sid), _) => ended::end_session(&*gw.store, sid).await,
+        (None, Some(sub)) => {
+            let iat =
+                claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or_else(|| chrono::Utc::now().timestamp());
+            ended::end_user(&*gw.store, sub, iat).await
+        }
+        (None, None) => return logout_refused("The logout token names no session and no user."),
+    };
+    if let Err(e) = marked {
+        tracing::error!(error = %e, "cannot mark the session ended");
+        return ApiError::unavailable("Signing out is temporarily unavailable.").into_response();
+    }
+    tracing::info!(user.id = text("sub").unwrap_or("-"), "back-channel logout");
+    let mut res = StatusCode::OK.into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// `/oauth2/userinfo`: who the session (or Bearer token) belongs to.
 pub async fn userinfo(State(gw): State<Gateway>, mut headers: HeaderMap) -> Response {
     match authenticate(&gw, &mut headers).await {
-        Ok(Authn::Known(id)) => Json(serde_json::json!({
-            "user": id.sub, "email": id.email, "preferred_username": id.username, "groups": id.groups,
-        }))
-        .into_response(),
+        Ok(Authn::Known(id)) => {
+            let mut res = Json(serde_json::json!({
+                "user": id.sub, "email": id.email, "preferred_username": id.username, "groups": id.groups,
+            }))
+            .into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
         Ok(Authn::Anonymous { .. }) => ApiError::unauthorized().into_response(),
         Err(res) => res,
     }

@@ -10,12 +10,14 @@
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
 //!   state + nonce), with token refresh;
 //! - [`session`]: the browser session — an opaque 256-bit cookie id signed with an HMAC, the
-//!   tokens kept server-side in the session store (embedded or Redis);
+//!   tokens kept server-side in the session store (embedded or Redis), ended at once when the
+//!   issuer's login session it was built on ends (the auth service's `ended` marks);
 //! - [`check`]: the check at the entry — client-supplied identity headers removed in every
 //!   spelling, the session (refreshed once per session when expired) or a Bearer JWT verified,
 //!   identity handed on as `X-Auth-Request-*` and `Authorization: Bearer`;
-//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out`,
-//!   `/oauth2/userinfo`, `/oauth2/auth` (forward auth for nginx, Traefik, Envoy).
+//! - [`endpoints`]: `/oauth2/start`, `/oauth2/callback`, `/oauth2/sign_out` (a POST with the
+//!   session's token; a GET asks), `/oauth2/backchannel_logout` (an external issuer ends
+//!   sessions), `/oauth2/userinfo`, `/oauth2/auth` (forward auth for nginx, Traefik, Envoy).
 //!
 //! Never: trust an identity header from a client, route on `X-Forwarded-*` headers, redirect
 //! to anything but a local path, keep a token in the cookie.
@@ -33,7 +35,7 @@ pub mod splice;
 pub mod upstream;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use std::sync::Arc;
 use turtlemen_identity::{Jwks, Transport};
 use turtlemen_session::Sessions;
@@ -120,7 +122,8 @@ pub fn router(gateway: Gateway, auth: dispatch::Target, api: dispatch::Target) -
     let oauth2 = Router::new()
         .route("/oauth2/start", get(endpoints::start))
         .route("/oauth2/callback", get(endpoints::callback))
-        .route("/oauth2/sign_out", any(endpoints::sign_out))
+        .route("/oauth2/sign_out", get(endpoints::sign_out_page).post(endpoints::sign_out))
+        .route("/oauth2/backchannel_logout", post(endpoints::backchannel_logout))
         .route("/oauth2/userinfo", get(endpoints::userinfo))
         .route("/oauth2/auth", any(endpoints::forward_auth))
         .with_state(gateway.clone());

@@ -1,6 +1,7 @@
-//! Rate limits at the entry for the endpoints worth attacking: sign-in, registration, the token
-//! endpoint and upload creation — per client address and, where there is one, per session.
-//! Over the limit: 429 with `Retry-After`.
+//! Rate limits at the entry for the endpoints worth attacking: sign-in, registration, "forgot
+//! password" (each post may mail someone), the token endpoint and upload creation — per client
+//! address and, where there is one, per session. Over the limit: 429 with `Retry-After` (the
+//! same for every account named, so it tells nothing about accounts).
 //!
 //! The client address is the connection's peer, unless that peer is a trusted proxy: then the
 //! right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Counters live in
@@ -19,6 +20,9 @@ use std::time::Duration;
 pub enum Bucket {
     Login,
     Register,
+    /// `POST /auth/forgot-password`: the auth service caps links per account; this caps the
+    /// mail one address can cause across accounts.
+    Forgot,
     Token,
     Upload,
 }
@@ -32,6 +36,7 @@ impl Bucket {
         match path {
             "/auth/login" => Some(Bucket::Login),
             "/auth/register" => Some(Bucket::Register),
+            "/auth/forgot-password" => Some(Bucket::Forgot),
             "/auth/token" => Some(Bucket::Token),
             "/api/v1/uploads" => Some(Bucket::Upload),
             _ => None,
@@ -45,6 +50,7 @@ impl Bucket {
             // address, with lockouts) is the finer rule behind it.
             Bucket::Login => (30, Duration::from_secs(60)),
             Bucket::Register => (5, Duration::from_secs(600)),
+            Bucket::Forgot => (5, Duration::from_secs(15 * 60)),
             Bucket::Token => (60, Duration::from_secs(60)),
             Bucket::Upload => (30, Duration::from_secs(3600)),
         }
@@ -68,7 +74,7 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        let all = [Bucket::Login, Bucket::Register, Bucket::Token, Bucket::Upload];
+        let all = [Bucket::Login, Bucket::Register, Bucket::Forgot, Bucket::Token, Bucket::Upload];
         Self {
             per_ip: all.iter().map(|&b| (b, limiter(b))).collect(),
             per_session: vec![(Bucket::Upload, limiter(Bucket::Upload))],
@@ -137,6 +143,20 @@ mod tests {
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(2));
         assert!(limits.check(Bucket::Login, b, None).is_ok(), "another client is not affected");
         assert!(limits.check(Bucket::Token, a, None).is_ok(), "another bucket is not affected");
+    }
+
+    #[test]
+    fn forgot_password_posts_are_limited_per_client() {
+        assert_eq!(Bucket::of(&Method::POST, "/auth/forgot-password"), Some(Bucket::Forgot));
+        assert_eq!(Bucket::of(&Method::GET, "/auth/forgot-password"), None, "the form itself is free");
+        let limits = RateLimits::default();
+        let a: IpAddr = "203.0.113.1".parse().unwrap();
+        for _ in 0..5 {
+            assert!(limits.check(Bucket::Forgot, a, None).is_ok());
+        }
+        let wait = limits.check(Bucket::Forgot, a, None).unwrap_err();
+        assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(180), "{wait:?}");
+        assert!(limits.check(Bucket::Forgot, "203.0.113.2".parse().unwrap(), None).is_ok());
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! store keeps the tokens and the identity under the SHA-256 of the cookie value, so a copy of
 //! the store holds no usable cookie. Idle expiry is the store's TTL (renewed on use); absolute
 //! expiry is in the record. A login always makes a new id.
+//!
+//! The record keeps the issuer's login session (`sid` and `auth_time` of the ID token); the
+//! session is read together with the marks the auth service writes when that login session, or
+//! every session of the user, ends ([`turtlemen_session::ended`]), and a marked session ends at
+//! once. A session read in the last moment ([`SessionCache`]) is reused without that read, so
+//! an ending reaches another gateway within the cache's time to live.
 
 use crate::Gateway;
 use crate::check::Identity;
@@ -16,7 +22,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, hmac};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use turtlemen_session::SessionError;
+use turtlemen_session::{SessionError, ended};
 
 /// What the gateway remembers of a signed-in browser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +38,21 @@ pub struct GatewaySession {
     pub id_token: String,
     /// Unix seconds; the session ends then whatever happens.
     pub expires_at: i64,
+    /// The issuer's login session this session was built on (`sid` of the ID token), if it
+    /// named one.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// When the user authenticated at the issuer (`auth_time`, Unix seconds), if it said.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+}
+
+impl GatewaySession {
+    /// The store keys of the marks that end this session: its login session's and its user's.
+    fn mark_keys(&self) -> [String; 2] {
+        // Without a `sid` the key names no mark ever written: only the user's mark applies.
+        [ended::session_key(self.sid.as_deref().unwrap_or("")), ended::user_key(&self.sub)]
+    }
 }
 
 pub fn cookie_name(gw: &Gateway) -> &'static str {
@@ -86,6 +107,19 @@ impl CookieSigner {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value)
     }
 
+    /// The token that signs session `id` out (the sign-out form's CSRF token): an HMAC of the
+    /// id, so it is bound to this session and dies with it.
+    pub fn sign_out_token(&self, id: &str) -> String {
+        let tag = hmac::sign(&self.0, format!("sign out\0{id}").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// Whether `token` is [`Self::sign_out_token`] of session `id` (constant-time).
+    pub fn is_sign_out_token(&self, id: &str, token: &str) -> bool {
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token) else { return false };
+        hmac::verify(&self.0, format!("sign out\0{id}").as_bytes(), &tag).is_ok()
+    }
+
     /// Whether `value` is one [`Self::new_value`] made with this key.
     pub fn made(&self, value: &str) -> bool {
         if value.len() != VALUE_LEN {
@@ -127,6 +161,12 @@ impl SessionCache {
         entries.get(key).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
     }
 
+    /// The mark keys of a session read before, however long ago: read with the session itself,
+    /// they save a round trip (the marks a session is checked against never change).
+    fn mark_keys(&self, key: &str) -> Option<[String; 2]> {
+        self.entries.lock().ok()?.get(key).map(|c| c.session.mark_keys())
+    }
+
     fn put(&self, key: String, session: Arc<GatewaySession>, identity: Identity) {
         if self.ttl.is_zero() {
             return;
@@ -165,16 +205,52 @@ pub async fn load_with_identity(
     if let Some(found) = gw.session_cache.get(&key).filter(|(s, _)| s.expires_at > now) {
         return Ok(Some(found));
     }
-    let Some(bytes) = gw.store.get(&key).await? else { return Ok(None) };
-    let Ok(session) = serde_json::from_slice::<GatewaySession>(&bytes) else { return Ok(None) };
+    let Some(session) = read(gw, &key).await? else { return Ok(None) };
     if session.expires_at <= now {
         gw.store.delete(&key).await?;
         return Ok(None);
     }
-    let identity = Identity::from(&session);
+    let identity = identity(gw, id, &session);
     let session = Arc::new(session);
     gw.session_cache.put(key, session.clone(), identity.clone());
     Ok(Some((session, identity)))
+}
+
+/// The session under `key` from the store, unless it is absent, unreadable or ended by a mark
+/// (then it is removed): one round trip when this gateway has read it before, two otherwise.
+async fn read(gw: &Gateway, key: &str) -> Result<Option<GatewaySession>, SessionError> {
+    let guessed = gw.session_cache.mark_keys(key);
+    let (bytes, mut marks) = match &guessed {
+        Some([sid, user]) => {
+            let mut values = gw.store.get_many(&[key, sid.as_str(), user.as_str()]).await?.into_iter();
+            let bytes = values.next().flatten();
+            (bytes, Some((values.next().flatten(), values.next().flatten())))
+        }
+        None => (gw.store.get(key).await?, None),
+    };
+    let Some(session) = bytes.and_then(|b| serde_json::from_slice::<GatewaySession>(&b).ok()) else {
+        gw.session_cache.forget(key);
+        return Ok(None);
+    };
+    let keys = session.mark_keys();
+    if guessed.as_ref() != Some(&keys) {
+        let [sid, user] = &keys;
+        let mut values = gw.store.get_many(&[sid.as_str(), user.as_str()]).await?.into_iter();
+        marks = Some((values.next().flatten(), values.next().flatten()));
+    }
+    let (session_mark, user_mark) = marks.unwrap_or_default();
+    if ended::is_ended(session_mark.as_deref(), user_mark.as_deref(), session.auth_time) {
+        tracing::info!(user.id = %session.sub, "gateway session ended with its login session");
+        gw.session_cache.forget(key);
+        gw.store.delete(key).await?;
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
+/// The identity session `id` hands on, with its sign-out token.
+pub fn identity(gw: &Gateway, id: &str, session: &GatewaySession) -> Identity {
+    Identity::of_session(session, &gw.cookie_signer.sign_out_token(id))
 }
 
 /// Reads the store, never the cache (to see another request's refresh).
@@ -186,7 +262,7 @@ pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySess
 pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<(), SessionError> {
     let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
     gw.store.set(&key(id), &bytes, gw.config.idle).await?;
-    gw.session_cache.put(key(id), Arc::new(session.clone()), Identity::from(session));
+    gw.session_cache.put(key(id), Arc::new(session.clone()), identity(gw, id, session));
     Ok(())
 }
 

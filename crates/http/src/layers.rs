@@ -1,7 +1,8 @@
 //! The edge every role's router gets: one middleware ([`foundation`]) that does, in this order,
 //! request id (kept from the client if it is a short token, made otherwise) → tracing span and
 //! access log → metrics → error rendering → panic catching → timeout (not for streaming
-//! uploads), with the default body limit inside. One async function instead of a stack of
+//! uploads), with the default body limit inside. Every answer gets the security headers
+//! ([`SECURITY_HEADERS`], and `Strict-Transport-Security` over https). One async function instead of a stack of
 //! tower layers: each layer cost a boxed future, a service clone and a header pass per request,
 //! which was most of the gateway's own CPU per proxied request.
 
@@ -51,15 +52,29 @@ pub fn plain_error_page(status: StatusCode, body: &ErrorBody) -> String {
 }
 
 /// What [`foundation`] needs for every request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Edge {
     timeout: Duration,
     render: ErrorPageRenderer,
+    /// `Strict-Transport-Security`, for an instance reached over https.
+    hsts: Option<HeaderValue>,
 }
 
 /// Wraps a role's router in the foundation (see the module's documentation).
 pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer) -> Router {
-    let edge = Edge { timeout: limits.request_timeout, render };
+    foundation_with_hsts(router, limits, render, None)
+}
+
+/// [`foundation`], every answer also carrying `Strict-Transport-Security: {hsts}` (for an
+/// instance reached over https; `None` sends none).
+pub fn foundation_with_hsts(
+    router: Router,
+    limits: &HttpLimits,
+    render: ErrorPageRenderer,
+    hsts: Option<&str>,
+) -> Router {
+    let hsts = hsts.and_then(|v| HeaderValue::from_str(v).ok());
+    let edge = Edge { timeout: limits.request_timeout, render, hsts };
     router.layer(DefaultBodyLimit::max(limits.max_body_bytes)).layer(middleware::from_fn_with_state(edge, edge_fn))
 }
 
@@ -97,6 +112,9 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
             if !headers.contains_key(&name) {
                 headers.insert(name, HeaderValue::from_static(value));
             }
+        }
+        if let Some(hsts) = &edge.hsts {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         headers.insert(REQUEST_ID, id);
         let status = res.status().as_u16();

@@ -34,6 +34,9 @@ pub enum Scope {
     /// Follow and unfollow channels (`PUT`/`DELETE /api/v1/me/subscriptions/{handle}`). Includes
     /// [`Scope::SubscriptionsRead`].
     SubscriptionsWrite,
+    /// See and end the user's sign-in sessions and read their security log (the auth
+    /// service's `/auth/api/sessions` and `/auth/api/audit`).
+    Account,
     /// Act as an administrator, for users with the admin role (`/api/v1/admin/…`). A user
     /// without the role gains nothing from it.
     Admin,
@@ -51,6 +54,7 @@ impl Scope {
         Scope::ChannelsWrite,
         Scope::SubscriptionsRead,
         Scope::SubscriptionsWrite,
+        Scope::Account,
         Scope::Admin,
     ];
 
@@ -66,6 +70,7 @@ impl Scope {
             Scope::ChannelsWrite => "channels:write",
             Scope::SubscriptionsRead => "subscriptions:read",
             Scope::SubscriptionsWrite => "subscriptions:write",
+            Scope::Account => "account",
             Scope::Admin => "admin",
         }
     }
@@ -87,6 +92,7 @@ impl Scope {
             Scope::ChannelsWrite => "Create channels and edit your channels",
             Scope::SubscriptionsRead => "See the channels you follow and their new videos",
             Scope::SubscriptionsWrite => "Follow and unfollow channels for you",
+            Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
         }
     }
@@ -101,6 +107,7 @@ impl Scope {
                 | Scope::ChannelsWrite
                 | Scope::SubscriptionsRead
                 | Scope::SubscriptionsWrite
+                | Scope::Account
                 | Scope::Admin
         )
     }
@@ -215,7 +222,15 @@ mod tests {
         }
         assert_eq!(
             Scope::api().map(Scope::as_str).collect::<Vec<_>>(),
-            ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "admin"]
+            [
+                "videos:read",
+                "videos:write",
+                "channels:write",
+                "subscriptions:read",
+                "subscriptions:write",
+                "account",
+                "admin"
+            ]
         );
     }
 }

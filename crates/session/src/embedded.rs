@@ -158,6 +158,23 @@ impl SessionStore for EmbeddedStore {
             .ok_or_else(|| SessionError::Backend(format!("{key} does not hold a counter")))
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for every key.
+        let mut query = sqlx::QueryBuilder::new("SELECT key, value FROM sessions WHERE expires_at > ");
+        query.push_bind(now_ms()).push(" AND key IN (");
+        let mut list = query.separated(", ");
+        for key in keys {
+            list.push_bind(*key);
+        }
+        list.push_unseparated(")");
+        let rows: Vec<(String, Vec<u8>)> = query.build_query_as().fetch_all(&self.pool).await.map_err(backend)?;
+        let found: std::collections::HashMap<String, Vec<u8>> = rows.into_iter().collect();
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+    }
+
     async fn delete(&self, key: &str) -> Result<(), SessionError> {
         sqlx::query("DELETE FROM sessions WHERE key = $1").bind(key).execute(&self.pool).await.map_err(backend)?;
         Ok(())

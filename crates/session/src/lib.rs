@@ -8,8 +8,13 @@
 //!
 //! Values are opaque bytes; callers serialise. Expired records are never returned, whether or
 //! not they have been swept yet. Keys are namespaced by the caller (`gw:…`, `sso:…`).
+//!
+//! [`ended`] is the one record two roles share by contract: the auth service marks the login
+//! sessions (and users) whose sessions ended, the gateway checks those marks when it reads a
+//! browser session.
 
 pub mod embedded;
+pub mod ended;
 pub mod redis;
 
 use std::sync::Arc;
@@ -43,6 +48,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// 1 and expires `ttl` from now; later increments keep that expiry, so a counter counts
     /// within a fixed window. The value is the count in decimal ASCII, as [`Self::get`] reads it.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, SessionError>;
+    /// The values under `keys`, in order, `None` for an absent or expired key — in one round
+    /// trip (a session and the marks that may have ended it are read together).
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SessionError>;
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<(), SessionError>;
     /// One round trip, for readiness checks.

@@ -1,4 +1,4 @@
-//! The Redis session store (Redis 7 or later): `SET … PX`, `GET`, `PEXPIRE`, `DEL`, `INCR` through a reconnecting
+//! The Redis session store (Redis 7 or later): `SET … PX`, `GET`, `MGET`, `PEXPIRE`, `DEL`, `INCR` through a reconnecting
 //! connection manager, so several gateways share sessions and Redis does the expiry.
 
 use crate::{SessionError, SessionStore};
@@ -95,6 +95,15 @@ impl SessionStore for RedisStore {
             .await
             .map_err(backend)?;
         Ok(count)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SessionError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        // MGET always answers with one entry per key (a lone key included).
+        redis::cmd("MGET").arg(&keys).query_async(&mut self.conn.clone()).await.map_err(backend)
     }
 
     async fn delete(&self, key: &str) -> Result<(), SessionError> {

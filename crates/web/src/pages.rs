@@ -21,6 +21,8 @@ pub(crate) struct Shell {
     pub(crate) current: &'static str,
     /// The signed-in visitor's name, shown with "Sign out"; `None` shows "Sign in".
     pub(crate) viewer: Option<String>,
+    /// The token the "Sign out" form posts (bound to the gateway session).
+    pub(crate) sign_out_token: String,
     /// This page's path, percent-encoded, for "Sign in" to come back to.
     pub(crate) return_to: String,
     /// Page-specific scripts (hashed URLs), loaded deferred after `app.js`, in this order.
@@ -37,6 +39,7 @@ impl Shell {
             icon_url: asset_url("favicon.svg").unwrap_or_default(),
             current,
             viewer: None,
+            sign_out_token: String::new(),
             return_to: "/".into(),
             scripts: Vec::new(),
         }
@@ -46,6 +49,7 @@ impl Shell {
     pub(crate) fn for_page(current: &'static str, ctx: &PageContext, scripts: &[&str]) -> Self {
         Self {
             viewer: ctx.viewer.clone(),
+            sign_out_token: ctx.sign_out_token.clone().unwrap_or_default(),
             return_to: encode_path_value(&ctx.path),
             scripts: scripts.iter().filter_map(|s| asset_url(s)).collect(),
             ..Self::new(current)
@@ -61,6 +65,9 @@ pub struct PageContext {
     /// The page's own path (with its query), a same-origin path the handler took from the
     /// request; "Sign in" returns here.
     pub path: String,
+    /// The token of the "Sign out" form: the gateway's, for this visitor's session
+    /// (`X-Turtlemen-Sign-Out-Token`). Without one the form is refused, and its page asks.
+    pub sign_out_token: Option<String>,
 }
 
 /// Percent-encodes a query value (unreserved characters kept).
@@ -102,7 +109,7 @@ struct ErrorPage<'a> {
 
 /// The home page: recent and trending videos, for an anonymous visitor.
 pub fn home_page(view: &HomeView) -> String {
-    home_page_for(view, &PageContext { viewer: None, path: "/".into() })
+    home_page_for(view, &PageContext { path: "/".into(), ..PageContext::default() })
 }
 
 /// The home page: recent and trending videos, as `ctx` sees it.

@@ -298,7 +298,11 @@ mod tests {
     use super::*;
 
     fn ctx() -> PageContext {
-        PageContext { viewer: Some("Ann <the creator>".into()), path: "/videos/abc?t=1".into() }
+        PageContext {
+            viewer: Some("Ann <the creator>".into()),
+            path: "/videos/abc?t=1".into(),
+            sign_out_token: Some("tok\"en".into()),
+        }
     }
 
     fn watch(state: &str, hls: bool) -> WatchView {
@@ -340,12 +344,17 @@ mod tests {
         // The signed-in viewer's name, escaped, and a sign-out form instead of "Sign in".
         assert!(html.contains("Ann &#60;the creator&#62;") || html.contains("Ann &lt;the creator&gt;"), "{html}");
         assert!(html.contains("action=\"/oauth2/sign_out\""));
+        assert!(html.contains("name=\"token\" value=\"tok&"), "the session's sign-out token");
+        assert!(!html.contains("tok\"en"), "escaped");
         assert!(!html.contains("Sign in</a>"));
     }
 
     #[test]
     fn a_processing_video_says_so_and_a_failed_one_says_why() {
-        let html = watch_page(&watch("processing", false), &PageContext { viewer: None, path: "/videos/x".into() });
+        let html = watch_page(
+            &watch("processing", false),
+            &PageContext { path: "/videos/x".into(), ..PageContext::default() },
+        );
         assert!(html.contains("Processing: 42%"), "{html}");
         assert!(!html.contains("<source"), "no source before it is playable");
         assert!(html.contains("href=\"/oauth2/start?rd=/videos/x\""), "sign in comes back here: {html}");

@@ -7,13 +7,13 @@
 //! comes back to the page it was posted from (a checked local path), so it works without
 //! JavaScript.
 
-use super::{context, csrf, whole_seconds};
+use super::{context, csrf, private, whole_seconds};
 use crate::identity::CurrentUser;
 use crate::{ApiState, channels, feed, subscriptions, videos};
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
-use axum::response::{Html, Redirect};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{Html, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use turtlemen_db::channels::{Channel, VideoSort};
@@ -91,6 +91,7 @@ async fn channel_page(
     Path(handle): Path<String>,
     Query(q): Query<ChannelQuery>,
     uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
     let c = channels::find(&st, &handle).await?;
     let url = channels::page_url(&c.handle);
@@ -105,7 +106,7 @@ async fn channel_page(
         let next = page.next_cursor.map(|cur| format!("{url}?sort={sort}&cursor={cur}"));
         (cards, next, sort)
     };
-    let ctx = context(viewer.as_ref(), &uri);
+    let ctx = context(viewer.as_ref(), &uri, &headers);
     let view = ChannelView {
         handle: c.handle.clone(),
         display_name: c.display_name.clone(),
@@ -181,7 +182,8 @@ async fn subscriptions_page(
     user: CurrentUser,
     Query(q): Query<FeedQuery>,
     uri: Uri,
-) -> Result<Html<String>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let page = feed::page(&st, &user, q.cursor.as_deref(), PAGE).await?;
     let new_since = turtlemen_db::subscriptions::record_feed_visit(&st.db, user.0.id, Utc::now()).await?;
     let follows_any = !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
@@ -191,5 +193,5 @@ async fn subscriptions_page(
         follows_any,
         paged: q.cursor.as_deref().is_some_and(|c| !c.is_empty()),
     };
-    Ok(Html(channel_pages::subscriptions_page(&view, &context(Some(&user), &uri))))
+    Ok(private(channel_pages::subscriptions_page(&view, &context(Some(&user), &uri, &headers))))
 }
