@@ -549,3 +549,26 @@ on_both_stacks! {
         assert!(!plan.contains("SCAN v\n") && !plan.contains("Seq Scan on videos"), "no scan of every video:\n{plan}");
     }
 }
+
+// Home lists (recent, trending) hold only videos that can be played: one whose processing
+// failed after it became playable keeps its `published_at` but leaves them.
+on_both_stacks! {
+    async fn a_video_that_failed_after_it_was_playable_leaves_the_home_lists(app) {
+        let ann = signed_in(&app, "ann").await;
+        let id = new_video(&app, &ann, "Broken turtles", "public", None).await;
+        publish(&app, &id).await;
+        let listed = |body: Value| body["videos"].as_array().unwrap().iter().any(|v| v["id"] == id.as_str());
+        for sort in ["recent", "trending"] {
+            let (status, body) = call(&app, None, Method::GET, &format!("/api/v1/videos?sort={sort}"), None).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(listed(body), "a playable public video is listed ({sort})");
+        }
+        rows::mark_failed(&app.db, Uuid::parse_str(&id).unwrap(), "the file is damaged").await.unwrap();
+        for sort in ["recent", "trending"] {
+            let (_, body) = call(&app, None, Method::GET, &format!("/api/v1/videos?sort={sort}"), None).await;
+            assert!(!listed(body), "a failed video is not listed ({sort})");
+        }
+        let (_, home) = page(&app, None, "/").await;
+        assert!(!home.contains("Broken turtles"), "{home}");
+    }
+}

@@ -341,13 +341,14 @@ pub async fn list_public(db: &Db, listing: Listing, limit: u32) -> Result<Vec<Vi
     let rows: Vec<Row> = with_pool!(db, |pool| {
         match listing {
             Listing::Recent => sqlx::query_as(select!(
-                "WHERE v.privacy = 'public' AND v.published_at IS NOT NULL ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
+                "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+                 ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
             ))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?,
             Listing::Trending => sqlx::query_as(select!(
-                "WHERE v.privacy = 'public' AND v.published_at IS NOT NULL AND v.published_at > $2 \
+                "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.published_at > $2 \
                  ORDER BY v.views DESC, v.published_at DESC LIMIT $1"
             ))
             .bind(i64::from(limit))
