@@ -252,6 +252,23 @@ on_both_stacks! {
         let admin = access(&tokens_for(&app, &root, "app", &secret, "openid admin").await);
         assert_eq!(api(&app, Method::GET, "/api/v1/admin/jobs", &admin, None).await.status(), 200);
 
+        // An admin's power over other people's things needs the admin scope too: an app the
+        // admin allowed videos:write or channels:write acts on the admin's own things only.
+        let ann_browser = app.browser();
+        sign_in(&app, &ann_browser, "ann").await;
+        let first = client(&app, "first", false).await.unwrap();
+        let ann_full = access(&tokens_for(&app, &ann_browser, "first", &first, "openid").await);
+        let video = new_video(&app, &ann_full).await;
+        let path = format!("/api/v1/videos/{video}");
+        let retitle = serde_json::json!({"title": "by the admin"});
+        assert_eq!(api(&app, Method::PATCH, &path, &limited, Some(retitle.clone())).await.status(), 404);
+        let rename = serde_json::json!({"display_name": "by the admin"});
+        let channel_writer = access(&tokens_for(&app, &root, "app", &secret, "openid channels:write").await);
+        assert_eq!(api(&app, Method::PATCH, "/api/v1/channels/ann", &channel_writer, Some(rename.clone())).await.status(), 403);
+        let both = access(&tokens_for(&app, &root, "app", &secret, "openid videos:write channels:write admin").await);
+        assert_eq!(api(&app, Method::PATCH, &path, &both, Some(retitle)).await.status(), 200);
+        assert_eq!(api(&app, Method::PATCH, "/api/v1/channels/ann", &both, Some(rename)).await.status(), 200);
+
         // Not an admin: the route does not exist, whatever the token grants.
         let ann = app.browser();
         sign_in(&app, &ann, "ann").await;

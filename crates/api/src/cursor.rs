@@ -5,8 +5,10 @@
 //! is the sort key of the last row shown (a time in nanoseconds or a count, 8 bytes big-endian),
 //! `id` the last row's UUID, and `tag` an HMAC-SHA256 over the rest with a
 //! key derived from the media key (shared by every API server). Anything else — wrong length,
-//! bad base64, another list's cursor, a changed byte — is refused with 400 `invalid_cursor`,
-//! so a client can neither forge a position nor feed one list's cursor to another.
+//! bad base64, another kind of list's cursor, a changed byte — is refused with 400
+//! `invalid_cursor`, so a client cannot forge a position. A cursor is not bound to one
+//! channel or user: taken to another list of the same kind it is only a position there, and
+//! shows nothing the caller could not page to anyway.
 
 use crate::ApiState;
 use base64::Engine;

@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use turtlemen_db::videos::{self as rows, Listing, Video, VideoState};
-use turtlemen_domain::Role;
 use turtlemen_http::ApiError;
 use turtlemen_web::video_pages::{
     self, EditView, MetadataForm, RenditionItem, StudioRow, StudioView, UploadView, WatchView,
@@ -154,13 +153,9 @@ async fn watch(
         height: view.height,
         renditions: view.renditions.into_iter().map(|r| RenditionItem { name: r.name, height: r.height }).collect(),
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
-        can_edit: viewer.as_ref().is_some_and(|u| may_manage(&v, u)),
+        can_edit: viewer.as_ref().is_some_and(|u| videos::may_manage(&v, u)),
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
-}
-
-fn may_manage(v: &Video, user: &CurrentUser) -> bool {
-    user.0.id == v.owner_id || user.0.role == Role::Admin
 }
 
 /// `GET /studio/videos`: the signed-in user's videos, newest first.
@@ -209,7 +204,7 @@ async fn render_studio(
 /// The video `user` may manage, or 404 (someone else's video does not exist for them).
 async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Video, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
-    rows::get(&st.db, id).await?.filter(|v| may_manage(v, user)).ok_or_else(ApiError::not_found)
+    rows::get(&st.db, id).await?.filter(|v| videos::may_manage(v, user)).ok_or_else(ApiError::not_found)
 }
 
 fn form_of(v: &Video) -> MetadataForm {

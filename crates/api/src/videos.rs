@@ -170,9 +170,15 @@ fn is_owner(v: &Video, viewer: Option<&CurrentUser>) -> bool {
     viewer.is_some_and(|u| u.0.id == v.owner_id)
 }
 
-/// Whether `user` may change or delete `v` (its owner, or an admin).
-fn may_manage(v: &Video, user: &CurrentUser) -> bool {
-    user.0.id == v.owner_id || user.0.role == Role::Admin
+/// Whether `user` may change or delete `v`: its owner, or an admin whose token grants the
+/// `admin` scope (a third-party app an admin allowed `videos:write` acts on their videos only).
+pub fn may_manage(v: &Video, user: &CurrentUser) -> bool {
+    user.0.id == v.owner_id || acts_as_admin(user)
+}
+
+/// Whether `user` is an admin acting as one: the admin role and a token granting `admin`.
+pub fn acts_as_admin(user: &CurrentUser) -> bool {
+    user.0.role == Role::Admin && user.scopes().grants(Scope::Admin)
 }
 
 /// The video named by `id` if `viewer` may see it; 404 otherwise.

@@ -10,7 +10,7 @@
 //! JavaScript; a visitor gets a "Sign in to subscribe" link instead.
 
 use crate::pages::{PageContext, Shell, render};
-use crate::views::group_thousands;
+use crate::views::{self, group_thousands};
 use askama::Template;
 
 /// A video in a channel's list or in the feed.
@@ -33,19 +33,15 @@ pub struct FeedCard {
 
 impl FeedCard {
     pub fn duration_label(&self) -> Option<String> {
-        self.duration_secs.map(|s| {
-            let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-            if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
-        })
+        views::duration_label(self.duration_secs)
     }
 
     pub fn duration_iso(&self) -> Option<String> {
-        self.duration_secs.map(|s| format!("PT{}H{}M{}S", s / 3600, s / 60 % 60, s % 60))
+        views::duration_iso(self.duration_secs)
     }
 
     pub fn views_label(&self) -> String {
-        let n = group_thousands(self.views);
-        if self.views == 1 { format!("{n} view") } else { format!("{n} views") }
+        views::views_label(self.views)
     }
 }
 

@@ -38,22 +38,37 @@ pub struct HomeView {
 impl VideoCard {
     /// The duration as a clock reading: `0:42`, `4:05`, `1:02:03`.
     pub fn duration_label(&self) -> Option<String> {
-        self.duration_secs.map(|s| {
-            let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-            if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
-        })
+        duration_label(self.duration_secs)
     }
 
     /// The duration as an ISO 8601 duration for `<time datetime>`: `PT4M5S`.
     pub fn duration_iso(&self) -> Option<String> {
-        self.duration_secs.map(|s| format!("PT{}H{}M{}S", s / 3600, s / 60 % 60, s % 60))
+        duration_iso(self.duration_secs)
     }
 
     /// The view count in words: `1 view`, `12,345 views`.
     pub fn views_label(&self) -> String {
-        let n = group_thousands(self.views);
-        if self.views == 1 { format!("{n} view") } else { format!("{n} views") }
+        views_label(self.views)
     }
+}
+
+/// A length in seconds as a clock reading: `0:42`, `4:05`, `1:02:03`.
+pub(crate) fn duration_label(secs: Option<u32>) -> Option<String> {
+    secs.map(|s| {
+        let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+        if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
+    })
+}
+
+/// A length in seconds as an ISO 8601 duration for `<time datetime>`: `PT4M5S`.
+pub(crate) fn duration_iso(secs: Option<u32>) -> Option<String> {
+    secs.map(|s| format!("PT{}H{}M{}S", s / 3600, s / 60 % 60, s % 60))
+}
+
+/// A view count in words: `1 view`, `12,345 views`.
+pub(crate) fn views_label(views: u64) -> String {
+    let n = group_thousands(views);
+    if views == 1 { format!("{n} view") } else { format!("{n} views") }
 }
 
 /// `1234567` → `1,234,567`.

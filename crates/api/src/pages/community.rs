@@ -186,7 +186,9 @@ async fn subscriptions_page(
 ) -> Result<Response, ApiError> {
     let page = feed::page(&st, &user, q.cursor.as_deref(), PAGE).await?;
     let new_since = turtlemen_db::subscriptions::record_feed_visit(&st.db, user.0.id, Utc::now()).await?;
-    let follows_any = !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
+    // Only an empty feed needs to know whether the viewer follows anyone (to say why).
+    let follows_any =
+        !page.videos.is_empty() || !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
     let view = FeedView {
         cards: page.videos.iter().map(|v| card(&st, v, Some(&user), new_since)).collect(),
         next_url: page.next_cursor.map(|c| format!("/subscriptions?cursor={c}")),
