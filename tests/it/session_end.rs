@@ -145,7 +145,8 @@ on_both_stacks! {
         no_event.as_object_mut().unwrap().remove("events");
         let post = |token: String| app.client.post(app.url("/oauth2/backchannel_logout")).form(&[("logout_token", token)]).send();
         for (what, token) in [
-            ("no logout event", sign("JWT", &no_event)),
+            ("no logout event", sign("logout+jwt", &no_event)),
+            ("a plain JWT's type", sign("JWT", &good)),
             ("a nonce", sign("logout+jwt", &with("nonce", "n".into()))),
             ("another audience", sign("logout+jwt", &with("aud", "someone-else".into()))),
             ("expired", sign("logout+jwt", &with("exp", (now - 600).into()))),
@@ -274,7 +275,7 @@ on_both_stacks! {
 /// Over https every answer carries `Strict-Transport-Security`, unless it is turned off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_transport_security_over_https() {
-    for (max_age, expected) in [(None, Some("max-age=31536000; includeSubDomains")), (Some(0), None)] {
+    for (max_age, expected) in [(None, Some("max-age=31536000")), (Some(0), None)] {
         let (mut settings, dir, schema) = fresh_settings(Stack::Embedded).await.unwrap();
         settings.public_url = Some("https://videos.example/".into());
         settings.hsts_max_age_secs = max_age;

@@ -8,7 +8,7 @@
 //! Every way a session ends goes through this module, which also marks it ended in the shared
 //! session store ([`turtlemen_session::ended`]): the gateway sessions built on it end at once,
 //! not when their access token expires. [`end_all_sessions`] ends every session of a user
-//! (a password reset; a ban).
+//! (a password reset; the ban the moderation issue will add).
 
 use crate::AuthState;
 use crate::util::{Requester, hash_token, random_token};
@@ -53,29 +53,49 @@ async fn mark_ended(store: &Sessions, ids: &[Uuid]) -> Result<(), SessionError> 
 
 /// Ends session `id` of `user` (and its refresh tokens and gateway sessions); returns whether
 /// the user had it.
+///
+/// The gateways' marks are written *before* the database is changed: if the session store is
+/// down the request fails with nothing changed and can be retried, instead of leaving a session
+/// revoked here whose gateway sessions nothing will ever end. A mark for a session whose
+/// revocation then fails ends nothing the user did not ask to end.
 pub async fn end_one(state: &AuthState, user: UserId, id: Uuid) -> Result<bool, EndError> {
-    let found = auth_sessions::revoke(&state.db, user, id).await?;
-    if found {
-        mark_ended(&state.store, &[id]).await?;
+    let live = auth_sessions::list_for_user(&state.db, user).await?;
+    if !live.iter().any(|s| s.id == id) {
+        return Ok(false);
     }
-    Ok(found)
+    mark_ended(&state.store, &[id]).await?;
+    Ok(auth_sessions::revoke(&state.db, user, id).await?)
 }
 
-/// Ends every session of `user` but `except` (the one asking); returns how many ended.
+/// Ends every session of `user` but `except` (the one asking); returns how many ended. Marks
+/// first, as [`end_one`].
 pub async fn end_others(state: &AuthState, user: UserId, except: Uuid) -> Result<u64, EndError> {
+    let live: Vec<Uuid> = auth_sessions::list_for_user(&state.db, user)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| *id != except)
+        .collect();
+    mark_ended(&state.store, &live).await?;
     let ids = auth_sessions::end_all_for_user(&state.db, user, Some(except)).await?;
-    mark_ended(&state.store, &ids).await?;
+    // A session started between the two reads is revoked too; mark it as well.
+    let late: Vec<Uuid> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
+    mark_ended(&state.store, &late).await?;
     Ok(ids.len() as u64)
 }
 
 /// Ends every session of `user` — login sessions, their refresh tokens, and the gateway
-/// sessions built on them (also any the user starts in this same second elsewhere, by the
-/// user mark) — and returns how many login sessions ended. For a password reset, and for
-/// whatever must sign a user out everywhere at once (a ban).
+/// sessions built on them (also those authenticated in an earlier second, through the user
+/// mark) — and returns how many login sessions ended. For a password reset, and for whatever
+/// must sign a user out everywhere at once (the ban the moderation issue will add). Marks
+/// first, as [`end_one`].
 pub async fn end_all_sessions(db: &Db, store: &Sessions, user: UserId) -> Result<u64, EndError> {
-    let ids = auth_sessions::end_all_for_user(db, user, None).await?;
-    mark_ended(store, &ids).await?;
+    let live: Vec<Uuid> = auth_sessions::list_for_user(db, user).await?.into_iter().map(|s| s.id).collect();
+    mark_ended(store, &live).await?;
     ended::end_user(&**store, &user.to_string(), Utc::now().timestamp()).await?;
+    let ids = auth_sessions::end_all_for_user(db, user, None).await?;
+    let late: Vec<Uuid> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
+    mark_ended(store, &late).await?;
     Ok(ids.len() as u64)
 }
 

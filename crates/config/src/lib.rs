@@ -326,7 +326,7 @@ impl Config {
     pub fn strict_transport_security(&self) -> Option<String> {
         let https = self.public_url.scheme() == "https" || self.tls.is_some();
         let max_age = self.hsts_max_age.as_secs();
-        (https && max_age > 0).then(|| format!("max-age={max_age}; includeSubDomains"))
+        (https && max_age > 0).then(|| format!("max-age={max_age}"))
     }
 
     /// The effective configuration as TOML, secrets and URL passwords redacted.

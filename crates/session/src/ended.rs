@@ -2,8 +2,8 @@
 //! built on a login session must end.
 //!
 //! The auth service writes a mark when a login (SSO) session ends by any path — sign-out,
-//! "Sign out this session", a password change ending the others, a reset or a ban ending them
-//! all — and, for "every session of this user", a mark holding the Unix second from which the
+//! "Sign out this session", a password change ending the others, a reset (or the ban
+//! the moderation issue will add) ending them all — and, for "every session of this user", a mark holding the Unix second from which the
 //! user's sessions count again. The gateway keeps the login session's id (`sid` of the ID
 //! token) and `auth_time` with its own session and reads the marks together with the session
 //! ([`super::SessionStore::get_many`]); a marked session is ended there and then.
