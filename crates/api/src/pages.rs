@@ -130,10 +130,7 @@ async fn watch(
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(viewer.as_ref(), &uri, &headers);
-    let subscribe = match turtlemen_db::channels::get(&st.db, v.channel_id).await? {
-        Some(c) => Some(community::subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?),
-        None => None,
-    };
+    let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         subscribe,

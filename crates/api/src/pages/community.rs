@@ -18,9 +18,10 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use turtlemen_db::channels::{Channel, VideoSort};
 use turtlemen_db::videos::Video;
-use turtlemen_domain::RedirectTarget;
+use turtlemen_domain::{RedirectTarget, UserId};
 use turtlemen_http::ApiError;
 use turtlemen_web::channel_pages::{self, ChannelView, FeedCard, FeedView, LinkItem, SubscribeButton};
+use uuid::Uuid;
 
 /// Videos per page on a channel's page and in the feed.
 const PAGE: u32 = 24;
@@ -50,10 +51,37 @@ fn card(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>, new_since: Optio
     }
 }
 
+/// What the Subscribe control needs of a channel: from the channel's own row, or from a video
+/// row (which carries its channel), so the watch page asks nothing more of the database for a
+/// visitor.
+pub(super) struct ButtonChannel<'a> {
+    pub id: Uuid,
+    pub owner_id: UserId,
+    pub handle: &'a str,
+    pub display_name: &'a str,
+}
+
+impl<'a> From<&'a Channel> for ButtonChannel<'a> {
+    fn from(c: &'a Channel) -> Self {
+        ButtonChannel { id: c.id, owner_id: c.owner_id, handle: &c.handle, display_name: &c.display_name }
+    }
+}
+
+impl<'a> From<&'a Video> for ButtonChannel<'a> {
+    fn from(v: &'a Video) -> Self {
+        ButtonChannel {
+            id: v.channel_id,
+            owner_id: v.owner_id,
+            handle: &v.channel_handle,
+            display_name: &v.channel_display_name,
+        }
+    }
+}
+
 /// The Subscribe control of `c` for `viewer`, coming back to `return_to`.
 pub(super) async fn subscribe_button(
     st: &ApiState,
-    c: &Channel,
+    c: ButtonChannel<'_>,
     viewer: Option<&CurrentUser>,
     return_to: &str,
 ) -> Result<SubscribeButton, ApiError> {
@@ -61,13 +89,13 @@ pub(super) async fn subscribe_button(
         Some(u) => (
             Some(csrf::token(st, u)),
             turtlemen_db::subscriptions::is_subscribed(&st.db, u.0.id, c.id).await?,
-            channels::owns(c, u),
+            c.owner_id == u.0.id,
         ),
         None => (None, false, false),
     };
     Ok(SubscribeButton {
-        channel_name: c.display_name.clone(),
-        action: format!("{}/subscription", channels::page_url(&c.handle)),
+        channel_name: c.display_name.to_owned(),
+        action: format!("{}/subscription", channels::page_url(c.handle)),
         subscribed,
         csrf,
         return_to: return_to.to_owned(),
@@ -118,7 +146,7 @@ async fn channel_page(
         sort: sort.into(),
         cards,
         next_url,
-        subscribe: subscribe_button(&st, &c, viewer.as_ref(), &ctx.path).await?,
+        subscribe: subscribe_button(&st, (&c).into(), viewer.as_ref(), &ctx.path).await?,
         joined: c.created_at.format("%Y-%m-%d").to_string(),
         notice: match q.done.as_deref() {
             Some("subscribed") => Some("Subscribed.".into()),
