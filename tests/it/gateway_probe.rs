@@ -36,7 +36,7 @@ async fn read_response(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
 }
 
 /// Sends `raw` on a new connection and reads one response.
-async fn exchange(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
+pub async fn exchange(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
     let mut conn = TcpStream::connect(addr).await.unwrap();
     conn.write_all(raw.as_bytes()).await.unwrap();
     read_response(&mut conn).await
@@ -96,6 +96,10 @@ async fn one_authority_per_request() {
         "GET http://public.example/secret HTTP/1.1\r\nAccept: application/json\r\n\r\n",
         "GET /secret HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\nAccept: application/json\r\n\r\n",
         "GET /media/x HTTP/1.1\r\nHost: public.example\r\nHost: public.example\r\nAccept: application/json\r\n\r\n",
+        // User information, lists and spaces: one reader's host is another's.
+        "GET http://internal.example:1@public.example/secret HTTP/1.1\r\nHost: internal.example:1@public.example\r\nAccept: application/json\r\n\r\n",
+        "GET /secret HTTP/1.1\r\nHost: internal.example:1@public.example\r\nAccept: application/json\r\n\r\n",
+        "GET /secret HTTP/1.1\r\nHost: public.example, internal.example\r\nAccept: application/json\r\n\r\n",
     ] {
         let (status, _, body) = exchange(app.addr, raw).await;
         assert_eq!(status, 400, "{raw:?}: {}", String::from_utf8_lossy(&body));
@@ -119,6 +123,12 @@ async fn one_authority_per_request() {
     };
     let res = h2.send_request(request(Some("internal.example"))).await.unwrap();
     assert_eq!(res.status(), 400);
+    let userinfo = hyper::Request::builder()
+        .uri("http://internal.example:1@public.example/secret")
+        .header("accept", "application/json")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(h2.send_request(userinfo).await.unwrap().status(), 400, "user information in :authority");
     let res = h2.send_request(request(None)).await.unwrap();
     assert_eq!(res.status(), 200, "an h2 request names its host in :authority alone");
     let body = axum::body::to_bytes(axum::body::Body::new(res.into_body()), usize::MAX).await.unwrap();
@@ -383,6 +393,22 @@ mod with_files {
         tokio::spawn(driver);
         let req = hyper::Request::builder().uri("http://t/x").body(axum::body::Body::empty()).unwrap();
         assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+    }
+
+    /// An HTTP/2 preface that stops part-way is cut off at the header read time too (hyper's
+    /// version detection, which would take it over, has no timer).
+    #[tokio::test]
+    async fn a_preface_cut_short_is_held_no_longer_than_a_head() {
+        let limit = Duration::from_secs(1);
+        let (addr, _dir) = start(limit).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let began = Instant::now();
+        conn.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest));
+        let _ = read.await.expect("the connection ends");
+        let took = began.elapsed();
+        assert!(took < limit * 3 / 2, "cut off after {took:?}, the limit being {limit:?}");
     }
 
     /// A head that the file loop gives up on part-way (more headers than it takes) and that

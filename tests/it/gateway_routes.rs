@@ -213,6 +213,16 @@ async fn proxying_limits_failures_and_metrics() {
     // h2c upstream.
     let seen: serde_json::Value = app.client.get(app.url("/h2/x")).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen["version"], "HTTP/2.0");
+    // Told the routed authority once, as `:authority`: a Turtlemen role behind it accepts it.
+    assert_eq!(seen["authority"], app.addr.to_string(), "{seen}");
+    assert!(seen["headers"].get("host").is_none(), "{seen}");
+    assert_eq!(seen["authority_fault"], serde_json::Value::Null, "{seen}");
+    // An HTTP/1.0 client without Host reaches an HTTP/1.1 upstream with the upstream's own.
+    let (status, _, body) = crate::gateway_probe::exchange(app.addr, "GET /stream/x HTTP/1.0\r\n\r\n").await;
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{seen}");
+    assert!(seen["headers"]["host"].is_string(), "{seen}");
+    assert_eq!(seen["authority_fault"], serde_json::Value::Null, "{seen}");
 
     // Bodies stream both ways.
     const N: usize = 64 * 1024 * 1024;
@@ -236,7 +246,7 @@ async fn proxying_limits_failures_and_metrics() {
         r#"turtlemen_http_gateway_upstream_errors_total{route="t-slow",kind="timeout"} 1"#,
         r#"turtlemen_http_gateway_route_requests_total{route="t-down",status="5xx"} 2"#,
         r#"turtlemen_http_gateway_route_requests_total{route="t-echo-write",status="4xx"} 2"#,
-        r#"turtlemen_http_gateway_route_duration_seconds_count{route="t-stream"} 3"#,
+        r#"turtlemen_http_gateway_route_duration_seconds_count{route="t-stream"} 4"#, // three streams and the HTTP/1.0 request
     ] {
         assert!(text.contains(line), "{line} in\n{text}");
     }

@@ -44,6 +44,8 @@ async fn answer(req: Request) -> axum::response::Response {
             return res;
         }
     }
+    // What a Turtlemen server behind the gateway would say of the request's authority.
+    let authority_fault = turtlemen_http::server::authority_fault(&req).map(|f| f.code());
     let (parts, body) = req.into_parts();
     let mut stream = body.into_data_stream();
     let mut body_bytes = 0usize;
@@ -64,6 +66,8 @@ async fn answer(req: Request) -> axum::response::Response {
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
         "version": format!("{:?}", parts.version),
+        "authority": parts.uri.authority().map(|a| a.as_str()),
+        "authority_fault": authority_fault,
         "headers": headers,
         "body_bytes": body_bytes,
         "sha256": sha256,

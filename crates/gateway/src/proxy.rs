@@ -210,6 +210,11 @@ impl Proxy {
         if let Some(host) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
             parts.headers.insert(header::HOST, host);
         }
+        // HTTP/2 carries it as `:authority` instead: a `host` beside it would be a second one.
+        let routed = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.parse().ok());
+        if pool.http2 {
+            parts.headers.remove(header::HOST);
+        }
         self.forwarded_headers(&mut parts.headers, peer);
         if let Some(proto) = &upgrade {
             if pool.http2 {
@@ -251,7 +256,7 @@ impl Proxy {
             let uri = if pool.http2 {
                 let mut uri = http::uri::Parts::default();
                 uri.scheme = Some(http::uri::Scheme::HTTP);
-                uri.authority = Some(address.authority.clone());
+                uri.authority = Some(routed.clone().unwrap_or_else(|| address.authority.clone()));
                 uri.path_and_query = Some(pq.clone());
                 Uri::from_parts(uri).ok()
             } else {
@@ -269,6 +274,13 @@ impl Proxy {
                 (_, None) => break,
             };
             head.uri = uri;
+            // A client without a host (HTTP/1.0, or HTTP/2 without `:authority`) reaches an
+            // HTTP/1.1 upstream, which must be told one: the upstream's own.
+            if !pool.http2 && !head.headers.contains_key(header::HOST) {
+                if let Ok(v) = HeaderValue::from_str(address.authority.as_str()) {
+                    head.headers.insert(header::HOST, v);
+                }
+            }
             let this_body = match (bodiless, &upload) {
                 (true, _) => Body::empty(),
                 (false, Some((len, from, to))) => {

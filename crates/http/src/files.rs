@@ -193,6 +193,9 @@ pub(crate) async fn serve<H, Fut>(
                     let _ = stream.shutdown().await;
                     return;
                 }
+                // A preface goes to hyper only whole: hyper's version detection has no timer,
+                // so a connection stopping part-way would otherwise be held for ever.
+                Head::NotMine if opens_like_h2(&buf) && buf.len() < H2_PREFACE.len() => {}
                 Head::NotMine => return hyper(Rewind { prefix: buf.freeze(), inner: stream }).await,
                 Head::Unfinished => {
                     unfinished = Some(0);

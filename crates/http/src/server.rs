@@ -57,6 +57,10 @@ pub enum AuthorityFault {
     /// `Host` header's.
     #[error("The request target's host is not the Host header's.")]
     Conflicting,
+    /// An authority that is not a host and an optional port: user information (`a@b`), a
+    /// list, spaces (RFC 9110 §4.2.4, §7.2), which one reader could take for another host.
+    #[error("The request's host is not a host name or address with an optional port.")]
+    Malformed,
 }
 
 impl AuthorityFault {
@@ -66,6 +70,7 @@ impl AuthorityFault {
             Self::MissingHost => "missing_host",
             Self::DuplicateHost => "duplicate_host",
             Self::Conflicting => "conflicting_host",
+            Self::Malformed => "malformed_host",
         }
     }
 }
@@ -79,6 +84,15 @@ pub fn authority_fault<B>(req: &http::Request<B>) -> Option<AuthorityFault> {
     let host = hosts.next();
     if hosts.next().is_some() {
         return Some(AuthorityFault::DuplicateHost);
+    }
+    // Only a host (name, IPv4, or IPv6 in brackets) and an optional port: no `@`, `,`, spaces
+    // or anything else a second parser could read as another host.
+    let plain =
+        |v: &[u8]| v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'));
+    if host.is_some_and(|h| !plain(h.as_bytes()))
+        || req.uri().authority().is_some_and(|a| !plain(a.as_str().as_bytes()))
+    {
+        return Some(AuthorityFault::Malformed);
     }
     match (host, req.uri().authority()) {
         (Some(host), Some(target)) if !host.as_bytes().eq_ignore_ascii_case(target.as_str().as_bytes()) => {
