@@ -165,7 +165,7 @@ on_both_stacks! {
         assert_eq!(status, 200);
         assert_eq!(body["state"], "uploading");
         assert_eq!(body["title"], "My clip");
-        assert_eq!(body["privacy"], "private");
+        assert_eq!(body["privacy"], "public", "uploads are public unless told otherwise");
         assert_eq!(body["hls_url"], serde_json::Value::Null);
         assert_eq!(body["watch_url"], format!("/videos/{video}"));
 

@@ -64,7 +64,7 @@
       category: text('category') || null,
       language: text('language') || null,
       licence: text('licence') || null,
-      privacy: text('privacy') || 'private',
+      privacy: text('privacy') || 'public',
     };
   };
 

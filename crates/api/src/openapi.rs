@@ -155,7 +155,7 @@ fn core_document() -> Value {
                     "parameters": [
                         resumable,
                         tus_header("Upload-Length", "The file's size in bytes, 1 to Tus-Max-Size."),
-                        { "name": "Upload-Metadata", "in": "header", "required": true, "description": "Comma-separated `key base64(value)`: filename (required), title, description, tags (comma-separated), category, language, licence, privacy (public | unlisted | private; default private).", "schema": { "type": "string" } }
+                        { "name": "Upload-Metadata", "in": "header", "required": true, "description": "Comma-separated `key base64(value)`: filename (required), title, description, tags (comma-separated), category, language, licence, privacy (public | unlisted | private; default public).", "schema": { "type": "string" } }
                     ],
                     "requestBody": { "required": false, "content": { "application/offset+octet-stream": { "schema": { "type": "string", "format": "binary" } } } },
                     "responses": {

@@ -317,7 +317,8 @@ pub fn validate(m: &Metadata) -> Result<(), ApiError> {
 }
 
 /// The metadata of a new upload from its `Upload-Metadata` pairs: `filename` is required, the
-/// title defaults to the file name without its extension, privacy to private.
+/// title defaults to the file name without its extension, privacy to public (as PeerTube's
+/// default: a first upload shows on the home page; the upload form offers the choice first).
 pub fn metadata_from_upload(pairs: &BTreeMap<String, String>) -> Result<(Metadata, String), ApiError> {
     let filename =
         pairs.get("filename").map(|f| f.trim()).filter(|f| !f.is_empty()).ok_or_else(|| {
@@ -349,7 +350,7 @@ pub fn metadata_from_upload(pairs: &BTreeMap<String, String>) -> Result<(Metadat
         category: None,
         language: None,
         licence: None,
-        privacy: Privacy::Private,
+        privacy: Privacy::Public,
     };
     Ok((patch.apply(&base_metadata)?, base.to_owned()))
 }

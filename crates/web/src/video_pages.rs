@@ -34,7 +34,7 @@ impl Default for MetadataForm {
             category: String::new(),
             language: String::new(),
             licence: String::new(),
-            privacy: "private".into(),
+            privacy: "public".into(),
         }
     }
 }
