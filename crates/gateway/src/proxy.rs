@@ -276,10 +276,11 @@ impl Proxy {
             head.uri = uri;
             // A client without a host (HTTP/1.0, or HTTP/2 without `:authority`) reaches an
             // HTTP/1.1 upstream, which must be told one: the upstream's own.
-            if !pool.http2 && !head.headers.contains_key(header::HOST) {
-                if let Ok(v) = HeaderValue::from_str(address.authority.as_str()) {
-                    head.headers.insert(header::HOST, v);
-                }
+            if !pool.http2
+                && !head.headers.contains_key(header::HOST)
+                && let Ok(v) = HeaderValue::from_str(address.authority.as_str())
+            {
+                head.headers.insert(header::HOST, v);
             }
             let this_body = match (bodiless, &upload) {
                 (true, _) => Body::empty(),
