@@ -99,6 +99,24 @@ pub enum AdminCommand {
     /// Make new token-signing keys current; the old public keys stay published until every
     /// token they signed has expired. Restart the auth service to sign with the new keys.
     RotateSigningKey,
+    /// Fill the database with a synthetic instance for benchmarks (users `seedN` that cannot
+    /// sign in, their channels, videos and subscriptions). Refuses a database seeded before.
+    Seed {
+        #[arg(long, default_value_t = 50_000)]
+        users: u32,
+        /// Channels in all, each user's own included.
+        #[arg(long, default_value_t = 100_000)]
+        channels: u32,
+        #[arg(long, default_value_t = 1_000_000)]
+        videos: u32,
+        #[arg(long, default_value_t = 5_000_000)]
+        subscriptions: u64,
+        /// An existing account to make follow the biggest channels (see --follows).
+        #[arg(long)]
+        follower: Option<String>,
+        #[arg(long, default_value_t = 1_000)]
+        follows: u32,
+    },
 }
 
 /// Entry point of the binary.
@@ -270,6 +288,37 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
             db.close().await;
             let user = created?;
             println!("created {} {} ({})", user.role.as_str(), user.username, user.id);
+            Ok(())
+        }
+        AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows } => {
+            let db = admin_db(config).await?;
+            let follower = match follower {
+                Some(name) => {
+                    let username =
+                        turtlemen_domain::Username::parse(&name).map_err(|e| anyhow::anyhow!("--follower: {e}"))?;
+                    let user = turtlemen_db::users::find_by_username(&db, &username)
+                        .await?
+                        .with_context(|| format!("--follower: no account named {name}"))?;
+                    Some(user.id.0)
+                }
+                None => None,
+            };
+            let plan = turtlemen_db::seed::SeedPlan { users, channels, videos, subscriptions, follower, follows };
+            let started = std::time::Instant::now();
+            let report = turtlemen_db::seed::seed(&db, &plan).await;
+            db.close().await;
+            let report = report?;
+            for (part, took) in &report.timings {
+                println!("{part}: {:.1} s", took.as_secs_f64());
+            }
+            println!(
+                "seeded {} users, {} channels, {} videos, {} subscriptions in {:.1} s",
+                report.users,
+                report.channels,
+                report.videos,
+                report.subscriptions,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
     }

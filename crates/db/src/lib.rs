@@ -21,6 +21,7 @@ pub mod jobs;
 mod pool;
 pub mod refresh_tokens;
 mod retry;
+pub mod seed;
 pub mod subscriptions;
 pub mod totp;
 pub mod uploads;

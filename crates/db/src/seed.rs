@@ -1,0 +1,519 @@
+//! A synthetic instance for benchmarks: users, their channels, videos and subscriptions in the
+//! proportions of a large real one (`turtlemen admin seed`).
+//!
+//! Everything is generated from a fixed random seed, so two runs build the same instance. Rows
+//! go in with multi-row `INSERT`s of [`BATCH`] rows, each its own short transaction (no long
+//! transaction on PostgreSQL or CockroachDB; SQLite commits each batch). The shape follows what
+//! makes the pages slow in practice: a few channels hold most videos and most subscribers
+//! (skewed choices), and one named real user can be made to follow the biggest channels, the
+//! worst case for the subscriptions feed.
+//!
+//! Seeded accounts have no password (they cannot sign in); their usernames start with `seed`,
+//! their addresses end in `.invalid`, and seeding refuses to run twice on one database.
+
+use crate::{Db, DbError, with_pool};
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Rows per `INSERT` statement (and transaction): under both engines' bound-parameter limits
+/// at the widest row (videos, 17 columns).
+const BATCH: usize = 1_000;
+
+/// How big an instance to build.
+#[derive(Debug, Clone)]
+pub struct SeedPlan {
+    pub users: u32,
+    /// Every user's own channel counts; the rest are extra channels of random users.
+    pub channels: u32,
+    pub videos: u32,
+    pub subscriptions: u64,
+    /// An existing account that follows the [`SeedPlan::follows`] biggest channels.
+    pub follower: Option<Uuid>,
+    pub follows: u32,
+}
+
+/// What was written, and how long each part took.
+#[derive(Debug, Clone, Default)]
+pub struct SeedReport {
+    pub users: u64,
+    pub channels: u64,
+    pub videos: u64,
+    pub subscriptions: u64,
+    pub timings: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Why seeding refused to run.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("this database is seeded already (seed users exist); seed a fresh database")]
+    AlreadySeeded,
+    #[error("the plan is impossible: {0}")]
+    Plan(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Words titles, descriptions, tags and names are made of: common enough that searches find
+/// thousands of rows, varied enough that they rank.
+const WORDS: &[&str] = &[
+    "river",
+    "mountain",
+    "guitar",
+    "piano",
+    "recipe",
+    "bread",
+    "garden",
+    "tomato",
+    "bicycle",
+    "repair",
+    "engine",
+    "train",
+    "journey",
+    "city",
+    "night",
+    "sunrise",
+    "ocean",
+    "forest",
+    "winter",
+    "summer",
+    "festival",
+    "dance",
+    "lesson",
+    "rust",
+    "python",
+    "linux",
+    "server",
+    "database",
+    "kernel",
+    "compiler",
+    "robot",
+    "drone",
+    "camera",
+    "lens",
+    "portrait",
+    "street",
+    "market",
+    "coffee",
+    "tea",
+    "chess",
+    "football",
+    "tennis",
+    "marathon",
+    "yoga",
+    "painting",
+    "sketch",
+    "pottery",
+    "knitting",
+    "woodwork",
+    "origami",
+    "volcano",
+    "glacier",
+    "desert",
+    "island",
+    "harbour",
+    "lighthouse",
+    "castle",
+    "museum",
+    "library",
+    "concert",
+    "orchestra",
+    "choir",
+    "jazz",
+    "blues",
+    "folk",
+    "review",
+    "unboxing",
+    "tutorial",
+    "beginner",
+    "advanced",
+    "history",
+    "science",
+    "physics",
+    "chemistry",
+    "biology",
+    "astronomy",
+    "telescope",
+    "planet",
+    "comet",
+    "galaxy",
+    "weather",
+    "storm",
+    "rain",
+    "snow",
+    "cat",
+    "dog",
+    "horse",
+    "bird",
+    "owl",
+    "fox",
+    "whale",
+    "dolphin",
+    "bee",
+    "honey",
+    "cheese",
+    "pasta",
+    "curry",
+    "noodle",
+    "soup",
+    "salad",
+    "cake",
+    "chocolate",
+    "vegan",
+    "budget",
+    "travel",
+    "hiking",
+    "camping",
+    "kayak",
+    "sailing",
+    "surfing",
+    "climbing",
+    "skiing",
+    "podcast",
+    "interview",
+    "debate",
+    "news",
+    "election",
+    "climate",
+    "energy",
+    "solar",
+    "wind",
+    "battery",
+    "electric",
+    "car",
+    "truck",
+    "tractor",
+    "farm",
+    "village",
+    "family",
+    "wedding",
+    "birthday",
+    "holiday",
+    "speedrun",
+    "retro",
+    "arcade",
+    "puzzle",
+    "strategy",
+    "quest",
+];
+
+/// PeerTube's category names (the seed spreads videos over them).
+const CATEGORIES: &[&str] = &[
+    "Music",
+    "Films",
+    "Vehicles",
+    "Art",
+    "Sports",
+    "Travels",
+    "Gaming",
+    "People",
+    "Comedy",
+    "Entertainment",
+    "News & Politics",
+    "How To",
+    "Education",
+    "Activism",
+    "Science & Technology",
+    "Animals",
+    "Kids",
+    "Food",
+];
+
+fn words(rng: &mut StdRng, n: usize) -> String {
+    (0..n).map(|_| *WORDS.choose(rng).unwrap_or(&"video")).collect::<Vec<_>>().join(" ")
+}
+
+/// A skewed index in `0..n`: low indexes are chosen far more often (`u^power`), as a few
+/// channels hold most videos and subscribers.
+fn skewed(rng: &mut StdRng, n: u32, power: i32) -> u32 {
+    let u: f64 = rng.r#gen();
+    ((u.powi(power) * f64::from(n)) as u32).min(n.saturating_sub(1))
+}
+
+/// Deterministic ids, distinct per kind and index, so later rows can name earlier ones.
+fn id(kind: u64, i: u64) -> Uuid {
+    Uuid::from_u64_pair(0x5eed_0000_0000_0000 | kind, i)
+}
+
+/// Builds the instance `plan` describes.
+pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
+    if plan.users == 0 || plan.channels < plan.users {
+        return Err(SeedError::Plan("at least one user, and at least as many channels as users"));
+    }
+    if plan.follower.is_some() && plan.follows > plan.channels {
+        return Err(SeedError::Plan("the follower cannot follow more channels than there are"));
+    }
+    let seeded: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(id(1, 0))
+            .fetch_optional(pool)
+            .await
+            .map_err(DbError::from)?
+    });
+    if seeded.is_some() {
+        return Err(SeedError::AlreadySeeded);
+    }
+    let mut rng = StdRng::seed_from_u64(0x7475_7274_6c65);
+    let mut report = SeedReport::default();
+    let now = Utc::now();
+    let user_id = |u: u32| id(1, u64::from(u));
+    // Channel c < users is user c's own (its id is the user's, as for real accounts).
+    let channel_id = |c: u32| if c < plan.users { user_id(c) } else { id(2, u64::from(c)) };
+    let channel_owner: Vec<u32> =
+        (0..plan.channels).map(|c| if c < plan.users { c } else { rng.gen_range(0..plan.users) }).collect();
+
+    // Subscriptions first, in memory, so each channel's count goes in with it.
+    let started = std::time::Instant::now();
+    let mut counts = vec![0i64; plan.channels as usize];
+    let per_user = plan.subscriptions / u64::from(plan.users);
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(plan.subscriptions as usize);
+    let mut mine = HashSet::new();
+    for u in 0..plan.users {
+        let want = if u64::from(u) < plan.subscriptions % u64::from(plan.users) { per_user + 1 } else { per_user };
+        let want = want.min(u64::from(plan.channels)) as usize;
+        mine.clear();
+        while mine.len() < want {
+            // Mostly popular channels, some of the long tail.
+            let c =
+                if rng.gen_bool(0.8) { skewed(&mut rng, plan.channels, 2) } else { rng.gen_range(0..plan.channels) };
+            if mine.insert(c) {
+                pairs.push((u, c));
+                counts[c as usize] += 1;
+            }
+        }
+    }
+    let follower: Vec<u32> = if plan.follower.is_some() { (0..plan.follows).collect() } else { Vec::new() };
+    for &c in &follower {
+        counts[c as usize] += 1;
+    }
+
+    insert_rows(
+        db,
+        "INSERT INTO users (id, username, username_key, email, email_key, display_name, role, email_verified, created_at, updated_at) ",
+        0..plan.users,
+        |u| {
+            let name = format!("seed{u}");
+            let email = format!("{name}@seed.invalid");
+            let at = now - Duration::days(730) + Duration::seconds(i64::from(u));
+            vec![
+                user_id(u).into(),
+                name.clone().into(),
+                name.into(),
+                email.clone().into(),
+                email.into(),
+                format!("Seed user {u}").into(),
+                "user".into(),
+                true.into(),
+                at.into(),
+                at.into(),
+            ]
+        },
+    )
+    .await?;
+    report.users = u64::from(plan.users);
+    report.timings.push(("users", started.elapsed()));
+
+    let started = std::time::Instant::now();
+    let names: Vec<String> = (0..plan.channels).map(|_| words(&mut rng, 2)).collect();
+    insert_rows(
+        db,
+        "INSERT INTO channels (id, owner_id, handle, handle_key, display_name, description, subscriber_count, created_at, updated_at) ",
+        0..plan.channels,
+        |c| {
+            let handle = if c < plan.users { format!("seed{c}") } else { format!("seedch{c}") };
+            let at = now - Duration::days(700) + Duration::seconds(i64::from(c));
+            let name = &names[c as usize];
+            vec![
+                channel_id(c).into(),
+                user_id(channel_owner[c as usize]).into(),
+                handle.clone().into(),
+                handle.into(),
+                name.clone().into(),
+                format!("The channel of {name}.").into(),
+                counts[c as usize].into(),
+                at.into(),
+                at.into(),
+            ]
+        },
+    )
+    .await?;
+    report.channels = u64::from(plan.channels);
+    report.timings.push(("channels", started.elapsed()));
+
+    let started = std::time::Instant::now();
+    let mut done = 0u32;
+    while done < plan.videos {
+        let end = (done + BATCH as u32).min(plan.videos);
+        let rows: Vec<SeedVideo> = (done..end).map(|v| SeedVideo::random(&mut rng, v, plan, now)).collect();
+        insert_rows(
+            db,
+            "INSERT INTO videos (id, owner_id, channel_id, title, description, tags, category, privacy, state, progress, playable, \
+             duration_secs, width, height, original_name, original_bytes, views, created_at, updated_at, published_at) ",
+            0..rows.len() as u32,
+            |i| {
+                let v = &rows[i as usize];
+                vec![
+                    id(3, u64::from(v.index)).into(),
+                    user_id(channel_owner[v.channel as usize]).into(),
+                    channel_id(v.channel).into(),
+                    v.title.clone().into(),
+                    v.description.clone().into(),
+                    v.tags.clone().into(),
+                    v.category.into(),
+                    v.privacy.into(),
+                    "ready".into(),
+                    100i64.into(),
+                    true.into(),
+                    v.duration.into(),
+                    1280i64.into(),
+                    720i64.into(),
+                    format!("{}.mp4", v.index).into(),
+                    10_000_000i64.into(),
+                    v.views.into(),
+                    v.published.into(),
+                    v.published.into(),
+                    v.published.into(),
+                ]
+            },
+        )
+        .await?;
+        done = end;
+    }
+    report.videos = u64::from(plan.videos);
+    report.timings.push(("videos", started.elapsed()));
+
+    let started = std::time::Instant::now();
+    let follower_rows: Vec<(Uuid, u32)> =
+        plan.follower.map(|f| follower.iter().map(|&c| (f, c)).collect()).unwrap_or_default();
+    for chunk in pairs
+        .chunks(BATCH)
+        .map(|c| c.iter().map(|&(u, c)| (user_id(u), c)).collect::<Vec<_>>())
+        .chain(follower_rows.chunks(BATCH).map(<[(Uuid, u32)]>::to_vec))
+    {
+        insert_rows(db, "INSERT INTO subscriptions (user_id, channel_id, created_at) ", 0..chunk.len() as u32, |i| {
+            let (user, c) = chunk[i as usize];
+            vec![user.into(), channel_id(c).into(), (now - Duration::seconds(i64::from(c))).into()]
+        })
+        .await?;
+    }
+    report.subscriptions = pairs.len() as u64 + follower_rows.len() as u64;
+    report.timings.push(("subscriptions", started.elapsed()));
+    Ok(report)
+}
+
+/// One generated video.
+struct SeedVideo {
+    index: u32,
+    channel: u32,
+    title: String,
+    description: String,
+    tags: String,
+    category: &'static str,
+    privacy: &'static str,
+    duration: f64,
+    views: i64,
+    published: DateTime<Utc>,
+}
+
+impl SeedVideo {
+    fn random(rng: &mut StdRng, index: u32, plan: &SeedPlan, now: DateTime<Utc>) -> SeedVideo {
+        let n_title = rng.gen_range(3..7);
+        let n_description = rng.gen_range(10..40);
+        let tags: Vec<String> = (0..rng.gen_range(0..4)).map(|_| words(rng, 1)).collect();
+        let privacy = match rng.gen_range(0..20) {
+            0 => "private",
+            1 => "unlisted",
+            _ => "public",
+        };
+        SeedVideo {
+            index,
+            channel: skewed(rng, plan.channels, 3),
+            title: words(rng, n_title),
+            description: words(rng, n_description),
+            tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+            category: CATEGORIES.choose(rng).copied().unwrap_or("People"),
+            privacy,
+            duration: rng.gen_range(20.0..3600.0),
+            // Most videos are seen a little, a few a lot.
+            views: (rng.r#gen::<f64>().powi(6) * 2_000_000.0) as i64,
+            published: now - Duration::seconds(rng.gen_range(60..730 * 86_400)),
+        }
+    }
+}
+
+/// A value of a generated row.
+enum Value {
+    Id(Uuid),
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+impl From<Uuid> for Value {
+    fn from(v: Uuid) -> Self {
+        Value::Id(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl From<DateTime<Utc>> for Value {
+    fn from(v: DateTime<Utc>) -> Self {
+        Value::Time(v)
+    }
+}
+
+/// Inserts one row per index of `range`, made by `row`, [`BATCH`] rows per statement.
+async fn insert_rows<F>(db: &Db, head: &str, range: std::ops::Range<u32>, mut row: F) -> Result<(), DbError>
+where
+    F: FnMut(u32) -> Vec<Value>,
+{
+    let all: Vec<u32> = range.collect();
+    for chunk in all.chunks(BATCH) {
+        let rows: Vec<Vec<Value>> = chunk.iter().map(|&i| row(i)).collect();
+        with_pool!(db, |pool| {
+            let mut builder = sqlx::QueryBuilder::new(head);
+            builder.push_values(rows, |mut b, values| {
+                for value in values {
+                    match value {
+                        Value::Id(v) => b.push_bind(v),
+                        Value::Text(v) => b.push_bind(v),
+                        Value::Int(v) => b.push_bind(v),
+                        Value::Float(v) => b.push_bind(v),
+                        Value::Bool(v) => b.push_bind(v),
+                        Value::Time(v) => b.push_bind(v),
+                    };
+                }
+            });
+            builder.build().execute(pool).await?;
+        });
+    }
+    Ok(())
+}
