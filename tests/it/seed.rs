@@ -4,8 +4,8 @@
 
 use crate::channels::call;
 use crate::on_both_stacks;
-use reqwest::Method;
 use crate::uploads::signed_in;
+use reqwest::Method;
 use turtlemen_db::seed::{SeedError, SeedPlan, seed};
 
 on_both_stacks! {
