@@ -517,7 +517,7 @@ async fn the_subscriber_count_stays_exact_under_concurrent_toggles(stack: Stack)
     assert_eq!(counted, u64::try_from(rows).unwrap(), "the counter equals COUNT(*)");
 }
 
-fn new_user(name: &str) -> turtlemen_db::users::NewUser {
+pub fn new_user(name: &str) -> turtlemen_db::users::NewUser {
     turtlemen_db::users::NewUser {
         username: turtlemen_domain::Username::parse(name).unwrap(),
         email: turtlemen_domain::Email::parse(&format!("{name}@example.org")).unwrap(),

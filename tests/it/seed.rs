@@ -38,3 +38,37 @@ on_both_stacks! {
         }
     }
 }
+
+// The feed, paged to its end on an instance whose videos span two years (so every time window
+// of the SQLite plan is used), is exactly the followed channels' public playable videos, newest
+// first, each once.
+on_both_stacks! {
+    async fn the_feed_pages_through_every_followed_video_in_order(app) {
+        let fan = turtlemen_db::users::create(&app.db, &crate::channels::new_user("fan")).await.unwrap();
+        let plan = SeedPlan { users: 20, channels: 40, videos: 400, subscriptions: 100, follower: Some(fan.id.0), follows: 25 };
+        seed(&app.db, &plan).await.unwrap();
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = turtlemen_db::subscriptions::feed(&app.db, fan.id, after, 7).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((last.published_at.unwrap(), last.id));
+            paged.extend(page.iter().map(|v| (v.published_at.unwrap(), v.id)));
+        }
+        let mut expected: Vec<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query_as(
+                "SELECT v.published_at, v.id FROM videos v JOIN subscriptions s ON s.channel_id = v.channel_id \
+                 WHERE s.user_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL",
+            )
+            .bind(fan.id.0)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        });
+        expected.sort_by(|a, b| b.cmp(a));
+        assert!(expected.len() > 50, "the follower sees a long feed ({})", expected.len());
+        let oldest = expected.last().unwrap().0;
+        assert!(chrono::Utc::now() - oldest > chrono::TimeDelta::days(400), "it spans more than a year");
+        assert_eq!(paged, expected);
+    }
+}

@@ -129,12 +129,15 @@ const FEED_POSTGRES: &str = select!(
                  ORDER BY v.published_at DESC, v.id DESC"
 );
 
-/// The feed on SQLite; same binds.
+/// The SQLite feed's time windows before the cursor, in days, tried in turn (`None`: all).
+const FEED_WINDOWS_DAYS: [Option<i64>; 4] = [Some(7), Some(31), Some(366), None];
+
+/// The feed on SQLite; same binds, and the start of the time window.
 const FEED_SQLITE: &str = select!(
     indexed "videos_channel_published",
     "WHERE v.channel_id IN (SELECT channel_id FROM subscriptions WHERE user_id = $1) \
      AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) \
+     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at > $5 \
      ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
 );
 
@@ -148,11 +151,11 @@ const FEED_SQLITE: &str = select!(
 ///   `limit` rows; the at most 1,000 × `limit` candidates are top-N sorted and only the `limit`
 ///   winners are joined to their users and channels by primary key.
 /// - SQLite (no `LATERAL`): `channel_id IN (followed)` drives the same partial index (named with
-///   `INDEXED BY`), one range scan per channel from the cursor, and a top-N sorter keeps `limit`
-///   rows. The range scans are not cut at `limit` per channel, so this reads every public video
-///   of the followed channels older than the cursor: bounded by what the user follows, not by
-///   the instance, but not by one page either (a per-channel `LIMIT` subquery is the next step
-///   once the million-video benchmark measures it).
+///   `INDEXED BY`), one range scan per channel from the cursor down to a time window's start,
+///   and a top-N sorter keeps `limit` rows. The window widens (a week, a month, a year, all)
+///   until it holds `limit` rows, so a page reads the followed channels' recent videos, not
+///   all of them; the answer is exact, since a window holding `limit` rows holds the newest
+///   `limit`.
 pub async fn feed(
     db: &Db,
     user: UserId,
@@ -166,7 +169,22 @@ pub async fn feed(
             sqlx::query_as(FEED_POSTGRES).bind(user.0).bind(at).bind(id).bind(limit).fetch_all(pool).await?
         }
         Db::Sqlite(pool) => {
-            sqlx::query_as(FEED_SQLITE).bind(user.0).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+            let mut rows = Vec::new();
+            for window in FEED_WINDOWS_DAYS.iter().map(|d| d.map(chrono::TimeDelta::days)) {
+                let since = window.map_or(DateTime::<Utc>::MIN_UTC, |w| at - w);
+                rows = sqlx::query_as(FEED_SQLITE)
+                    .bind(user.0)
+                    .bind(at)
+                    .bind(id)
+                    .bind(limit)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await?;
+                if rows.len() as i64 >= limit {
+                    break;
+                }
+            }
+            rows
         }
     };
     Ok(rows.into_iter().map(Video::from).collect())
@@ -265,6 +283,7 @@ pub async fn feed_plan(db: &Db, user: UserId) -> Result<Vec<String>, DbError> {
                 .bind(at)
                 .bind(id)
                 .bind(24i64)
+                .bind(at - chrono::TimeDelta::days(7))
                 .fetch_all(pool)
                 .await?;
             Ok(rows.into_iter().map(|r| r.3).collect())
