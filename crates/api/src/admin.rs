@@ -6,11 +6,11 @@
 
 use crate::ApiState;
 use crate::identity::{CurrentUser, Scoped, Signed};
+use axum::Json;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use turtlemen_db::jobs::{self, JobFilter, JobState, JobSummary};
 use turtlemen_domain::Role;
@@ -107,6 +107,7 @@ struct JobList {
     responses(
         (status = 200, description = "Jobs, newest first.", body = JobList),
         (status = 400, description = "`invalid_state`, or a malformed query.", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
         (status = 404, description = "Not an admin (or not signed in): there is nothing here for them.", body = ErrorBody),
     ))]
@@ -133,6 +134,7 @@ async fn list(
     params(("id" = String, Path, description = "The job.")),
     responses(
         (status = 200, description = "The job.", body = JobView),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
         (status = 404, description = "No such job, or not an admin.", body = ErrorBody),
     ))]
@@ -149,6 +151,7 @@ async fn one(State(st): State<ApiState>, _admin: AdminUser, Path(id): Path<Strin
     params(("id" = String, Path, description = "The job.")),
     responses(
         (status = 204, description = "Queued."),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
         (status = 404, description = "No such job, or not an admin.", body = ErrorBody),
         (status = 409, description = "`not_retryable`: running or succeeded jobs are not retried.", body = ErrorBody),

@@ -3,8 +3,8 @@
 //! opaque, signed cursor ([`crate::cursor`]; a forged one is 400). Private and unlisted videos
 //! never appear. The query and its plan are described at [`turtlemen_db::subscriptions::feed`].
 
-use crate::identity::{CurrentUser, Scoped, SubscriptionsRead};
 use crate::channels::VideoPage;
+use crate::identity::{CurrentUser, Scoped, SubscriptionsRead};
 use crate::subscriptions::PageQuery;
 use crate::{ApiState, cursor, videos};
 use axum::Json;

@@ -68,10 +68,7 @@ static DOCUMENT: LazyLock<String> =
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "This document.", content_type = "application/json", body = Object)))]
 pub async fn serve() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300"), (header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
-    )
+    ([(header::CACHE_CONTROL, "public, max-age=300"), (header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
 }
 
 /// Adds the security schemes and spells out each operation's requirements for every scheme.
@@ -204,8 +201,7 @@ mod tests {
                     // Every error is the one error body (an answer to HEAD has none).
                     if method != "head" && (status.starts_with('4') || status.starts_with('5')) {
                         assert_eq!(
-                            response["content"]["application/json"]["schema"]["$ref"],
-                            "#/components/schemas/Error",
+                            response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Error",
                             "{method} {path} {status}"
                         );
                     }
@@ -230,7 +226,10 @@ mod tests {
             ("views.rs", include_str!("views.rs")),
         ] {
             for plain in [".route(", ".route_service(", ".nest(\"/api/v1\", Router"] {
-                assert!(!source.contains(plain), "{module} registers a route with {plain}…; use routes!(…) and describe it");
+                assert!(
+                    !source.contains(plain),
+                    "{module} registers a route with {plain}…; use routes!(…) and describe it"
+                );
             }
         }
     }
