@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
 # Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
-# server (S3 storage tests), and the front-end packages pinned in web/package-lock.json. Safe to
+# server (S3 storage tests), schemathesis (the OpenAPI test), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,14 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   python3 -m pip install --quiet aiosmtpd 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
     || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-aiosmtpd >/dev/null; }
+fi
+
+# schemathesis (PyPI) runs every operation of the API's OpenAPI document against the running
+# server (tests/it/openapi.rs); pinned, since its checks tighten from release to release.
+SCHEMATHESIS_VERSION=4.32.5
+if ! st --version 2>/dev/null | grep -qx "st, version $SCHEMATHESIS_VERSION"; then
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 # Front-end packages (hls.js, tus-js-client, playwright-core) from the lockfile; the build

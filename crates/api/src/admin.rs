@@ -6,24 +6,23 @@
 
 use crate::ApiState;
 use crate::identity::{CurrentUser, Scoped, Signed};
+use axum::Json;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use turtlemen_db::jobs::{self, JobFilter, JobState, JobSummary};
 use turtlemen_domain::Role;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_identity::Scope;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/admin/jobs", get(list))
-        .route("/admin/jobs/{id}", get(one))
-        .route("/admin/jobs/{id}/retry", post(retry))
+/// The admin routes, each with its description ([`crate::openapi`]).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(one)).routes(routes!(retry))
 }
 
 /// The caller: an admin whose token grants the `admin` scope. Anyone else is told 404 (the
@@ -45,15 +44,19 @@ impl FromRequestParts<ApiState> for AdminUser {
 }
 
 /// A job as admins see it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
     pub id: Uuid,
     pub kind: String,
+    /// queued, running, succeeded or failed.
+    #[schema(value_type = String, pattern = "^(queued|running|succeeded|failed)$")]
     pub state: &'static str,
     pub attempts: u32,
     pub max_attempts: u32,
     pub run_at: DateTime<Utc>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// With ffmpeg's last words for transcodes.
     pub last_error: Option<String>,
     pub key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -78,18 +81,41 @@ impl From<JobSummary> for JobView {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// `GET /admin/jobs`'s query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// queued, running, succeeded or failed.
     state: Option<String>,
+    /// Only jobs of this kind (`transcode`, …).
     kind: Option<String>,
+    /// 1 to 500 (100 by default; larger values are taken as 500).
     limit: Option<u32>,
 }
 
+/// Jobs, newest first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct JobList {
+    jobs: Vec<JobView>,
+}
+
+/// The job queue.
+#[utoipa::path(get, path = "/admin/jobs", tag = "admin",
+    summary = "The job queue, newest first (admins only; 404 to anyone else).",
+    security(("oauth2" = ["admin"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Jobs, newest first.", body = JobList),
+        (status = 400, description = "`invalid_state`, or a malformed query.", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
+        (status = 404, description = "Not an admin (or not signed in): there is nothing here for them.", body = ErrorBody),
+    ))]
 async fn list(
     State(st): State<ApiState>,
     _admin: AdminUser,
     Query(q): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
@@ -98,15 +124,38 @@ async fn list(
     };
     let filter = JobFilter { state, kind: q.kind.as_deref(), limit: q.limit.unwrap_or(100).clamp(1, 500) };
     let jobs: Vec<JobView> = jobs::list(&st.db, &filter).await?.into_iter().map(JobView::from).collect();
-    Ok(Json(serde_json::json!({ "jobs": jobs })))
+    Ok(Json(JobList { jobs }))
 }
 
+/// One job.
+#[utoipa::path(get, path = "/admin/jobs/{id}", tag = "admin",
+    summary = "One job (admins only).",
+    security(("oauth2" = ["admin"])),
+    params(("id" = String, Path, description = "The job.")),
+    responses(
+        (status = 200, description = "The job.", body = JobView),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
+        (status = 404, description = "No such job, or not an admin.", body = ErrorBody),
+    ))]
 async fn one(State(st): State<ApiState>, _admin: AdminUser, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let job = jobs::get(&st.db, id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Json(job.into()))
 }
 
+/// Runs a job again now.
+#[utoipa::path(post, path = "/admin/jobs/{id}/retry", tag = "admin",
+    summary = "Runs a queued or failed job again now (admins only).",
+    security(("oauth2" = ["admin"])),
+    params(("id" = String, Path, description = "The job.")),
+    responses(
+        (status = 204, description = "Queued."),
+        (status = 401, description = "`invalid_token`: an access token was sent and is not valid (no token at all is a 404).", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: an admin whose token does not grant `admin`.", body = ErrorBody),
+        (status = 404, description = "No such job, or not an admin.", body = ErrorBody),
+        (status = 409, description = "`not_retryable`: running or succeeded jobs are not retried.", body = ErrorBody),
+    ))]
 async fn retry(
     State(st): State<ApiState>,
     AdminUser(who): AdminUser,

@@ -18,16 +18,16 @@
 use crate::identity::{ChannelsWrite, CurrentUser, Scoped, SubscriptionsRead};
 use crate::{ApiState, cursor, videos};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use turtlemen_db::DbError;
 use turtlemen_db::channels::{self as rows, Channel, Link, Profile, VideoAfter, VideoSort};
 use turtlemen_domain::Handle;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
@@ -37,15 +37,14 @@ pub const MAX_LINK_TITLE_CHARS: usize = 50;
 pub const MAX_LINK_URL_CHARS: usize = 300;
 pub const MAX_CHANNELS_PER_USER: usize = 20;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/channels", post(create))
-        .route("/channels/{handle}", get(one).patch(edit))
-        .route("/channels/{handle}/videos", get(channel_videos))
+/// The channels routes, each with its description ([`crate::openapi`]).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(one, edit)).routes(routes!(channel_videos))
 }
 
 /// A channel as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Channel)]
 pub struct ChannelJson {
     pub id: Uuid,
     pub handle: String,
@@ -174,11 +173,16 @@ fn check_links(links: Vec<Link>) -> Result<Vec<Link>, ApiError> {
 }
 
 /// A change to a channel's profile: every field optional.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ChannelPatch)]
 pub struct ProfilePatch {
+    /// 1 to 64 characters on one line, without control or direction characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(max_items = 5)]
     pub links: Option<Vec<Link>>,
 }
 
@@ -241,6 +245,15 @@ async fn subscribed(st: &ApiState, viewer: Option<&CurrentUser>, c: &Channel) ->
     }
 }
 
+/// A channel's public profile.
+#[utoipa::path(get, path = "/channels/{handle}", tag = "channels",
+    summary = "A channel's public profile; `subscribed` tells a caller whose token grants `subscriptions:read` whether they follow it.",
+    security((), ("oauth2" = ["subscriptions:read"])),
+    params(("handle" = String, Path, description = "The channel's handle (any case).")),
+    responses(
+        (status = 200, description = "The channel.", body = ChannelJson),
+        (status = 404, description = "No channel has this handle.", body = ErrorBody),
+    ))]
 async fn one(
     State(st): State<ApiState>,
     viewer: Option<Scoped<SubscriptionsRead>>,
@@ -253,6 +266,21 @@ async fn one(
     Ok(res)
 }
 
+/// Changes a channel's profile.
+#[utoipa::path(patch, path = "/channels/{handle}", tag = "channels",
+    summary = "Changes a channel's display name, description and links (owner or admin; JSON only).",
+    security(("oauth2" = ["channels:write"])),
+    params(("handle" = String, Path, description = "The channel's handle (any case).")),
+    request_body(content = ProfilePatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed channel.", body = ChannelJson),
+        (status = 400, description = "`invalid_json` or `invalid_field` (the message names it).", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`not_your_channel`, or `insufficient_scope` (no `channels:write`).", body = ErrorBody),
+        (status = 404, description = "No channel has this handle.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+    ))]
 async fn edit(
     State(st): State<ApiState>,
     scoped: Scoped<ChannelsWrite>,
@@ -267,14 +295,35 @@ async fn edit(
     Ok(Json(ChannelJson::build(&c, subscribed)))
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A new channel.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewChannel {
+    /// Letters, digits, '_', '-', '.'; 3 to 32; unique across usernames and handles,
+    /// case-insensitively; reserved words refused.
+    #[schema(min_length = 3, max_length = 32)]
     handle: String,
+    /// The handle by default.
+    #[schema(min_length = 1, max_length = 64)]
     display_name: Option<String>,
+    #[schema(max_length = 5000)]
     description: Option<String>,
 }
 
+/// Creates a channel.
+#[utoipa::path(post, path = "/channels", tag = "channels",
+    summary = "Creates another channel for the signed-in user (JSON only).",
+    security(("oauth2" = ["channels:write"])),
+    request_body(content = NewChannel, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The channel.", body = ChannelJson, headers(("Location" = String, description = "The channel in the API."))),
+        (status = 400, description = "`invalid_json`, `invalid_field` (the message names it) or `too_many_channels`.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `channels:write`.", body = ErrorBody),
+        (status = 409, description = "`handle_taken`.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+    ))]
 async fn create(
     State(st): State<ApiState>,
     scoped: Scoped<ChannelsWrite>,
@@ -313,15 +362,21 @@ async fn create(
     Ok(res)
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A channel's videos' query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VideosQuery {
+    /// `newest` (the default) or `views`.
     pub sort: Option<String>,
+    /// The `next_cursor` of the previous page, as given (opaque, signed: anything else is 400
+    /// `invalid_cursor`).
     pub cursor: Option<String>,
+    /// 1 to 100 (24 by default; larger values are taken as 100).
     pub limit: Option<u32>,
 }
 
 /// One page of a channel's listed videos and the cursor of the next, if any.
-pub struct VideoPage {
+pub struct ListedPage {
     pub videos: Vec<turtlemen_db::videos::Video>,
     pub next_cursor: Option<String>,
     pub sort: VideoSort,
@@ -337,7 +392,7 @@ pub fn parse_sort(sort: Option<&str>) -> Result<VideoSort, ApiError> {
 }
 
 /// A page of `c`'s listed videos.
-pub async fn video_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32) -> Result<VideoPage, ApiError> {
+pub async fn video_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32) -> Result<ListedPage, ApiError> {
     let sort = parse_sort(q.sort.as_deref())?;
     let kind = match sort {
         VideoSort::Newest => cursor::Kind::ChannelNewest,
@@ -365,25 +420,36 @@ pub async fn video_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32)
     } else {
         None
     };
-    Ok(VideoPage { videos, next_cursor, sort })
+    Ok(ListedPage { videos, next_cursor, sort })
 }
 
-#[derive(Debug, serde::Serialize)]
-struct VideoList {
-    videos: Vec<videos::VideoView>,
-    next_cursor: Option<String>,
+/// A page of videos.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VideoPage {
+    pub videos: Vec<videos::VideoView>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
+/// A channel's videos.
+#[utoipa::path(get, path = "/channels/{handle}/videos", tag = "channels",
+    summary = "A channel's public, playable videos (with `original` for the owner signed in with full access).",
+    params(("handle" = String, Path, description = "The channel's handle (any case)."), VideosQuery),
+    responses(
+        (status = 200, description = "Videos.", body = VideoPage),
+        (status = 400, description = "`invalid_sort`, `invalid_cursor`, or a malformed query.", body = ErrorBody),
+        (status = 404, description = "No channel has this handle.", body = ErrorBody),
+    ))]
 async fn channel_videos(
     State(st): State<ApiState>,
     viewer: Option<CurrentUser>,
     Path(handle): Path<String>,
     Query(q): Query<VideosQuery>,
-) -> Result<Json<VideoList>, ApiError> {
+) -> Result<Json<VideoPage>, ApiError> {
     let c = find(&st, &handle).await?;
     let limit = q.limit.unwrap_or(24).clamp(1, 100);
     let page = video_page(&st, &c, &q, limit).await?;
-    Ok(Json(VideoList {
+    Ok(Json(VideoPage {
         videos: page.videos.iter().map(|v| videos::VideoView::build(&st, v, viewer.as_ref())).collect(),
         next_cursor: page.next_cursor,
     }))

@@ -3,18 +3,21 @@
 //! opaque, signed cursor ([`crate::cursor`]; a forged one is 400). Private and unlisted videos
 //! never appear. The query and its plan are described at [`turtlemen_db::subscriptions::feed`].
 
+use crate::channels::VideoPage;
 use crate::identity::{CurrentUser, Scoped, SubscriptionsRead};
+use crate::subscriptions::PageQuery;
 use crate::{ApiState, cursor, videos};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use turtlemen_db::subscriptions as rows;
 use turtlemen_db::videos::Video;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/me/feed", get(feed))
+/// The feed's route with its description ([`crate::openapi`]).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(feed))
 }
 
 /// One page of the feed and the cursor of the next, if any.
@@ -43,27 +46,26 @@ pub async fn page(
     Ok(FeedPage { videos, next_cursor })
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct FeedQuery {
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct FeedList {
-    videos: Vec<videos::VideoView>,
-    next_cursor: Option<String>,
-}
-
+/// The feed.
+#[utoipa::path(get, path = "/me/feed", tag = "subscriptions",
+    summary = "Newest public, playable videos of the channels the signed-in user follows.",
+    security(("oauth2" = ["subscriptions:read"])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Videos, newest first.", body = VideoPage),
+        (status = 400, description = "`invalid_cursor`, or a malformed query.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `subscriptions:read`.", body = ErrorBody),
+    ))]
 async fn feed(
     State(st): State<ApiState>,
     scoped: Scoped<SubscriptionsRead>,
-    Query(q): Query<FeedQuery>,
-) -> Result<Json<FeedList>, ApiError> {
+    Query(q): Query<PageQuery>,
+) -> Result<Json<VideoPage>, ApiError> {
     let user = scoped.0;
     let limit = q.limit.unwrap_or(24).clamp(1, 100);
     let p = page(&st, &user, q.cursor.as_deref(), limit).await?;
-    Ok(Json(FeedList {
+    Ok(Json(VideoPage {
         videos: p.videos.iter().map(|v| videos::VideoView::build(&st, v, Some(&user))).collect(),
         next_cursor: p.next_cursor,
     }))

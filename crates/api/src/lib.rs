@@ -8,9 +8,6 @@
 //! following them, their videos; paged by [`cursor`]), [`pages`] (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
-// The OpenAPI document is one `json!` literal.
-#![recursion_limit = "512"]
-
 pub mod admin;
 pub mod channels;
 pub mod cursor;
@@ -26,7 +23,6 @@ pub mod uploads;
 pub mod videos;
 pub mod views;
 
-use axum::routing::get;
 use axum::{Json, Router};
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use turtlemen_config::VideoLimits;
 use turtlemen_db::Db;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_identity::Jwks;
 use turtlemen_storage::Storage;
 
@@ -56,16 +52,8 @@ pub struct ApiState {
 
 /// The API server's routes.
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/me", get(me))
-        .route("/openapi.json", get(openapi::serve))
-        .merge(videos::routes())
-        .merge(uploads::routes())
-        .merge(admin::routes())
-        .merge(channels::routes())
-        .merge(subscriptions::routes())
-        .merge(feed::routes())
-        .fallback(|| async { ApiError::not_found() });
+    // Every API route comes with its description ([`openapi`]).
+    let api: Router<ApiState> = openapi::routes().split_for_parts().0.fallback(|| async { ApiError::not_found() });
     Router::new()
         .merge(pages::routes())
         .merge(media::routes())
@@ -75,19 +63,41 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::not_found() })
 }
 
+/// The signed-in user as `/api/v1/me` shows them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: turtlemen_domain::UserId,
+    pub username: String,
+    pub display_name: String,
+    /// Only with the `email` scope.
+    pub email: Option<String>,
+    #[schema(value_type = String, example = "user")]
+    pub role: turtlemen_domain::Role,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// `GET /api/v1/me`: the signed-in user — any valid access token (no API scope needed); the
 /// email address only with the `email` scope.
-async fn me(user: identity::Scoped<identity::Signed>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/me", tag = "me",
+    summary = "The signed-in user: any valid access token (`openid`); `email` only with the `email` scope.",
+    security(("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserView),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+    ))]
+async fn me(user: identity::Scoped<identity::Signed>) -> Json<UserView> {
     let u = &user.0.0;
-    let email = user.scopes().grants(turtlemen_identity::Scope::Email).then_some(&u.email);
-    Json(serde_json::json!({
-        "id": u.id,
-        "username": u.username,
-        "display_name": u.display_name,
-        "email": email,
-        "role": u.role,
-        "created_at": u.created_at,
-    }))
+    let email = user.scopes().grants(turtlemen_identity::Scope::Email).then(|| u.email.clone());
+    Json(UserView {
+        id: u.id,
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        email,
+        role: u.role,
+        created_at: u.created_at,
+    })
 }
 
 /// How often counted views are written.

@@ -14,19 +14,18 @@ use crate::channels::{self, ChannelJson};
 use crate::identity::{CurrentUser, Scoped, SubscriptionsRead, SubscriptionsWrite};
 use crate::{ApiState, cursor};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use turtlemen_db::channels::Channel;
 use turtlemen_db::subscriptions as rows;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/me/subscriptions", get(list))
-        .route("/me/subscriptions/{handle}", axum::routing::put(subscribe).delete(unsubscribe))
+/// The subscriptions routes, each with its description ([`crate::openapi`]).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(subscribe, unsubscribe))
 }
 
 /// Makes `user` follow `c` (no change if they already do); `true` if it is new.
@@ -46,6 +45,18 @@ pub async fn unfollow(st: &ApiState, user: &CurrentUser, c: &Channel) -> Result<
     Ok(rows::unsubscribe(&st.db, user.0.id, c.id).await?)
 }
 
+/// Follows a channel.
+#[utoipa::path(put, path = "/me/subscriptions/{handle}", tag = "subscriptions",
+    summary = "Follows a channel (idempotent). Following your own channel is refused (own_channel).",
+    security(("oauth2" = ["subscriptions:write"])),
+    params(("handle" = String, Path, description = "The channel's handle (any case).")),
+    responses(
+        (status = 204, description = "Followed."),
+        (status = 400, description = "`own_channel`.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `subscriptions:write`.", body = ErrorBody),
+        (status = 404, description = "No channel has this handle.", body = ErrorBody),
+    ))]
 async fn subscribe(
     State(st): State<ApiState>,
     scoped: Scoped<SubscriptionsWrite>,
@@ -57,6 +68,17 @@ async fn subscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stops following a channel.
+#[utoipa::path(delete, path = "/me/subscriptions/{handle}", tag = "subscriptions",
+    summary = "Stops following a channel (idempotent).",
+    security(("oauth2" = ["subscriptions:write"])),
+    params(("handle" = String, Path, description = "The channel's handle (any case).")),
+    responses(
+        (status = 204, description = "Not followed."),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `subscriptions:write`.", body = ErrorBody),
+        (status = 404, description = "No channel has this handle.", body = ErrorBody),
+    ))]
 async fn unsubscribe(
     State(st): State<ApiState>,
     scoped: Scoped<SubscriptionsWrite>,
@@ -68,28 +90,49 @@ async fn unsubscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct ListQuery {
-    cursor: Option<String>,
-    limit: Option<u32>,
+/// A keyset-paged list's query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `next_cursor` of the previous page, as given (opaque, signed: anything else is 400
+    /// `invalid_cursor`).
+    pub cursor: Option<String>,
+    /// 1 to 100 (larger values are taken as 100).
+    pub limit: Option<u32>,
 }
 
-#[derive(Debug, serde::Serialize)]
+/// A channel followed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Subscription)]
 struct Item {
     channel: ChannelJson,
     subscribed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, serde::Serialize)]
+/// A page of subscriptions.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SubscriptionList)]
 struct List {
     subscriptions: Vec<Item>,
+    /// Pass as `cursor` for the next page; null on the last.
     next_cursor: Option<String>,
 }
 
+/// The channels followed.
+#[utoipa::path(get, path = "/me/subscriptions", tag = "subscriptions",
+    summary = "The channels the signed-in user follows, newest subscription first.",
+    security(("oauth2" = ["subscriptions:read"])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Subscriptions.", body = List),
+        (status = 400, description = "`invalid_cursor`, or a malformed query.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `subscriptions:read`.", body = ErrorBody),
+    ))]
 async fn list(
     State(st): State<ApiState>,
     scoped: Scoped<SubscriptionsRead>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<List>, ApiError> {
     let user = scoped.0;
     let limit = q.limit.unwrap_or(50).clamp(1, 100);

@@ -20,12 +20,10 @@ use crate::identity::{CurrentUser, Refused, Scoped, VideosWrite};
 use crate::staging::StagingWriter;
 use crate::tus::{self, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET};
 use crate::{ApiState, videos};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::options;
 use chrono::Utc;
 use http_body_util::BodyExt;
 use std::path::PathBuf;
@@ -33,8 +31,10 @@ use std::time::Duration;
 use turtlemen_db::jobs::{self, NewJob};
 use turtlemen_db::uploads::{self, Upload};
 use turtlemen_db::videos::{self as video_rows, NewVideo};
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_storage::StorageKey;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The transcode job every completed upload queues.
@@ -47,11 +47,12 @@ pub const COMMIT_EVERY: u64 = 64 * 1024 * 1024;
 /// A client that sends nothing for this long has its chunk ended (what arrived is kept).
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The tus routes. Bodies here are streamed, so the default body limit does not apply.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/uploads", options(capabilities).post(create))
-        .route("/uploads/{id}", options(capabilities).head(offset).patch(append).delete(terminate))
+/// The tus routes, each with its description ([`crate::openapi`]). Bodies here are streamed,
+/// so the default body limit does not apply.
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(capabilities, create))
+        .routes(routes!(upload_capabilities, offset, append, terminate))
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -84,7 +85,16 @@ fn num(n: u64) -> HeaderValue {
     HeaderValue::from(n)
 }
 
-/// `OPTIONS`: what this server supports.
+/// `OPTIONS /api/v1/uploads`: what this server supports.
+#[utoipa::path(options, path = "/uploads", tag = "uploads",
+    summary = "tus: what the server supports.",
+    responses((status = 204, description = "Capabilities in the headers.", headers(
+        ("Tus-Resumable" = String, description = "1.0.0"),
+        ("Tus-Version" = String, description = "1.0.0"),
+        ("Tus-Extension" = String, description = "creation,creation-with-upload,termination,expiration,checksum"),
+        ("Tus-Max-Size" = u64, description = "The largest upload in bytes."),
+        ("Tus-Checksum-Algorithm" = String, description = "sha1,sha256"),
+    ))))]
 async fn capabilities(State(st): State<ApiState>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     let h = res.headers_mut();
@@ -96,11 +106,50 @@ async fn capabilities(State(st): State<ApiState>) -> Response {
     res
 }
 
+/// `OPTIONS /api/v1/uploads/{id}`: the same capabilities.
+#[utoipa::path(options, path = "/uploads/{id}", tag = "uploads",
+    summary = "tus: what the server supports (the same answer as for /uploads).",
+    params(("id" = String, Path, description = "The upload.")),
+    responses((status = 204, description = "Capabilities in the headers.", headers(
+        ("Tus-Version" = String, description = "1.0.0"),
+        ("Tus-Extension" = String),
+        ("Tus-Max-Size" = u64),
+        ("Tus-Checksum-Algorithm" = String),
+    ))))]
+async fn upload_capabilities(st: State<ApiState>) -> Response {
+    capabilities(st).await
+}
+
 fn staging_path(st: &ApiState, id: Uuid) -> PathBuf {
     st.uploads_dir.join(id.hyphenated().to_string())
 }
 
 /// `POST /api/v1/uploads`: a new upload (and its video), optionally with its first bytes.
+#[utoipa::path(post, path = "/uploads", tag = "uploads",
+    summary = "tus creation (with upload): a new upload and its video, in state `uploading`.",
+    security(("oauth2" = ["videos:write"])),
+    params(
+        ("Tus-Resumable" = String, Header, description = "Always 1.0.0."),
+        ("Upload-Length" = u64, Header, description = "The file's size in bytes, 1 to Tus-Max-Size."),
+        ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)`: filename (required), title, description, tags (comma-separated), category, language, licence, privacy (public | unlisted | private; default public), channel (a handle of the uploader's; default their first channel)."),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "Optionally the first bytes (creation-with-upload)."),
+    responses(
+        (status = 201, description = "Created.", headers(
+            ("Location" = String, description = "The upload's URL."),
+            ("Video-Id" = String, description = "Its video."),
+            ("Upload-Expires" = String, description = "When it lapses (HTTP date)."),
+            ("Upload-Offset" = u64, description = "The bytes received with the creation, when it carried some."),
+        )),
+        (status = 400, description = "A malformed or missing header or metadata field (`message` says which), or an unknown channel.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` (no `videos:write`), or `not_your_channel`.", body = ErrorBody),
+        (status = 409, description = "`no_channel`: the account has no channel to publish in.", body = ErrorBody),
+        (status = 412, description = "Not tus 1.0.0.", body = ErrorBody),
+        (status = 413, description = "Too large, or over the user's total or daily quota.", body = ErrorBody),
+        (status = 429, description = "Too many uploads started from this address or session; see `Retry-After`.", body = ErrorBody),
+        (status = 507, description = "The server has no room for the bytes right now.", body = ErrorBody),
+    ))]
 async fn create(State(st): State<ApiState>, user: Uploader, headers: HeaderMap, mut body: Body) -> Response {
     let user = match user {
         Ok(user) => user,
@@ -216,6 +265,24 @@ async fn own_upload(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Uploa
 }
 
 /// `HEAD /api/v1/uploads/{id}`: how many bytes the server has.
+#[utoipa::path(head, path = "/uploads/{id}", tag = "uploads",
+    summary = "tus: the upload's committed offset, length and expiry (an answer without a body).",
+    security(("oauth2" = ["videos:write"])),
+    params(
+        ("id" = String, Path, description = "The upload."),
+        ("Tus-Resumable" = String, Header, description = "Always 1.0.0."),
+    ),
+    responses(
+        (status = 200, description = "Offset in the headers.", headers(
+            ("Upload-Offset" = u64), ("Upload-Length" = u64), ("Upload-Metadata" = String),
+            ("Upload-Expires" = String, description = "While unfinished."), ("Video-Id" = String),
+        )),
+        (status = 401, description = "Not signed in."),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`."),
+        (status = 404, description = "No such upload of yours."),
+        (status = 410, description = "Expired."),
+        (status = 412, description = "Not tus 1.0.0."),
+    ))]
 async fn offset(State(st): State<ApiState>, user: Uploader, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let user = match user {
         Ok(user) => user,
@@ -252,6 +319,34 @@ async fn offset(State(st): State<ApiState>, user: Uploader, Path(id): Path<Strin
 }
 
 /// `PATCH /api/v1/uploads/{id}`: appends a chunk at `Upload-Offset`.
+#[utoipa::path(patch, path = "/uploads/{id}", tag = "uploads",
+    summary = "tus: appends a chunk at `Upload-Offset`, optionally checked by `Upload-Checksum` (sha1, sha256).",
+    security(("oauth2" = ["videos:write"])),
+    params(
+        ("id" = String, Path, description = "The upload."),
+        ("Tus-Resumable" = String, Header, description = "Always 1.0.0."),
+        ("Upload-Offset" = u64, Header, description = "Where the chunk starts; must equal the committed offset."),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>` of the chunk."),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses(
+        (status = 204, description = "Appended.", headers(
+            ("Upload-Offset" = u64, description = "The new offset."),
+            ("Upload-Expires" = String, description = "While unfinished."),
+        )),
+        (status = 400, description = "A missing or malformed header (`message` says which).", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`.", body = ErrorBody),
+        (status = 404, description = "No such upload of yours.", body = ErrorBody),
+        (status = 409, description = "Wrong offset, or the upload is complete.", body = ErrorBody),
+        (status = 410, description = "Expired.", body = ErrorBody),
+        (status = 412, description = "Not tus 1.0.0.", body = ErrorBody),
+        (status = 413, description = "More bytes than Upload-Length.", body = ErrorBody),
+        (status = 415, description = "Not application/offset+octet-stream.", body = ErrorBody),
+        (status = 423, description = "Another request is writing to this upload.", body = ErrorBody),
+        (status = 460, description = "Checksum mismatch; the chunk was discarded.", body = ErrorBody),
+        (status = 507, description = "The server has no room for the bytes right now.", body = ErrorBody),
+    ))]
 async fn append(
     State(st): State<ApiState>,
     user: Uploader,
@@ -533,6 +628,23 @@ pub async fn finish(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
 }
 
 /// `DELETE /api/v1/uploads/{id}`: abandons an unfinished upload, its bytes and its video.
+#[utoipa::path(delete, path = "/uploads/{id}", tag = "uploads",
+    summary = "tus termination: abandons an unfinished upload and its video.",
+    security(("oauth2" = ["videos:write"])),
+    params(
+        ("id" = String, Path, description = "The upload."),
+        ("Tus-Resumable" = String, Header, description = "Always 1.0.0."),
+    ),
+    responses(
+        (status = 204, description = "Gone."),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`.", body = ErrorBody),
+        (status = 404, description = "No such upload of yours.", body = ErrorBody),
+        (status = 409, description = "Complete: delete the video instead.", body = ErrorBody),
+        (status = 410, description = "Expired.", body = ErrorBody),
+        (status = 412, description = "Not tus 1.0.0.", body = ErrorBody),
+        (status = 423, description = "A chunk is being written.", body = ErrorBody),
+    ))]
 async fn terminate(State(st): State<ApiState>, user: Uploader, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let user = match user {
         Ok(user) => user,

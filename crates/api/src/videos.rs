@@ -11,18 +11,18 @@
 use crate::identity::{CurrentUser, Scoped, VideosRead, VideosWrite};
 use crate::{ApiState, media};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use turtlemen_db::videos::{self as rows, Listing, Metadata, Privacy, Video, VideoState};
 use turtlemen_domain::Role;
-use turtlemen_http::ApiError;
+use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_identity::Scope;
 use turtlemen_storage::StorageKey;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -32,16 +32,18 @@ pub const MAX_TAG_CHARS: usize = 30;
 pub const MAX_FIELD_CHARS: usize = 50;
 pub const MAX_FILENAME_CHARS: usize = 255;
 
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/videos", get(list_public))
-        .route("/videos/{id}", get(one).patch(edit).delete(remove))
-        .route("/videos/{id}/views", post(view))
-        .route("/me/videos", get(mine))
+/// The videos routes, each with its description ([`crate::openapi`]).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_public))
+        .routes(routes!(one, edit, remove))
+        .routes(routes!(view))
+        .routes(routes!(mine))
 }
 
 /// The channel a video is published in, as shown with the video.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = VideoChannel)]
 pub struct ChannelView {
     pub id: Uuid,
     pub handle: String,
@@ -53,7 +55,8 @@ pub struct ChannelView {
 }
 
 /// A rendition as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Rendition)]
 pub struct RenditionView {
     pub name: String,
     pub width: u32,
@@ -62,7 +65,8 @@ pub struct RenditionView {
 }
 
 /// A video as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Video)]
 pub struct VideoView {
     pub id: Uuid,
     pub title: String,
@@ -73,11 +77,17 @@ pub struct VideoView {
     pub licence: Option<String>,
     pub privacy: Privacy,
     pub state: VideoState,
+    /// Processing progress in percent.
+    #[schema(maximum = 100)]
     pub progress: u8,
+    /// Why processing failed, for the owner.
     pub failure_reason: Option<String>,
+    /// True as soon as the first segments are published, while still processing.
     pub playable: bool,
+    /// The HLS master playlist (a signed URL valid for 6 to 12 hours) once playable.
     pub hls_url: Option<String>,
     pub poster_url: Option<String>,
+    /// WebVTT thumbnails track (cues point into a sprite with #xywh).
     pub storyboard_url: Option<String>,
     pub duration_secs: Option<f64>,
     pub width: Option<u32>,
@@ -87,13 +97,16 @@ pub struct VideoView {
     pub channel: ChannelView,
     pub created_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// The video's page.
     pub watch_url: String,
     /// Only for the owner: the uploaded file's name and size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<OriginalView>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// The uploaded file (owner only).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Original)]
 pub struct OriginalView {
     pub filename: String,
     pub bytes: u64,
@@ -187,6 +200,15 @@ pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> R
     rows::get(&st.db, id).await?.filter(|v| may_view(v, viewer)).ok_or_else(ApiError::not_found)
 }
 
+/// One video.
+#[utoipa::path(get, path = "/videos/{id}", tag = "videos",
+    summary = "One video. Private videos exist only for their owner, whose token grants `videos:read`.",
+    security((), ("oauth2" = ["videos:read"])),
+    params(("id" = String, Path, description = "The video (a UUID; anything else is not found).")),
+    responses(
+        (status = 200, description = "The video.", body = VideoView),
+        (status = 404, description = "No such video, or not yours to see.", body = ErrorBody),
+    ))]
 async fn one(
     State(st): State<ApiState>,
     viewer: Option<Scoped<VideosRead>>,
@@ -199,22 +221,46 @@ async fn one(
     Ok(res)
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct ListQuery {
+/// `GET /videos`'s query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PublicQuery {
+    /// `recent` (the default) or `trending`.
+    #[param(value_type = Option<String>, pattern = "^(recent|trending)$")]
     sort: Option<String>,
+    /// 1 to 100 (24 by default; larger values are taken as 100).
     limit: Option<u32>,
+}
+
+/// `GET /me/videos`'s query.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MineQuery {
+    /// 1 to 100 (50 by default; larger values are taken as 100).
+    limit: Option<u32>,
+    /// Only videos created before this time (paging).
     before: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, serde::Serialize)]
+/// A list of videos.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct VideoList {
     videos: Vec<VideoView>,
 }
 
+/// Public videos that can be played.
+#[utoipa::path(get, path = "/videos", tag = "videos",
+    summary = "Public videos that can be played, most recent or trending.",
+    security((), ("oauth2" = ["videos:read"])),
+    params(PublicQuery),
+    responses(
+        (status = 200, description = "Videos.", body = VideoList),
+        (status = 400, description = "A malformed query (`invalid_sort`, or a limit that is not a number).", body = ErrorBody),
+    ))]
 async fn list_public(
     State(st): State<ApiState>,
     viewer: Option<Scoped<VideosRead>>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PublicQuery>,
 ) -> Result<Json<VideoList>, ApiError> {
     let listing = match q.sort.as_deref() {
         None | Some("recent") => Listing::Recent,
@@ -226,10 +272,21 @@ async fn list_public(
     Ok(Json(VideoList { videos: videos.iter().map(|v| VideoView::build(&st, v, viewer.as_deref())).collect() }))
 }
 
+/// The signed-in user's videos.
+#[utoipa::path(get, path = "/me/videos", tag = "videos",
+    summary = "The signed-in user's videos, newest first.",
+    security(("oauth2" = ["videos:read"])),
+    params(MineQuery),
+    responses(
+        (status = 200, description = "Videos.", body = VideoList),
+        (status = 400, description = "A malformed query.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:read`.", body = ErrorBody),
+    ))]
 async fn mine(
     State(st): State<ApiState>,
     user: Scoped<VideosRead>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<MineQuery>,
 ) -> Result<Json<VideoList>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 100);
     let videos = rows::list_by_owner(&st.db, user.id(), q.before, limit).await?;
@@ -237,15 +294,25 @@ async fn mine(
 }
 
 /// A metadata change: every field optional.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataPatch {
+    /// 1 to 100 characters on one line (trimmed).
+    #[schema(min_length = 1, max_length = 100)]
     pub title: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    /// At most 10 tags of at most 30 characters, without commas.
+    #[schema(max_items = 10)]
     pub tags: Option<Vec<String>>,
+    /// At most 50 characters; null or empty clears it.
+    #[schema(value_type = Option<String>, max_length = 50)]
     pub category: Option<Option<String>>,
+    #[schema(value_type = Option<String>, max_length = 50)]
     pub language: Option<Option<String>>,
+    #[schema(value_type = Option<String>, max_length = 50)]
     pub licence: Option<Option<String>>,
+    #[schema(value_type = Option<Privacy>)]
     pub privacy: Option<String>,
 }
 
@@ -384,6 +451,20 @@ pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: Metadata
 }
 
 /// `PATCH /api/v1/videos/{id}` with a JSON body (a cross-site form cannot send one).
+#[utoipa::path(patch, path = "/videos/{id}", tag = "videos",
+    summary = "Changes a video's metadata (owner or admin). JSON only.",
+    security(("oauth2" = ["videos:write"])),
+    params(("id" = String, Path, description = "The video.")),
+    request_body(content = MetadataPatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The changed video.", body = VideoView),
+        (status = 400, description = "`invalid_json`, `invalid_field` (the message names it) or `invalid_privacy`.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`.", body = ErrorBody),
+        (status = 404, description = "No such video, or not yours to change.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+    ))]
 async fn edit(
     State(st): State<ApiState>,
     user: Scoped<VideosWrite>,
@@ -422,6 +503,17 @@ pub async fn delete(st: &ApiState, user: &CurrentUser, id: &str) -> Result<(), A
     Ok(())
 }
 
+/// Deletes a video.
+#[utoipa::path(delete, path = "/videos/{id}", tag = "videos",
+    summary = "Deletes a video and every stored file of it (owner or admin).",
+    security(("oauth2" = ["videos:write"])),
+    params(("id" = String, Path, description = "The video.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`.", body = ErrorBody),
+        (status = 404, description = "No such video, or not yours to delete.", body = ErrorBody),
+    ))]
 async fn remove(
     State(st): State<ApiState>,
     user: Scoped<VideosWrite>,
@@ -433,6 +525,15 @@ async fn remove(
 
 /// `POST /api/v1/videos/{id}/views`: the player reports a view; counted once per viewer per
 /// window, written in batches. It counts for the user only with `videos:write`.
+#[utoipa::path(post, path = "/videos/{id}/views", tag = "videos",
+    summary = "Reports a view; counted once per viewer per hour (per user with `videos:write`, else per address).",
+    security((), ("oauth2" = ["videos:write"])),
+    params(("id" = String, Path, description = "The video.")),
+    responses(
+        (status = 204, description = "Reported."),
+        (status = 400, description = "`not_playable`: the video cannot be played yet.", body = ErrorBody),
+        (status = 404, description = "No such video, or not yours to see.", body = ErrorBody),
+    ))]
 async fn view(
     State(st): State<ApiState>,
     viewer: Option<Scoped<VideosRead>>,

@@ -13,9 +13,14 @@ use turtlemen_domain::{Handle, UserId};
 use uuid::Uuid;
 
 /// A link a channel shows on its page.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = ChannelLink)]
 pub struct Link {
+    /// 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub title: String,
+    /// An absolute http or https URL without credentials, at most 300 characters.
+    #[schema(max_length = 300)]
     pub url: String,
 }
 

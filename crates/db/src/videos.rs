@@ -15,7 +15,7 @@ use uuid::Uuid;
 pub const TRANSCODE: crate::jobs::JobKind = crate::jobs::JobKind::new("transcode");
 
 /// Who may see a video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Privacy {
     /// Listed and playable by anyone.
@@ -46,7 +46,7 @@ impl Privacy {
 }
 
 /// Where a video is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoState {
     Uploading,

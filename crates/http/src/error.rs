@@ -15,9 +15,14 @@ use std::borrow::Cow;
 use turtlemen_db::DbError;
 
 /// What an error response says: a stable code and a human message.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
+    /// A stable snake_case code.
+    #[schema(value_type = String)]
     pub error: Cow<'static, str>,
+    /// What went wrong and what to fix, for a person.
+    #[schema(value_type = String)]
     pub message: Cow<'static, str>,
 }
 

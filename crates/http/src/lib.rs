@@ -21,4 +21,4 @@ pub mod server;
 pub mod tap;
 pub mod tls;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
