@@ -5,7 +5,8 @@
 //! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`]
 //! (the videos API), [`media`] (signed media URLs and delivery), [`views`] (view counting),
 //! [`admin`] (the job queue for admins), [`channels`], [`subscriptions`] and [`feed`] (channels,
-//! following them, their videos; paged by [`cursor`]), [`pages`] (HTML). [`janitor`] runs the periodic
+//! following them, their videos; paged by [`cursor`]), [`notifications`] (the signed-in user's
+//! notifications and their settings), [`pages`] (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
 // The OpenAPI document is one `json!` literal.
@@ -17,6 +18,7 @@ pub mod cursor;
 pub mod feed;
 pub mod identity;
 pub mod media;
+pub mod notifications;
 pub mod openapi;
 pub mod pages;
 pub mod staging;
@@ -65,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(channels::routes())
         .merge(subscriptions::routes())
         .merge(feed::routes())
+        .merge(notifications::routes())
         .fallback(|| async { ApiError::not_found() });
     Router::new()
         .merge(pages::routes())
