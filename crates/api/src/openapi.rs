@@ -1,7 +1,7 @@
 //! The API's description, OpenAPI 3.1, served at `/api/v1/openapi.json`.
 //!
 //! Written here by hand next to the handlers it describes (channels, subscriptions and the feed
-//! in [`community`]); the schemas follow the JSON the handlers produce (`VideoView`,
+//! in [`community`], notifications in [`notifications`]); the schemas follow the JSON the handlers produce (`VideoView`,
 //! `JobView`, the error body).
 //!
 //! Security: `oauth2` (authorization code at the auth service, with every [`Scope`] and what it
@@ -64,12 +64,27 @@ fn oauth2_scheme() -> Value {
 }
 
 mod community;
+mod notifications;
 
 /// The whole document.
 pub fn document() -> Value {
     let mut doc = core_document();
     community::extend(&mut doc);
+    notifications::extend(&mut doc);
     doc
+}
+
+/// Adds a part's paths and schemas to `doc`.
+fn merge(doc: &mut Value, paths: Value, schemas: Value) {
+    for (section, add) in [("paths", paths), ("components/schemas", schemas)] {
+        let mut target = &mut *doc;
+        for part in section.split('/') {
+            target = &mut target[part];
+        }
+        if let (Some(target), Value::Object(add)) = (target.as_object_mut(), add) {
+            target.extend(add);
+        }
+    }
 }
 
 /// Videos, uploads, the job queue.

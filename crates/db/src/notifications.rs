@@ -350,17 +350,15 @@ pub async fn mark_read(db: &Db, user: UserId, ids: &[Uuid]) -> Result<u64, DbErr
     retry_serializable(|| async {
         let now = Utc::now();
         let n = match db {
-            Db::Postgres(pool) => {
-                sqlx::query(
-                    "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND id = ANY($3)",
-                )
-                .bind(now)
-                .bind(user.0)
-                .bind(ids)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND id = ANY($3)",
+            )
+            .bind(now)
+            .bind(user.0)
+            .bind(ids)
+            .execute(pool)
+            .await?
+            .rows_affected(),
             Db::Sqlite(pool) => {
                 let list = serde_json::to_string(&ids.iter().map(|id| id.simple().to_string()).collect::<Vec<_>>())
                     .unwrap_or_else(|_| "[]".into());

@@ -62,8 +62,8 @@ impl Default for NewVideoFanOut {
 #[async_trait::async_trait]
 impl crate::Handler for NewVideoFanOut {
     async fn run(&self, payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
-        let progress: Progress =
-            serde_json::from_value(payload).map_err(|e| JobError::permanent(format!("malformed fan-out payload: {e}")))?;
+        let progress: Progress = serde_json::from_value(payload)
+            .map_err(|e| JobError::permanent(format!("malformed fan-out payload: {e}")))?;
         fan_out(&ctx.db, &ctx.lease(), progress, self.batch, None).await.map(|_| ())
     }
 }

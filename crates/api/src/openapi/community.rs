@@ -110,15 +110,7 @@ pub(super) fn extend(doc: &mut Value) {
             "description": { "type": "string", "maxLength": 5000 },
             "links": { "type": "array", "maxItems": 5, "items": { "$ref": "#/components/schemas/ChannelLink" } } } }
     });
-    for (section, add) in [("paths", paths), ("components/schemas", schemas)] {
-        let mut target = &mut *doc;
-        for part in section.split('/') {
-            target = &mut target[part];
-        }
-        if let (Some(target), Value::Object(add)) = (target.as_object_mut(), add) {
-            target.extend(add);
-        }
-    }
+    super::merge(doc, paths, schemas);
 }
 
 #[cfg(test)]
