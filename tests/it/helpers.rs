@@ -246,9 +246,30 @@ impl Drop for TestApp {
 }
 
 /// Declares one async test body and runs it on both stacks: `name::embedded` (SQLite +
-/// embedded sessions) and `name::external` (PostgreSQL + Redis).
+/// embedded sessions) and `name::external` (PostgreSQL + Redis). Written `without_worker;`
+/// first, the instances run no worker of their own: the tests drive the job queue themselves.
 #[macro_export]
 macro_rules! on_both_stacks {
+    (without_worker; $(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body($app: $crate::helpers::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                let (settings, dir, schema) = $crate::helpers::fresh_settings($crate::helpers::Stack::Embedded).await.expect("embedded stack");
+                body($crate::helpers::TestApp::spawn_without_worker(settings, dir, schema).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn external() {
+                if let Some((settings, dir, schema)) = $crate::helpers::fresh_settings($crate::helpers::Stack::External).await {
+                    body($crate::helpers::TestApp::spawn_without_worker(settings, dir, schema).await).await
+                }
+            }
+        }
+    )*};
     ($(async fn $name:ident($app:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]

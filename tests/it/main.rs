@@ -19,6 +19,7 @@ mod gateway_tls;
 mod gateway_ws;
 mod http;
 mod jobs;
+mod notifications;
 mod openapi;
 mod pages;
 mod recovery;

@@ -15,7 +15,7 @@ use turtlemen_auth::clients::{self, NewClient};
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// Registers a confidential third-party client (consent needed); returns its secret.
-async fn third_party(app: &TestApp, id: &str) -> String {
+pub(crate) async fn third_party(app: &TestApp, id: &str) -> String {
     let new = NewClient {
         client_id: id.into(),
         name: Some(format!("App {id}")),
@@ -97,7 +97,7 @@ async fn exchange(app: &TestApp, client_id: &str, secret: &str, code: &str) -> (
 }
 
 /// Signs `username` in and gets tokens for `scope` from `client_id`.
-async fn tokens_for(
+pub(crate) async fn tokens_for(
     app: &TestApp,
     browser: &reqwest::Client,
     client_id: &str,
@@ -110,7 +110,7 @@ async fn tokens_for(
     tokens
 }
 
-fn access(tokens: &serde_json::Value) -> String {
+pub(crate) fn access(tokens: &serde_json::Value) -> String {
     tokens["access_token"].as_str().unwrap().to_string()
 }
 
@@ -129,7 +129,7 @@ async fn api(
 }
 
 /// Asserts a 403 `insufficient_scope` naming `scope` in its challenge.
-async fn refused_for_scope(res: reqwest::Response, scope: &str) {
+pub(crate) async fn refused_for_scope(res: reqwest::Response, scope: &str) {
     assert_eq!(res.status(), 403, "{}", res.url());
     let challenge = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(challenge.as_deref(), Some(format!(r#"Bearer error="insufficient_scope", scope="{scope}""#).as_str()));
@@ -202,6 +202,8 @@ on_both_stacks! {
         refused_for_scope(api(&app, Method::DELETE, "/api/v1/me/subscriptions/bob", &limited, None).await, "subscriptions:write").await;
         refused_for_scope(api(&app, Method::POST, "/api/v1/channels", &limited, Some(serde_json::json!({"handle": "ann-too"}))).await, "channels:write").await;
         refused_for_scope(api(&app, Method::PATCH, "/api/v1/channels/ann", &limited, Some(serde_json::json!({"display_name": "pwned"}))).await, "channels:write").await;
+        refused_for_scope(api(&app, Method::GET, "/api/v1/me/notifications", &limited, None).await, "notifications:read").await;
+        refused_for_scope(api(&app, Method::POST, "/api/v1/me/notifications/read", &limited, Some(serde_json::json!({"all": true}))).await, "notifications:write").await;
         // The auth service's account API: the sessions and the security log need `account`.
         refused_for_scope(api(&app, Method::GET, "/auth/api/sessions", &limited, None).await, "account").await;
         refused_for_scope(api(&app, Method::GET, "/auth/api/audit", &limited, None).await, "account").await;
@@ -217,7 +219,7 @@ on_both_stacks! {
         let v: serde_json::Value = api(&app, Method::GET, &path, &full, None).await.json().await.unwrap();
         assert_eq!((v["title"].as_str(), v["privacy"].as_str()), (Some("secret"), Some("private")), "{v}");
         // The first-party client holds every API scope, asked for or not.
-        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "account", "admin"] {
+        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "notifications:read", "notifications:write", "account", "admin"] {
             assert!(full_scopes.split(' ').any(|x| x == s), "{full_scopes}");
         }
 

@@ -222,7 +222,7 @@ pub async fn update(st: &ApiState, user: &CurrentUser, handle: &str, patch: Prof
 }
 
 /// Refuses a body that is not JSON (a cross-site form cannot send JSON), then parses it.
-fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

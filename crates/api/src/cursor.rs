@@ -1,5 +1,5 @@
 //! Opaque, tamper-proof pagination cursors for keyset-paged lists (the feed, a user's
-//! subscriptions, a channel's videos).
+//! subscriptions, a channel's videos, a user's notifications).
 //!
 //! A cursor is `base64url(kind ‖ key ‖ id ‖ tag)`: `kind` names the list it belongs to, `key`
 //! is the sort key of the last row shown (a time in nanoseconds or a count, 8 bytes big-endian),
@@ -30,6 +30,7 @@ pub enum Kind {
     Subscriptions = 2,
     ChannelNewest = 3,
     ChannelViews = 4,
+    Notifications = 5,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

@@ -189,6 +189,10 @@ pub struct ChannelsWrite;
 pub struct SubscriptionsRead;
 /// [`Scope::SubscriptionsWrite`].
 pub struct SubscriptionsWrite;
+/// [`Scope::NotificationsRead`].
+pub struct NotificationsRead;
+/// [`Scope::NotificationsWrite`].
+pub struct NotificationsWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
 
@@ -209,6 +213,12 @@ impl Need for SubscriptionsRead {
 }
 impl Need for SubscriptionsWrite {
     const SCOPE: Option<Scope> = Some(Scope::SubscriptionsWrite);
+}
+impl Need for NotificationsRead {
+    const SCOPE: Option<Scope> = Some(Scope::NotificationsRead);
+}
+impl Need for NotificationsWrite {
+    const SCOPE: Option<Scope> = Some(Scope::NotificationsWrite);
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);

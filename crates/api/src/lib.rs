@@ -5,7 +5,8 @@
 //! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`]
 //! (the videos API), [`media`] (signed media URLs and delivery), [`views`] (view counting),
 //! [`admin`] (the job queue for admins), [`channels`], [`subscriptions`] and [`feed`] (channels,
-//! following them, their videos; paged by [`cursor`]), [`pages`] (HTML). [`janitor`] runs the periodic
+//! following them, their videos; paged by [`cursor`]), [`notifications`] (the signed-in user's
+//! notifications and their settings), [`pages`] (HTML). [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod cursor;
 pub mod feed;
 pub mod identity;
 pub mod media;
+pub mod notifications;
 pub mod openapi;
 pub mod pages;
 pub mod staging;

@@ -52,6 +52,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::channels::routes())
         .merge(crate::subscriptions::routes())
         .merge(crate::feed::routes())
+        .merge(crate::notifications::routes())
 }
 
 /// The whole document, as served.

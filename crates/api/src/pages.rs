@@ -9,10 +9,13 @@
 //! `SameSite=Lax` as well. The navigation's "Sign out" form carries the token the gateway hands
 //! on for the visitor's session. Pages for a signed-in user (upload, studio) are never stored by
 //! a cache (`Cache-Control: no-store`).
-//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed.
+//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed;
+//! [`notifications`] the notifications page (the bell in every page's header shows the
+//! signed-in viewer's unread count).
 
 mod community;
 mod csrf;
+mod notifications;
 
 use crate::identity::CurrentUser;
 use crate::{ApiState, videos};
@@ -44,14 +47,16 @@ pub fn routes() -> Router<ApiState> {
         .route("/studio/videos/{id}/edit", get(edit_form).post(edit_submit))
         .route("/studio/videos/{id}/delete", post(delete_submit))
         .merge(community::routes())
+        .merge(notifications::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
 const SIGN_OUT_TOKEN: &str = "x-turtlemen-sign-out-token";
 
-/// Who is looking, at which path (for "Sign in" to come back to), and the token their "Sign
-/// out" form posts (only rendered into their own page: a forged header harms nobody else).
-fn context(viewer: Option<&CurrentUser>, uri: &Uri, headers: &HeaderMap) -> PageContext {
+/// Who is looking, at which path (for "Sign in" to come back to), the token their "Sign out"
+/// form posts (only rendered into their own page: a forged header harms nobody else), and their
+/// unread notifications for the bell (one bounded count; a failure only hides the count).
+async fn context(st: &ApiState, viewer: Option<&CurrentUser>, uri: &Uri, headers: &HeaderMap) -> PageContext {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // Only a plain local path goes back into a link; the gateway checks it again.
     let path = if path.starts_with('/') && !path.starts_with("//") { path } else { "/" };
@@ -60,7 +65,19 @@ fn context(viewer: Option<&CurrentUser>, uri: &Uri, headers: &HeaderMap) -> Page
         .and_then(|v| v.to_str().ok())
         .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .map(str::to_owned);
-    PageContext { viewer: viewer.map(|u| display_name(&u.0)), path: path.to_owned(), sign_out_token }
+    let unread = match viewer {
+        Some(u) => {
+            match turtlemen_db::notifications::unread_count(&st.db, u.0.id, crate::notifications::UNREAD_CAP).await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(user.id = %u.0.id.0, error = %e, "cannot count unread notifications");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    PageContext { viewer: viewer.map(|u| display_name(&u.0)), path: path.to_owned(), sign_out_token, unread }
 }
 
 /// A page for one signed-in user: no cache keeps it.
@@ -100,7 +117,7 @@ async fn home(
     let recent = rows::list_public(&st.db, Listing::Recent, HOME_LIST).await?;
     let trending = rows::list_public(&st.db, Listing::Trending, HOME_LIST).await?;
     let view = HomeView { recent: recent.iter().map(card).collect(), trending: trending.iter().map(card).collect() };
-    Ok(Html(turtlemen_web::home_page_for(&view, &context(viewer.as_ref(), &uri, &headers))))
+    Ok(Html(turtlemen_web::home_page_for(&view, &context(&st, viewer.as_ref(), &uri, &headers).await)))
 }
 
 /// `GET /upload` (the gateway sends visitors without a session to sign in first).
@@ -116,7 +133,7 @@ async fn upload(
         max_bytes: st.videos.upload_max_bytes,
         channels: channels.into_iter().map(|c| (c.handle, c.display_name)).collect(),
     };
-    Ok(private(video_pages::upload_page(&view, &context(Some(&user), &uri, &headers))))
+    Ok(private(video_pages::upload_page(&view, &context(&st, Some(&user), &uri, &headers).await)))
 }
 
 /// `GET /videos/{id}`: the watch page, for anyone who may see the video.
@@ -129,7 +146,7 @@ async fn watch(
 ) -> Result<Html<String>, ApiError> {
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
-    let ctx = context(viewer.as_ref(), &uri, &headers);
+    let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let page = WatchView {
         channel_url: view.channel.url.clone(),
@@ -166,7 +183,7 @@ async fn studio(
         Some("deleted=1") => Some("Video deleted.".to_owned()),
         _ => None,
     };
-    Ok(private(render_studio(&st, &user, &context(Some(&user), &uri, &headers), notice).await?))
+    Ok(private(render_studio(&st, &user, &context(&st, Some(&user), &uri, &headers).await, notice).await?))
 }
 
 async fn render_studio(
@@ -233,7 +250,7 @@ async fn edit_form(
         saved: uri.query() == Some("saved=1"),
         watch_url: videos::watch_url(v.id),
     };
-    Ok(private(video_pages::edit_page(&view, &context(Some(&user), &uri, &headers))))
+    Ok(private(video_pages::edit_page(&view, &context(&st, Some(&user), &uri, &headers).await)))
 }
 
 /// The edit form as posted; a missing field is empty, as a browser sends it.
@@ -300,7 +317,7 @@ async fn edit_submit(
                 saved: false,
                 watch_url: videos::watch_url(v.id),
             };
-            let html = video_pages::edit_page(&view, &context(Some(&user), &uri, &headers));
+            let html = video_pages::edit_page(&view, &context(&st, Some(&user), &uri, &headers).await);
             let mut res = private(html);
             *res.status_mut() = StatusCode::BAD_REQUEST;
             Ok(res)

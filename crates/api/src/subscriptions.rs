@@ -8,7 +8,9 @@
 //!
 //! Subscribing to a channel you own is refused (400 `own_channel`): a creator's own follow would
 //! only inflate the count and fill their feed with their own uploads. The count and the
-//! subscription change in one transaction ([`turtlemen_db::subscriptions`]).
+//! subscription change in one transaction ([`turtlemen_db::subscriptions`]); a new subscription
+//! then queues the channel owner's notification (a job; at most one notification per follower
+//! and channel, however often they toggle).
 
 use crate::channels::{self, ChannelJson};
 use crate::identity::{CurrentUser, Scoped, SubscriptionsRead, SubscriptionsWrite};
@@ -36,6 +38,11 @@ pub async fn follow(st: &ApiState, user: &CurrentUser, c: &Channel) -> Result<bo
     let new = rows::subscribe(&st.db, user.0.id, c.id).await?;
     if new {
         tracing::info!(channel.id = %c.id, user.id = %user.0.id.0, "subscribed");
+        // The owner's notification is made by a job, never here. The subscription stands
+        // whatever happens to the notification.
+        if let Err(e) = turtlemen_db::notifications::announce_subscriber(&st.db, c.id, user.0.id).await {
+            tracing::error!(channel.id = %c.id, user.id = %user.0.id.0, error = %e, "cannot queue the new-subscriber notification");
+        }
     }
     Ok(new)
 }

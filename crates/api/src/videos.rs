@@ -447,6 +447,13 @@ pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: Metadata
     let v = managed(st, id, user).await?;
     let m = patch.apply(&metadata_of(&v))?;
     rows::update_metadata(&st.db, v.id, &m).await?;
+    if m.privacy == Privacy::Public && v.privacy != Privacy::Public {
+        // Made public: its subscribers hear of it now (once per video; nothing while it is not
+        // yet playable, which queues it then). The change stands whatever happens here.
+        if let Err(e) = turtlemen_db::notifications::announce_video(&st.db, v.id).await {
+            tracing::error!(video.id = %v.id, error = %e, "cannot queue the new-video notifications");
+        }
+    }
     rows::get(&st.db, v.id).await?.ok_or_else(ApiError::not_found)
 }
 

@@ -188,6 +188,76 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued, DbError> {
     .await
 }
 
+/// Records a job like [`enqueue`], or — when a job with the same idempotency key has already
+/// settled (`succeeded` or `failed`) — queues that job again, due now, with its attempts reset
+/// and its payload kept (so a job that checkpoints its progress in the payload resumes from
+/// it). A queued or running job is left alone: it runs anyway. Returns whether a job is now
+/// queued because of this call.
+///
+/// For work that must happen again when its cause happens again (a video made public after a
+/// fan-out that found it private), where [`enqueue`] would be a no-op for as long as the old
+/// row lives.
+pub async fn enqueue_again(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let payload = job.payload.to_string();
+    let max_attempts = i64::from(job.max_attempts.max(1));
+    retry_serializable(|| async {
+        let queued: Option<Uuid> = with_pool!(db, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) \
+                 ON CONFLICT (idempotency_key) DO UPDATE SET state = 'queued', attempts = 0, run_at = $5, updated_at = $5, \
+                 last_error = NULL WHERE jobs.state IN ('succeeded', 'failed') RETURNING id",
+            )
+            .bind(id)
+            .bind(job.kind.as_str())
+            .bind(&payload)
+            .bind(max_attempts)
+            .bind(job.run_at.unwrap_or(now))
+            .bind(job.idempotency_key)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(queued.is_some())
+    })
+    .await
+}
+
+/// Replaces the payload of a running job, if `lease` still holds it: a long job records how far
+/// it got, so the attempt that takes over after a crash resumes there. `false`: the lease is no
+/// longer this worker's — stop working on the job.
+pub async fn checkpoint(db: &Db, lease: &Lease, payload: &serde_json::Value) -> Result<bool, DbError> {
+    let text = payload.to_string();
+    let n = retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE jobs SET payload = $1, updated_at = $2 \
+                 WHERE id = $3 AND state = 'running' AND lease_owner = $4 AND attempts = $5",
+            )
+            .bind(&text)
+            .bind(Utc::now())
+            .bind(lease.job_id)
+            .bind(lease.owner)
+            .bind(i64::from(lease.attempt))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    })
+    .await?;
+    Ok(n == 1)
+}
+
+/// The payload of a job (for tests and admins).
+pub async fn payload(db: &Db, id: Uuid) -> Result<Option<serde_json::Value>, DbError> {
+    let text: Option<String> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT payload FROM jobs WHERE id = $1").bind(id).fetch_optional(pool).await?
+    });
+    text.map(|t| serde_json::from_str(&t).map_err(|e| decode_error(format!("job payload: {e}")))).transpose()
+}
+
 /// Proof of a claim: which job, which owner, which attempt. Settling writes match all three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

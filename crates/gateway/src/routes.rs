@@ -56,6 +56,7 @@ pub fn builtin(defaults: &RouteDefaults) -> Vec<RouteSpec> {
         RouteSpec { timeout: Some(Duration::ZERO), ..r("media", "/media", Api, Optional) },
         r("upload", "/upload", Api, Required),
         r("subscriptions", "/subscriptions", Api, Required),
+        r("notifications", "/notifications", Api, Required),
         r("settings", "/settings", Api, Required),
         r("studio", "/studio", Api, Required),
         r("root", "/", Api, Optional),

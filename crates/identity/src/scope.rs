@@ -2,7 +2,7 @@
 //! what each lets a client do in words (the consent page shows them), and which of them are
 //! the API's.
 //!
-//! A new API area (comments, channels, subscriptions…) adds its variants to [`Scope`] and to
+//! A new API area (comments, channels, subscriptions, notifications…) adds its variants to [`Scope`] and to
 //! [`Scope::ALL`]; the auth service then offers them (discovery, authorization, consent), the
 //! gateway's first-party client asks for them, and the OpenAPI document lists them — the API
 //! handlers name the scope they need with `Scoped<…>` in `turtlemen-api`.
@@ -34,6 +34,13 @@ pub enum Scope {
     /// Follow and unfollow channels (`PUT`/`DELETE /api/v1/me/subscriptions/{handle}`). Includes
     /// [`Scope::SubscriptionsRead`].
     SubscriptionsWrite,
+    /// Read the user's notifications, their unread count and notification settings
+    /// (`GET /api/v1/me/notifications…`).
+    NotificationsRead,
+    /// Mark the user's notifications read and change their notification settings
+    /// (`POST /api/v1/me/notifications/read`, `PUT …/settings`). Includes
+    /// [`Scope::NotificationsRead`].
+    NotificationsWrite,
     /// See and end the user's sign-in sessions and read their security log (the auth
     /// service's `/auth/api/sessions` and `/auth/api/audit`).
     Account,
@@ -54,6 +61,8 @@ impl Scope {
         Scope::ChannelsWrite,
         Scope::SubscriptionsRead,
         Scope::SubscriptionsWrite,
+        Scope::NotificationsRead,
+        Scope::NotificationsWrite,
         Scope::Account,
         Scope::Admin,
     ];
@@ -70,6 +79,8 @@ impl Scope {
             Scope::ChannelsWrite => "channels:write",
             Scope::SubscriptionsRead => "subscriptions:read",
             Scope::SubscriptionsWrite => "subscriptions:write",
+            Scope::NotificationsRead => "notifications:read",
+            Scope::NotificationsWrite => "notifications:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
         }
@@ -92,6 +103,8 @@ impl Scope {
             Scope::ChannelsWrite => "Create channels and edit your channels",
             Scope::SubscriptionsRead => "See the channels you follow and their new videos",
             Scope::SubscriptionsWrite => "Follow and unfollow channels for you",
+            Scope::NotificationsRead => "See your notifications and notification settings",
+            Scope::NotificationsWrite => "Mark your notifications read and change which ones you get",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
         }
@@ -107,6 +120,8 @@ impl Scope {
                 | Scope::ChannelsWrite
                 | Scope::SubscriptionsRead
                 | Scope::SubscriptionsWrite
+                | Scope::NotificationsRead
+                | Scope::NotificationsWrite
                 | Scope::Account
                 | Scope::Admin
         )
@@ -117,6 +132,7 @@ impl Scope {
         match self {
             Scope::VideosWrite => &[Scope::VideosRead],
             Scope::SubscriptionsWrite => &[Scope::SubscriptionsRead],
+            Scope::NotificationsWrite => &[Scope::NotificationsRead],
             _ => &[],
         }
     }
@@ -228,6 +244,8 @@ mod tests {
                 "channels:write",
                 "subscriptions:read",
                 "subscriptions:write",
+                "notifications:read",
+                "notifications:write",
                 "account",
                 "admin"
             ]

@@ -25,6 +25,10 @@ pub(crate) struct Shell {
     pub(crate) sign_out_token: String,
     /// This page's path, percent-encoded, for "Sign in" to come back to.
     pub(crate) return_to: String,
+    /// The bell's badge ("3", "99+"); `None` when nothing is unread.
+    pub(crate) unread_badge: Option<String>,
+    /// The bell's accessible name: "Notifications, 3 unread".
+    pub(crate) bell_label: String,
     /// Page-specific scripts (hashed URLs), loaded deferred after `app.js`, in this order.
     pub(crate) scripts: Vec<&'static str>,
 }
@@ -41,6 +45,8 @@ impl Shell {
             viewer: None,
             sign_out_token: String::new(),
             return_to: "/".into(),
+            unread_badge: None,
+            bell_label: "Notifications".into(),
             scripts: Vec::new(),
         }
     }
@@ -51,6 +57,11 @@ impl Shell {
             viewer: ctx.viewer.clone(),
             sign_out_token: ctx.sign_out_token.clone().unwrap_or_default(),
             return_to: encode_path_value(&ctx.path),
+            unread_badge: ctx.unread.filter(|n| *n > 0).map(unread_label),
+            bell_label: match ctx.unread {
+                Some(n) if n > 0 => format!("Notifications, {} unread", unread_label(n)),
+                _ => "Notifications, none unread".into(),
+            },
             scripts: scripts.iter().filter_map(|s| asset_url(s)).collect(),
             ..Self::new(current)
         }
@@ -68,6 +79,14 @@ pub struct PageContext {
     /// The token of the "Sign out" form: the gateway's, for this visitor's session
     /// (`X-Turtlemen-Sign-Out-Token`). Without one the form is refused, and its page asks.
     pub sign_out_token: Option<String>,
+    /// The signed-in visitor's unread notifications, counted up to 100 (the bell shows "99+"
+    /// from 100 on); `None` when unknown.
+    pub unread: Option<u32>,
+}
+
+/// An unread count as the bell shows it: `3`, `99+`.
+pub fn unread_label(n: u32) -> String {
+    if n > 99 { "99+".into() } else { n.to_string() }
 }
 
 /// Percent-encodes a query value (unreserved characters kept).
@@ -206,6 +225,27 @@ mod tests {
         assert!(!html.contains("class=\"card\""));
         assert!(html.contains("<h2 id=\"recent-heading\">Recent</h2>"));
         assert!(html.contains("<h2 id=\"trending-heading\">Trending</h2>"));
+    }
+
+    #[test]
+    fn the_bell_shows_the_unread_count_to_signed_in_viewers_only() {
+        let signed_in = |unread| PageContext {
+            viewer: Some("Ann".into()),
+            path: "/".into(),
+            sign_out_token: None,
+            unread: Some(unread),
+        };
+        let html = home_page_for(&HomeView::default(), &signed_in(3));
+        assert!(html.contains("aria-label=\"Notifications, 3 unread\""), "{html}");
+        assert!(html.contains(">3</span>"), "{html}");
+        let html = home_page_for(&HomeView::default(), &signed_in(100));
+        assert!(html.contains("aria-label=\"Notifications, 99+ unread\"") && html.contains(">99+</span>"), "{html}");
+        let html = home_page_for(&HomeView::default(), &signed_in(0));
+        assert!(
+            html.contains("aria-label=\"Notifications, none unread\"") && !html.contains("class=\"badge\""),
+            "{html}"
+        );
+        assert!(!home_page(&HomeView::default()).contains("href=\"/notifications\""), "no bell for a visitor");
     }
 
     #[test]

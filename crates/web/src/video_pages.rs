@@ -302,6 +302,7 @@ mod tests {
             viewer: Some("Ann <the creator>".into()),
             path: "/videos/abc?t=1".into(),
             sign_out_token: Some("tok\"en".into()),
+            unread: None,
         }
     }
 

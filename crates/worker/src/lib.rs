@@ -1,5 +1,6 @@
-//! The media worker: runs the API server's long jobs (ffmpeg transcodes, thumbnails) from the
-//! durable job queue in the application database (`turtlemen_db::jobs`).
+//! The media worker: runs the API server's long jobs (ffmpeg transcodes, thumbnails,
+//! notification fan-outs) from the durable job queue in the application database
+//! (`turtlemen_db::jobs`).
 //!
 //! A [`Registry`] maps job kinds to [`Handler`]s; a [`Worker`] claims jobs of those kinds, runs
 //! up to `concurrency` at once, renews each job's lease while its handler runs (a heartbeat at a
@@ -16,6 +17,7 @@
 //! This crate must never hold a database transaction open while a handler runs, nor decide
 //! anything by HTTP: it knows the queue, not the web.
 
+pub mod notify;
 pub mod transcode;
 
 use futures::FutureExt;
@@ -38,12 +40,20 @@ pub struct JobContext {
     pub db: Db,
     pub job_id: Uuid,
     pub kind: String,
+    /// The worker holding the job's lease.
+    pub owner: Uuid,
     /// 1 for the first run.
     pub attempt: u32,
     pub max_attempts: u32,
 }
 
 impl JobContext {
+    /// The lease this attempt holds (for writes that must stop once it is lost, such as
+    /// [`jobs::checkpoint`]).
+    pub fn lease(&self) -> jobs::Lease {
+        jobs::Lease { job_id: self.job_id, owner: self.owner, attempt: self.attempt, max_attempts: self.max_attempts }
+    }
+
     /// Whether a retryable failure now would still end the job as `failed`.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
@@ -149,11 +159,15 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The job kinds this build runs. Empty until the media handlers land.
+/// The job kinds this build runs: the notifications always, transcodes when given a
+/// [`transcode::Transcoder`].
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
+    let registry = Registry::new()
+        .register(notify::NOTIFY_NEW_VIDEO, notify::NewVideoFanOut::default())
+        .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber);
     match transcoder {
-        Some(t) => Registry::new().register(transcode::TRANSCODE, t),
-        None => Registry::new(),
+        Some(t) => registry.register(transcode::TRANSCODE, t),
+        None => registry,
     }
 }
 
@@ -318,6 +332,7 @@ async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: Cla
         db: db.clone(),
         job_id: lease.job_id,
         kind: job.kind.clone(),
+        owner: lease.owner,
         attempt: lease.attempt,
         max_attempts: lease.max_attempts,
     };

@@ -1,7 +1,8 @@
 //! The `transcode` job: an uploaded original becomes adaptive HLS with a poster and a
 //! storyboard (through `turtlemen_media::process`), and the video row follows along —
 //! progress while it runs, `playable` once the first segments are out, then `ready` or `failed`
-//! with a reason its owner can read.
+//! with a reason its owner can read. Once playable, a public video's new-video notifications
+//! are queued (`notifications::announce_video`, once per video).
 //!
 //! Idempotent, as every handler must be: a video already `ready` is left alone, a deleted one
 //! ends the job, and a run after a killed worker starts over under the same storage keys (the
@@ -77,6 +78,8 @@ impl crate::Handler for Transcoder {
         match result {
             Ok(done) => {
                 videos::mark_ready(&ctx.db, video_id, &processed(&done)).await?;
+                // Queued once per video; here too in case the playable moment was missed.
+                turtlemen_db::notifications::announce_video(&ctx.db, video_id).await?;
                 Ok(())
             }
             Err(ProcessError::Rejected(reason)) => {
@@ -105,6 +108,14 @@ impl crate::Handler for Transcoder {
     }
 }
 
+/// Queues the video's new-video notifications now that it can be watched (if it is public; a
+/// failure is logged: `mark_ready` queues them again at the end).
+async fn announce(db: &turtlemen_db::Db, video: Uuid) {
+    if let Err(e) = turtlemen_db::notifications::announce_video(db, video).await {
+        tracing::warn!(video.id = %video, error = %e, "cannot queue the new-video notifications");
+    }
+}
+
 /// Writes progress (at most every [`PROGRESS_EVERY`], only when it changed) and playability
 /// as the pipeline reports them.
 async fn record_events(db: turtlemen_db::Db, video: Uuid, mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
@@ -115,11 +126,10 @@ async fn record_events(db: turtlemen_db::Db, video: Uuid, mut rx: tokio::sync::m
         tokio::select! {
             event = rx.recv() => match event {
                 None => break,
-                Some(Event::Playable) => {
-                    if let Err(e) = videos::mark_playable(&db, video).await {
-                        tracing::warn!(video.id = %video, error = %e, "cannot mark a video playable");
-                    }
-                }
+                Some(Event::Playable) => match videos::mark_playable(&db, video).await {
+                    Ok(()) => announce(&db, video).await,
+                    Err(e) => tracing::warn!(video.id = %video, error = %e, "cannot mark a video playable"),
+                },
                 Some(Event::Progress { percent }) => {
                     if last.map(|(p, _)| p) != Some(percent) {
                         pending = Some(percent);

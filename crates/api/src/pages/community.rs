@@ -134,7 +134,7 @@ async fn channel_page(
         let next = page.next_cursor.map(|cur| format!("{url}?sort={sort}&cursor={cur}"));
         (cards, next, sort)
     };
-    let ctx = context(viewer.as_ref(), &uri, &headers);
+    let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     let view = ChannelView {
         handle: c.handle.clone(),
         display_name: c.display_name.clone(),
@@ -223,5 +223,5 @@ async fn subscriptions_page(
         follows_any,
         paged: q.cursor.as_deref().is_some_and(|c| !c.is_empty()),
     };
-    Ok(private(channel_pages::subscriptions_page(&view, &context(Some(&user), &uri, &headers))))
+    Ok(private(channel_pages::subscriptions_page(&view, &context(&st, Some(&user), &uri, &headers).await)))
 }

@@ -1,0 +1,450 @@
+//! In-app notifications ("a channel you follow published a video", "someone subscribed to your
+//! channel"), their per-kind settings, and the jobs that produce them.
+//!
+//! Notifications are never written by the request that causes them: the cause enqueues a job
+//! ([`announce_video`], [`announce_subscriber`]) and a worker produces the rows. A new video
+//! reaches every subscriber through a fan-out in bounded batches ([`fan_out_batch`]: one short
+//! `INSERT … SELECT … ON CONFLICT DO NOTHING` per batch of subscribers, walked in user id order
+//! from a cursor the job checkpoints), so no transaction stays open for long and a batch run
+//! twice (after a crash) changes nothing: the `UNIQUE (user_id, kind, channel_id, subject_id)`
+//! key makes a second copy of a notification impossible, whoever tries.
+//!
+//! Reading never shows what the recipient may no longer see: a video notification is listed and
+//! counted only while its video exists and is public and playable; a subscriber notification
+//! only while the subscriber's account exists.
+//!
+//! This module must never hold a transaction across batches, nor produce a notification inline
+//! in a request.
+
+use crate::jobs::{self, JobKind, NewJob};
+use crate::{Db, DbError, retry_serializable, with_pool};
+use chrono::{DateTime, Utc};
+use turtlemen_domain::UserId;
+use uuid::Uuid;
+
+/// The fan-out of a newly public video to its channel's subscribers; payload
+/// `{"video_id", "after", "done"}` (`after`: the last subscriber id done), key
+/// `notify_new_video:{video}`.
+pub const NOTIFY_NEW_VIDEO: JobKind = JobKind::new("notify_new_video");
+
+/// One "new subscriber" notification for a channel's owner; payload `{"channel_id",
+/// "subscriber_id"}`, key `notify_new_subscriber:{channel}:{subscriber}`.
+pub const NOTIFY_NEW_SUBSCRIBER: JobKind = JobKind::new("notify_new_subscriber");
+
+/// Subscribers per fan-out batch (one short statement each).
+pub const FAN_OUT_BATCH: u32 = 1000;
+
+/// The unread count stops counting here (the bell shows "99+").
+pub const UNREAD_CAP: u32 = 100;
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = NotificationKind)]
+pub enum Kind {
+    /// A channel the recipient follows published a video.
+    NewVideo,
+    /// Someone subscribed to one of the recipient's channels.
+    NewSubscriber,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::NewVideo, Kind::NewSubscriber];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::NewVideo => "new_video",
+            Kind::NewSubscriber => "new_subscriber",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// What a notification is about, with what it takes to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A video, public and playable when read.
+    Video { id: Uuid, title: String },
+    /// A subscriber.
+    Subscriber { id: UserId, username: String, display_name: String },
+}
+
+/// One notification as its recipient sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: Uuid,
+    pub kind: Kind,
+    pub subject: Subject,
+    pub channel_id: Uuid,
+    pub channel_handle: String,
+    pub channel_display_name: String,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// A recipient's switches; every kind is on unless turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub new_video: bool,
+    pub new_subscriber: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { new_video: true, new_subscriber: true }
+    }
+}
+
+impl Settings {
+    pub fn enabled(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::NewVideo => self.new_video,
+            Kind::NewSubscriber => self.new_subscriber,
+        }
+    }
+}
+
+/// Queues the fan-out of `video` if it is public, playable and published now (called where a
+/// video becomes playable and where it is made public). Queued once per video; a fan-out that
+/// already ran is queued again and resumes from its checkpoint (a finished one does nothing),
+/// so a video made public after a fan-out found it private still notifies, once.
+pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
+    let listed: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL",
+        )
+        .bind(video)
+        .fetch_optional(pool)
+        .await?
+    });
+    if listed.is_none() {
+        return Ok(false);
+    }
+    let payload = serde_json::json!({ "video_id": video, "after": null, "done": false });
+    let key = format!("notify_new_video:{video}");
+    jobs::enqueue_again(db, &NewJob::new(NOTIFY_NEW_VIDEO, &payload).idempotency_key(&key)).await
+}
+
+/// Queues the "new subscriber" notification of `subscriber` following `channel` (called right
+/// after the subscription is made). Toggling subscribe/unsubscribe queues the job again at
+/// most, and the notification exists at most once whatever happens.
+pub async fn announce_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> Result<bool, DbError> {
+    let payload = serde_json::json!({ "channel_id": channel, "subscriber_id": subscriber.0 });
+    let key = format!("notify_new_subscriber:{channel}:{}", subscriber.0);
+    jobs::enqueue_again(db, &NewJob::new(NOTIFY_NEW_SUBSCRIBER, &payload).idempotency_key(&key)).await
+}
+
+/// A video's fan-out target: what a batch needs of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    pub video: Uuid,
+    pub channel: Uuid,
+}
+
+/// Whether `video` may be announced now; `None` when it no longer exists.
+pub async fn fan_out_target(db: &Db, video: Uuid) -> Result<Option<(FanOut, bool)>, DbError> {
+    let row: Option<(Uuid, String, bool, Option<DateTime<Utc>>)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT channel_id, privacy, playable, published_at FROM videos WHERE id = $1")
+            .bind(video)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(|(channel, privacy, playable, published)| {
+        (FanOut { video, channel }, privacy == "public" && playable && published.is_some())
+    }))
+}
+
+/// The last subscriber of the next batch: the `batch`-th subscriber id after `after`.
+/// (PostgreSQL has no `max(uuid)`: the batch is read backwards instead.)
+const BATCH_END: &str = "SELECT user_id FROM (SELECT user_id FROM subscriptions \
+     WHERE channel_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3) b ORDER BY user_id DESC LIMIT 1";
+
+/// One batch's notifications on PostgreSQL / CockroachDB: subscribers in `($3, $4]`, those who
+/// turned the kind off left out. Binds video, channel, after, last, now.
+const FAN_OUT_POSTGRES: &str = "INSERT INTO notifications (id, user_id, kind, subject_id, channel_id, created_at) \
+     SELECT gen_random_uuid(), s.user_id, 'new_video', $1, $2, $5 FROM subscriptions s \
+     WHERE s.channel_id = $2 AND s.user_id > $3 AND s.user_id <= $4 \
+     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = 'new_video' AND o.enabled = FALSE) \
+     ON CONFLICT DO NOTHING";
+
+/// The same on SQLite, with a random (version 4) UUID made in SQL for each row.
+const FAN_OUT_SQLITE: &str = "INSERT INTO notifications (id, user_id, kind, subject_id, channel_id, created_at) \
+     SELECT unhex(substr(h, 1, 12) || '4' || substr(h, 14, 3) || substr('89AB', 1 + (abs(random()) % 4), 1) || substr(h, 18)), \
+     user_id, 'new_video', $1, $2, $5 FROM (SELECT s.user_id, hex(randomblob(16)) AS h FROM subscriptions s \
+     WHERE s.channel_id = $2 AND s.user_id > $3 AND s.user_id <= $4 \
+     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = 'new_video' AND o.enabled = FALSE)) \
+     WHERE true ON CONFLICT DO NOTHING";
+
+/// Notifies the next `batch` subscribers of `target`'s channel after subscriber id `after`
+/// (from the start when `None`), each who has not turned new-video notifications off. Returns
+/// the last subscriber id of the batch — the cursor to checkpoint — or `None` when no
+/// subscriber is left. Two short statements, no transaction spanning them; running a batch
+/// again inserts nothing twice.
+pub async fn fan_out_batch(db: &Db, target: FanOut, after: Option<Uuid>, batch: u32) -> Result<Option<Uuid>, DbError> {
+    let after = after.unwrap_or(Uuid::nil());
+    let last: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar(BATCH_END)
+            .bind(target.channel)
+            .bind(after)
+            .bind(i64::from(batch.max(1)))
+            .fetch_optional(pool)
+            .await?
+    });
+    let Some(last) = last else { return Ok(None) };
+    retry_serializable(|| async {
+        let now = Utc::now();
+        let sql = match db {
+            Db::Postgres(_) => FAN_OUT_POSTGRES,
+            Db::Sqlite(_) => FAN_OUT_SQLITE,
+        };
+        with_pool!(db, |pool| {
+            sqlx::query(sql)
+                .bind(target.video)
+                .bind(target.channel)
+                .bind(after)
+                .bind(last)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await?;
+    Ok(Some(last))
+}
+
+/// Tells the owner of `channel` that `subscriber` follows it, if they still do and the owner
+/// has not turned the kind off. `true` if a notification was made now.
+pub async fn notify_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> Result<bool, DbError> {
+    let id = Uuid::now_v7();
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO notifications (id, user_id, kind, subject_id, channel_id, created_at) \
+                 SELECT $1, c.owner_id, 'new_subscriber', s.user_id, c.id, $4 FROM subscriptions s \
+                 JOIN channels c ON c.id = s.channel_id WHERE s.channel_id = $2 AND s.user_id = $3 \
+                 AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = c.owner_id \
+                 AND o.kind = 'new_subscriber' AND o.enabled = FALSE) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(channel)
+            .bind(subscriber.0)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    })
+    .await
+}
+
+/// The joins and filter that keep what the recipient may no longer see out of lists and counts.
+macro_rules! visible {
+    ($($rest:tt)+) => {
+        concat!(
+            "FROM notifications n JOIN channels c ON c.id = n.channel_id \
+             LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
+             AND v.playable = TRUE AND v.published_at IS NOT NULL \
+             LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id \
+             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL) AND ",
+            $($rest)+
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    kind: String,
+    subject_id: Uuid,
+    channel_id: Uuid,
+    created_at: DateTime<Utc>,
+    read_at: Option<DateTime<Utc>>,
+    channel_handle: String,
+    channel_display_name: String,
+    video_title: Option<String>,
+    username: Option<String>,
+    user_display_name: Option<String>,
+}
+
+impl Row {
+    fn into_notification(self) -> Option<Notification> {
+        let kind = Kind::parse(&self.kind)?;
+        let subject = match kind {
+            Kind::NewVideo => Subject::Video { id: self.subject_id, title: self.video_title? },
+            Kind::NewSubscriber => Subject::Subscriber {
+                id: UserId(self.subject_id),
+                username: self.username?,
+                display_name: self.user_display_name.unwrap_or_default(),
+            },
+        };
+        Some(Notification {
+            id: self.id,
+            kind,
+            subject,
+            channel_id: self.channel_id,
+            channel_handle: self.channel_handle,
+            channel_display_name: self.channel_display_name,
+            created_at: self.created_at,
+            read_at: self.read_at,
+        })
+    }
+}
+
+/// `user`'s notifications, newest first, after `(created_at, id)` when paging (index
+/// `notifications_user_created`).
+pub async fn list(
+    db: &Db,
+    user: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<Notification>, DbError> {
+    let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()));
+    let rows: Vec<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(concat!(
+            "SELECT n.id, n.kind, n.subject_id, n.channel_id, n.created_at, n.read_at, c.handle AS channel_handle, \
+             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name ",
+            visible!(
+                "n.user_id = $1 AND n.created_at <= $2 AND (n.created_at < $2 OR n.id < $3) \
+                 ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
+            )
+        ))
+        .bind(user.0)
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().filter_map(Row::into_notification).collect())
+}
+
+/// How many of `user`'s visible notifications are unread, counting at most `cap` (a bounded
+/// walk of the partial index `notifications_user_unread`).
+pub async fn unread_count(db: &Db, user: UserId, cap: u32) -> Result<u32, DbError> {
+    let n: i64 = with_pool!(db, |pool| {
+        sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM (SELECT 1 AS one ",
+            visible!("n.user_id = $1 AND n.read_at IS NULL LIMIT $2"),
+            ") x"
+        ))
+        .bind(user.0)
+        .bind(i64::from(cap))
+        .fetch_one(pool)
+        .await?
+    });
+    Ok(u32::try_from(n).unwrap_or(cap))
+}
+
+/// Marks `user`'s notifications among `ids` read (others' ids change nothing). Returns how
+/// many changed.
+pub async fn mark_read(db: &Db, user: UserId, ids: &[Uuid]) -> Result<u64, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    retry_serializable(|| async {
+        let now = Utc::now();
+        let n = match db {
+            Db::Postgres(pool) => sqlx::query(
+                "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL AND id = ANY($3)",
+            )
+            .bind(now)
+            .bind(user.0)
+            .bind(ids)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Db::Sqlite(pool) => {
+                let list = serde_json::to_string(&ids.iter().map(|id| id.simple().to_string()).collect::<Vec<_>>())
+                    .unwrap_or_else(|_| "[]".into());
+                sqlx::query(
+                    "UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL \
+                     AND id IN (SELECT unhex(value) FROM json_each($3))",
+                )
+                .bind(now)
+                .bind(user.0)
+                .bind(list)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+        };
+        Ok(n)
+    })
+    .await
+}
+
+/// Marks every unread notification of `user` read. Returns how many changed.
+pub async fn mark_all_read(db: &Db, user: UserId) -> Result<u64, DbError> {
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query("UPDATE notifications SET read_at = $1 WHERE user_id = $2 AND read_at IS NULL")
+                .bind(Utc::now())
+                .bind(user.0)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    })
+    .await
+}
+
+/// `user`'s switches (defaults where they set none).
+pub async fn settings(db: &Db, user: UserId) -> Result<Settings, DbError> {
+    let rows: Vec<(String, bool)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT kind, enabled FROM notification_settings WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_all(pool)
+            .await?
+    });
+    let mut s = Settings::default();
+    for (kind, enabled) in rows {
+        match Kind::parse(&kind) {
+            Some(Kind::NewVideo) => s.new_video = enabled,
+            Some(Kind::NewSubscriber) => s.new_subscriber = enabled,
+            None => {}
+        }
+    }
+    Ok(s)
+}
+
+/// Turns notifications of `kind` on or off for `user`.
+pub async fn set_enabled(db: &Db, user: UserId, kind: Kind, enabled: bool) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO notification_settings (user_id, kind, enabled) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, kind) DO UPDATE SET enabled = excluded.enabled",
+            )
+            .bind(user.0)
+            .bind(kind.as_str())
+            .bind(enabled)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+        });
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_default_on() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            assert!(Settings::default().enabled(k));
+        }
+        assert_eq!(Kind::parse("new_comment"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! The notification jobs: `notify_new_video` fans a newly public video out to its channel's
+//! subscribers, `notify_new_subscriber` tells a channel's owner about a new follower.
+//!
+//! The fan-out works in bounded batches ([`turtlemen_db::notifications::fan_out_batch`]: one
+//! short statement per [`FAN_OUT_BATCH`] subscribers, walked in user id order) and checkpoints
+//! its cursor in the job's payload after each batch, under its lease ([`jobs::checkpoint`]).
+//! A worker killed mid-way loses at most the batch it was writing; the worker that takes the
+//! job over starts from the checkpoint, and a batch written twice inserts nothing twice (the
+//! notifications' unique key). Before each batch the video is read again: deleted, or no longer
+//! public and playable, the fan-out stops where it is (its checkpoint kept, so being made public
+//! again resumes it rather than starting over).
+//!
+//! Never one transaction across batches; never a notification for a video its recipients may
+//! not see.
+
+use crate::{JobContext, JobError};
+use std::time::Instant;
+use turtlemen_db::jobs::{self, Lease};
+use turtlemen_db::notifications::{self, FanOut};
+use turtlemen_db::{Db, DbError};
+use turtlemen_domain::UserId;
+use uuid::Uuid;
+
+pub use turtlemen_db::notifications::{FAN_OUT_BATCH, NOTIFY_NEW_SUBSCRIBER, NOTIFY_NEW_VIDEO};
+
+/// How far a fan-out got: the job's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub video_id: Uuid,
+    /// The last subscriber (by id) already notified; `None` before the first batch.
+    #[serde(default)]
+    pub after: Option<Uuid>,
+    /// Every subscriber has been reached.
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// How a fan-out run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every subscriber has been reached (now or before).
+    Finished,
+    /// The video is gone or no longer public and playable: stopped, progress kept.
+    Withdrawn,
+    /// Stopped after the number of batches asked for, progress checkpointed.
+    Paused,
+}
+
+/// The `notify_new_video` handler.
+#[derive(Debug, Clone, Copy)]
+pub struct NewVideoFanOut {
+    /// Subscribers per batch.
+    pub batch: u32,
+}
+
+impl Default for NewVideoFanOut {
+    fn default() -> Self {
+        NewVideoFanOut { batch: FAN_OUT_BATCH }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Handler for NewVideoFanOut {
+    async fn run(&self, payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
+        let progress: Progress = serde_json::from_value(payload)
+            .map_err(|e| JobError::permanent(format!("malformed fan-out payload: {e}")))?;
+        fan_out(&ctx.db, &ctx.lease(), progress, self.batch, None).await.map(|_| ())
+    }
+}
+
+/// Runs the fan-out from `progress` in batches of `batch`, checkpointing after each, until it
+/// finishes, the video is withdrawn, or `max_batches` batches ran (`None`: no limit). Fails
+/// (to be retried) when the lease is lost or the database fails; whatever was done stays done.
+pub async fn fan_out(
+    db: &Db,
+    lease: &Lease,
+    mut progress: Progress,
+    batch: u32,
+    max_batches: Option<u32>,
+) -> Result<Outcome, JobError> {
+    let started = Instant::now();
+    let mut batches = 0u32;
+    let outcome = loop {
+        if progress.done {
+            break Outcome::Finished;
+        }
+        if max_batches.is_some_and(|max| batches >= max) {
+            break Outcome::Paused;
+        }
+        match notifications::fan_out_target(db, progress.video_id).await? {
+            Some((target, true)) => {
+                progress = step(db, target, progress, batch).await?;
+                batches += 1;
+                let payload = serde_json::to_value(progress).map_err(JobError::permanent)?;
+                if !jobs::checkpoint(db, lease, &payload).await? {
+                    return Err(JobError::retry("the job's lease passed to another worker"));
+                }
+            }
+            _ => break Outcome::Withdrawn,
+        }
+    };
+    tracing::info!(
+        video.id = %progress.video_id,
+        fanout.batches = batches,
+        fanout.outcome = ?outcome,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "new-video fan-out ran"
+    );
+    Ok(outcome)
+}
+
+/// One batch from `progress`; returns the progress after it.
+async fn step(db: &Db, target: FanOut, progress: Progress, batch: u32) -> Result<Progress, DbError> {
+    Ok(match notifications::fan_out_batch(db, target, progress.after, batch).await? {
+        Some(last) => Progress { after: Some(last), ..progress },
+        None => Progress { done: true, ..progress },
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SubscriberPayload {
+    channel_id: Uuid,
+    subscriber_id: Uuid,
+}
+
+/// The `notify_new_subscriber` handler: one notification for the channel's owner, if the
+/// subscription still exists and the owner has the kind on (the row is unique: repeated
+/// subscribe/unsubscribe never makes a second one).
+pub async fn new_subscriber(payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
+    let p: SubscriberPayload = serde_json::from_value(payload)
+        .map_err(|e| JobError::permanent(format!("malformed new-subscriber payload: {e}")))?;
+    let made = notifications::notify_subscriber(&ctx.db, p.channel_id, UserId(p.subscriber_id)).await?;
+    tracing::debug!(channel.id = %p.channel_id, user.id = %p.subscriber_id, notification.made = made, "new subscriber");
+    Ok(())
+}
