@@ -15,7 +15,7 @@ use turtlemen_auth::clients::{self, NewClient};
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// Registers a confidential third-party client (consent needed); returns its secret.
-async fn third_party(app: &TestApp, id: &str) -> String {
+pub(crate) async fn third_party(app: &TestApp, id: &str) -> String {
     let new = NewClient {
         client_id: id.into(),
         name: Some(format!("App {id}")),
@@ -97,7 +97,7 @@ async fn exchange(app: &TestApp, client_id: &str, secret: &str, code: &str) -> (
 }
 
 /// Signs `username` in and gets tokens for `scope` from `client_id`.
-async fn tokens_for(
+pub(crate) async fn tokens_for(
     app: &TestApp,
     browser: &reqwest::Client,
     client_id: &str,
@@ -110,7 +110,7 @@ async fn tokens_for(
     tokens
 }
 
-fn access(tokens: &serde_json::Value) -> String {
+pub(crate) fn access(tokens: &serde_json::Value) -> String {
     tokens["access_token"].as_str().unwrap().to_string()
 }
 

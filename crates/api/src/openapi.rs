@@ -63,12 +63,14 @@ fn oauth2_scheme() -> Value {
     })
 }
 
+mod channel_images;
 mod community;
 
 /// The whole document.
 pub fn document() -> Value {
     let mut doc = core_document();
     community::extend(&mut doc);
+    channel_images::extend(&mut doc);
     doc
 }
 

@@ -9,8 +9,10 @@
 //! `SameSite=Lax` as well. The navigation's "Sign out" form carries the token the gateway hands
 //! on for the visitor's session. Pages for a signed-in user (upload, studio) are never stored by
 //! a cache (`Cache-Control: no-store`).
-//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed.
+//! [`community`] holds the channel page, its Subscribe form and the subscriptions feed;
+//! [`channel_edit`] the channel's edit page (profile, avatar, banner).
 
+mod channel_edit;
 mod community;
 mod csrf;
 
@@ -44,6 +46,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/studio/videos/{id}/edit", get(edit_form).post(edit_submit))
         .route("/studio/videos/{id}/delete", post(delete_submit))
         .merge(community::routes())
+        .merge(channel_edit::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -133,6 +136,7 @@ async fn watch(
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let page = WatchView {
         channel_url: view.channel.url.clone(),
+        channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
         subscribe,
         id: v.id.to_string(),
         title: view.title,
