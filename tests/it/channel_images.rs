@@ -78,7 +78,12 @@ fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
 }
 
 /// Posts a multipart form as `who`: status, `Location` and body.
-async fn post_multipart(app: &TestApp, who: &Browser, path: &str, fields: &[(&str, Option<&str>, &[u8])]) -> (u16, String, String) {
+async fn post_multipart(
+    app: &TestApp,
+    who: &Browser,
+    path: &str,
+    fields: &[(&str, Option<&str>, &[u8])],
+) -> (u16, String, String) {
     let (content_type, body) = multipart(fields);
     let res = app
         .client

@@ -17,9 +17,9 @@
 //! then the replaced files deleted. A crash between the steps leaves unnamed files, never a
 //! name without files.
 
+use crate::ApiState;
 use crate::channels::{self, ChannelJson};
 use crate::identity::{ChannelsWrite, CurrentUser, Scoped};
-use crate::ApiState;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -138,7 +138,10 @@ pub async fn store(st: &ApiState, c: &Channel, picture: Picture, bytes: Vec<u8>)
     // Positive and below 2^53, so it survives JSON and JavaScript numbers as it is.
     let version = i64::try_from(Uuid::new_v4().as_u64_pair().0 >> 11).unwrap_or(1).max(1);
     for r in renditions {
-        st.storage.put_bytes(&key(c.id, picture, version, r.width), Bytes::from(r.jpeg)).await.map_err(storage_error)?;
+        st.storage
+            .put_bytes(&key(c.id, picture, version, r.width), Bytes::from(r.jpeg))
+            .await
+            .map_err(storage_error)?;
     }
     swap(st, c, picture, Some(version)).await
 }
@@ -198,6 +201,24 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// The channel an upload may change, if the request is acceptable before its body is read.
+async fn check_upload(
+    st: &ApiState,
+    user: &CurrentUser,
+    handle: &str,
+    headers: &HeaderMap,
+) -> Result<Channel, ApiError> {
+    let c = channels::find(st, handle).await?;
+    channels::check_manage(&c, user)?;
+    check_content_type(headers)?;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BYTES as u64) {
+        return Err(too_large());
+    }
+    Ok(c)
+}
+
 async fn upload(
     st: ApiState,
     user: CurrentUser,
@@ -206,20 +227,32 @@ async fn upload(
     body: Body,
     picture: Picture,
 ) -> Result<Json<ChannelJson>, ApiError> {
-    let c = channels::find(&st, &handle).await?;
-    channels::check_manage(&c, &user)?;
-    check_content_type(&headers)?;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BYTES as u64) {
-        return Err(too_large());
+    // Refusals before the body is read still read (some of) it, so the answer reaches the client.
+    let c = match check_upload(&st, &user, &handle, &headers).await {
+        Ok(c) => c,
+        Err(e) => {
+            crate::uploads::drain(body).await;
+            return Err(e);
+        }
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut bytes = Vec::with_capacity(declared.map_or(64 * 1024, |n| n.min(MAX_BYTES as u64) as usize));
+    let mut stream = body.into_data_stream();
+    if let Err(e) = read_capped(&mut stream, &mut bytes).await {
+        crate::uploads::drain(Body::from_stream(stream)).await;
+        return Err(e);
     }
-    let mut bytes = Vec::with_capacity(declared.map_or(64 * 1024, |n| n as usize));
-    read_capped(body.into_data_stream(), &mut bytes).await?;
     let c = store(&st, &c, picture, bytes).await?;
     Ok(Json(ChannelJson::build(&c, None)))
 }
 
-async fn delete(st: ApiState, user: CurrentUser, handle: String, picture: Picture) -> Result<Json<ChannelJson>, ApiError> {
+async fn delete(
+    st: ApiState,
+    user: CurrentUser,
+    handle: String,
+    picture: Picture,
+) -> Result<Json<ChannelJson>, ApiError> {
     let c = channels::find(&st, &handle).await?;
     channels::check_manage(&c, &user)?;
     let c = remove(&st, &c, picture).await?;
@@ -271,7 +304,8 @@ fn parse_file(name: &str) -> Option<(Picture, i64, u32)> {
         (Picture::Banner, rest.strip_prefix("banner-")?)
     };
     let (version, width) = rest.split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+    let digits =
+        |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
     if !digits(version) || !digits(width) {
         return None;
     }

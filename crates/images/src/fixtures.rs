@@ -13,7 +13,11 @@ use image::{Delay, ExtendedColorType, Frame, ImageEncoder, Rgba, RgbaImage};
 
 /// A `width` × `height` picture: left half red, right half blue (so a rotation shows).
 pub fn halves(width: u32, height: u32) -> RgbaImage {
-    RgbaImage::from_fn(width, height, |x, _| if x < width / 2 { Rgba([255, 0, 0, 255]) } else { Rgba([0, 0, 255, 255]) })
+    RgbaImage::from_fn(
+        width,
+        height,
+        |x, _| if x < width / 2 { Rgba([255, 0, 0, 255]) } else { Rgba([0, 0, 255, 255]) },
+    )
 }
 
 /// An 8-bit RGBA PNG of [`halves`].

@@ -195,7 +195,8 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageError> {
     let format = format_of(bytes)?;
     let mut image = match format {
         ImageFormat::Png => {
-            let decoder = PngDecoder::with_limits(Cursor::new(bytes), decode_limits()).map_err(ImageError::from_decoding)?;
+            let decoder =
+                PngDecoder::with_limits(Cursor::new(bytes), decode_limits()).map_err(ImageError::from_decoding)?;
             let (w, h) = decoder.dimensions();
             check_dimensions(w, h)?;
             if decoder.is_apng().map_err(ImageError::from_decoding)? {

@@ -131,10 +131,8 @@ fn animated_files_are_refused() {
 #[tokio::test]
 async fn processor_runs_off_the_executor() {
     let p = Processor::new(1);
-    let (a, b) = tokio::join!(
-        p.process(fixtures::png(64, 64), Kind::Avatar),
-        p.process(b"nope".to_vec(), Kind::Banner)
-    );
+    let (a, b) =
+        tokio::join!(p.process(fixtures::png(64, 64), Kind::Avatar), p.process(b"nope".to_vec(), Kind::Banner));
     assert_eq!(a.expect("accepted").len(), 3);
     assert!(matches!(b, Err(ImageError::NotAnImage)));
 }

@@ -102,7 +102,8 @@ pub struct Avatar {
 impl Avatar {
     /// The avatar at `url`, or a placeholder showing the first letter of `name`.
     pub fn new(url: Option<String>, name: &str) -> Avatar {
-        let initial = name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().collect()).unwrap_or_default();
+        let initial =
+            name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().collect()).unwrap_or_default();
         Avatar { url, initial }
     }
 }

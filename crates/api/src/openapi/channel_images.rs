@@ -13,7 +13,8 @@ pub(super) fn extend(doc: &mut Value) {
             "image/jpeg": { "schema": { "type": "string", "contentMediaType": "image/jpeg" } },
             "image/gif": { "schema": { "type": "string", "contentMediaType": "image/gif" } },
             "image/webp": { "schema": { "type": "string", "contentMediaType": "image/webp" } } } });
-    for (picture, sizes) in [("avatar", "256 × 256, 96 × 96 and 48 × 48"), ("banner", "1920 × 320 and 960 × 160")] {
+    for (picture, sizes) in [("avatar", "256 × 256, 96 × 96 and 48 × 48"), ("banner", "1920 × 320 and 960 × 160")]
+    {
         let path = json!({
             "put": {
                 "summary": format!("Sets the channel's {picture} ({sizes} JPEG; owner, or an admin with the admin scope)."),

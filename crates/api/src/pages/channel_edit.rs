@@ -96,7 +96,14 @@ async fn edit_page(
 }
 
 /// The page again with `e`'s reason, under `e`'s status.
-fn refused_page(st: &ApiState, c: &Channel, user: &CurrentUser, uri: &Uri, headers: &HeaderMap, e: ApiError) -> Response {
+fn refused_page(
+    st: &ApiState,
+    c: &Channel,
+    user: &CurrentUser,
+    uri: &Uri,
+    headers: &HeaderMap,
+    e: ApiError,
+) -> Response {
     let html = render(st, c, user, &context(Some(user), uri, headers), Some(e.body.message.into_owned()), None);
     let mut res = private(html);
     *res.status_mut() = e.status;
@@ -139,7 +146,7 @@ async fn profile_submit(
 }
 
 /// Reads the `csrf` field (which must come first) and checks it, then the `file` field.
-async fn read_form(st: &ApiState, user: &CurrentUser, mut form: Multipart) -> Result<Vec<u8>, ApiError> {
+async fn read_form(st: &ApiState, user: &CurrentUser, form: &mut Multipart) -> Result<Vec<u8>, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request("invalid_form", format!("The form could not be read: {e}"))
     };
@@ -172,19 +179,39 @@ async fn read_form(st: &ApiState, user: &CurrentUser, mut form: Multipart) -> Re
     }
 }
 
+/// Reads what is left of a refused form (as [`crate::uploads::drain`] does for a body), so the
+/// answer reaches the browser instead of a reset connection.
+async fn drain(mut form: Multipart) {
+    let mut left = crate::uploads::DRAIN_LIMIT;
+    let _ = tokio::time::timeout(crate::uploads::DRAIN_TIME, async {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                if chunk.len() >= left {
+                    return;
+                }
+                left -= chunk.len();
+            }
+        }
+    })
+    .await;
+}
+
 async fn upload(
     st: ApiState,
     user: CurrentUser,
     handle: String,
     uri: Uri,
     headers: HeaderMap,
-    form: Multipart,
+    mut form: Multipart,
     picture: Picture,
 ) -> Result<Response, ApiError> {
     let c = managed(&st, &handle, &user).await?;
-    let result = match read_form(&st, &user, form).await {
+    let result = match read_form(&st, &user, &mut form).await {
         Ok(bytes) => channel_images::store(&st, &c, picture, bytes).await,
-        Err(e) => Err(e),
+        Err(e) => {
+            drain(form).await;
+            Err(e)
+        }
     };
     match result {
         Ok(c) => Ok(back(&c, if picture == Picture::Avatar { "avatar" } else { "banner" })),
@@ -223,7 +250,13 @@ struct RemoveForm {
     csrf: String,
 }
 
-async fn remove(st: ApiState, user: CurrentUser, handle: String, form: RemoveForm, picture: Picture) -> Result<Response, ApiError> {
+async fn remove(
+    st: ApiState,
+    user: CurrentUser,
+    handle: String,
+    form: RemoveForm,
+    picture: Picture,
+) -> Result<Response, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     let c = managed(&st, &handle, &user).await?;
     let c = channel_images::remove(&st, &c, picture).await?;

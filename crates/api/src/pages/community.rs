@@ -145,7 +145,8 @@ async fn channel_page(
         display_name: c.display_name.clone(),
         avatar: avatar_of(&c, 96),
         banner: channel_images::largest_url(&c, Picture::Banner).zip(
-            c.banner_version.map(|v| channel_images::url(c.id, Picture::Banner, v, turtlemen_images::BANNER_SIZES[1].0)),
+            c.banner_version
+                .map(|v| channel_images::url(c.id, Picture::Banner, v, turtlemen_images::BANNER_SIZES[1].0)),
         ),
         owner: c.owner_username.clone(),
         owner_url: channels::page_url(&c.owner_username),
