@@ -259,7 +259,7 @@ async fn the_migration_gives_existing_accounts_and_videos_a_channel_on_postgres(
 }
 
 /// A page as `who` sees it (a visitor when `None`): status and HTML.
-async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String) {
+pub(crate) async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String) {
     let mut req = app.client.get(app.url(path)).header("accept", "text/html");
     if let Some(b) = who {
         req = req.header("cookie", b.cookie_header());
@@ -269,7 +269,7 @@ async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String)
 }
 
 /// Posts a form as `who`; returns status and `Location`.
-async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str)]) -> (u16, String) {
     let res = app
         .client
         .post(app.url(path))
@@ -284,7 +284,7 @@ async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str
 }
 
 /// The value of the first hidden `csrf` field in a page.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let needle = "name=\"csrf\" value=\"";
     let start = html.find(needle).expect("a CSRF field") + needle.len();
     html[start..].split('"').next().unwrap().to_owned()

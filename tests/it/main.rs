@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod broker;
+mod channel_images;
 mod channels;
 mod cli;
 mod database;

@@ -99,7 +99,7 @@ on_both_stacks! {
         let (status, doc) = app.get_json("/api/v1/openapi.json").await;
         assert_eq!(status, 200);
         assert_eq!(doc["openapi"], "3.1.0");
-        for path in ["/uploads", "/uploads/{id}", "/videos/{id}", "/me/videos", "/admin/jobs"] {
+        for path in ["/uploads", "/uploads/{id}", "/videos/{id}", "/me/videos", "/admin/jobs", "/channels/{handle}/avatar", "/channels/{handle}/banner"] {
             assert!(doc["paths"][path].is_object(), "{path} documented");
         }
     }

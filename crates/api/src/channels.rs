@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use turtlemen_db::DbError;
-use turtlemen_db::channels::{self as rows, Channel, Link, Profile, VideoAfter, VideoSort};
+use turtlemen_db::channels::{self as rows, Channel, Link, Picture, Profile, VideoAfter, VideoSort};
 use turtlemen_domain::Handle;
 use turtlemen_http::{ApiError, ErrorBody};
 use utoipa_axum::router::OpenApiRouter;
@@ -57,6 +57,10 @@ pub struct ChannelJson {
     /// The channel's page.
     pub url: String,
     pub created_at: DateTime<Utc>,
+    /// The avatar (256 × 256 JPEG; 96 and 48 too, by changing the size in the name), or null.
+    pub avatar_url: Option<String>,
+    /// The banner (1920 × 320 JPEG; 960 too), or null.
+    pub banner_url: Option<String>,
     /// Whether the signed-in caller follows it (absent for visitors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscribed: Option<bool>,
@@ -74,6 +78,8 @@ impl ChannelJson {
             owner: c.owner_username.clone(),
             url: page_url(&c.handle),
             created_at: c.created_at,
+            avatar_url: crate::channel_images::largest_url(c, Picture::Avatar),
+            banner_url: crate::channel_images::largest_url(c, Picture::Banner),
             subscribed,
         }
     }
@@ -101,6 +107,22 @@ pub async fn find(st: &ApiState, handle: &str) -> Result<Channel, ApiError> {
 /// Whether `user` owns `c`.
 pub fn owns(c: &Channel, user: &CurrentUser) -> bool {
     c.owner_id == user.0.id
+}
+
+/// Whether `user` may change `c`: its owner, or an admin acting as one (the rule of
+/// [`videos::may_manage`]).
+pub fn may_manage(c: &Channel, user: &CurrentUser) -> bool {
+    owns(c, user) || videos::acts_as_admin(user)
+}
+
+/// Refuses (403 `not_your_channel`) a caller who may not change `c`. A channel is public, so
+/// unlike a private video it is not hidden behind a 404.
+pub fn check_manage(c: &Channel, user: &CurrentUser) -> Result<(), ApiError> {
+    if may_manage(c, user) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "not_your_channel", "Only the channel's owner may change it."))
+    }
 }
 
 fn field_error(field: &'static str, message: String) -> ApiError {
@@ -209,13 +231,7 @@ impl ProfilePatch {
 /// Applies `patch` to the channel named `handle` for `user` (its owner or an admin).
 pub async fn update(st: &ApiState, user: &CurrentUser, handle: &str, patch: ProfilePatch) -> Result<Channel, ApiError> {
     let c = find(st, handle).await?;
-    if !owns(&c, user) && !crate::videos::acts_as_admin(user) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_your_channel",
-            "Only the channel's owner may change it.",
-        ));
-    }
+    check_manage(&c, user)?;
     let profile = patch.apply(&c)?;
     rows::update_profile(&st.db, c.id, &profile).await?;
     rows::get(&st.db, c.id).await?.ok_or_else(ApiError::not_found)

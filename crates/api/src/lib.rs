@@ -4,12 +4,14 @@
 //! Modules: [`identity`] (who is calling, from the verified access token), [`tus`] and
 //! [`uploads`] (resumable uploads; the scopes each handler needs are in [`identity`]), [`videos`]
 //! (the videos API), [`media`] (signed media URLs and delivery), [`views`] (view counting),
-//! [`admin`] (the job queue for admins), [`channels`], [`subscriptions`] and [`feed`] (channels,
-//! following them, their videos; paged by [`cursor`]), [`notifications`] (the signed-in user's
-//! notifications and their settings), [`pages`] (HTML). [`janitor`] runs the periodic
+//! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
+//! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
+//! [`notifications`] (the signed-in user's notifications and their settings), [`pages`] (HTML).
+//! [`janitor`] runs the periodic
 //! chores: view counts written in batches, expired uploads cleaned.
 
 pub mod admin;
+pub mod channel_images;
 pub mod channels;
 pub mod cursor;
 pub mod feed;
@@ -50,6 +52,8 @@ pub struct ApiState {
     /// Signs and checks media URLs.
     pub media: Arc<media::MediaSigner>,
     pub views: Arc<views::ViewCounter>,
+    /// Decodes and re-encodes channel pictures, a few at a time.
+    pub images: turtlemen_images::Processor,
 }
 
 /// The API server's routes.
@@ -59,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(media::routes())
+        .merge(channel_images::media_routes())
         .nest("/api/v1", api)
         .with_state(state)
         .merge(turtlemen_web::static_routes())

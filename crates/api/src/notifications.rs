@@ -16,8 +16,8 @@
 //! jobs, never by these handlers.
 
 use crate::identity::{CurrentUser, NotificationsRead, NotificationsWrite, Scoped};
-use crate::{ApiState, channels, cursor, videos};
 use crate::subscriptions::PageQuery;
+use crate::{ApiState, channels, cursor, videos};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;

@@ -50,6 +50,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::uploads::routes())
         .merge(crate::admin::routes())
         .merge(crate::channels::routes())
+        .merge(crate::channel_images::routes())
         .merge(crate::subscriptions::routes())
         .merge(crate::feed::routes())
         .merge(crate::notifications::routes())

@@ -12,7 +12,9 @@
 //! [`community`] holds the channel page, its Subscribe form and the subscriptions feed;
 //! [`notifications`] the notifications page (the bell in every page's header shows the
 //! signed-in viewer's unread count).
+//! [`channel_edit`] the channel's edit page (profile, avatar, banner).
 
+mod channel_edit;
 mod community;
 mod csrf;
 mod notifications;
@@ -48,6 +50,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/studio/videos/{id}/delete", post(delete_submit))
         .merge(community::routes())
         .merge(notifications::routes())
+        .merge(channel_edit::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -150,6 +153,7 @@ async fn watch(
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let page = WatchView {
         channel_url: view.channel.url.clone(),
+        channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
         subscribe,
         id: v.id.to_string(),
         title: view.title,

@@ -394,7 +394,7 @@ async fn append(
 /// Reads what is left of a refused request's body, up to [`DRAIN_LIMIT`] bytes for at most
 /// [`DRAIN_TIME`], so the error response reaches the client: closing a connection with unread
 /// bytes in it resets it, and the client would see a network error instead of the answer.
-async fn drain(mut body: Body) {
+pub(crate) async fn drain(mut body: Body) {
     let mut left = DRAIN_LIMIT;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {
@@ -409,9 +409,9 @@ async fn drain(mut body: Body) {
 }
 
 /// The most of a refused body [`drain`] reads.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+pub(crate) const DRAIN_LIMIT: usize = 1024 * 1024;
 /// The longest [`drain`] waits.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 fn offset_conflict(expected: u64) -> ApiError {
     ApiError::new(

@@ -36,6 +36,27 @@ pub struct Channel {
     pub links: Vec<Link>,
     pub subscriber_count: u64,
     pub created_at: DateTime<Utc>,
+    /// The version in the names of the avatar's stored renditions; `None`: no avatar.
+    pub avatar_version: Option<i64>,
+    /// The same for the banner.
+    pub banner_version: Option<i64>,
+}
+
+/// Which of a channel's pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Picture {
+    Avatar,
+    Banner,
+}
+
+impl Channel {
+    /// The version of `picture`, if the channel has one.
+    pub fn picture_version(&self, picture: Picture) -> Option<i64> {
+        match picture {
+            Picture::Avatar => self.avatar_version,
+            Picture::Banner => self.banner_version,
+        }
+    }
 }
 
 /// What an owner may change.
@@ -57,6 +78,8 @@ struct Row {
     links: String,
     subscriber_count: i64,
     created_at: DateTime<Utc>,
+    avatar_version: Option<i64>,
+    banner_version: Option<i64>,
 }
 
 impl From<Row> for Channel {
@@ -71,6 +94,8 @@ impl From<Row> for Channel {
             links: serde_json::from_str(&r.links).unwrap_or_default(),
             subscriber_count: u64::try_from(r.subscriber_count).unwrap_or(0),
             created_at: r.created_at,
+            avatar_version: r.avatar_version,
+            banner_version: r.banner_version,
         }
     }
 }
@@ -79,7 +104,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT c.id, c.owner_id, u.username AS owner_username, c.handle, c.display_name, c.description, c.links, \
-             c.subscriber_count, c.created_at FROM channels c JOIN users u ON u.id = c.owner_id ",
+             c.subscriber_count, c.created_at, c.avatar_version, c.banner_version FROM channels c JOIN users u ON u.id = c.owner_id ",
             $rest
         )
     };
@@ -182,6 +207,34 @@ pub async fn update_profile(db: &Db, id: Uuid, p: &Profile) -> Result<bool, DbEr
             .rows_affected()
         });
         Ok(n > 0)
+    })
+    .await
+}
+
+/// Sets `picture`'s version to `new` if it is still `old` (compare and set: of two uploads at
+/// once, one wins and the other learns that it lost, so each knows which stored files are no
+/// longer named). `false` when the version had changed or the channel is gone.
+pub async fn swap_picture(
+    db: &Db,
+    id: Uuid,
+    picture: Picture,
+    old: Option<i64>,
+    new: Option<i64>,
+) -> Result<bool, DbError> {
+    // `IS NOT DISTINCT FROM`: NULL-safe equality, in both engines.
+    let sql = match picture {
+        Picture::Avatar => {
+            "UPDATE channels SET avatar_version = $3, updated_at = $4 WHERE id = $1 AND avatar_version IS NOT DISTINCT FROM $2"
+        }
+        Picture::Banner => {
+            "UPDATE channels SET banner_version = $3, updated_at = $4 WHERE id = $1 AND banner_version IS NOT DISTINCT FROM $2"
+        }
+    };
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query(sql).bind(id).bind(old).bind(new).bind(Utc::now()).execute(pool).await?.rows_affected()
+        });
+        Ok(n == 1)
     })
     .await
 }

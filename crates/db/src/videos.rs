@@ -97,6 +97,8 @@ pub struct Video {
     pub channel_id: Uuid,
     pub channel_handle: String,
     pub channel_display_name: String,
+    /// The channel's avatar version (`None`: no avatar).
+    pub channel_avatar_version: Option<i64>,
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
@@ -156,6 +158,7 @@ pub(crate) struct Row {
     channel_id: Uuid,
     channel_handle: String,
     channel_display_name: String,
+    channel_avatar_version: Option<i64>,
     title: String,
     description: String,
     tags: String,
@@ -191,6 +194,7 @@ impl From<Row> for Video {
             channel_id: r.channel_id,
             channel_handle: r.channel_handle,
             channel_display_name: r.channel_display_name,
+            channel_avatar_version: r.channel_avatar_version,
             title: r.title,
             description: r.description,
             tags: serde_json::from_str(&r.tags).unwrap_or_default(),
@@ -225,7 +229,7 @@ macro_rules! select {
     (indexed $index:literal, $($rest:tt)+) => {
         concat!(
             "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
-             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, \
+             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, \
              v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
              v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
@@ -238,7 +242,7 @@ macro_rules! select {
     ($($rest:tt)+) => {
         concat!(
             "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
-             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
              v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
              FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",

@@ -61,6 +61,12 @@ impl Segment {
         Segment(Cow::Owned(format!("{n}{}", Segment::fixed(suffix).0)))
     }
 
+    /// `{stem}-{version}-{width}.{ext}`, e.g. `avatar-81723-256.jpg`.
+    pub fn versioned(stem: &'static str, version: u64, width: u32, ext: &'static str) -> Segment {
+        let s = format!("{}-{version}-{width}.{}", Segment::fixed(stem).0, Segment::fixed(ext).0);
+        Segment(Cow::Owned(s))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -77,6 +83,7 @@ const AUDIO: Segment = Segment::fixed("audio");
 const POSTER: Segment = Segment::fixed("poster.jpg");
 const STORYBOARD: Segment = Segment::fixed("storyboard.jpg");
 const STORYBOARD_VTT: Segment = Segment::fixed("storyboard.vtt");
+const CHANNELS: Segment = Segment::fixed("channels");
 
 impl StorageKey {
     /// A top-level key (an area such as `videos`).
@@ -127,6 +134,17 @@ impl StorageKey {
     /// `videos/{id}/storyboard.vtt`: the WebVTT track naming a tile of the sprite per time range.
     pub fn video_storyboard_vtt(id: Uuid) -> StorageKey {
         StorageKey::video(id).join(STORYBOARD_VTT)
+    }
+
+    /// `channels/{id}`: everything stored for one channel.
+    pub fn channel(id: Uuid) -> StorageKey {
+        StorageKey::root(CHANNELS).join(Segment::id(id))
+    }
+
+    /// `channels/{id}/{picture}-{version}-{width}.jpg`: one rendition of a channel's avatar or
+    /// banner (`picture` is a literal such as `avatar`).
+    pub fn channel_picture(id: Uuid, picture: &'static str, version: u64, width: u32) -> StorageKey {
+        StorageKey::channel(id).join(Segment::versioned(picture, version, width, "jpg"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -185,6 +203,11 @@ mod tests {
             StorageKey::video_storyboard_vtt(id).as_str(),
             "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/storyboard.vtt"
         );
+        assert_eq!(
+            StorageKey::channel_picture(id, "avatar", 42, 256).as_str(),
+            "channels/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/avatar-42-256.jpg"
+        );
+        assert!(std::panic::catch_unwind(|| Segment::versioned("../avatar", 1, 2, "jpg")).is_err());
         assert_eq!(
             StorageKey::root(Segment::fixed("thumbnails")).join(Segment::number(3, "")).as_str(),
             "thumbnails/3"

@@ -22,6 +22,8 @@ pub struct FeedCard {
     pub duration_secs: Option<u32>,
     pub channel_name: String,
     pub channel_url: String,
+    /// The channel's small avatar, if it has one.
+    pub channel_avatar_url: Option<String>,
     pub views: u64,
     /// How long ago it was published, in words: `3 hours ago`.
     pub age: String,
@@ -88,11 +90,50 @@ pub struct LinkItem {
     pub url: String,
 }
 
+/// A channel's picture, or what stands in for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Avatar {
+    /// The image (a same-origin path), or `None` for the placeholder.
+    pub url: Option<String>,
+    /// The placeholder's letter: the name's first.
+    pub initial: String,
+}
+
+impl Avatar {
+    /// The avatar at `url`, or a placeholder showing the first letter of `name`.
+    pub fn new(url: Option<String>, name: &str) -> Avatar {
+        let initial =
+            name.chars().find(|c| c.is_alphanumeric()).map(|c| c.to_uppercase().collect()).unwrap_or_default();
+        Avatar { url, initial }
+    }
+}
+
+/// Another channel of the same owner, listed on a channel's page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelLink {
+    pub display_name: String,
+    pub handle: String,
+    pub url: String,
+    pub avatar: Avatar,
+    /// This is the page being shown.
+    pub current: bool,
+}
+
 /// A channel's page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChannelView {
     pub handle: String,
     pub display_name: String,
+    pub avatar: Avatar,
+    /// The banner, large and small (same-origin paths); `None`: the placeholder strip.
+    pub banner: Option<(String, String)>,
+    /// The owner's username and their main channel's page.
+    pub owner: String,
+    pub owner_url: String,
+    /// Every channel of the owner (shown when there are several).
+    pub owner_channels: Vec<ChannelLink>,
+    /// The edit page, for a viewer who may change the channel.
+    pub edit_url: Option<String>,
     pub description: String,
     pub links: Vec<LinkItem>,
     pub subscriber_count: u64,
@@ -141,6 +182,37 @@ impl FeedView {
 struct ChannelPage<'a> {
     shell: Shell,
     view: &'a ChannelView,
+}
+
+/// A channel's edit page: profile, avatar and banner forms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelEditView {
+    pub handle: String,
+    pub display_name: String,
+    pub description: String,
+    pub avatar: Avatar,
+    /// The current banner (small rendition), if any.
+    pub banner_url: Option<String>,
+    /// `/studio/channels/{handle}`: the forms post below it.
+    pub action: String,
+    /// The channel's page.
+    pub url: String,
+    pub csrf: String,
+    /// The largest file accepted, in MiB, for the help text.
+    pub max_mib: usize,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "channel_edit.html")]
+struct ChannelEditPage<'a> {
+    shell: Shell,
+    view: &'a ChannelEditView,
+}
+
+pub fn channel_edit_page(view: &ChannelEditView, ctx: &PageContext) -> String {
+    render(&ChannelEditPage { shell: Shell::for_page("", ctx, &[]), view }, "channel_edit", fallback)
 }
 
 #[derive(Template)]

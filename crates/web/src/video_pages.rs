@@ -84,6 +84,8 @@ pub struct WatchView {
     pub channel_name: String,
     /// The channel's page (a same-origin path).
     pub channel_url: String,
+    /// The channel's small avatar, if it has one.
+    pub channel_avatar_url: Option<String>,
     /// The channel's Subscribe control.
     pub subscribe: Option<crate::channel_pages::SubscribeButton>,
     pub views: u64,
@@ -313,6 +315,7 @@ mod tests {
             description: "Line one\nLine two".into(),
             channel_name: "Ann".into(),
             channel_url: "/@ann".into(),
+            channel_avatar_url: None,
             subscribe: None,
             views: 1234,
             state: state.into(),

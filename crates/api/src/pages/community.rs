@@ -9,18 +9,20 @@
 
 use super::{context, csrf, private, whole_seconds};
 use crate::identity::CurrentUser;
-use crate::{ApiState, channels, feed, subscriptions, videos};
+use crate::{ApiState, channel_images, channels, feed, subscriptions, videos};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{Html, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use turtlemen_db::channels::{Channel, VideoSort};
+use turtlemen_db::channels::{Channel, Picture, VideoSort};
 use turtlemen_db::videos::Video;
 use turtlemen_domain::{RedirectTarget, UserId};
 use turtlemen_http::ApiError;
-use turtlemen_web::channel_pages::{self, ChannelView, FeedCard, FeedView, LinkItem, SubscribeButton};
+use turtlemen_web::channel_pages::{
+    self, Avatar, ChannelLink, ChannelView, FeedCard, FeedView, LinkItem, SubscribeButton,
+};
 use uuid::Uuid;
 
 /// Videos per page on a channel's page and in the feed.
@@ -44,6 +46,7 @@ fn card(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>, new_since: Optio
         duration_secs: whole_seconds(view.duration_secs),
         channel_name: view.channel.display_name,
         channel_url: view.channel.url,
+        channel_avatar_url: channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
         views: view.views,
         age: channel_pages::age_label((Utc::now() - published).num_seconds()),
         published: published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -135,9 +138,29 @@ async fn channel_page(
         (cards, next, sort)
     };
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
+    // A user's profile is their channels: every channel page lists the owner's others.
+    let owner_channels = turtlemen_db::channels::list_by_owner(&st.db, c.owner_id).await?;
     let view = ChannelView {
         handle: c.handle.clone(),
         display_name: c.display_name.clone(),
+        avatar: avatar_of(&c, 96),
+        banner: channel_images::largest_url(&c, Picture::Banner).zip(
+            c.banner_version
+                .map(|v| channel_images::url(c.id, Picture::Banner, v, turtlemen_images::BANNER_SIZES[1].0)),
+        ),
+        owner: c.owner_username.clone(),
+        owner_url: channels::page_url(&c.owner_username),
+        owner_channels: owner_channels
+            .iter()
+            .map(|o| ChannelLink {
+                display_name: o.display_name.clone(),
+                handle: o.handle.clone(),
+                url: channels::page_url(&o.handle),
+                avatar: avatar_of(o, 48),
+                current: o.id == c.id,
+            })
+            .collect(),
+        edit_url: viewer.as_ref().filter(|u| channels::may_manage(&c, u)).map(|_| edit_url(&c)),
         description: c.description.clone(),
         links: c.links.iter().map(|l| LinkItem { title: l.title.clone(), url: l.url.clone() }).collect(),
         subscriber_count: c.subscriber_count,
@@ -155,6 +178,16 @@ async fn channel_page(
         },
     };
     Ok(Html(channel_pages::channel_page(&view, &ctx)))
+}
+
+/// `c`'s avatar at least `width` wide, or its placeholder.
+pub(super) fn avatar_of(c: &Channel, width: u32) -> Avatar {
+    Avatar::new(channel_images::avatar_url(c.id, c.avatar_version, width), &c.display_name)
+}
+
+/// The edit page of `c`.
+pub(super) fn edit_url(c: &Channel) -> String {
+    format!("/studio/channels/{}", channels::page_url(&c.handle).trim_start_matches("/@"))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
