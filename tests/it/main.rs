@@ -23,6 +23,7 @@ mod pages;
 mod recovery;
 mod roles;
 mod scopes;
+mod search;
 mod session_end;
 mod sessions;
 mod uploads;

@@ -64,11 +64,13 @@ fn oauth2_scheme() -> Value {
 }
 
 mod community;
+mod search;
 
 /// The whole document.
 pub fn document() -> Value {
     let mut doc = core_document();
     community::extend(&mut doc);
+    search::extend(&mut doc);
     doc
 }
 
@@ -112,6 +114,7 @@ fn core_document() -> Value {
                 "security": [],
                 "parameters": [
                     { "name": "sort", "in": "query", "schema": { "type": "string", "enum": ["recent", "trending"] } },
+                    { "name": "category", "in": "query", "description": "Only this category's videos (a slug of the fixed list, e.g. music), newest first.", "schema": { "type": "string", "maxLength": 50 } },
                     { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100 } }
                 ],
                 "responses": { "200": { "description": "Videos.", "content": { "application/json": { "schema": video_list } } }, "400": e400 }

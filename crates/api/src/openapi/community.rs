@@ -110,6 +110,11 @@ pub(super) fn extend(doc: &mut Value) {
             "description": { "type": "string", "maxLength": 5000 },
             "links": { "type": "array", "maxItems": 5, "items": { "$ref": "#/components/schemas/ChannelLink" } } } }
     });
+    merge(doc, paths, schemas);
+}
+
+/// Adds `paths` and `schemas` (JSON objects) to the document's own.
+pub(super) fn merge(doc: &mut Value, paths: Value, schemas: Value) {
     for (section, add) in [("paths", paths), ("components/schemas", schemas)] {
         let mut target = &mut *doc;
         for part in section.split('/') {
