@@ -341,8 +341,10 @@ pub enum Listing<'a> {
 }
 
 macro_rules! listed {
+    // `trending_score >= 0` is always true: it matches the predicate of `videos_published`,
+    // which only this query may use (see the migration).
     (recent) => {
-        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.trending_score >= 0 \
          ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
     };
     (trending) => {

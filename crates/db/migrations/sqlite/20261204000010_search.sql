@@ -44,8 +44,11 @@ CREATE INDEX IF NOT EXISTS video_view_hours_hour ON video_view_hours (hour);
 ALTER TABLE videos ADD COLUMN trending_score REAL NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS videos_trending ON videos (trending_score DESC, published_at DESC, id DESC)
     WHERE privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL;
+-- The recent list's own index. Its predicate carries a term that is always true
+-- (trending_score >= 0) and that only the recent list's query repeats, so the planner cannot
+-- pick it for a channel's or the feed's probe, which have videos_channel_published.
 CREATE INDEX IF NOT EXISTS videos_published ON videos (published_at DESC, id DESC)
-    WHERE privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL;
+    WHERE privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL AND trending_score >= 0;
 
 -- Categories: a fixed list (PeerTube's), stored by slug. Free text that names an entry becomes
 -- its slug; anything else is cleared (it matched no list a viewer could browse).
