@@ -292,7 +292,8 @@ pub async fn suggestions(db: &Db, text: &SearchText, videos: u32, channels: u32)
     const PG_CHANNELS: &str = "SELECT c.handle, c.display_name FROM channels c \
          WHERE c.search @@ to_tsquery('simple', $1) \
          ORDER BY ts_rank(c.search, to_tsquery('simple', $1)) DESC, c.subscriber_count DESC LIMIT $2";
-    let (found_videos, found_channels): (Vec<(Uuid, String)>, Vec<(String, String)>) = match db {
+    type Found = (Vec<(Uuid, String)>, Vec<(String, String)>);
+    let (found_videos, found_channels): Found = match db {
         Db::Sqlite(pool) => (
             sqlx::query_as(SQLITE_VIDEOS)
                 .bind(fts5_query(text, true, Some("{title}")))

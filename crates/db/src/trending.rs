@@ -15,6 +15,9 @@ use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use uuid::Uuid;
 
+/// A video's hourly view counts: (hour, views).
+type Buckets = Vec<(DateTime<Utc>, i64)>;
+
 /// A view loses half its weight in this many hours.
 pub const HALF_LIFE_HOURS: f64 = 24.0;
 /// Views older than this many hours no longer count.
@@ -69,7 +72,7 @@ pub async fn add_views_at(db: &Db, counts: &[(Uuid, u64)], at: DateTime<Utc>) ->
                     .bind(as_i64(n))
                     .execute(&mut *tx)
                     .await?;
-                    let buckets: Vec<(DateTime<Utc>, i64)> =
+                    let buckets: Buckets =
                         sqlx::query_as("SELECT hour, views FROM video_view_hours WHERE video_id = $1 AND hour >= $2")
                             .bind(id)
                             .bind(since)
@@ -111,7 +114,7 @@ pub async fn refresh(db: &Db, now: DateTime<Utc>) -> Result<u64, DbError> {
     // Walk the buckets in key order, a page at a time, scoring each video once all its
     // buckets are read.
     let mut after: (Uuid, DateTime<Utc>) = (Uuid::nil(), DateTime::<Utc>::UNIX_EPOCH);
-    let mut current: Option<(Uuid, Vec<(DateTime<Utc>, i64)>)> = None;
+    let mut current: Option<(Uuid, Buckets)> = None;
     let mut scored: Vec<(Uuid, f64)> = Vec::new();
     let mut total = 0u64;
     loop {
@@ -138,10 +141,8 @@ pub async fn refresh(db: &Db, now: DateTime<Utc>) -> Result<u64, DbError> {
                 }
             }
         }
-        if done {
-            if let Some((cur, buckets)) = current.take() {
-                scored.push((cur, score(&buckets, now)));
-            }
+        if done && let Some((cur, buckets)) = current.take() {
+            scored.push((cur, score(&buckets, now)));
         }
         if scored.len() >= BATCH || done {
             total += write_scores(db, &scored).await?;
