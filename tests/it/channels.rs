@@ -259,7 +259,7 @@ async fn the_migration_gives_existing_accounts_and_videos_a_channel_on_postgres(
 }
 
 /// A page as `who` sees it (a visitor when `None`): status and HTML.
-pub(crate) async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String) {
+pub async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, String) {
     let mut req = app.client.get(app.url(path)).header("accept", "text/html");
     if let Some(b) = who {
         req = req.header("cookie", b.cookie_header());

@@ -26,6 +26,7 @@ mod pages;
 mod recovery;
 mod roles;
 mod scopes;
+mod search;
 mod seed;
 mod session_end;
 mod sessions;

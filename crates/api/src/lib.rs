@@ -6,9 +6,9 @@
 //! (the videos API), [`media`] (signed media URLs and delivery), [`views`] (view counting),
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
-//! [`notifications`] (the signed-in user's notifications and their settings), [`pages`] (HTML).
-//! [`janitor`] runs the periodic
-//! chores: view counts written in batches, expired uploads cleaned.
+//! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
+//! and suggestions), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
 pub mod channel_images;
@@ -20,6 +20,7 @@ pub mod media;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
+pub mod search;
 pub mod staging;
 pub mod subscriptions;
 pub mod tus;
@@ -111,18 +112,28 @@ async fn me(user: identity::Scoped<identity::Signed>) -> Json<UserView> {
 pub const VIEW_FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// How often expired uploads are looked for.
 pub const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often trending scores decay ([`turtlemen_db::trending::refresh`]); a video's own score is
+/// also recomputed whenever its views are written.
+pub const TRENDING_EVERY: Duration = Duration::from_secs(300);
 
 /// The API server's periodic chores, until `stop` resolves (then views are flushed once more):
 /// views written every [`VIEW_FLUSH_EVERY`], uploads swept every `sweep_every` (normally
-/// [`UPLOAD_SWEEP_EVERY`]; a shorter period also flushes views sooner).
+/// [`UPLOAD_SWEEP_EVERY`]; a shorter period also flushes views sooner), trending scores decayed
+/// every [`TRENDING_EVERY`].
 pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<Output = ()>) {
     let mut flush = tokio::time::interval(VIEW_FLUSH_EVERY.min(sweep_every));
     let mut sweep = tokio::time::interval(sweep_every);
+    let mut trending = tokio::time::interval(TRENDING_EVERY);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = flush.tick() => state.views.flush(&state.db).await,
+            _ = trending.tick() => {
+                if let Err(e) = turtlemen_db::trending::refresh(&state.db, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "trending refresh failed; will retry");
+                }
+            }
             _ = sweep.tick() => {
                 match uploads::sweep(&state).await {
                     Ok(0) => {}

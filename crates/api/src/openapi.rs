@@ -54,6 +54,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::subscriptions::routes())
         .merge(crate::feed::routes())
         .merge(crate::notifications::routes())
+        .merge(crate::search::routes())
 }
 
 /// The whole document, as served.

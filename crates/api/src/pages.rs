@@ -13,29 +13,34 @@
 //! [`notifications`] the notifications page (the bell in every page's header shows the
 //! signed-in viewer's unread count).
 //! [`channel_edit`] the channel's edit page (profile, avatar, banner).
+//! [`search`] the search page.
 
 mod channel_edit;
 mod community;
 mod csrf;
 mod notifications;
+mod search;
 
 use crate::identity::CurrentUser;
 use crate::{ApiState, videos};
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use turtlemen_db::videos::{self as rows, Listing, Video, VideoState};
+use turtlemen_domain::Category;
 use turtlemen_http::ApiError;
 use turtlemen_web::video_pages::{
     self, EditView, MetadataForm, RenditionItem, StudioRow, StudioView, UploadView, WatchView,
 };
-use turtlemen_web::{HomeView, PageContext, VideoCard};
+use turtlemen_web::{CategoryLink, HomeView, PageContext};
 use uuid::Uuid;
 
 /// How many videos each home-page list shows.
-const HOME_LIST: u32 = 24;
+const HOME_LIST: u32 = 16;
+/// How many of the feed's videos the home page shows.
+const HOME_SUBSCRIPTIONS: u32 = 8;
 /// How many videos the studio list shows.
 const STUDIO_LIST: u32 = 100;
 
@@ -51,6 +56,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(community::routes())
         .merge(notifications::routes())
         .merge(channel_edit::routes())
+        .merge(search::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -99,27 +105,55 @@ fn whole_seconds(d: Option<f64>) -> Option<u32> {
     d.filter(|d| d.is_finite() && *d >= 0.0).map(|d| d.round().min(f64::from(u32::MAX)) as u32)
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct HomeQuery {
+    category: Option<String>,
+}
+
+/// `GET /` (`?category=slug` adds that category's newest videos): from your subscriptions for
+/// a signed-in viewer (the feed's first few), recent, trending and the categories — each list one
+/// indexed read.
 async fn home(
     State(st): State<ApiState>,
     viewer: Option<CurrentUser>,
+    Query(q): Query<HomeQuery>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
-    let card = |v: &Video| {
-        let view = videos::VideoView::build(&st, v, viewer.as_ref());
-        VideoCard {
-            title: view.title,
-            watch_url: view.watch_url,
-            thumbnail_url: view.poster_url,
-            duration_secs: whole_seconds(view.duration_secs),
-            channel_url: Some(view.channel.url),
-            channel_name: view.channel.display_name,
-            views: view.views,
-        }
+    let chosen = match q.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) => Some(videos::parse_category(c)?),
+        None => None,
+    };
+    let card = |v: &Video| community::card(&st, v, viewer.as_ref(), None);
+    let subscriptions = match &viewer {
+        Some(u) => Some(crate::feed::page(&st, u, None, HOME_SUBSCRIPTIONS).await?.videos.iter().map(card).collect()),
+        None => None,
+    };
+    let category = match chosen {
+        Some(c) => Some((
+            c.label().to_owned(),
+            rows::list_public(&st.db, Listing::Category(c.slug()), HOME_LIST).await?.iter().map(card).collect(),
+        )),
+        None => None,
     };
     let recent = rows::list_public(&st.db, Listing::Recent, HOME_LIST).await?;
     let trending = rows::list_public(&st.db, Listing::Trending, HOME_LIST).await?;
-    let view = HomeView { recent: recent.iter().map(card).collect(), trending: trending.iter().map(card).collect() };
+    let categories = Category::all()
+        .iter()
+        .map(|c| CategoryLink {
+            label: c.label().to_owned(),
+            url: format!("/?category={}", c.slug()),
+            current: chosen == Some(*c),
+        })
+        .collect();
+    let view = HomeView {
+        subscriptions,
+        recent: recent.iter().map(card).collect(),
+        trending: trending.iter().map(card).collect(),
+        categories,
+        category,
+    };
     Ok(Html(turtlemen_web::home_page_for(&view, &context(&st, viewer.as_ref(), &uri, &headers).await)))
 }
 

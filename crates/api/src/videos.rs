@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use turtlemen_db::videos::{self as rows, Listing, Metadata, Privacy, Video, VideoState};
-use turtlemen_domain::Role;
+use turtlemen_domain::{Category, Role};
 use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_identity::Scope;
 use turtlemen_storage::StorageKey;
@@ -228,6 +228,9 @@ struct PublicQuery {
     /// `recent` (the default) or `trending`.
     #[param(value_type = Option<String>, pattern = "^(recent|trending)$")]
     sort: Option<String>,
+    /// Only this category's videos (a slug of the fixed list, e.g. `music`), newest first.
+    #[param(max_length = 50)]
+    category: Option<String>,
     /// 1 to 100 (24 by default; larger values are taken as 100).
     limit: Option<u32>,
 }
@@ -262,10 +265,15 @@ async fn list_public(
     viewer: Option<Scoped<VideosRead>>,
     Query(q): Query<PublicQuery>,
 ) -> Result<Json<VideoList>, ApiError> {
-    let listing = match q.sort.as_deref() {
-        None | Some("recent") => Listing::Recent,
-        Some("trending") => Listing::Trending,
-        Some(_) => return Err(ApiError::bad_request("invalid_sort", "sort is recent or trending.")),
+    let category = q.category.as_deref().map(parse_category).transpose()?;
+    let listing = match (q.sort.as_deref(), category) {
+        (None | Some("recent"), Some(c)) => Listing::Category(c.slug()),
+        (None | Some("recent"), None) => Listing::Recent,
+        (Some("trending"), None) => Listing::Trending,
+        (Some("trending"), Some(_)) => {
+            return Err(ApiError::bad_request("invalid_sort", "A category is listed newest first (sort=recent)."));
+        }
+        (Some(_), _) => return Err(ApiError::bad_request("invalid_sort", "sort is recent or trending.")),
     };
     let limit = q.limit.unwrap_or(24).clamp(1, 100);
     let videos = rows::list_public(&st.db, listing, limit).await?;
@@ -328,7 +336,10 @@ impl MetadataPatch {
             title: self.title.map(|t| t.trim().to_owned()).unwrap_or_else(|| current.title.clone()),
             description: self.description.map(|d| d.trim().to_owned()).unwrap_or_else(|| current.description.clone()),
             tags: self.tags.map(normalize_tags).unwrap_or_else(|| current.tags.clone()),
-            category: self.category.map(clean_optional).unwrap_or_else(|| current.category.clone()),
+            category: match self.category {
+                Some(c) => clean_category(c)?,
+                None => current.category.clone(),
+            },
             language: self.language.map(clean_optional).unwrap_or_else(|| current.language.clone()),
             licence: self.licence.map(clean_optional).unwrap_or_else(|| current.licence.clone()),
             privacy,
@@ -336,6 +347,19 @@ impl MetadataPatch {
         validate(&m)?;
         Ok(m)
     }
+}
+
+/// The category named by `s` (slug or label, any case), or a 400 listing the valid slugs.
+pub fn parse_category(s: &str) -> Result<Category, ApiError> {
+    Category::parse(s).ok_or_else(|| {
+        let slugs: Vec<&str> = Category::all().iter().map(|c| c.slug()).collect();
+        field_error("category", format!("one of {}", slugs.join(", ")))
+    })
+}
+
+/// A category as sent: empty clears it, anything else must name one of the list (stored by slug).
+fn clean_category(v: Option<String>) -> Result<Option<String>, ApiError> {
+    clean_optional(v).map(|c| parse_category(&c).map(|c| c.slug().to_owned())).transpose()
 }
 
 fn clean_optional(v: Option<String>) -> Option<String> {

@@ -68,7 +68,7 @@ pub struct Profile {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     owner_id: Uuid,
     owner_username: String,
@@ -109,6 +109,7 @@ macro_rules! select {
         )
     };
 }
+pub(crate) use select;
 
 /// The statement that gives a new account its personal channel: binds `$1` the account id
 /// (also the channel's), `$2` the username, `$3` its lower-cased key, `$4` the display name,
@@ -133,6 +134,7 @@ pub async fn create(db: &Db, owner: UserId, handle: &Handle, display_name: &str)
     let now = Utc::now();
     retry_serializable(|| async {
         with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO channels (id, owner_id, handle, handle_key, display_name, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -143,9 +145,10 @@ pub async fn create(db: &Db, owner: UserId, handle: &Handle, display_name: &str)
             .bind(handle.key())
             .bind(display_name)
             .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())?
+            .execute(&mut *tx)
+            .await?;
+            crate::search::Indexer::reindex_channel(&mut *tx, id).await?;
+            tx.commit().await?
         });
         Ok(())
     })
@@ -189,12 +192,14 @@ pub async fn first_of_owner(db: &Db, owner: UserId) -> Result<Option<Channel>, D
     Ok(row.map(Channel::from))
 }
 
-/// Replaces what the owner may change. `false` when there is no such channel.
+/// Replaces what the owner may change, and its search index entry. `false` when there is no
+/// such channel.
 pub async fn update_profile(db: &Db, id: Uuid, p: &Profile) -> Result<bool, DbError> {
     let links = serde_json::to_string(&p.links).unwrap_or_else(|_| "[]".into());
     retry_serializable(|| async {
         let n = with_pool!(db, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
                 "UPDATE channels SET display_name = $2, description = $3, links = $4, updated_at = $5 WHERE id = $1",
             )
             .bind(id)
@@ -202,9 +207,14 @@ pub async fn update_profile(db: &Db, id: Uuid, p: &Profile) -> Result<bool, DbEr
             .bind(&p.description)
             .bind(&links)
             .bind(Utc::now())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if n > 0 {
+                crate::search::Indexer::reindex_channel(&mut *tx, id).await?;
+            }
+            tx.commit().await?;
+            n
         });
         Ok(n > 0)
     })

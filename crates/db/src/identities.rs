@@ -174,6 +174,7 @@ pub async fn create_user_with_identity(
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            crate::search::Indexer::reindex_channel(&mut *tx, user_id.0).await?;
             tx.commit().await?;
             Ok::<_, DbError>(())
         })

@@ -200,28 +200,6 @@ const WORDS: &[&str] = &[
     "quest",
 ];
 
-/// PeerTube's category names (the seed spreads videos over them).
-const CATEGORIES: &[&str] = &[
-    "Music",
-    "Films",
-    "Vehicles",
-    "Art",
-    "Sports",
-    "Travels",
-    "Gaming",
-    "People",
-    "Comedy",
-    "Entertainment",
-    "News & Politics",
-    "How To",
-    "Education",
-    "Activism",
-    "Science & Technology",
-    "Animals",
-    "Kids",
-    "Food",
-];
-
 fn words(rng: &mut StdRng, n: usize) -> String {
     (0..n).map(|_| *WORDS.choose(rng).unwrap_or(&"video")).collect::<Vec<_>>().join(" ")
 }
@@ -340,6 +318,10 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
         },
     )
     .await?;
+    let ids: Vec<Uuid> = (0..plan.channels).map(channel_id).collect();
+    for chunk in ids.chunks(BATCH) {
+        crate::search::index_many(db, &[], chunk).await?;
+    }
     report.channels = u64::from(plan.channels);
     report.timings.push(("channels", started.elapsed()));
 
@@ -380,8 +362,24 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
             },
         )
         .await?;
+        let ids: Vec<Uuid> = rows.iter().map(|v| id(3, u64::from(v.index))).collect();
+        crate::search::index_many(db, &ids, &[]).await?;
+        // The last week's public videos were watched lately: an hourly bucket each, from which
+        // the trending scores are computed at the end.
+        let recent: Vec<&SeedVideo> = rows
+            .iter()
+            .filter(|v| v.privacy == "public" && now - v.published < Duration::hours(crate::trending::WINDOW_HOURS))
+            .collect();
+        if !recent.is_empty() {
+            insert_rows(db, "INSERT INTO video_view_hours (video_id, hour, views) ", 0..recent.len() as u32, |i| {
+                let v = recent[i as usize];
+                vec![id(3, u64::from(v.index)).into(), crate::trending::hour_of(v.published).into(), v.views.into()]
+            })
+            .await?;
+        }
         done = end;
     }
+    crate::trending::refresh(db, now).await?;
     report.videos = u64::from(plan.videos);
     report.timings.push(("videos", started.elapsed()));
 
@@ -434,7 +432,7 @@ impl SeedVideo {
             title: words(rng, n_title),
             description: words(rng, n_description),
             tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
-            category: CATEGORIES.choose(rng).copied().unwrap_or("People"),
+            category: turtlemen_domain::Category::all().choose(rng).map_or("people", |c| c.slug()),
             privacy,
             duration: rng.gen_range(20.0..3600.0),
             // Most videos are seen a little, a few a lot.

@@ -86,6 +86,7 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            crate::search::Indexer::reindex_channel(&mut *tx, id.0).await?;
             tx.commit().await?;
             row
         });

@@ -5,6 +5,7 @@
 //! still processing, as soon as the first segments of every rendition are published. Lists join
 //! the owner's and the channel's names so a page needs one query.
 
+use crate::search::Indexer;
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
 use turtlemen_domain::UserId;
@@ -256,7 +257,7 @@ fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
-fn as_i64(n: u64) -> i64 {
+pub(crate) fn as_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -269,13 +270,14 @@ async fn touch(db: &Db, id: Uuid, sql: &'static str) -> Result<(), DbError> {
     .await
 }
 
-/// Inserts a video in state `uploading`.
+/// Inserts a video in state `uploading`, with its search index entry.
 pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
     let now = Utc::now();
     let m = &new.metadata;
     let tags = tags_json(&m.tags);
     retry_serializable(|| async {
         with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO videos (id, owner_id, title, description, tags, category, language, licence, privacy, state, \
                  original_name, original_bytes, created_at, updated_at, channel_id) \
@@ -294,9 +296,10 @@ pub async fn create(db: &Db, new: &NewVideo) -> Result<(), DbError> {
             .bind(as_i64(new.original_bytes))
             .bind(now)
             .bind(new.channel_id)
-            .execute(pool)
-            .await
-            .map(|_| ())?
+            .execute(&mut *tx)
+            .await?;
+            Indexer::reindex_video(&mut *tx, new.id).await?;
+            tx.commit().await?
         });
         Ok(())
     })
@@ -332,44 +335,73 @@ pub async fn list_by_owner(
 
 /// Which public list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
+pub enum Listing<'a> {
     /// Newest published first.
     Recent,
-    /// Most viewed among those published in the last 30 days, then newest.
+    /// Highest time-decayed view score first ([`crate::trending`]), then newest.
     Trending,
+    /// One category's videos (by slug), newest first.
+    Category(&'a str),
 }
 
-/// Public videos that can be played (ready, or playable while processing), for the home page.
-pub async fn list_public(db: &Db, listing: Listing, limit: u32) -> Result<Vec<Video>, DbError> {
-    let since = Utc::now() - chrono::TimeDelta::days(30);
-    let rows: Vec<Row> = with_pool!(db, |pool| {
-        match listing {
-            Listing::Recent => sqlx::query_as(select!(
-                "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-                 ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
-            ))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?,
-            Listing::Trending => sqlx::query_as(select!(
-                "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.published_at > $2 \
-                 ORDER BY v.views DESC, v.published_at DESC LIMIT $1"
-            ))
-            .bind(i64::from(limit))
-            .bind(since)
-            .fetch_all(pool)
-            .await?,
+macro_rules! listed {
+    // `trending_score >= 0` is always true: it matches the predicate of `videos_published`,
+    // which only this query may use (see the migration).
+    (recent) => {
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.trending_score >= 0 \
+         ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
+    };
+    (trending) => {
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+         ORDER BY v.trending_score DESC, v.published_at DESC, v.id DESC LIMIT $1"
+    };
+    (category) => {
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.category = $2 \
+         ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
+    };
+}
+
+/// Public videos that can be played (ready, or playable while processing), for the home page:
+/// each list one range scan of its partial index (`videos_published`, `videos_trending`,
+/// `videos_category_published`; named with `INDEXED BY` on SQLite, which has no statistics to
+/// choose by).
+pub async fn list_public(db: &Db, listing: Listing<'_>, limit: u32) -> Result<Vec<Video>, DbError> {
+    let limit = i64::from(limit);
+    let rows: Vec<Row> = match (db, listing) {
+        (Db::Sqlite(pool), Listing::Recent) => {
+            sqlx::query_as(select!(indexed "videos_published", listed!(recent))).bind(limit).fetch_all(pool).await?
         }
-    });
+        (Db::Sqlite(pool), Listing::Trending) => {
+            sqlx::query_as(select!(indexed "videos_trending", listed!(trending))).bind(limit).fetch_all(pool).await?
+        }
+        (Db::Sqlite(pool), Listing::Category(slug)) => {
+            sqlx::query_as(select!(indexed "videos_category_published", listed!(category)))
+                .bind(limit)
+                .bind(slug)
+                .fetch_all(pool)
+                .await?
+        }
+        (Db::Postgres(pool), Listing::Recent) => {
+            sqlx::query_as(select!(listed!(recent))).bind(limit).fetch_all(pool).await?
+        }
+        (Db::Postgres(pool), Listing::Trending) => {
+            sqlx::query_as(select!(listed!(trending))).bind(limit).fetch_all(pool).await?
+        }
+        (Db::Postgres(pool), Listing::Category(slug)) => {
+            sqlx::query_as(select!(listed!(category))).bind(limit).bind(slug).fetch_all(pool).await?
+        }
+    };
     Ok(rows.into_iter().map(Video::from).collect())
 }
 
-/// Replaces the user-set metadata. `false` when there is no such video.
+/// Replaces the user-set metadata, and the search index entry with it. `false` when there is no
+/// such video.
 pub async fn update_metadata(db: &Db, id: Uuid, m: &Metadata) -> Result<bool, DbError> {
     let tags = tags_json(&m.tags);
     retry_serializable(|| async {
         let done = with_pool!(db, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
                 "UPDATE videos SET title = $2, description = $3, tags = $4, category = $5, language = $6, licence = $7, \
                  privacy = $8, updated_at = $9 WHERE id = $1",
             )
@@ -382,9 +414,14 @@ pub async fn update_metadata(db: &Db, id: Uuid, m: &Metadata) -> Result<bool, Db
             .bind(m.licence.as_deref())
             .bind(m.privacy.as_str())
             .bind(Utc::now())
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if n > 0 {
+                Indexer::reindex_video(&mut *tx, id).await?;
+            }
+            tx.commit().await?;
+            n
         });
         Ok(done > 0)
     })
@@ -499,34 +536,25 @@ pub async fn mark_failed(db: &Db, id: Uuid, reason: &str) -> Result<(), DbError>
     .await
 }
 
-/// Removes a video row (its upload goes with it). `false` when there was none.
+/// Removes a video row (its upload and its search index entry go with it). `false` when there
+/// was none.
 pub async fn delete(db: &Db, id: Uuid) -> Result<bool, DbError> {
     retry_serializable(|| async {
         let n = with_pool!(db, |pool| {
-            sqlx::query("DELETE FROM videos WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+            let mut tx = pool.begin().await?;
+            Indexer::unindex_video(&mut *tx, id).await?;
+            let n = sqlx::query("DELETE FROM videos WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
         });
         Ok(n > 0)
     })
     .await
 }
 
-/// Adds counted views, one statement per video.
+/// Adds counted views now: see [`crate::trending::add_views_at`].
 pub async fn add_views(db: &Db, counts: &[(Uuid, u64)]) -> Result<(), DbError> {
-    for &(id, n) in counts {
-        retry_serializable(|| async {
-            with_pool!(db, |pool| {
-                sqlx::query("UPDATE videos SET views = views + $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(as_i64(n))
-                    .execute(pool)
-                    .await
-                    .map(|_| ())?
-            });
-            Ok(())
-        })
-        .await?;
-    }
-    Ok(())
+    crate::trending::add_views_at(db, counts, Utc::now()).await
 }
 
 /// Bytes a user's videos take (their originals as declared, uploads in progress included), all

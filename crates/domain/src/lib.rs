@@ -4,17 +4,21 @@
 //! through its `parse` function, so code that holds one never has to check it again. This crate
 //! knows nothing of HTTP, JSON request shapes or SQL.
 
+mod category;
 mod email;
 mod handle;
 mod ids;
 mod redirect;
+pub mod search;
 mod secret;
 mod username;
 
+pub use category::Category;
 pub use email::{Email, EmailError};
 pub use handle::{Handle, HandleError};
 pub use ids::UserId;
 pub use redirect::RedirectTarget;
+pub use search::{SearchText, SearchTextError};
 pub use secret::Secret;
 pub use username::{Username, UsernameError};
 

@@ -10,56 +10,9 @@
 //! JavaScript; a visitor gets a "Sign in to subscribe" link instead.
 
 use crate::pages::{PageContext, Shell, render};
-use crate::views::{self, group_thousands};
+use crate::views::group_thousands;
+pub use crate::views::{FeedCard, age_label};
 use askama::Template;
-
-/// A video in a channel's list or in the feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedCard {
-    pub title: String,
-    pub watch_url: String,
-    pub thumbnail_url: Option<String>,
-    pub duration_secs: Option<u32>,
-    pub channel_name: String,
-    pub channel_url: String,
-    /// The channel's small avatar, if it has one.
-    pub channel_avatar_url: Option<String>,
-    pub views: u64,
-    /// How long ago it was published, in words: `3 hours ago`.
-    pub age: String,
-    /// The publication time, RFC 3339, for `<time datetime>`.
-    pub published: String,
-    /// Published since the viewer's last visit of the feed.
-    pub is_new: bool,
-}
-
-impl FeedCard {
-    pub fn duration_label(&self) -> Option<String> {
-        views::duration_label(self.duration_secs)
-    }
-
-    pub fn duration_iso(&self) -> Option<String> {
-        views::duration_iso(self.duration_secs)
-    }
-
-    pub fn views_label(&self) -> String {
-        views::views_label(self.views)
-    }
-}
-
-/// `seconds` ago in words: `just now`, `5 minutes ago`, `1 day ago`, `3 years ago`.
-pub fn age_label(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (n, unit) = match s {
-        0..60 => return "just now".into(),
-        60..3600 => (s / 60, "minute"),
-        3600..86_400 => (s / 3600, "hour"),
-        86_400..2_592_000 => (s / 86_400, "day"),
-        2_592_000..31_536_000 => (s / 2_592_000, "month"),
-        _ => (s / 31_536_000, "year"),
-    };
-    if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
-}
 
 /// The Subscribe / Unsubscribe control of a channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -239,16 +192,6 @@ pub fn subscriptions_page(view: &FeedView, ctx: &PageContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_read_naturally() {
-        assert_eq!(age_label(5), "just now");
-        assert_eq!(age_label(60), "1 minute ago");
-        assert_eq!(age_label(7200), "2 hours ago");
-        assert_eq!(age_label(86_400 * 3), "3 days ago");
-        assert_eq!(age_label(31_536_000 * 2), "2 years ago");
-        assert_eq!(age_label(-5), "just now");
-    }
 
     #[test]
     fn hostile_channel_text_renders_inert() {

@@ -2,9 +2,10 @@
 //! binary.
 //!
 //! - [`home_page`] and [`error_page`] render full HTML pages from plain view models
-//!   ([`HomeView`], [`VideoCard`]); [`video_pages`] renders upload, watch, the creator's list
+//!   ([`HomeView`], [`FeedCard`]); [`video_pages`] renders upload, watch, the creator's list
 //!   and the edit form; [`channel_pages`] a channel's page and the subscriptions feed;
-//!   [`notification_pages`] the notifications page (the bell in the header links to it); [`PageContext`] tells a page who is looking and where it is;
+//!   [`notification_pages`] the notifications page (the bell in the header links to it);
+//!   [`search_pages`] the search page; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
 //!   an asset's current URL.
 //!
@@ -18,9 +19,10 @@ pub mod channel_pages;
 pub mod notification_pages;
 mod pages;
 pub mod recovery_pages;
+pub mod search_pages;
 pub mod video_pages;
 mod views;
 
 pub use assets::{asset_url, static_routes};
 pub use pages::{PageContext, error_page, home_page, home_page_for, unread_label};
-pub use views::{HomeView, VideoCard};
+pub use views::{CategoryLink, FeedCard, HomeView};

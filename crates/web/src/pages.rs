@@ -7,7 +7,7 @@
 //! logged and a minimal page is returned instead.
 
 use crate::assets::asset_url;
-use crate::views::{HomeView, VideoCard};
+use crate::views::HomeView;
 use askama::Template;
 use axum::http::StatusCode;
 use turtlemen_http::error::ErrorBody;
@@ -31,6 +31,8 @@ pub(crate) struct Shell {
     pub(crate) bell_label: String,
     /// Page-specific scripts (hashed URLs), loaded deferred after `app.js`, in this order.
     pub(crate) scripts: Vec<&'static str>,
+    /// The text in the header's search box (the search page's own query).
+    pub(crate) search_q: String,
 }
 
 impl Shell {
@@ -48,6 +50,7 @@ impl Shell {
             unread_badge: None,
             bell_label: "Notifications".into(),
             scripts: Vec::new(),
+            search_q: String::new(),
         }
     }
 
@@ -113,8 +116,7 @@ fn encode(s: &str, keep_slash: bool) -> String {
 #[template(path = "home.html")]
 struct HomePage<'a> {
     shell: Shell,
-    recent: &'a [VideoCard],
-    trending: &'a [VideoCard],
+    view: &'a HomeView,
 }
 
 #[derive(Template)]
@@ -126,14 +128,15 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// The home page: recent and trending videos, for an anonymous visitor.
+/// The home page, for an anonymous visitor.
 pub fn home_page(view: &HomeView) -> String {
     home_page_for(view, &PageContext { path: "/".into(), ..PageContext::default() })
 }
 
-/// The home page: recent and trending videos, as `ctx` sees it.
+/// The home page (from your subscriptions, a chosen category, recent, trending, categories), as
+/// `ctx` sees it.
 pub fn home_page_for(view: &HomeView, ctx: &PageContext) -> String {
-    let page = HomePage { shell: Shell::for_page("/", ctx, &[]), recent: &view.recent, trending: &view.trending };
+    let page = HomePage { shell: Shell::for_page("/", ctx, &[]), view };
     render(&page, "home", || {
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Turtlemen</title>\
          <main><h1>Turtlemen</h1><p>This page could not be shown; please try again.</p></main></html>"
@@ -165,15 +168,19 @@ mod tests {
     use super::*;
     use std::borrow::Cow;
 
-    fn card(title: &str) -> VideoCard {
-        VideoCard {
+    fn card(title: &str) -> crate::FeedCard {
+        crate::FeedCard {
             title: title.into(),
             watch_url: "/watch/abc".into(),
             thumbnail_url: Some("/media/abc/thumb.jpg".into()),
             duration_secs: Some(245),
             channel_name: "Turtle & Co".into(),
-            channel_url: Some("/c/turtle".into()),
+            channel_url: "/c/turtle".into(),
+            channel_avatar_url: None,
             views: 1234,
+            age: "3 days ago".into(),
+            published: "2026-01-01T00:00:00Z".into(),
+            is_new: false,
         }
     }
 
@@ -197,7 +204,11 @@ mod tests {
 
     #[test]
     fn the_home_page_renders_cards() {
-        let view = HomeView { recent: vec![card("First <b>video</b>"), card("Second")], trending: vec![card("Hot")] };
+        let view = HomeView {
+            recent: vec![card("First <b>video</b>"), card("Second")],
+            trending: vec![card("Hot")],
+            ..HomeView::default()
+        };
         let html = home_page(&view);
         assert!(html.starts_with("<!doctype html>"));
         assert!(html.contains("<html lang=\"en\">"));
@@ -210,6 +221,8 @@ mod tests {
         assert!(html.contains("href=\"/c/turtle\""));
         assert!(html.contains("Turtle &#38;") || html.contains("Turtle &amp;"), "{html}");
         assert!(html.contains("1,234 views"));
+        assert!(html.contains("3 days ago"), "every card says its age");
+        assert!(!html.contains("subscriptions-heading"), "no subscriptions section for a visitor");
         assert!(!html.contains("class=\"empty\""), "no empty state when there are videos");
         for url in [asset_url("app.css"), asset_url("app.js")] {
             assert!(html.contains(url.expect("in the table")), "the layout links the hashed assets");
@@ -253,8 +266,8 @@ mod tests {
         let mut c = card("Live");
         c.thumbnail_url = None;
         c.duration_secs = None;
-        let html = home_page(&HomeView { recent: vec![c], trending: vec![] });
+        let html = home_page(&HomeView { recent: vec![c], ..HomeView::default() });
         assert!(html.contains("class=\"thumb-placeholder\""));
-        assert!(!html.contains("<time"));
+        assert!(!html.contains("class=\"duration\""), "{html}");
     }
 }

@@ -41,6 +41,11 @@ impl Default for MetadataForm {
 
 impl MetadataForm {
     /// The privacy choices: value, label, explanation.
+    /// The categories to choose from: (slug, label), in the fixed list's order.
+    pub fn category_choices(&self) -> Vec<(&'static str, &'static str)> {
+        turtlemen_domain::Category::all().iter().map(|c| (c.slug(), c.label())).collect()
+    }
+
     pub fn privacy_choices(&self) -> [(&'static str, &'static str, &'static str); 3] {
         [
             ("public", "Public", "Anyone can find and watch it."),

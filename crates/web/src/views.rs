@@ -4,52 +4,82 @@
 //! types. The small formatting helpers (durations, view counts) live here so every page words
 //! them the same way.
 
-/// One video as a card in a list: thumbnail, duration, title, channel and view count.
+/// One video as a card in a list (home, search, a channel, the feed): thumbnail, duration,
+/// title, channel, view count and age.
 ///
-/// Text is escaped when rendered, but escaping does not make a URL safe: the three URL fields
-/// are same-origin paths the handler builds from ids, never text a user typed.
+/// Text is escaped when rendered, but escaping does not make a URL safe: the URL fields are
+/// same-origin paths the handler builds from ids and handles, never text a user typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VideoCard {
-    /// The video's title, as its creator wrote it (escaped when rendered).
+pub struct FeedCard {
     pub title: String,
-    /// Where the video is watched, e.g. `/watch/…` (a same-origin path).
     pub watch_url: String,
-    /// The thumbnail's URL; `None` while none has been made yet (a placeholder is shown).
     pub thumbnail_url: Option<String>,
-    /// The length in seconds; `None` while it is unknown (a live stream, or still processing).
     pub duration_secs: Option<u32>,
-    /// The channel's display name.
     pub channel_name: String,
-    /// The channel's page (a same-origin path), once channels have pages.
-    pub channel_url: Option<String>,
-    /// How many times the video was watched.
+    pub channel_url: String,
+    /// The channel's small avatar, if it has one.
+    pub channel_avatar_url: Option<String>,
     pub views: u64,
+    /// How long ago it was published, in words: `3 hours ago`.
+    pub age: String,
+    /// The publication time, RFC 3339, for `<time datetime>`.
+    pub published: String,
+    /// Published since the viewer's last visit of the feed.
+    pub is_new: bool,
+}
+
+impl FeedCard {
+    pub fn duration_label(&self) -> Option<String> {
+        duration_label(self.duration_secs)
+    }
+
+    pub fn duration_iso(&self) -> Option<String> {
+        duration_iso(self.duration_secs)
+    }
+
+    pub fn views_label(&self) -> String {
+        views_label(self.views)
+    }
+}
+
+/// `seconds` ago in words: `just now`, `5 minutes ago`, `1 day ago`, `3 years ago`.
+pub fn age_label(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (n, unit) = match s {
+        0..60 => return "just now".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86_400 => (s / 3600, "hour"),
+        86_400..2_592_000 => (s / 86_400, "day"),
+        2_592_000..31_536_000 => (s / 2_592_000, "month"),
+        _ => (s / 31_536_000, "year"),
+    };
+    if n == 1 { format!("1 {unit} ago") } else { format!("{n} {unit}s ago") }
+}
+
+/// A category to browse, as the home page lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryLink {
+    pub label: String,
+    /// `/?category=slug`.
+    pub url: String,
+    /// This is the category shown.
+    pub current: bool,
 }
 
 /// The home page's content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HomeView {
+    /// Newest videos of the channels the viewer follows; `None` for a visitor (or nobody
+    /// followed), so the section is left out.
+    pub subscriptions: Option<Vec<FeedCard>>,
     /// The newest public videos, newest first.
-    pub recent: Vec<VideoCard>,
-    /// The public videos watched most lately, most watched first.
-    pub trending: Vec<VideoCard>,
-}
-
-impl VideoCard {
-    /// The duration as a clock reading: `0:42`, `4:05`, `1:02:03`.
-    pub fn duration_label(&self) -> Option<String> {
-        duration_label(self.duration_secs)
-    }
-
-    /// The duration as an ISO 8601 duration for `<time datetime>`: `PT4M5S`.
-    pub fn duration_iso(&self) -> Option<String> {
-        duration_iso(self.duration_secs)
-    }
-
-    /// The view count in words: `1 view`, `12,345 views`.
-    pub fn views_label(&self) -> String {
-        views_label(self.views)
-    }
+    pub recent: Vec<FeedCard>,
+    /// The public videos watched most lately (time-decayed), then newest.
+    pub trending: Vec<FeedCard>,
+    /// Every category, as links.
+    pub categories: Vec<CategoryLink>,
+    /// The category chosen (`?category=`): its label and newest videos.
+    pub category: Option<(String, Vec<FeedCard>)>,
 }
 
 /// A length in seconds as a clock reading: `0:42`, `4:05`, `1:02:03`.
@@ -88,15 +118,19 @@ pub(crate) fn group_thousands(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn card(duration_secs: Option<u32>, views: u64) -> VideoCard {
-        VideoCard {
+    fn card(duration_secs: Option<u32>, views: u64) -> FeedCard {
+        FeedCard {
             title: "t".into(),
-            watch_url: "/watch/x".into(),
+            watch_url: "/videos/x".into(),
             thumbnail_url: None,
             duration_secs,
             channel_name: "c".into(),
-            channel_url: Some("/c/c".into()),
+            channel_url: "/@c".into(),
+            channel_avatar_url: None,
             views,
+            age: "just now".into(),
+            published: "2026-01-01T00:00:00Z".into(),
+            is_new: false,
         }
     }
 
@@ -116,5 +150,15 @@ mod tests {
         assert_eq!(card(None, 999).views_label(), "999 views");
         assert_eq!(card(None, 1000).views_label(), "1,000 views");
         assert_eq!(card(None, 1_234_567).views_label(), "1,234,567 views");
+    }
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(age_label(5), "just now");
+        assert_eq!(age_label(60), "1 minute ago");
+        assert_eq!(age_label(7200), "2 hours ago");
+        assert_eq!(age_label(86_400 * 3), "3 days ago");
+        assert_eq!(age_label(31_536_000 * 2), "2 years ago");
+        assert_eq!(age_label(-5), "just now");
     }
 }

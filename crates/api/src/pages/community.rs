@@ -35,8 +35,14 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/subscriptions", get(subscriptions_page))
 }
 
-/// A card for `v`; `new_since` marks those published after it.
-fn card(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>, new_since: Option<DateTime<Utc>>) -> FeedCard {
+/// A card for `v`; `new_since` marks those published after it. Every list of videos on a page
+/// (home, search, a channel, the feed) is made of these.
+pub(super) fn card(
+    st: &ApiState,
+    v: &Video,
+    viewer: Option<&CurrentUser>,
+    new_since: Option<DateTime<Utc>>,
+) -> FeedCard {
     let view = videos::VideoView::build(st, v, viewer);
     let published = v.published_at.unwrap_or(v.created_at);
     FeedCard {
