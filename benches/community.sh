@@ -67,8 +67,11 @@ out = """$out"""
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s)", v); x = float(m.group(1))
     return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
-p50 = ms(re.search(r"50%\s+(\S+)", out).group(1)); p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+p50m = re.search(r"50%\s+(\S+)", out); p99m = re.search(r"99%\s+(\S+)", out)
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+if not (p50m and p99m):  # nothing answered within wrk's timeout: no latency distribution
+    print(f"  {sys.argv[1]:<9} HTTP {sys.argv[2]}  no answer within 10 s  {rps:8.0f} req/s"); sys.exit(0)
+p50 = ms(p50m.group(1)); p99 = ms(p99m.group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out); errs = re.search(r"Socket errors: (.*)", out)
 print(f"  {sys.argv[1]:<9} HTTP {sys.argv[2]}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {rps:8.0f} req/s"
       + (f"  non-2xx {bad.group(1)}" if bad else "") + (f"  socket errors: {errs.group(1)}" if errs else ""))
