@@ -10,18 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser } from './support/browser.js';
+import { PASSWORD, launchBrowser, signInForm } from './support/browser.js';
 import { externalUrls, startServer } from './support/server.js';
 import { until } from './support/wait.js';
 
-const PASSWORD = 'correct horse battery staple';
 const PAGE_BUDGET_BYTES = 50 * 1024;
 
-async function signInForm(page, username) {
-  await page.getByLabel('Username or email').fill(username);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
 
 const stacks = [['SQLite', 'embedded']];
 if (externalUrls()) stacks.push(['PostgreSQL', 'external']);

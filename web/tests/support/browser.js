@@ -66,3 +66,13 @@ export async function settled(record, { deadlineMs = 30_000 } = {}) {
   }
   return Promise.all(record.sizes);
 }
+
+/** The password the browser tests give the accounts they make. */
+export const PASSWORD = 'correct horse battery staple';
+
+/** Fills and submits the sign-in form on `page` as `username`. */
+export async function signInForm(page, username) {
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
