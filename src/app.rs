@@ -331,11 +331,17 @@ fn auth_settings(config: &Config) -> turtlemen_auth::AuthSettings {
 /// SMTP when `smtp_url` is set, else the outbox folder in the data dir.
 fn mailer(config: &Config) -> anyhow::Result<turtlemen_auth::mail::Mailer> {
     use turtlemen_auth::mail::Mailer;
-    match &config.mail.smtp_url {
-        Some(url) => Mailer::smtp(url.expose(), &config.mail.from),
-        None => Mailer::outbox(config.data_dir.join("outbox"), &config.mail.from),
+    let mailer = match &config.mail.smtp_url {
+        Some(url) => Mailer::smtp(url.expose(), &config.mail.from)?,
+        None => Mailer::outbox(config.data_dir.join("outbox"), &config.mail.from)?,
+    };
+    if !mailer.delivers() {
+        tracing::warn!(
+            "no smtp_url: mail is written to the outbox folder in the data dir, not sent; registration signs \
+             new accounts in at once and password-reset links are read there by the operator"
+        );
     }
-    .map_err(anyhow::Error::msg)
+    Ok(mailer)
 }
 
 impl Server {

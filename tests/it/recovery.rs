@@ -148,50 +148,15 @@ on_both_stacks! {
         assert!(resealed.starts_with(b"TMv1") && resealed != stored, "sealed again, with a fresh nonce");
     }
 
-    async fn registration_never_tells_an_email_is_taken(app) {
+    async fn registration_without_mail_says_a_taken_address(app) {
+        // The outbox (no smtp_url): no notice could reach the owner, so the visitor is told.
         user(&app, "ann").await;
         let browser = app.browser();
-        let (taken_status, taken_page) = register(&app, &browser, "bob", "ann@example.org").await;
-        let (new_status, new_page) = register(&app, &browser, "carl", "carl@example.org").await;
-        assert_eq!((taken_status, new_status), (200, 200));
-        assert_eq!(taken_page, new_page, "the same answer either way");
-        assert!(new_page.contains("Check your email"));
-        assert!(turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("bob").unwrap()).await.unwrap().is_none());
-        // A taken username may be said.
-        let (status, html) = register(&app, &browser, "Carl", "c2@example.org").await;
+        let (status, html) = register(&app, &browser, "bob", "ann@example.org").await;
         assert_eq!(status, 422);
-        assert!(html.contains("id=\"username-error\">This username is taken."), "{html}");
-
-        let mails = outbox(&app);
-        assert_eq!(mails.len(), 2, "a notice to ann, a link to carl");
-        assert!(mails[0].contains("To: ann@example.org") && mails[0].contains("already has"), "{}", mails[0]);
-        assert!(!mails[0].contains("verify-email"));
-        assert!(mails[1].contains("To: carl@example.org"));
-        let link = link_in(&mails[1], "/auth/verify-email?token=");
-        assert!(link.starts_with(&app.url("/auth/verify-email?token=")), "{link}");
-        let ann = user_id(&app, "ann").await;
-        let ann_events = turtlemen_db::audit::for_user(&app.db, ann, 10).await.unwrap();
-        assert!(ann_events.iter().any(|e| e.event == "register_email_taken"));
-
-        // Not yet verified: the ID token says so.
-        let carl = user_id(&app, "carl").await;
-        client(&app, "pub", true).await;
-        sign_in(&app, &browser, "carl").await;
-        let t = tokens(&app, &browser, "pub").await;
-        assert_eq!(claims(t["id_token"].as_str().unwrap())["email_verified"], false);
-
-        let res = app.get_page(&format!("/auth/verify-email?token={}", token_of(&link))).await;
-        assert_eq!(res.status(), 200);
-        assert!(res.text().await.unwrap().contains("return_to=%2Fwatch%2Fx"), "continues where registration began");
-        assert!(turtlemen_db::users::find_by_id(&app.db, carl).await.unwrap().unwrap().email_verified);
-        let again = app.get_page(&format!("/auth/verify-email?token={}", token_of(&link))).await;
-        assert_eq!(again.status(), 400, "single use");
-        assert_eq!(app.get_page("/auth/verify-email?token=x").await.status(), 400);
-
-        let t = tokens(&app, &browser, "pub").await;
-        assert_eq!(claims(t["id_token"].as_str().unwrap())["email_verified"], true);
-        let info = app.client.get(app.url("/auth/userinfo")).bearer_auth(t["access_token"].as_str().unwrap()).send().await.unwrap();
-        assert_eq!(info.json::<serde_json::Value>().await.unwrap()["email_verified"], true);
+        assert!(html.contains("id=\"email-error\">An account already uses this address."), "{html}");
+        assert!(turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("bob").unwrap()).await.unwrap().is_none());
+        assert!(outbox(&app).is_empty(), "no notice written where nobody reads it");
     }
 
     async fn resending_the_verification_link_is_limited(app) {
@@ -446,6 +411,81 @@ async fn mail_goes_through_smtp_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_goes_through_smtp_external() {
     mail_goes_through_smtp(Stack::External).await;
+}
+
+/// With mail that arrives (SMTP), registration gives one answer whether or not the address is
+/// taken; the address's owner is told by mail instead.
+async fn registration_never_tells_an_email_is_taken(stack: Stack) {
+    let Some((mut settings, dir, schema)) = fresh_settings(stack).await else { return };
+    let maildir = dir.path().join("maildir");
+    let (_server, port) = smtp_server(&maildir);
+    settings.smtp_url = Some(Secret::new(format!("smtp://127.0.0.1:{port}")));
+    let app = TestApp::spawn_with(settings, dir, schema).await;
+    user(&app, "ann").await;
+    let browser = app.browser();
+    let (taken_status, taken_page) = register(&app, &browser, "bob", "ann@example.org").await;
+    let (new_status, new_page) = register(&app, &browser, "carl", "carl@example.org").await;
+    assert_eq!((taken_status, new_status), (200, 200));
+    assert_eq!(taken_page, new_page, "the same answer either way");
+    assert!(new_page.contains("Check your email"));
+    assert!(
+        turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("bob").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A taken username may be said.
+    let (status, html) = register(&app, &browser, "Carl", "c2@example.org").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("id=\"username-error\">This username is taken."), "{html}");
+
+    let mails = wait_for_mail(|| maildir_messages(&maildir), 2).await;
+    assert_eq!(mails.len(), 2, "a notice to ann, a link to carl");
+    let to =
+        |who: &str| mails.iter().find(|m| m.contains(&format!("To: {who}"))).unwrap_or_else(|| panic!("mail to {who}"));
+    assert!(to("ann@example.org").contains("already has"), "{}", to("ann@example.org"));
+    assert!(!to("ann@example.org").contains("verify-email"));
+    let link = link_in(to("carl@example.org"), "/auth/verify-email?token=");
+    assert!(link.starts_with(&app.url("/auth/verify-email?token=")), "{link}");
+    let ann = user_id(&app, "ann").await;
+    let ann_events = turtlemen_db::audit::for_user(&app.db, ann, 10).await.unwrap();
+    assert!(ann_events.iter().any(|e| e.event == "register_email_taken"));
+
+    // Not yet verified: the ID token says so.
+    let carl = user_id(&app, "carl").await;
+    client(&app, "pub", true).await;
+    sign_in(&app, &browser, "carl").await;
+    let t = tokens(&app, &browser, "pub").await;
+    assert_eq!(claims(t["id_token"].as_str().unwrap())["email_verified"], false);
+
+    let res = app.get_page(&format!("/auth/verify-email?token={}", token_of(&link))).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("return_to=%2Fwatch%2Fx"), "continues where registration began");
+    assert!(turtlemen_db::users::find_by_id(&app.db, carl).await.unwrap().unwrap().email_verified);
+    let again = app.get_page(&format!("/auth/verify-email?token={}", token_of(&link))).await;
+    assert_eq!(again.status(), 400, "single use");
+    assert_eq!(app.get_page("/auth/verify-email?token=x").await.status(), 400);
+
+    let t = tokens(&app, &browser, "pub").await;
+    assert_eq!(claims(t["id_token"].as_str().unwrap())["email_verified"], true);
+    let info = app
+        .client
+        .get(app.url("/auth/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.json::<serde_json::Value>().await.unwrap()["email_verified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_never_tells_an_email_is_taken_embedded() {
+    registration_never_tells_an_email_is_taken(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_never_tells_an_email_is_taken_external() {
+    registration_never_tells_an_email_is_taken(Stack::External).await;
 }
 
 async fn configured_thresholds(stack: Stack) {

@@ -2,7 +2,9 @@
 //!
 //! Registration answers "check your email" whether the address was free (a new account and a
 //! verification link) or taken (a notice to its owner, no account), so it never tells who has
-//! an account; a taken username is said, since usernames are public.
+//! an account; a taken username is said, since usernames are public. That needs mail that
+//! arrives: without SMTP (the outbox) a new account is signed in at once, its address
+//! unconfirmed, and a taken address is said, as PeerTube and Gitea do without mail.
 //!
 //! A failed sign-in says only "Incorrect username or password." whether or not the account
 //! exists, and costs the same Argon2id verification either way. Every POST checks the CSRF
@@ -302,6 +304,14 @@ pub async fn post_register(
     };
     let user = match outcome {
         Ok(user) => user,
+        Err(problems) if matches!(problems.as_slice(), [AccountError::EmailTaken]) && !state.mailer.delivers() => {
+            // No mail leaves this instance, so no notice could reach the owner: say it.
+            let errors = FieldErrors {
+                email: Some("An account already uses this address. Sign in instead.".into()),
+                ..Default::default()
+            };
+            return Ok(again(jar, StatusCode::UNPROCESSABLE_ENTITY, errors));
+        }
         Err(problems) if matches!(problems.as_slice(), [AccountError::EmailTaken]) => {
             // Answered exactly like a new account; the address's owner is told by mail.
             if let Ok(email) = Email::parse(&form.email)
@@ -332,5 +342,12 @@ pub async fn post_register(
     };
     audit::record(&state.db, Some(user.id), "register", &who.ip, &who.user_agent, "").await?;
     crate::email_links::send_verification(&state, &user, target.as_str()).await?;
+    if !state.mailer.delivers() {
+        // The link went to the outbox, which nobody but the operator reads: waiting for it
+        // would leave the new account stuck, so it is signed in now (its address unconfirmed).
+        let (jar, _) = sso::start_with(&state, jar, &user, &who, "registration").await?;
+        tracing::info!(user.id = %user.id, "registered and signed in (no mail delivery configured)");
+        return Ok((jar, see_other(&target)).into_response());
+    }
     Ok(crate::registration::check_your_email(&state, jar))
 }

@@ -64,25 +64,40 @@ impl std::fmt::Debug for Mailer {
     }
 }
 
-fn mailbox(from: &str) -> Result<Mailbox, String> {
-    from.parse::<Mailbox>()
-        .map_err(|_| format!("mail_from: {from:?} is not an address like Turtlemen <noreply@example.org>"))
+/// Why the mail settings cannot be used. Never repeats `smtp_url` (it may hold a password).
+#[derive(Debug, thiserror::Error)]
+pub enum MailConfigError {
+    #[error("smtp_url: not a usable SMTP URL; use smtp://HOST:PORT or smtps://HOST")]
+    SmtpUrl,
+    #[error("mail_from: {0:?} is not an address like Turtlemen <noreply@example.org>")]
+    From(String),
+}
+
+fn mailbox(from: &str) -> Result<Mailbox, MailConfigError> {
+    from.parse::<Mailbox>().map_err(|_| MailConfigError::From(from.to_string()))
 }
 
 impl Mailer {
     /// Sends through the SMTP server at `url` (`smtp://[USER:PASSWORD@]HOST[:PORT]`, `smtps://…`).
     /// The error never repeats the URL.
-    pub fn smtp(url: &str, from: &str) -> Result<Self, String> {
+    pub fn smtp(url: &str, from: &str) -> Result<Self, MailConfigError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|_| "smtp_url: not a usable SMTP URL; use smtp://HOST:PORT or smtps://HOST".to_string())?
+            .map_err(|_| MailConfigError::SmtpUrl)?
             .timeout(Some(Duration::from_secs(20)))
             .build();
         Ok(Mailer::Smtp { transport, from: mailbox(from)? })
     }
 
     /// Writes messages into `dir` (created 0700 on first use).
-    pub fn outbox(dir: PathBuf, from: &str) -> Result<Self, String> {
+    pub fn outbox(dir: PathBuf, from: &str) -> Result<Self, MailConfigError> {
         Ok(Mailer::Outbox { dir, from: mailbox(from)? })
+    }
+
+    /// Whether a message sent reaches its addressee: only through SMTP. The outbox keeps mail
+    /// on this machine, where only the operator reads it, so a flow must not wait on it (see
+    /// `login::post_register`).
+    pub fn delivers(&self) -> bool {
+        matches!(self, Mailer::Smtp { .. })
     }
 
     /// Sends one message.
@@ -155,10 +170,14 @@ mod tests {
         assert!(matches!(mailer.send(&bad).await, Err(MailError::Address)));
     }
 
-    #[test]
-    fn bad_settings_are_refused_without_echoing_the_url() {
-        let err = Mailer::smtp("http://user:hunter2@x", "a@b.org").unwrap_err();
+    // A runtime: building an SMTP transport starts its connection pool.
+    #[tokio::test]
+    async fn bad_settings_are_refused_without_echoing_the_url() {
+        let err = Mailer::smtp("http://user:hunter2@x", "a@b.org").unwrap_err().to_string();
         assert!(err.starts_with("smtp_url") && !err.contains("hunter2"), "{err}");
-        assert!(Mailer::outbox(PathBuf::from("/tmp"), "not an address").unwrap_err().starts_with("mail_from"));
+        let err = Mailer::outbox(PathBuf::from("/tmp"), "not an address").unwrap_err().to_string();
+        assert!(err.starts_with("mail_from"), "{err}");
+        assert!(!Mailer::outbox(PathBuf::from("/tmp"), "a@b.org").unwrap().delivers());
+        assert!(Mailer::smtp("smtp://127.0.0.1:25", "a@b.org").unwrap().delivers());
     }
 }
