@@ -118,44 +118,71 @@ pub async fn list(
     Ok(out)
 }
 
-/// The feed on PostgreSQL / CockroachDB; binds user, cursor time, cursor id, limit.
+/// The feed on PostgreSQL / CockroachDB; binds user, cursor time, cursor id, limit, floor.
 const FEED_POSTGRES: &str = select!(
     "WHERE v.id IN (SELECT f.id FROM subscriptions s CROSS JOIN LATERAL ( \
                      SELECT w.id, w.published_at FROM videos w WHERE w.channel_id = s.channel_id \
                      AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL \
-                     AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) \
+                     AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) AND w.published_at >= $5 \
                      ORDER BY w.published_at DESC, w.id DESC LIMIT $4) f \
                    WHERE s.user_id = $1 ORDER BY f.published_at DESC, f.id DESC LIMIT $4) \
                  ORDER BY v.published_at DESC, v.id DESC"
 );
 
-/// The SQLite feed's time windows before the cursor, in days, tried in turn (`None`: all).
+/// The feed's floor: the `$4 + 1`-th newest among the followed channels' newest listable
+/// videos before the cursor (binds user, cursor time, cursor id, `limit - 1`). No video older
+/// than it can be on the page, since the channels at or above it hold `limit` videos at least
+/// as new; none when fewer than `limit` followed channels have such a video. One seek of
+/// `videos_channel_published` per followed channel.
+macro_rules! feed_floor {
+    ($indexed:literal) => {
+        concat!(
+            "SELECT newest FROM (SELECT (SELECT w.published_at FROM videos w ",
+            $indexed,
+            " WHERE w.channel_id = s.channel_id \
+             AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL \
+             AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) \
+             ORDER BY w.published_at DESC, w.id DESC LIMIT 1) AS newest \
+             FROM subscriptions s WHERE s.user_id = $1) t \
+             WHERE newest IS NOT NULL ORDER BY newest DESC LIMIT 1 OFFSET $4"
+        )
+    };
+}
+const FEED_FLOOR_POSTGRES: &str = feed_floor!("");
+const FEED_FLOOR_SQLITE: &str = feed_floor!("INDEXED BY videos_channel_published");
+
+/// The SQLite feed's time windows before the cursor, in days, tried in turn (`None`: all),
+/// when there is no floor.
 const FEED_WINDOWS_DAYS: [Option<i64>; 4] = [Some(7), Some(31), Some(366), None];
 
-/// The feed on SQLite; same binds, and the start of the time window.
+/// The feed on SQLite; same binds, the floor or the start of a time window as `$5`.
 const FEED_SQLITE: &str = select!(
     indexed "videos_channel_published",
     "WHERE v.channel_id IN (SELECT channel_id FROM subscriptions WHERE user_id = $1) \
      AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at > $5 \
+     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at >= $5 \
      ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
 );
 
 /// The newest public, playable videos of the channels `user` follows, newest first, after
 /// `(published_at, id)` when paging. Private and unlisted videos never appear.
 ///
-/// The plan never scans the instance's videos, only the followed channels':
+/// The plan never scans the instance's videos, only the followed channels', and of those only
+/// what can be on the page:
+/// - First the floor (`FEED_FLOOR_*`): one seek per followed channel of the partial index
+///   `videos_channel_published` (channel, published_at DESC, id DESC — only public playable
+///   rows) for its newest video before the cursor; the `limit`-th newest of those is a time no
+///   video of the page is older than.
 /// - PostgreSQL / CockroachDB: for each followed channel (primary key prefix `user_id`), a
-///   `LATERAL` probe of the partial index `videos_channel_published` (channel, published_at
-///   DESC, id DESC — only public playable rows) that starts at the cursor and stops after
-///   `limit` rows; the at most 1,000 × `limit` candidates are top-N sorted and only the `limit`
-///   winners are joined to their users and channels by primary key.
-/// - SQLite (no `LATERAL`): `channel_id IN (followed)` drives the same partial index (named with
-///   `INDEXED BY`), one range scan per channel from the cursor down to a time window's start,
-///   and a top-N sorter keeps `limit` rows. The window widens (a week, a month, a year, all)
-///   until it holds `limit` rows, so a page reads the followed channels' recent videos, not
-///   all of them; the answer is exact, since a window holding `limit` rows holds the newest
-///   `limit`.
+///   `LATERAL` probe of the same index from the cursor down to the floor, at most `limit` rows;
+///   the candidates are top-N sorted and only the `limit` winners are joined to their users and
+///   channels by primary key.
+/// - SQLite (no `LATERAL`): `channel_id IN (followed)` drives the same index (named with
+///   `INDEXED BY`), one range scan per channel from the cursor down to the floor, and a top-N
+///   sorter keeps `limit` rows. Without a floor (fewer than `limit` followed channels have a
+///   video) the lower bound is a time window that widens (a week, a month, a year, all) until
+///   it holds `limit` rows. Either way the answer is exact: a range holding `limit` rows holds
+///   the newest `limit`.
 pub async fn feed(
     db: &Db,
     user: UserId,
@@ -163,15 +190,41 @@ pub async fn feed(
     limit: u32,
 ) -> Result<Vec<Video>, DbError> {
     let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()));
-    let limit = i64::from(limit);
+    let limit = i64::from(limit.max(1));
+    let floor: Option<DateTime<Utc>> = match db {
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(FEED_FLOOR_POSTGRES)
+                .bind(user.0)
+                .bind(at)
+                .bind(id)
+                .bind(limit - 1)
+                .fetch_optional(pool)
+                .await?
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query_scalar(FEED_FLOOR_SQLITE)
+                .bind(user.0)
+                .bind(at)
+                .bind(id)
+                .bind(limit - 1)
+                .fetch_optional(pool)
+                .await?
+        }
+    };
     let rows: Vec<VideoRow> = match db {
         Db::Postgres(pool) => {
-            sqlx::query_as(FEED_POSTGRES).bind(user.0).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+            // Published times are the server's clock: none is before 1970.
+            let floor = floor.unwrap_or(DateTime::UNIX_EPOCH);
+            sqlx::query_as(FEED_POSTGRES).bind(user.0).bind(at).bind(id).bind(limit).bind(floor).fetch_all(pool).await?
         }
         Db::Sqlite(pool) => {
             let mut rows = Vec::new();
-            for window in FEED_WINDOWS_DAYS.iter().map(|d| d.map(chrono::TimeDelta::days)) {
-                let since = window.map_or(DateTime::<Utc>::MIN_UTC, |w| at - w);
+            let windows: Vec<Option<DateTime<Utc>>> = match floor {
+                Some(floor) => vec![Some(floor)],
+                None => FEED_WINDOWS_DAYS.iter().map(|d| d.map(|d| at - chrono::TimeDelta::days(d))).collect(),
+            };
+            for since in windows {
+                let since = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
                 rows = sqlx::query_as(FEED_SQLITE)
                     .bind(user.0)
                     .bind(at)
@@ -271,6 +324,7 @@ pub async fn feed_plan(db: &Db, user: UserId) -> Result<Vec<String>, DbError> {
                 .bind(at)
                 .bind(id)
                 .bind(24i64)
+                .bind(at - chrono::TimeDelta::days(7))
                 .fetch_all(&mut *tx)
                 .await?;
             tx.rollback().await?;
