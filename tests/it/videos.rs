@@ -250,8 +250,9 @@ async fn a_killed_worker_s_transcode_is_finished_by_another() {
             cmd.spawn().expect("worker starts")
         };
         let mut first = worker("3");
-        // Wait until it is transcoding (progress reported), then kill it outright.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        // Wait until it is transcoding (progress reported), then kill it outright. Generous:
+        // on a loaded machine a worker's start and ffmpeg's first percent take long.
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             let (_, v) = video_json(&app, Some(&ann), &id).await;
             if v["progress"].as_u64().unwrap_or(0) >= 1 {
