@@ -246,6 +246,11 @@ pub async fn feed(
 /// A visit lasts while the feed is opened again within this time.
 pub const VISIT_GAP: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 
+/// How stale the recorded end of a visit may be: the feed opened again sooner writes nothing,
+/// so a viewer paging or reloading costs reads only (on SQLite every write waits for the one
+/// writer). A visit then ends up to this much earlier than its last opening.
+pub const VISIT_PRECISION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 /// Records that `user` opens the feed at `now` and returns the end of their previous visit:
 /// videos published after it are new to them (`None` on a first visit). Opening the feed
 /// again within [`VISIT_GAP`] continues the same visit, so reloading or paging keeps the
@@ -273,6 +278,7 @@ pub async fn record_feed_visit(db: &Db, user: UserId, now: DateTime<Utc>) -> Res
             .await?;
             Ok(None)
         }
+        Some((visited_at, previous_at)) if now - visited_at < VISIT_PRECISION => Ok(previous_at),
         Some((visited_at, previous_at)) if now - visited_at < VISIT_GAP => {
             retry_serializable(|| async {
                 with_pool!(db, |pool| {
