@@ -330,9 +330,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
 async fn bind_rtmp(role: Role, config: &Config) -> anyhow::Result<Option<TcpListener>> {
     use turtlemen_config::RtmpListen;
     match (role, config.live.rtmp_listen) {
-        (Role::All | Role::Api, RtmpListen::At(addr)) => Ok(Some(TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen for RTMP on {addr} (choose another address with --rtmp-listen, or \"off\")")
-        })?)),
+        (Role::All | Role::Api, RtmpListen::At(addr)) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for RTMP on {addr} (choose another address with --rtmp-listen, or \"off\")")
+            })?))
+        }
         (Role::All, RtmpListen::Default) => match TcpListener::bind(RtmpListen::SERVE_DEFAULT).await {
             Ok(l) => Ok(Some(l)),
             Err(e) => {

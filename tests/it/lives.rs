@@ -50,7 +50,8 @@ macro_rules! on_both_stacks_live {
 /// Makes a live as `who`; returns the answer (id, stream_key, rtmp_url…).
 async fn new_live(app: &TestApp, who: &Browser, privacy: &str) -> Value {
     let (status, made) =
-        call(app, Some(who), Method::POST, "/api/v1/lives", Some(json!({"title": "Turtles live", "privacy": privacy}))).await;
+        call(app, Some(who), Method::POST, "/api/v1/lives", Some(json!({"title": "Turtles live", "privacy": privacy})))
+            .await;
     assert_eq!(status, 201, "{made}");
     made
 }

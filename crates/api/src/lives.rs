@@ -219,7 +219,11 @@ pub struct LiveWithKey {
 }
 
 /// Parses title, description and privacy with the videos' rules.
-pub fn check_fields(title: &str, description: &str, privacy: Option<&str>) -> Result<(String, String, Privacy), ApiError> {
+pub fn check_fields(
+    title: &str,
+    description: &str,
+    privacy: Option<&str>,
+) -> Result<(String, String, Privacy), ApiError> {
     let privacy = match privacy {
         None => Privacy::Public,
         Some(p) => Privacy::parse(p)
@@ -450,7 +454,11 @@ pub async fn end_live(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Liv
         (status = 403, description = "`insufficient_scope`, or `not_your_live`.", body = ErrorBody),
         (status = 404, description = "No such live, or not yours to see.", body = ErrorBody),
     ))]
-async fn end(State(st): State<ApiState>, user: Scoped<VideosWrite>, Path(id): Path<String>) -> Result<Json<LiveView>, ApiError> {
+async fn end(
+    State(st): State<ApiState>,
+    user: Scoped<VideosWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<LiveView>, ApiError> {
     let l = end_live(&st, &user, &id).await?;
     Ok(Json(LiveView::build(&st, &l, Some(&*user))))
 }
@@ -520,9 +528,8 @@ async fn serve_media(
     }
     let file = parse_file(&file).ok_or_else(ApiError::not_found)?;
     let stream = st.live.hub.as_ref().and_then(|h| h.stream(id));
-    let bound = |s: &turtlemen_live::stream::LiveStream| {
-        Duration::from_secs(3 * u64::from(s.packaging.params.target_duration))
-    };
+    let bound =
+        |s: &turtlemen_live::stream::LiveStream| Duration::from_secs(3 * u64::from(s.packaging.params.target_duration));
     match (file, stream) {
         (LiveFile::LowLatency, Some(s)) => {
             let number = |v: &Option<String>, name: &'static str| -> Result<Option<u64>, ApiError> {
@@ -612,9 +619,13 @@ impl LiveDirectory {
 
     /// Makes the replay of `live`: its first run's init and segments as the original of a new
     /// video, whose transcode is queued like an upload's.
-    async fn make_replay(&self, live: &Live, recording: &Recording) -> Result<Option<Uuid>, Box<dyn std::error::Error + Send + Sync>> {
-        let Some(&(_, run, _)) = recording.segments.first() else { return Ok(None) };
-        let segments: Vec<u64> = recording.segments.iter().filter(|s| s.1 == run).map(|s| s.0).collect();
+    async fn make_replay(
+        &self,
+        live: &Live,
+        recording: &Recording,
+    ) -> Result<Option<Uuid>, Box<dyn std::error::Error + Send + Sync>> {
+        let Some(run) = recording.segments.first().map(|s| s.run) else { return Ok(None) };
+        let segments: Vec<u64> = recording.segments.iter().filter(|s| s.run == run).map(|s| s.msn).collect();
         tokio::fs::create_dir_all(&self.work_dir).await?;
         let path = self.work_dir.join(format!("live-{}.mp4", live.id));
         let mut file = tokio::fs::File::create(&path).await?;
@@ -717,7 +728,16 @@ mod tests {
         assert_eq!(parse_file("init-3.mp4"), Some(LiveFile::Init(3)));
         assert_eq!(parse_file("seg-12.m4s"), Some(LiveFile::Segment(12)));
         assert_eq!(parse_file("part-12.3.m4s"), Some(LiveFile::Part(12, 3)));
-        for bad in ["", "seg-.m4s", "seg--1.m4s", "part-1.m4s", "part-1.2.3.m4s", "../x", "init-9999999999999.mp4", "seg-1.m4s/"] {
+        for bad in [
+            "",
+            "seg-.m4s",
+            "seg--1.m4s",
+            "part-1.m4s",
+            "part-1.2.3.m4s",
+            "../x",
+            "init-9999999999999.mp4",
+            "seg-1.m4s/",
+        ] {
             assert_eq!(parse_file(bad), None, "{bad}");
         }
     }

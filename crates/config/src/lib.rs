@@ -323,7 +323,9 @@ impl Config {
                 Url::parse(text)
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-                    .ok_or_else(|| invalid("live_packager_url", "must be an http(s) URL such as http://10.0.0.5:8080/"))?,
+                    .ok_or_else(|| {
+                        invalid("live_packager_url", "must be an http(s) URL such as http://10.0.0.5:8080/")
+                    })?,
             ),
         };
         let live = LiveConfig {

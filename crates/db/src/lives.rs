@@ -223,11 +223,7 @@ pub enum ClaimRefused {
 
 /// Marks the live of `key_hash` live and connected to the packager at `packager_url` — if it
 /// has not ended and no encoder is connected.
-pub async fn claim(
-    db: &Db,
-    key_hash: &[u8; 32],
-    packager_url: &str,
-) -> Result<Result<Uuid, ClaimRefused>, DbError> {
+pub async fn claim(db: &Db, key_hash: &[u8; 32], packager_url: &str) -> Result<Result<Uuid, ClaimRefused>, DbError> {
     let now = Utc::now();
     let claimed: Option<Uuid> = retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
@@ -300,7 +296,11 @@ pub async fn end(db: &Db, id: Uuid, reason: &str) -> Result<bool, DbError> {
 pub async fn set_replay(db: &Db, id: Uuid, video: Uuid) -> Result<(), DbError> {
     retry_serializable(|| async {
         with_pool!(db, |pool| {
-            sqlx::query("UPDATE lives SET replay_video_id = $2 WHERE id = $1").bind(id).bind(video).execute(pool).await?;
+            sqlx::query("UPDATE lives SET replay_video_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(video)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     })

@@ -112,11 +112,19 @@ pub enum EndReason {
     Shutdown,
 }
 
-/// What a live left in storage: its whole segments in order (msn, run, seconds), and the
-/// runs' init segments, at [`packager::segment_key`] and [`packager::init_key`].
+/// A whole segment written to storage at [`packager::segment_key`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredSegment {
+    pub msn: u64,
+    /// The encoder connection it came from; its init is at [`packager::init_key`].
+    pub run: u32,
+    pub duration: f64,
+}
+
+/// What a live left in storage: its whole segments in order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
-    pub segments: Vec<(u64, u32, f64)>,
+    pub segments: Vec<StoredSegment>,
 }
 
 /// The database side of lives, implemented by the API server.
@@ -134,9 +142,13 @@ pub trait Directory: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Connection `conn` publishes.
-    Publishing { conn: u64 },
+    Publishing {
+        conn: u64,
+    },
     /// No encoder; waiting for one until the grace timer of this generation fires.
-    Dropped { generation: u64 },
+    Dropped {
+        generation: u64,
+    },
     Ended,
 }
 
@@ -148,7 +160,7 @@ pub struct Live {
     /// Set to ask the publishing connection to stop (the owner ended the live).
     stop: watch::Sender<bool>,
     store: Mutex<Option<mpsc::UnboundedSender<packager::Stored>>>,
-    stored: Mutex<Option<tokio::task::JoinHandle<Vec<(u64, u32, f64)>>>>,
+    stored: Mutex<Option<tokio::task::JoinHandle<Vec<StoredSegment>>>>,
     generation: std::sync::atomic::AtomicU64,
 }
 

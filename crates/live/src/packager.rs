@@ -4,6 +4,7 @@
 //! storage by a task of its own, so a slow store never holds the stream up (a write that fails
 //! is logged and the stream goes on: viewers are served from memory).
 
+use crate::StoredSegment;
 use crate::fmp4::{self, Piece};
 use crate::stream::{CutSegment, LiveStream};
 use bytes::Bytes;
@@ -77,7 +78,8 @@ impl Packager {
         store: mpsc::UnboundedSender<Stored>,
     ) -> Result<Packager, PackagerError> {
         let mut child: Child = command(fragment_secs).spawn().map_err(PackagerError::Spawn)?;
-        let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(PackagerError::Spawn(std::io::Error::other("ffmpeg's pipes are missing")));
         };
@@ -142,25 +144,21 @@ impl Packager {
 }
 
 /// Writes what the packagers of `live` cut to storage, in order, until the channel closes;
-/// returns the whole segments written (msn, run, seconds).
-pub async fn store_task(
-    storage: Storage,
-    live: Uuid,
-    mut rx: mpsc::UnboundedReceiver<Stored>,
-) -> Vec<(u64, u32, f64)> {
+/// returns the whole segments written.
+pub async fn store_task(storage: Storage, live: Uuid, mut rx: mpsc::UnboundedReceiver<Stored>) -> Vec<StoredSegment> {
     let mut written = Vec::new();
     while let Some(item) = rx.recv().await {
         let (key, bytes) = match item {
             Stored::Init { run, bytes } => (init_key(live, run), bytes),
             Stored::Segment(s) => {
-                written.push((s.msn, s.run, s.duration));
+                written.push(StoredSegment { msn: s.msn, run: s.run, duration: s.duration });
                 (segment_key(live, s.msn), s.bytes)
             }
         };
         if let Err(e) = storage.put_bytes(&key, bytes).await {
             tracing::warn!(live.id = %live, storage.key = %key, error = %e, "a live segment could not be stored");
             if let Some(last) = written.last()
-                && segment_key(live, last.0) == key
+                && segment_key(live, last.msn) == key
             {
                 written.pop();
             }

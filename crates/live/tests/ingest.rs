@@ -2,6 +2,8 @@
 //! comes out decodes with ffprobe. The database side is a small in-memory [`Directory`] here;
 //! the API server's own one is tested end to end in the binary's integration tests.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

@@ -95,5 +95,9 @@ pub fn live_page(view: &LiveWatchView, ctx: &PageContext) -> String {
 
 /// The studio's "Go live" page (`live.js` adds copy buttons).
 pub fn studio_lives_page(view: &StudioLivesView, ctx: &PageContext) -> String {
-    render(&StudioLivesPage { shell: Shell::for_page("/studio/lives", ctx, &["live.js"]), view }, "studio_lives", fallback)
+    render(
+        &StudioLivesPage { shell: Shell::for_page("/studio/lives", ctx, &["live.js"]), view },
+        "studio_lives",
+        fallback,
+    )
 }

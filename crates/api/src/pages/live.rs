@@ -62,7 +62,10 @@ async fn studio_view(st: &ApiState, user: &CurrentUser) -> Result<StudioLivesVie
             .map(|l| StudioLiveItem {
                 id: l.id.to_string(),
                 title: l.title.clone(),
-                state: serde_json::to_value(l.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                state: serde_json::to_value(l.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 privacy: l.privacy.as_str().to_owned(),
                 last_reason: l.last_reason.clone(),
             })
@@ -89,7 +92,12 @@ async fn render_studio(
 }
 
 /// `GET /studio/lives`.
-async fn studio(State(st): State<ApiState>, user: CurrentUser, uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn studio(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     render_studio(&st, &user, &uri, &headers, StatusCode::OK, |_| {}).await
 }
 
