@@ -7,7 +7,7 @@
 //! the live ends and its recording becomes an ordinary video that turns ready. Who may see and
 //! change a live: owner, another user, a visitor, an admin.
 
-use crate::channels::call;
+use crate::channels::{call, csrf, page, post_form};
 use crate::gateway::Browser;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::uploads::{signed_in, signed_in_as};
@@ -320,5 +320,52 @@ on_both_stacks_live! {
         let res = app.client.post(app.url("/api/v1/lives")).header("cookie", ann.cookie_header())
             .header("content-type", "application/x-www-form-urlencoded").body("title=x").send().await.unwrap();
         assert_eq!(res.status().as_u16(), 415);
+    }
+
+    async fn the_live_pages_work_without_javascript_and_keep_private_lives_private(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let private = new_live(&app, &ann, "private").await;
+        let pid = private["id"].as_str().unwrap();
+        let (status, html) = page(&app, Some(&ann), &format!("/lives/{pid}")).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Waiting for the streamer") && html.contains("Turtles live"), "{html}");
+        assert!(html.len() < 50 * 1024);
+        assert_eq!(page(&app, Some(&bob), &format!("/lives/{pid}")).await.0, 404);
+        assert_eq!(page(&app, None, &format!("/lives/{pid}")).await.0, 404);
+        // The studio: a forged token changes nothing; a real one makes a live and shows its key once.
+        let (status, studio) = page(&app, Some(&ann), "/studio/lives").await;
+        assert_eq!(status, 200);
+        assert!(studio.contains(&format!("/lives/{pid}")), "{studio}");
+        assert!(!studio.contains(private["stream_key"].as_str().unwrap()), "a key is never shown again");
+        let token = csrf(&studio);
+        let form = |t: &'static str| [("title", t), ("privacy", "public"), ("description", "")];
+        let (status, _) = post_form(&app, &ann, "/studio/lives", &[&form("<script>alert(1)</script>")[..], &[("csrf", "forged")]].concat()).await;
+        assert_eq!(status, 403);
+        let (status, _) = post_form(&app, &bob, "/studio/lives", &[&form("x")[..], &[("csrf", token.as_str())]].concat()).await;
+        assert_eq!(status, 403, "another user's token");
+        let (_, mine) = call(&app, Some(&ann), Method::GET, "/api/v1/me/lives", None).await;
+        assert_eq!(mine["lives"].as_array().unwrap().len(), 1);
+        let res = app.client.post(app.url("/studio/lives")).header("cookie", ann.cookie_header())
+            .form(&[("title", "<script>alert(1)</script>"), ("privacy", "public"), ("csrf", token.as_str())])
+            .send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let shown = res.text().await.unwrap();
+        assert!(shown.contains("id=\"stream-key\"") && shown.contains("&#60;script&#62;"), "{shown}");
+        assert!(!shown.contains("<script>alert"));
+        let (_, mine) = call(&app, Some(&ann), Method::GET, "/api/v1/me/lives", None).await;
+        assert_eq!(mine["lives"].as_array().unwrap().len(), 2);
+        // A refused form says why, under the API's status.
+        let res = app.client.post(app.url("/studio/lives")).header("cookie", ann.cookie_header())
+            .form(&[("title", ""), ("privacy", "public"), ("csrf", token.as_str())]).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 400);
+        assert!(res.text().await.unwrap().contains("role=\"alert\""));
+        // Ending from the studio.
+        let (status, location) = post_form(&app, &ann, &format!("/studio/lives/{pid}/end"), &[("csrf", token.as_str())]).await;
+        assert_eq!((status, location.as_str()), (303, "/studio/lives"));
+        let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{pid}"), None).await;
+        assert_eq!(v["state"], "ended");
+        assert_eq!(post_form(&app, &bob, &format!("/studio/lives/{pid}/key"), &[("csrf", token.as_str())]).await.0, 403);
     }
 }

@@ -140,12 +140,6 @@ async fn create(
     }
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct TokenForm {
-    csrf: String,
-}
-
 /// `POST /studio/lives/{id}/key`: the new key is shown on the page this answers with.
 async fn new_key(
     State(st): State<ApiState>,
@@ -153,7 +147,7 @@ async fn new_key(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<TokenForm>,
+    axum::Form(form): axum::Form<csrf::TokenForm>,
 ) -> Result<Response, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     let (l, key) = lives::regenerate(&st, &user, &id).await?;
@@ -166,7 +160,7 @@ async fn end(
     State(st): State<ApiState>,
     user: CurrentUser,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<TokenForm>,
+    axum::Form(form): axum::Form<csrf::TokenForm>,
 ) -> Result<Response, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     lives::end_live(&st, &user, &id).await?;
