@@ -158,3 +158,30 @@ async fn garbage_after_the_handshake_closes_only_that_connection() {
     let read = tokio::time::timeout(Duration::from_secs(15), socket.read_to_end(&mut rest)).await;
     assert!(read.is_ok(), "the server closed the connection");
 }
+
+/// Publishes with `config`'s caps and returns the first thing the directory heard.
+async fn first_event(config: IngestConfig) -> String {
+    let s = setup(config).await;
+    let id = Uuid::now_v7();
+    s.keys.lives.lock().unwrap().insert("key".into(), (id, false));
+    let mut encoder = publish(s.port, "key", 10);
+    let status = tokio::time::timeout(Duration::from_secs(20), encoder.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "the encoder was disconnected");
+    eventually("the drop", || s.keys.events.lock().unwrap().first().cloned()).await
+}
+
+#[tokio::test]
+async fn a_publisher_over_the_bitrate_cap_is_disconnected_with_the_reason() {
+    // testsrc2 at 640×360 is well over ten times 50 kb/s.
+    let event = first_event(IngestConfig { max_bitrate_bps: 50_000, ..Default::default() }).await;
+    assert!(
+        event.starts_with("dropped: the stream sent") && event.ends_with("more than the 50 kb/s allowed"),
+        "{event}"
+    );
+}
+
+#[tokio::test]
+async fn a_picture_over_the_size_cap_is_refused_from_the_sequence_header() {
+    let event = first_event(IngestConfig { max_long_side: 426, max_short_side: 240, ..Default::default() }).await;
+    assert_eq!(event, "dropped: the picture is 640×360, more than the 426×240 allowed");
+}
