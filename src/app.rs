@@ -79,6 +79,8 @@ pub struct Server {
     worker: Option<(Db, turtlemen_worker::WorkerConfig, turtlemen_worker::transcode::Transcoder)>,
     /// The API server's periodic chores (view counts, expired uploads).
     janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
+    /// The RTMP ingest's listener and the lives it feeds.
+    rtmp: Option<(TcpListener, Arc<turtlemen_live::Hub>)>,
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -146,6 +148,8 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             })?)
         };
 
+    let rtmp_listener = bind_rtmp(role, config).await?;
+
     // Certificate files are read before anything is created; a bad one stops the start.
     let tls = match (&config.tls, &listener) {
         (Some(files), Some(_)) => Some(Arc::new(turtlemen_http::tls::ReloadingTls::load(&files.cert, &files.key)?)),
@@ -192,6 +196,25 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             .map_err(anyhow::Error::msg)?;
         Ok(turtlemen_auth::router(Arc::new(state)))
     };
+    // The live ingest: its hub reaches the database through the API's directory.
+    let rtmp_port = rtmp_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(1935, |a| a.port());
+    let rtmp_host = config.public_url.host_str().unwrap_or("localhost").to_owned();
+    let live_hub = match (&rtmp_listener, &db, &storage) {
+        (Some(_), Some(db), Some(storage)) => {
+            let directory = turtlemen_api::lives::LiveDirectory {
+                db: db.clone(),
+                storage: storage.clone(),
+                work_dir: config.data_dir.join("work"),
+                packager_url: config.live.packager_url.as_ref().unwrap_or(&config.public_url).to_string(),
+            };
+            Some(turtlemen_live::Hub::new(ingest_config(config), storage.clone(), Arc::new(directory)))
+        }
+        _ => None,
+    };
+    let live_services = turtlemen_api::lives::LiveServices {
+        hub: live_hub.clone(),
+        rtmp_url: format!("rtmp://{rtmp_host}:{rtmp_port}/{}", turtlemen_live::rtmp::APP),
+    };
     let api_state = |db: &Db, store: &Sessions, storage: &turtlemen_storage::Storage, transport: Arc<dyn Transport>| {
         turtlemen_api::ApiState {
             db: db.clone(),
@@ -202,6 +225,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             media: Arc::new(turtlemen_api::media::MediaSigner::from_secret(&keys.cookie)),
             views: Arc::new(turtlemen_api::views::ViewCounter::new(store.clone())),
             images: turtlemen_api::channel_images::processor(),
+            live: live_services.clone(),
         }
     };
     let mut janitor_state = None;
@@ -297,7 +321,43 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         _ => None,
     };
     let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
-    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor })
+    let rtmp = rtmp_listener.zip(live_hub);
+    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor, rtmp })
+}
+
+/// The RTMP listener of `serve` (on by default; a default port already taken only turns the
+/// ingest off, with a warning) or of an API server told to ingest.
+async fn bind_rtmp(role: Role, config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    use turtlemen_config::RtmpListen;
+    match (role, config.live.rtmp_listen) {
+        (Role::All | Role::Api, RtmpListen::At(addr)) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for RTMP on {addr} (choose another address with --rtmp-listen, or \"off\")")
+            })?))
+        }
+        (Role::All, RtmpListen::Default) => match TcpListener::bind(RtmpListen::SERVE_DEFAULT).await {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for RTMP on {}; live ingest is off (set --rtmp-listen)", RtmpListen::SERVE_DEFAULT);
+                Ok(None)
+            }
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The ingest's caps and timings, from the configuration.
+fn ingest_config(config: &Config) -> turtlemen_live::IngestConfig {
+    let l = &config.live;
+    turtlemen_live::IngestConfig {
+        max_bitrate_bps: l.max_bitrate_kbps.saturating_mul(1000),
+        max_short_side: l.max_height,
+        max_long_side: l.max_height.saturating_mul(16) / 9,
+        max_duration: l.max_duration,
+        read_timeout: l.read_timeout,
+        grace: l.grace,
+        ..turtlemen_live::IngestConfig::default()
+    }
 }
 
 /// The transcode handler's settings, from the configuration.
@@ -371,6 +431,12 @@ impl Server {
         };
         let worker = self.worker.map(|(db, config, t)| tokio::spawn(turtlemen_worker::run(db, config, t, stopped())));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
+        let rtmp = self.rtmp.map(|(listener, hub)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(rtmp.address = %addr, "listening for RTMP");
+            }
+            tokio::spawn(turtlemen_live::rtmp::serve(listener, hub, stopped()))
+        });
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {
@@ -387,6 +453,9 @@ impl Server {
         }
         if let Some(janitor) = janitor {
             let _ = janitor.await;
+        }
+        if let Some(rtmp) = rtmp {
+            let _ = rtmp.await;
         }
         if let Some(db) = self.db {
             db.close().await;

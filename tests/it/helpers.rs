@@ -88,6 +88,7 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
     let mut settings = Settings {
         data_dir: Some(dir.path().join("data")),
         listen: Some("127.0.0.1:0".into()),
+        rtmp_listen: Some("127.0.0.1:0".into()),
         log_level: Some("warn".into()),
         ..Settings::default()
     };

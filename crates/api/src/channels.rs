@@ -131,7 +131,7 @@ fn field_error(field: &'static str, message: String) -> ApiError {
 
 /// Unicode bidirectional embeddings, overrides and isolates: they reorder the text after them
 /// (the plain direction marks LRM, RLM and ALM stay allowed: right-to-left names need them).
-fn has_bidi_control(s: &str) -> bool {
+pub(crate) fn has_bidi_control(s: &str) -> bool {
     s.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 

@@ -7,7 +7,8 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! and suggestions), [`lives`] (live streams, their media, and the ingest's database side),
+//! [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod channels;
 pub mod cursor;
 pub mod feed;
 pub mod identity;
+pub mod lives;
 pub mod media;
 pub mod notifications;
 pub mod openapi;
@@ -55,6 +57,8 @@ pub struct ApiState {
     pub views: Arc<views::ViewCounter>,
     /// Decodes and re-encodes channel pictures, a few at a time.
     pub images: turtlemen_images::Processor,
+    /// This process's live ingest, if it runs one.
+    pub live: lives::LiveServices,
 }
 
 /// The API server's routes.
@@ -65,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(pages::routes())
         .merge(media::routes())
         .merge(channel_images::media_routes())
+        .merge(lives::media_routes())
         .nest("/api/v1", api)
         .with_state(state)
         .merge(turtlemen_web::static_routes())

@@ -18,6 +18,7 @@
 mod channel_edit;
 mod community;
 mod csrf;
+mod live;
 mod notifications;
 mod search;
 
@@ -57,6 +58,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(notifications::routes())
         .merge(channel_edit::routes())
         .merge(search::routes())
+        .merge(live::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.

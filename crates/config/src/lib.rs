@@ -68,6 +68,7 @@ pub struct Config {
     /// External identity providers the auth service brokers logins through.
     pub identity_providers: Vec<IdentityProvider>,
     pub mail: MailConfig,
+    pub live: LiveConfig,
     pub brute_force: BruteForceConfig,
     /// Certificate chain and key for TLS termination; `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -81,6 +82,36 @@ pub struct Config {
     /// The tables as written, for `turtlemen config`.
     raw_routes: Option<Vec<routes::RouteSettings>>,
     raw_upstreams: Option<std::collections::BTreeMap<String, routes::UpstreamSettings>>,
+}
+
+/// Where the RTMP ingest listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtmpListen {
+    /// Unset: `127.0.0.1:1935` under `serve`, none for an API server alone.
+    Default,
+    /// `off`: no ingest.
+    Off,
+    At(SocketAddr),
+}
+
+impl RtmpListen {
+    /// The default address under `serve`.
+    pub const SERVE_DEFAULT: &str = "127.0.0.1:1935";
+}
+
+/// Live video: the ingest and its caps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    pub rtmp_listen: RtmpListen,
+    /// The address recorded for lives this process packages; `None`: this process's own
+    /// `public_url`.
+    pub packager_url: Option<Url>,
+    pub max_bitrate_kbps: u64,
+    /// The picture's short side; the long side may be 16/9 of it.
+    pub max_height: u32,
+    pub max_duration: Duration,
+    pub grace: Duration,
+    pub read_timeout: Duration,
 }
 
 /// Outgoing mail.
@@ -279,6 +310,36 @@ impl Config {
                 15 * 60,
             )?),
         };
+        let rtmp_listen = match s.rtmp_listen.as_deref().map(str::trim) {
+            None | Some("") => RtmpListen::Default,
+            Some("off") => RtmpListen::Off,
+            Some(text) => RtmpListen::At(text.parse().map_err(|_| {
+                invalid("rtmp_listen", format!("{text:?} is not an address like 127.0.0.1:1935, nor \"off\""))
+            })?),
+        };
+        let packager_url = match s.live_packager_url.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                Url::parse(text)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .ok_or_else(|| {
+                        invalid("live_packager_url", "must be an http(s) URL such as http://10.0.0.5:8080/")
+                    })?,
+            ),
+        };
+        let live = LiveConfig {
+            rtmp_listen,
+            packager_url,
+            max_bitrate_kbps: positive("live_max_bitrate_kbps", s.live_max_bitrate_kbps, 12_000)?,
+            max_height: u32::try_from(positive("live_max_height", s.live_max_height, 1080)?)
+                .ok()
+                .filter(|h| *h <= 8640)
+                .ok_or_else(|| invalid("live_max_height", "must be at most 8640"))?,
+            max_duration: Duration::from_secs(positive("live_max_duration_secs", s.live_max_duration_secs, 12 * 3600)?),
+            grace: Duration::from_secs(s.live_grace_secs.unwrap_or(30)),
+            read_timeout: Duration::from_secs(positive("live_read_timeout_secs", s.live_read_timeout_secs, 10)?),
+        };
         let identity_providers = providers::resolve(&s.identity_providers)?;
         let tls = match (s.tls_cert_file, s.tls_key_file) {
             (None, None) => None,
@@ -295,6 +356,7 @@ impl Config {
             hsts_max_age: Duration::from_secs(s.hsts_max_age_secs.unwrap_or(365 * 24 * 3600)),
             identity_providers,
             mail: MailConfig { smtp_url, from },
+            live,
             brute_force,
             tls,
             routes,
@@ -373,6 +435,17 @@ impl Config {
             bruteforce_max_wait_secs: Some(self.brute_force.max_wait.as_secs()),
             bruteforce_ip_failures: Some(u64::from(self.brute_force.ip_failures)),
             bruteforce_ip_window_secs: Some(self.brute_force.ip_window.as_secs()),
+            rtmp_listen: Some(match self.live.rtmp_listen {
+                RtmpListen::Default => String::new(),
+                RtmpListen::Off => "off".into(),
+                RtmpListen::At(addr) => addr.to_string(),
+            }),
+            live_packager_url: self.live.packager_url.as_ref().map(Url::to_string),
+            live_max_bitrate_kbps: Some(self.live.max_bitrate_kbps),
+            live_max_height: Some(u64::from(self.live.max_height)),
+            live_max_duration_secs: Some(self.live.max_duration.as_secs()),
+            live_grace_secs: Some(self.live.grace.as_secs()),
+            live_read_timeout_secs: Some(self.live.read_timeout.as_secs()),
             identity_providers: providers::unresolve(&self.identity_providers),
             tls_cert_file: self.tls.as_ref().map(|t| t.cert.clone()),
             tls_key_file: self.tls.as_ref().map(|t| t.key.clone()),

@@ -114,6 +114,27 @@ pub struct Settings {
     /// Over https, how long browsers keep to https (Strict-Transport-Security max-age; 0: not sent).
     #[arg(long, env = "TURTLEMEN_HSTS_MAX_AGE_SECS", global = true, value_name = "SECS")]
     pub hsts_max_age_secs: Option<u64>,
+    /// Address of the RTMP ingest for live video ("off": none).
+    #[arg(long, env = "TURTLEMEN_RTMP_LISTEN", global = true, value_name = "ADDR")]
+    pub rtmp_listen: Option<String>,
+    /// The packager address recorded for lives this process ingests (how other API servers reach it).
+    #[arg(long, env = "TURTLEMEN_LIVE_PACKAGER_URL", global = true, value_name = "URL")]
+    pub live_packager_url: Option<String>,
+    /// Highest bit rate a live encoder may send, in kilobits per second.
+    #[arg(long, env = "TURTLEMEN_LIVE_MAX_BITRATE_KBPS", global = true, value_name = "KBPS")]
+    pub live_max_bitrate_kbps: Option<u64>,
+    /// Largest live picture, as its short side in pixels (the long side may be 16/9 of it).
+    #[arg(long, env = "TURTLEMEN_LIVE_MAX_HEIGHT", global = true, value_name = "PIXELS")]
+    pub live_max_height: Option<u64>,
+    /// Longest live stream, in seconds.
+    #[arg(long, env = "TURTLEMEN_LIVE_MAX_DURATION_SECS", global = true, value_name = "SECS")]
+    pub live_max_duration_secs: Option<u64>,
+    /// Seconds a dropped live encoder may take to reconnect and continue the same live.
+    #[arg(long, env = "TURTLEMEN_LIVE_GRACE_SECS", global = true, value_name = "SECS")]
+    pub live_grace_secs: Option<u64>,
+    /// Seconds without data after which a live encoder's connection is closed.
+    #[arg(long, env = "TURTLEMEN_LIVE_READ_TIMEOUT_SECS", global = true, value_name = "SECS")]
+    pub live_read_timeout_secs: Option<u64>,
     /// External identity providers (`[[identity_providers]]` tables): TOML only, no flag.
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -195,6 +216,13 @@ impl Settings {
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             shutdown_timeout_secs: self.shutdown_timeout_secs.or(lower.shutdown_timeout_secs),
             hsts_max_age_secs: self.hsts_max_age_secs.or(lower.hsts_max_age_secs),
+            rtmp_listen: self.rtmp_listen.or(lower.rtmp_listen),
+            live_packager_url: self.live_packager_url.or(lower.live_packager_url),
+            live_max_bitrate_kbps: self.live_max_bitrate_kbps.or(lower.live_max_bitrate_kbps),
+            live_max_height: self.live_max_height.or(lower.live_max_height),
+            live_max_duration_secs: self.live_max_duration_secs.or(lower.live_max_duration_secs),
+            live_grace_secs: self.live_grace_secs.or(lower.live_grace_secs),
+            live_read_timeout_secs: self.live_read_timeout_secs.or(lower.live_read_timeout_secs),
             identity_providers: if self.identity_providers.is_empty() {
                 lower.identity_providers
             } else {

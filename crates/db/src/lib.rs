@@ -18,6 +18,7 @@ pub mod email_tokens;
 mod error;
 pub mod identities;
 pub mod jobs;
+pub mod lives;
 pub mod notifications;
 mod pool;
 pub mod refresh_tokens;

@@ -48,3 +48,10 @@ pub(super) fn check(st: &ApiState, user: &CurrentUser, submitted: &str) -> Resul
         ))
     }
 }
+
+/// A form that carries nothing but its CSRF token (a button such as "End" or "Mark all as read").
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct TokenForm {
+    pub csrf: String,
+}

@@ -93,18 +93,12 @@ async fn notifications_page(
     Ok(private(notification_pages::notifications_page(&view, &ctx)))
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct TokenForm {
-    csrf: String,
-}
-
 /// `POST /notifications/{id}/read`: another user's id changes nothing.
 async fn mark_one(
     State(st): State<ApiState>,
     user: CurrentUser,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<TokenForm>,
+    axum::Form(form): axum::Form<csrf::TokenForm>,
 ) -> Result<Redirect, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("invalid_id", "That is not a notification."))?;
@@ -116,7 +110,7 @@ async fn mark_one(
 async fn mark_all(
     State(st): State<ApiState>,
     user: CurrentUser,
-    axum::Form(form): axum::Form<TokenForm>,
+    axum::Form(form): axum::Form<csrf::TokenForm>,
 ) -> Result<Redirect, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     notifications::mark(&st, &user, &Marking::All).await?;

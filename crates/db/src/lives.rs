@@ -1,0 +1,308 @@
+//! The lives table: live streams, their stream keys (hashes only) and their state.
+//!
+//! A stream key is shown to its owner once, at creation or regeneration; only its SHA-256 is
+//! stored (unique), so a database leak gives no one the right to publish. The ingest claims a
+//! live with one conditional `UPDATE` ([`claim`]): the key's row, not ended, no encoder
+//! connected — so two encoders (on any processes) never publish to one live. States move
+//! waiting → live → ended and never back; [`end`] changes only a live not yet ended and says
+//! whether it did, so the replay is made once.
+
+use crate::videos::Privacy;
+use crate::{Db, DbError, retry_serializable, with_pool};
+use chrono::{DateTime, Utc};
+use turtlemen_domain::UserId;
+use uuid::Uuid;
+
+/// Where a live is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = LiveState)]
+pub enum LiveState {
+    /// Made; no encoder has published yet.
+    Waiting,
+    /// An encoder publishes, or dropped and may come back within the grace period.
+    Live,
+    /// Over for good.
+    Ended,
+}
+
+impl LiveState {
+    fn parse(s: &str) -> LiveState {
+        match s {
+            "live" => LiveState::Live,
+            "ended" => LiveState::Ended,
+            _ => LiveState::Waiting,
+        }
+    }
+}
+
+/// A live with its channel and owner names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    pub id: Uuid,
+    pub owner_id: UserId,
+    pub owner_username: String,
+    pub channel_id: Uuid,
+    pub channel_handle: String,
+    pub channel_display_name: String,
+    pub title: String,
+    pub description: String,
+    pub privacy: Privacy,
+    pub replays: bool,
+    pub state: LiveState,
+    pub connected: bool,
+    pub packager_url: Option<String>,
+    pub last_reason: Option<String>,
+    pub replay_video_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A live to create.
+#[derive(Debug, Clone)]
+pub struct NewLive {
+    pub id: Uuid,
+    pub owner_id: UserId,
+    pub channel_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub privacy: Privacy,
+    pub replays: bool,
+    /// SHA-256 of the stream key.
+    pub key_hash: [u8; 32],
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    owner_id: Uuid,
+    owner_username: String,
+    channel_id: Uuid,
+    channel_handle: String,
+    channel_display_name: String,
+    title: String,
+    description: String,
+    privacy: String,
+    replays: bool,
+    state: String,
+    connected: bool,
+    packager_url: Option<String>,
+    last_reason: Option<String>,
+    replay_video_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<Row> for Live {
+    fn from(r: Row) -> Live {
+        Live {
+            id: r.id,
+            owner_id: UserId(r.owner_id),
+            owner_username: r.owner_username,
+            channel_id: r.channel_id,
+            channel_handle: r.channel_handle,
+            channel_display_name: r.channel_display_name,
+            title: r.title,
+            description: r.description,
+            privacy: Privacy::parse(&r.privacy).unwrap_or(Privacy::Private),
+            replays: r.replays,
+            state: LiveState::parse(&r.state),
+            connected: r.connected,
+            packager_url: r.packager_url,
+            last_reason: r.last_reason,
+            replay_video_id: r.replay_video_id,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+        }
+    }
+}
+
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT l.id, l.owner_id, u.username AS owner_username, l.channel_id, c.handle AS channel_handle, \
+             c.display_name AS channel_display_name, l.title, l.description, l.privacy, l.replays, l.state, \
+             l.connected, l.packager_url, l.last_reason, l.replay_video_id, l.created_at, l.started_at, l.ended_at \
+             FROM lives l JOIN users u ON u.id = l.owner_id JOIN channels c ON c.id = l.channel_id ",
+            $rest
+        )
+    };
+}
+
+pub async fn create(db: &Db, new: &NewLive) -> Result<(), DbError> {
+    let now = Utc::now();
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO lives (id, owner_id, channel_id, title, description, privacy, replays, stream_key_hash, \
+                 state, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', $9)",
+            )
+            .bind(new.id)
+            .bind(new.owner_id.0)
+            .bind(new.channel_id)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(new.privacy.as_str())
+            .bind(new.replays)
+            .bind(&new.key_hash[..])
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    })
+    .await
+}
+
+pub async fn get(db: &Db, id: Uuid) -> Result<Option<Live>, DbError> {
+    let row: Option<Row> =
+        with_pool!(db, |pool| sqlx::query_as(select!("WHERE l.id = $1")).bind(id).fetch_optional(pool).await?);
+    Ok(row.map(Live::from))
+}
+
+/// A user's lives, newest first, after the keyset position `after` (created_at, id).
+pub async fn list_by_owner(
+    db: &Db,
+    owner: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<Live>, DbError> {
+    let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(1), Uuid::max()));
+    let rows: Vec<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(select!(
+            "WHERE l.owner_id = $1 AND (l.created_at < $2 OR (l.created_at = $2 AND l.id < $3)) \
+             ORDER BY l.created_at DESC, l.id DESC LIMIT $4"
+        ))
+        .bind(owner.0)
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(Live::from).collect())
+}
+
+/// Lives an encoder publishes to now (or that wait out their grace), across the instance.
+pub async fn count_live(db: &Db, owner: Option<UserId>) -> Result<u64, DbError> {
+    let n: i64 = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM lives WHERE state = 'live' AND ($1 IS NULL OR owner_id = $1)")
+            .bind(owner.map(|o| o.0))
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Replaces the stream key of a live not yet ended; false if there is none such.
+pub async fn set_key(db: &Db, id: Uuid, key_hash: &[u8; 32]) -> Result<bool, DbError> {
+    retry_serializable(|| async {
+        let done = with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET stream_key_hash = $2 WHERE id = $1 AND state <> 'ended'")
+                .bind(id)
+                .bind(&key_hash[..])
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    })
+    .await
+}
+
+/// Why a stream key cannot publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefused {
+    UnknownKey,
+    AlreadyLive,
+    Ended,
+}
+
+/// Marks the live of `key_hash` live and connected to the packager at `packager_url` — if it
+/// has not ended and no encoder is connected.
+pub async fn claim(db: &Db, key_hash: &[u8; 32], packager_url: &str) -> Result<Result<Uuid, ClaimRefused>, DbError> {
+    let now = Utc::now();
+    let claimed: Option<Uuid> = retry_serializable(|| async {
+        Ok(with_pool!(db, |pool| {
+            sqlx::query_scalar(
+                "UPDATE lives SET state = 'live', connected = true, packager_url = $2, \
+                 started_at = COALESCE(started_at, $3) \
+                 WHERE stream_key_hash = $1 AND state <> 'ended' AND connected = false RETURNING id",
+            )
+            .bind(&key_hash[..])
+            .bind(packager_url)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
+    })
+    .await?;
+    if let Some(id) = claimed {
+        return Ok(Ok(id));
+    }
+    let state: Option<String> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT state FROM lives WHERE stream_key_hash = $1")
+            .bind(&key_hash[..])
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(Err(match state.as_deref() {
+        None => ClaimRefused::UnknownKey,
+        Some("ended") => ClaimRefused::Ended,
+        Some(_) => ClaimRefused::AlreadyLive,
+    }))
+}
+
+/// The encoder's connection ended (`reason`); the live stays live for its grace period.
+pub async fn disconnected(db: &Db, id: Uuid, reason: &str) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET connected = false, last_reason = $2 WHERE id = $1 AND state <> 'ended'")
+                .bind(id)
+                .bind(reason)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Ends a live not yet ended; true if this call ended it.
+pub async fn end(db: &Db, id: Uuid, reason: &str) -> Result<bool, DbError> {
+    let now = Utc::now();
+    retry_serializable(|| async {
+        let done = with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE lives SET state = 'ended', connected = false, last_reason = $2, ended_at = $3 \
+                 WHERE id = $1 AND state <> 'ended'",
+            )
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    })
+    .await
+}
+
+/// Records the video the recording became.
+pub async fn set_replay(db: &Db, id: Uuid, video: Uuid) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET replay_video_id = $2 WHERE id = $1")
+                .bind(id)
+                .bind(video)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,315 @@
+//! Live video: an RTMP ingest server, one ffmpeg per stream copying H.264/AAC into short fMP4
+//! fragments, and Low-Latency HLS packaged from them in memory.
+//!
+//! [`Hub`] is the process's set of lives being published or waiting out their grace period.
+//! The database side is reached only through [`Directory`], which the API server implements: a
+//! stream key is checked there (against its hash) when the encoder asks to publish, before any
+//! media is kept, and the hub reports there when a connection drops and when a live ends with
+//! its [`Recording`]. This crate knows nothing of HTTP or SQL; the API server serves
+//! [`stream::LiveStream`]'s playlists and parts.
+//!
+//! Modules: [`rtmp`] (the listener and one task per connection, with the caps), [`flv`] (the
+//! FLV re-mux and codec checks), [`packager`] (ffmpeg and storage writes), [`fmp4`] (reading
+//! ffmpeg's output), [`stream`] (segments and parts in memory, blocking waits), [`playlist`]
+//! (the playlist text).
+
+pub mod flv;
+pub mod fmp4;
+pub mod packager;
+pub mod playlist;
+pub mod rtmp;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stream::{LiveStream, Packaging};
+use tokio::sync::{mpsc, watch};
+use turtlemen_storage::Storage;
+use uuid::Uuid;
+
+/// The ingest's limits and timings (from the configuration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IngestConfig {
+    /// Highest average bit rate of audio and video, over [`IngestConfig::bitrate_window`].
+    pub max_bitrate_bps: u64,
+    pub bitrate_window: Duration,
+    /// Longest side of the picture, in pixels.
+    pub max_long_side: u32,
+    /// Shortest side of the picture, in pixels.
+    pub max_short_side: u32,
+    /// Longest stream (one live, all connections).
+    pub max_duration: Duration,
+    /// A connection that sends nothing for this long is closed.
+    pub read_timeout: Duration,
+    /// Time from TCP connect to an accepted publish.
+    pub setup_timeout: Duration,
+    /// A dropped encoder that reconnects within this continues the same live.
+    pub grace: Duration,
+    /// Media timestamps moving by more than this between two messages end the connection.
+    pub max_timestamp_jump: Duration,
+    pub packaging: Packaging,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_bitrate_bps: 12_000_000,
+            bitrate_window: Duration::from_secs(5),
+            max_long_side: 1920,
+            max_short_side: 1080,
+            max_duration: Duration::from_secs(12 * 3600),
+            read_timeout: Duration::from_secs(10),
+            setup_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(30),
+            max_timestamp_jump: Duration::from_secs(10),
+            packaging: Packaging::default(),
+        }
+    }
+}
+
+/// Why a publish request is refused (said to the encoder, logged; no media was kept).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no live has this stream key (wrong, regenerated or revoked)")]
+    UnknownKey,
+    #[error("this live is already being published")]
+    AlreadyLive,
+    #[error("this live has ended")]
+    Ended,
+    #[error("the live cannot be checked now: {0}")]
+    Unavailable(String),
+}
+
+/// Why a connection, or a live, ended — the text the owner sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndReason {
+    #[error("the encoder stopped the stream")]
+    EncoderStopped,
+    #[error("the encoder disconnected")]
+    Disconnected,
+    #[error("the encoder sent nothing for {0} seconds")]
+    Stalled(u64),
+    #[error("the encoder sent data that is not RTMP")]
+    Protocol,
+    #[error("{0}")]
+    Codec(#[from] flv::CodecError),
+    #[error("the picture is {width}×{height}, more than the {long}×{short} allowed")]
+    Resolution { width: u32, height: u32, long: u32, short: u32 },
+    #[error("the stream sent {measured_kbps} kb/s, more than the {cap_kbps} kb/s allowed")]
+    Bitrate { measured_kbps: u64, cap_kbps: u64 },
+    #[error("the stream reached the longest duration allowed ({0} seconds)")]
+    Duration(u64),
+    #[error("the stream's timestamps jumped by {0} ms")]
+    TimestampJump(i64),
+    #[error("the packager failed: {0}")]
+    Packager(String),
+    #[error("the owner ended the live")]
+    EndedByOwner,
+    #[error("the encoder did not come back within {0} seconds")]
+    GraceExpired(u64),
+    #[error("the server is shutting down")]
+    Shutdown,
+}
+
+/// A whole segment written to storage at [`packager::segment_key`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredSegment {
+    pub msn: u64,
+    /// The encoder connection it came from; its init is at [`packager::init_key`].
+    pub run: u32,
+    pub duration: f64,
+}
+
+/// What a live left in storage: its whole segments in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recording {
+    pub segments: Vec<StoredSegment>,
+}
+
+/// The database side of lives, implemented by the API server.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// The live `stream_key` publishes to, marked live and connected — if the key names a live
+    /// that has not ended and no other encoder publishes to it.
+    async fn claim(&self, stream_key: &str) -> Result<Uuid, Refusal>;
+    /// The encoder's connection ended (`reason`); the live waits out its grace period.
+    async fn dropped(&self, live: Uuid, reason: &EndReason);
+    /// The live is over; its recording is in storage.
+    async fn ended(&self, live: Uuid, reason: &EndReason, recording: Recording);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connection `conn` publishes.
+    Publishing {
+        conn: u64,
+    },
+    /// No encoder; waiting for one until the grace timer of this generation fires.
+    Dropped {
+        generation: u64,
+    },
+    Ended,
+}
+
+/// One live known to this process.
+pub struct Live {
+    pub id: Uuid,
+    pub stream: Arc<LiveStream>,
+    phase: Mutex<Phase>,
+    /// Set to ask the publishing connection to stop (the owner ended the live).
+    stop: watch::Sender<bool>,
+    store: Mutex<Option<mpsc::UnboundedSender<packager::Stored>>>,
+    stored: Mutex<Option<tokio::task::JoinHandle<Vec<StoredSegment>>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the packager sends what storage should keep.
+    pub fn store_sender(&self) -> Option<mpsc::UnboundedSender<packager::Stored>> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Resolves when the live should stop being published.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+/// The lives this process ingests and packages.
+pub struct Hub {
+    pub config: IngestConfig,
+    storage: Storage,
+    directory: Arc<dyn Directory>,
+    lives: Mutex<HashMap<Uuid, Arc<Live>>>,
+}
+
+impl Hub {
+    pub fn new(config: IngestConfig, storage: Storage, directory: Arc<dyn Directory>) -> Arc<Hub> {
+        Arc::new(Hub { config, storage, directory, lives: Mutex::new(HashMap::new()) })
+    }
+
+    fn lives(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Live>>> {
+        self.lives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The packaged stream of `live`, if this process has it.
+    pub fn stream(&self, live: Uuid) -> Option<Arc<LiveStream>> {
+        self.lives().get(&live).map(|l| l.stream.clone())
+    }
+
+    /// Whether an encoder publishes to `live` in this process now.
+    pub fn is_publishing(&self, live: Uuid) -> bool {
+        self.lives().get(&live).is_some_and(|l| matches!(*l.phase(), Phase::Publishing { .. }))
+    }
+
+    /// Connection `conn` asks to publish with `key`: the live it may publish to, continuing
+    /// one waiting out its grace period in this process.
+    pub async fn begin_publish(&self, key: &str, conn: u64) -> Result<Arc<Live>, Refusal> {
+        let id = self.directory.claim(key).await?;
+        let mut lives = self.lives();
+        if let Some(live) = lives.get(&id) {
+            let mut phase = live.phase();
+            return match *phase {
+                Phase::Publishing { .. } => Err(Refusal::AlreadyLive),
+                Phase::Ended => Err(Refusal::Ended),
+                Phase::Dropped { .. } => {
+                    *phase = Phase::Publishing { conn };
+                    live.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(live.clone())
+                }
+            };
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stored = tokio::spawn(packager::store_task(self.storage.clone(), id, rx));
+        let live = Arc::new(Live {
+            id,
+            stream: Arc::new(LiveStream::new(self.config.packaging)),
+            phase: Mutex::new(Phase::Publishing { conn }),
+            stop: watch::channel(false).0,
+            store: Mutex::new(Some(tx)),
+            stored: Mutex::new(Some(stored)),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        });
+        lives.insert(id, live.clone());
+        Ok(live)
+    }
+
+    /// Connection `conn` stopped publishing `live` (its packager already finished): the live
+    /// waits for a reconnect for the grace period, or ends now if its end was asked for.
+    pub async fn end_publish(self: &Arc<Self>, live: &Arc<Live>, conn: u64, reason: EndReason) {
+        let generation = {
+            let mut phase = live.phase();
+            if *phase != (Phase::Publishing { conn }) {
+                return;
+            }
+            let generation = live.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            *phase = Phase::Dropped { generation };
+            generation
+        };
+        if *live.stop.borrow() {
+            self.finish(live, reason).await;
+            return;
+        }
+        tracing::info!(live.id = %live.id, reason = %reason, "live encoder dropped; waiting for a reconnect");
+        self.directory.dropped(live.id, &reason).await;
+        let hub = self.clone();
+        let live = live.clone();
+        let grace = self.config.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let still = *live.phase() == Phase::Dropped { generation };
+            if still {
+                hub.finish(&live, EndReason::GraceExpired(grace.as_secs())).await;
+            }
+        });
+    }
+
+    /// Ends `live` (the owner asked): a publishing encoder is disconnected, a waiting live
+    /// ends at once. False when this process does not have it.
+    pub async fn end(self: &Arc<Self>, live: Uuid) -> bool {
+        let Some(live) = self.lives().get(&live).cloned() else { return false };
+        let _ = live.stop.send(true);
+        let waiting = matches!(*live.phase(), Phase::Dropped { .. });
+        if waiting {
+            self.finish(&live, EndReason::EndedByOwner).await;
+        }
+        true
+    }
+
+    /// The live is over: the last segment is cut and stored, the directory told, and the
+    /// stream kept for a minute so players see the end of the playlist.
+    async fn finish(self: &Arc<Self>, live: &Arc<Live>, reason: EndReason) {
+        {
+            let mut phase = live.phase();
+            if *phase == Phase::Ended {
+                return;
+            }
+            *phase = Phase::Ended;
+        }
+        let _ = live.stop.send(true);
+        if let Some(cut) = live.stream.end()
+            && let Some(tx) = live.store_sender()
+        {
+            let _ = tx.send(packager::Stored::Segment(cut));
+        }
+        live.store.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let task = live.stored.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let segments = match task {
+            Some(t) => t.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        tracing::info!(live.id = %live.id, reason = %reason, segments = segments.len(), "live ended");
+        self.directory.ended(live.id, &reason, Recording { segments }).await;
+        let hub = self.clone();
+        let id = live.id;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            hub.lives().remove(&id);
+        });
+    }
+}

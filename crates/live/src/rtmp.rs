@@ -1,0 +1,347 @@
+//! The RTMP listener: one task per connection, the protocol done by `rml_rtmp`'s sans-IO
+//! handshake and server session, everything else here — the stream key checked through the
+//! [`crate::Hub`] when the encoder asks to publish (before any media is kept), the codec and
+//! picture-size checks, the bit-rate, duration and timestamp caps, read and setup timeouts —
+//! and the accepted media re-muxed as FLV into the connection's [`Packager`].
+//!
+//! A connection that breaks a rule is closed with the reason logged and, once it publishes,
+//! reported for the owner; other connections never notice.
+
+use crate::packager::Packager;
+use crate::{EndReason, Hub, Live, flv};
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The RTMP application encoders publish to: `rtmp://HOST/live/KEY`.
+pub const APP: &str = "live";
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts encoders on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, hub: Arc<Hub>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let hub = hub.clone();
+                    tokio::spawn(async move {
+                        let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+                        let reason = Connection::new(hub, conn).run(socket).await;
+                        tracing::info!(rtmp.connection = conn, peer = %peer, reason = %reason, "rtmp connection closed");
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rtmp accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What a connection publishes, once its key was accepted.
+struct Publishing {
+    live: Arc<Live>,
+    key: String,
+    packager: Packager,
+    caps: Caps,
+}
+
+/// The running checks on a publishing connection.
+struct Caps {
+    window_start: Instant,
+    window_bytes: u64,
+    first_ts: Option<u32>,
+    last_audio: Option<u32>,
+    last_video: Option<u32>,
+    started: Instant,
+}
+
+impl Caps {
+    fn new() -> Caps {
+        Caps {
+            window_start: Instant::now(),
+            window_bytes: 0,
+            first_ts: None,
+            last_audio: None,
+            last_video: None,
+            started: Instant::now(),
+        }
+    }
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    id: u64,
+    publishing: Option<Publishing>,
+    /// Replies to write to the socket.
+    out: Vec<u8>,
+}
+
+enum Step {
+    Go,
+    Stop(EndReason),
+}
+
+impl Connection {
+    fn new(hub: Arc<Hub>, id: u64) -> Connection {
+        Connection { hub, id, publishing: None, out: Vec::new() }
+    }
+
+    async fn run(mut self, mut socket: TcpStream) -> EndReason {
+        let _ = socket.set_nodelay(true);
+        let reason = self.serve(&mut socket).await;
+        let _ = socket.shutdown().await;
+        drop(socket);
+        if let Some(p) = self.publishing.take() {
+            let reason = match p.packager.finish().await {
+                Err(e) if reason == EndReason::EncoderStopped || reason == EndReason::Disconnected => {
+                    EndReason::Packager(e.to_string())
+                }
+                _ => reason.clone(),
+            };
+            self.hub.end_publish(&p.live, self.id, reason).await;
+        }
+        reason
+    }
+
+    async fn serve(&mut self, socket: &mut TcpStream) -> EndReason {
+        let config = self.hub.config;
+        let setup_deadline = tokio::time::Instant::now() + config.setup_timeout;
+        let mut buf = vec![0u8; 64 * 1024];
+        // The handshake.
+        let mut handshake = Handshake::new(PeerType::Server);
+        let leftover = loop {
+            let n = match tokio::time::timeout_at(setup_deadline, socket.read(&mut buf)).await {
+                Err(_) => return EndReason::Stalled(config.setup_timeout.as_secs()),
+                Ok(Ok(0)) | Ok(Err(_)) => return EndReason::Disconnected,
+                Ok(Ok(n)) => n,
+            };
+            match handshake.process_bytes(&buf[..n]) {
+                Err(_) => return EndReason::Protocol,
+                Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                    if socket.write_all(&response_bytes).await.is_err() {
+                        return EndReason::Disconnected;
+                    }
+                }
+                Ok(HandshakeProcessResult::Completed { response_bytes, remaining_bytes }) => {
+                    if socket.write_all(&response_bytes).await.is_err() {
+                        return EndReason::Disconnected;
+                    }
+                    break remaining_bytes;
+                }
+            }
+        };
+        let Ok((mut session, initial)) = ServerSession::new(ServerSessionConfig::new()) else {
+            return EndReason::Protocol;
+        };
+        if let Step::Stop(r) = self.results(&mut session, initial).await {
+            return r;
+        }
+        let mut input = leftover;
+        let mut stop = None;
+        loop {
+            if !input.is_empty() {
+                let results = match session.handle_input(&input) {
+                    Ok(r) => r,
+                    Err(_) => return EndReason::Protocol,
+                };
+                if let Step::Stop(r) = self.results(&mut session, results).await {
+                    let _ = socket.write_all(&self.out).await;
+                    return r;
+                }
+            }
+            if !self.out.is_empty() {
+                if socket.write_all(&self.out).await.is_err() {
+                    return EndReason::Disconnected;
+                }
+                self.out.clear();
+            }
+            if stop.is_none() {
+                stop = self.publishing.as_ref().map(|p| p.live.stop_signal());
+            }
+            let deadline = match &self.publishing {
+                Some(_) => tokio::time::Instant::now() + config.read_timeout,
+                None => setup_deadline,
+            };
+            let stopped = async {
+                match &mut stop {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|s| *s).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let n = tokio::select! {
+                _ = stopped => return EndReason::EndedByOwner,
+                read = tokio::time::timeout_at(deadline, socket.read(&mut buf)) => match read {
+                    Err(_) if self.publishing.is_some() => return EndReason::Stalled(config.read_timeout.as_secs()),
+                    Err(_) => return EndReason::Stalled(config.setup_timeout.as_secs()),
+                    Ok(Ok(0)) | Ok(Err(_)) => return EndReason::Disconnected,
+                    Ok(Ok(n)) => n,
+                },
+            };
+            input = buf[..n].to_vec();
+        }
+    }
+
+    /// Handles a batch of session results (replies are queued in `self.out`).
+    async fn results(&mut self, session: &mut ServerSession, results: Vec<ServerSessionResult>) -> Step {
+        let mut queue = std::collections::VecDeque::from(results);
+        while let Some(r) = queue.pop_front() {
+            match r {
+                ServerSessionResult::OutboundResponse(packet) => self.out.extend_from_slice(&packet.bytes),
+                ServerSessionResult::RaisedEvent(event) => match self.event(session, event).await {
+                    Ok(more) => queue.extend(more),
+                    Err(reason) => return Step::Stop(reason),
+                },
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Step::Go
+    }
+
+    async fn event(
+        &mut self,
+        session: &mut ServerSession,
+        event: ServerSessionEvent,
+    ) -> Result<Vec<ServerSessionResult>, EndReason> {
+        match event {
+            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+                if app_name.trim_end_matches('/') != APP {
+                    let _ = session
+                        .reject_request(request_id, "NetConnection.Connect.Rejected", "publish to rtmp://HOST/live/KEY")
+                        .map(|r| self.queue_packets(r));
+                    return Err(EndReason::Protocol);
+                }
+                session.accept_request(request_id).map_err(|_| EndReason::Protocol)
+            }
+            ServerSessionEvent::PublishStreamRequested { request_id, stream_key, .. } => {
+                if self.publishing.is_some() {
+                    return Err(EndReason::Protocol);
+                }
+                // Only the key itself: OBS and others may append `?query`.
+                let key = stream_key.split('?').next().unwrap_or_default().to_owned();
+                match self.hub.begin_publish(&key, self.id).await {
+                    Err(refusal) => {
+                        tracing::info!(rtmp.connection = self.id, reason = %refusal, "rtmp publish refused");
+                        let _ = session
+                            .reject_request(request_id, "NetStream.Publish.BadName", &refusal.to_string())
+                            .map(|r| self.queue_packets(r));
+                        Err(EndReason::Protocol)
+                    }
+                    Ok(live) => {
+                        let store = live.store_sender();
+                        let started = store.ok_or(EndReason::Shutdown).and_then(|store| {
+                            Packager::start(
+                                live.stream.clone(),
+                                self.hub.config.packaging.params.part_target * 0.6,
+                                store,
+                            )
+                            .map_err(|e| EndReason::Packager(e.to_string()))
+                        });
+                        let packager = match started {
+                            Ok(p) => p,
+                            Err(reason) => {
+                                // Nothing was published: let the live wait for another try.
+                                let hub = self.hub.clone();
+                                hub.end_publish(&live, self.id, reason.clone()).await;
+                                return Err(reason);
+                            }
+                        };
+                        tracing::info!(rtmp.connection = self.id, live.id = %live.id, "rtmp publish accepted");
+                        packager.feed(flv::header()).await;
+                        self.publishing = Some(Publishing { live, key, packager, caps: Caps::new() });
+                        session.accept_request(request_id).map_err(|_| EndReason::Protocol)
+                    }
+                }
+            }
+            ServerSessionEvent::PublishStreamFinished { .. } => Err(EndReason::EncoderStopped),
+            ServerSessionEvent::VideoDataReceived { stream_key, data, timestamp, .. } => {
+                self.media(flv::TagKind::Video, &stream_key, data, timestamp.value).await.map(|_| Vec::new())
+            }
+            ServerSessionEvent::AudioDataReceived { stream_key, data, timestamp, .. } => {
+                self.media(flv::TagKind::Audio, &stream_key, data, timestamp.value).await.map(|_| Vec::new())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn queue_packets(&mut self, results: Vec<ServerSessionResult>) {
+        for r in results {
+            if let ServerSessionResult::OutboundResponse(p) = r {
+                self.out.extend_from_slice(&p.bytes);
+            }
+        }
+    }
+
+    /// One audio or video message of the published stream: checked, then fed to ffmpeg.
+    async fn media(&mut self, kind: flv::TagKind, stream_key: &str, data: Bytes, ts: u32) -> Result<(), EndReason> {
+        let config = self.hub.config;
+        let Some(p) = self.publishing.as_mut() else { return Ok(()) };
+        if stream_key.split('?').next() != Some(p.key.as_str()) {
+            return Ok(());
+        }
+        match kind {
+            flv::TagKind::Video => {
+                if let flv::Video::SequenceHeader { width, height } = flv::video(&data)? {
+                    let (long, short) = (width.max(height), width.min(height));
+                    if long > config.max_long_side || short > config.max_short_side {
+                        return Err(EndReason::Resolution {
+                            width,
+                            height,
+                            long: config.max_long_side,
+                            short: config.max_short_side,
+                        });
+                    }
+                }
+            }
+            flv::TagKind::Audio => flv::audio(&data)?,
+        }
+        let caps = &mut p.caps;
+        // Bit rate over a window.
+        caps.window_bytes += data.len() as u64;
+        let elapsed = caps.window_start.elapsed();
+        let budget = config.max_bitrate_bps / 8 * config.bitrate_window.as_secs().max(1);
+        if caps.window_bytes > budget {
+            let secs = elapsed.as_secs_f64().max(0.5);
+            let measured_kbps = (caps.window_bytes as f64 * 8.0 / secs / 1000.0) as u64;
+            return Err(EndReason::Bitrate { measured_kbps, cap_kbps: config.max_bitrate_bps / 1000 });
+        }
+        if elapsed >= config.bitrate_window {
+            caps.window_start = Instant::now();
+            caps.window_bytes = 0;
+        }
+        // Timestamps: no jumps, and no longer than allowed.
+        let jump = config.max_timestamp_jump.as_millis() as i64;
+        let last = match kind {
+            flv::TagKind::Audio => &mut caps.last_audio,
+            flv::TagKind::Video => &mut caps.last_video,
+        };
+        if let Some(prev) = *last {
+            let delta = i64::from(ts) - i64::from(prev);
+            if delta.abs() > jump {
+                return Err(EndReason::TimestampJump(delta));
+            }
+        }
+        *last = Some(ts);
+        let first = *caps.first_ts.get_or_insert(ts);
+        let max_ms = config.max_duration.as_millis() as i64;
+        if i64::from(ts) - i64::from(first) > max_ms || caps.started.elapsed() > config.max_duration {
+            return Err(EndReason::Duration(config.max_duration.as_secs()));
+        }
+        let Some(tag) = flv::tag(kind, ts, &data) else { return Err(EndReason::Protocol) };
+        if !p.packager.feed(tag).await {
+            return Err(EndReason::Packager("ffmpeg stopped reading".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! One live stream's packaged media in memory: init segments per run, the window of recent
+//! segments and their parts, and waiting for a part that does not exist yet.
+//!
+//! The packager pushes fragments ([`LiveStream::push`]); a fragment is one part, and a
+//! segment is cut before an independent part once the segment holds
+//! [`Packaging::segment_target`] seconds (or before any part that would take it past the
+//! playlist's target duration). Viewers read snapshots and bytes under a short lock; blocking
+//! playlist reload waits on a `watch` channel bumped at every change, bounded by a timeout, so
+//! no request hangs.
+
+use crate::playlist::{self, Params, PartLine, SegmentLine, Snapshot};
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How segments are cut and how many are kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Packaging {
+    pub params: Params,
+    /// A segment is cut at the first keyframe after this many seconds.
+    pub segment_target: f64,
+    /// Whole segments kept in memory and in the playlists.
+    pub window: usize,
+}
+
+impl Default for Packaging {
+    fn default() -> Self {
+        Packaging {
+            params: Params { target_duration: 4, part_target: 0.5, parts_kept: 3 },
+            segment_target: 2.0,
+            window: 15,
+        }
+    }
+}
+
+struct Part {
+    bytes: Bytes,
+    duration: f64,
+    independent: bool,
+}
+
+struct Segment {
+    msn: u64,
+    run: u32,
+    parts: Vec<Part>,
+    complete: bool,
+}
+
+impl Segment {
+    fn duration(&self) -> f64 {
+        self.parts.iter().map(|p| p.duration).sum()
+    }
+
+    fn line(&self) -> SegmentLine {
+        SegmentLine {
+            msn: self.msn,
+            run: self.run,
+            parts: self.parts.iter().map(|p| PartLine { duration: p.duration, independent: p.independent }).collect(),
+            complete: self.complete,
+        }
+    }
+
+    fn bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.parts.iter().map(|p| p.bytes.len()).sum());
+        for p in &self.parts {
+            out.extend_from_slice(&p.bytes);
+        }
+        out.freeze()
+    }
+}
+
+/// A whole segment, as handed to storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutSegment {
+    pub msn: u64,
+    pub run: u32,
+    pub duration: f64,
+    pub bytes: Bytes,
+}
+
+#[derive(Default)]
+struct Inner {
+    inits: BTreeMap<u32, Bytes>,
+    segments: VecDeque<Segment>,
+    discontinuity_sequence: u64,
+    next_msn: u64,
+    /// The current run; `None` before the first init.
+    run: Option<u32>,
+    ended: bool,
+}
+
+/// Why a blocking request is answered without the part it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// Further ahead than the spec lets a client ask (400).
+    #[error("the requested segment is too far in the future")]
+    TooFar,
+    /// The part did not come within the bound (503).
+    #[error("the requested part did not arrive in time")]
+    Timeout,
+}
+
+/// One stream's packaged media.
+pub struct LiveStream {
+    pub packaging: Packaging,
+    inner: Mutex<Inner>,
+    changed: watch::Sender<u64>,
+}
+
+/// Where a part is, relative to what exists.
+enum Position {
+    Present,
+    Coming,
+    TooFar,
+}
+
+impl LiveStream {
+    pub fn new(packaging: Packaging) -> Self {
+        LiveStream { packaging, inner: Mutex::new(Inner::default()), changed: watch::channel(0).0 }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every change is one push).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// A new encoder connection's init segment: the segment in progress is closed and the next
+    /// one starts a new run (a discontinuity). Returns the run number and the closed segment.
+    pub fn begin_run(&self, init: Bytes) -> (u32, Option<CutSegment>) {
+        let (run, cut) = {
+            let mut g = self.lock();
+            let cut = close_last(&mut g);
+            let run = g.run.map_or(0, |r| r + 1);
+            g.run = Some(run);
+            g.inits.insert(run, init);
+            g.ended = false;
+            (run, cut)
+        };
+        self.bump();
+        (run, cut)
+    }
+
+    /// Adds a fragment as the next part; returns the segment it closed, if any.
+    pub fn push(&self, bytes: Bytes, duration: f64, independent: bool) -> Option<CutSegment> {
+        let p = self.packaging;
+        let cut = {
+            let mut g = self.lock();
+            let run = g.run?;
+            let current = g.segments.back().filter(|s| !s.complete).map(|s| (s.duration(), s.run));
+            let cut = match current {
+                Some((d, r)) if r == run => {
+                    let over = d + duration > f64::from(p.params.target_duration);
+                    ((independent && d >= p.segment_target) || over).then(|| close_last(&mut g)).flatten()
+                }
+                Some(_) => close_last(&mut g),
+                None => None,
+            };
+            if g.segments.back().is_none_or(|s| s.complete) {
+                let msn = g.next_msn;
+                g.next_msn += 1;
+                g.segments.push_back(Segment { msn, run, parts: Vec::new(), complete: false });
+                trim(&mut g, p.window);
+            }
+            if let Some(s) = g.segments.back_mut() {
+                s.parts.push(Part { bytes, duration, independent });
+            }
+            cut
+        };
+        self.bump();
+        cut
+    }
+
+    /// The stream is over: the last segment is closed and playlists get `EXT-X-ENDLIST`.
+    pub fn end(&self) -> Option<CutSegment> {
+        let cut = {
+            let mut g = self.lock();
+            g.ended = true;
+            close_last(&mut g)
+        };
+        self.bump();
+        cut
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.lock();
+        Snapshot {
+            segments: g.segments.iter().map(Segment::line).collect(),
+            discontinuity_sequence: g.discontinuity_sequence,
+            ended: g.ended,
+        }
+    }
+
+    /// Whether anything can be played yet (a part exists).
+    pub fn has_media(&self) -> bool {
+        self.lock().segments.iter().any(|s| !s.parts.is_empty())
+    }
+
+    pub fn low_latency_playlist(&self) -> String {
+        playlist::low_latency(&self.packaging.params, &self.snapshot())
+    }
+
+    pub fn plain_playlist(&self) -> String {
+        playlist::plain(&self.packaging.params, &self.snapshot())
+    }
+
+    pub fn init(&self, run: u32) -> Option<Bytes> {
+        self.lock().inits.get(&run).cloned()
+    }
+
+    pub fn part(&self, msn: u64, part: usize) -> Option<Bytes> {
+        let g = self.lock();
+        g.segments.iter().find(|s| s.msn == msn)?.parts.get(part).map(|p| p.bytes.clone())
+    }
+
+    /// A whole segment still in memory.
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        let g = self.lock();
+        g.segments.iter().find(|s| s.msn == msn && s.complete).map(Segment::bytes)
+    }
+
+    fn position(&self, msn: u64, part: Option<usize>) -> Position {
+        let g = self.lock();
+        if g.ended {
+            return Position::Present;
+        }
+        let last = g.segments.back().map(|s| (s.msn, s.complete, s.parts.len()));
+        let Some((last_msn, complete, parts)) = last else {
+            return if msn <= 1 { Position::Coming } else { Position::TooFar };
+        };
+        if msn > last_msn + 2 {
+            return Position::TooFar;
+        }
+        let present = match part {
+            _ if msn < last_msn => true,
+            _ if msn > last_msn => false,
+            None => complete,
+            Some(p) => complete || p < parts,
+        };
+        if present { Position::Present } else { Position::Coming }
+    }
+
+    /// Waits until segment `msn` (part `part`, or the whole segment) exists, at most `bound`.
+    pub async fn wait_for(&self, msn: u64, part: Option<usize>, bound: Duration) -> Result<(), WaitError> {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                match self.position(msn, part) {
+                    Position::Present => return Ok(()),
+                    Position::TooFar => return Err(WaitError::TooFar),
+                    Position::Coming => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(WaitError::Timeout);
+                }
+            }
+        };
+        tokio::time::timeout(bound, wait).await.unwrap_or(Err(WaitError::Timeout))
+    }
+}
+
+fn close_last(g: &mut Inner) -> Option<CutSegment> {
+    let s = g.segments.back_mut().filter(|s| !s.complete && !s.parts.is_empty())?;
+    s.complete = true;
+    Some(CutSegment { msn: s.msn, run: s.run, duration: s.duration(), bytes: s.bytes() })
+}
+
+/// Drops the oldest segments beyond `window` whole ones (plus the one being cut), counting
+/// the discontinuities that leave, and the inits no segment uses any more.
+fn trim(g: &mut Inner, window: usize) {
+    while g.segments.len() > window + 1 {
+        let Some(old) = g.segments.pop_front() else { break };
+        if g.segments.front().is_some_and(|next| next.run != old.run) {
+            g.discontinuity_sequence += 1;
+        }
+    }
+    let first_run = g.segments.front().map(|s| s.run).or(g.run).unwrap_or(0);
+    g.inits.retain(|run, _| *run >= first_run);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> LiveStream {
+        LiveStream::new(Packaging {
+            params: Params { target_duration: 4, part_target: 0.5, parts_kept: 2 },
+            segment_target: 2.0,
+            window: 3,
+        })
+    }
+
+    fn frag(n: u8) -> Bytes {
+        Bytes::from(vec![n; 4])
+    }
+
+    #[tokio::test]
+    async fn segments_are_cut_at_keyframes_after_the_target() {
+        let s = stream();
+        assert!(s.push(frag(0), 0.5, true).is_none(), "nothing before an init");
+        assert_eq!(s.begin_run(Bytes::from_static(b"init")).0, 0);
+        for i in 0..4 {
+            assert!(s.push(frag(i), 0.5, i == 0).is_none());
+        }
+        // 2 s reached but this part is no keyframe: the segment grows.
+        assert!(s.push(frag(4), 0.5, false).is_none());
+        let cut = s.push(frag(5), 0.5, true).expect("cut before the keyframe");
+        assert_eq!((cut.msn, cut.run, cut.duration), (0, 0, 2.5));
+        assert_eq!(cut.bytes.len(), 20);
+        assert_eq!(s.segment(0).unwrap(), cut.bytes);
+        assert_eq!(s.part(1, 0).unwrap(), frag(5));
+        assert!(s.part(1, 1).is_none());
+        // Past the target duration without a keyframe: cut anyway.
+        for i in 0..7 {
+            assert!(s.push(frag(6 + i), 0.5, false).is_none());
+        }
+        assert_eq!(s.push(frag(20), 0.5, false).map(|c| c.duration), Some(4.0));
+        assert_eq!(s.init(0).unwrap(), Bytes::from_static(b"init"));
+    }
+
+    #[tokio::test]
+    async fn a_new_run_is_a_discontinuity_that_slides_out() {
+        let s = stream();
+        s.begin_run(Bytes::from_static(b"a"));
+        s.push(frag(0), 2.0, true);
+        s.push(frag(1), 2.0, true);
+        let (run, cut) = s.begin_run(Bytes::from_static(b"b"));
+        assert_eq!((run, cut.map(|c| c.msn)), (1, Some(1)));
+        for i in 0..4 {
+            s.push(frag(i), 2.0, true);
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.segments.iter().map(|x| (x.msn, x.run)).collect::<Vec<_>>(), [(2, 1), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!(snap.discontinuity_sequence, 1);
+        assert!(s.init(0).is_none(), "the old run's init left with its segments");
+        assert!(s.end().is_some());
+        assert!(s.low_latency_playlist().ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    #[tokio::test]
+    async fn blocking_reload_returns_when_the_part_exists() {
+        let s = std::sync::Arc::new(stream());
+        s.begin_run(Bytes::from_static(b"init"));
+        s.push(frag(0), 0.5, true);
+        let bound = Duration::from_secs(5);
+        assert_eq!(s.wait_for(0, Some(0), bound).await, Ok(()));
+        assert_eq!(s.wait_for(9, None, bound).await, Err(WaitError::TooFar));
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.wait_for(0, Some(1), bound).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        s.push(frag(1), 0.5, false);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert_eq!(s.wait_for(1, Some(0), Duration::from_millis(50)).await, Err(WaitError::Timeout));
+    }
+}

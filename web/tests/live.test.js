@@ -1,0 +1,87 @@
+// Journey 5 without chat, in a real browser on SQLite and on PostgreSQL + Redis: a streamer
+// makes a live on the studio's "Go live" page and copies the RTMP URL and stream key into the
+// encoder (ffmpeg here, standing in for OBS); a visitor on the live's page watches it under
+// hls.js in low-latency mode until the picture's time advances; the encoder stops, and the page
+// says the live ended and links the replay, without a reload.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { PASSWORD, launchBrowser, signInForm, watchPage } from './support/browser.js';
+import { externalUrls, startServer } from './support/server.js';
+
+const PAGE_BUDGET_BYTES = 50 * 1024;
+
+function publish(rtmpUrl, key, seconds) {
+  return spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', `testsrc2=size=640x360:rate=30:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-tune', 'zerolatency', '-c:a', 'aac',
+    '-f', 'flv', `${rtmpUrl}/${key}`], { stdio: 'ignore' });
+}
+
+const stacks = [['SQLite', 'embedded']];
+if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
+else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+
+for (const [name, stack] of stacks) {
+  describe(`live in a browser on ${name}`, { timeout: 300_000 }, () => {
+    let server;
+    let browser;
+    let encoder;
+
+    before(async () => {
+      server = await startServer({
+        stack,
+        env: { TURTLEMEN_RTMP_LISTEN: '127.0.0.1:0', TURTLEMEN_LIVE_GRACE_SECS: '2' },
+      });
+      browser = await launchBrowser();
+      const out = await server.cli(['admin', 'create-user', '--username', 'ann', '--email', 'ann@example.org', '--password-stdin'], `${PASSWORD}\n`);
+      assert.equal(out.code, 0, out.stderr);
+    });
+
+    after(async () => {
+      encoder?.kill('SIGKILL');
+      await browser?.close();
+      if (server) assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    test('go live from the studio, watch a few seconds behind under hls.js, then the live ends', async () => {
+      const streamer = await (await browser.newContext()).newPage();
+      await streamer.goto(server.url + '/studio/lives');
+      await signInForm(streamer, 'ann');
+      await streamer.waitForURL(server.url + '/studio/lives');
+      await streamer.getByLabel('Title').fill('Turtles <b>live</b>');
+      await streamer.getByRole('button', { name: /Create live/ }).click();
+      const rtmpUrl = await streamer.getByLabel('Server (RTMP URL)').inputValue();
+      const key = await streamer.getByLabel('Stream key').inputValue();
+      assert.match(rtmpUrl, /^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
+      assert.equal(key.length, 43);
+      const liveUrl = await streamer.getByRole('link', { name: 'Turtles <b>live</b>' }).first().getAttribute('href');
+      assert.match(liveUrl, /^\/lives\/[0-9a-f-]{36}$/);
+
+      // A visitor opens the page before the stream starts; it follows the state by itself.
+      const viewer = await (await browser.newContext()).newPage();
+      const record = watchPage(viewer);
+      const page = await viewer.goto(server.url + liveUrl);
+      assert.ok((await page.body()).length < PAGE_BUDGET_BYTES);
+      await viewer.getByText('Waiting for the streamer').waitFor();
+
+      encoder = publish(rtmpUrl, key, 30);
+      await viewer.getByText('Live now').waitFor({ timeout: 30_000 });
+      await viewer.waitForFunction(() => document.getElementById('video').currentTime > 3, null, { timeout: 60_000 });
+      const lowLatency = await viewer.evaluate(() => window.turtlemenLive?.config.lowLatencyMode);
+      assert.equal(lowLatency, true);
+      // Parts were fetched: the player is on the low-latency path.
+      assert.ok(record.requests.some((u) => /\/part-\d+\.\d+\.m4s$/.test(new URL(u).pathname)), 'parts requested');
+      const behind = await viewer.evaluate(() => window.turtlemenLive.latency);
+      assert.ok(behind > 0 && behind < 8, `a few seconds behind: ${behind}`);
+
+      // The encoder stops; after the grace period the page says so and links the replay.
+      encoder.kill('SIGINT');
+      await viewer.getByText('This live has ended.').waitFor({ timeout: 60_000 });
+      await viewer.getByRole('link', { name: 'Watch the replay' }).waitFor({ timeout: 60_000 });
+      for (const u of record.requests) assert.equal(new URL(u).origin, server.url, `request to another host: ${u}`);
+    });
+  });
+}
