@@ -202,6 +202,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             media: Arc::new(turtlemen_api::media::MediaSigner::from_secret(&keys.cookie)),
             views: Arc::new(turtlemen_api::views::ViewCounter::new(store.clone())),
             images: turtlemen_api::channel_images::processor(),
+            sessions: store.clone(),
         }
     };
     let mut janitor_state = None;

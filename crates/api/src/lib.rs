@@ -7,12 +7,13 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! and suggestions), [`comments`] (threads, likes, the held queue), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
 pub mod channel_images;
 pub mod channels;
+pub mod comments;
 pub mod cursor;
 pub mod feed;
 pub mod identity;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub views: Arc<views::ViewCounter>,
     /// Decodes and re-encodes channel pictures, a few at a time.
     pub images: turtlemen_images::Processor,
+    /// The session store (per-user rate limits).
+    pub sessions: Arc<dyn turtlemen_session::SessionStore>,
 }
 
 /// The API server's routes.
