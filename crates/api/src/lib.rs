@@ -7,10 +7,12 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`comments`] (threads, likes, the held queue), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! and suggestions), [`comments`] (threads, likes, the held queue) and [`blocked_words`] (the
+//! lists that hold a comment for approval), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
+pub mod blocked_words;
 pub mod channel_images;
 pub mod channels;
 pub mod comments;
