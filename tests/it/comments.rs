@@ -59,7 +59,10 @@ fn ids(list: &Value) -> Vec<String> {
 
 /// Runs the queued jobs until none is due (the instance runs no worker).
 async fn drain(app: &TestApp) -> usize {
-    Worker::new(app.db.clone(), turtlemen_worker::registry(None), WorkerConfig::default()).run_until_idle().await.unwrap()
+    Worker::new(app.db.clone(), turtlemen_worker::registry(None), WorkerConfig::default())
+        .run_until_idle()
+        .await
+        .unwrap()
 }
 
 async fn notifications_about(db: &Db, comment: &str) -> Vec<(String, String)> {
@@ -513,7 +516,16 @@ async fn likes_stay_exact(stack: Stack) {
         .unwrap()
     });
     let c = Uuid::now_v7();
-    let new = rows::NewComment { id: c, video_id: vid, author: owner.id, parent_id: None, root_id: None, body: "x", html: "x", held: false };
+    let new = rows::NewComment {
+        id: c,
+        video_id: vid,
+        author: owner.id,
+        parent_id: None,
+        root_id: None,
+        body: "x",
+        html: "x",
+        held: false,
+    };
     rows::create(&app.db, &new).await.unwrap();
     let mut users = Vec::new();
     for i in 0..25 {

@@ -45,7 +45,8 @@ pub fn parse_words(words: &[String]) -> Result<Vec<String>, ApiError> {
     }
     let mut out = Vec::with_capacity(words.len());
     for w in words.iter().filter(|w| !w.trim().is_empty()) {
-        let parsed = BlockedWord::parse(w).map_err(|e| ApiError::bad_request("invalid_word", format!("“{w}”: {e}.")))?;
+        let parsed =
+            BlockedWord::parse(w).map_err(|e| ApiError::bad_request("invalid_word", format!("“{w}”: {e}.")))?;
         out.push(parsed.as_str().to_owned());
     }
     out.sort();

@@ -173,7 +173,11 @@ pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> R
 }
 
 /// Which of `list` the viewer likes (`None` for a visitor).
-async fn likes_of(st: &ApiState, viewer: Option<&CurrentUser>, list: &[&Comment]) -> Result<Option<Vec<Uuid>>, ApiError> {
+async fn likes_of(
+    st: &ApiState,
+    viewer: Option<&CurrentUser>,
+    list: &[&Comment],
+) -> Result<Option<Vec<Uuid>>, ApiError> {
     match viewer {
         Some(u) if !list.is_empty() => {
             let ids: Vec<Uuid> = list.iter().map(|c| c.id).collect();
@@ -422,13 +426,16 @@ pub async fn write(
     let text = parse_text(text)?;
     let settings = rows::video_settings(&st.db, v.id).await?.ok_or_else(ApiError::not_found)?;
     if settings.policy == Policy::Closed {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "comments_closed", "Comments are closed on this video.").into());
+        return Err(
+            ApiError::new(StatusCode::FORBIDDEN, "comments_closed", "Comments are closed on this video.").into()
+        );
     }
     let (parent_id, root_id) = match parent {
         None => (None, None),
         Some(pid) => {
             let p = rows::get(&st.db, pid).await?.filter(|p| p.video_id == v.id && may_see(p, &v, Some(user)));
-            let p = p.ok_or_else(|| ApiError::bad_request("invalid_parent", "parent_id names no comment on this video."))?;
+            let p =
+                p.ok_or_else(|| ApiError::bad_request("invalid_parent", "parent_id names no comment on this video."))?;
             match p.status {
                 Status::Visible => {}
                 Status::Deleted => {
@@ -438,7 +445,11 @@ pub async fn write(
                     return Err(conflict("parent_removed", "That comment was removed; you cannot reply to it.").into());
                 }
                 Status::Held => {
-                    return Err(conflict("parent_held", "That comment awaits approval; you can reply once it is shown.").into());
+                    return Err(conflict(
+                        "parent_held",
+                        "That comment awaits approval; you can reply once it is shown.",
+                    )
+                    .into());
                 }
             }
             (Some(p.id), Some(p.root_id.unwrap_or(p.id)))
@@ -741,7 +752,11 @@ pub async fn set_pin(st: &ApiState, user: &CurrentUser, id: &str, pinned: bool) 
     user.require(Scope::CommentsWrite)?;
     let (c, v) = visible(st, id, Some(user)).await?;
     if !videos::may_manage(&v, user) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_your_video", "Only the video's owner can pin a comment."));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_video",
+            "Only the video's owner can pin a comment.",
+        ));
     }
     if pinned {
         if c.root_id.is_some() || c.status != Status::Visible {
@@ -769,7 +784,11 @@ pub async fn set_pin(st: &ApiState, user: &CurrentUser, id: &str, pinned: bool) 
         (status = 403, description = "`insufficient_scope` (`comments:write`) or `not_your_video`.", body = ErrorBody),
         (status = 404, description = "No such comment, or not yours to see.", body = ErrorBody),
     ))]
-async fn pin(State(st): State<ApiState>, user: Scoped<CommentsWrite>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn pin(
+    State(st): State<ApiState>,
+    user: Scoped<CommentsWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     set_pin(&st, &user, &id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -861,7 +880,11 @@ pub async fn approve_held(st: &ApiState, user: &CurrentUser, id: &str) -> Result
     user.require(Scope::CommentsWrite)?;
     let (c, v) = visible(st, id, Some(user)).await?;
     if !may_moderate(&v, user) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_your_video", "Only the video's owner or a moderator can approve a comment."));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_video",
+            "Only the video's owner or a moderator can approve a comment.",
+        ));
     }
     if rows::approve(&st.db, c.id).await? {
         announce(st, c.id).await;

@@ -395,7 +395,7 @@ async fn put_settings(
         (Kind::VideoComment, patch.video_comment),
     ]
     .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
     Ok(Json(set_kinds(&st, &scoped, &changes).await?.into()))
 }

@@ -417,25 +417,18 @@ pub async fn plan(db: &Db, video: Uuid, sort: Sort, after: After) -> Result<Stri
 pub async fn replies(db: &Db, root: Uuid, after: Option<Uuid>, limit: u32) -> Result<Vec<Comment>, DbError> {
     let after = after.unwrap_or(Uuid::nil());
     let rows: Vec<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(select!(
-            "WHERE c.root_id = $1 AND c.status <> 'held' AND c.id > $2 ORDER BY c.id LIMIT $3"
-        ))
-        .bind(root)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as(select!("WHERE c.root_id = $1 AND c.status <> 'held' AND c.id > $2 ORDER BY c.id LIMIT $3"))
+            .bind(root)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
     });
     Ok(rows.into_iter().map(Comment::from).collect())
 }
 
 /// The held comments of `video`, oldest first: all of them, or only `author`'s.
-pub async fn held_on_video(
-    db: &Db,
-    video: Uuid,
-    author: Option<UserId>,
-    limit: u32,
-) -> Result<Vec<Comment>, DbError> {
+pub async fn held_on_video(db: &Db, video: Uuid, author: Option<UserId>, limit: u32) -> Result<Vec<Comment>, DbError> {
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(select!(
             "WHERE c.video_id = $1 AND c.status = 'held' AND ($2 IS NULL OR c.author_id = $2) ORDER BY c.id LIMIT $3"
@@ -450,12 +443,7 @@ pub async fn held_on_video(
 }
 
 /// The held comments on every video of `owner`, oldest first, after `after` (the owner's queue).
-pub async fn held_for_owner(
-    db: &Db,
-    owner: UserId,
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<Comment>, DbError> {
+pub async fn held_for_owner(db: &Db, owner: UserId, after: Option<Uuid>, limit: u32) -> Result<Vec<Comment>, DbError> {
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(select!(
             "WHERE c.status = 'held' AND c.video_id IN (SELECT id FROM videos WHERE owner_id = $1) AND c.id > $2 \
@@ -542,15 +530,14 @@ pub async fn take_down(db: &Db, id: Uuid, mark: Status) -> Result<Gone, DbError>
                 }
                 (n == 1).then_some(Gone::Erased)
             } else {
-                let n = sqlx::query(
-                    "UPDATE comments SET status = $2, body = '', html = '' WHERE id = $1 AND status = $3",
-                )
-                .bind(id)
-                .bind(mark.as_str())
-                .bind(was.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                let n =
+                    sqlx::query("UPDATE comments SET status = $2, body = '', html = '' WHERE id = $1 AND status = $3")
+                        .bind(id)
+                        .bind(mark.as_str())
+                        .bind(was.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                 (n == 1).then_some(Gone::Marked)
             };
             let Some(outcome) = outcome else { return Ok(Gone::Unchanged) };
@@ -638,13 +625,11 @@ pub async fn liked_by(db: &Db, user: UserId, comments: &[Uuid]) -> Result<Vec<Uu
             .unwrap_or_else(|_| "[]".into());
         let found: Vec<Uuid> = match db {
             Db::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT comment_id FROM comment_likes WHERE user_id = $1 AND comment_id = ANY($2)",
-                )
-                .bind(user.0)
-                .bind(chunk)
-                .fetch_all(pool)
-                .await?
+                sqlx::query_scalar("SELECT comment_id FROM comment_likes WHERE user_id = $1 AND comment_id = ANY($2)")
+                    .bind(user.0)
+                    .bind(chunk)
+                    .fetch_all(pool)
+                    .await?
             }
             Db::Sqlite(pool) => {
                 sqlx::query_scalar(

@@ -111,7 +111,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { new_video: true, new_subscriber: true, comment_reply: true, comment_mention: true, video_comment: true }
+        Settings {
+            new_video: true,
+            new_subscriber: true,
+            comment_reply: true,
+            comment_mention: true,
+            video_comment: true,
+        }
     }
 }
 

@@ -253,6 +253,7 @@ mod tests {
                 "subscriptions:write",
                 "notifications:read",
                 "notifications:write",
+                "comments:write",
                 "account",
                 "admin"
             ]

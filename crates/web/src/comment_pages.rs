@@ -182,7 +182,11 @@ mod tests {
 
     #[test]
     fn sign_in_comes_back_to_the_box() {
-        let s = CommentsSection { video_id: "v1".into(), return_to: "/videos/v1?comment=1#comment-box".into(), ..Default::default() };
+        let s = CommentsSection {
+            video_id: "v1".into(),
+            return_to: "/videos/v1?comment=1#comment-box".into(),
+            ..Default::default()
+        };
         assert_eq!(s.sign_in_url(), "/oauth2/start?rd=%2Fvideos%2Fv1%3Fcomment%3D1%23comment-box");
     }
 
@@ -203,7 +207,12 @@ mod tests {
             video_title: "<i>T</i>".into(),
             watch_url: "/videos/v1".into(),
             root,
-            section: CommentsSection { video_id: "v1".into(), csrf: Some("tok".into()), policy: "open".into(), ..Default::default() },
+            section: CommentsSection {
+                video_id: "v1".into(),
+                csrf: Some("tok".into()),
+                policy: "open".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let html = thread_page(&view, &PageContext::default());

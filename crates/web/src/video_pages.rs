@@ -436,8 +436,10 @@ mod tests {
             error: Some("title: too long".into()),
             saved: false,
             watch_url: "/videos/v1".into(),
+            comment_policy: "held".into(),
         };
         let html = edit_page(&view, &ctx());
+        assert!(html.contains("name=\"comment_policy\" value=\"held\" checked"), "{html}");
         assert!(html.contains("action=\"/studio/videos/v1/edit\""));
         assert!(html.contains("value=\"T &#34;q&#34;\"") || html.contains("value=\"T &quot;q&quot;\""), "{html}");
         assert!(html.contains("value=\"unlisted\" checked"), "{html}");

@@ -145,8 +145,8 @@ struct CommentPayload {
 /// The `notify_comment` handler: the reply, mention and new-comment notifications of a shown
 /// comment ([`turtlemen_db::comment_notifications::deliver`]; each at most once, whoever runs it).
 pub async fn comment(payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
-    let p: CommentPayload = serde_json::from_value(payload)
-        .map_err(|e| JobError::permanent(format!("malformed comment payload: {e}")))?;
+    let p: CommentPayload =
+        serde_json::from_value(payload).map_err(|e| JobError::permanent(format!("malformed comment payload: {e}")))?;
     let made = turtlemen_db::comment_notifications::deliver(&ctx.db, p.comment_id).await?;
     tracing::debug!(comment.id = %p.comment_id, notifications.made = made, "comment notifications");
     Ok(())

@@ -195,7 +195,9 @@ mod tests {
         ];
         for case in cases {
             let out = html(case).to_ascii_lowercase();
-            for bad in ["<script", "<img", "<svg", "<iframe", "<style", "<meta", "<table", "<div", "<object", "<math", "<body"] {
+            for bad in
+                ["<script", "<img", "<svg", "<iframe", "<style", "<meta", "<table", "<div", "<object", "<math", "<body"]
+            {
                 assert!(!out.contains(bad), "{case:?} gave {out}");
             }
             for bad in ["javascript:", "vbscript:", "data:", " on", "style=", "src="] {
@@ -204,11 +206,14 @@ mod tests {
                 assert!(!in_tag, "{case:?} gave {out}");
             }
             for tag in out.split('<').skip(1) {
-                let name: String = tag.trim_start_matches('/').chars().take_while(char::is_ascii_alphanumeric).collect();
+                let name: String =
+                    tag.trim_start_matches('/').chars().take_while(char::is_ascii_alphanumeric).collect();
                 assert!(TAGS.contains(&name.as_str()), "{case:?} gave a <{name}>: {out}");
                 if name == "a" && tag.contains("href=") {
                     assert!(
-                        tag.contains("href=\"https://") || tag.contains("href=\"http://") || tag.contains("href=\"mailto:"),
+                        tag.contains("href=\"https://")
+                            || tag.contains("href=\"http://")
+                            || tag.contains("href=\"mailto:"),
                         "{case:?} gave {out}"
                     );
                 }

@@ -64,7 +64,14 @@ fn notice(done: Option<&str>) -> Option<String> {
 }
 
 /// One comment as `viewer` sees it on `v`.
-fn item(c: &Comment, v: &Video, viewer: Option<&CurrentUser>, policy: Policy, pinned: bool, liked: bool) -> CommentItem {
+fn item(
+    c: &Comment,
+    v: &Video,
+    viewer: Option<&CurrentUser>,
+    policy: Policy,
+    pinned: bool,
+    liked: bool,
+) -> CommentItem {
     let json = api::CommentJson::build(c, pinned, Some(liked));
     let author = viewer.is_some_and(|u| u.0.id == c.author_id);
     let moderator = viewer.is_some_and(|u| api::may_moderate(v, u));
@@ -155,7 +162,9 @@ async fn thread_page(
         return Err(ApiError::not_found());
     }
     if let Some(root) = c.root_id {
-        return Ok(Redirect::to(&format!("{}/comments/{root}#comment-{}", videos::watch_url(v.id), c.id)).into_response());
+        return Ok(
+            Redirect::to(&format!("{}/comments/{root}#comment-{}", videos::watch_url(v.id), c.id)).into_response()
+        );
     }
     let p = api::replies_page(&st, viewer, &comment, q.cursor.as_deref(), 100).await?;
     let settings = turtlemen_db::comments::video_settings(&st.db, v.id).await?.ok_or_else(ApiError::not_found)?;

@@ -37,7 +37,8 @@ pub(super) fn routes() -> Router<ApiState> {
 /// A line of the list for `n`.
 fn item(n: &Notification) -> NotificationItem {
     let json = NotificationJson::build(n);
-    let (actor_name, actor_url, object_name, object_url) = match (&n.subject, json.video, json.subscriber, json.comment) {
+    let (actor_name, actor_url, object_name, object_url) = match (&n.subject, json.video, json.subscriber, json.comment)
+    {
         (Subject::Video { .. }, Some(video), _, _) => {
             (json.channel.display_name, json.channel.url, video.title, video.watch_url)
         }
