@@ -99,6 +99,12 @@
   });
 
   // Back from "Sign in to comment": the box is ready.
+  // (Again once loaded: navigating to the #comment-box fragment may move the focus away.)
   const box = document.getElementById('comment-text');
-  if (box && new URLSearchParams(window.location.search).get('comment') === '1') box.focus();
+  if (box && new URLSearchParams(window.location.search).get('comment') === '1') {
+    const ready = () => { if (document.activeElement !== box) box.focus({ preventScroll: false }); };
+    ready();
+    if (document.readyState === 'complete') setTimeout(ready, 0);
+    else window.addEventListener('load', () => setTimeout(ready, 0), { once: true });
+  }
 })();

@@ -95,7 +95,7 @@ for (const [name, stack] of stacks) {
       await carol.waitForURL(`${server.url}/upload`);
       await carol.goto(watch);
       const parent = carol.locator('article.comment', { hasText: 'Hello from bob' });
-      await parent.getByText('Reply', { exact: true }).click();
+      await parent.locator('summary', { hasText: 'Reply' }).click();
       await parent.getByLabel('Your reply').fill('Welcome, bob!');
       await parent.getByRole('button', { name: 'Reply', exact: true }).click();
       await carol.locator('article.comment', { hasText: 'Welcome, bob!' }).waitFor();
