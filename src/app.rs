@@ -226,6 +226,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             views: Arc::new(turtlemen_api::views::ViewCounter::new(store.clone())),
             images: turtlemen_api::channel_images::processor(),
             live: live_services.clone(),
+            sessions: store.clone(),
         }
     };
     let mut janitor_state = None;

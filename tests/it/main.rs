@@ -12,6 +12,7 @@ mod broker;
 mod channel_images;
 mod channels;
 mod cli;
+mod comments;
 mod database;
 mod gateway;
 mod gateway_probe;

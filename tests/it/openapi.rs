@@ -69,6 +69,10 @@ on_both_stacks! {
         let res = app.client.patch(app.url(&format!("/api/v1/videos/{video}"))).header("cookie", admin.cookie_header())
             .json(&serde_json::json!({"privacy": "public"})).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+        let res = app.client.post(app.url(&format!("/api/v1/videos/{video}/comments"))).header("cookie", admin.cookie_header())
+            .json(&serde_json::json!({"text": "a comment to test"})).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let comment = res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
         let payload = serde_json::json!({});
         let job = jobs::enqueue(&app.db, &NewJob::new(JobKind::new("openapi_test"), &payload)).await.unwrap().id;
 
@@ -82,6 +86,10 @@ parameters = {{ "path.id" = "{video}" }}
 [[operations]]
 include-path-regex = "^/uploads/"
 parameters = {{ "path.id" = "{upload}" }}
+
+[[operations]]
+include-path-regex = "^/comments/"
+parameters = {{ "path.id" = "{comment}" }}
 
 [[operations]]
 include-path-regex = "^/admin/jobs/"

@@ -219,7 +219,7 @@ on_both_stacks! {
         let v: serde_json::Value = api(&app, Method::GET, &path, &full, None).await.json().await.unwrap();
         assert_eq!((v["title"].as_str(), v["privacy"].as_str()), (Some("secret"), Some("private")), "{v}");
         // The first-party client holds every API scope, asked for or not.
-        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "notifications:read", "notifications:write", "account", "admin"] {
+        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "notifications:read", "notifications:write", "comments:write", "account", "admin"] {
             assert!(full_scopes.split(' ').any(|x| x == s), "{full_scopes}");
         }
 

@@ -27,7 +27,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 
 /// The caller: an admin whose token grants the `admin` scope. Anyone else is told 404 (the
 /// route does not exist for them); an admin whose token lacks the scope gets 403.
-struct AdminUser(CurrentUser);
+pub(crate) struct AdminUser(pub(crate) CurrentUser);
 
 impl FromRequestParts<ApiState> for AdminUser {
     type Rejection = Response;

@@ -1,5 +1,5 @@
 //! Opaque, tamper-proof pagination cursors for keyset-paged lists (the feed, a user's
-//! subscriptions, a channel's videos, a user's notifications).
+//! subscriptions, a channel's videos, a user's notifications, a video's comments and replies).
 //!
 //! A cursor is `base64url(kind ‖ key ‖ id ‖ tag)`: `kind` names the list it belongs to, `key`
 //! is the sort key of the last row shown (a time in nanoseconds or a count, 8 bytes big-endian),
@@ -32,6 +32,14 @@ pub enum Kind {
     ChannelViews = 4,
     Notifications = 5,
     Lives = 16,
+    /// A video's comments, newest first (the key is unused: ids are UUID v7, ordered by time).
+    CommentsNewest = 20,
+    /// A video's comments, most liked first (the key is the like count).
+    CommentsTop = 21,
+    /// A thread's replies, oldest first.
+    CommentReplies = 22,
+    /// An owner's held comments.
+    HeldComments = 23,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

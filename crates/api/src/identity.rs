@@ -193,6 +193,8 @@ pub struct SubscriptionsWrite;
 pub struct NotificationsRead;
 /// [`Scope::NotificationsWrite`].
 pub struct NotificationsWrite;
+/// [`Scope::CommentsWrite`].
+pub struct CommentsWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
 
@@ -219,6 +221,9 @@ impl Need for NotificationsRead {
 }
 impl Need for NotificationsWrite {
     const SCOPE: Option<Scope> = Some(Scope::NotificationsWrite);
+}
+impl Need for CommentsWrite {
+    const SCOPE: Option<Scope> = Some(Scope::CommentsWrite);
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);

@@ -8,12 +8,15 @@
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
 //! and suggestions), [`lives`] (live streams, their media, and the ingest's database side),
-//! [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! [`comments`] (threads, likes, the held queue) and [`blocked_words`] (the lists that hold a
+//! comment for approval), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
+pub mod blocked_words;
 pub mod channel_images;
 pub mod channels;
+pub mod comments;
 pub mod cursor;
 pub mod feed;
 pub mod identity;
@@ -59,6 +62,8 @@ pub struct ApiState {
     pub images: turtlemen_images::Processor,
     /// This process's live ingest, if it runs one.
     pub live: lives::LiveServices,
+    /// The session store (per-user rate limits).
+    pub sessions: Arc<dyn turtlemen_session::SessionStore>,
 }
 
 /// The API server's routes.

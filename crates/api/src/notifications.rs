@@ -7,7 +7,8 @@
 //! - `POST /api/v1/me/notifications/read` (JSON only): `{"ids": [...]}` (at most
 //!   [`MAX_MARK_IDS`]) or `{"all": true}`; ids that are not the caller's change nothing.
 //! - `GET`/`PUT /api/v1/me/notifications/settings`: `{"new_video": bool, "new_subscriber":
-//!   bool}`, every kind on by default; `PUT` changes the kinds it names.
+//!   bool, "comment_reply": bool, "comment_mention": bool, "video_comment": bool}`, every kind on
+//!   by default; `PUT` changes the kinds it names.
 //!
 //! Reading needs `notifications:read`, changing `notifications:write` (which includes read).
 //! Each notification carries what it takes to show it (channel handle and name, the video's
@@ -82,13 +83,28 @@ pub struct NotificationJson {
     pub video: Option<VideoRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<SubscriberRef>,
+    /// The comment of `comment_reply`, `comment_mention` and `video_comment`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<CommentRef>,
+}
+
+/// The comment a comment notification is about.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CommentRef {
+    pub id: Uuid,
+    /// Its author's username.
+    pub author: String,
+    pub video_id: Uuid,
+    pub video_title: String,
+    /// Where it is shown.
+    pub url: String,
 }
 
 impl NotificationJson {
     pub fn build(n: &Notification) -> NotificationJson {
-        let (video, subscriber) = match &n.subject {
+        let (video, subscriber, comment) = match &n.subject {
             Subject::Video { id, title } => {
-                (Some(VideoRef { id: *id, title: title.clone(), watch_url: videos::watch_url(*id) }), None)
+                (Some(VideoRef { id: *id, title: title.clone(), watch_url: videos::watch_url(*id) }), None, None)
             }
             Subject::Subscriber { username, display_name, .. } => (
                 None,
@@ -96,6 +112,21 @@ impl NotificationJson {
                     username: username.clone(),
                     display_name: if display_name.trim().is_empty() { username.clone() } else { display_name.clone() },
                     url: channels::page_url(username),
+                }),
+                None,
+            ),
+            Subject::Comment { id, video_id, video_title, root_id, author_username } => (
+                None,
+                None,
+                Some(CommentRef {
+                    id: *id,
+                    author: author_username.clone(),
+                    video_id: *video_id,
+                    video_title: video_title.clone(),
+                    url: match root_id {
+                        None => format!("{}#comment-{id}", videos::watch_url(*video_id)),
+                        Some(root) => format!("{}/comments/{root}#comment-{id}", videos::watch_url(*video_id)),
+                    },
                 }),
             ),
         };
@@ -112,6 +143,7 @@ impl NotificationJson {
             },
             video,
             subscriber,
+            comment,
         }
     }
 }
@@ -279,11 +311,23 @@ struct SettingsJson {
     new_video: bool,
     /// Someone subscribed to your channel.
     new_subscriber: bool,
+    /// Someone replied to your comment.
+    comment_reply: bool,
+    /// A comment mentions your @handle.
+    comment_mention: bool,
+    /// Someone commented on your video.
+    video_comment: bool,
 }
 
 impl From<Settings> for SettingsJson {
     fn from(s: Settings) -> Self {
-        SettingsJson { new_video: s.new_video, new_subscriber: s.new_subscriber }
+        SettingsJson {
+            new_video: s.new_video,
+            new_subscriber: s.new_subscriber,
+            comment_reply: s.comment_reply,
+            comment_mention: s.comment_mention,
+            video_comment: s.video_comment,
+        }
     }
 }
 
@@ -294,6 +338,9 @@ impl From<Settings> for SettingsJson {
 struct SettingsPatch {
     new_video: Option<bool>,
     new_subscriber: Option<bool>,
+    comment_reply: Option<bool>,
+    comment_mention: Option<bool>,
+    video_comment: Option<bool>,
 }
 
 /// Sets the kinds `changes` names for `user`.
@@ -340,9 +387,15 @@ async fn put_settings(
     body: axum::body::Bytes,
 ) -> Result<Json<SettingsJson>, ApiError> {
     let patch: SettingsPatch = channels::json_body(&headers, &body)?;
-    let changes: Vec<(Kind, bool)> = [(Kind::NewVideo, patch.new_video), (Kind::NewSubscriber, patch.new_subscriber)]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
+    let changes: Vec<(Kind, bool)> = [
+        (Kind::NewVideo, patch.new_video),
+        (Kind::NewSubscriber, patch.new_subscriber),
+        (Kind::CommentReply, patch.comment_reply),
+        (Kind::CommentMention, patch.comment_mention),
+        (Kind::VideoComment, patch.video_comment),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
     Ok(Json(set_kinds(&st, &scoped, &changes).await?.into()))
 }

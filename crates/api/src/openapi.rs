@@ -56,6 +56,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::notifications::routes())
         .merge(crate::search::routes())
         .merge(crate::lives::routes())
+        .merge(crate::comments::routes())
+        .merge(crate::blocked_words::routes())
 }
 
 /// The whole document, as served.

@@ -14,8 +14,11 @@
 //! signed-in viewer's unread count).
 //! [`channel_edit`] the channel's edit page (profile, avatar, banner).
 //! [`search`] the search page.
+//! [`comments`] the watch page's comments, a thread's page, the comment forms and the studio's
+//! held comments.
 
 mod channel_edit;
+mod comments;
 mod community;
 mod csrf;
 mod live;
@@ -59,6 +62,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(channel_edit::routes())
         .merge(search::routes())
         .merge(live::routes())
+        .merge(comments::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -180,6 +184,7 @@ async fn watch(
     State(st): State<ApiState>,
     viewer: Option<CurrentUser>,
     Path(id): Path<String>,
+    Query(q): Query<comments::CommentsQuery>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
@@ -187,6 +192,7 @@ async fn watch(
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
+    let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
@@ -208,6 +214,7 @@ async fn watch(
         renditions: view.renditions.into_iter().map(|r| RenditionItem { name: r.name, height: r.height }).collect(),
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| videos::may_manage(&v, u)),
+        comments,
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }
@@ -282,7 +289,9 @@ async fn edit_form(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = managed(&st, &id, &user).await?;
+    let policy = turtlemen_db::comments::video_settings(&st.db, v.id).await?.map(|s| s.policy);
     let view = EditView {
+        comment_policy: policy.unwrap_or(turtlemen_db::comments::Policy::Open).as_str().to_owned(),
         id: v.id.to_string(),
         form: form_of(&v),
         csrf: csrf::token(&st, &user),
@@ -305,6 +314,7 @@ struct EditSubmission {
     language: String,
     licence: String,
     privacy: String,
+    comment_policy: String,
 }
 
 impl EditSubmission {
@@ -329,6 +339,7 @@ impl EditSubmission {
             language: Some(Some(self.language)),
             licence: Some(Some(self.licence)),
             privacy: Some(self.privacy),
+            comment_policy: Some(self.comment_policy),
         }
     }
 }
@@ -345,11 +356,13 @@ async fn edit_submit(
 ) -> Result<Response, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
     let refill = form.form();
+    let refill_policy = form.comment_policy.clone();
     match videos::update(&st, &user, &id, form.patch()).await {
         Ok(v) => Ok(Redirect::to(&format!("/studio/videos/{}/edit?saved=1", v.id)).into_response()),
         Err(e) if e.status == StatusCode::BAD_REQUEST => {
             let v = managed(&st, &id, &user).await?;
             let view = EditView {
+                comment_policy: refill_policy,
                 id: v.id.to_string(),
                 form: refill,
                 csrf: csrf::token(&st, &user),

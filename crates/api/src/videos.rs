@@ -322,6 +322,9 @@ pub struct MetadataPatch {
     pub licence: Option<Option<String>>,
     #[schema(value_type = Option<Privacy>)]
     pub privacy: Option<String>,
+    /// Who may comment: `open`, `closed` or `held` (every comment waits for approval).
+    #[schema(value_type = Option<turtlemen_db::comments::Policy>)]
+    pub comment_policy: Option<String>,
 }
 
 impl MetadataPatch {
@@ -347,6 +350,12 @@ impl MetadataPatch {
         validate(&m)?;
         Ok(m)
     }
+}
+
+/// A comment policy as sent, or 400.
+pub fn parse_comment_policy(s: &str) -> Result<turtlemen_db::comments::Policy, ApiError> {
+    turtlemen_db::comments::Policy::parse(s)
+        .ok_or_else(|| ApiError::bad_request("invalid_comment_policy", "comment_policy is open, closed or held."))
 }
 
 /// The category named by `s` (slug or label, any case), or a 400 listing the valid slugs.
@@ -433,6 +442,7 @@ pub fn metadata_from_upload(pairs: &BTreeMap<String, String>) -> Result<(Metadat
         language: pairs.get("language").cloned().map(Some),
         licence: pairs.get("licence").or_else(|| pairs.get("license")).cloned().map(Some),
         privacy: pairs.get("privacy").cloned(),
+        comment_policy: None,
     };
     let base_metadata = Metadata {
         title: String::new(),
@@ -466,11 +476,15 @@ async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Video, A
 
 /// Changes a video's metadata. The owner (or an admin) applies the change, with a token that
 /// grants `videos:write`.
-pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: MetadataPatch) -> Result<Video, ApiError> {
+pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, mut patch: MetadataPatch) -> Result<Video, ApiError> {
     user.require(Scope::VideosWrite)?;
     let v = managed(st, id, user).await?;
+    let policy = patch.comment_policy.take().filter(|p| !p.is_empty()).map(|p| parse_comment_policy(&p)).transpose()?;
     let m = patch.apply(&metadata_of(&v))?;
     rows::update_metadata(&st.db, v.id, &m).await?;
+    if let Some(p) = policy {
+        turtlemen_db::comments::set_policy(&st.db, v.id, p).await?;
+    }
     if m.privacy == Privacy::Public && v.privacy != Privacy::Public {
         // Made public: its subscribers hear of it now (once per video; nothing while it is not
         // yet playable, which queues it then). The change stands whatever happens here.
@@ -489,7 +503,7 @@ pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, patch: Metadata
     request_body(content = MetadataPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The changed video.", body = VideoView),
-        (status = 400, description = "`invalid_json`, `invalid_field` (the message names it) or `invalid_privacy`.", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_field` (the message names it), `invalid_privacy` or `invalid_comment_policy`.", body = ErrorBody),
         (status = 401, description = "Not signed in.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope`: the token does not grant `videos:write`.", body = ErrorBody),
         (status = 404, description = "No such video, or not yours to change.", body = ErrorBody),

@@ -13,6 +13,8 @@ pub mod audit;
 pub mod auth_sessions;
 pub mod channels;
 pub mod clients;
+pub mod comment_notifications;
+pub mod comments;
 pub mod consents;
 pub mod email_tokens;
 mod error;

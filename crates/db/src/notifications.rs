@@ -11,7 +11,9 @@
 //!
 //! Reading never shows what the recipient may no longer see: a video notification is listed and
 //! counted only while its video exists and is public and playable; a subscriber notification
-//! only while the subscriber's account exists.
+//! only while the subscriber's account exists; a comment notification only while the comment
+//! is shown and its video is one the recipient may see. The comment kinds are produced by
+//! [`crate::comment_notifications`].
 //!
 //! This module must never hold a transaction across batches, nor produce a notification inline
 //! in a request.
@@ -46,15 +48,25 @@ pub enum Kind {
     NewVideo,
     /// Someone subscribed to one of the recipient's channels.
     NewSubscriber,
+    /// Someone replied to the recipient's comment ([`crate::comment_notifications`]).
+    CommentReply,
+    /// A comment mentions the recipient's `@handle`.
+    CommentMention,
+    /// Someone commented on the recipient's video.
+    VideoComment,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::NewVideo, Kind::NewSubscriber];
+    pub const ALL: [Kind; 5] =
+        [Kind::NewVideo, Kind::NewSubscriber, Kind::CommentReply, Kind::CommentMention, Kind::VideoComment];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NewVideo => "new_video",
             Kind::NewSubscriber => "new_subscriber",
+            Kind::CommentReply => "comment_reply",
+            Kind::CommentMention => "comment_mention",
+            Kind::VideoComment => "video_comment",
         }
     }
 
@@ -70,6 +82,8 @@ pub enum Subject {
     Video { id: Uuid, title: String },
     /// A subscriber.
     Subscriber { id: UserId, username: String, display_name: String },
+    /// A comment, shown when read, on a video the recipient may see.
+    Comment { id: Uuid, video_id: Uuid, video_title: String, root_id: Option<Uuid>, author_username: String },
 }
 
 /// One notification as its recipient sees it.
@@ -90,11 +104,20 @@ pub struct Notification {
 pub struct Settings {
     pub new_video: bool,
     pub new_subscriber: bool,
+    pub comment_reply: bool,
+    pub comment_mention: bool,
+    pub video_comment: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { new_video: true, new_subscriber: true }
+        Settings {
+            new_video: true,
+            new_subscriber: true,
+            comment_reply: true,
+            comment_mention: true,
+            video_comment: true,
+        }
     }
 }
 
@@ -103,6 +126,9 @@ impl Settings {
         match kind {
             Kind::NewVideo => self.new_video,
             Kind::NewSubscriber => self.new_subscriber,
+            Kind::CommentReply => self.comment_reply,
+            Kind::CommentMention => self.comment_mention,
+            Kind::VideoComment => self.video_comment,
         }
     }
 }
@@ -252,7 +278,11 @@ macro_rules! visible {
              LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
              AND v.playable = TRUE AND v.published_at IS NOT NULL \
              LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id \
-             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL) AND ",
+             LEFT JOIN comments cm ON n.kind IN ('comment_reply', 'comment_mention', 'video_comment') \
+             AND cm.id = n.subject_id AND cm.status = 'visible' \
+             LEFT JOIN videos cv ON cv.id = cm.video_id AND (cv.privacy <> 'private' OR cv.owner_id = n.user_id) \
+             LEFT JOIN users ca ON ca.id = cm.author_id \
+             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL OR (cv.id IS NOT NULL AND ca.id IS NOT NULL)) AND ",
             $($rest)+
         )
     };
@@ -271,6 +301,10 @@ struct Row {
     video_title: Option<String>,
     username: Option<String>,
     user_display_name: Option<String>,
+    comment_video_id: Option<Uuid>,
+    comment_video_title: Option<String>,
+    comment_root_id: Option<Uuid>,
+    comment_author: Option<String>,
 }
 
 impl Row {
@@ -282,6 +316,13 @@ impl Row {
                 id: UserId(self.subject_id),
                 username: self.username?,
                 display_name: self.user_display_name.unwrap_or_default(),
+            },
+            Kind::CommentReply | Kind::CommentMention | Kind::VideoComment => Subject::Comment {
+                id: self.subject_id,
+                video_id: self.comment_video_id?,
+                video_title: self.comment_video_title?,
+                root_id: self.comment_root_id,
+                author_username: self.comment_author?,
             },
         };
         Some(Notification {
@@ -309,7 +350,8 @@ pub async fn list(
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(concat!(
             "SELECT n.id, n.kind, n.subject_id, n.channel_id, n.created_at, n.read_at, c.handle AS channel_handle, \
-             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name ",
+             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name, \
+             cv.id AS comment_video_id, cv.title AS comment_video_title, cm.root_id AS comment_root_id, ca.username AS comment_author ",
             visible!(
                 "n.user_id = $1 AND n.created_at <= $2 AND (n.created_at < $2 OR n.id < $3) \
                  ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
@@ -409,6 +451,9 @@ pub async fn settings(db: &Db, user: UserId) -> Result<Settings, DbError> {
         match Kind::parse(&kind) {
             Some(Kind::NewVideo) => s.new_video = enabled,
             Some(Kind::NewSubscriber) => s.new_subscriber = enabled,
+            Some(Kind::CommentReply) => s.comment_reply = enabled,
+            Some(Kind::CommentMention) => s.comment_mention = enabled,
+            Some(Kind::VideoComment) => s.video_comment = enabled,
             None => {}
         }
     }
@@ -446,5 +491,6 @@ mod tests {
             assert!(Settings::default().enabled(k));
         }
         assert_eq!(Kind::parse("new_comment"), None);
+        assert_eq!(Kind::parse("comment_reply"), Some(Kind::CommentReply));
     }
 }

@@ -5,6 +5,7 @@
 //! knows nothing of HTTP, JSON request shapes or SQL.
 
 mod category;
+pub mod comment_text;
 mod email;
 mod handle;
 mod ids;
@@ -14,6 +15,7 @@ mod secret;
 mod username;
 
 pub use category::Category;
+pub use comment_text::{BlockedWord, BlockedWordError, CommentText, CommentTextError};
 pub use email::{Email, EmailError};
 pub use handle::{Handle, HandleError};
 pub use ids::UserId;

@@ -41,6 +41,9 @@ pub enum Scope {
     /// (`POST /api/v1/me/notifications/read`, `PUT …/settings`). Includes
     /// [`Scope::NotificationsRead`].
     NotificationsWrite,
+    /// Write, edit and delete the user's comments, like comments, and manage the comments on
+    /// the user's videos (pin, remove, approve held ones). Reading comments needs no scope.
+    CommentsWrite,
     /// See and end the user's sign-in sessions and read their security log (the auth
     /// service's `/auth/api/sessions` and `/auth/api/audit`).
     Account,
@@ -63,6 +66,7 @@ impl Scope {
         Scope::SubscriptionsWrite,
         Scope::NotificationsRead,
         Scope::NotificationsWrite,
+        Scope::CommentsWrite,
         Scope::Account,
         Scope::Admin,
     ];
@@ -81,6 +85,7 @@ impl Scope {
             Scope::SubscriptionsWrite => "subscriptions:write",
             Scope::NotificationsRead => "notifications:read",
             Scope::NotificationsWrite => "notifications:write",
+            Scope::CommentsWrite => "comments:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
         }
@@ -105,6 +110,7 @@ impl Scope {
             Scope::SubscriptionsWrite => "Follow and unfollow channels for you",
             Scope::NotificationsRead => "See your notifications and notification settings",
             Scope::NotificationsWrite => "Mark your notifications read and change which ones you get",
+            Scope::CommentsWrite => "Write, edit and delete comments for you, and manage the comments on your videos",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
         }
@@ -122,6 +128,7 @@ impl Scope {
                 | Scope::SubscriptionsWrite
                 | Scope::NotificationsRead
                 | Scope::NotificationsWrite
+                | Scope::CommentsWrite
                 | Scope::Account
                 | Scope::Admin
         )
@@ -246,6 +253,7 @@ mod tests {
                 "subscriptions:write",
                 "notifications:read",
                 "notifications:write",
+                "comments:write",
                 "account",
                 "admin"
             ]

@@ -4,6 +4,7 @@
 //! - [`home_page`] and [`error_page`] render full HTML pages from plain view models
 //!   ([`HomeView`], [`FeedCard`]); [`video_pages`] renders upload, watch, the creator's list
 //!   and the edit form; [`channel_pages`] a channel's page and the subscriptions feed;
+//!   [`comment_pages`] the watch page's comments, a thread's page and the held-comments queue;
 //!   [`notification_pages`] the notifications page (the bell in the header links to it);
 //!   [`search_pages`] the search page; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
@@ -17,6 +18,7 @@ mod assets;
 pub mod auth_pages;
 pub mod channel_pages;
 pub mod live_pages;
+pub mod comment_pages;
 pub mod notification_pages;
 mod pages;
 pub mod recovery_pages;

@@ -15,7 +15,7 @@ use askama::Template;
 pub struct NotificationItem {
     /// The notification's id (the "Mark read" form posts to `/notifications/{id}/read`).
     pub id: String,
-    /// `new_video` or `new_subscriber`.
+    /// `new_video`, `new_subscriber`, `comment_reply`, `comment_mention` or `video_comment`.
     pub kind: String,
     /// Who did it: the channel (new video) or the subscriber.
     pub actor_name: String,
@@ -39,6 +39,9 @@ pub struct NotificationsView {
     pub csrf: String,
     pub new_video: bool,
     pub new_subscriber: bool,
+    pub comment_reply: bool,
+    pub comment_mention: bool,
+    pub video_comment: bool,
     /// A one-line message after an action ("All marked as read.").
     pub notice: Option<String>,
 }
@@ -88,6 +91,9 @@ mod tests {
             csrf: "tok\"en".into(),
             new_video: true,
             new_subscriber: false,
+            comment_reply: true,
+            comment_mention: true,
+            video_comment: true,
             ..NotificationsView::default()
         };
         let html = notifications_page(&view, &PageContext::default());

@@ -112,6 +112,8 @@ pub struct WatchView {
     pub date: String,
     /// The viewer may edit it: show the edit link.
     pub can_edit: bool,
+    /// The comments section ([`crate::comment_pages`]).
+    pub comments: Option<crate::comment_pages::CommentsSection>,
 }
 
 impl WatchView {
@@ -212,6 +214,19 @@ pub struct EditView {
     /// The last submission was saved.
     pub saved: bool,
     pub watch_url: String,
+    /// `open`, `closed` or `held`.
+    pub comment_policy: String,
+}
+
+impl EditView {
+    /// The comment policies to choose from: value, label, explanation.
+    pub fn comment_policy_choices(&self) -> [(&'static str, &'static str, &'static str); 3] {
+        [
+            ("open", "Open", "Anyone signed in can comment."),
+            ("held", "Held for review", "New comments wait until you approve them."),
+            ("closed", "Closed", "Nobody can comment; existing comments stay."),
+        ]
+    }
 }
 
 #[derive(Template)]
@@ -262,8 +277,11 @@ pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
 /// The watch page (hls.js and `watch.js` drive the player; hls.js only where there is a source
 /// or one may come while processing).
 pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
-    let scripts: &[&str] =
-        if view.hls_url.is_some() || view.processing() { &["hls.min.js", "watch.js"] } else { &["watch.js"] };
+    let scripts: &[&str] = if view.hls_url.is_some() || view.processing() {
+        &["hls.min.js", "watch.js", "comments.js"]
+    } else {
+        &["watch.js", "comments.js"]
+    };
     render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
 }
 
@@ -335,6 +353,7 @@ mod tests {
             renditions: vec![RenditionItem { name: "360p".into(), height: 360 }],
             date: "2026-11-26".into(),
             can_edit: false,
+            comments: None,
         }
     }
 
@@ -417,8 +436,10 @@ mod tests {
             error: Some("title: too long".into()),
             saved: false,
             watch_url: "/videos/v1".into(),
+            comment_policy: "held".into(),
         };
         let html = edit_page(&view, &ctx());
+        assert!(html.contains("name=\"comment_policy\" value=\"held\" checked"), "{html}");
         assert!(html.contains("action=\"/studio/videos/v1/edit\""));
         assert!(html.contains("value=\"T &#34;q&#34;\"") || html.contains("value=\"T &quot;q&quot;\""), "{html}");
         assert!(html.contains("value=\"unlisted\" checked"), "{html}");

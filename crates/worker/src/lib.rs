@@ -164,7 +164,8 @@ impl std::fmt::Debug for Registry {
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     let registry = Registry::new()
         .register(notify::NOTIFY_NEW_VIDEO, notify::NewVideoFanOut::default())
-        .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber);
+        .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber)
+        .register(notify::NOTIFY_COMMENT, notify::comment);
     match transcoder {
         Some(t) => registry.register(transcode::TRANSCODE, t),
         None => registry,

@@ -1,5 +1,7 @@
 //! The notification jobs: `notify_new_video` fans a newly public video out to its channel's
-//! subscribers, `notify_new_subscriber` tells a channel's owner about a new follower.
+//! subscribers, `notify_new_subscriber` tells a channel's owner about a new follower,
+//! `notify_comment` tells who a comment concerns (the parent's author, mentioned handles, the
+//! video's owner).
 //!
 //! The fan-out works in bounded batches ([`turtlemen_db::notifications::fan_out_batch`]: one
 //! short statement per [`FAN_OUT_BATCH`] subscribers, walked in user id order) and checkpoints
@@ -21,6 +23,7 @@ use turtlemen_db::{Db, DbError};
 use turtlemen_domain::UserId;
 use uuid::Uuid;
 
+pub use turtlemen_db::comment_notifications::NOTIFY_COMMENT;
 pub use turtlemen_db::notifications::{FAN_OUT_BATCH, NOTIFY_NEW_SUBSCRIBER, NOTIFY_NEW_VIDEO};
 
 /// How far a fan-out got: the job's payload.
@@ -131,5 +134,20 @@ pub async fn new_subscriber(payload: serde_json::Value, ctx: JobContext) -> Resu
         .map_err(|e| JobError::permanent(format!("malformed new-subscriber payload: {e}")))?;
     let made = notifications::notify_subscriber(&ctx.db, p.channel_id, UserId(p.subscriber_id)).await?;
     tracing::debug!(channel.id = %p.channel_id, user.id = %p.subscriber_id, notification.made = made, "new subscriber");
+    Ok(())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CommentPayload {
+    comment_id: Uuid,
+}
+
+/// The `notify_comment` handler: the reply, mention and new-comment notifications of a shown
+/// comment ([`turtlemen_db::comment_notifications::deliver`]; each at most once, whoever runs it).
+pub async fn comment(payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
+    let p: CommentPayload =
+        serde_json::from_value(payload).map_err(|e| JobError::permanent(format!("malformed comment payload: {e}")))?;
+    let made = turtlemen_db::comment_notifications::deliver(&ctx.db, p.comment_id).await?;
+    tracing::debug!(comment.id = %p.comment_id, notifications.made = made, "comment notifications");
     Ok(())
 }

@@ -37,11 +37,16 @@ pub(super) fn routes() -> Router<ApiState> {
 /// A line of the list for `n`.
 fn item(n: &Notification) -> NotificationItem {
     let json = NotificationJson::build(n);
-    let (actor_name, actor_url, object_name, object_url) = match (&n.subject, json.video, json.subscriber) {
-        (Subject::Video { .. }, Some(video), _) => {
+    let (actor_name, actor_url, object_name, object_url) = match (&n.subject, json.video, json.subscriber, json.comment)
+    {
+        (Subject::Video { .. }, Some(video), _, _) => {
             (json.channel.display_name, json.channel.url, video.title, video.watch_url)
         }
-        (_, _, Some(who)) => (who.display_name, who.url, json.channel.display_name, json.channel.url),
+        (_, _, _, Some(c)) => {
+            let author_url = crate::channels::page_url(&c.author);
+            (c.author, author_url, c.video_title, c.url)
+        }
+        (_, _, Some(who), _) => (who.display_name, who.url, json.channel.display_name, json.channel.url),
         // Unreachable: a video notification carries its video, a subscriber one its subscriber.
         _ => (json.channel.display_name, json.channel.url.clone(), String::new(), json.channel.url),
     };
@@ -82,6 +87,9 @@ async fn notifications_page(
         csrf: csrf::token(&st, &user),
         new_video: settings.new_video,
         new_subscriber: settings.new_subscriber,
+        comment_reply: settings.comment_reply,
+        comment_mention: settings.comment_mention,
+        video_comment: settings.video_comment,
         notice: match q.done.as_deref() {
             Some("read") => Some("Marked as read.".into()),
             Some("all") => Some("All marked as read.".into()),
@@ -124,6 +132,9 @@ struct SettingsForm {
     csrf: String,
     new_video: Option<String>,
     new_subscriber: Option<String>,
+    comment_reply: Option<String>,
+    comment_mention: Option<String>,
+    video_comment: Option<String>,
 }
 
 /// `POST /notifications/settings`: every kind is set from the form (unchecked: off).
@@ -133,7 +144,13 @@ async fn save_settings(
     axum::Form(form): axum::Form<SettingsForm>,
 ) -> Result<Redirect, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
-    let changes = [(Kind::NewVideo, form.new_video.is_some()), (Kind::NewSubscriber, form.new_subscriber.is_some())];
+    let changes = [
+        (Kind::NewVideo, form.new_video.is_some()),
+        (Kind::NewSubscriber, form.new_subscriber.is_some()),
+        (Kind::CommentReply, form.comment_reply.is_some()),
+        (Kind::CommentMention, form.comment_mention.is_some()),
+        (Kind::VideoComment, form.video_comment.is_some()),
+    ];
     notifications::set_kinds(&st, &user, &changes).await?;
     Ok(Redirect::to("/notifications?done=settings"))
 }
