@@ -31,6 +31,7 @@ pub enum Kind {
     ChannelNewest = 3,
     ChannelViews = 4,
     Notifications = 5,
+    Reports = 6,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

@@ -7,7 +7,7 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! and suggestions), [`moderation`] (reports, the moderators' queue, bans, roles and quotas), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod feed;
 pub mod identity;
 pub mod media;
+pub mod moderation;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
@@ -55,6 +56,9 @@ pub struct ApiState {
     pub views: Arc<views::ViewCounter>,
     /// Decodes and re-encodes channel pictures, a few at a time.
     pub images: turtlemen_images::Processor,
+    /// The shared session store: report rate limits, and the marks a ban writes to end the
+    /// banned user's gateway sessions.
+    pub sessions: turtlemen_session::Sessions,
 }
 
 /// The API server's routes.

@@ -55,6 +55,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::feed::routes())
         .merge(crate::notifications::routes())
         .merge(crate::search::routes())
+        .merge(crate::moderation::routes())
 }
 
 /// The whole document, as served.

@@ -17,6 +17,7 @@
 
 mod channel_edit;
 mod community;
+mod moderation;
 mod csrf;
 mod notifications;
 mod search;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(notifications::routes())
         .merge(channel_edit::routes())
         .merge(search::routes())
+        .merge(moderation::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -206,6 +208,15 @@ async fn watch(
         renditions: view.renditions.into_iter().map(|r| RenditionItem { name: r.name, height: r.height }).collect(),
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| videos::may_manage(&v, u)),
+        hidden_notice: moderation::hidden_notice(&v),
+        report: moderation::report_form(
+            &st,
+            viewer.as_ref(),
+            v.owner_id,
+            format!("/videos/{}/report", v.id),
+            "this video",
+            &ctx.path,
+        ),
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }

@@ -114,7 +114,8 @@ impl Settings {
 pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
     let listed: Option<Uuid> = with_pool!(db, |pool| {
         sqlx::query_scalar(
-            "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL",
+            "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL \
+             AND hidden IS NULL",
         )
         .bind(video)
         .fetch_optional(pool)
@@ -244,14 +245,16 @@ pub async fn notify_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> Re
     .await
 }
 
-/// The joins and filter that keep what the recipient may no longer see out of lists and counts.
+/// The joins and filter that keep what the recipient may no longer see out of lists and counts:
+/// a video no longer public and playable, hidden by moderation or in a suspended channel, a
+/// subscriber who is banned (see `crate::moderation`).
 macro_rules! visible {
     ($($rest:tt)+) => {
         concat!(
             "FROM notifications n JOIN channels c ON c.id = n.channel_id \
              LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
-             AND v.playable = TRUE AND v.published_at IS NOT NULL \
-             LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id \
+             AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL AND c.suspended = FALSE \
+             LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id AND u.banned_at IS NULL \
              WHERE (v.id IS NOT NULL OR u.id IS NOT NULL) AND ",
             $($rest)+
         )

@@ -47,6 +47,10 @@ pub enum Scope {
     /// Act as an administrator, for users with the admin role (`/api/v1/admin/…`). A user
     /// without the role gains nothing from it.
     Admin,
+    /// Act as a moderator, for users with the moderator or admin role: the report queue, hiding
+    /// and deleting content, warnings and bans (`/api/v1/admin/reports…`, `/api/v1/admin/users…`).
+    /// A user without the role gains nothing from it.
+    Moderation,
 }
 
 impl Scope {
@@ -65,6 +69,7 @@ impl Scope {
         Scope::NotificationsWrite,
         Scope::Account,
         Scope::Admin,
+        Scope::Moderation,
     ];
 
     /// The scope's name in `scope` strings.
@@ -83,6 +88,7 @@ impl Scope {
             Scope::NotificationsWrite => "notifications:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
+            Scope::Moderation => "moderation",
         }
     }
 
@@ -107,6 +113,7 @@ impl Scope {
             Scope::NotificationsWrite => "Mark your notifications read and change which ones you get",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
+            Scope::Moderation => "Handle reports, hide content, warn and ban users, if you are a moderator",
         }
     }
 
@@ -124,6 +131,7 @@ impl Scope {
                 | Scope::NotificationsWrite
                 | Scope::Account
                 | Scope::Admin
+                | Scope::Moderation
         )
     }
 

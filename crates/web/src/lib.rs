@@ -16,6 +16,7 @@
 mod assets;
 pub mod auth_pages;
 pub mod channel_pages;
+pub mod moderation_pages;
 pub mod notification_pages;
 mod pages;
 pub mod recovery_pages;

@@ -112,6 +112,10 @@ pub struct WatchView {
     pub date: String,
     /// The viewer may edit it: show the edit link.
     pub can_edit: bool,
+    /// Why the video is hidden, for its owner and moderators (`None`: it is not).
+    pub hidden_notice: Option<String>,
+    /// The "Report" form (not for the video's owner).
+    pub report: Option<crate::moderation_pages::ReportForm>,
 }
 
 impl WatchView {
@@ -335,6 +339,8 @@ mod tests {
             renditions: vec![RenditionItem { name: "360p".into(), height: 360 }],
             date: "2026-11-26".into(),
             can_edit: false,
+            hidden_notice: None,
+            report: None,
         }
     }
 
