@@ -17,8 +17,8 @@
 
 mod channel_edit;
 mod community;
-mod moderation;
 mod csrf;
+mod moderation;
 mod notifications;
 mod search;
 

@@ -20,8 +20,8 @@ use turtlemen_db::{DbError, audit};
 use turtlemen_domain::UserId;
 use uuid::Uuid;
 
-pub use turtlemen_signout::{EndError, end_all_sessions};
 use turtlemen_signout::mark_ended;
+pub use turtlemen_signout::{EndError, end_all_sessions};
 
 /// Ends session `id` of `user` (and its refresh tokens and gateway sessions); returns whether
 /// the user had it.

@@ -138,13 +138,7 @@ pub struct Filed {
 
 /// Files `reporter`'s report of a target, once: a second one while the first is open changes
 /// nothing and answers the open one.
-pub async fn file(
-    db: &Db,
-    reporter: UserId,
-    kind: TargetKind,
-    target: Uuid,
-    reason: &str,
-) -> Result<Filed, DbError> {
+pub async fn file(db: &Db, reporter: UserId, kind: TargetKind, target: Uuid, reason: &str) -> Result<Filed, DbError> {
     let id = Uuid::now_v7();
     let now = Utc::now();
     retry_serializable(|| async {
@@ -188,11 +182,7 @@ pub async fn file(
 
 /// One page of the queue: targets with open reports, the most recently reported first, after
 /// the cursor `(latest, target id)` when paging; each with its open reports, newest first.
-pub async fn queue(
-    db: &Db,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: u32,
-) -> Result<Vec<TargetReports>, DbError> {
+pub async fn queue(db: &Db, after: Option<(DateTime<Utc>, Uuid)>, limit: u32) -> Result<Vec<TargetReports>, DbError> {
     let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()));
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(

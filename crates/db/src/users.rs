@@ -159,9 +159,9 @@ pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, DbErr
 pub async fn find_by_id(db: &Db, id: UserId) -> Result<Option<User>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
         sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
     });
     Ok(row.map(User::from))
 }

@@ -35,9 +35,7 @@ impl From<AccountActionError> for ApiError {
     fn from(e: AccountActionError) -> ApiError {
         match e {
             AccountActionError::NoAccount => ApiError::not_found(),
-            AccountActionError::NotAllowed(why) => {
-                ApiError::new(axum::http::StatusCode::FORBIDDEN, "not_allowed", why)
-            }
+            AccountActionError::NotAllowed(why) => ApiError::new(axum::http::StatusCode::FORBIDDEN, "not_allowed", why),
             AccountActionError::Db(e) => e.into(),
             AccountActionError::Sessions(e) => e.into(),
         }

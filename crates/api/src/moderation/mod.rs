@@ -78,13 +78,8 @@ impl Actor {
     /// `user`, acting through a request with these headers from `peer`.
     pub fn of(user: &CurrentUser, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Actor {
         let ip = peer.map(|p| crate::views::client_ip(headers, p).to_string()).unwrap_or_default();
-        let user_agent: String = headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(256)
-            .collect();
+        let user_agent: String =
+            headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
         Actor { user: Some(user.0.id), ip, user_agent }
     }
 

@@ -50,7 +50,12 @@ pub async fn remove_comment(_st: &ApiState, _id: Uuid) -> Result<(), ApiError> {
 
 /// Ok if the target exists and `reporter` may see it: a video they may watch (someone else's
 /// private video is 404, as everywhere), an account that is not banned, a comment (see above).
-pub async fn check_reportable(st: &ApiState, reporter: &CurrentUser, kind: TargetKind, id: Uuid) -> Result<(), ApiError> {
+pub async fn check_reportable(
+    st: &ApiState,
+    reporter: &CurrentUser,
+    kind: TargetKind,
+    id: Uuid,
+) -> Result<(), ApiError> {
     match kind {
         TargetKind::Video => crate::videos::visible(st, &id.to_string(), Some(reporter)).await.map(|_| ()),
         TargetKind::User => {

@@ -131,7 +131,13 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(headers: &HeaderMap, 
 }
 
 /// Bans `user` as `moderator` (the page and the API).
-pub async fn ban_as(st: &ApiState, moderator: &CurrentUser, actor: &Actor, user: &User, reason: Option<&str>) -> Result<(), ApiError> {
+pub async fn ban_as(
+    st: &ApiState,
+    moderator: &CurrentUser,
+    actor: &Actor,
+    user: &User,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
     let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => super::check_text("reason", r, super::actions::MAX_MESSAGE_CHARS)?,
         None => String::new(),

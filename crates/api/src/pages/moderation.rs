@@ -24,9 +24,7 @@ use turtlemen_db::users::QuotaOverride;
 use turtlemen_domain::{Role, UserId};
 use turtlemen_http::ApiError;
 use turtlemen_web::channel_pages::age_label;
-use turtlemen_web::moderation_pages::{
-    self, AccountRow, QueueView, QueuedReport, QueuedTarget, ReportForm, UsersView,
-};
+use turtlemen_web::moderation_pages::{self, AccountRow, QueueView, QueuedReport, QueuedTarget, ReportForm, UsersView};
 use uuid::Uuid;
 
 pub(super) fn routes() -> Router<ApiState> {
