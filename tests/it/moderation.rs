@@ -184,6 +184,11 @@ on_both_stacks! {
         assert_eq!(res.status(), 303);
         let warned: i64 = turtlemen_db::with_pool!(&app.db, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE kind = 'warning' AND user_id = $1 AND text = 'Be kind'").bind(ann_id).fetch_one(pool).await.unwrap());
         assert_eq!(warned, 1);
+        let (_, inbox) = call(&app, Some(&ann), Method::GET, "/api/v1/me/notifications", None).await;
+        assert_eq!(inbox["notifications"][0]["kind"], "warning", "{inbox}");
+        assert_eq!(inbox["notifications"][0]["warning"], "Be kind", "{inbox}");
+        let page = ann.get(&app, "/notifications").await.text().await.unwrap();
+        assert!(page.contains("A warning from the moderators:") && page.contains("Be kind"), "{page}");
         assert_eq!(report(&app, &bob, "video", &video, "again").await.0, 404, "hidden: not visible to bob any more");
         let other = new_video(&app, &ann, "Other", "public", None).await;
         publish(&app, &other).await;

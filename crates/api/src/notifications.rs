@@ -82,10 +82,17 @@ pub struct NotificationJson {
     pub video: Option<VideoRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<SubscriberRef>,
+    /// A moderator's warning (kind `warning`), in their words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl NotificationJson {
     pub fn build(n: &Notification) -> NotificationJson {
+        let warning = match &n.subject {
+            Subject::Warning { text } => Some(text.clone()),
+            _ => None,
+        };
         let (video, subscriber) = match &n.subject {
             Subject::Video { id, title } => {
                 (Some(VideoRef { id: *id, title: title.clone(), watch_url: videos::watch_url(*id) }), None)
@@ -98,6 +105,7 @@ impl NotificationJson {
                     url: channels::page_url(username),
                 }),
             ),
+            Subject::Warning { .. } => (None, None),
         };
         NotificationJson {
             id: n.id,
@@ -112,6 +120,7 @@ impl NotificationJson {
             },
             video,
             subscriber,
+            warning,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Kind {
     NewVideo,
     /// Someone subscribed to one of the recipient's channels.
     NewSubscriber,
+    /// A moderator warned the recipient (`crate::moderation::warn`); always on.
+    Warning,
 }
 
 impl Kind {
@@ -55,11 +57,13 @@ impl Kind {
         match self {
             Kind::NewVideo => "new_video",
             Kind::NewSubscriber => "new_subscriber",
+            Kind::Warning => "warning",
         }
     }
 
+    /// Every kind: [`Kind::ALL`] (those a recipient may turn off) and warnings.
     pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+        Kind::ALL.into_iter().chain([Kind::Warning]).find(|k| k.as_str() == s)
     }
 }
 
@@ -70,6 +74,8 @@ pub enum Subject {
     Video { id: Uuid, title: String },
     /// A subscriber.
     Subscriber { id: UserId, username: String, display_name: String },
+    /// A moderator's warning, in their words.
+    Warning { text: String },
 }
 
 /// One notification as its recipient sees it.
@@ -103,6 +109,7 @@ impl Settings {
         match kind {
             Kind::NewVideo => self.new_video,
             Kind::NewSubscriber => self.new_subscriber,
+            Kind::Warning => true,
         }
     }
 }
@@ -255,7 +262,7 @@ macro_rules! visible {
              LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
              AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL AND c.suspended = FALSE \
              LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id AND u.banned_at IS NULL \
-             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL) AND ",
+             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL OR n.kind = 'warning') AND ",
             $($rest)+
         )
     };
@@ -274,6 +281,7 @@ struct Row {
     video_title: Option<String>,
     username: Option<String>,
     user_display_name: Option<String>,
+    text: Option<String>,
 }
 
 impl Row {
@@ -286,6 +294,7 @@ impl Row {
                 username: self.username?,
                 display_name: self.user_display_name.unwrap_or_default(),
             },
+            Kind::Warning => Subject::Warning { text: self.text? },
         };
         Some(Notification {
             id: self.id,
@@ -312,7 +321,7 @@ pub async fn list(
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(concat!(
             "SELECT n.id, n.kind, n.subject_id, n.channel_id, n.created_at, n.read_at, c.handle AS channel_handle, \
-             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name ",
+             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name, n.text ",
             visible!(
                 "n.user_id = $1 AND n.created_at <= $2 AND (n.created_at < $2 OR n.id < $3) \
                  ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
@@ -412,7 +421,8 @@ pub async fn settings(db: &Db, user: UserId) -> Result<Settings, DbError> {
         match Kind::parse(&kind) {
             Some(Kind::NewVideo) => s.new_video = enabled,
             Some(Kind::NewSubscriber) => s.new_subscriber = enabled,
-            None => {}
+            // Warnings cannot be turned off (and have no settings row).
+            Some(Kind::Warning) | None => {}
         }
     }
     Ok(s)

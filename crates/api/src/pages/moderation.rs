@@ -80,8 +80,7 @@ struct ReportFormBody {
 async fn file_and_thank(
     st: &ApiState,
     user: &CurrentUser,
-    kind: TargetKind,
-    id: Uuid,
+    (kind, id): (TargetKind, Uuid),
     form: &ReportFormBody,
     back: &str,
     uri: &Uri,
@@ -104,7 +103,7 @@ async fn report_video(
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let back = format!("/videos/{id}");
-    file_and_thank(&st, &user, TargetKind::Video, id, &form, &back, &uri, &headers).await
+    file_and_thank(&st, &user, (TargetKind::Video, id), &form, &back, &uri, &headers).await
 }
 
 /// `POST /@{handle}/report`: reports the channel's owner (a user target).
@@ -118,7 +117,7 @@ async fn report_channel_owner(
 ) -> Result<Response, ApiError> {
     let c = crate::channels::find(&st, &handle).await?;
     let back = crate::channels::page_url(&c.handle);
-    file_and_thank(&st, &user, TargetKind::User, c.owner_id.0, &form, &back, &uri, &headers).await
+    file_and_thank(&st, &user, (TargetKind::User, c.owner_id.0), &form, &back, &uri, &headers).await
 }
 
 /// The viewer, if they moderate with the page's full access; 404 for anyone else.

@@ -42,6 +42,9 @@ fn item(n: &Notification) -> NotificationItem {
             (json.channel.display_name, json.channel.url, video.title, video.watch_url)
         }
         (_, _, Some(who)) => (who.display_name, who.url, json.channel.display_name, json.channel.url),
+        (Subject::Warning { text }, _, _) => {
+            ("The moderators".to_owned(), json.channel.url.clone(), text.clone(), json.channel.url)
+        }
         // Unreachable: a video notification carries its video, a subscriber one its subscriber.
         _ => (json.channel.display_name, json.channel.url.clone(), String::new(), json.channel.url),
     };
