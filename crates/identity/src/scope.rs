@@ -255,7 +255,8 @@ mod tests {
                 "notifications:read",
                 "notifications:write",
                 "account",
-                "admin"
+                "admin",
+                "moderation"
             ]
         );
     }
