@@ -177,6 +177,15 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     }
     if let Some(db) = &db {
         migrate_or_check(db, role == Role::All).await?;
+        if matches!(role, Role::All | Role::Auth) && !turtlemen_db::moderation::has_admin(db).await? {
+            if config.first_user_admin {
+                tracing::info!("this instance has no admin yet: the first account created becomes admin");
+            } else {
+                tracing::warn!(
+                    "this instance has no admin (first_user_admin is off): make one with `turtlemen admin set-role --username NAME --role admin`"
+                );
+            }
+        }
     }
     let storage = match uses_storage {
         true => Some(turtlemen_storage::Storage::open(&config.storage_url).await?),
@@ -386,7 +395,22 @@ fn auth_settings(config: &Config) -> turtlemen_auth::AuthSettings {
         ip_window: b.ip_window,
         ..defaults.brute_force.clone()
     };
-    turtlemen_auth::AuthSettings { brute_force, ..defaults }
+    turtlemen_auth::AuthSettings { brute_force, first_user_admin: config.first_user_admin, ..defaults }
+}
+
+/// The session store for a command (`admin ban` writes the marks that end sessions): the
+/// configured Redis, else the embedded store in the data dir that `serve` uses.
+pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
+    let options = match &config.session {
+        SessionUrl::Redis(url) => {
+            StoreOptions::Redis { url: url.expose().to_string(), prefix: Internals::default().session_prefix }
+        }
+        SessionUrl::Embedded => {
+            crate::data_dir::prepare(&config.data_dir)?;
+            StoreOptions::Embedded { path: config.data_dir.join("sessions.db") }
+        }
+    };
+    Ok(turtlemen_session::open(&options).await?)
 }
 
 /// SMTP when `smtp_url` is set, else the outbox folder in the data dir.

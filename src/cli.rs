@@ -99,6 +99,39 @@ pub enum AdminCommand {
     /// Make new token-signing keys current; the old public keys stay published until every
     /// token they signed has expired. Restart the auth service to sign with the new keys.
     RotateSigningKey,
+    /// Set an account's role: user, moderator or admin (recorded in the audit log).
+    SetRole {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["user", "moderator", "admin"])]
+        role: String,
+    },
+    /// Ban an account: its sessions end at once, its content is hidden, its address cannot
+    /// register again.
+    Ban {
+        #[arg(long)]
+        username: String,
+        /// Why (kept for moderators).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lift an account's ban.
+    Unban {
+        #[arg(long)]
+        username: String,
+    },
+    /// Set an account's upload quotas in bytes, overriding the instance's (`default` restores
+    /// the instance's setting; 0: no limit).
+    SetQuota {
+        #[arg(long)]
+        username: String,
+        /// Bytes of originals the account may keep in all.
+        #[arg(long, value_name = "BYTES|default")]
+        total: Option<String>,
+        /// Bytes the account may upload in any 24 hours.
+        #[arg(long, value_name = "BYTES|default")]
+        daily: Option<String>,
+    },
     /// Fill the database with a synthetic instance for benchmarks (users `seedN` that cannot
     /// sign in, their channels, videos and subscriptions). Refuses a database seeded before.
     Seed {
@@ -283,11 +316,54 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 display_name: display_name.as_deref(),
                 password,
                 role: if admin { UserRole::Admin } else { UserRole::User },
+                promote_if_first: config.first_user_admin,
             };
             let created = turtlemen_auth::accounts::create(&db, form).await;
             db.close().await;
             let user = created?;
             println!("created {} {} ({})", user.role.as_str(), user.username, user.id);
+            Ok(())
+        }
+        AdminCommand::SetRole { username, role } => {
+            let db = admin_db(config).await?;
+            let done = set_role(&db, &username, &role).await;
+            db.close().await;
+            done?;
+            println!("{username} is now {role}");
+            Ok(())
+        }
+        AdminCommand::Ban { username, reason } => {
+            let db = admin_db(config).await?;
+            let sessions = app::open_sessions(config).await;
+            let done = match sessions {
+                Ok(sessions) => ban(&db, &sessions, &username, &reason).await,
+                Err(e) => Err(e),
+            };
+            db.close().await;
+            if done? {
+                println!("banned {username}; their sessions have ended");
+            } else {
+                println!("{username} was banned already; their sessions have ended");
+            }
+            Ok(())
+        }
+        AdminCommand::Unban { username } => {
+            let db = admin_db(config).await?;
+            let done = unban(&db, &username).await;
+            db.close().await;
+            if done? {
+                println!("unbanned {username}");
+            } else {
+                println!("{username} was not banned");
+            }
+            Ok(())
+        }
+        AdminCommand::SetQuota { username, total, daily } => {
+            let db = admin_db(config).await?;
+            let done = set_quota(&db, &username, total.as_deref(), daily.as_deref()).await;
+            db.close().await;
+            done?;
+            println!("quotas of {username} set");
             Ok(())
         }
         AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows } => {
@@ -322,4 +398,54 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
             Ok(())
         }
     }
+}
+
+async fn set_role(db: &turtlemen_db::Db, username: &str, role: &str) -> anyhow::Result<()> {
+    use turtlemen_api::moderation::{Actor, bans};
+    let role = UserRole::parse(role).with_context(|| format!("--role: {role} is not user, moderator or admin"))?;
+    let user = bans::find_by_username(db, username).await.with_context(|| format!("--username: {username}"))?;
+    bans::set_role(db, &Actor::command_line(), &user, role).await?;
+    Ok(())
+}
+
+async fn ban(
+    db: &turtlemen_db::Db,
+    sessions: &turtlemen_session::Sessions,
+    username: &str,
+    reason: &str,
+) -> anyhow::Result<bool> {
+    use turtlemen_api::moderation::{Actor, bans};
+    let user = bans::find_by_username(db, username).await.with_context(|| format!("--username: {username}"))?;
+    Ok(bans::ban(db, sessions, &Actor::command_line(), None, &user, reason.trim()).await?)
+}
+
+async fn unban(db: &turtlemen_db::Db, username: &str) -> anyhow::Result<bool> {
+    use turtlemen_api::moderation::{Actor, bans};
+    let user = bans::find_by_username(db, username).await.with_context(|| format!("--username: {username}"))?;
+    Ok(bans::unban(db, &Actor::command_line(), &user).await?)
+}
+
+/// `--total` / `--daily`: absent keeps the current value, `default` clears it, else bytes.
+fn quota_arg(flag: &str, value: Option<&str>, current: Option<u64>) -> anyhow::Result<Option<u64>> {
+    match value {
+        None => Ok(current),
+        Some("default") => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| anyhow::anyhow!("{flag}: a number of bytes, or default")),
+    }
+}
+
+async fn set_quota(
+    db: &turtlemen_db::Db,
+    username: &str,
+    total: Option<&str>,
+    daily: Option<&str>,
+) -> anyhow::Result<()> {
+    use turtlemen_api::moderation::{Actor, bans};
+    let user = bans::find_by_username(db, username).await.with_context(|| format!("--username: {username}"))?;
+    let quota = turtlemen_db::users::QuotaOverride {
+        total_bytes: quota_arg("--total", total, user.quota.total_bytes)?,
+        daily_bytes: quota_arg("--daily", daily, user.quota.daily_bytes)?,
+    };
+    bans::set_quota(db, &Actor::command_line(), user.id, quota).await?;
+    Ok(())
 }

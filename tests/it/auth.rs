@@ -22,6 +22,7 @@ pub(crate) async fn user(app: &TestApp, username: &str) {
         display_name: None,
         password: PASSWORD,
         role: Role::User,
+        promote_if_first: false,
     };
     accounts::create(&app.db, form).await.unwrap();
 }

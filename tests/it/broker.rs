@@ -382,6 +382,7 @@ async fn local_user(app: &TestApp, username: &str, email: &str) -> turtlemen_db:
             display_name: None,
             password: "correct horse battery",
             role: turtlemen_domain::Role::User,
+            promote_if_first: false,
         },
     )
     .await

@@ -202,6 +202,7 @@ on_both_stacks! {
     async fn only_the_owner_or_an_acting_admin_changes_a_channels_pictures(app) {
         turtlemen_auth::accounts::create(&app.db, turtlemen_auth::accounts::AccountForm {
             username: "boss", email: "boss@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin,
+        promote_if_first: false,
         }).await.unwrap();
         let ann = signed_in(&app, "ann").await;
         let bob = signed_in(&app, "bob").await;

@@ -68,7 +68,14 @@ pub async fn publish(app: &TestApp, id: &str) {
 }
 
 fn account(username: &str) -> AccountForm<'_> {
-    AccountForm { username, email: "someone@example.org", display_name: None, password: PASSWORD, role: Role::User }
+    AccountForm {
+        username,
+        email: "someone@example.org",
+        display_name: None,
+        password: PASSWORD,
+        role: Role::User,
+        promote_if_first: false,
+    }
 }
 
 on_both_stacks! {
@@ -524,6 +531,7 @@ pub fn new_user(name: &str) -> turtlemen_db::users::NewUser {
         display_name: name.to_owned(),
         password_hash: None,
         role: Role::User,
+        promote_if_first: false,
     }
 }
 

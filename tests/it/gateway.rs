@@ -144,6 +144,7 @@ pub async fn user(app: &TestApp, username: &str, role: Role) {
         display_name: None,
         password: PASSWORD,
         role,
+        promote_if_first: false,
     };
     accounts::create(&app.db, form).await.unwrap();
 }

@@ -90,6 +90,8 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
         listen: Some("127.0.0.1:0".into()),
         rtmp_listen: Some("127.0.0.1:0".into()),
         log_level: Some("warn".into()),
+        // Tests name their admins; the first-account rule has its own tests (moderation.rs).
+        first_user_admin: Some(false),
         ..Settings::default()
     };
     let mut schema = None;

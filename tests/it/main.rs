@@ -22,6 +22,7 @@ mod gateway_ws;
 mod http;
 mod jobs;
 mod lives;
+mod moderation;
 mod notifications;
 mod openapi;
 mod pages;

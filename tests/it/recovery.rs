@@ -271,7 +271,7 @@ on_both_stacks! {
 
     async fn audit_api_pages_and_admin_view(app) {
         user(&app, "ann").await;
-        let admin = turtlemen_auth::accounts::AccountForm { username: "chief", email: "chief@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin };
+        let admin = turtlemen_auth::accounts::AccountForm { username: "chief", email: "chief@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin, promote_if_first: false };
         turtlemen_auth::accounts::create(&app.db, admin).await.unwrap();
         client(&app, "pub", true).await;
         // A sign-in (and a token), then five failures and a lockout.

@@ -84,6 +84,7 @@ async fn roles_alone(stack: Stack) {
         display_name: None,
         password: crate::gateway::PASSWORD,
         role: turtlemen_domain::Role::User,
+        promote_if_first: false,
     };
     turtlemen_auth::accounts::create(&db, form).await.unwrap();
 

@@ -244,6 +244,7 @@ on_both_stacks! {
     async fn admin_endpoints_need_the_admin_role_and_scope(app) {
         turtlemen_auth::accounts::create(&app.db, turtlemen_auth::accounts::AccountForm {
             username: "boss", email: "boss@example.org", display_name: None, password: PASSWORD, role: turtlemen_domain::Role::Admin,
+        promote_if_first: false,
         }).await.unwrap();
         user(&app, "ann").await;
         let secret = third_party(&app, "app").await;

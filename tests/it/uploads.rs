@@ -26,6 +26,7 @@ pub async fn signed_in_as(app: &TestApp, username: &str, role: Role) -> Browser 
         display_name: None,
         password: PASSWORD,
         role,
+        promote_if_first: false,
     };
     accounts::create(&app.db, form).await.unwrap();
     let browser = Browser::default();

@@ -98,10 +98,11 @@ pub fn page_url(handle: &str) -> String {
     out
 }
 
-/// The channel named by `handle` (as typed or carried in a URL), or 404.
+/// The channel named by `handle` (as typed or carried in a URL), or 404 — also for a channel
+/// suspended by its owner's ban (the one place the API and the pages find a channel).
 pub async fn find(st: &ApiState, handle: &str) -> Result<Channel, ApiError> {
     let key = Handle::lookup_key(handle).ok_or_else(ApiError::not_found)?;
-    rows::find_by_key(&st.db, &key).await?.ok_or_else(ApiError::not_found)
+    rows::find_by_key(&st.db, &key).await?.filter(|c| !c.suspended).ok_or_else(ApiError::not_found)
 }
 
 /// Whether `user` owns `c`.
@@ -135,7 +136,7 @@ pub(crate) fn has_bidi_control(s: &str) -> bool {
     s.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
-fn has_control(s: &str, allow_newlines: bool) -> bool {
+pub(crate) fn has_control(s: &str, allow_newlines: bool) -> bool {
     s.chars().any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t'))) || has_bidi_control(s)
 }
 

@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 use turtlemen_db::comments::{self as rows, Comment, Gone, Policy, Sort, Status};
 use turtlemen_db::videos::Video;
-use turtlemen_domain::{CommentText, Role};
+use turtlemen_domain::CommentText;
 use turtlemen_http::{ApiError, ErrorBody};
 use turtlemen_identity::Scope;
 use utoipa_axum::router::OpenApiRouter;
@@ -61,11 +61,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(held_queue))
 }
 
-/// Whether `user` acts as a moderator of comments: the one place this is decided (today an
-/// admin whose token grants `admin`).
-pub fn acts_as_moderator(user: &CurrentUser) -> bool {
-    user.0.role == Role::Admin && user.scopes().grants(Scope::Admin)
-}
+/// Whether `user` acts as a moderator of comments: the moderation rule, the one place it is
+/// decided (a moderator or admin whose token grants `moderation`).
+pub use crate::moderation::acts_as_moderator;
 
 /// Whether `user` may remove any comment of `v` and approve its held ones: its owner or a
 /// moderator.

@@ -40,6 +40,7 @@ pub enum Kind {
     CommentReplies = 22,
     /// An owner's held comments.
     HeldComments = 23,
+    Reports = 24,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

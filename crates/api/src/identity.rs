@@ -135,6 +135,15 @@ async fn authenticate(parts: &Parts, state: &ApiState) -> Result<CurrentUser, Ap
     })?;
     let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
     let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
+    if user.is_banned() {
+        // Every token of a banned account, whatever it grants; not 401, which would read as
+        // "sign in again" (and make `Option<…>` extractors treat the caller as a visitor).
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_banned",
+            "This account is suspended by the moderators of this instance.",
+        ));
+    }
     let access = Access { scopes: claims.scopes(), session_id: claims.sid, client_id: claims.client_id };
     Ok(CurrentUser(user, access))
 }
@@ -197,6 +206,8 @@ pub struct NotificationsWrite;
 pub struct CommentsWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
+/// [`Scope::Moderation`].
+pub struct Moderation;
 
 impl Need for Signed {
     const SCOPE: Option<Scope> = None;
@@ -227,6 +238,9 @@ impl Need for CommentsWrite {
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);
+}
+impl Need for Moderation {
+    const SCOPE: Option<Scope> = Some(Scope::Moderation);
 }
 
 /// The signed-in user, whose token grants what `N` needs; derefs to [`CurrentUser`].

@@ -9,7 +9,8 @@
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
 //! and suggestions), [`lives`] (live streams, their media, and the ingest's database side),
 //! [`comments`] (threads, likes, the held queue) and [`blocked_words`] (the lists that hold a
-//! comment for approval), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! comment for approval), [`moderation`] (reports, the moderators' queue, bans, roles and
+//! quotas), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod feed;
 pub mod identity;
 pub mod lives;
 pub mod media;
+pub mod moderation;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
@@ -62,8 +64,9 @@ pub struct ApiState {
     pub images: turtlemen_images::Processor,
     /// This process's live ingest, if it runs one.
     pub live: lives::LiveServices,
-    /// The session store (per-user rate limits).
-    pub sessions: Arc<dyn turtlemen_session::SessionStore>,
+    /// The shared session store: per-user rate limits (comments, reports), and the marks a ban
+    /// writes to end the banned user's gateway sessions.
+    pub sessions: turtlemen_session::Sessions,
 }
 
 /// The API server's routes.

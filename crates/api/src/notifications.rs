@@ -86,6 +86,9 @@ pub struct NotificationJson {
     /// The comment of `comment_reply`, `comment_mention` and `video_comment`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<CommentRef>,
+    /// A moderator's warning (kind `warning`), in their words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The comment a comment notification is about.
@@ -102,6 +105,10 @@ pub struct CommentRef {
 
 impl NotificationJson {
     pub fn build(n: &Notification) -> NotificationJson {
+        let warning = match &n.subject {
+            Subject::Warning { text } => Some(text.clone()),
+            _ => None,
+        };
         let (video, subscriber, comment) = match &n.subject {
             Subject::Video { id, title } => {
                 (Some(VideoRef { id: *id, title: title.clone(), watch_url: videos::watch_url(*id) }), None, None)
@@ -129,6 +136,7 @@ impl NotificationJson {
                     },
                 }),
             ),
+            Subject::Warning { .. } => (None, None, None),
         };
         NotificationJson {
             id: n.id,
@@ -144,6 +152,7 @@ impl NotificationJson {
             video,
             subscriber,
             comment,
+            warning,
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::lives::routes())
         .merge(crate::comments::routes())
         .merge(crate::blocked_words::routes())
+        .merge(crate::moderation::routes())
 }
 
 /// The whole document, as served.

@@ -22,6 +22,7 @@ mod comments;
 mod community;
 mod csrf;
 mod live;
+mod moderation;
 mod notifications;
 mod search;
 
@@ -63,6 +64,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(search::routes())
         .merge(live::routes())
         .merge(comments::routes())
+        .merge(moderation::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -215,6 +217,15 @@ async fn watch(
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| videos::may_manage(&v, u)),
         comments,
+        hidden_notice: moderation::hidden_notice(&v),
+        report: moderation::report_form(
+            &st,
+            viewer.as_ref(),
+            v.owner_id,
+            format!("/videos/{}/report", v.id),
+            "this video",
+            &ctx.path,
+        ),
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }

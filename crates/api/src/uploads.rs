@@ -226,9 +226,13 @@ async fn create_inner(
     Ok(res)
 }
 
-/// Refuses an upload that would take the user past their total or daily quota.
+/// Refuses an upload that would take the user past their total or daily quota: the account's
+/// own, where an admin set one (`users.upload_quota_bytes`…), else the instance's.
 async fn check_quota(st: &ApiState, user: &CurrentUser, length: u64) -> Result<(), ApiError> {
-    let limits = st.videos;
+    let mut limits = st.videos;
+    let own = user.0.quota;
+    limits.quota_bytes = own.total_bytes.unwrap_or(limits.quota_bytes);
+    limits.daily_quota_bytes = own.daily_bytes.unwrap_or(limits.daily_quota_bytes);
     if limits.quota_bytes == 0 && limits.daily_quota_bytes == 0 {
         return Ok(());
     }

@@ -173,6 +173,10 @@ pub fn watch_url(id: Uuid) -> String {
 
 /// Whether `viewer` may see `v` at all.
 pub fn may_view(v: &Video, viewer: Option<&CurrentUser>) -> bool {
+    // Hidden by moderation or by its owner's ban: its owner (who is told why) and moderators.
+    if v.hidden.is_some() {
+        return is_owner(v, viewer) || viewer.is_some_and(crate::moderation::acts_as_moderator);
+    }
     match v.privacy {
         Privacy::Public | Privacy::Unlisted => v.state != VideoState::Uploading || is_owner(v, viewer),
         Privacy::Private => is_owner(v, viewer),
@@ -539,12 +543,20 @@ async fn edit(
 pub async fn delete(st: &ApiState, user: &CurrentUser, id: &str) -> Result<(), ApiError> {
     user.require(Scope::VideosWrite)?;
     let v = managed(st, id, user).await?;
+    erase(st, &v).await?;
+    tracing::info!(video.id = %v.id, user.id = %user.0.id.0, "video deleted");
+    Ok(())
+}
+
+/// Removes video `v` for good: its upload in progress, every stored object, then the row (a
+/// crash in between leaves the row, so it can be deleted again). The caller has decided who
+/// may (its owner, an admin, a moderator acting on a report).
+pub async fn erase(st: &ApiState, v: &Video) -> Result<(), ApiError> {
     for upload in turtlemen_db::uploads::for_video(&st.db, v.id).await? {
         crate::uploads::discard(st, &upload).await?;
     }
     st.storage.delete_prefix(&StorageKey::video(v.id)).await.map_err(|e| ApiError::internal(&e))?;
     rows::delete(&st.db, v.id).await?;
-    tracing::info!(video.id = %v.id, user.id = %user.0.id.0, "video deleted");
     Ok(())
 }
 

@@ -14,6 +14,8 @@ pub struct AccountForm<'a> {
     pub display_name: Option<&'a str>,
     pub password: &'a str,
     pub role: Role,
+    /// Whether the account becomes admin if it is the instance's first (`first_user_admin`).
+    pub promote_if_first: bool,
 }
 
 /// Why an account was not created.
@@ -56,7 +58,8 @@ pub fn problems(form: &AccountForm<'_>) -> Vec<AccountError> {
     out
 }
 
-/// Creates an account.
+/// Creates an account. An address of a banned account is [`AccountError::EmailTaken`], as if
+/// the account still held it.
 pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError> {
     let username = Username::parse(form.username)?;
     // The username becomes the handle of the account's first channel: a word reserved for
@@ -68,12 +71,22 @@ pub async fn create(db: &Db, form: AccountForm<'_>) -> Result<User, AccountError
     if display_name.chars().count() > 64 || display_name.chars().any(char::is_control) {
         return Err(AccountError::DisplayName);
     }
+    if turtlemen_db::moderation::is_email_banned(db, &email).await.map_err(AccountError::Db)? {
+        return Err(AccountError::EmailTaken);
+    }
     // Argon2id takes tens of milliseconds of CPU: off the async workers.
     let password = form.password.to_owned();
     let password_hash = passwords::run(move || passwords::hash(&password))
         .await
         .map_err(|_| AccountError::Password(PasswordError::TooLong))??;
-    let new = NewUser { username, email, display_name, password_hash: Some(password_hash), role: form.role };
+    let new = NewUser {
+        username,
+        email,
+        display_name,
+        password_hash: Some(password_hash),
+        role: form.role,
+        promote_if_first: form.promote_if_first,
+    };
     users::create(db, &new).await.map_err(|e| match e {
         DbError::Conflict { constraint } if constraint.contains("username") => AccountError::UsernameTaken,
         DbError::Conflict { constraint } if constraint.contains("email") => AccountError::EmailTaken,

@@ -64,6 +64,8 @@ pub struct AuthSettings {
     pub sso_max: chrono::Duration,
     /// Failure counters and lockouts for passwords and second factors.
     pub brute_force: bruteforce::BruteForceSettings,
+    /// Whether the instance's first account becomes admin (`first_user_admin`).
+    pub first_user_admin: bool,
 }
 
 impl Default for AuthSettings {
@@ -76,6 +78,7 @@ impl Default for AuthSettings {
             sso_idle: chrono::Duration::days(7),
             sso_max: chrono::Duration::days(30),
             brute_force: bruteforce::BruteForceSettings::default(),
+            first_user_admin: true,
         }
     }
 }

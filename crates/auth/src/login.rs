@@ -141,6 +141,9 @@ async fn rehash_if_needed(state: &AuthState, user: &User, stored: &str, password
     }
 }
 
+/// What a banned account is told once it has proved who it is.
+pub(crate) const SUSPENDED: &str = "This account is suspended by the moderators of this instance.";
+
 pub async fn post_login(
     State(state): State<AuthState>,
     jar: CookieJar,
@@ -192,6 +195,12 @@ pub async fn post_login(
     match (account, stored) {
         (Some(user), Some(stored)) if matches => {
             state.throttle().succeeded(attempt).await.map_err(store_error)?;
+            if user.is_banned() {
+                // Said only after a correct password: no one learns whether an account exists.
+                audit::record(&state.db, Some(user.id), "login_failed", &who.ip, &who.user_agent, "banned").await?;
+                tracing::info!(security.event = "login_banned", user.id = %user.id, "sign-in refused: account banned");
+                return Ok(retry(jar, StatusCode::FORBIDDEN, SUSPENDED, &shown_name));
+            }
             rehash_if_needed(&state, &user, &stored, password).await;
             if turtlemen_db::totp::is_enabled(&state.db, user.id).await? {
                 // No session yet: the second factor finishes the login.
@@ -289,6 +298,7 @@ pub async fn post_register(
         display_name: Some(&form.display_name),
         password: &form.password,
         role: Role::User,
+        promote_if_first: state.settings.first_user_admin,
     };
     let mut problems = crate::accounts::problems(&account);
     // A taken username may be said (usernames are public); a taken email may not.

@@ -7,8 +7,8 @@
 //!
 //! Every way a session ends goes through this module, which also marks it ended in the shared
 //! session store ([`turtlemen_session::ended`]): the gateway sessions built on it end at once,
-//! not when their access token expires. [`end_all_sessions`] ends every session of a user
-//! (a password reset; the ban the moderation issue will add).
+//! not when their access token expires. [`end_all_sessions`] (from `turtlemen-signout`, which
+//! the API's ban shares) ends every session of a user: a password reset, a ban.
 
 use crate::AuthState;
 use crate::util::{Requester, hash_token, random_token};
@@ -16,40 +16,12 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::Utc;
 use turtlemen_db::auth_sessions::{self, AuthSession, NewSession};
 use turtlemen_db::users::{self, User};
-use turtlemen_db::{Db, DbError, audit};
+use turtlemen_db::{DbError, audit};
 use turtlemen_domain::UserId;
-use turtlemen_http::ApiError;
-use turtlemen_session::{SessionError, Sessions, ended};
 use uuid::Uuid;
 
-/// Why ending sessions failed.
-#[derive(Debug, thiserror::Error)]
-pub enum EndError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("cannot mark the sessions ended: {0}")]
-    Store(#[from] SessionError),
-}
-
-impl From<EndError> for ApiError {
-    fn from(e: EndError) -> Self {
-        match e {
-            EndError::Db(e) => e.into(),
-            EndError::Store(e) => {
-                tracing::error!(error = %e, "cannot mark sessions ended");
-                ApiError::unavailable("Signing out is temporarily unavailable; try again shortly.")
-            }
-        }
-    }
-}
-
-/// Marks the login sessions `ids` ended for the gateways.
-async fn mark_ended(store: &Sessions, ids: &[Uuid]) -> Result<(), SessionError> {
-    for id in ids {
-        ended::end_session(&**store, &id.to_string()).await?;
-    }
-    Ok(())
-}
+use turtlemen_signout::mark_ended;
+pub use turtlemen_signout::{EndError, end_all_sessions};
 
 /// Ends session `id` of `user` (and its refresh tokens and gateway sessions); returns whether
 /// the user had it.
@@ -84,21 +56,6 @@ pub async fn end_others(state: &AuthState, user: UserId, except: Uuid) -> Result
     Ok(ids.len() as u64)
 }
 
-/// Ends every session of `user` — login sessions, their refresh tokens, and the gateway
-/// sessions built on them (also those authenticated in an earlier second, through the user
-/// mark) — and returns how many login sessions ended. For a password reset, and for whatever
-/// must sign a user out everywhere at once (the ban the moderation issue will add). Marks
-/// first, as [`end_one`].
-pub async fn end_all_sessions(db: &Db, store: &Sessions, user: UserId) -> Result<u64, EndError> {
-    let live: Vec<Uuid> = auth_sessions::list_for_user(db, user).await?.into_iter().map(|s| s.id).collect();
-    mark_ended(store, &live).await?;
-    ended::end_user(&**store, &user.to_string(), Utc::now().timestamp()).await?;
-    let ids = auth_sessions::end_all_for_user(db, user, None).await?;
-    let late: Vec<Uuid> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
-    mark_ended(store, &late).await?;
-    Ok(ids.len() as u64)
-}
-
 /// The cookie's name (`__Secure-` prefixed over https).
 pub fn cookie_name(secure: bool) -> &'static str {
     if secure { "__Secure-turtlemen_sso" } else { "turtlemen_sso" }
@@ -117,7 +74,10 @@ pub async fn current(state: &AuthState, jar: &CookieJar) -> Result<Option<(AuthS
     if !session.is_live(now, state.settings.sso_idle) {
         return Ok(None);
     }
-    let Some(user) = users::find_by_id(&state.db, session.user_id).await? else { return Ok(None) };
+    // A banned account has no session (the ban revoked them; this holds if one slipped through).
+    let Some(user) = users::find_by_id(&state.db, session.user_id).await?.filter(|u| !u.is_banned()) else {
+        return Ok(None);
+    };
     if now - session.last_seen_at > chrono::Duration::minutes(1) {
         auth_sessions::touch(&state.db, session.id).await?;
     }

@@ -52,6 +52,8 @@ pub struct Config {
     pub session: SessionUrl,
     pub storage_url: Url,
     pub videos: VideoLimits,
+    /// Whether the first account created on a fresh instance becomes admin.
+    pub first_user_admin: bool,
     pub log_format: LogFormat,
     pub log_level: String,
     /// `None`: generated on first start and kept in the data dir.
@@ -377,6 +379,7 @@ impl Config {
             session,
             storage_url,
             videos,
+            first_user_admin: s.first_user_admin.unwrap_or(true),
             log_format: s.log_format.unwrap_or_default(),
             log_level,
             cookie_secret,
@@ -413,6 +416,7 @@ impl Config {
             upload_max_bytes: Some(self.videos.upload_max_bytes),
             upload_quota_bytes: Some(self.videos.quota_bytes),
             upload_daily_quota_bytes: Some(self.videos.daily_quota_bytes),
+            first_user_admin: Some(self.first_user_admin),
             upload_expiry_secs: Some(self.videos.upload_expiry.as_secs()),
             transcode_threads: Some(u64::from(self.videos.transcode_threads)),
             transcode_nice: Some(u64::from(self.videos.transcode_nice)),

@@ -57,6 +57,9 @@ pub struct Settings {
     /// Bytes one user may upload in 24 hours (0: no limit).
     #[arg(long, env = "TURTLEMEN_UPLOAD_DAILY_QUOTA_BYTES", global = true, value_name = "BYTES")]
     pub upload_daily_quota_bytes: Option<u64>,
+    /// Whether the first account created on a fresh instance becomes admin (true or false).
+    #[arg(long, env = "TURTLEMEN_FIRST_USER_ADMIN", global = true, value_name = "BOOL")]
+    pub first_user_admin: Option<bool>,
     /// Seconds an unfinished upload is kept before it is cleaned away.
     #[arg(long, env = "TURTLEMEN_UPLOAD_EXPIRY_SECS", global = true, value_name = "SECS")]
     pub upload_expiry_secs: Option<u64>,
@@ -200,6 +203,7 @@ impl Settings {
             upload_max_bytes: self.upload_max_bytes.or(lower.upload_max_bytes),
             upload_quota_bytes: self.upload_quota_bytes.or(lower.upload_quota_bytes),
             upload_daily_quota_bytes: self.upload_daily_quota_bytes.or(lower.upload_daily_quota_bytes),
+            first_user_admin: self.first_user_admin.or(lower.first_user_admin),
             upload_expiry_secs: self.upload_expiry_secs.or(lower.upload_expiry_secs),
             transcode_threads: self.transcode_threads.or(lower.transcode_threads),
             transcode_nice: self.transcode_nice.or(lower.transcode_nice),

@@ -40,6 +40,8 @@ pub struct Channel {
     pub avatar_version: Option<i64>,
     /// The same for the banner.
     pub banner_version: Option<i64>,
+    /// Its owner is banned: the channel is not found, listed or searched ([`crate::moderation`]).
+    pub suspended: bool,
 }
 
 /// Which of a channel's pictures.
@@ -80,6 +82,7 @@ pub(crate) struct Row {
     created_at: DateTime<Utc>,
     avatar_version: Option<i64>,
     banner_version: Option<i64>,
+    suspended: bool,
 }
 
 impl From<Row> for Channel {
@@ -96,6 +99,7 @@ impl From<Row> for Channel {
             created_at: r.created_at,
             avatar_version: r.avatar_version,
             banner_version: r.banner_version,
+            suspended: r.suspended,
         }
     }
 }
@@ -104,7 +108,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT c.id, c.owner_id, u.username AS owner_username, c.handle, c.display_name, c.description, c.links, \
-             c.subscriber_count, c.created_at, c.avatar_version, c.banner_version FROM channels c JOIN users u ON u.id = c.owner_id ",
+             c.subscriber_count, c.created_at, c.avatar_version, c.banner_version, c.suspended FROM channels c JOIN users u ON u.id = c.owner_id ",
             $rest
         )
     };
@@ -269,12 +273,12 @@ pub enum VideoAfter {
 macro_rules! channel_videos_where {
     (newest) => {
         "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-         AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) \
+         AND v.hidden IS NULL AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) \
          ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
     };
     (views) => {
         "WHERE v.channel_id = $1 AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
-         AND v.views <= $2 AND (v.views < $2 OR v.id < $3) \
+         AND v.hidden IS NULL AND v.views <= $2 AND (v.views < $2 OR v.id < $3) \
          ORDER BY v.views DESC, v.id DESC LIMIT $4"
     };
 }

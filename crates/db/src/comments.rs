@@ -166,7 +166,7 @@ macro_rules! select {
          c.reply_count, c.created_at, c.edited_at FROM comments c "
     };
     (@joins) => {
-        " JOIN users u ON u.id = c.author_id \
+        " JOIN users u ON u.id = c.author_id AND u.banned_at IS NULL \
          LEFT JOIN comments p ON p.id = c.parent_id AND c.parent_id <> c.root_id \
          LEFT JOIN users pu ON pu.id = p.author_id "
     };

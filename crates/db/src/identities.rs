@@ -135,9 +135,11 @@ pub async fn create_user_with_identity(
 ) -> Result<User, DbError> {
     let user_id = UserId::new();
     let now = Utc::now();
-    retry_serializable(|| async {
+    let role = retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
+            let first = crate::moderation::claim_first_account(&mut *tx, user_id, now).await?;
+            let role = if first && new.promote_if_first { Role::Admin } else { new.role };
             sqlx::query(
                 "INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, role, email_verified, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
@@ -149,7 +151,7 @@ pub async fn create_user_with_identity(
             .bind(new.email.key())
             .bind(&new.display_name)
             .bind(new.password_hash.as_deref())
-            .bind(new.role.as_str())
+            .bind(role.as_str())
             .bind(email_verified)
             .bind(now)
             .execute(&mut *tx)
@@ -176,7 +178,7 @@ pub async fn create_user_with_identity(
                 .await?;
             crate::search::Indexer::reindex_channel(&mut *tx, user_id.0).await?;
             tx.commit().await?;
-            Ok::<_, DbError>(())
+            Ok::<_, DbError>(role)
         })
     })
     .await
@@ -186,9 +188,11 @@ pub async fn create_user_with_identity(
         username: new.username.as_str().to_owned(),
         email: new.email.as_str().to_owned(),
         display_name: new.display_name.clone(),
-        role: Role::from_stored(new.role.as_str()),
+        role,
         email_verified,
         created_at: now,
+        banned_at: None,
+        quota: Default::default(),
     })
 }
 

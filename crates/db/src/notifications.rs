@@ -54,6 +54,8 @@ pub enum Kind {
     CommentMention,
     /// Someone commented on the recipient's video.
     VideoComment,
+    /// A moderator warned the recipient (`crate::moderation::warn`); always on.
+    Warning,
 }
 
 impl Kind {
@@ -67,11 +69,13 @@ impl Kind {
             Kind::CommentReply => "comment_reply",
             Kind::CommentMention => "comment_mention",
             Kind::VideoComment => "video_comment",
+            Kind::Warning => "warning",
         }
     }
 
+    /// Every kind: [`Kind::ALL`] (those a recipient may turn off) and warnings.
     pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+        Kind::ALL.into_iter().chain([Kind::Warning]).find(|k| k.as_str() == s)
     }
 }
 
@@ -84,6 +88,8 @@ pub enum Subject {
     Subscriber { id: UserId, username: String, display_name: String },
     /// A comment, shown when read, on a video the recipient may see.
     Comment { id: Uuid, video_id: Uuid, video_title: String, root_id: Option<Uuid>, author_username: String },
+    /// A moderator's warning, in their words.
+    Warning { text: String },
 }
 
 /// One notification as its recipient sees it.
@@ -129,6 +135,7 @@ impl Settings {
             Kind::CommentReply => self.comment_reply,
             Kind::CommentMention => self.comment_mention,
             Kind::VideoComment => self.video_comment,
+            Kind::Warning => true,
         }
     }
 }
@@ -140,7 +147,8 @@ impl Settings {
 pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
     let listed: Option<Uuid> = with_pool!(db, |pool| {
         sqlx::query_scalar(
-            "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL",
+            "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL \
+             AND hidden IS NULL",
         )
         .bind(video)
         .fetch_optional(pool)
@@ -270,19 +278,23 @@ pub async fn notify_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> Re
     .await
 }
 
-/// The joins and filter that keep what the recipient may no longer see out of lists and counts.
+/// The joins and filter that keep what the recipient may no longer see out of lists and counts:
+/// a video no longer public and playable, hidden by moderation or in a suspended channel, a
+/// subscriber who is banned (see `crate::moderation`).
 macro_rules! visible {
     ($($rest:tt)+) => {
         concat!(
             "FROM notifications n JOIN channels c ON c.id = n.channel_id \
              LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
-             AND v.playable = TRUE AND v.published_at IS NOT NULL \
-             LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id \
+             AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL AND c.suspended = FALSE \
+             LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id AND u.banned_at IS NULL \
              LEFT JOIN comments cm ON n.kind IN ('comment_reply', 'comment_mention', 'video_comment') \
              AND cm.id = n.subject_id AND cm.status = 'visible' \
              LEFT JOIN videos cv ON cv.id = cm.video_id AND (cv.privacy <> 'private' OR cv.owner_id = n.user_id) \
-             LEFT JOIN users ca ON ca.id = cm.author_id \
-             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL OR (cv.id IS NOT NULL AND ca.id IS NOT NULL)) AND ",
+             AND cv.hidden IS NULL \
+             LEFT JOIN users ca ON ca.id = cm.author_id AND ca.banned_at IS NULL \
+             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL OR (cv.id IS NOT NULL AND ca.id IS NOT NULL) \
+             OR n.kind = 'warning') AND ",
             $($rest)+
         )
     };
@@ -305,6 +317,7 @@ struct Row {
     comment_video_title: Option<String>,
     comment_root_id: Option<Uuid>,
     comment_author: Option<String>,
+    text: Option<String>,
 }
 
 impl Row {
@@ -324,6 +337,7 @@ impl Row {
                 root_id: self.comment_root_id,
                 author_username: self.comment_author?,
             },
+            Kind::Warning => Subject::Warning { text: self.text? },
         };
         Some(Notification {
             id: self.id,
@@ -351,7 +365,8 @@ pub async fn list(
         sqlx::query_as(concat!(
             "SELECT n.id, n.kind, n.subject_id, n.channel_id, n.created_at, n.read_at, c.handle AS channel_handle, \
              c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name, \
-             cv.id AS comment_video_id, cv.title AS comment_video_title, cm.root_id AS comment_root_id, ca.username AS comment_author ",
+             cv.id AS comment_video_id, cv.title AS comment_video_title, cm.root_id AS comment_root_id, ca.username AS comment_author, \
+             n.text ",
             visible!(
                 "n.user_id = $1 AND n.created_at <= $2 AND (n.created_at < $2 OR n.id < $3) \
                  ORDER BY n.created_at DESC, n.id DESC LIMIT $4"
@@ -454,7 +469,8 @@ pub async fn settings(db: &Db, user: UserId) -> Result<Settings, DbError> {
             Some(Kind::CommentReply) => s.comment_reply = enabled,
             Some(Kind::CommentMention) => s.comment_mention = enabled,
             Some(Kind::VideoComment) => s.video_comment = enabled,
-            None => {}
+            // Warnings cannot be turned off (and have no settings row).
+            Some(Kind::Warning) | None => {}
         }
     }
     Ok(s)

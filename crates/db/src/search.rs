@@ -182,7 +182,7 @@ macro_rules! video_search {
         ))
     };
     (filters) => {
-        "v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+        "v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
          AND v.published_at >= $2 AND COALESCE(v.duration_secs, 0) >= $3 AND COALESCE(v.duration_secs, 0) < $4 \
          AND ($5 IS NULL OR v.channel_id = $5)"
     };
@@ -252,10 +252,10 @@ pub async fn channels(db: &Db, text: &SearchText, limit: u32) -> Result<Vec<Chan
     use crate::channels::select as select_channels;
     const SQLITE: &str = select_channels!(
         "JOIN search_docs d ON d.id = c.id JOIN channels_fts ON channels_fts.rowid = d.doc \
-         WHERE channels_fts MATCH $1 ORDER BY channels_fts.rank, c.subscriber_count DESC, c.id LIMIT $2"
+         WHERE channels_fts MATCH $1 AND c.suspended = FALSE ORDER BY channels_fts.rank, c.subscriber_count DESC, c.id LIMIT $2"
     );
     const PG: &str = select_channels!(
-        "WHERE c.search @@ to_tsquery('simple', $1) \
+        "WHERE c.search @@ to_tsquery('simple', $1) AND c.suspended = FALSE \
          ORDER BY ts_rank(c.search, to_tsquery('simple', $1)) DESC, c.subscriber_count DESC, c.id LIMIT $2"
     );
     let rows: Vec<ChannelRow> = match db {
@@ -281,16 +281,16 @@ pub enum Suggestion {
 pub async fn suggestions(db: &Db, text: &SearchText, videos: u32, channels: u32) -> Result<Vec<Suggestion>, DbError> {
     const SQLITE_VIDEOS: &str = "SELECT v.id, v.title FROM videos_fts JOIN search_docs d ON d.doc = videos_fts.rowid \
          JOIN videos v ON v.id = d.id WHERE videos_fts MATCH $1 \
-         AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+         AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
          ORDER BY videos_fts.rank, v.views DESC LIMIT $2";
     const PG_VIDEOS: &str = "SELECT v.id, v.title FROM videos v WHERE v.search @@ to_tsquery('simple', $1) \
-         AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+         AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
          ORDER BY ts_rank(v.search, to_tsquery('simple', $1)) DESC, v.views DESC LIMIT $2";
     const SQLITE_CHANNELS: &str = "SELECT c.handle, c.display_name FROM channels_fts \
-         JOIN search_docs d ON d.doc = channels_fts.rowid JOIN channels c ON c.id = d.id WHERE channels_fts MATCH $1 \
+         JOIN search_docs d ON d.doc = channels_fts.rowid JOIN channels c ON c.id = d.id WHERE channels_fts MATCH $1 AND c.suspended = FALSE \
          ORDER BY channels_fts.rank, c.subscriber_count DESC LIMIT $2";
     const PG_CHANNELS: &str = "SELECT c.handle, c.display_name FROM channels c \
-         WHERE c.search @@ to_tsquery('simple', $1) \
+         WHERE c.search @@ to_tsquery('simple', $1) AND c.suspended = FALSE \
          ORDER BY ts_rank(c.search, to_tsquery('simple', $1)) DESC, c.subscriber_count DESC LIMIT $2";
     type Found = (Vec<(Uuid, String)>, Vec<(String, String)>);
     let (found_videos, found_channels): Found = match db {

@@ -122,7 +122,7 @@ pub async fn list(
 const FEED_POSTGRES: &str = select!(
     "WHERE v.id IN (SELECT f.id FROM subscriptions s CROSS JOIN LATERAL ( \
                      SELECT w.id, w.published_at FROM videos w WHERE w.channel_id = s.channel_id \
-                     AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL \
+                     AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL AND w.hidden IS NULL \
                      AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) AND w.published_at >= $5 \
                      ORDER BY w.published_at DESC, w.id DESC LIMIT $4) f \
                    WHERE s.user_id = $1 ORDER BY f.published_at DESC, f.id DESC LIMIT $4) \
@@ -140,7 +140,7 @@ macro_rules! feed_floor {
             "SELECT newest FROM (SELECT (SELECT w.published_at FROM videos w ",
             $indexed,
             " WHERE w.channel_id = s.channel_id \
-             AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL \
+             AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL AND w.hidden IS NULL \
              AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) \
              ORDER BY w.published_at DESC, w.id DESC LIMIT 1) AS newest \
              FROM subscriptions s WHERE s.user_id = $1) t \
@@ -159,7 +159,7 @@ const FEED_WINDOWS_DAYS: [Option<i64>; 4] = [Some(7), Some(31), Some(366), None]
 const FEED_SQLITE: &str = select!(
     indexed "videos_channel_published",
     "WHERE v.channel_id IN (SELECT channel_id FROM subscriptions WHERE user_id = $1) \
-     AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+     AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
      AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at >= $5 \
      ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
 );

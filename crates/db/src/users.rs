@@ -15,6 +15,24 @@ pub struct User {
     pub role: Role,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// When the account was banned; `None` while it is not.
+    pub banned_at: Option<DateTime<Utc>>,
+    /// The upload quotas an admin set for this account, overriding the instance's.
+    pub quota: QuotaOverride,
+}
+
+impl User {
+    /// Whether the account is banned: no session, no token, no content shown.
+    pub fn is_banned(&self) -> bool {
+        self.banned_at.is_some()
+    }
+}
+
+/// Per-account upload quotas in bytes; `None`: the instance's setting applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaOverride {
+    pub total_bytes: Option<u64>,
+    pub daily_bytes: Option<u64>,
 }
 
 /// What it takes to create an account.
@@ -26,10 +44,13 @@ pub struct NewUser {
     /// A PHC string (Argon2id); `None` for accounts that only sign in through a provider.
     pub password_hash: Option<String>,
     pub role: Role,
+    /// Whether the account becomes admin if it is the instance's first (the `first_user_admin`
+    /// setting; [`crate::moderation::claim_first_account`]).
+    pub promote_if_first: bool,
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     username: String,
     email: String,
@@ -37,7 +58,19 @@ struct Row {
     role: String,
     email_verified: bool,
     created_at: DateTime<Utc>,
+    banned_at: Option<DateTime<Utc>>,
+    upload_quota_bytes: Option<i64>,
+    daily_upload_quota_bytes: Option<i64>,
 }
+
+/// The columns [`Row`] reads (a macro, so queries stay `&'static str` literals).
+macro_rules! columns {
+    () => {
+        "id, username, email, display_name, role, email_verified, created_at, banned_at, \
+         upload_quota_bytes, daily_upload_quota_bytes"
+    };
+}
+pub(crate) use columns;
 
 impl From<Row> for User {
     fn from(r: Row) -> Self {
@@ -49,6 +82,11 @@ impl From<Row> for User {
             role: Role::from_stored(&r.role),
             email_verified: r.email_verified,
             created_at: r.created_at,
+            banned_at: r.banned_at,
+            quota: QuotaOverride {
+                total_bytes: r.upload_quota_bytes.and_then(|b| u64::try_from(b).ok()),
+                daily_bytes: r.daily_upload_quota_bytes.and_then(|b| u64::try_from(b).ok()),
+            },
         }
     }
 }
@@ -62,11 +100,13 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
     retry_serializable(|| async {
         let row: Row = with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
-            let row: Row = sqlx::query_as(
+            let first = crate::moderation::claim_first_account(&mut *tx, id, now).await?;
+            let role = if first && new.promote_if_first { Role::Admin } else { new.role };
+            let row: Row = sqlx::query_as(concat!(
                 "INSERT INTO users (id, username, username_key, email, email_key, display_name, password_hash, role, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-                 RETURNING id, username, email, display_name, role, email_verified, created_at",
-            )
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING ",
+                columns!()
+            ))
             .bind(id.0)
             .bind(new.username.as_str())
             .bind(new.username.key())
@@ -74,7 +114,7 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
             .bind(new.email.key())
             .bind(&new.display_name)
             .bind(new.password_hash.as_deref())
-            .bind(new.role.as_str())
+            .bind(role.as_str())
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
@@ -98,7 +138,7 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, DbError> {
 
 pub async fn find_by_username(db: &Db, username: &Username) -> Result<Option<User>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE username_key = $1")
+        sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE username_key = $1"))
             .bind(username.key())
             .fetch_optional(pool)
             .await?
@@ -108,7 +148,7 @@ pub async fn find_by_username(db: &Db, username: &Username) -> Result<Option<Use
 
 pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE email_key = $1")
+        sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE email_key = $1"))
             .bind(email.key())
             .fetch_optional(pool)
             .await?
@@ -118,12 +158,10 @@ pub async fn find_by_email(db: &Db, email: &Email) -> Result<Option<User>, DbErr
 
 pub async fn find_by_id(db: &Db, id: UserId) -> Result<Option<User>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT id, username, email, display_name, role, email_verified, created_at FROM users WHERE id = $1",
-        )
-        .bind(id.0)
-        .fetch_optional(pool)
-        .await?
+        sqlx::query_as(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?
     });
     Ok(row.map(User::from))
 }

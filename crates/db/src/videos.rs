@@ -124,6 +124,17 @@ pub struct Video {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// Why the video is hidden from everyone but its owner and moderators; `None`: it is not.
+    pub hidden: Option<Hidden>,
+}
+
+/// Why a video is hidden ([`crate::moderation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hidden {
+    /// A moderator hid it, saying why (shown to the owner).
+    Moderation { reason: String },
+    /// Its owner is banned.
+    OwnerBanned,
 }
 
 /// The metadata a user sets.
@@ -183,6 +194,8 @@ pub(crate) struct Row {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     published_at: Option<DateTime<Utc>>,
+    hidden: Option<String>,
+    hidden_reason: Option<String>,
 }
 
 impl From<Row> for Video {
@@ -219,6 +232,11 @@ impl From<Row> for Video {
             created_at: r.created_at,
             updated_at: r.updated_at,
             published_at: r.published_at,
+            hidden: match r.hidden.as_deref() {
+                None => None,
+                Some("ban") => Some(Hidden::OwnerBanned),
+                Some(_) => Some(Hidden::Moderation { reason: r.hidden_reason.unwrap_or_default() }),
+            },
         }
     }
 }
@@ -233,7 +251,7 @@ macro_rules! select {
              v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, \
              v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
-             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
+             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at, v.hidden, v.hidden_reason \
              FROM videos v INDEXED BY ",
             $index,
             " JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
@@ -245,7 +263,7 @@ macro_rules! select {
             "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
              v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
              v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
-             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at \
+             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at, v.hidden, v.hidden_reason \
              FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
             $($rest)+
         )
@@ -348,15 +366,15 @@ macro_rules! listed {
     // `trending_score >= 0` is always true: it matches the predicate of `videos_published`,
     // which only this query may use (see the migration).
     (recent) => {
-        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.trending_score >= 0 \
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.trending_score >= 0 AND v.hidden IS NULL \
          ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
     };
     (trending) => {
-        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL \
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
          ORDER BY v.trending_score DESC, v.published_at DESC, v.id DESC LIMIT $1"
     };
     (category) => {
-        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.category = $2 \
+        "WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.category = $2 AND v.hidden IS NULL \
          ORDER BY v.published_at DESC, v.id DESC LIMIT $1"
     };
 }

@@ -29,19 +29,36 @@ pub use username::{Username, UsernameError};
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
+    /// Works the report queue: hides and deletes content, warns and bans users.
+    Moderator,
+    /// Everything a moderator does, and roles, quotas and the instance's administration.
     Admin,
 }
 
 impl Role {
+    /// Every role, least privileged first.
+    pub const ALL: [Role; 3] = [Role::User, Role::Moderator, Role::Admin];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
+            Role::Moderator => "moderator",
             Role::Admin => "admin",
         }
     }
 
     /// Reads a role as stored; anything unknown is the least privileged role.
     pub fn from_stored(s: &str) -> Self {
-        if s == "admin" { Role::Admin } else { Role::User }
+        Role::parse(s).unwrap_or(Role::User)
+    }
+
+    /// The role named `s` exactly (`user`, `moderator`, `admin`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the role may act on reports, hide or delete others' content, warn and ban.
+    pub fn may_moderate(self) -> bool {
+        matches!(self, Role::Moderator | Role::Admin)
     }
 }

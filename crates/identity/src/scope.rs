@@ -50,6 +50,10 @@ pub enum Scope {
     /// Act as an administrator, for users with the admin role (`/api/v1/admin/…`). A user
     /// without the role gains nothing from it.
     Admin,
+    /// Act as a moderator, for users with the moderator or admin role: the report queue, hiding
+    /// and deleting content, warnings and bans (`/api/v1/admin/reports…`, `/api/v1/admin/users…`).
+    /// A user without the role gains nothing from it.
+    Moderation,
 }
 
 impl Scope {
@@ -69,6 +73,7 @@ impl Scope {
         Scope::CommentsWrite,
         Scope::Account,
         Scope::Admin,
+        Scope::Moderation,
     ];
 
     /// The scope's name in `scope` strings.
@@ -88,6 +93,7 @@ impl Scope {
             Scope::CommentsWrite => "comments:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
+            Scope::Moderation => "moderation",
         }
     }
 
@@ -113,6 +119,7 @@ impl Scope {
             Scope::CommentsWrite => "Write, edit and delete comments for you, and manage the comments on your videos",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
+            Scope::Moderation => "Handle reports, hide content, warn and ban users, if you are a moderator",
         }
     }
 
@@ -131,6 +138,7 @@ impl Scope {
                 | Scope::CommentsWrite
                 | Scope::Account
                 | Scope::Admin
+                | Scope::Moderation
         )
     }
 
@@ -255,7 +263,8 @@ mod tests {
                 "notifications:write",
                 "comments:write",
                 "account",
-                "admin"
+                "admin",
+                "moderation"
             ]
         );
     }

@@ -104,6 +104,8 @@ pub struct ChannelView {
     pub joined: String,
     /// A one-line message after an action ("Subscribed.").
     pub notice: Option<String>,
+    /// The "Report" form about the channel's owner (not on one's own channel).
+    pub report: Option<crate::moderation_pages::ReportForm>,
 }
 
 impl ChannelView {

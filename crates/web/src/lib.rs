@@ -19,6 +19,7 @@ pub mod auth_pages;
 pub mod channel_pages;
 pub mod live_pages;
 pub mod comment_pages;
+pub mod moderation_pages;
 pub mod notification_pages;
 mod pages;
 pub mod recovery_pages;

@@ -114,6 +114,10 @@ pub struct WatchView {
     pub can_edit: bool,
     /// The comments section ([`crate::comment_pages`]).
     pub comments: Option<crate::comment_pages::CommentsSection>,
+    /// Why the video is hidden, for its owner and moderators (`None`: it is not).
+    pub hidden_notice: Option<String>,
+    /// The "Report" form (not for the video's owner).
+    pub report: Option<crate::moderation_pages::ReportForm>,
 }
 
 impl WatchView {
@@ -354,6 +358,8 @@ mod tests {
             date: "2026-11-26".into(),
             can_edit: false,
             comments: None,
+            hidden_notice: None,
+            report: None,
         }
     }
 

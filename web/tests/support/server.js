@@ -110,6 +110,8 @@ export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, 
   // The server reads only what the test gives it: no TURTLEMEN_* setting leaks in from the shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TURTLEMEN_')));
   env.NO_COLOR = '1';
+  // Tests name their admins (`--admin`); the first-account rule has its own tests.
+  env.TURTLEMEN_FIRST_USER_ADMIN = 'false';
   let schema = null;
   if (stack === 'external') {
     const ext = externalUrls();

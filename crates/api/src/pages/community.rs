@@ -182,6 +182,14 @@ async fn channel_page(
             Some("unsubscribed") => Some("Unsubscribed.".into()),
             _ => None,
         },
+        report: super::moderation::report_form(
+            &st,
+            viewer.as_ref(),
+            c.owner_id,
+            format!("{url}/report"),
+            "this channel's owner",
+            &ctx.path,
+        ),
     };
     Ok(Html(channel_pages::channel_page(&view, &ctx)))
 }

@@ -47,6 +47,9 @@ fn item(n: &Notification) -> NotificationItem {
             (c.author, author_url, c.video_title, c.url)
         }
         (_, _, Some(who), _) => (who.display_name, who.url, json.channel.display_name, json.channel.url),
+        (Subject::Warning { text }, _, _, _) => {
+            ("The moderators".to_owned(), json.channel.url.clone(), text.clone(), json.channel.url)
+        }
         // Unreachable: a video notification carries its video, a subscriber one its subscriber.
         _ => (json.channel.display_name, json.channel.url.clone(), String::new(), json.channel.url),
     };

@@ -218,6 +218,11 @@ async fn finish_login(
             return Ok(notice(jar, StatusCode::UNPROCESSABLE_ENTITY, "No email address", &message));
         }
     };
+    if user.is_banned() {
+        // The provider vouched for the person: saying why leaks nothing.
+        audit::record(&state.db, Some(user.id), "login_failed", &who.ip, &who.user_agent, "banned").await?;
+        return Ok(notice(jar, StatusCode::FORBIDDEN, "Account suspended", crate::login::SUSPENDED));
+    }
     let target = local(return_to);
     if turtlemen_db::totp::is_enabled(&state.db, user.id).await? {
         // A provider stands in for the password, never for the second factor.

@@ -97,6 +97,10 @@ async fn create(
         .as_deref()
         .map(|n| n.trim().chars().filter(|c| !c.is_control()).take(64).collect::<String>())
         .filter(|n| !n.is_empty());
+    // A banned account's address is taken for good (until an unban), as if the account held it.
+    if turtlemen_db::moderation::is_email_banned(&state.db, email).await? {
+        return Ok(Created::EmailTaken);
+    }
     for username in username_candidates(profile, email) {
         let new = NewUser {
             display_name: display_name.clone().unwrap_or_else(|| username.as_str().to_owned()),
@@ -104,6 +108,7 @@ async fn create(
             email: email.clone(),
             password_hash: None,
             role: Role::User,
+            promote_if_first: state.settings.first_user_admin,
         };
         match identities::create_user_with_identity(
             &state.db,

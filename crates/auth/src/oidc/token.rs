@@ -100,6 +100,7 @@ fn no_store(mut res: Response) -> Response {
 fn groups(user: &User) -> Vec<String> {
     match user.role {
         Role::Admin => vec!["admin".into()],
+        Role::Moderator => vec!["moderator".into()],
         Role::User => vec![],
     }
 }
