@@ -24,6 +24,7 @@ const INPUTS: &[Input] = &[
     Input { logical: "upload.js", source: "src/upload.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "watch.js", source: "src/watch.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "studio.js", source: "src/studio.js", content_type: "text/javascript; charset=utf-8" },
+    Input { logical: "library.js", source: "src/library.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "favicon.svg", source: "src/favicon.svg", content_type: "image/svg+xml" },
     Input {
         logical: "hls.min.js",

@@ -135,7 +135,7 @@ fn has_bidi_control(s: &str) -> bool {
     s.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
 }
 
-fn has_control(s: &str, allow_newlines: bool) -> bool {
+pub(crate) fn has_control(s: &str, allow_newlines: bool) -> bool {
     s.chars().any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t'))) || has_bidi_control(s)
 }
 
@@ -151,7 +151,7 @@ pub fn check_display_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_description(text: &str) -> Result<String, ApiError> {
+pub(crate) fn check_description(text: &str) -> Result<String, ApiError> {
     let text = text.trim();
     if text.chars().count() > MAX_DESCRIPTION_CHARS || has_control(text, true) {
         return Err(field_error(

@@ -31,6 +31,10 @@ pub enum Kind {
     ChannelNewest = 3,
     ChannelViews = 4,
     Notifications = 5,
+    PlaylistItems = 6,
+    Liked = 7,
+    History = 8,
+    ChannelPlaylists = 9,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

@@ -193,6 +193,10 @@ pub struct SubscriptionsWrite;
 pub struct NotificationsRead;
 /// [`Scope::NotificationsWrite`].
 pub struct NotificationsWrite;
+/// [`Scope::LibraryRead`].
+pub struct LibraryRead;
+/// [`Scope::LibraryWrite`].
+pub struct LibraryWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
 
@@ -219,6 +223,12 @@ impl Need for NotificationsRead {
 }
 impl Need for NotificationsWrite {
     const SCOPE: Option<Scope> = Some(Scope::NotificationsWrite);
+}
+impl Need for LibraryRead {
+    const SCOPE: Option<Scope> = Some(Scope::LibraryRead);
+}
+impl Need for LibraryWrite {
+    const SCOPE: Option<Scope> = Some(Scope::LibraryWrite);
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);

@@ -7,7 +7,8 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! and suggestions), [`ratings`], [`playlists`] and [`history`] (a viewer's library: likes,
+//! playlists with watch later and liked videos, the watch history), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
@@ -15,11 +16,14 @@ pub mod channel_images;
 pub mod channels;
 pub mod cursor;
 pub mod feed;
+pub mod history;
 pub mod identity;
 pub mod media;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
+pub mod playlists;
+pub mod ratings;
 pub mod search;
 pub mod staging;
 pub mod subscriptions;

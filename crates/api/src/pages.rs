@@ -14,10 +14,12 @@
 //! signed-in viewer's unread count).
 //! [`channel_edit`] the channel's edit page (profile, avatar, banner).
 //! [`search`] the search page.
+//! [`library`] ratings, playlists, watch later and the history pages.
 
 mod channel_edit;
 mod community;
 mod csrf;
+mod library;
 mod notifications;
 mod search;
 
@@ -57,6 +59,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(notifications::routes())
         .merge(channel_edit::routes())
         .merge(search::routes())
+        .merge(library::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -178,6 +181,7 @@ async fn watch(
     State(st): State<ApiState>,
     viewer: Option<CurrentUser>,
     Path(id): Path<String>,
+    Query(q): Query<library::WatchQuery>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
@@ -185,6 +189,7 @@ async fn watch(
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
+    let library = library::watch_library(&st, &v, viewer.as_ref(), &q, &ctx.path).await?;
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
@@ -206,6 +211,8 @@ async fn watch(
         renditions: view.renditions.into_iter().map(|r| RenditionItem { name: r.name, height: r.height }).collect(),
         date: view.published_at.unwrap_or(view.created_at).format("%Y-%m-%d").to_string(),
         can_edit: viewer.as_ref().is_some_and(|u| videos::may_manage(&v, u)),
+        return_to: ctx.path.clone(),
+        library,
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }

@@ -41,6 +41,12 @@ pub enum Scope {
     /// (`POST /api/v1/me/notifications/read`, `PUT …/settings`). Includes
     /// [`Scope::NotificationsRead`].
     NotificationsWrite,
+    /// See the user's library: their playlists (private ones and "Watch later" included),
+    /// liked videos, ratings and watch history (`GET /api/v1/me/playlists`, `/api/v1/me/history`…).
+    LibraryRead,
+    /// Change the user's library: rate videos, make and edit playlists, record, remove and
+    /// pause their watch history. Includes [`Scope::LibraryRead`].
+    LibraryWrite,
     /// See and end the user's sign-in sessions and read their security log (the auth
     /// service's `/auth/api/sessions` and `/auth/api/audit`).
     Account,
@@ -63,6 +69,8 @@ impl Scope {
         Scope::SubscriptionsWrite,
         Scope::NotificationsRead,
         Scope::NotificationsWrite,
+        Scope::LibraryRead,
+        Scope::LibraryWrite,
         Scope::Account,
         Scope::Admin,
     ];
@@ -81,6 +89,8 @@ impl Scope {
             Scope::SubscriptionsWrite => "subscriptions:write",
             Scope::NotificationsRead => "notifications:read",
             Scope::NotificationsWrite => "notifications:write",
+            Scope::LibraryRead => "library:read",
+            Scope::LibraryWrite => "library:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
         }
@@ -105,6 +115,8 @@ impl Scope {
             Scope::SubscriptionsWrite => "Follow and unfollow channels for you",
             Scope::NotificationsRead => "See your notifications and notification settings",
             Scope::NotificationsWrite => "Mark your notifications read and change which ones you get",
+            Scope::LibraryRead => "See your playlists, liked videos and watch history",
+            Scope::LibraryWrite => "Rate videos, manage your playlists and your watch history",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
         }
@@ -122,6 +134,8 @@ impl Scope {
                 | Scope::SubscriptionsWrite
                 | Scope::NotificationsRead
                 | Scope::NotificationsWrite
+                | Scope::LibraryRead
+                | Scope::LibraryWrite
                 | Scope::Account
                 | Scope::Admin
         )
@@ -133,6 +147,7 @@ impl Scope {
             Scope::VideosWrite => &[Scope::VideosRead],
             Scope::SubscriptionsWrite => &[Scope::SubscriptionsRead],
             Scope::NotificationsWrite => &[Scope::NotificationsRead],
+            Scope::LibraryWrite => &[Scope::LibraryRead],
             _ => &[],
         }
     }
@@ -246,6 +261,8 @@ mod tests {
                 "subscriptions:write",
                 "notifications:read",
                 "notifications:write",
+                "library:read",
+                "library:write",
                 "account",
                 "admin"
             ]

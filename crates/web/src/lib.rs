@@ -5,7 +5,7 @@
 //!   ([`HomeView`], [`FeedCard`]); [`video_pages`] renders upload, watch, the creator's list
 //!   and the edit form; [`channel_pages`] a channel's page and the subscriptions feed;
 //!   [`notification_pages`] the notifications page (the bell in the header links to it);
-//!   [`search_pages`] the search page; [`PageContext`] tells a page who is looking and where it is;
+//!   [`search_pages`] the search page; [`library_pages`] ratings, playlists and the history; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
 //!   an asset's current URL.
 //!
@@ -16,6 +16,7 @@
 mod assets;
 pub mod auth_pages;
 pub mod channel_pages;
+pub mod library_pages;
 pub mod notification_pages;
 mod pages;
 pub mod recovery_pages;

@@ -112,6 +112,10 @@ pub struct WatchView {
     pub date: String,
     /// The viewer may edit it: show the edit link.
     pub can_edit: bool,
+    /// The page's own path, for the forms to come back to.
+    pub return_to: String,
+    /// Rating, watch later, playlists, resume position ([`crate::library_pages`]).
+    pub library: crate::library_pages::WatchLibrary,
 }
 
 impl WatchView {
@@ -263,7 +267,7 @@ pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
 /// or one may come while processing).
 pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
     let scripts: &[&str] =
-        if view.hls_url.is_some() || view.processing() { &["hls.min.js", "watch.js"] } else { &["watch.js"] };
+        if view.hls_url.is_some() || view.processing() { &["hls.min.js", "watch.js", "library.js"] } else { &["watch.js", "library.js"] };
     render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
 }
 
@@ -335,6 +339,8 @@ mod tests {
             renditions: vec![RenditionItem { name: "360p".into(), height: 360 }],
             date: "2026-11-26".into(),
             can_edit: false,
+            return_to: "/videos/0193".into(),
+            library: Default::default(),
         }
     }
 
