@@ -20,6 +20,7 @@ mod gateway_tls;
 mod gateway_ws;
 mod http;
 mod jobs;
+mod library;
 mod notifications;
 mod openapi;
 mod pages;
