@@ -51,7 +51,8 @@ async fn titles(app: &TestApp, who: Option<&Browser>, playlist: &str) -> Vec<Str
 }
 
 async fn item_ids(app: &TestApp, who: &Browser, playlist: &str) -> Vec<String> {
-    let (_, body) = call(app, Some(who), Method::GET, &format!("/api/v1/playlists/{playlist}/items?limit=100"), None).await;
+    let (_, body) =
+        call(app, Some(who), Method::GET, &format!("/api/v1/playlists/{playlist}/items?limit=100"), None).await;
     body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -514,7 +515,11 @@ async fn the_rating_counters_stay_exact_under_concurrent_toggles(stack: Stack) {
     }
     let (likes, dislikes) = turtlemen_db::ratings::count_rows(&app.db, video).await.unwrap();
     let v = turtlemen_db::videos::get(&app.db, video).await.unwrap().unwrap();
-    assert_eq!((v.likes, v.dislikes), (u64::try_from(likes).unwrap(), u64::try_from(dislikes).unwrap()), "the counters equal COUNT(*)");
+    assert_eq!(
+        (v.likes, v.dislikes),
+        (u64::try_from(likes).unwrap(), u64::try_from(dislikes).unwrap()),
+        "the counters equal COUNT(*)"
+    );
     assert!(likes + dislikes <= 25);
 }
 

@@ -47,7 +47,11 @@ pub async fn record(st: &ApiState, user: &CurrentUser, id: &str, position_secs: 
 
 /// Where the watch page should start for `user`: the stored position, unless near the end
 /// (then from the start, as a finished video is watched again).
-pub async fn resume_at(st: &ApiState, user: &CurrentUser, v: &turtlemen_db::videos::Video) -> Result<Option<u32>, ApiError> {
+pub async fn resume_at(
+    st: &ApiState,
+    user: &CurrentUser,
+    v: &turtlemen_db::videos::Video,
+) -> Result<Option<u32>, ApiError> {
     let at = rows::position(&st.db, user.0.id, v.id).await?;
     let duration = v.duration_secs.unwrap_or(f64::MAX);
     Ok(at.filter(|p| *p > 0 && f64::from(*p) < duration - 5.0))
@@ -146,7 +150,12 @@ pub struct HistoryPage {
 }
 
 /// A page of `user`'s history after `cursor`.
-pub async fn page(st: &ApiState, user: &CurrentUser, cursor_text: Option<&str>, limit: u32) -> Result<HistoryPage, ApiError> {
+pub async fn page(
+    st: &ApiState,
+    user: &CurrentUser,
+    cursor_text: Option<&str>,
+    limit: u32,
+) -> Result<HistoryPage, ApiError> {
     let limit = limit.clamp(1, 100);
     let after = cursor::decode_time(st, cursor::Kind::History, cursor_text)?;
     let mut entries = rows::list(&st.db, user.0.id, after, limit + 1).await?;

@@ -229,7 +229,11 @@ async fn owners_channel(st: &ApiState, owner: turtlemen_domain::UserId, handle: 
         Err(e) => return Err(e),
     };
     if c.owner_id != owner {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_your_channel", "A playlist is shown on its owner's channel."));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_your_channel",
+            "A playlist is shown on its owner's channel.",
+        ));
     }
     Ok(c.id)
 }
@@ -281,7 +285,8 @@ pub async fn create_for(st: &ApiState, user: &CurrentUser, patch: PlaylistPatch)
         return Err(field_error("title", format!("1 to {MAX_TITLE_CHARS} characters on one line")));
     }
     let first = channels::for_upload(st, user, None).await?;
-    let base = Fields { title: String::new(), description: String::new(), privacy: Privacy::Private, channel_id: first };
+    let base =
+        Fields { title: String::new(), description: String::new(), privacy: Privacy::Private, channel_id: first };
     let fields = patch.apply(st, user.0.id, &base).await?;
     let id = Uuid::now_v7();
     rows::create(&st.db, id, user.0.id, &fields).await.map_err(playlist_error)?;
@@ -289,7 +294,12 @@ pub async fn create_for(st: &ApiState, user: &CurrentUser, patch: PlaylistPatch)
 }
 
 /// Changes a list `user` may manage.
-pub async fn update_for(st: &ApiState, user: &CurrentUser, id: &str, patch: PlaylistPatch) -> Result<Playlist, ApiError> {
+pub async fn update_for(
+    st: &ApiState,
+    user: &CurrentUser,
+    id: &str,
+    patch: PlaylistPatch,
+) -> Result<Playlist, ApiError> {
     let p = managed(st, id, user).await?;
     if p.kind == Kind::WatchLater {
         return Err(system_list());
@@ -392,7 +402,8 @@ pub async fn item_page(
                 .map(|t| cursor::decode(st, cursor::Kind::PlaylistItems, t))
                 .transpose()?;
             let mut items = rows::items(&st.db, p.id, viewer.map(|u| u.0.id), after, limit + 1).await?;
-            let next_cursor = next(&mut items, limit, |i: &Item| cursor::encode(st, cursor::Kind::PlaylistItems, i.position, i.id));
+            let next_cursor =
+                next(&mut items, limit, |i: &Item| cursor::encode(st, cursor::Kind::PlaylistItems, i.position, i.id));
             Ok(ItemPage {
                 items: items
                     .iter()
@@ -432,7 +443,9 @@ pub(crate) fn next<T>(rows: &mut Vec<T>, limit: u32, encode: impl Fn(&T) -> Stri
 pub async fn json_of(st: &ApiState, named: &Named, user: Option<&CurrentUser>) -> Result<PlaylistJson, ApiError> {
     match (named, user) {
         (Named::Stored(p), _) => Ok(PlaylistJson::build(p)),
-        (Named::Liked(owner), Some(u)) => Ok(PlaylistJson::liked(u, turtlemen_db::ratings::liked_count(&st.db, owner.0).await?)),
+        (Named::Liked(owner), Some(u)) => {
+            Ok(PlaylistJson::liked(u, turtlemen_db::ratings::liked_count(&st.db, owner.0).await?))
+        }
         (Named::Liked(_), None) => Err(ApiError::not_found()),
     }
 }
@@ -478,7 +491,11 @@ async fn one(
     let viewer = viewer.as_deref();
     let named = find(&st, &id, viewer).await?;
     let page = item_page(&st, &named, viewer, q.cursor.as_deref(), q.limit.unwrap_or(50)).await?;
-    Ok(Json(OneJson { playlist: json_of(&st, &named, viewer).await?, items: page.items, next_cursor: page.next_cursor }))
+    Ok(Json(OneJson {
+        playlist: json_of(&st, &named, viewer).await?,
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// A playlist's items.

@@ -120,7 +120,11 @@ pub async fn remove(db: &Db, user: UserId, video: Uuid) -> Result<bool, DbError>
 pub async fn clear(db: &Db, user: UserId) -> Result<u64, DbError> {
     retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
-            sqlx::query("DELETE FROM watch_history WHERE user_id = $1").bind(user.0).execute(pool).await?.rows_affected()
+            sqlx::query("DELETE FROM watch_history WHERE user_id = $1")
+                .bind(user.0)
+                .execute(pool)
+                .await?
+                .rows_affected()
         }))
     })
     .await

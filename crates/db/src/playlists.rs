@@ -184,7 +184,11 @@ async fn insert(db: &Db, id: Uuid, owner: UserId, kind: &str, f: &Fields) -> Res
 /// One playlist, its item count as `viewer` sees it.
 pub async fn get(db: &Db, id: Uuid, viewer: Option<UserId>) -> Result<Option<Playlist>, DbError> {
     let row: Option<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(select_playlist!("WHERE p.id = $2")).bind(viewer_key(viewer)).bind(id).fetch_optional(pool).await?
+        sqlx::query_as(select_playlist!("WHERE p.id = $2"))
+            .bind(viewer_key(viewer))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
     });
     Ok(row.map(Playlist::from))
 }
@@ -310,7 +314,7 @@ impl From<ItemRow> for Item {
 /// the list is full.
 pub async fn add_item(db: &Db, playlist: Uuid, video: Uuid) -> Result<Uuid, PlaylistError> {
     let id = Uuid::now_v7();
-    let outcome = retry_serializable(|| async {
+    retry_serializable(|| async {
         let now = Utc::now();
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -354,8 +358,7 @@ pub async fn add_item(db: &Db, playlist: Uuid, video: Uuid) -> Result<Uuid, Play
             Ok(Ok(id))
         })
     })
-    .await?;
-    outcome
+    .await?
 }
 
 /// The item holding `video` in `playlist`, if any.

@@ -59,12 +59,13 @@ pub async fn set(db: &Db, user: UserId, video: Uuid, rating: Option<Rating>) -> 
             let mut tx = pool.begin().await?;
             let delta = match rating {
                 None => {
-                    let old: Option<String> =
-                        sqlx::query_scalar("DELETE FROM video_ratings WHERE user_id = $1 AND video_id = $2 RETURNING rating")
-                            .bind(user.0)
-                            .bind(video)
-                            .fetch_optional(&mut *tx)
-                            .await?;
+                    let old: Option<String> = sqlx::query_scalar(
+                        "DELETE FROM video_ratings WHERE user_id = $1 AND video_id = $2 RETURNING rating",
+                    )
+                    .bind(user.0)
+                    .bind(video)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     old.as_deref().and_then(Rating::parse).map(|r| {
                         let (l, d) = r.delta();
                         (-l, -d)

@@ -266,8 +266,11 @@ pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
 /// The watch page (hls.js and `watch.js` drive the player; hls.js only where there is a source
 /// or one may come while processing).
 pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
-    let scripts: &[&str] =
-        if view.hls_url.is_some() || view.processing() { &["hls.min.js", "watch.js", "library.js"] } else { &["watch.js", "library.js"] };
+    let scripts: &[&str] = if view.hls_url.is_some() || view.processing() {
+        &["hls.min.js", "watch.js", "library.js"]
+    } else {
+        &["watch.js", "library.js"]
+    };
     render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
 }
 

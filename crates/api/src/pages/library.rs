@@ -23,8 +23,8 @@ use turtlemen_domain::RedirectTarget;
 use turtlemen_http::ApiError;
 use turtlemen_web::FeedCard;
 use turtlemen_web::library_pages::{
-    self, HistoryRow, HistoryView, LibraryView, PanelItem, PlaylistChoice, PlaylistPanel, PlaylistRow,
-    PlaylistSummary, PlaylistView, RatingBox, WatchLibrary,
+    self, HistoryRow, HistoryView, LibraryView, PanelItem, PlaylistChoice, PlaylistPanel, PlaylistRow, PlaylistSummary,
+    PlaylistView, RatingBox, WatchLibrary,
 };
 
 /// Items per page of a playlist's page and the history page.
@@ -149,7 +149,12 @@ async fn panel(
         .enumerate()
         .map(|(i, w)| {
             let n = from + i as u32 + 1;
-            PanelItem { index: n, title: w.title.clone(), url: in_list(w.id, list, n), current: n == index && w.id == v.id }
+            PanelItem {
+                index: n,
+                title: w.title.clone(),
+                url: in_list(w.id, list, n),
+                current: n == index && w.id == v.id,
+            }
         })
         .collect();
     let at = |n: u32| items.iter().find(|i| i.index == n).map(|i| i.url.clone());
@@ -479,8 +484,7 @@ async fn move_submit(
     axum::Form(form): axum::Form<PlaylistForm>,
 ) -> Result<Redirect, ApiError> {
     csrf::check(&st, &user, &form.csrf)?;
-    let position =
-        form.position.ok_or_else(|| ApiError::bad_request("invalid_field", "position: a number from 0"))?;
+    let position = form.position.ok_or_else(|| ApiError::bad_request("invalid_field", "position: a number from 0"))?;
     playlists::move_for(&st, &user, &id, &item, position.min(rows::MAX_ITEMS as u32)).await?;
     Ok(Redirect::to(&format!("{}?done=moved", playlists::page_url(&id))))
 }
