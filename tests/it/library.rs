@@ -221,6 +221,8 @@ on_both_stacks! {
         // Privacy: private → 404 to others; unlisted → visible by id, never listed.
         let (_, listed) = call(&app, None, Method::GET, "/api/v1/channels/bob/playlists", None).await;
         assert_eq!(listed["playlists"].as_array().unwrap().len(), 1, "{listed}");
+        let (status, html) = page(&app, None, "/@bob?tab=playlists").await;
+        assert!(status == 200 && html.contains(&format!("href=\"/playlists/{id}\">Mix</a>")), "the channel's playlists tab: {html}");
         call(&app, Some(&bob), Method::PATCH, &format!("/api/v1/playlists/{id}"), Some(json!({"privacy": "unlisted"}))).await;
         assert_eq!(call(&app, None, Method::GET, &format!("/api/v1/playlists/{id}"), None).await.0, 200);
         let (_, listed) = call(&app, None, Method::GET, "/api/v1/channels/bob/playlists", None).await;

@@ -92,7 +92,7 @@ pub struct ChannelView {
     pub subscriber_count: u64,
     /// `/@handle`.
     pub url: String,
-    /// `videos` or `about`.
+    /// `videos`, `playlists` or `about`.
     pub tab: String,
     /// `newest` or `views`.
     pub sort: String,
@@ -104,6 +104,8 @@ pub struct ChannelView {
     pub joined: String,
     /// A one-line message after an action ("Subscribed.").
     pub notice: Option<String>,
+    /// The playlists tab: the channel's public playlists.
+    pub playlists: Vec<crate::library_pages::PlaylistSummary>,
 }
 
 impl ChannelView {

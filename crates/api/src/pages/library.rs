@@ -286,6 +286,16 @@ async fn library_page(
     render_library(&st, &user, &uri, &headers, None, String::new()).await
 }
 
+/// A list as the library and channel pages show it.
+pub(super) fn summary(p: playlists::PlaylistJson) -> PlaylistSummary {
+    PlaylistSummary {
+        title: p.title,
+        url: p.url,
+        privacy_label: privacy_label(p.privacy).into(),
+        item_count: p.item_count,
+    }
+}
+
 async fn render_library(
     st: &ApiState,
     user: &CurrentUser,
@@ -295,20 +305,8 @@ async fn render_library(
     title: String,
 ) -> Result<Response, ApiError> {
     let lists = playlists::all_of(st, user).await?;
-    let view = LibraryView {
-        playlists: lists
-            .into_iter()
-            .map(|p| PlaylistSummary {
-                title: p.title,
-                url: p.url,
-                privacy_label: privacy_label(p.privacy).into(),
-                item_count: p.item_count,
-            })
-            .collect(),
-        csrf: csrf::token(st, user),
-        error,
-        title,
-    };
+    let view =
+        LibraryView { playlists: lists.into_iter().map(summary).collect(), csrf: csrf::token(st, user), error, title };
     Ok(private(library_pages::library_page(&view, &context(st, Some(user), uri, headers).await)))
 }
 
