@@ -21,6 +21,7 @@ mod gateway_tls;
 mod gateway_ws;
 mod http;
 mod jobs;
+mod library;
 mod lives;
 mod moderation;
 mod notifications;

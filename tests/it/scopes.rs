@@ -204,6 +204,13 @@ on_both_stacks! {
         refused_for_scope(api(&app, Method::PATCH, "/api/v1/channels/ann", &limited, Some(serde_json::json!({"display_name": "pwned"}))).await, "channels:write").await;
         refused_for_scope(api(&app, Method::GET, "/api/v1/me/notifications", &limited, None).await, "notifications:read").await;
         refused_for_scope(api(&app, Method::POST, "/api/v1/me/notifications/read", &limited, Some(serde_json::json!({"all": true}))).await, "notifications:write").await;
+        // The library: playlists, ratings, history.
+        refused_for_scope(api(&app, Method::GET, "/api/v1/me/playlists", &limited, None).await, "library:read").await;
+        refused_for_scope(api(&app, Method::GET, "/api/v1/me/history", &limited, None).await, "library:read").await;
+        refused_for_scope(api(&app, Method::POST, "/api/v1/playlists", &limited, Some(serde_json::json!({"title": "x"}))).await, "library:write").await;
+        refused_for_scope(api(&app, Method::PUT, &format!("{path}/rating"), &limited, Some(serde_json::json!({"rating": "like"}))).await, "library:write").await;
+        refused_for_scope(api(&app, Method::PUT, &format!("/api/v1/me/history/{video}"), &limited, Some(serde_json::json!({"position_secs": 1}))).await, "library:write").await;
+        assert_eq!(api(&app, Method::GET, "/api/v1/playlists/WL", &limited, None).await.status(), 404, "without library:read the caller is a visitor");
         // The auth service's account API: the sessions and the security log need `account`.
         refused_for_scope(api(&app, Method::GET, "/auth/api/sessions", &limited, None).await, "account").await;
         refused_for_scope(api(&app, Method::GET, "/auth/api/audit", &limited, None).await, "account").await;
@@ -219,7 +226,7 @@ on_both_stacks! {
         let v: serde_json::Value = api(&app, Method::GET, &path, &full, None).await.json().await.unwrap();
         assert_eq!((v["title"].as_str(), v["privacy"].as_str()), (Some("secret"), Some("private")), "{v}");
         // The first-party client holds every API scope, asked for or not.
-        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "notifications:read", "notifications:write", "comments:write", "account", "admin"] {
+        for s in ["videos:read", "videos:write", "channels:write", "subscriptions:read", "subscriptions:write", "notifications:read", "notifications:write", "comments:write", "library:read", "library:write", "account", "admin"] {
             assert!(full_scopes.split(' ').any(|x| x == s), "{full_scopes}");
         }
 

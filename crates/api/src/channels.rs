@@ -152,7 +152,7 @@ pub fn check_display_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_description(text: &str) -> Result<String, ApiError> {
+pub(crate) fn check_description(text: &str) -> Result<String, ApiError> {
     let text = text.trim();
     if text.chars().count() > MAX_DESCRIPTION_CHARS || has_control(text, true) {
         return Err(field_error(

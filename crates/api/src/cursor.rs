@@ -41,6 +41,10 @@ pub enum Kind {
     /// An owner's held comments.
     HeldComments = 23,
     Reports = 24,
+    PlaylistItems = 6,
+    Liked = 7,
+    History = 8,
+    ChannelPlaylists = 9,
 }
 
 fn key(st: &ApiState) -> hmac::Key {

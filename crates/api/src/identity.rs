@@ -204,6 +204,10 @@ pub struct NotificationsRead;
 pub struct NotificationsWrite;
 /// [`Scope::CommentsWrite`].
 pub struct CommentsWrite;
+/// [`Scope::LibraryRead`].
+pub struct LibraryRead;
+/// [`Scope::LibraryWrite`].
+pub struct LibraryWrite;
 /// [`Scope::Admin`].
 pub struct Admin;
 /// [`Scope::Moderation`].
@@ -235,6 +239,12 @@ impl Need for NotificationsWrite {
 }
 impl Need for CommentsWrite {
     const SCOPE: Option<Scope> = Some(Scope::CommentsWrite);
+}
+impl Need for LibraryRead {
+    const SCOPE: Option<Scope> = Some(Scope::LibraryRead);
+}
+impl Need for LibraryWrite {
+    const SCOPE: Option<Scope> = Some(Scope::LibraryWrite);
 }
 impl Need for Admin {
     const SCOPE: Option<Scope> = Some(Scope::Admin);

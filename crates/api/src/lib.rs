@@ -10,7 +10,8 @@
 //! and suggestions), [`lives`] (live streams, their media, and the ingest's database side),
 //! [`comments`] (threads, likes, the held queue) and [`blocked_words`] (the lists that hold a
 //! comment for approval), [`moderation`] (reports, the moderators' queue, bans, roles and
-//! quotas), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
+//! quotas), [`ratings`], [`playlists`] and [`history`] (a viewer's library: likes, playlists
+//! with watch later and liked videos, the watch history), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
 //! in batches, trending scores decayed, expired uploads cleaned.
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod channels;
 pub mod comments;
 pub mod cursor;
 pub mod feed;
+pub mod history;
 pub mod identity;
 pub mod lives;
 pub mod media;
@@ -27,6 +29,8 @@ pub mod moderation;
 pub mod notifications;
 pub mod openapi;
 pub mod pages;
+pub mod playlists;
+pub mod ratings;
 pub mod search;
 pub mod staging;
 pub mod subscriptions;

@@ -59,6 +59,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::comments::routes())
         .merge(crate::blocked_words::routes())
         .merge(crate::moderation::routes())
+        .merge(crate::ratings::routes())
+        .merge(crate::playlists::routes())
+        .merge(crate::history::routes())
 }
 
 /// The whole document, as served.
@@ -231,6 +234,9 @@ mod tests {
             ("subscriptions.rs", include_str!("subscriptions.rs")),
             ("feed.rs", include_str!("feed.rs")),
             ("views.rs", include_str!("views.rs")),
+            ("ratings.rs", include_str!("ratings.rs")),
+            ("playlists.rs", include_str!("playlists.rs")),
+            ("history.rs", include_str!("history.rs")),
         ] {
             for plain in [".route(", ".route_service(", ".nest(\"/api/v1\", Router"] {
                 assert!(

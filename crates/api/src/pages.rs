@@ -16,11 +16,13 @@
 //! [`search`] the search page.
 //! [`comments`] the watch page's comments, a thread's page, the comment forms and the studio's
 //! held comments.
+//! [`library`] ratings, playlists, watch later and the history pages.
 
 mod channel_edit;
 mod comments;
 mod community;
 mod csrf;
+mod library;
 mod live;
 mod moderation;
 mod notifications;
@@ -65,6 +67,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(live::routes())
         .merge(comments::routes())
         .merge(moderation::routes())
+        .merge(library::routes())
 }
 
 /// The header the gateway hands a session's sign-out token in.
@@ -187,6 +190,7 @@ async fn watch(
     viewer: Option<CurrentUser>,
     Path(id): Path<String>,
     Query(q): Query<comments::CommentsQuery>,
+    Query(lq): Query<library::WatchQuery>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
@@ -195,6 +199,7 @@ async fn watch(
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
+    let library = library::watch_library(&st, &v, viewer.as_ref(), &lq, &ctx.path).await?;
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
@@ -226,6 +231,8 @@ async fn watch(
             "this video",
             &ctx.path,
         ),
+        return_to: ctx.path.clone(),
+        library,
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }

@@ -94,6 +94,11 @@ pub struct VideoView {
     pub height: Option<u32>,
     pub renditions: Vec<RenditionView>,
     pub views: u64,
+    pub likes: u64,
+    pub dislikes: u64,
+    /// The caller's rating (only for a token granting `library:read`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_rating: Option<crate::ratings::RatingChoice>,
     pub channel: ChannelView,
     pub created_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
@@ -151,6 +156,9 @@ impl VideoView {
                 })
                 .collect(),
             views: v.views,
+            likes: v.likes,
+            dislikes: v.dislikes,
+            my_rating: None,
             channel: ChannelView {
                 id: v.channel_id,
                 handle: v.channel_handle.clone(),
@@ -206,7 +214,7 @@ pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> R
 
 /// One video.
 #[utoipa::path(get, path = "/videos/{id}", tag = "videos",
-    summary = "One video. Private videos exist only for their owner, whose token grants `videos:read`.",
+    summary = "One video. Private videos exist only for their owner, whose token grants `videos:read`; `my_rating` for a token granting `library:read` too.",
     security((), ("oauth2" = ["videos:read"])),
     params(("id" = String, Path, description = "The video (a UUID; anything else is not found).")),
     responses(
@@ -220,7 +228,9 @@ async fn one(
 ) -> Result<Response, ApiError> {
     let viewer = viewer.as_deref();
     let v = visible(&st, &id, viewer).await?;
-    let mut res = Json(VideoView::build(&st, &v, viewer)).into_response();
+    let mut view = VideoView::build(&st, &v, viewer);
+    view.my_rating = crate::ratings::mine(&st, &v, viewer).await?;
+    let mut res = Json(view).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
     Ok(res)
 }

@@ -121,6 +121,9 @@ pub struct Video {
     pub original_name: String,
     pub original_bytes: u64,
     pub views: u64,
+    /// Likes and dislikes, kept equal to the rating rows ([`crate::ratings`]).
+    pub likes: u64,
+    pub dislikes: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
@@ -191,6 +194,8 @@ pub(crate) struct Row {
     original_name: String,
     original_bytes: i64,
     views: i64,
+    likes: i64,
+    dislikes: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     published_at: Option<DateTime<Utc>>,
@@ -229,6 +234,8 @@ impl From<Row> for Video {
             original_name: r.original_name,
             original_bytes: u64::try_from(r.original_bytes).unwrap_or(0),
             views: u64::try_from(r.views).unwrap_or(0),
+            likes: u64::try_from(r.likes).unwrap_or(0),
+            dislikes: u64::try_from(r.dislikes).unwrap_or(0),
             created_at: r.created_at,
             updated_at: r.updated_at,
             published_at: r.published_at,
@@ -241,30 +248,45 @@ impl From<Row> for Video {
     }
 }
 
+/// The columns of [`Row`], as `select!` reads them.
+macro_rules! video_columns {
+    () => {
+        "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
+         v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, \
+         v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
+         v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
+         v.has_storyboard, v.original_name, v.original_bytes, v.views, v.likes, v.dislikes, v.created_at, v.updated_at, v.published_at, \
+         v.hidden, v.hidden_reason"
+    };
+}
+pub(crate) use video_columns;
+
 macro_rules! select {
     // SQLite only: the plan is pinned to `$index` (statistics are rarely gathered on an embedded
     // database, and without them SQLite may prefer a worse index); it fails loudly if the index
     // cannot serve the query.
     (indexed $index:literal, $($rest:tt)+) => {
         concat!(
-            "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
-             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, \
-             v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
-             v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
-             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at, v.hidden, v.hidden_reason \
-             FROM videos v INDEXED BY ",
+            $crate::videos::video_columns!(),
+            " FROM videos v INDEXED BY ",
             $index,
             " JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
             $($rest)+
         )
     };
+    // More columns after the video's (`, x.a AS b`), for a row that flattens [`Row`].
+    (columns $extra:literal, $($rest:tt)+) => {
+        concat!(
+            $crate::videos::video_columns!(),
+            $extra,
+            " FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
+            $($rest)+
+        )
+    };
     ($($rest:tt)+) => {
         concat!(
-            "SELECT v.id, v.owner_id, u.username AS owner_username, u.display_name AS owner_display_name, \
-             v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
-             v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
-             v.has_storyboard, v.original_name, v.original_bytes, v.views, v.created_at, v.updated_at, v.published_at, v.hidden, v.hidden_reason \
-             FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
+            $crate::videos::video_columns!(),
+            " FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id ",
             $($rest)+
         )
     };

@@ -58,6 +58,7 @@ pub fn builtin(defaults: &RouteDefaults) -> Vec<RouteSpec> {
         r("subscriptions", "/subscriptions", Api, Required),
         r("notifications", "/notifications", Api, Required),
         r("settings", "/settings", Api, Required),
+        r("history", "/history", Api, Required),
         r("studio", "/studio", Api, Required),
         r("root", "/", Api, Optional),
     ]

@@ -44,6 +44,12 @@ pub enum Scope {
     /// Write, edit and delete the user's comments, like comments, and manage the comments on
     /// the user's videos (pin, remove, approve held ones). Reading comments needs no scope.
     CommentsWrite,
+    /// See the user's library: their playlists (private ones and "Watch later" included),
+    /// liked videos, ratings and watch history (`GET /api/v1/me/playlists`, `/api/v1/me/history`…).
+    LibraryRead,
+    /// Change the user's library: rate videos, make and edit playlists, record, remove and
+    /// pause their watch history. Includes [`Scope::LibraryRead`].
+    LibraryWrite,
     /// See and end the user's sign-in sessions and read their security log (the auth
     /// service's `/auth/api/sessions` and `/auth/api/audit`).
     Account,
@@ -71,6 +77,8 @@ impl Scope {
         Scope::NotificationsRead,
         Scope::NotificationsWrite,
         Scope::CommentsWrite,
+        Scope::LibraryRead,
+        Scope::LibraryWrite,
         Scope::Account,
         Scope::Admin,
         Scope::Moderation,
@@ -91,6 +99,8 @@ impl Scope {
             Scope::NotificationsRead => "notifications:read",
             Scope::NotificationsWrite => "notifications:write",
             Scope::CommentsWrite => "comments:write",
+            Scope::LibraryRead => "library:read",
+            Scope::LibraryWrite => "library:write",
             Scope::Account => "account",
             Scope::Admin => "admin",
             Scope::Moderation => "moderation",
@@ -117,6 +127,8 @@ impl Scope {
             Scope::NotificationsRead => "See your notifications and notification settings",
             Scope::NotificationsWrite => "Mark your notifications read and change which ones you get",
             Scope::CommentsWrite => "Write, edit and delete comments for you, and manage the comments on your videos",
+            Scope::LibraryRead => "See your playlists, liked videos and watch history",
+            Scope::LibraryWrite => "Rate videos, manage your playlists and your watch history",
             Scope::Account => "See and end your sign-in sessions and read your security log",
             Scope::Admin => "Manage this Turtlemen instance, if you are an administrator",
             Scope::Moderation => "Handle reports, hide content, warn and ban users, if you are a moderator",
@@ -136,6 +148,8 @@ impl Scope {
                 | Scope::NotificationsRead
                 | Scope::NotificationsWrite
                 | Scope::CommentsWrite
+                | Scope::LibraryRead
+                | Scope::LibraryWrite
                 | Scope::Account
                 | Scope::Admin
                 | Scope::Moderation
@@ -148,6 +162,7 @@ impl Scope {
             Scope::VideosWrite => &[Scope::VideosRead],
             Scope::SubscriptionsWrite => &[Scope::SubscriptionsRead],
             Scope::NotificationsWrite => &[Scope::NotificationsRead],
+            Scope::LibraryWrite => &[Scope::LibraryRead],
             _ => &[],
         }
     }
@@ -262,6 +277,8 @@ mod tests {
                 "notifications:read",
                 "notifications:write",
                 "comments:write",
+                "library:read",
+                "library:write",
                 "account",
                 "admin",
                 "moderation"

@@ -92,7 +92,7 @@ pub struct ChannelView {
     pub subscriber_count: u64,
     /// `/@handle`.
     pub url: String,
-    /// `videos` or `about`.
+    /// `videos`, `playlists` or `about`.
     pub tab: String,
     /// `newest` or `views`.
     pub sort: String,
@@ -106,6 +106,8 @@ pub struct ChannelView {
     pub notice: Option<String>,
     /// The "Report" form about the channel's owner (not on one's own channel).
     pub report: Option<crate::moderation_pages::ReportForm>,
+    /// The playlists tab: the channel's public playlists.
+    pub playlists: Vec<crate::library_pages::PlaylistSummary>,
 }
 
 impl ChannelView {

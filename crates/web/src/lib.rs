@@ -6,7 +6,7 @@
 //!   and the edit form; [`channel_pages`] a channel's page and the subscriptions feed;
 //!   [`comment_pages`] the watch page's comments, a thread's page and the held-comments queue;
 //!   [`notification_pages`] the notifications page (the bell in the header links to it);
-//!   [`search_pages`] the search page; [`PageContext`] tells a page who is looking and where it is;
+//!   [`search_pages`] the search page; [`library_pages`] ratings, playlists and the history; [`PageContext`] tells a page who is looking and where it is;
 //! - [`static_routes`] serves the embedded, content-hashed assets; [`asset_url`] gives a page
 //!   an asset's current URL.
 //!
@@ -17,8 +17,9 @@
 mod assets;
 pub mod auth_pages;
 pub mod channel_pages;
-pub mod live_pages;
 pub mod comment_pages;
+pub mod library_pages;
+pub mod live_pages;
 pub mod moderation_pages;
 pub mod notification_pages;
 mod pages;

@@ -118,6 +118,10 @@ pub struct WatchView {
     pub hidden_notice: Option<String>,
     /// The "Report" form (not for the video's owner).
     pub report: Option<crate::moderation_pages::ReportForm>,
+    /// The page's own path, for the forms to come back to.
+    pub return_to: String,
+    /// Rating, watch later, playlists, resume position ([`crate::library_pages`]).
+    pub library: crate::library_pages::WatchLibrary,
 }
 
 impl WatchView {
@@ -282,9 +286,9 @@ pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
 /// or one may come while processing).
 pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
     let scripts: &[&str] = if view.hls_url.is_some() || view.processing() {
-        &["hls.min.js", "watch.js", "comments.js"]
+        &["hls.min.js", "watch.js", "comments.js", "library.js"]
     } else {
-        &["watch.js", "comments.js"]
+        &["watch.js", "comments.js", "library.js"]
     };
     render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
 }
@@ -360,6 +364,8 @@ mod tests {
             comments: None,
             hidden_notice: None,
             report: None,
+            return_to: "/videos/0193".into(),
+            library: Default::default(),
         }
     }
 

@@ -133,9 +133,16 @@ async fn channel_page(
     let c = channels::find(&st, &handle).await?;
     let url = channels::page_url(&c.handle);
     let about = q.tab.as_deref() == Some("about");
+    let listing_playlists = q.tab.as_deref() == Some("playlists");
     let query = channels::VideosQuery { sort: q.sort.clone(), cursor: q.cursor.clone(), limit: None };
+    let mut playlists = Vec::new();
     let (cards, next_url, sort) = if about {
         (Vec::new(), None, "newest")
+    } else if listing_playlists {
+        let (lists, next) =
+            crate::playlists::public_page(&st, c.id, viewer.as_ref(), q.cursor.as_deref(), PAGE).await?;
+        playlists = lists.into_iter().map(super::library::summary).collect();
+        (Vec::new(), next.map(|cur| format!("{url}?tab=playlists&cursor={cur}")), "newest")
     } else {
         let page = channels::video_page(&st, &c, &query, PAGE).await?;
         let sort = if page.sort == VideoSort::MostViewed { "views" } else { "newest" };
@@ -171,7 +178,14 @@ async fn channel_page(
         links: c.links.iter().map(|l| LinkItem { title: l.title.clone(), url: l.url.clone() }).collect(),
         subscriber_count: c.subscriber_count,
         url: url.clone(),
-        tab: if about { "about" } else { "videos" }.into(),
+        tab: if about {
+            "about"
+        } else if listing_playlists {
+            "playlists"
+        } else {
+            "videos"
+        }
+        .into(),
         sort: sort.into(),
         cards,
         next_url,
@@ -190,6 +204,7 @@ async fn channel_page(
             "this channel's owner",
             &ctx.path,
         ),
+        playlists,
     };
     Ok(Html(channel_pages::channel_page(&view, &ctx)))
 }

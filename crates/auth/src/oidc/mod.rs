@@ -2,8 +2,8 @@
 //!
 //! Scopes come from one list, [`turtlemen_identity::Scope`]: the OpenID Connect ones (`openid`,
 //! `profile`, `email`, `offline_access`) and the API's (`videos:read`, `videos:write`, `channels:write`, `subscriptions:read`,
-//! `subscriptions:write`, `notifications:read`, `notifications:write`, `comments:write`, `account`,
-//! `admin`).
+//! `subscriptions:write`, `notifications:read`, `notifications:write`, `comments:write`,
+//! `library:read`, `library:write`, `account`, `admin`, `moderation`).
 //! A third-party client gets what the user consented to; a first-party client (the gateway)
 //! needs no consent and always holds every API scope. A refresh token is issued only for
 //! `offline_access`.
