@@ -4,8 +4,10 @@
 //! `web/node_modules/`, hashes each one (SHA-256, first 10 hex digits) and writes
 //! `$OUT_DIR/assets.rs`: a table of [`Asset`](crate::assets::Asset) literals whose bytes are
 //! `include_bytes!` of the original file, so the binary carries every asset and its URL changes
-//! whenever its content does. It never downloads anything: a missing npm package is an error
-//! that says which command to run.
+//! whenever its content does. Text assets (CSS, JavaScript, SVG) are also gzip-compressed here,
+//! once and at the best level, into `$OUT_DIR`, and embedded beside the original when that is
+//! smaller. It never downloads anything: a missing npm package is an error that says which
+//! command to run.
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -62,14 +64,26 @@ fn main() {
         };
         let hash = short_hash(&bytes);
         let file = hashed_name(input.logical, &hash);
+        // Every input is text (CSS, JavaScript, SVG): its gzip form goes beside it when smaller.
+        let compressed = gzip(&bytes);
+        let gzip_bytes = if compressed.len() < bytes.len() {
+            let gz = out_dir.join(format!("{file}.gz"));
+            if let Err(e) = std::fs::write(&gz, compressed) {
+                fail(&format!("cannot write {}: {e}", gz.display()));
+            }
+            format!("Some(include_bytes!({:?}))", path_str(&gz))
+        } else {
+            "None".to_owned()
+        };
         // Writing to a String cannot fail.
         let _ = writeln!(
             table,
-            "    Asset {{ logical: {logical:?}, file: {file:?}, url: {url:?}, content_type: {ct:?}, etag: {etag:?}, bytes: include_bytes!({path:?}) }},",
+            "    Asset {{ logical: {logical:?}, file: {file:?}, url: {url:?}, content_type: {ct:?}, etag: {etag:?}, gzip_etag: {gzip_etag:?}, bytes: include_bytes!({path:?}), gzip: {gzip_bytes} }},",
             logical = input.logical,
             url = format!("/static/{file}"),
             ct = input.content_type,
             etag = format!("\"{hash}\""),
+            gzip_etag = format!("\"{hash}-gzip\""),
             path = path_str(&path),
         );
     }
@@ -88,6 +102,16 @@ fn short_hash(bytes: &[u8]) -> String {
     }
     hex.truncate(HASH_LEN);
     hex
+}
+
+/// `bytes` gzip-compressed at the best level (done once per build, so the time is free).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
+        Ok(out) => out,
+        Err(e) => fail(&format!("cannot compress an asset: {e}")),
+    }
 }
 
 /// `app.css` → `app.<hash>.css`; `hls.min.js` → `hls.min.<hash>.js`.

@@ -163,8 +163,11 @@ describe('web shell', { timeout: 120_000 }, () => {
     assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     assert.equal(res.headers.get('content-type'), 'text/css; charset=utf-8');
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    // fetch accepts gzip: the stylesheet comes compressed, under its own entity tag.
+    assert.equal(res.headers.get('content-encoding'), 'gzip');
+    assert.equal(res.headers.get('vary'), 'accept-encoding');
     const etag = res.headers.get('etag');
-    assert.match(etag, /^"[0-9a-f]{10}"$/);
+    assert.match(etag, /^"[0-9a-f]{10}-gzip"$/);
     await res.arrayBuffer();
 
     const again = await fetch(server.url + href, { headers: { 'If-None-Match': etag } });

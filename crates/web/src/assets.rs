@@ -3,12 +3,16 @@
 //! `build.rs` generates the table ([`ASSETS`]) from `web/src/` and the npm packages in
 //! `web/node_modules/`. A page asks [`asset_url`] for an asset's current URL; because the URL
 //! changes whenever the content does, responses are `immutable` and a year-long cache is safe.
-//! This module never reads the file system at run time and never serves a name that is not in
-//! the table.
+//! Text assets carry a gzip form made at build time, sent (`Content-Encoding: gzip`, its own
+//! entity tag, `Vary: Accept-Encoding`) to clients that accept it: the page weight that counts
+//! is what crosses the network. This module never reads the file system at run time and never
+//! serves a name that is not in the table.
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,7 +30,11 @@ pub(crate) struct Asset {
     pub content_type: &'static str,
     /// The content hash, quoted as an entity tag.
     pub etag: &'static str,
+    /// The entity tag of the gzip form (another representation, so another tag).
+    pub gzip_etag: &'static str,
     pub bytes: &'static [u8],
+    /// The same bytes gzip-compressed, when that is smaller.
+    pub gzip: Option<&'static [u8]>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -47,12 +55,36 @@ pub fn static_routes() -> Router {
 
 async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let asset = ASSETS.iter().find(|a| a.file == file).ok_or_else(ApiError::not_found)?;
-    let etag = HeaderValue::from_static(asset.etag);
-    let common = [(ETAG, etag), (CACHE_CONTROL, CACHE_FOREVER), (X_CONTENT_TYPE_OPTIONS, NOSNIFF)];
-    if matches_etag(&headers, asset.etag) {
-        return Ok((StatusCode::NOT_MODIFIED, common).into_response());
+    let gzip = asset.gzip.filter(|_| accepts_gzip(&headers));
+    let etag = if gzip.is_some() { asset.gzip_etag } else { asset.etag };
+    let common =
+        [(ETAG, HeaderValue::from_static(etag)), (CACHE_CONTROL, CACHE_FOREVER), (X_CONTENT_TYPE_OPTIONS, NOSNIFF)];
+    let mut res = if matches_etag(&headers, etag) {
+        (StatusCode::NOT_MODIFIED, common).into_response()
+    } else {
+        let content_type = [(CONTENT_TYPE, HeaderValue::from_static(asset.content_type))];
+        match gzip {
+            Some(bytes) => {
+                (common, content_type, [(CONTENT_ENCODING, HeaderValue::from_static("gzip"))], bytes).into_response()
+            }
+            None => (common, content_type, asset.bytes).into_response(),
+        }
+    };
+    if asset.gzip.is_some() {
+        res.headers_mut().insert(VARY, HeaderValue::from_static("accept-encoding"));
     }
-    Ok((common, [(CONTENT_TYPE, HeaderValue::from_static(asset.content_type))], asset.bytes).into_response())
+    Ok(res)
+}
+
+/// Whether `Accept-Encoding` allows gzip: `gzip` (or `*`) listed without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts
+            .any(|p| p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().map_or(true, |q| q <= 0.0)));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 /// Whether `If-None-Match` names this entity tag (weak comparison, as RFC 9110 asks for it).
@@ -121,6 +153,32 @@ mod tests {
 
         let res = get(url, Some("\"other\"")).await;
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_accepts_gzip_gets_the_smaller_form() {
+        let asset = ASSETS.iter().find(|a| a.logical == "app.css").expect("app.css");
+        let gz = asset.gzip.expect("CSS compresses");
+        assert!(gz.len() * 2 < asset.bytes.len(), "{} of {}", gz.len(), asset.bytes.len());
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut unzipped).expect("valid gzip");
+        assert_eq!(unzipped, asset.bytes, "the same bytes once decoded");
+        let ask = |accept: &'static str| {
+            let req = Request::get(asset.url).header(ACCEPT_ENCODING, accept).body(Body::empty()).expect("request");
+            static_routes().oneshot(req)
+        };
+        let res = ask("br, gzip;q=0.8").await.expect("infallible");
+        assert_eq!(res.headers()[CONTENT_ENCODING], "gzip");
+        assert_eq!(res.headers()[VARY], "accept-encoding");
+        assert_eq!(res.headers()[ETAG], asset.gzip_etag);
+        for refused in ["identity", "gzip;q=0", "br"] {
+            let res = ask(refused).await.expect("infallible");
+            assert!(res.headers().get(CONTENT_ENCODING).is_none(), "{refused}");
+            assert_eq!(res.headers()[ETAG], asset.etag, "{refused}");
+            assert_eq!(res.headers()[VARY], "accept-encoding", "{refused}");
+        }
+        let res = get(asset.url, None).await;
+        assert!(res.headers().get(CONTENT_ENCODING).is_none(), "no Accept-Encoding: identity");
     }
 
     #[tokio::test]
