@@ -11,13 +11,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser } from './support/browser.js';
-import { externalUrls, startServer } from './support/server.js';
+import { startServer, testStacks } from './support/server.js';
 
 const PASSWORD = 'correct horse battery staple';
 
-const stacks = [['SQLite', 'embedded']];
-if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
-else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
   describe(`channel pictures in a browser on ${name}`, { timeout: 200_000 }, () => {

@@ -8,9 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { PASSWORD, launchBrowser, signInForm, watchPage } from './support/browser.js';
-import { externalUrls, startServer } from './support/server.js';
-
-const PAGE_BUDGET_BYTES = 50 * 1024;
+import { PAGE_BUDGET_BYTES, startServer, testStacks } from './support/server.js';
 
 function publish(rtmpUrl, key, seconds) {
   return spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re',
@@ -20,9 +18,7 @@ function publish(rtmpUrl, key, seconds) {
     '-f', 'flv', `${rtmpUrl}/${key}`], { stdio: 'ignore' });
 }
 
-const stacks = [['SQLite', 'embedded']];
-if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
-else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
   describe(`live in a browser on ${name}`, { timeout: 300_000 }, () => {

@@ -12,15 +12,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { PASSWORD, launchBrowser, signInForm } from './support/browser.js';
-import { externalUrls, startServer } from './support/server.js';
+import { PAGE_BUDGET_BYTES, startServer, testStacks } from './support/server.js';
 import { until } from './support/wait.js';
 
-const PAGE_BUDGET_BYTES = 50 * 1024;
-
-
-const stacks = [['SQLite', 'embedded']];
-if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
-else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
   describe(`notifications in a browser on ${name}`, { timeout: 400_000 }, () => {

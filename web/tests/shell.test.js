@@ -4,10 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, settled, watchPage } from './support/browser.js';
-import { startServer } from './support/server.js';
+import { PAGE_BUDGET_BYTES, startServer } from './support/server.js';
 import { until } from './support/wait.js';
-
-const PAGE_BUDGET_BYTES = 50 * 1024;
 
 describe('web shell', { timeout: 120_000 }, () => {
   let server;

@@ -11,12 +11,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, settled, watchPage } from './support/browser.js';
-import { externalUrls, startServer } from './support/server.js';
+import { PAGE_BUDGET_BYTES, startServer, testStacks } from './support/server.js';
 import { until } from './support/wait.js';
 
 const PASSWORD = 'correct horse battery staple';
 const PROCESSING_DEADLINE_MS = 180_000;
-const PAGE_BUDGET_BYTES = 50 * 1024;
 
 /** Waits for the upload to finish; a timeout names what the page said instead. */
 async function uploadFinished(page, timeout = 90_000) {
@@ -60,9 +59,7 @@ async function signIn(page, server, asked) {
   await page.waitForURL(server.url + asked);
 }
 
-const stacks = [['SQLite', 'embedded']];
-if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
-else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
   describe(`videos in a browser on ${name}`, { timeout: 600_000 }, () => {

@@ -86,6 +86,20 @@ async function freshSchema(baseUrl) {
   return { url: `${baseUrl}${sep}options[search_path]=${name}`, drop: () => psql(baseUrl, `DROP SCHEMA IF EXISTS ${name} CASCADE`) };
 }
 
+/** A page's budget before the player (DESIGN.md: under 50 KB), counted as transferred bytes. */
+export const PAGE_BUDGET_BYTES = 50 * 1024;
+
+/**
+ * The stacks a browser suite runs on, as `[name, stack]`: SQLite + embedded sessions always,
+ * PostgreSQL + Redis when their URLs are set (said once when they are not).
+ */
+export function testStacks() {
+  const stacks = [['SQLite', 'embedded']];
+  if (externalUrls()) stacks.push(['PostgreSQL', 'external']);
+  else console.log('skipped the PostgreSQL + Redis run: set TURTLEMEN_TEST_POSTGRES_URL and TURTLEMEN_TEST_REDIS_URL');
+  return stacks;
+}
+
 /**
  * Starts `turtlemen serve` and resolves once it is healthy.
  *
