@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
 # Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
-# server (S3 storage tests), schemathesis (the OpenAPI test), and the front-end packages pinned in web/package-lock.json. Safe to
+# server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate and
+# checkov (the Kubernetes manifests' checks), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The browser tests make a fresh PostgreSQL schema per server with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+# The Kubernetes manifests are rendered with `kubectl kustomize` (deploy/kubernetes/check.py).
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -41,6 +44,15 @@ SCHEMATHESIS_VERSION=4.32.5
 if ! st --version 2>/dev/null | grep -qx "st, version $SCHEMATHESIS_VERSION"; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# The Kubernetes manifests' checks (deploy/kubernetes/check.py): the Kubernetes schemas
+# (kubernetes-validate), a security linter (checkov) and a YAML reader; pinned.
+pip_has() { python3 -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+if ! pip_has kubernetes-validate 1.37.0 || ! pip_has checkov 3.3.30 || ! pip_has PyYAML 6.0.3; then
+  K8S_TOOLS=("kubernetes-validate==1.37.0" "checkov==3.3.30" "PyYAML==6.0.3")
+  python3 -m pip install --quiet --disable-pip-version-check "${K8S_TOOLS[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${K8S_TOOLS[@]}"
 fi
 
 # Front-end packages (hls.js, tus-js-client, playwright-core) from the lockfile; the build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests on SQLite + the embedded session store
-# and again on PostgreSQL + Redis, then the browser tests in Debian's headless chromium.
+# and again on PostgreSQL + Redis, then the Kubernetes manifests' check (deploy/kubernetes/check.py) and
+# the browser tests in Debian's headless chromium.
 #
 # PostgreSQL and Redis come from TURTLEMEN_TEST_POSTGRES_URL / TURTLEMEN_TEST_REDIS_URL, or
 # default to the servers on loopback (started if they are down). External-stack tests are
@@ -18,6 +19,9 @@ export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
 
 echo "== Rust tests (SQLite + embedded sessions, PostgreSQL + Redis)"
 cargo test --workspace --locked
+
+echo "== Kubernetes manifests (rendered, validated, linted, started on loopback)"
+TURTLEMEN_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/turtlemen" python3 deploy/kubernetes/check.py
 
 echo "== browser tests (headless chromium)"
 # `cargo test` built target/debug/turtlemen for the integration tests; the browser tests use it.

@@ -37,6 +37,9 @@ pub enum Role {
     Worker {
         concurrency: usize,
         lease: std::time::Duration,
+        /// Where the worker answers `/healthz`, `/readyz` and `/metrics` (and nothing else);
+        /// `None`: it listens nowhere.
+        health_listen: Option<SocketAddr>,
     },
 }
 
@@ -140,12 +143,16 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
 
     // 2. The listener.
     let listener =
-        if matches!(role, Role::Worker { .. }) {
-            None
-        } else {
-            Some(TcpListener::bind(config.listen).await.with_context(|| {
+        match role {
+            Role::Worker { health_listen: None, .. } => None,
+            Role::Worker { health_listen: Some(addr), .. } => {
+                Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr} (choose another address with --health-listen)")
+                })?)
+            }
+            _ => Some(TcpListener::bind(config.listen).await.with_context(|| {
                 format!("cannot listen on {} (choose another address with --listen)", config.listen)
-            })?)
+            })?),
         };
 
     let rtmp_listener = bind_rtmp(role, config).await?;
@@ -321,7 +328,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         (Role::All, Some(db), Some(t)) if internals.embedded_worker => {
             Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1), t))
         }
-        (Role::Worker { concurrency, lease }, Some(db), Some(t)) => {
+        (Role::Worker { concurrency, lease, .. }, Some(db), Some(t)) => {
             let config = turtlemen_worker::WorkerConfig {
                 lease,
                 ..turtlemen_worker::WorkerConfig::with_concurrency(concurrency)

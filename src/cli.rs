@@ -45,6 +45,10 @@ pub enum Command {
         /// taken up again this long after its last renewal.
         #[arg(long, env = "TURTLEMEN_WORKER_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
         lease_secs: u64,
+        /// Address to answer `/healthz`, `/readyz` and `/metrics` on (for probes and scrapes);
+        /// unset: the worker listens nowhere.
+        #[arg(long, env = "TURTLEMEN_WORKER_HEALTH_LISTEN")]
+        health_listen: Option<std::net::SocketAddr>,
     },
     /// Apply pending database migrations, then exit.
     Migrate,
@@ -219,9 +223,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Gateway => Role::Gateway,
         Command::Auth => Role::Auth,
         Command::Api => Role::Api,
-        Command::Worker { concurrency, lease_secs } => {
-            Role::Worker { concurrency: usize::from(concurrency), lease: std::time::Duration::from_secs(lease_secs) }
-        }
+        Command::Worker { concurrency, lease_secs, health_listen } => Role::Worker {
+            concurrency: usize::from(concurrency),
+            lease: std::time::Duration::from_secs(lease_secs),
+            health_listen,
+        },
         Command::Config => {
             print!("{}", config.to_redacted_toml());
             return Ok(());

@@ -98,3 +98,15 @@ async fn other_errors_are_not_retried() {
     assert!(matches!(out, Err(DbError::Conflict { .. })));
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
+
+/// The PostgreSQL stack runs at CockroachDB's isolation, so the whole suite meets the
+/// serialization failures CockroachDB would raise (see `PgSchema::url`).
+#[tokio::test]
+async fn the_postgres_stack_runs_at_serializable() {
+    let Some((pg, _)) = external_urls() else { return };
+    let schema = PgSchema::create(&pg).await;
+    let db = Db::connect(&opts(schema.url())).await.unwrap();
+    let Db::Postgres(pool) = db else { unreachable!() };
+    let level: String = sqlx::query_scalar("SHOW transaction_isolation").fetch_one(&pool).await.unwrap();
+    assert_eq!(level, "serializable");
+}

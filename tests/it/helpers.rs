@@ -55,10 +55,16 @@ impl PgSchema {
         PgSchema { base_url: base_url.to_string(), name }
     }
 
-    /// The URL of the test database, working inside this schema.
+    /// The URL of the test database, working inside this schema, at SERIALIZABLE isolation:
+    /// PostgreSQL stands in for CockroachDB, whose only isolation that is, so every test on this
+    /// stack meets the serialization failures (40001) CockroachDB would raise, and the retry of
+    /// each write path is exercised by the tests that race writers against each other.
     pub fn url(&self) -> String {
         let sep = if self.base_url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options[search_path]={}", self.base_url, self.name)
+        format!(
+            "{}{sep}options[search_path]={}&options[default_transaction_isolation]=serializable",
+            self.base_url, self.name
+        )
     }
 }
 
