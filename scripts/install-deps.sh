@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
 # Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
-# server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate and
-# checkov (the Kubernetes manifests' checks), and the front-end packages pinned in web/package-lock.json. Safe to
+# server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate,
+# checkov and Prometheus (the Kubernetes manifests' and the monitoring's checks), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 # The Kubernetes manifests are rendered with `kubectl kustomize` (deploy/kubernetes/check.py).
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Prometheus and promtool: the alert rules' checks and a real scrape of every role.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -26,6 +26,9 @@ use turtlemen_http::layers;
 use turtlemen_identity::{InProcess, Jwks, Transport};
 use turtlemen_session::{Sessions, StoreOptions};
 
+/// How often the operational figures of `/metrics` are taken.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Which part of the system a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -84,6 +87,9 @@ pub struct Server {
     janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
     /// The RTMP ingest's listener and the lives it feeds.
     rtmp: Option<(TcpListener, Arc<turtlemen_live::Hub>)>,
+    /// What `/metrics`' operational figures are taken from, and whether they include the work
+    /// in progress.
+    sampler: (Readiness, bool),
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -318,7 +324,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         _ => Router::new(),
     };
     let router = layers::foundation_with_hsts(
-        health::router(readiness).merge(routes),
+        health::router(readiness.clone()).merge(routes),
         &config.http,
         turtlemen_web::error_page,
         config.strict_transport_security().as_deref(),
@@ -339,7 +345,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     };
     let janitor = janitor_state.map(|state| (state, internals.upload_sweep_every));
     let rtmp = rtmp_listener.zip(live_hub);
-    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor, rtmp })
+    // The API server and workers count the work in progress for `/metrics`; every role times
+    // its database and session store.
+    let counts_work = matches!(role, Role::All | Role::Api | Role::Worker { .. });
+    let sampler = (readiness, counts_work);
+    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor, rtmp, sampler })
 }
 
 /// The RTMP listener of `serve` (on by default; a default port already taken only turns the
@@ -462,6 +472,8 @@ impl Server {
             }
         };
         let worker = self.worker.map(|(db, config, t)| tokio::spawn(turtlemen_worker::run(db, config, t, stopped())));
+        let (readiness, counts_work) = self.sampler;
+        let sampler = tokio::spawn(health::sample(readiness, counts_work, SAMPLE_EVERY, stopped()));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
         let rtmp = self.rtmp.map(|(listener, hub)| {
             if let Ok(addr) = listener.local_addr() {
@@ -486,6 +498,7 @@ impl Server {
         if let Some(janitor) = janitor {
             let _ = janitor.await;
         }
+        let _ = sampler.await;
         if let Some(rtmp) = rtmp {
             let _ = rtmp.await;
         }

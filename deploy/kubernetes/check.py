@@ -12,6 +12,10 @@
    is replaced: Service names and pod addresses by loopback ports, volumes by temporary folders,
    the Ingress by the gateway's own port, and the Secret's external services (database, Redis,
    S3) by the test ones. Then a request through the gateway reaches every role.
+4. Checks the monitoring: the alert rules with `promtool check rules` and their unit tests with
+   `promtool test rules`, every query of the Grafana dashboard with promtool (as recording
+   rules), and a real Prometheus that scrapes every started pod where its annotations say,
+   loads the alert rules, and must see every target up with the operational figures present.
 
 Run by scripts/test.sh with the binary in TURTLEMEN_BIN and the services in
 TURTLEMEN_TEST_POSTGRES_URL / TURTLEMEN_TEST_REDIS_URL; S3 is a moto server started here.
@@ -28,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -37,6 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 OVERLAYS = ["example", "production"]
 KUBERNETES_VERSION = "1.31.0"
+PROMETHEUS_DIR = os.path.join(ROOT, "deploy", "prometheus")
+DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "turtlemen.json")
 
 # checkov checks that do not apply, each with the reason (kept short; docs/kubernetes.md says more).
 SKIPPED_CHECKS = {
@@ -85,6 +92,20 @@ def lint(rendered_files):
         if res.returncode != 0:
             fail(f"checkov ({framework}) {os.path.basename(path)}:\n{res.stdout}{res.stderr}")
     print(f"checkov: no failed check ({len(SKIPPED_CHECKS)} skipped, each with its reason)")
+
+
+def check_monitoring_files(tmp):
+    run(["promtool", "check", "rules", os.path.join(PROMETHEUS_DIR, "alerts.yml")])
+    run(["promtool", "test", "rules", "alerts.test.yml"], cwd=PROMETHEUS_DIR)
+    dashboard = json.load(open(DASHBOARD))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    path = os.path.join(tmp, "dashboard-queries.yml")
+    open(path, "w").write(yaml.safe_dump(rules))
+    res = subprocess.run(["promtool", "check", "rules", path], text=True, capture_output=True)
+    if res.returncode != 0:
+        fail(f"a dashboard query does not parse:\n{res.stdout}{res.stderr}")
+    print(f"promtool: alert rules valid and their unit tests pass; {len(exprs)} dashboard queries parse")
 
 
 def free_port():
@@ -236,6 +257,17 @@ class Cluster:
                     time.sleep(0.3)
             print(f"  {workload['metadata']['name']}: {' '.join(container.get('args', []))} — ready and live")
 
+    def scrape_targets(self):
+        """`(pod, address, path)` for every started pod, from its prometheus.io annotations."""
+        targets = []
+        for workload, _ in self.procs:
+            ann = workload["spec"]["template"]["metadata"].get("annotations", {})
+            if ann.get("prometheus.io/scrape") != "true":
+                fail(f"{workload['metadata']['name']} is not annotated for scraping")
+            port = self.pod_ports[workload["metadata"]["name"]][int(ann["prometheus.io/port"])]
+            targets.append((workload["metadata"]["name"], f"127.0.0.1:{port}", ann.get("prometheus.io/path", "/metrics")))
+        return targets
+
     def dump(self, workload):
         path = os.path.join(self.tmp, workload["metadata"]["name"] + ".log")
         if os.path.exists(path):
@@ -276,6 +308,60 @@ def pg_schema(base_url):
     return name, f"{base_url}{sep}options[search_path]={name}"
 
 
+def scrape_with_prometheus(targets, tmp):
+    """A real Prometheus scrapes every pod and loads the alert rules; every target must be up and
+    the operational figures present (each role times its database; API and workers count jobs)."""
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [os.path.join(PROMETHEUS_DIR, "alerts.yml")],
+        "scrape_configs": [
+            {"job_name": pod, "metrics_path": path, "static_configs": [{"targets": [addr]}]}
+            for pod, addr, path in targets
+        ],
+    }
+    path = os.path.join(tmp, "prometheus.yml")
+    open(path, "w").write(yaml.safe_dump(config))
+    log = open(os.path.join(tmp, "prometheus.log"), "w")
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={path}", f"--storage.tsdb.path={os.path.join(tmp, 'tsdb')}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(q):
+        status, body = http_get(f"{api}/query?query={urllib.parse.quote(q)}")
+        return json.loads(body)["data"]["result"] if status == 200 else None
+
+    try:
+        deadline = time.time() + 60
+        wanted = {
+            "up": len(targets),
+            "turtlemen_database_up == 1": sum(1 for pod, _, _ in targets if not pod.endswith("-gateway")),
+            'turtlemen_jobs{state="queued"}': sum(1 for pod, _, _ in targets if pod.endswith(("-api", "-worker"))),
+            "turtlemen_session_store_up == 1": sum(1 for pod, _, _ in targets if pod.endswith(("-api", "-auth", "-gateway"))),
+        }
+        while True:
+            got = {q: query(q) for q in wanted}
+            if all(r is not None and len(r) == n for (q, n), r in zip(wanted.items(), got.values())) and all(
+                r["value"][1] == "1" for r in got["up"]
+            ):
+                break
+            if time.time() > deadline:
+                fail(f"Prometheus did not see every target with its figures: {json.dumps(got)[:2000]}")
+            time.sleep(1)
+        status, body = http_get(f"{api}/rules")
+        groups = json.loads(body)["data"]["groups"] if status == 200 else []
+        rules = [r for g in groups for r in g["rules"]]
+        if not rules or any(r.get("health") not in ("ok", "unknown") for r in rules):
+            fail(f"Prometheus did not load the alert rules: {body[:500]!r}")
+        print(f"  Prometheus scraped {len(targets)} pods (all up, figures present) and loaded {len(rules)} alert rules")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def start_on_loopback(docs, binary):
     pg = os.environ.get("TURTLEMEN_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
     redis = os.environ.get("TURTLEMEN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -311,6 +397,7 @@ def start_on_loopback(docs, binary):
         if status != 200 or json.loads(body)["issuer"].rstrip("/") != public_url + "auth":
             fail(f"discovery through the gateway answered {status}: {body[:200]!r}")
         print(f"  through the gateway ({public_url}): home page and OIDC discovery answer")
+        scrape_with_prometheus(cluster.scrape_targets(), tmp)
     finally:
         cluster.stop()
         moto.kill()
@@ -334,6 +421,7 @@ def main():
         print(f"rendered overlays/{overlay}: {len(docs)} objects")
     validate(rendered)
     lint(rendered)
+    check_monitoring_files(out_dir)
     print("starting the example overlay on loopback:")
     start_on_loopback(example_docs, binary)
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -99,14 +99,15 @@ async fn other_errors_are_not_retried() {
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
 
-/// The PostgreSQL stack runs at CockroachDB's isolation, so the whole suite meets the
-/// serialization failures CockroachDB would raise (see `PgSchema::url`).
+/// `TURTLEMEN_TEST_POSTGRES_SERIALIZABLE=1` runs the PostgreSQL stack at CockroachDB's isolation
+/// (see `PgSchema::url`).
 #[tokio::test]
-async fn the_postgres_stack_runs_at_serializable() {
+async fn the_postgres_stack_runs_at_serializable_when_asked() {
     let Some((pg, _)) = external_urls() else { return };
     let schema = PgSchema::create(&pg).await;
     let db = Db::connect(&opts(schema.url())).await.unwrap();
     let Db::Postgres(pool) = db else { unreachable!() };
     let level: String = sqlx::query_scalar("SHOW transaction_isolation").fetch_one(&pool).await.unwrap();
-    assert_eq!(level, "serializable");
+    let asked = std::env::var_os("TURTLEMEN_TEST_POSTGRES_SERIALIZABLE").is_some_and(|v| v == "1");
+    assert_eq!(level, if asked { "serializable" } else { "read committed" });
 }

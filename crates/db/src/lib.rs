@@ -32,6 +32,7 @@ pub mod reports;
 mod retry;
 pub mod search;
 pub mod seed;
+pub mod stats;
 pub mod subscriptions;
 pub mod totp;
 pub mod trending;

@@ -2,8 +2,9 @@
 //! query in this crate is scanned for what DESIGN.md's database rules forbid (sequences and
 //! `SERIAL` keys, advisory locks, `LISTEN`/`NOTIFY`, triggers and stored procedures, timestamps
 //! without a time zone), and every transaction this crate opens is checked to sit inside
-//! `retry_serializable`, so a 40001 is retried on every write path. The dynamic half — the
-//! PostgreSQL suite runs at SERIALIZABLE, CockroachDB's isolation — is in tests/it/helpers.rs.
+//! `retry_serializable`, so a 40001 aborting a transaction is retried. The dynamic half — the
+//! PostgreSQL suite at SERIALIZABLE, CockroachDB's isolation, with
+//! `TURTLEMEN_TEST_POSTGRES_SERIALIZABLE=1` — is in tests/it/helpers.rs and docs/cockroachdb.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};

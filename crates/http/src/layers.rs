@@ -1,5 +1,6 @@
 //! The edge every role's router gets: one middleware ([`foundation`]) that does, in this order,
-//! request id (kept from the client if it is a short token, made otherwise) → tracing span and
+//! request id (kept from the client if it is a short token, made otherwise) and W3C trace
+//! context ([`crate::trace`]) → tracing span and
 //! access log → metrics → error rendering → panic catching → timeout (not for streaming
 //! uploads), with the default body limit inside. Every answer gets the security headers
 //! ([`SECURITY_HEADERS`], and `Strict-Transport-Security` over https). One async function instead of a stack of
@@ -88,9 +89,11 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
             id
         }
     };
+    let trace = crate::trace::TraceContext::enter(req.headers_mut());
     let span = tracing::info_span!(
         "request",
         request.id = id.to_str().unwrap_or("-"),
+        trace.id = %format_args!("{:032x}", trace.trace_id),
         http.method = %req.method(),
         url.path = req.uri().path()
     );
@@ -129,18 +132,26 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
 /// A new request id: UUID-shaped, unique in this process (a random start, then a counter
 /// scrambled by a bijection) and made without a system call, unlike a random UUID each time.
 pub fn new_request_id() -> HeaderValue {
-    static SEED: OnceLock<(u64, u64)> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let (hi, lo) = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair());
-    // SplitMix64's finaliser: a bijection on u64, so distinct counters give distinct ids.
-    let mut z = lo.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let uuid = uuid::Builder::from_random_bytes(uuid::Uuid::from_u64_pair(hi, z).into_bytes()).into_uuid();
+    static HI: OnceLock<u64> = OnceLock::new();
+    let hi = *HI.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let uuid = uuid::Builder::from_random_bytes(uuid::Uuid::from_u64_pair(hi, next_random()).into_bytes()).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     HeaderValue::from_bytes(uuid.hyphenated().encode_lower(&mut buf).as_bytes())
         .unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// A 64-bit value unique in this process and unpredictable across processes (a random start,
+/// then a counter scrambled by a bijection), made without a system call: request ids and trace
+/// span ids.
+pub(crate) fn next_random() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let lo = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().1);
+    // SplitMix64's finaliser: a bijection on u64, so distinct counters give distinct values.
+    let mut z = lo.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Whether a request streams an upload body of any size and length: a tus creation or chunk

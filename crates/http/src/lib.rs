@@ -8,7 +8,8 @@
 //!   error rendering, applied to a role's router;
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
 //!   `{"error": code, "message": …}` for API clients and as a friendly page for browsers;
-//! - [`health`]: `/healthz` and `/readyz`; [`metrics`]: `/metrics` in the Prometheus text format.
+//! - [`health`]: `/healthz` and `/readyz`; [`metrics`]: `/metrics` in the Prometheus text format;
+//! - [`trace`]: W3C `traceparent`, continued or started per request and passed on.
 //!
 //! This crate owns no business logic and no routes beyond health.
 
@@ -20,5 +21,6 @@ pub mod metrics;
 pub mod server;
 pub mod tap;
 pub mod tls;
+pub mod trace;
 
 pub use error::{ApiError, ErrorBody};

@@ -5,12 +5,18 @@
 //! grow the number of series. The gateway adds [`RouteMetrics`] per configured route (requests
 //! by status class, latency, upstream errors by kind): handles made once when the route table
 //! is built, so a request costs a few atomic additions and no allocation.
+//!
+//! Beside them, under the `turtlemen_` prefix, the process's operational figures: the job
+//! queue, uploads and lives in progress, the database and session store (reachability, round
+//! trip, pool) — taken every few seconds by [`crate::health::sample`] — and the speed of each
+//! finished transcode, recorded by the worker ([`transcode_finished`]).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
@@ -46,6 +52,8 @@ struct UpstreamErrorLabels {
 
 struct Metrics {
     registry: Registry,
+    ops_registry: Registry,
+    ops: Ops,
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
     route_requests: Family<GatewayStatusLabels, Counter>,
@@ -158,8 +166,123 @@ fn metrics() -> &'static Metrics {
             "Body bytes moved between client and upstream sockets by splice(2), not copied",
             spliced.clone(),
         );
-        Metrics { registry, requests, duration, route_requests, route_duration, upstream_errors, spliced }
+        let mut ops_registry = Registry::with_prefix("turtlemen");
+        let ops = Ops::register(&mut ops_registry);
+        Metrics {
+            registry,
+            ops_registry,
+            ops,
+            requests,
+            duration,
+            route_requests,
+            route_duration,
+            upstream_errors,
+            spliced,
+        }
     })
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobStateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolStateLabels {
+    state: &'static str,
+}
+
+/// The operational figures (see the module's note).
+struct Ops {
+    jobs: Family<JobStateLabels, Gauge>,
+    oldest_due_job: Gauge<f64, std::sync::atomic::AtomicU64>,
+    uploads_active: Gauge,
+    lives_active: Gauge,
+    db_up: Gauge,
+    db_ping: Gauge<f64, std::sync::atomic::AtomicU64>,
+    db_connections: Family<PoolStateLabels, Gauge>,
+    session_store_up: Gauge,
+    session_store_ping: Gauge<f64, std::sync::atomic::AtomicU64>,
+    transcode_speed: Histogram,
+}
+
+impl Ops {
+    fn register(r: &mut Registry) -> Self {
+        let ops = Ops {
+            jobs: Family::default(),
+            oldest_due_job: Gauge::default(),
+            uploads_active: Gauge::default(),
+            lives_active: Gauge::default(),
+            db_up: Gauge::default(),
+            db_ping: Gauge::default(),
+            db_connections: Family::default(),
+            session_store_up: Gauge::default(),
+            session_store_ping: Gauge::default(),
+            transcode_speed: Histogram::new([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+        };
+        r.register("jobs", "Jobs in the queue, by state (queued or running)", ops.jobs.clone());
+        r.register(
+            "jobs_oldest_due_age_seconds",
+            "How long the oldest due job has waited for a worker",
+            ops.oldest_due_job.clone(),
+        );
+        r.register("uploads_active", "Uploads started and neither finished nor expired", ops.uploads_active.clone());
+        r.register("lives_active", "Lives on air", ops.lives_active.clone());
+        r.register("database_up", "1 when the last database round trip succeeded", ops.db_up.clone());
+        r.register("database_ping_seconds", "The last database round trip", ops.db_ping.clone());
+        r.register("database_connections", "The connection pool, by state", ops.db_connections.clone());
+        r.register(
+            "session_store_up",
+            "1 when the last session-store round trip succeeded",
+            ops.session_store_up.clone(),
+        );
+        r.register("session_store_ping_seconds", "The last session-store round trip", ops.session_store_ping.clone());
+        r.register(
+            "transcode_speed_ratio",
+            "Seconds of video transcoded per second of work, per finished transcode (× realtime)",
+            ops.transcode_speed.clone(),
+        );
+        ops
+    }
+}
+
+/// Records the work in progress (taken from the database).
+pub fn record_work(s: &turtlemen_db::stats::Snapshot) {
+    let ops = &metrics().ops;
+    ops.jobs.get_or_create(&JobStateLabels { state: "queued" }).set(s.jobs_queued);
+    ops.jobs.get_or_create(&JobStateLabels { state: "running" }).set(s.jobs_running);
+    ops.oldest_due_job.set(s.oldest_due_job_secs);
+    ops.uploads_active.set(s.uploads_active);
+    ops.lives_active.set(s.lives_active);
+}
+
+/// Records a database round trip (`None`: it failed) and the pool's connections.
+pub fn record_database(ping: Option<std::time::Duration>, (open, idle): (u32, usize)) {
+    let ops = &metrics().ops;
+    ops.db_up.set(i64::from(ping.is_some()));
+    if let Some(t) = ping {
+        ops.db_ping.set(t.as_secs_f64());
+    }
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    ops.db_connections.get_or_create(&PoolStateLabels { state: "idle" }).set(idle);
+    ops.db_connections.get_or_create(&PoolStateLabels { state: "busy" }).set((i64::from(open) - idle).max(0));
+}
+
+/// Records a session-store round trip (`None`: it failed).
+pub fn record_session_store(ping: Option<std::time::Duration>) {
+    let ops = &metrics().ops;
+    ops.session_store_up.set(i64::from(ping.is_some()));
+    if let Some(t) = ping {
+        ops.session_store_ping.set(t.as_secs_f64());
+    }
+}
+
+/// Records a finished transcode: `media_secs` of video in `wall` time.
+pub fn transcode_finished(media_secs: f64, wall: std::time::Duration) {
+    let wall = wall.as_secs_f64();
+    if media_secs > 0.0 && wall > 0.0 {
+        metrics().ops.transcode_speed.observe(media_secs / wall);
+    }
 }
 
 /// Route groups: `/`, a fixed list of first path segments, and everything else.
@@ -223,8 +346,12 @@ fn count(route: usize, method: usize, status: u16, elapsed: std::time::Duration)
 
 /// `GET /metrics`.
 pub async fn serve() -> Response {
-    let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, &metrics().registry).is_err() {
+    use prometheus_client::encoding::text::{encode_eof, encode_registry};
+    let (m, mut text) = (metrics(), String::new());
+    let encoded = encode_registry(&mut text, &m.registry)
+        .and_then(|()| encode_registry(&mut text, &m.ops_registry))
+        .and_then(|()| encode_eof(&mut text));
+    if encoded.is_err() {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     let mut res = text.into_response();
@@ -267,5 +394,39 @@ mod tests {
             text.contains(r#"turtlemen_http_gateway_upstream_errors_total{route="metrics-test",kind="connect"} 1"#)
         );
         assert!(text.contains(r#"turtlemen_http_gateway_route_duration_seconds_count{route="metrics-test"} 2"#));
+    }
+
+    #[tokio::test]
+    async fn operational_figures_follow_the_metrics_of_the_requests() {
+        record_work(&turtlemen_db::stats::Snapshot {
+            jobs_queued: 3,
+            jobs_running: 1,
+            oldest_due_job_secs: 2.5,
+            uploads_active: 4,
+            lives_active: 1,
+        });
+        record_database(Some(std::time::Duration::from_millis(2)), (5, 3));
+        record_session_store(None);
+        transcode_finished(40.0, std::time::Duration::from_secs(10));
+        let res = serve().await;
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for line in [
+            r#"turtlemen_jobs{state="queued"} 3"#,
+            r#"turtlemen_jobs{state="running"} 1"#,
+            "turtlemen_jobs_oldest_due_age_seconds 2.5",
+            "turtlemen_uploads_active 4",
+            "turtlemen_lives_active 1",
+            "turtlemen_database_up 1",
+            r#"turtlemen_database_connections{state="busy"} 2"#,
+            "turtlemen_session_store_up 0",
+            r#"turtlemen_transcode_speed_ratio_bucket{le="4.0"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // One document: the request metrics first, one end-of-file marker last.
+        assert!(text.contains("turtlemen_http_requests") || text.contains("turtlemen_http_gateway"));
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert!(text.trim_end().ends_with("# EOF"));
     }
 }

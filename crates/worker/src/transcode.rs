@@ -63,6 +63,7 @@ impl crate::Handler for Transcoder {
 
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx));
+        let started = Instant::now();
         let result =
             turtlemen_media::process(&input, &work.join("out"), &self.storage, video_id, &self.options, move |event| {
                 let _ = tx.send(event);
@@ -77,6 +78,7 @@ impl crate::Handler for Transcoder {
 
         match result {
             Ok(done) => {
+                turtlemen_http::metrics::transcode_finished(done.duration_secs, started.elapsed());
                 videos::mark_ready(&ctx.db, video_id, &processed(&done)).await?;
                 // Queued once per video; here too in case the playable moment was missed.
                 turtlemen_db::notifications::announce_video(&ctx.db, video_id).await?;
