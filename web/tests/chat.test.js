@@ -71,7 +71,8 @@ for (const [name, stack] of testStacks()) {
       await visitor.getByText('Sign in to chat.').waitFor();
       assert.equal(await visitor.locator('#chat-form').isHidden(), true);
 
-      const bob = await signedIn(browser, server, 'bob', liveUrl);
+      const bob = await signedIn(browser, server, 'bob', '/studio/lives');
+      await bob.goto(server.url + liveUrl);
       await bob.waitForFunction(() => document.getElementById('live-chat').dataset.ready === '1');
       const text = 'hello turtles <img src=x onerror="window.pwned=1"> <b>bold?</b>';
       await bob.getByLabel('Message').fill(text);
