@@ -237,6 +237,14 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         hub: live_hub.clone(),
         rtmp_url: format!("rtmp://{rtmp_host}:{rtmp_port}/{}", turtlemen_live::rtmp::APP),
     };
+    // The live chat's bus: Redis pub/sub beside a Redis session store, in-process otherwise.
+    let chat_bus = match (&config.session, matches!(role, Role::All | Role::Api)) {
+        (SessionUrl::Redis(url), true) => {
+            let opts = StoreOptions::Redis { url: url.expose().to_string(), prefix: internals.session_prefix.clone() };
+            turtlemen_session::bus::Bus::open(&opts, turtlemen_api::chat::TOPIC).await?
+        }
+        _ => turtlemen_session::bus::Bus::local(),
+    };
     let api_state = |db: &Db, store: &Sessions, storage: &turtlemen_storage::Storage, transport: Arc<dyn Transport>| {
         turtlemen_api::ApiState {
             db: db.clone(),
@@ -249,6 +257,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             images: turtlemen_api::channel_images::processor(),
             live: live_services.clone(),
             sessions: store.clone(),
+            chat: turtlemen_api::chat::Chat::new(chat_bus.clone(), &config.public_url),
         }
     };
     let mut janitor_state = None;

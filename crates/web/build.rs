@@ -27,6 +27,7 @@ const INPUTS: &[Input] = &[
     Input { logical: "watch.js", source: "src/watch.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "studio.js", source: "src/studio.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "live.js", source: "src/live.js", content_type: "text/javascript; charset=utf-8" },
+    Input { logical: "chat.js", source: "src/chat.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "comments.js", source: "src/comments.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "library.js", source: "src/library.js", content_type: "text/javascript; charset=utf-8" },
     Input { logical: "favicon.svg", source: "src/favicon.svg", content_type: "image/svg+xml" },

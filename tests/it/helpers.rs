@@ -204,6 +204,16 @@ impl TestApp {
         }
     }
 
+    /// A second instance of every role on this one's database, data folder (so its keys) and
+    /// session store — a replica behind a load balancer — on its own address. It answers as
+    /// this instance's public URL, so the tokens and cookies of one are good on the other.
+    pub async fn replica(&self) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.listen = Some("127.0.0.1:0".into());
+        settings.public_url = Some(self.url(""));
+        Self::start(settings, self.internals.clone(), None, None).await
+    }
+
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder()

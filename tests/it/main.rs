@@ -11,6 +11,7 @@ mod auth;
 mod broker;
 mod channel_images;
 mod channels;
+mod chat;
 mod cli;
 mod comments;
 mod database;

@@ -363,24 +363,34 @@ impl IntoResponse for Refusal {
 /// Counts one comment by `user` in the current window; over the limit, 429.
 async fn check_rate(st: &ApiState, user: &CurrentUser) -> Result<(), Refusal> {
     let limit = st.videos.comments_per_minute;
+    let over = format!("You can write {limit} comments a minute; wait a moment and try again.");
+    per_minute(st, "comments", user, limit, over).await
+}
+
+/// Counts one action of `kind` by `user` in the current minute, in the session store (so the
+/// count holds across replicas); over `limit` (0: no limit), 429 `rate_limited` with `over` as
+/// the message and the seconds left in the window as `retry_after`.
+pub async fn per_minute(
+    st: &ApiState,
+    kind: &str,
+    user: &CurrentUser,
+    limit: u32,
+    over: String,
+) -> Result<(), Refusal> {
     if limit == 0 {
         return Ok(());
     }
     let window = RATE_WINDOW.as_secs();
     let slot = Utc::now().timestamp().div_euclid(window as i64);
-    let key = format!("comments:rate:{}:{slot}", user.0.id.0);
+    let key = format!("{kind}:rate:{}:{slot}", user.0.id.0);
     let n = st.sessions.incr(&key, RATE_WINDOW).await.map_err(|e| {
-        tracing::error!(error = %e, "cannot count comments for the rate limit");
-        ApiError::unavailable("Comments cannot be written just now; try again in a moment.")
+        tracing::error!(error = %e, rate.kind = kind, "cannot count for the rate limit");
+        ApiError::unavailable("This cannot be written just now; try again in a moment.")
     })?;
     if n > i64::from(limit) {
         let retry = window - Utc::now().timestamp().rem_euclid(window as i64) as u64;
         return Err(Refusal {
-            error: ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("You can write {limit} comments a minute; wait a moment and try again."),
-            ),
+            error: ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", over),
             retry_after: Some(retry.max(1)),
         });
     }

@@ -41,6 +41,8 @@ pub enum Kind {
     /// An owner's held comments.
     HeldComments = 23,
     Reports = 24,
+    /// A live's chat in stream order (the key is the stream time in milliseconds).
+    ChatReplay = 25,
     PlaylistItems = 6,
     Liked = 7,
     History = 8,

@@ -7,7 +7,7 @@
 //! [`admin`] (the job queue for admins), [`channels`], [`channel_images`] (avatars and banners),
 //! [`subscriptions`] and [`feed`] (channels, following them, their videos; paged by [`cursor`]),
 //! [`notifications`] (the signed-in user's notifications and their settings), [`search`] (search
-//! and suggestions), [`lives`] (live streams, their media, and the ingest's database side),
+//! and suggestions), [`lives`] (live streams, their media, and the ingest's database side), [`chat`] (a live's chat over WebSocket, shared by every replica through the session store's bus, and its replay by stream time),
 //! [`comments`] (threads, likes, the held queue) and [`blocked_words`] (the lists that hold a
 //! comment for approval), [`moderation`] (reports, the moderators' queue, bans, roles and
 //! quotas), [`ratings`], [`playlists`] and [`history`] (a viewer's library: likes, playlists
@@ -18,6 +18,7 @@ pub mod admin;
 pub mod blocked_words;
 pub mod channel_images;
 pub mod channels;
+pub mod chat;
 pub mod comments;
 pub mod cursor;
 pub mod feed;
@@ -71,6 +72,8 @@ pub struct ApiState {
     /// The shared session store: per-user rate limits (comments, reports), and the marks a ban
     /// writes to end the banned user's gateway sessions.
     pub sessions: turtlemen_session::Sessions,
+    /// The live chat: its bus across replicas and the origin its sockets accept.
+    pub chat: chat::Chat,
 }
 
 /// The API server's routes.

@@ -56,6 +56,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(crate::notifications::routes())
         .merge(crate::search::routes())
         .merge(crate::lives::routes())
+        .merge(crate::chat::routes())
         .merge(crate::comments::routes())
         .merge(crate::blocked_words::routes())
         .merge(crate::moderation::routes())

@@ -200,6 +200,7 @@ async fn watch(
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
     let library = library::watch_library(&st, &v, viewer.as_ref(), &lq, &ctx.path).await?;
+    let replay_chat_live = turtlemen_db::chat::live_of_replay(&st.db, v.id).await?.map(|l| l.to_string());
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
@@ -233,6 +234,7 @@ async fn watch(
         ),
         return_to: ctx.path.clone(),
         library,
+        replay_chat_live,
     };
     Ok(Html(video_pages::watch_page(&page, &ctx)))
 }

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth_sessions;
 pub mod channels;
+pub mod chat;
 pub mod clients;
 pub mod comment_notifications;
 pub mod comments;

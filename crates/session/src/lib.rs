@@ -12,7 +12,11 @@
 //! [`ended`] is the one record two roles share by contract: the auth service marks the login
 //! sessions (and users) whose sessions ended, the gateway checks those marks when it reads a
 //! browser session.
+//!
+//! [`bus`] is the publish/subscribe beside the store: in-process under the embedded store, Redis
+//! pub/sub under Redis (the live chat's messages reach every API replica through it).
 
+pub mod bus;
 pub mod embedded;
 pub mod ended;
 pub mod redis;

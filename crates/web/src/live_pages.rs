@@ -1,5 +1,5 @@
 //! The live pages: a live's page (`/lives/{id}`: hls.js in low-latency mode, the state followed
-//! by polling the API) and the studio's "Go live" page (`/studio/lives`: make a live, the RTMP
+//! by polling the API, the chat by `chat.js`) and the studio's "Go live" page (`/studio/lives`: make a live, the RTMP
 //! URL and the stream key — shown once — with copy buttons and OBS settings, a new key, end).
 //!
 //! Plain view models in, full HTML out. Text is escaped by askama; URL fields are same-origin
@@ -89,7 +89,8 @@ fn fallback() -> String {
 
 /// A live's page (hls.js and `live.js` drive the player and follow the state).
 pub fn live_page(view: &LiveWatchView, ctx: &PageContext) -> String {
-    let scripts: &[&str] = if view.state == "ended" { &["live.js"] } else { &["hls.min.js", "live.js"] };
+    let scripts: &[&str] =
+        if view.state == "ended" { &["live.js", "chat.js"] } else { &["hls.min.js", "live.js", "chat.js"] };
     render(&LivePage { shell: Shell::for_page("", ctx, scripts), view }, "live", fallback)
 }
 

@@ -122,6 +122,8 @@ pub struct WatchView {
     pub return_to: String,
     /// Rating, watch later, playlists, resume position ([`crate::library_pages`]).
     pub library: crate::library_pages::WatchLibrary,
+    /// The live this video is the replay of: its chat is shown in step with the player.
+    pub replay_chat_live: Option<String>,
 }
 
 impl WatchView {
@@ -285,10 +287,11 @@ pub fn upload_page(view: &UploadView, ctx: &PageContext) -> String {
 /// The watch page (hls.js and `watch.js` drive the player; hls.js only where there is a source
 /// or one may come while processing).
 pub fn watch_page(view: &WatchView, ctx: &PageContext) -> String {
-    let scripts: &[&str] = if view.hls_url.is_some() || view.processing() {
-        &["hls.min.js", "watch.js", "comments.js", "library.js"]
-    } else {
-        &["watch.js", "comments.js", "library.js"]
+    let scripts: &[&str] = match (view.hls_url.is_some() || view.processing(), view.replay_chat_live.is_some()) {
+        (true, false) => &["hls.min.js", "watch.js", "comments.js", "library.js"],
+        (true, true) => &["hls.min.js", "watch.js", "comments.js", "library.js", "chat.js"],
+        (false, false) => &["watch.js", "comments.js", "library.js"],
+        (false, true) => &["watch.js", "comments.js", "library.js", "chat.js"],
     };
     render(&WatchPage { shell: Shell::for_page("", ctx, scripts), view }, "watch", fallback)
 }
@@ -366,6 +369,7 @@ mod tests {
             report: None,
             return_to: "/videos/0193".into(),
             library: Default::default(),
+            replay_chat_live: None,
         }
     }
 
