@@ -25,6 +25,7 @@ struct Tally {
     failed: AtomicU64,
     requests: AtomicU64,
     part_bytes: AtomicU64,
+    first_error: std::sync::Mutex<Option<String>>,
     playlist_ms: std::sync::Mutex<Vec<u64>>,
     part_ms: std::sync::Mutex<Vec<u64>>,
 }
@@ -67,11 +68,14 @@ async fn player(
             .await?;
         let playlist_ms = started.elapsed().as_millis() as u64;
         let (parts, next) = parse(&text);
-        let lag = match parts.iter().position(|p| *p == (msn, part)) {
-            Some(at) => parts.len() - 1 - at,
-            None => usize::MAX,
+        // The part asked for, or the first after it (a segment can close before that part
+        // existed: the next one is then the first of the following segment).
+        let Some(at) = parts.iter().position(|p| *p >= (msn, part)) else {
+            hint = next;
+            continue;
         };
-        if lag > BEHIND_PARTS {
+        let (msn, part) = parts[at];
+        if parts.len() - 1 - at > BEHIND_PARTS {
             behind = true;
         }
         let started = Instant::now();
@@ -83,10 +87,7 @@ async fn player(
         tally.playlist_ms.lock().unwrap_or_else(|e| e.into_inner()).push(playlist_ms);
         tally.part_ms.lock().unwrap_or_else(|e| e.into_inner()).push(part_ms);
         // The part after the one just fetched (the playlist's own hint is further on when behind).
-        hint = match parts.iter().position(|p| *p == (msn, part)) {
-            Some(at) if at + 1 < parts.len() => Some(parts[at + 1]),
-            _ => next,
-        };
+        hint = parts.get(at + 1).copied().or(next);
     }
     if behind {
         tally.behind.fetch_add(1, Ordering::Relaxed);
@@ -121,8 +122,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let url = format!("{path}?v={:032x}", (i as u128) + 1);
         let (client, base, tally) = (client.clone(), base.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
-            if player(client, url, base, until, tally.clone()).await.is_err() {
+            if let Err(e) = player(client, url, base, until, tally.clone()).await {
                 tally.failed.fetch_add(1, Ordering::Relaxed);
+                tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e.to_string());
             }
         }));
         // Players arrive over the first second, not all in one instant.
@@ -145,5 +147,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&mut playlist, 0.99),
         percentile(&mut part, 0.99),
     );
+    if let Some(e) = tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        eprintln!("first error: {e}");
+    }
     Ok(())
 }
