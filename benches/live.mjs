@@ -107,7 +107,13 @@ async function usage(pid) {
 
 async function main() {
   const server = await startServer({
-    env: { TURTLEMEN_RTMP_LISTEN: '127.0.0.1:0', TURTLEMEN_LIVE_GRACE_SECS: '1', TURTLEMEN_LOG_LEVEL: 'error' },
+    env: {
+      TURTLEMEN_RTMP_LISTEN: '127.0.0.1:0',
+      TURTLEMEN_LIVE_GRACE_SECS: '1',
+      TURTLEMEN_LOG_LEVEL: 'error',
+      // One streamer publishes STREAMS lives at once here.
+      TURTLEMEN_LIVE_MAX_PER_USER: String(Math.max(2, STREAMS)),
+    },
   });
   const browser = await launchBrowser();
   const work = await mkdtemp(path.join(os.tmpdir(), 'turtlemen-live-bench-'));
