@@ -4,8 +4,11 @@
 //! when the next part exists (and refuses a request far ahead at once); a wrong key and a second
 //! publisher are refused; garbage on another connection leaves the stream alone; an encoder
 //! that drops and comes back within the grace period continues the same live; past the grace
-//! the live ends and its recording becomes an ordinary video that turns ready. Who may see and
-//! change a live: owner, another user, a visitor, an admin.
+//! the live ends and its recording becomes an ordinary video that turns ready. A second API
+//! server, which does not package the live, serves its playlists (blocking reloads included)
+//! and parts from the server that does, and both show the viewers the packager counted. A
+//! publish beyond the limits of lives on air (per user, per instance) is refused, the owner told
+//! why; a live left on air by a crashed packaging process is ended by the janitor. Who may see and change a live: owner, another user, a visitor, an admin.
 
 use crate::channels::{call, csrf, page, post_form};
 use crate::gateway::Browser;
@@ -17,19 +20,24 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use turtlemen_domain::Role;
 
-/// Runs a test body on both stacks with a short grace period and read timeout.
+/// Runs a test body on both stacks with a short grace period and read timeout; written
+/// `settings(s) { … };` first, the block changes the settings `s` of those tests further.
 macro_rules! on_both_stacks_live {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        on_both_stacks_live! { settings(_settings) {}; $(async fn $name($app) $body)* }
+    };
+    (settings($s:ident) $tweak:block; $(async fn $name:ident($app:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             async fn body($app: TestApp) $body
 
             async fn start(stack: Stack) -> Option<TestApp> {
-                let (mut settings, dir, schema) = fresh_settings(stack).await?;
-                settings.live_grace_secs = Some(3);
-                settings.live_read_timeout_secs = Some(3);
-                Some(TestApp::spawn_with(settings, dir, schema).await)
+                let (mut $s, dir, schema) = fresh_settings(stack).await?;
+                $s.live_grace_secs = Some(3);
+                $s.live_read_timeout_secs = Some(3);
+                $tweak
+                Some(TestApp::spawn_with($s, dir, schema).await)
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +53,58 @@ macro_rules! on_both_stacks_live {
             }
         }
     )*};
+}
+
+/// An API server alone (no ingest) beside `app`, on its database, storage and secrets.
+struct ApiAlone {
+    addr: std::net::SocketAddr,
+    client: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiAlone {
+    async fn start(app: &TestApp) -> ApiAlone {
+        let settings = turtlemen_config::Settings {
+            listen: Some("127.0.0.1:0".into()),
+            rtmp_listen: Some("off".into()),
+            public_url: Some(app.url("/")),
+            upstream_auth: Some(app.url("")),
+            ..app.settings.clone()
+        };
+        let config = turtlemen_config::Config::resolve(settings).unwrap();
+        let internals = turtlemen::app::Internals {
+            session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+            session_cache_ttl: Duration::ZERO,
+            ..turtlemen::app::Internals::default()
+        };
+        let server = turtlemen::app::prepare(turtlemen::app::Role::Api, &config, &internals).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        ApiAlone { addr, client: reqwest::Client::new(), stop, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let res = self.client.get(self.url(path)).send().await.unwrap();
+        (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+    }
+
+    async fn get_text(&self, path: &str) -> (u16, String) {
+        let (status, bytes) = self.get_bytes(path).await;
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
 }
 
 /// Makes a live as `who`; returns the answer (id, stream_key, rtmp_url…).
@@ -141,10 +201,10 @@ on_both_stacks_live! {
         let mut encoder = publish(rtmp, key, 12);
         let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
         let hls = v["hls_url"].as_str().unwrap().to_owned();
-        let base = hls.trim_end_matches("live.m3u8").to_owned();
+        let base = hls.split("live.m3u8").next().unwrap().to_owned();
         // The first parts of the second segment: blocking reload waits for them.
         let started = Instant::now();
-        let (status, playlist) = get_text(&app, &format!("{hls}?_HLS_msn=1&_HLS_part=0")).await;
+        let (status, playlist) = get_text(&app, &format!("{hls}&_HLS_msn=1&_HLS_part=0")).await;
         assert_eq!(status, 200, "{playlist}");
         assert!(started.elapsed() < Duration::from_secs(13));
         assert!(playlist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK="), "{playlist}");
@@ -153,17 +213,17 @@ on_both_stacks_live! {
         assert!(playlist.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{playlist}");
         // The next part: asked for before it exists, answered once it does.
         let (msn, part) = last_part(&playlist);
-        let (status, next) = get_text(&app, &format!("{hls}?_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
+        let (status, next) = get_text(&app, &format!("{hls}&_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
         assert_eq!(status, 200);
         let (nmsn, npart) = last_part(&next);
         assert!((nmsn, npart) > (msn, part), "{next}");
         // Far in the future: 400 at once, not a hang.
         let started = Instant::now();
-        let (status, body) = get_text(&app, &format!("{hls}?_HLS_msn={}", msn + 50)).await;
+        let (status, body) = get_text(&app, &format!("{hls}&_HLS_msn={}", msn + 50)).await;
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("hls_msn_too_far") || body.contains("400"), "{body}");
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert_eq!(get_text(&app, &format!("{hls}?_HLS_part=1")).await.0, 400);
+        assert_eq!(get_text(&app, &format!("{hls}&_HLS_part=1")).await.0, 400);
         // The parts and the first whole segment decode.
         let (status, init) = get_bytes(&app, &format!("{base}init-0.mp4")).await;
         assert_eq!(status, 200);
@@ -196,6 +256,71 @@ on_both_stacks_live! {
         assert_eq!(replay["state"], "ready", "{replay}");
         assert_eq!(replay["title"], "Turtles live");
         assert!(replay["duration_secs"].as_f64().unwrap() > 8.0, "{replay}");
+    }
+
+    async fn a_second_api_server_serves_a_live_packaged_by_the_first(app) {
+        let ann = signed_in(&app, "ann").await;
+        let made = new_live(&app, &ann, "public").await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let (key, rtmp) = (made["stream_key"].as_str().unwrap(), made["rtmp_url"].as_str().unwrap());
+        // A second API server on the same database, storage and secrets, with no ingest.
+        let other = ApiAlone::start(&app).await;
+        let mut encoder = publish(rtmp, key, 15);
+        let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
+        let hls = v["hls_url"].as_str().unwrap().to_owned();
+        let base = hls.split("live.m3u8").next().unwrap().to_owned();
+
+        // The playlist, through the server that does not package the live.
+        let (status, playlist) = other.get_text(&format!("{hls}&_HLS_msn=1&_HLS_part=0")).await;
+        assert_eq!(status, 200, "{playlist}");
+        assert!(playlist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"), "{playlist}");
+        assert!(playlist.contains("URI=\"part-1.0.m4s\",INDEPENDENT=YES"), "{playlist}");
+        // A blocking reload for a part that does not exist yet is held there and answered once
+        // it does.
+        let (msn, part) = last_part(&playlist);
+        let (status, next) = other.get_text(&format!("{hls}&_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
+        assert_eq!(status, 200, "{next}");
+        assert!(last_part(&next) > (msn, part), "{next}");
+        // Parts and the init are the packager's bytes.
+        let (status, relayed) = other.get_bytes(&format!("{base}part-1.0.m4s")).await;
+        assert_eq!(status, 200);
+        assert_eq!(relayed, get_bytes(&app, &format!("{base}part-1.0.m4s")).await.1);
+        let (status, init) = other.get_bytes(&format!("{base}init-0.mp4")).await;
+        assert_eq!(status, 200);
+        assert!(probe(&[init, relayed].concat()).await.contains("h264,"));
+        // The packager's refusals come through as they are: far ahead is 400 at once.
+        let started = Instant::now();
+        let (status, body) = other.get_text(&format!("{hls}&_HLS_msn={}", msn + 50)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("hls_msn_too_far") || body.contains("400"), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // A forged signature names nothing here either; a request already relayed is not
+        // relayed again (no loops).
+        assert_eq!(other.get_text(&hls.replacen("/media/live/", "/media/live/1-", 1)).await.0, 404);
+        let res = other.client.get(other.url(&hls)).header("x-turtlemen-live-relayed", "1").send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 404);
+
+        // Each answer hands out a playlist URL of its own: a second player. The players the
+        // packager counted show in the live on both servers.
+        let second = wait_live(&app, None, &id, 5, |_| true).await["hls_url"].as_str().unwrap().to_owned();
+        assert_ne!(second, hls);
+        let (_, seen) = other.get_text(&second).await;
+        assert!(seen.contains("#EXTM3U"), "{seen}");
+        let v = wait_live(&app, None, &id, 10, |v| v["viewers"].as_u64() >= Some(2)).await;
+        assert_eq!(v["viewers"], 2, "{v}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, v) = other.get_text(&format!("/api/v1/lives/{id}")).await;
+            assert_eq!(status, 200, "{v}");
+            let v: Value = serde_json::from_str(&v).unwrap();
+            if v["viewers"].as_u64() >= Some(2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the count never reached the other server: {v}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        encoder.kill().await.unwrap();
+        other.stop().await;
     }
 
     async fn an_encoder_that_reconnects_within_the_grace_continues_the_same_live(app) {
@@ -240,7 +365,7 @@ on_both_stacks_live! {
         let mut encoder = publish(rtmp, key, 8);
         let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live").await;
         let hls = v["hls_url"].as_str().unwrap().to_owned();
-        let (_, before) = get_text(&app, &format!("{hls}?_HLS_msn=0&_HLS_part=1")).await;
+        let (_, before) = get_text(&app, &format!("{hls}&_HLS_msn=0&_HLS_part=1")).await;
         let port: u16 = rtmp.trim_start_matches("rtmp://127.0.0.1:").trim_end_matches("/live").parse().unwrap();
         let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut c0c1 = vec![3u8];
@@ -255,12 +380,34 @@ on_both_stacks_live! {
         assert!(closed.is_ok(), "the garbage connection is closed");
         // The real stream goes on.
         let (msn, part) = last_part(&before);
-        let (status, after) = get_text(&app, &format!("{hls}?_HLS_msn={}&_HLS_part=0", msn + 1)).await;
+        let (status, after) = get_text(&app, &format!("{hls}&_HLS_msn={}&_HLS_part=0", msn + 1)).await;
         assert_eq!(status, 200);
         assert!(last_part(&after) > (msn, part), "{after}");
         let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{id}"), None).await;
         assert_eq!(v["connected"], true);
         encoder.kill().await.unwrap();
+    }
+
+    async fn a_live_left_on_air_by_a_crashed_packager_is_ended_by_the_janitor(app) {
+        let ann = signed_in(&app, "ann").await;
+        let made = new_live(&app, &ann, "public").await;
+        let id = uuid::Uuid::parse_str(made["id"].as_str().unwrap()).unwrap();
+        let held = new_live(&app, &ann, "public").await;
+        let held_id = uuid::Uuid::parse_str(held["id"].as_str().unwrap()).unwrap();
+        // As a process that claimed the lives would have left them: on air, an encoder
+        // connected elsewhere; one process last said it held the first an hour ago, the second
+        // just now.
+        let (hour_ago, now) = (chrono::Utc::now() - chrono::TimeDelta::hours(1), chrono::Utc::now());
+        turtlemen_db::with_pool!(&app.db, |pool| {
+            for (live, seen) in [(id, hour_ago), (held_id, now)] {
+                sqlx::query("UPDATE lives SET state = 'live', connected = true, packager_url = 'http://10.9.9.9:1/', started_at = $2, seen_at = $2 WHERE id = $1")
+                    .bind(live).bind(seen).execute(pool).await.unwrap();
+            }
+        });
+        let v = wait_live(&app, Some(&ann), &id.to_string(), 10, |v| v["state"] == "ended").await;
+        assert!(v["last_reason"].as_str().unwrap().contains("packaging this live stopped"), "{v}");
+        let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{held_id}"), None).await;
+        assert_eq!(v["state"], "live", "{v}");
     }
 
     async fn who_may_see_and_change_a_live(app) {
@@ -367,5 +514,44 @@ on_both_stacks_live! {
         let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{pid}"), None).await;
         assert_eq!(v["state"], "ended");
         assert_eq!(post_form(&app, &bob, &format!("/studio/lives/{pid}/key"), &[("csrf", token.as_str())]).await.0, 403);
+    }
+}
+
+on_both_stacks_live! {
+    settings(s) {
+        s.live_max_per_user = Some(1);
+        s.live_max_per_instance = Some(1);
+    };
+
+    // A publish beyond the per-user or per-instance limit of lives on air is refused during
+    // the handshake, the owner sees why, and the live on air goes on.
+    async fn a_publish_beyond_the_limits_of_lives_on_air_is_refused(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let first = new_live(&app, &ann, "public").await;
+        let second = new_live(&app, &ann, "public").await;
+        let bobs = new_live(&app, &bob, "public").await;
+        let rtmp = first["rtmp_url"].as_str().unwrap();
+        let id = first["id"].as_str().unwrap().to_owned();
+        let mut encoder = publish(rtmp, first["stream_key"].as_str().unwrap(), 30);
+        wait_live(&app, None, &id, 30, |v| v["state"] == "live").await;
+        for (who, made, says) in [(&ann, &second, "lives on air"), (&bob, &bobs, "this instance already carries 1")] {
+            let mut refused = publish(rtmp, made["stream_key"].as_str().unwrap(), 3);
+            assert!(!tokio::time::timeout(Duration::from_secs(20), refused.wait()).await.unwrap().unwrap().success());
+            let other = made["id"].as_str().unwrap();
+            let (_, v) = call(&app, Some(who), Method::GET, &format!("/api/v1/lives/{other}"), None).await;
+            assert_eq!(v["state"], "waiting", "{v}");
+            let reason = v["last_reason"].as_str().unwrap_or_default();
+            assert!(reason.starts_with("refused: ") && reason.contains(says), "{v}");
+        }
+        let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{id}"), None).await;
+        assert_eq!((v["state"].as_str(), v["connected"].as_bool()), (Some("live"), Some(true)), "{v}");
+        // Once the first live ends, the second may go on air.
+        let (status, _) = call(&app, Some(&ann), Method::POST, &format!("/api/v1/lives/{id}/end"), None).await;
+        assert_eq!(status, 200);
+        encoder.kill().await.unwrap();
+        let mut now = publish(rtmp, second["stream_key"].as_str().unwrap(), 6);
+        wait_live(&app, None, second["id"].as_str().unwrap(), 30, |v| v["state"] == "live").await;
+        now.kill().await.unwrap();
     }
 }

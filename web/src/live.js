@@ -1,6 +1,6 @@
-// The live page: hls.js in low-latency mode on the live's playlist, the state followed by
-// polling the API every 3 s (the player attaches when the live starts, and the page says when it
-// ends and links the replay). The studio's "Go live" page: copy buttons.
+// The live page: hls.js in low-latency mode on the live's playlist, the state and the viewer
+// count followed by polling the API every 3 s (the player attaches when the live starts, and the
+// page says when it ends and links the replay). The studio's "Go live" page: copy buttons.
 (() => {
   'use strict';
   for (const button of document.querySelectorAll('button.copy[data-copy]')) {
@@ -17,12 +17,16 @@
   if (!player) return;
   const video = document.getElementById('video');
   const state = document.getElementById('live-state');
+  const viewers = document.getElementById('live-viewers');
   let hls = null;
   let attached = null;
 
   function attach(src) {
-    if (!video || attached === src) return;
-    attached = src;
+    // The query (this player's viewer nonce) differs at every poll: only a new signed path
+    // (the token's window moved on) needs a new player.
+    const path = src.split('?')[0];
+    if (!video || attached === path) return;
+    attached = path;
     const Hls = window.Hls;
     if (Hls && Hls.isSupported()) {
       if (hls) hls.destroy();
@@ -43,6 +47,7 @@
 
   function show(live) {
     player.dataset.state = live.state;
+    if (viewers) viewers.textContent = live.state === 'live' && live.viewers != null ? live.viewers + ' watching' : '';
     const label = live.state === 'live' ? 'Live now'
       : live.state === 'ended' ? 'This live has ended.' : 'Waiting for the streamer to start…';
     state.textContent = '';

@@ -1,8 +1,9 @@
 // Journey 5 without chat, in a real browser on SQLite and on PostgreSQL + Redis: a streamer
 // makes a live on the studio's "Go live" page and copies the RTMP URL and stream key into the
 // encoder (ffmpeg here, standing in for OBS); a visitor on the live's page watches it under
-// hls.js in low-latency mode until the picture's time advances; the encoder stops, and the page
-// says the live ended and links the replay, without a reload.
+// hls.js in low-latency mode until the picture's time advances, counted as one viewer on the
+// page; the encoder stops, and the page says the live ended and links the replay, without a
+// reload.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -72,6 +73,8 @@ for (const [name, stack] of stacks) {
       assert.ok(record.requests.some((u) => /\/part-\d+\.\d+\.m4s$/.test(new URL(u).pathname)), 'parts requested');
       const behind = await viewer.evaluate(() => window.turtlemenLive.latency);
       assert.ok(behind > 0 && behind < 8, `a few seconds behind: ${behind}`);
+      // The page shows the viewers the packager counts: this player.
+      await viewer.locator('#live-viewers', { hasText: '1 watching' }).waitFor({ timeout: 15_000 });
 
       // The encoder stops; after the grace period the page says so and links the replay.
       encoder.kill('SIGINT');

@@ -12,7 +12,7 @@
 //! comment for approval), [`moderation`] (reports, the moderators' queue, bans, roles and
 //! quotas), [`ratings`], [`playlists`] and [`history`] (a viewer's library: likes, playlists
 //! with watch later and liked videos, the watch history), [`pages`] (HTML). [`janitor`] runs the periodic chores: view counts written
-//! in batches, trending scores decayed, expired uploads cleaned.
+//! in batches, trending scores decayed, expired uploads cleaned, lives of a stopped packager ended.
 
 pub mod admin;
 pub mod blocked_words;
@@ -137,7 +137,8 @@ pub const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(60);
 pub const TRENDING_EVERY: Duration = Duration::from_secs(300);
 
 /// The API server's periodic chores, until `stop` resolves (then views are flushed once more):
-/// views written every [`VIEW_FLUSH_EVERY`], uploads swept every `sweep_every` (normally
+/// views written every [`VIEW_FLUSH_EVERY`], uploads (and lives left by a crashed packaging
+/// process, [`lives::sweep_orphans`]) swept every `sweep_every` (normally
 /// [`UPLOAD_SWEEP_EVERY`]; a shorter period also flushes views sooner), trending scores decayed
 /// every [`TRENDING_EVERY`].
 pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<Output = ()>) {
@@ -159,6 +160,9 @@ pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<O
                     Ok(0) => {}
                     Ok(n) => tracing::info!(uploads.expired = n, "expired uploads removed"),
                     Err(e) => tracing::warn!(error = %e.body.message, "upload sweep failed; will retry"),
+                }
+                if let Err(e) = lives::sweep_orphans(&state).await {
+                    tracing::warn!(error = %e, "sweeping the lives of stopped packagers failed; will retry");
                 }
             }
         }

@@ -31,13 +31,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+pub mod relay;
+
 /// What the API knows of this process's ingest.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LiveServices {
     /// The lives this process ingests; `None` when it runs no ingest.
     pub hub: Option<Arc<Hub>>,
     /// `rtmp://HOST:PORT/live`, the address encoders publish to.
     pub rtmp_url: String,
+    /// Fetches the media of lives packaged by other processes.
+    pub relay: Arc<relay::Relay>,
 }
 
 /// The lives routes, each with its description ([`crate::openapi`]).
@@ -78,6 +82,9 @@ pub struct LiveView {
     pub hls_url: Option<String>,
     /// The ordinary video the recording became, once it exists.
     pub replay_video_id: Option<Uuid>,
+    /// While live: about how many players watch (those that asked for the playlist in the
+    /// last seconds).
+    pub viewers: Option<u64>,
     pub channel: LiveChannelView,
     /// The live's page.
     pub watch_url: String,
@@ -101,7 +108,11 @@ pub struct LiveView {
 impl LiveView {
     pub fn build(st: &ApiState, l: &Live, viewer: Option<&CurrentUser>) -> LiveView {
         let owner = viewer.is_some_and(|u| u.0.id == l.owner_id);
-        let hls_url = (l.state == LiveState::Live).then(|| format!("{}/live.m3u8", media_base(st, l.id)));
+        let live = l.state == LiveState::Live;
+        // Each player's own nonce in its playlist URL lets the packager count distinct players.
+        let hls_url = live.then(|| format!("{}/live.m3u8?v={}", media_base(st, l.id), Uuid::new_v4().simple()));
+        let here = st.live.hub.as_ref().and_then(|h| h.stream(l.id));
+        let viewers = live.then(|| here.map_or(l.viewers, |s| s.viewers(turtlemen_live::stream::VIEWER_WINDOW)));
         LiveView {
             id: l.id,
             title: l.title.clone(),
@@ -110,6 +121,7 @@ impl LiveView {
             state: l.state,
             hls_url,
             replay_video_id: l.replay_video_id,
+            viewers,
             channel: LiveChannelView {
                 id: l.channel_id,
                 handle: l.channel_handle.clone(),
@@ -472,6 +484,13 @@ struct HlsQuery {
     part: Option<String>,
     #[serde(rename = "_HLS_skip")]
     _skip: Option<String>,
+    /// The player's nonce, counted as a viewer.
+    v: Option<String>,
+}
+
+/// Whether `nonce` looks like one [`LiveView::build`] hands out (others are not counted).
+fn viewer_nonce(nonce: Option<&str>) -> Option<&str> {
+    nonce.filter(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// What a live media file name asks for.
@@ -516,20 +535,34 @@ fn bytes_response(content_type: &'static str, cache: &'static str, body: impl In
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 
-/// `GET /media/live/{token}/{id}/{file}`: playlists, init segments, parts and segments.
+/// `GET /media/live/{token}/{id}/{file}`: playlists, init segments, parts and segments — from
+/// this process's memory when it packages the live, else from the process that does
+/// ([`relay`]), whole segments and inits also from storage.
 async fn serve_media(
     State(st): State<ApiState>,
-    Path((token, id, file)): Path<(String, String, String)>,
+    Path((token, id_text, name)): Path<(String, String, String)>,
     Query(q): Query<HlsQuery>,
+    axum::extract::RawQuery(raw_query): axum::extract::RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
+    let id = Uuid::parse_str(&id_text).map_err(|_| ApiError::not_found())?;
     if !st.media.verify(&token, id, SystemTime::now()) {
         return Err(ApiError::not_found());
     }
-    let file = parse_file(&file).ok_or_else(ApiError::not_found)?;
+    let file = parse_file(&name).ok_or_else(ApiError::not_found)?;
     let stream = st.live.hub.as_ref().and_then(|h| h.stream(id));
+    if stream.is_none() {
+        let path = format!("/media/live/{token}/{id}/{name}");
+        let query = raw_query.filter(|q| q.len() <= 200).map(|q| format!("?{q}")).unwrap_or_default();
+        return elsewhere(&st, id, file, &format!("{path}{query}"), headers.contains_key(relay::RELAYED)).await;
+    }
     let bound =
         |s: &turtlemen_live::stream::LiveStream| Duration::from_secs(3 * u64::from(s.packaging.params.target_duration));
+    if let (LiveFile::LowLatency | LiveFile::Plain, Some(s), Some(nonce)) =
+        (file, &stream, viewer_nonce(q.v.as_deref()))
+    {
+        s.saw_viewer(nonce);
+    }
     match (file, stream) {
         (LiveFile::LowLatency, Some(s)) => {
             let number = |v: &Option<String>, name: &'static str| -> Result<Option<u64>, ApiError> {
@@ -587,6 +620,47 @@ async fn serve_media(
     }
 }
 
+/// A live this process does not package: whole segments and inits from storage, the rest (and
+/// what storage does not have yet) from the packaging process, unless this request was itself
+/// relayed.
+async fn elsewhere(
+    st: &ApiState,
+    id: Uuid,
+    file: LiveFile,
+    path_and_query: &str,
+    relayed: bool,
+) -> Result<Response, ApiError> {
+    let from_storage = match file {
+        LiveFile::Segment(msn) => Some(turtlemen_live::packager::segment_key(id, msn)),
+        LiveFile::Init(run) => Some(turtlemen_live::packager::init_key(id, run)),
+        _ => None,
+    };
+    if let Some(key) = from_storage {
+        match stored(st, key).await {
+            Err(e) if e.status == StatusCode::NOT_FOUND => {}
+            done => return done,
+        }
+    }
+    if relayed {
+        return Err(ApiError::not_found());
+    }
+    let Some(base) = st.live.relay.packager(&st.db, id).await? else { return Err(ApiError::not_found()) };
+    let got = st.live.relay.fetch(&base, path_and_query).await.map_err(|e| {
+        tracing::warn!(live.id = %id, packager.url = %base, error = %e, "a live's packaging server did not answer");
+        ApiError::unavailable("The server packaging this live did not answer; try again.")
+    })?;
+    let mut res = Response::new(Body::from(got.body));
+    *res.status_mut() = StatusCode::from_u16(got.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = res.headers_mut();
+    for (name, value) in [(header::CONTENT_TYPE, got.content_type), (header::CACHE_CONTROL, got.cache_control)] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            h.insert(name, v);
+        }
+    }
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    Ok(res)
+}
+
 /// A segment no longer in memory, from storage.
 async fn stored(st: &ApiState, key: StorageKey) -> Result<Response, ApiError> {
     match st.storage.get(&key, None).await {
@@ -594,6 +668,27 @@ async fn stored(st: &ApiState, key: StorageKey) -> Result<Response, ApiError> {
         Err(turtlemen_storage::StorageError::NotFound(_)) => Err(ApiError::not_found()),
         Err(e) => Err(ApiError::internal(&e)),
     }
+}
+
+/// A live whose packaging process has not said it holds it for this long lost its process.
+pub const ORPHANED_AFTER: Duration = Duration::from_secs(60);
+
+/// Ends the lives left on air by a crashed packaging process (a janitor chore): their encoder
+/// cannot be connected anywhere, and no grace timer runs for them. Returns how many ended. Their
+/// replay is not made (what was stored is not known to this process).
+pub async fn sweep_orphans(st: &ApiState) -> Result<usize, turtlemen_db::DbError> {
+    let before = Utc::now() - chrono::TimeDelta::from_std(ORPHANED_AFTER).unwrap_or_default();
+    let mut ended = 0;
+    for id in rows::orphaned(&st.db, before).await? {
+        if st.live.hub.as_ref().is_some_and(|h| h.stream(id).is_some()) {
+            continue;
+        }
+        tracing::warn!(live.id = %id, "a live's packaging process stopped saying it holds it; ending the live");
+        if rows::end(&st.db, id, &EndReason::PackagerLost.to_string()).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 /// The database side of the ingest.
@@ -605,6 +700,8 @@ pub struct LiveDirectory {
     pub work_dir: std::path::PathBuf,
     /// Recorded with each live this process claims.
     pub packager_url: String,
+    /// The most lives on air at once; a publish beyond is refused with the reason recorded.
+    pub limits: rows::LiveLimits,
 }
 
 impl LiveDirectory {
@@ -614,6 +711,8 @@ impl LiveDirectory {
             storage: st.storage.clone(),
             work_dir: st.uploads_dir.clone(),
             packager_url: String::new(),
+            // Only ends lives: it never claims one.
+            limits: rows::LiveLimits { per_user: 0, per_instance: 0 },
         }
     }
 
@@ -679,12 +778,34 @@ impl Directory for LiveDirectory {
         if stream_key.is_empty() || stream_key.len() > 200 {
             return Err(Refusal::UnknownKey);
         }
-        match rows::claim(&self.db, &hash_key(stream_key), &self.packager_url).await {
-            Ok(Ok(id)) => Ok(id),
-            Ok(Err(ClaimRefused::UnknownKey)) => Err(Refusal::UnknownKey),
-            Ok(Err(ClaimRefused::AlreadyLive)) => Err(Refusal::AlreadyLive),
-            Ok(Err(ClaimRefused::Ended)) => Err(Refusal::Ended),
-            Err(e) => Err(Refusal::Unavailable(e.to_string())),
+        let key_hash = hash_key(stream_key);
+        let refusal = match rows::claim(&self.db, &key_hash, &self.packager_url, self.limits).await {
+            Ok(Ok(id)) => return Ok(id),
+            Ok(Err(ClaimRefused::UnknownKey)) => Refusal::UnknownKey,
+            Ok(Err(ClaimRefused::AlreadyLive)) => Refusal::AlreadyLive,
+            Ok(Err(ClaimRefused::Ended)) => Refusal::Ended,
+            Ok(Err(ClaimRefused::UserLimit(n))) => Refusal::UserLimit(n),
+            Ok(Err(ClaimRefused::InstanceLimit(n))) => Refusal::InstanceLimit(n),
+            Err(e) => return Err(Refusal::Unavailable(e.to_string())),
+        };
+        // A limit is the owner's to know: it is why their encoder could not go live.
+        if matches!(refusal, Refusal::UserLimit(_) | Refusal::InstanceLimit(_))
+            && let Err(e) = rows::refused(&self.db, &key_hash, &format!("refused: {refusal}")).await
+        {
+            tracing::error!(error = %e, "cannot record why a live's publish was refused");
+        }
+        Err(refusal)
+    }
+
+    async fn viewers(&self, live: Uuid, count: u64) {
+        if let Err(e) = rows::set_viewers(&self.db, live, count).await {
+            tracing::warn!(live.id = %live, error = %e, "cannot record a live's viewer count");
+        }
+    }
+
+    async fn held(&self, live: Uuid) {
+        if let Err(e) = rows::seen(&self.db, live, Utc::now()).await {
+            tracing::warn!(live.id = %live, error = %e, "cannot record that this process holds a live");
         }
     }
 

@@ -114,6 +114,10 @@ pub struct LiveConfig {
     pub max_duration: Duration,
     pub grace: Duration,
     pub read_timeout: Duration,
+    /// Most lives one user may have on air at once (a publish beyond is refused).
+    pub max_per_user: u64,
+    /// Most lives the instance carries at once.
+    pub max_per_instance: u64,
 }
 
 /// Outgoing mail.
@@ -347,6 +351,8 @@ impl Config {
             max_duration: Duration::from_secs(positive("live_max_duration_secs", s.live_max_duration_secs, 12 * 3600)?),
             grace: Duration::from_secs(s.live_grace_secs.unwrap_or(30)),
             read_timeout: Duration::from_secs(positive("live_read_timeout_secs", s.live_read_timeout_secs, 10)?),
+            max_per_user: positive("live_max_per_user", s.live_max_per_user, 2)?,
+            max_per_instance: positive("live_max_per_instance", s.live_max_per_instance, 50)?,
         };
         let identity_providers = providers::resolve(&s.identity_providers)?;
         let tls = match (s.tls_cert_file, s.tls_key_file) {
@@ -458,6 +464,8 @@ impl Config {
             live_max_duration_secs: Some(self.live.max_duration.as_secs()),
             live_grace_secs: Some(self.live.grace.as_secs()),
             live_read_timeout_secs: Some(self.live.read_timeout.as_secs()),
+            live_max_per_user: Some(self.live.max_per_user),
+            live_max_per_instance: Some(self.live.max_per_instance),
             identity_providers: providers::unresolve(&self.identity_providers),
             tls_cert_file: self.tls.as_ref().map(|t| t.cert.clone()),
             tls_key_file: self.tls.as_ref().map(|t| t.key.clone()),

@@ -144,6 +144,12 @@ pub struct Settings {
     /// Seconds without data after which a live encoder's connection is closed.
     #[arg(long, env = "TURTLEMEN_LIVE_READ_TIMEOUT_SECS", global = true, value_name = "SECS")]
     pub live_read_timeout_secs: Option<u64>,
+    /// Most lives one user may have on air at once.
+    #[arg(long, env = "TURTLEMEN_LIVE_MAX_PER_USER", global = true, value_name = "N")]
+    pub live_max_per_user: Option<u64>,
+    /// Most lives the instance carries at once.
+    #[arg(long, env = "TURTLEMEN_LIVE_MAX_PER_INSTANCE", global = true, value_name = "N")]
+    pub live_max_per_instance: Option<u64>,
     /// External identity providers (`[[identity_providers]]` tables): TOML only, no flag.
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -235,6 +241,8 @@ impl Settings {
             live_max_duration_secs: self.live_max_duration_secs.or(lower.live_max_duration_secs),
             live_grace_secs: self.live_grace_secs.or(lower.live_grace_secs),
             live_read_timeout_secs: self.live_read_timeout_secs.or(lower.live_read_timeout_secs),
+            live_max_per_user: self.live_max_per_user.or(lower.live_max_per_user),
+            live_max_per_instance: self.live_max_per_instance.or(lower.live_max_per_instance),
             identity_providers: if self.identity_providers.is_empty() {
                 lower.identity_providers
             } else {

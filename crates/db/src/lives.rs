@@ -54,6 +54,8 @@ pub struct Live {
     pub packager_url: Option<String>,
     pub last_reason: Option<String>,
     pub replay_video_id: Option<Uuid>,
+    /// Approximate: players seen lately by the packaging process ([`set_viewers`]).
+    pub viewers: u64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -90,6 +92,7 @@ struct Row {
     packager_url: Option<String>,
     last_reason: Option<String>,
     replay_video_id: Option<Uuid>,
+    viewers: i64,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
@@ -113,6 +116,7 @@ impl From<Row> for Live {
             packager_url: r.packager_url,
             last_reason: r.last_reason,
             replay_video_id: r.replay_video_id,
+            viewers: u64::try_from(r.viewers).unwrap_or(0),
             created_at: r.created_at,
             started_at: r.started_at,
             ended_at: r.ended_at,
@@ -125,7 +129,7 @@ macro_rules! select {
         concat!(
             "SELECT l.id, l.owner_id, u.username AS owner_username, l.channel_id, c.handle AS channel_handle, \
              c.display_name AS channel_display_name, l.title, l.description, l.privacy, l.replays, l.state, \
-             l.connected, l.packager_url, l.last_reason, l.replay_video_id, l.created_at, l.started_at, l.ended_at \
+             l.connected, l.packager_url, l.last_reason, l.replay_video_id, l.viewers, l.created_at, l.started_at, l.ended_at \
              FROM lives l JOIN users u ON u.id = l.owner_id JOIN channels c ON c.id = l.channel_id ",
             $rest
         )
@@ -219,22 +223,47 @@ pub enum ClaimRefused {
     UnknownKey,
     AlreadyLive,
     Ended,
+    /// The owner already has this many lives on air, the most allowed.
+    UserLimit(u64),
+    /// The instance already carries this many lives, the most allowed.
+    InstanceLimit(u64),
+}
+
+/// The most lives on air at once (a live in its grace period counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveLimits {
+    pub per_user: u64,
+    pub per_instance: u64,
 }
 
 /// Marks the live of `key_hash` live and connected to the packager at `packager_url` — if it
-/// has not ended and no encoder is connected.
-pub async fn claim(db: &Db, key_hash: &[u8; 32], packager_url: &str) -> Result<Result<Uuid, ClaimRefused>, DbError> {
+/// has not ended, no encoder is connected, and (unless it is already on air, an encoder
+/// reconnecting) neither its owner nor the instance is at its limit of lives on air.
+pub async fn claim(
+    db: &Db,
+    key_hash: &[u8; 32],
+    packager_url: &str,
+    limits: LiveLimits,
+) -> Result<Result<Uuid, ClaimRefused>, DbError> {
     let now = Utc::now();
+    let per_user = i64::try_from(limits.per_user).unwrap_or(i64::MAX);
+    let per_instance = i64::try_from(limits.per_instance).unwrap_or(i64::MAX);
     let claimed: Option<Uuid> = retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
             sqlx::query_scalar(
                 "UPDATE lives SET state = 'live', connected = true, packager_url = $2, \
-                 started_at = COALESCE(started_at, $3) \
-                 WHERE stream_key_hash = $1 AND state <> 'ended' AND connected = false RETURNING id",
+                 started_at = COALESCE(started_at, $3), seen_at = $3 \
+                 WHERE stream_key_hash = $1 AND state <> 'ended' AND connected = false \
+                 AND (state = 'live' OR ( \
+                   (SELECT COUNT(*) FROM lives o WHERE o.state = 'live' AND o.owner_id = lives.owner_id) < $4 \
+                   AND (SELECT COUNT(*) FROM lives o WHERE o.state = 'live') < $5)) \
+                 RETURNING id",
             )
             .bind(&key_hash[..])
             .bind(packager_url)
             .bind(now)
+            .bind(per_user)
+            .bind(per_instance)
             .fetch_optional(pool)
             .await?
         }))
@@ -243,17 +272,40 @@ pub async fn claim(db: &Db, key_hash: &[u8; 32], packager_url: &str) -> Result<R
     if let Some(id) = claimed {
         return Ok(Ok(id));
     }
-    let state: Option<String> = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT state FROM lives WHERE stream_key_hash = $1")
-            .bind(&key_hash[..])
-            .fetch_optional(pool)
-            .await?
+    let row: Option<(String, bool, i64, i64)> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT l.state, l.connected, \
+             (SELECT COUNT(*) FROM lives o WHERE o.state = 'live' AND o.owner_id = l.owner_id), \
+             (SELECT COUNT(*) FROM lives o WHERE o.state = 'live') \
+             FROM lives l WHERE l.stream_key_hash = $1",
+        )
+        .bind(&key_hash[..])
+        .fetch_optional(pool)
+        .await?
     });
-    Ok(Err(match state.as_deref() {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(Err(match row {
         None => ClaimRefused::UnknownKey,
-        Some("ended") => ClaimRefused::Ended,
-        Some(_) => ClaimRefused::AlreadyLive,
+        Some((state, ..)) if state == "ended" => ClaimRefused::Ended,
+        Some((state, connected, ..)) if state == "live" || connected => ClaimRefused::AlreadyLive,
+        Some((_, _, mine, _)) if mine >= per_user => ClaimRefused::UserLimit(count(mine)),
+        Some((_, _, _, all)) => ClaimRefused::InstanceLimit(count(all)),
     }))
+}
+
+/// Records why a publish to the live of `key_hash`, not yet on air, was refused.
+pub async fn refused(db: &Db, key_hash: &[u8; 32], reason: &str) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET last_reason = $2 WHERE stream_key_hash = $1 AND state = 'waiting'")
+                .bind(&key_hash[..])
+                .bind(reason)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    })
+    .await
 }
 
 /// The encoder's connection ended (`reason`); the live stays live for its grace period.
@@ -277,7 +329,7 @@ pub async fn end(db: &Db, id: Uuid, reason: &str) -> Result<bool, DbError> {
     retry_serializable(|| async {
         let done = with_pool!(db, |pool| {
             sqlx::query(
-                "UPDATE lives SET state = 'ended', connected = false, last_reason = $2, ended_at = $3 \
+                "UPDATE lives SET state = 'ended', connected = false, viewers = 0, last_reason = $2, ended_at = $3 \
                  WHERE id = $1 AND state <> 'ended'",
             )
             .bind(id)
@@ -305,4 +357,48 @@ pub async fn set_replay(db: &Db, id: Uuid, video: Uuid) -> Result<(), DbError> {
         Ok(())
     })
     .await
+}
+
+/// Records the approximate viewer count of a live not yet ended (from its packaging process,
+/// every few seconds when it changed).
+pub async fn set_viewers(db: &Db, id: Uuid, viewers: u64) -> Result<(), DbError> {
+    let viewers = i64::try_from(viewers).unwrap_or(i64::MAX);
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET viewers = $2 WHERE id = $1 AND state = 'live'")
+                .bind(id)
+                .bind(viewers)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// The packaging process still holds `id` at `at`.
+pub async fn seen(db: &Db, id: Uuid, at: DateTime<Utc>) -> Result<(), DbError> {
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET seen_at = $2 WHERE id = $1 AND state = 'live'")
+                .bind(id)
+                .bind(at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// Lives on air whose packaging process has not said it holds them since `before` (it crashed).
+pub async fn orphaned(db: &Db, before: DateTime<Utc>) -> Result<Vec<Uuid>, DbError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM lives WHERE state = 'live' AND COALESCE(seen_at, started_at, created_at) < $1 LIMIT 100",
+        )
+        .bind(before)
+        .fetch_all(pool)
+        .await?
+    }))
 }

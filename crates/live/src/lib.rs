@@ -38,7 +38,7 @@ pub struct IngestConfig {
     pub max_long_side: u32,
     /// Shortest side of the picture, in pixels.
     pub max_short_side: u32,
-    /// Longest stream (one live, all connections).
+    /// Longest live, counted from its first accepted connection across reconnects.
     pub max_duration: Duration,
     /// A connection that sends nothing for this long is closed.
     pub read_timeout: Duration,
@@ -79,6 +79,10 @@ pub enum Refusal {
     Ended,
     #[error("the live cannot be checked now: {0}")]
     Unavailable(String),
+    #[error("the streamer already has {0} lives on air, the most allowed at once")]
+    UserLimit(u64),
+    #[error("this instance already carries {0} lives, the most it allows at once")]
+    InstanceLimit(u64),
 }
 
 /// Why a connection, or a live, ended — the text the owner sees.
@@ -110,6 +114,8 @@ pub enum EndReason {
     GraceExpired(u64),
     #[error("the server is shutting down")]
     Shutdown,
+    #[error("the server packaging this live stopped")]
+    PackagerLost,
 }
 
 /// A whole segment written to storage at [`packager::segment_key`].
@@ -137,7 +143,17 @@ pub trait Directory: Send + Sync + 'static {
     async fn dropped(&self, live: Uuid, reason: &EndReason);
     /// The live is over; its recording is in storage.
     async fn ended(&self, live: Uuid, reason: &EndReason, recording: Recording);
+    /// The live's approximate viewer count changed (reported every [`VIEWERS_EVERY`] at most).
+    async fn viewers(&self, live: Uuid, count: u64);
+    /// This process still holds `live` (said every [`HELD_EVERY`]), so no janitor takes it for
+    /// the live of a crashed process.
+    async fn held(&self, live: Uuid);
 }
+
+/// How often the hub reports changed viewer counts to the [`Directory`].
+pub const VIEWERS_EVERY: Duration = Duration::from_secs(2);
+/// How often the hub says which lives it holds.
+pub const HELD_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -162,9 +178,17 @@ pub struct Live {
     store: Mutex<Option<mpsc::UnboundedSender<packager::Stored>>>,
     stored: Mutex<Option<tokio::task::JoinHandle<Vec<StoredSegment>>>>,
     generation: std::sync::atomic::AtomicU64,
+    /// When its first connection here was accepted: the duration cap counts from it, across
+    /// reconnects.
+    started: std::time::Instant,
 }
 
 impl Live {
+    /// How long the live has been on air in this process (all its connections and the gaps).
+    pub fn on_air_for(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -189,8 +213,12 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub, and its task reporting viewer counts (it ends with the hub); call within a Tokio
+    /// runtime.
     pub fn new(config: IngestConfig, storage: Storage, directory: Arc<dyn Directory>) -> Arc<Hub> {
-        Arc::new(Hub { config, storage, directory, lives: Mutex::new(HashMap::new()) })
+        let hub = Arc::new(Hub { config, storage, directory, lives: Mutex::new(HashMap::new()) });
+        tokio::spawn(report_viewers(Arc::downgrade(&hub)));
+        hub
     }
 
     fn lives(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<Live>>> {
@@ -234,13 +262,15 @@ impl Hub {
             store: Mutex::new(Some(tx)),
             stored: Mutex::new(Some(stored)),
             generation: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
         });
         lives.insert(id, live.clone());
         Ok(live)
     }
 
     /// Connection `conn` stopped publishing `live` (its packager already finished): the live
-    /// waits for a reconnect for the grace period, or ends now if its end was asked for.
+    /// waits for a reconnect for the grace period, or ends now if its end was asked for or it
+    /// reached the longest duration (a reconnect would not give it more time).
     pub async fn end_publish(self: &Arc<Self>, live: &Arc<Live>, conn: u64, reason: EndReason) {
         let generation = {
             let mut phase = live.phase();
@@ -251,7 +281,7 @@ impl Hub {
             *phase = Phase::Dropped { generation };
             generation
         };
-        if *live.stop.borrow() {
+        if *live.stop.borrow() || matches!(reason, EndReason::Duration(_)) {
             self.finish(live, reason).await;
             return;
         }
@@ -311,5 +341,38 @@ impl Hub {
             tokio::time::sleep(Duration::from_secs(60)).await;
             hub.lives().remove(&id);
         });
+    }
+}
+
+/// Every [`VIEWERS_EVERY`], tells the directory the viewer counts that changed, and every
+/// [`HELD_EVERY`] the lives held, until the hub is gone.
+async fn report_viewers(hub: std::sync::Weak<Hub>) {
+    let mut reported: HashMap<Uuid, u64> = HashMap::new();
+    let mut tick = tokio::time::interval(VIEWERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_held = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        if last_held.elapsed() >= HELD_EVERY {
+            last_held = tokio::time::Instant::now();
+            let held: Vec<Uuid> = hub.lives().values().filter(|l| *l.phase() != Phase::Ended).map(|l| l.id).collect();
+            for id in held {
+                hub.directory.held(id).await;
+            }
+        }
+        let counts: Vec<(Uuid, u64)> = hub
+            .lives()
+            .values()
+            .filter(|l| *l.phase() != Phase::Ended)
+            .map(|l| (l.id, l.stream.viewers(stream::VIEWER_WINDOW)))
+            .collect();
+        reported.retain(|id, _| counts.iter().any(|(live, _)| live == id));
+        for (id, count) in counts {
+            // A live starts at 0 in the directory: only changes from there are told.
+            if reported.insert(id, count).unwrap_or(0) != count {
+                hub.directory.viewers(id, count).await;
+            }
+        }
     }
 }

@@ -62,19 +62,11 @@ struct Caps {
     first_ts: Option<u32>,
     last_audio: Option<u32>,
     last_video: Option<u32>,
-    started: Instant,
 }
 
 impl Caps {
     fn new() -> Caps {
-        Caps {
-            window_start: Instant::now(),
-            window_bytes: 0,
-            first_ts: None,
-            last_audio: None,
-            last_video: None,
-            started: Instant::now(),
-        }
+        Caps { window_start: Instant::now(), window_bytes: 0, first_ts: None, last_audio: None, last_video: None }
     }
 }
 
@@ -335,7 +327,8 @@ impl Connection {
         *last = Some(ts);
         let first = *caps.first_ts.get_or_insert(ts);
         let max_ms = config.max_duration.as_millis() as i64;
-        if i64::from(ts) - i64::from(first) > max_ms || caps.started.elapsed() > config.max_duration {
+        // The live's whole time on air, across reconnects, not only this connection's.
+        if i64::from(ts) - i64::from(first) > max_ms || p.live.on_air_for() > config.max_duration {
             return Err(EndReason::Duration(config.max_duration.as_secs()));
         }
         let Some(tag) = flv::tag(kind, ts, &data) else { return Err(EndReason::Protocol) };

@@ -7,13 +7,22 @@
 //! playlist's target duration). Viewers read snapshots and bytes under a short lock; blocking
 //! playlist reload waits on a `watch` channel bumped at every change, bounded by a timeout, so
 //! no request hangs.
+//!
+//! It also counts its viewers, approximately: each player's playlist URL carries a nonce of its
+//! own, and the distinct nonces seen in the last [`VIEWER_WINDOW`] are the count — kept in
+//! memory, bounded, never written per request.
 
 use crate::playlist::{self, Params, PartLine, SegmentLine, Snapshot};
 use bytes::{Bytes, BytesMut};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// A player that has not asked for the playlist for this long is no longer counted.
+pub const VIEWER_WINDOW: Duration = Duration::from_secs(10);
+/// Players remembered at most per stream (a flood of made-up nonces stops counting there).
+const VIEWERS_MAX: usize = 100_000;
 
 /// How segments are cut and how many are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,6 +116,8 @@ pub struct LiveStream {
     pub packaging: Packaging,
     inner: Mutex<Inner>,
     changed: watch::Sender<u64>,
+    /// When each player (by its nonce) last asked for a playlist.
+    viewers: Mutex<HashMap<String, Instant>>,
 }
 
 /// Where a part is, relative to what exists.
@@ -118,7 +129,38 @@ enum Position {
 
 impl LiveStream {
     pub fn new(packaging: Packaging) -> Self {
-        LiveStream { packaging, inner: Mutex::new(Inner::default()), changed: watch::channel(0).0 }
+        LiveStream {
+            packaging,
+            inner: Mutex::new(Inner::default()),
+            changed: watch::channel(0).0,
+            viewers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The player of `nonce` asked for a playlist now.
+    pub fn saw_viewer(&self, nonce: &str) {
+        let now = Instant::now();
+        let mut seen = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = seen.get_mut(nonce) {
+            *at = now;
+            return;
+        }
+        if seen.len() >= VIEWERS_MAX {
+            seen.retain(|_, at| now.duration_since(*at) < VIEWER_WINDOW);
+            if seen.len() >= VIEWERS_MAX {
+                return;
+            }
+        }
+        seen.insert(nonce.to_owned(), now);
+    }
+
+    /// Players that asked for a playlist within `window` ([`VIEWER_WINDOW`]; older ones are
+    /// forgotten).
+    pub fn viewers(&self, window: Duration) -> u64 {
+        let now = Instant::now();
+        let mut seen = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, at| now.duration_since(*at) < window);
+        seen.len() as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -340,6 +382,19 @@ mod tests {
         assert!(s.init(0).is_none(), "the old run's init left with its segments");
         assert!(s.end().is_some());
         assert!(s.low_latency_playlist().ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn viewers_are_the_distinct_players_seen_lately() {
+        let s = stream();
+        assert_eq!(s.viewers(VIEWER_WINDOW), 0);
+        s.saw_viewer("a");
+        s.saw_viewer("b");
+        s.saw_viewer("a");
+        assert_eq!(s.viewers(VIEWER_WINDOW), 2);
+        // Past the window they are forgotten.
+        assert_eq!(s.viewers(Duration::ZERO), 0);
+        assert_eq!(s.viewers(VIEWER_WINDOW), 0);
     }
 
     #[tokio::test]

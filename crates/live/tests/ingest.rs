@@ -39,6 +39,10 @@ impl Directory for Keys {
     async fn ended(&self, _live: Uuid, reason: &EndReason, recording: Recording) {
         self.events.lock().unwrap().push(format!("ended: {reason} ({} segments)", recording.segments.len()));
     }
+    async fn viewers(&self, _live: Uuid, count: u64) {
+        self.events.lock().unwrap().push(format!("viewers: {count}"));
+    }
+    async fn held(&self, _live: Uuid) {}
 }
 
 struct Setup {

@@ -19,6 +19,8 @@ pub struct LiveWatchView {
     pub state: String,
     /// The LL-HLS playlist while live.
     pub hls_url: Option<String>,
+    /// About how many watch, while live.
+    pub viewers: Option<u64>,
     pub channel_name: String,
     pub channel_url: String,
     /// The replay's watch page, once it exists.
@@ -28,6 +30,11 @@ pub struct LiveWatchView {
 }
 
 impl LiveWatchView {
+    /// "1 watching", "12 watching" — empty when not live.
+    pub fn viewers_label(&self) -> String {
+        self.viewers.map(|n| format!("{n} watching")).unwrap_or_default()
+    }
+
     pub fn state_label(&self) -> &'static str {
         match self.state.as_str() {
             "live" => "Live now",

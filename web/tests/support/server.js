@@ -189,6 +189,8 @@ export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, 
   return {
     url,
     dataDir,
+    /** The server's process id (benches read its CPU time and memory from /proc). */
+    pid: child.pid,
     logs: () => output,
     /** Runs `turtlemen ARGS` against this server's data dir; resolves with {code, stdout, stderr}. */
     cli: (args, input = '') => runCli(bin, [...args, '--data-dir', dataDir], input, env),

@@ -43,6 +43,7 @@ async fn live_page(
         description: l.description.clone(),
         state: serde_json::to_value(json.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
         hls_url: json.hls_url,
+        viewers: json.viewers,
         channel_name: l.channel_display_name.clone(),
         channel_url: json.channel.url,
         replay_url: l.replay_video_id.map(crate::videos::watch_url),
