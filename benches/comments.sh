@@ -4,7 +4,8 @@
 # Seeds a fresh database with `turtlemen admin seed` (default: 10,000,000 comments on 1,000,000
 # videos of 100,000 channels and 50,000 users; the 5 most commented videos get 100,000 each, a
 # tenth of all comments when fewer, the others a handful; SCALE=0.1 for a tenth of everything,
-# which still leaves 100,000 on each of the five), makes USERS accounts (default 20) and signs
+# which still leaves 100,000 on each of the five; COMMENTS, VIDEOS, CHANNELS and SEEDUSERS set
+# each alone), makes USERS accounts (default 20) and signs
 # them in, runs `turtlemen serve` (release build; no per-user comment or rating limit) and loads it
 # through the gateway with wrk: 200 connections, 2 threads, RUNS runs (default 3) of DURATION
 # seconds (default 15) after a 3 s warm-up, printing the medians of p50 and p99 latency and
@@ -26,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 users="${USERS:-20}"
 . benches/lib.sh
-COMMENTS=$(n 10000000); VIDEOS=$(n 1000000); CHANNELS=$(n 100000); SEEDUSERS=$(n 50000)
+COMMENTS=${COMMENTS:-$(n 10000000)}; VIDEOS=${VIDEOS:-$(n 1000000)}; CHANNELS=${CHANNELS:-$(n 100000)}; SEEDUSERS=${SEEDUSERS:-$(n 50000)}
 session_script
 
 # The cursor DEPTH (a fraction) of the way down the comment list at URL (walked to its end

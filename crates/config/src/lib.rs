@@ -168,6 +168,8 @@ pub struct VideoLimits {
     pub max_duration: Duration,
     /// Comments one user may write per minute; 0: no limit.
     pub comments_per_minute: u32,
+    /// Rating changes one user may make per minute; 0: no limit.
+    pub ratings_per_minute: u32,
 }
 
 /// A configuration problem, phrased as one line that names the problem and the fix.
@@ -286,6 +288,7 @@ impl Config {
                 4 * 3600,
             )?),
             comments_per_minute: s.comments_per_minute.unwrap_or(10),
+            ratings_per_minute: s.ratings_per_minute.unwrap_or(120),
         };
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
@@ -424,6 +427,7 @@ impl Config {
             transcode_stall_secs: Some(self.videos.transcode_stall.as_secs()),
             video_max_duration_secs: Some(self.videos.max_duration.as_secs()),
             comments_per_minute: Some(self.videos.comments_per_minute),
+            ratings_per_minute: Some(self.videos.ratings_per_minute),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
             cookie_secret: self.cookie_secret.clone(),
