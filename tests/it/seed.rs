@@ -145,9 +145,9 @@ on_both_stacks! {
                 .unwrap()
         });
         let mut newest = top_level.clone();
-        newest.sort_by(|a, b| b.0.cmp(&a.0));
+        newest.sort_by_key(|c| std::cmp::Reverse(c.0));
         let mut top = top_level.clone();
-        top.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+        top.sort_by_key(|c| std::cmp::Reverse((c.1, c.0)));
         let strings = |v: &[(uuid::Uuid, i64)]| v.iter().map(|c| c.0.to_string()).collect::<Vec<_>>();
         assert!(newest.len() > 100, "{}", newest.len());
         assert_eq!(paged(&app, &format!("/api/v1/videos/{hot}/comments"), "comments").await, strings(&newest));
