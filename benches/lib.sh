@@ -126,8 +126,8 @@ wrk_numbers() { # wrk-output
 import re, sys
 out = sys.argv[1]
 def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v); x = float(m.group(1))
-    return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", v); x = float(m.group(1))
+    return x * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
 p50 = re.search(r"50%\s+(\S+)", out); p99 = re.search(r"99%\s+(\S+)", out)
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
