@@ -137,7 +137,8 @@ pub enum AdminCommand {
         daily: Option<String>,
     },
     /// Fill the database with a synthetic instance for benchmarks (users `seedN` that cannot
-    /// sign in, their channels, videos and subscriptions). Refuses a database seeded before.
+    /// sign in, their channels, videos, subscriptions and comments). Refuses a database seeded
+    /// before.
     Seed {
         #[arg(long, default_value_t = 50_000)]
         users: u32,
@@ -153,6 +154,10 @@ pub enum AdminCommand {
         follower: Option<String>,
         #[arg(long, default_value_t = 1_000)]
         follows: u32,
+        /// Comments in all (at most 10,000,000): the first 5 videos get up to 100,000 each,
+        /// the others a handful.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=10_000_000))]
+        comments: u64,
     },
 }
 
@@ -372,7 +377,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
             println!("quotas of {username} set");
             Ok(())
         }
-        AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows } => {
+        AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows, comments } => {
             let db = admin_db(config).await?;
             let follower = match follower {
                 Some(name) => {
@@ -385,7 +390,8 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 }
                 None => None,
             };
-            let plan = turtlemen_db::seed::SeedPlan { users, channels, videos, subscriptions, follower, follows };
+            let plan =
+                turtlemen_db::seed::SeedPlan { users, channels, videos, subscriptions, follower, follows, comments };
             let started = std::time::Instant::now();
             let report = turtlemen_db::seed::seed(&db, &plan).await;
             db.close().await;
@@ -401,6 +407,12 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
                 report.subscriptions,
                 started.elapsed().as_secs_f64()
             );
+            if report.comments > 0 {
+                println!("seeded {} comments, {} comment likes", report.comments, report.comment_likes);
+                for video in &report.hot_videos {
+                    println!("most commented video: {video}");
+                }
+            }
             Ok(())
         }
     }

@@ -53,6 +53,16 @@ async fn one(app: &TestApp, who: Option<&Browser>, id: &str) -> (u16, Value) {
     call(app, who, Method::GET, &format!("/api/v1/comments/{id}"), None).await
 }
 
+/// When `res` is a 429: it says `rate_limited` and when to try again (within the minute).
+pub async fn refused_for_now(res: reqwest::Response) {
+    if res.status() == 429 {
+        let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "rate_limited", "{body}");
+    }
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
 }
@@ -362,12 +372,7 @@ on_both_stacks! {
             .send()
             .await
             .unwrap();
-        if res.status() == 429 {
-            let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-            assert!((1..=60).contains(&retry), "{retry}");
-            let body: Value = res.json().await.unwrap();
-            assert_eq!(body["error"], "rate_limited");
-        }
+        refused_for_now(res).await;
         assert_eq!(comment(&app, &ann, &v, "someone else may still speak", None).await.0, 201);
     }
 }
@@ -615,4 +620,79 @@ on_both_stacks! {
 
 async fn thread_as(app: &TestApp, who: &Browser, video: &str, id: &str) -> String {
     page(app, Some(who), &format!("/videos/{video}/comments/{id}")).await.1
+}
+
+/// Replies racing their parent's erasure: each reply is written (and the parent then stays as
+/// "[deleted]") or refused with a 4xx that says why, never a 5xx, and the counters still equal
+/// their rows. The storage refuses a reply whose parent is gone without an error.
+async fn replies_racing_their_parent_s_erasure(stack: Stack) {
+    let Some((mut settings, dir, schema)) = fresh_settings(stack).await else { return };
+    settings.comments_per_minute = Some(0);
+    let app = TestApp::spawn_with(settings, dir, schema).await;
+    let ann = signed_in(&app, "ann").await;
+    let bob = signed_in(&app, "bob").await;
+    let carl = signed_in(&app, "carl").await;
+    let v = video(&app, &ann, "Racing", "public").await;
+    let vid = Uuid::parse_str(&v).unwrap();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for round in 0..8 {
+        let parent = said(&app, &bob, &v, &format!("soon gone {round}"), None).await;
+        let path = format!("/api/v1/comments/{parent}");
+        let texts: Vec<String> = (0..6).map(|i| format!("reply {round}.{i}")).collect();
+        let erase = call(&app, Some(&bob), Method::DELETE, &path, None);
+        let replies = texts.iter().map(|t| comment(&app, &carl, &v, t, Some(&parent)));
+        let (erased, answers) = tokio::join!(erase, futures::future::join_all(replies));
+        assert_eq!(erased.0, 204, "{}", erased.1);
+        for (status, body) in answers {
+            assert!(status == 201 || (400..500).contains(&status), "{status} {body}");
+            if status != 201 {
+                let code = body["error"].as_str().unwrap().to_owned();
+                assert!(["invalid_parent", "parent_deleted", "parent_gone"].contains(&code.as_str()), "{body}");
+            }
+            *outcomes.entry(status).or_insert(0) += 1;
+        }
+    }
+    assert!(outcomes.keys().any(|s| *s != 201), "some replies came too late: {outcomes:?}");
+    let (count, rows_now, bad_threads): (i64, i64, i64) = with_pool!(&app.db, |pool| {
+        sqlx::query_as(
+            "SELECT (SELECT comment_count FROM videos WHERE id = $1), \
+             (SELECT COUNT(*) FROM comments WHERE video_id = $1 AND status = 'visible'), \
+             (SELECT COUNT(*) FROM comments r WHERE r.video_id = $1 AND r.root_id IS NULL AND r.reply_count <> \
+              (SELECT COUNT(*) FROM comments c WHERE c.root_id = r.id AND c.status <> 'held'))",
+        )
+        .bind(vid)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!((count, bad_threads), (rows_now, 0), "{outcomes:?}");
+
+    // The storage itself: a parent erased after the caller's check.
+    let author = turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("carl").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let gone = Uuid::now_v7();
+    let new = rows::NewComment {
+        id: Uuid::now_v7(),
+        video_id: vid,
+        author,
+        parent_id: Some(gone),
+        root_id: Some(gone),
+        body: "late",
+        html: "<p>late</p>",
+        held: false,
+    };
+    assert_eq!(rows::create(&app.db, &new).await.unwrap(), rows::Created::ParentGone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replies_racing_their_parent_s_erasure_on_sqlite() {
+    replies_racing_their_parent_s_erasure(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replies_racing_their_parent_s_erasure_on_postgres() {
+    replies_racing_their_parent_s_erasure(Stack::External).await;
 }

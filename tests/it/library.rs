@@ -1,6 +1,7 @@
 //! A viewer's library through the gateway, on both stacks: ratings (idempotent, exact counters
 //! under 1,000 concurrent toggles, invisible videos 404), playlists (create / edit / delete,
-//! privacy, order after moves, keyset pages with a signed cursor, limits, hostile text, other
+//! privacy, order after moves, keyset pages with a signed cursor, limits (the 200 lists held
+//! under concurrent creates), hostile text, other
 //! people's private videos never showing through a list), watch later, liked videos, the watch
 //! history with its resume position and pause, the pages and their forms without JavaScript,
 //! and an authorization matrix (visitor, another user, owner, admin) for every action.
@@ -467,6 +468,47 @@ on_both_stacks! {
         let res = app.client.get(app.url("/history")).header("accept", "text/html").send().await.unwrap();
         assert_eq!(res.status(), 303);
     }
+
+    async fn the_playlist_limit_holds_under_concurrent_creates(app) {
+        let ann = signed_in(&app, "ann").await;
+        let (_, me) = call(&app, Some(&ann), Method::GET, "/api/v1/me", None).await;
+        let owner = UserId(me["id"].as_str().unwrap().parse().unwrap());
+        let fields = turtlemen_db::playlists::Fields {
+            title: "Filler".into(),
+            description: String::new(),
+            privacy: turtlemen_db::videos::Privacy::Private,
+            channel_id: owner.0,
+        };
+        for _ in 0..190 {
+            turtlemen_db::playlists::create(&app.db, Uuid::now_v7(), owner, &fields).await.unwrap();
+        }
+        // Thirty at once for the last ten places: ten are made, twenty refused, none beyond.
+        let tries = (0..30).map(|i| {
+            let (app, ann) = (&app, ann.clone());
+            async move { call(app, Some(&ann), Method::POST, "/api/v1/playlists", Some(json!({"title": format!("Race {i}")}))).await }
+        });
+        let answers = futures::future::join_all(tries).await;
+        let made = answers.iter().filter(|(status, _)| *status == 201).count();
+        let refused = answers.iter().filter(|(status, body)| *status == 409 && body["error"] == "too_many_playlists").count();
+        assert_eq!((made, refused), (10, 20), "{answers:?}");
+        let rows: i64 = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM playlists WHERE owner_id = $1 AND kind = 'user'")
+                .bind(owner.0)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(rows, 200);
+        // Creating a playlist that exists is no error (a retried request).
+        let first: Uuid = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT id FROM playlists WHERE owner_id = $1 AND kind = 'user' LIMIT 1")
+                .bind(owner.0)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        turtlemen_db::playlists::create(&app.db, first, owner, &fields).await.unwrap();
+    }
 }
 
 /// 1,000 concurrent like / dislike / none toggles by 25 users on one video: both counters end
@@ -533,4 +575,56 @@ async fn the_rating_counters_stay_exact_under_concurrent_toggles_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rating_counters_stay_exact_under_concurrent_toggles_on_postgres() {
     the_rating_counters_stay_exact_under_concurrent_toggles(Stack::External).await;
+}
+
+/// Rating changes are limited per user (`ratings_per_minute`, here 5): video ratings and comment
+/// likes count together; past the limit a 429 `rate_limited` says when to try again, and other
+/// users are not held back.
+async fn rating_changes_are_rate_limited(stack: Stack) {
+    let Some((mut settings, dir, schema)) = crate::helpers::fresh_settings(stack).await else { return };
+    settings.ratings_per_minute = Some(5);
+    let app = TestApp::spawn_with(settings, dir, schema).await;
+    let ann = signed_in(&app, "ann").await;
+    let bob = signed_in(&app, "bob").await;
+    let video = published(&app, &ann, "Liked a lot", "public").await;
+    let (status, made) =
+        call(&app, Some(&ann), Method::POST, &format!("/api/v1/videos/{video}/comments"), Some(json!({"text": "hi"})))
+            .await;
+    assert_eq!(status, 201, "{made}");
+    let comment = made["id"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let rating = if i % 2 == 0 { "like" } else { "none" };
+        let path = format!("/api/v1/videos/{video}/rating");
+        statuses.push(call(&app, Some(&bob), Method::PUT, &path, Some(json!({"rating": rating}))).await.0);
+        let path = format!("/api/v1/comments/{comment}/rating");
+        statuses.push(call(&app, Some(&bob), Method::PUT, &path, Some(json!({"rating": rating}))).await.0);
+    }
+    // A minute may turn over mid-way: at most two windows' worth get through.
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    assert!((5..=10).contains(&accepted) && statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/videos/{video}/rating")))
+        .header("cookie", bob.cookie_header())
+        .json(&json!({"rating": "like"}))
+        .send()
+        .await
+        .unwrap();
+    crate::comments::refused_for_now(res).await;
+    // Ann is not held back by bob's changes.
+    let (status, _) =
+        call(&app, Some(&ann), Method::PUT, &format!("/api/v1/videos/{video}/rating"), Some(json!({"rating": "like"})))
+            .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rating_changes_are_rate_limited_on_sqlite() {
+    rating_changes_are_rate_limited(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rating_changes_are_rate_limited_on_postgres() {
+    rating_changes_are_rate_limited(Stack::External).await;
 }

@@ -3,7 +3,8 @@
 //! its owner and moderators; dismiss, warn, delete; resolved reports record who and how, and the
 //! audit log has them), bans (the gateway session of a signed-in browser ends on its next
 //! request, Bearer tokens are refused, sign-in is refused only after a correct password, the
-//! address cannot register again, the content is hidden; an unban restores), an authorization
+//! address cannot register again, the content is hidden and the comments leave the counters;
+//! an unban restores), an authorization
 //! matrix over every moderation operation (anonymous, user, moderator, admin, banned), a sweep
 //! that a banned account's token gets no 2xx from any operation of the API document that needs
 //! a token, the first account as admin under concurrent sign-ups, roles, bans and quotas from
@@ -155,6 +156,61 @@ on_both_stacks! {
         let (_, list) = call(&app, None, Method::GET, &comments, None).await;
         assert!(!list.to_string().contains("a kind remark"), "{list}");
         assert_eq!(call(&app, None, Method::GET, &format!("/api/v1/comments/{kind}"), None).await.0, 404);
+    }
+
+    async fn a_banned_author_s_comments_leave_the_counts_and_an_unban_restores_them(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let carl = signed_in(&app, "carl").await;
+        let moderator = signed_in_as(&app, "moira", Role::Moderator).await;
+        let video = new_video(&app, &ann, "Counted", "public", None).await;
+        publish(&app, &video).await;
+        let comments = format!("/api/v1/videos/{video}/comments");
+        let say = |who: &crate::gateway::Browser, body: Value| {
+            let (app, comments, who) = (&app, comments.clone(), who.clone());
+            async move {
+                let (status, made) = call(app, Some(&who), Method::POST, &comments, Some(body)).await;
+                assert_eq!(status, 201, "{made}");
+                made["id"].as_str().unwrap().to_owned()
+            }
+        };
+        let bobs = say(&bob, json!({"text": "first"})).await;
+        let carls = say(&carl, json!({"text": "second"})).await;
+        say(&carl, json!({"text": "a reply", "parent_id": bobs})).await;
+        say(&ann, json!({"text": "another reply", "parent_id": bobs})).await;
+        // The count and bob's thread's replies, as the list shows them.
+        let counts = || async {
+            let (_, list) = call(&app, None, Method::GET, &comments, None).await;
+            let bob_thread = list["comments"].as_array().unwrap().iter().find(|c| c["id"] == bobs.as_str()).unwrap().clone();
+            (list["count"].as_u64().unwrap(), bob_thread["reply_count"].as_u64().unwrap())
+        };
+        assert_eq!(counts().await, (4, 2));
+
+        let carl_id = user_id(&app, "carl").await;
+        let path = format!("/api/v1/admin/users/{carl_id}/ban");
+        let (status, body) = call(&app, Some(&moderator), Method::PUT, &path, Some(json!({"reason": "spam"}))).await;
+        assert!((200..300).contains(&status), "{status} {body}");
+        assert_eq!(counts().await, (2, 1), "carl's comment and reply no longer count");
+        // Removing a banned author's comment (the API no longer finds it; the storage can) moves
+        // no counter: it counts as gone already.
+        let removed = turtlemen_db::comments::take_down(&app.db, Uuid::parse_str(&carls).unwrap(), turtlemen_db::comments::Status::Removed);
+        assert_eq!(removed.await.unwrap(), turtlemen_db::comments::Gone::Marked);
+        assert_eq!(counts().await, (2, 1));
+        // A second ban changes nothing.
+        call(&app, Some(&moderator), Method::PUT, &path, Some(json!({"reason": "spam"}))).await;
+        assert_eq!(counts().await, (2, 1));
+
+        let res = app.client.delete(app.url(&path)).header("cookie", moderator.cookie_header()).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        assert_eq!(counts().await, (3, 2), "the reply counts again; the removed comment does not");
+        let rows: i64 = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM comments WHERE video_id = $1 AND status = 'visible'")
+                .bind(Uuid::parse_str(&video).unwrap())
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(rows, 3);
     }
 
     async fn hiding_a_reported_video_leaves_it_to_its_owner_and_moderators(app) {

@@ -19,20 +19,21 @@
 //! video's owner and moderators. Reading is public; writing needs `comments:write`. Text is
 //! checked ([`CommentText`]: 10,000 characters at most, before any parsing), rendered once on
 //! write ([`markdown`]) and stored with its source. Writing is limited per user
-//! (`comments_per_minute`, counted in the session store: 429 `rate_limited` with `Retry-After`).
+//! (`comments_per_minute`), and so are likes (`ratings_per_minute`), by [`crate::rate_limit`].
 //! A comment holding a blocked word (the instance's list or the channel's) is held, and the
 //! answer says so. Notifications are queued as a job after the write, never made here.
 
 pub mod markdown;
 
 use crate::identity::{CommentsWrite, CurrentUser, Scoped, VideosRead};
+use crate::rate_limit::{self, Action};
 use crate::{ApiState, channels, cursor, videos};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use std::time::Duration;
+pub use rate_limit::Refusal;
 use turtlemen_db::comments::{self as rows, Comment, Gone, Policy, Sort, Status};
 use turtlemen_db::videos::Video;
 use turtlemen_domain::CommentText;
@@ -46,8 +47,6 @@ use uuid::Uuid;
 pub const PAGE: u32 = 20;
 /// Held comments shown on a video's first page.
 const HELD_ON_PAGE: u32 = 20;
-/// The rate limit's window.
-pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The comments routes, each with its description ([`crate::openapi`]).
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -331,72 +330,6 @@ async fn list(
     Ok(res)
 }
 
-/// A refusal that may carry `Retry-After` (the rate limit).
-#[derive(Debug)]
-pub struct Refusal {
-    pub error: ApiError,
-    pub retry_after: Option<u64>,
-}
-
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Self {
-        Refusal { error, retry_after: None }
-    }
-}
-
-impl From<turtlemen_db::DbError> for Refusal {
-    fn from(e: turtlemen_db::DbError) -> Self {
-        Refusal::from(ApiError::from(e))
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut res = self.error.into_response();
-        if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        res
-    }
-}
-
-/// Counts one comment by `user` in the current window; over the limit, 429.
-async fn check_rate(st: &ApiState, user: &CurrentUser) -> Result<(), Refusal> {
-    let limit = st.videos.comments_per_minute;
-    let over = format!("You can write {limit} comments a minute; wait a moment and try again.");
-    per_minute(st, "comments", user, limit, over).await
-}
-
-/// Counts one action of `kind` by `user` in the current minute, in the session store (so the
-/// count holds across replicas); over `limit` (0: no limit), 429 `rate_limited` with `over` as
-/// the message and the seconds left in the window as `retry_after`.
-pub async fn per_minute(
-    st: &ApiState,
-    kind: &str,
-    user: &CurrentUser,
-    limit: u32,
-    over: String,
-) -> Result<(), Refusal> {
-    if limit == 0 {
-        return Ok(());
-    }
-    let window = RATE_WINDOW.as_secs();
-    let slot = Utc::now().timestamp().div_euclid(window as i64);
-    let key = format!("{kind}:rate:{}:{slot}", user.0.id.0);
-    let n = st.sessions.incr(&key, RATE_WINDOW).await.map_err(|e| {
-        tracing::error!(error = %e, rate.kind = kind, "cannot count for the rate limit");
-        ApiError::unavailable("This cannot be written just now; try again in a moment.")
-    })?;
-    if n > i64::from(limit) {
-        let retry = window - Utc::now().timestamp().rem_euclid(window as i64) as u64;
-        return Err(Refusal {
-            error: ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", over),
-            retry_after: Some(retry.max(1)),
-        });
-    }
-    Ok(())
-}
-
 /// Checks comment text, with a 400 that says why.
 pub fn parse_text(text: &str) -> Result<CommentText, ApiError> {
     CommentText::parse(text).map_err(|e| {
@@ -463,7 +396,7 @@ pub async fn write(
             (Some(p.id), Some(p.root_id.unwrap_or(p.id)))
         }
     };
-    check_rate(st, user).await?;
+    rate_limit::check(st, user, Action::Comment).await?;
     let owner = v.owner_id == user.0.id;
     let held_because = if owner {
         None
@@ -485,7 +418,13 @@ pub async fn write(
         html: &html,
         held: held_because.is_some(),
     };
-    rows::create(&st.db, &new).await?;
+    if rows::create(&st.db, &new).await? == rows::Created::ParentGone {
+        return Err(match parent_id {
+            Some(_) => conflict("parent_gone", "That comment was deleted; you cannot reply to it."),
+            None => ApiError::not_found(),
+        }
+        .into());
+    }
     if held_because.is_none() {
         announce(st, new.id).await;
     }
@@ -539,7 +478,7 @@ struct WrittenJson {
         (status = 401, description = "Not signed in.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope` (`comments:write`) or `comments_closed`.", body = ErrorBody),
         (status = 404, description = "No such video, or not yours to see.", body = ErrorBody),
-        (status = 409, description = "`parent_deleted`, `parent_removed` or `parent_held`: that comment cannot be answered.", body = ErrorBody),
+        (status = 409, description = "`parent_deleted`, `parent_removed`, `parent_held`, or `parent_gone` (erased while the reply was written): that comment cannot be answered.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many comments this minute; see `Retry-After`.", body = ErrorBody),
@@ -822,14 +761,16 @@ async fn unpin(
 }
 
 /// Likes (`true`) a shown comment, or takes the like back. Idempotent.
-pub async fn set_like(st: &ApiState, user: &CurrentUser, id: &str, like: bool) -> Result<Comment, ApiError> {
-    user.require(Scope::CommentsWrite)?;
+/// Counted by the ratings limit (`ratings_per_minute`).
+pub async fn set_like(st: &ApiState, user: &CurrentUser, id: &str, like: bool) -> Result<Comment, Refusal> {
+    user.require(Scope::CommentsWrite).map_err(ApiError::from)?;
     let (c, _) = visible(st, id, Some(user)).await?;
     if like && c.status != Status::Visible {
-        return Err(conflict("comment_not_shown", "Only a shown comment can be liked."));
+        return Err(conflict("comment_not_shown", "Only a shown comment can be liked.").into());
     }
+    rate_limit::check(st, user, Action::Rating).await?;
     rows::rate(&st.db, c.id, user.0.id, like).await?;
-    rows::get(&st.db, c.id).await?.ok_or_else(ApiError::not_found)
+    Ok(rows::get(&st.db, c.id).await?.ok_or_else(ApiError::not_found)?)
 }
 
 /// A rating of a comment.
@@ -863,6 +804,7 @@ struct RatedJson {
         (status = 403, description = "`insufficient_scope` (`comments:write`).", body = ErrorBody),
         (status = 404, description = "No such comment, or not yours to see.", body = ErrorBody),
         (status = 409, description = "`comment_not_shown`: deleted, removed or held.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many rating changes this minute; see `Retry-After`.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
     ))]
@@ -872,12 +814,12 @@ async fn rate(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<RatedJson>, ApiError> {
+) -> Result<Json<RatedJson>, Refusal> {
     let r: RatingJson = channels::json_body(&headers, &body)?;
     let like = match r.rating.as_str() {
         "like" => true,
         "none" => false,
-        _ => return Err(ApiError::bad_request("invalid_rating", "rating is like or none.")),
+        _ => return Err(ApiError::bad_request("invalid_rating", "rating is like or none.").into()),
     };
     let c = set_like(&st, &user, &id, like).await?;
     Ok(Json(RatedJson { likes: c.like_count, liked: like }))

@@ -31,6 +31,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod pages;
 pub mod playlists;
+pub mod rate_limit;
 pub mod ratings;
 pub mod search;
 pub mod staging;

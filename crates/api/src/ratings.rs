@@ -1,9 +1,11 @@
 //! Rating videos: `PUT /api/v1/videos/{id}/rating` with `{"rating": "like" | "dislike" |
 //! "none"}` (JSON only; `library:write`). Idempotent: the same rating again changes nothing.
 //! A video the caller may not see is 404, as everywhere. The counters and the rating row change
-//! together ([`turtlemen_db::ratings`]), so `likes` and `dislikes` stay exact.
+//! together ([`turtlemen_db::ratings`]), so `likes` and `dislikes` stay exact. Changes are
+//! limited per user (`ratings_per_minute`, [`crate::rate_limit`]).
 
 use crate::identity::{CurrentUser, LibraryWrite, Scoped};
+use crate::rate_limit::{self, Action, Refusal};
 use crate::{ApiState, channels, videos};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -84,11 +86,13 @@ pub async fn mine(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>) -> Res
 }
 
 /// Sets `user`'s rating of the video `id` (one they may see; 404 otherwise); the new counts.
-pub async fn set(st: &ApiState, user: &CurrentUser, id: &str, choice: RatingChoice) -> Result<RatingState, ApiError> {
-    user.require(Scope::LibraryWrite)?;
+/// Counted by the ratings limit.
+pub async fn set(st: &ApiState, user: &CurrentUser, id: &str, choice: RatingChoice) -> Result<RatingState, Refusal> {
+    user.require(Scope::LibraryWrite).map_err(ApiError::from)?;
     let v = videos::visible(st, id, Some(user)).await?;
+    rate_limit::check(st, user, Action::Rating).await?;
     rows::set(&st.db, user.0.id, v.id, choice.rating()).await?;
-    let v = turtlemen_db::videos::get(&st.db, v.id).await?.ok_or_else(ApiError::not_found)?;
+    let v = turtlemen_db::videos::get(&st.db, v.id).await?.ok_or(ApiError::not_found())?;
     Ok(RatingState { rating: choice, likes: v.likes, dislikes: v.dislikes })
 }
 
@@ -106,6 +110,7 @@ pub async fn set(st: &ApiState, user: &CurrentUser, id: &str, choice: RatingChoi
         (status = 404, description = "No such video, or not yours to see.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 415, description = "The body is not JSON.", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many rating changes this minute; see `Retry-After`.", body = ErrorBody),
     ))]
 async fn rate(
     State(st): State<ApiState>,
@@ -113,7 +118,7 @@ async fn rate(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<RatingState>, ApiError> {
+) -> Result<Json<RatingState>, Refusal> {
     let change: Change = channels::json_body(&headers, &body)?;
     Ok(Json(set(&st, &user, &id, change.rating).await?))
 }

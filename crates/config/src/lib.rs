@@ -174,6 +174,8 @@ pub struct VideoLimits {
     pub comments_per_minute: u32,
     /// Live chat messages one user may write per minute; 0: no limit.
     pub chat_per_minute: u32,
+    /// Rating changes one user may make per minute; 0: no limit.
+    pub ratings_per_minute: u32,
 }
 
 /// A configuration problem, phrased as one line that names the problem and the fix.
@@ -293,6 +295,7 @@ impl Config {
             )?),
             comments_per_minute: s.comments_per_minute.unwrap_or(10),
             chat_per_minute: s.chat_per_minute.unwrap_or(20),
+            ratings_per_minute: s.ratings_per_minute.unwrap_or(120),
         };
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
@@ -434,6 +437,7 @@ impl Config {
             video_max_duration_secs: Some(self.videos.max_duration.as_secs()),
             comments_per_minute: Some(self.videos.comments_per_minute),
             chat_per_minute: Some(self.videos.chat_per_minute),
+            ratings_per_minute: Some(self.videos.ratings_per_minute),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
             cookie_secret: self.cookie_secret.clone(),

@@ -84,6 +84,10 @@ pub struct Settings {
     /// Live chat messages one user may write per minute (0: no limit).
     #[arg(long, env = "TURTLEMEN_CHAT_PER_MINUTE", global = true, value_name = "N")]
     pub chat_per_minute: Option<u32>,
+    /// Rating changes (video likes and dislikes, comment likes) one user may make per minute
+    /// (0: no limit).
+    #[arg(long, env = "TURTLEMEN_RATINGS_PER_MINUTE", global = true, value_name = "N")]
+    pub ratings_per_minute: Option<u32>,
     /// Log format: text or json.
     #[arg(long, env = "TURTLEMEN_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<super::LogFormat>,
@@ -221,6 +225,7 @@ impl Settings {
             video_max_duration_secs: self.video_max_duration_secs.or(lower.video_max_duration_secs),
             comments_per_minute: self.comments_per_minute.or(lower.comments_per_minute),
             chat_per_minute: self.chat_per_minute.or(lower.chat_per_minute),
+            ratings_per_minute: self.ratings_per_minute.or(lower.ratings_per_minute),
             log_format: self.log_format.or(lower.log_format),
             log_level: self.log_level.or(lower.log_level),
             cookie_secret: self.cookie_secret.or(lower.cookie_secret),

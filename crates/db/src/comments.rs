@@ -15,6 +15,12 @@
 //! as [`crate::subscriptions`] does, so repeated and concurrent toggles keep each equal to the
 //! rows it counts. Every write is retried on 40001 ([`retry_serializable`]).
 //!
+//! A banned author's comments do not count (they are hidden): a ban takes them out of the
+//! counters in its transaction and an unban puts them back ([`crate::moderation`]), and every
+//! write here that moves a counter reads whether its author is banned first — with a share lock
+//! on the account's row on PostgreSQL (a ban updates that row first, so the two wait for each
+//! other; SQLite has one writer at a time) — and moves it only for an author who is not.
+//!
 //! This module never renders or checks text: the caller stores the markdown source and its
 //! sanitised HTML, made once on write.
 
@@ -235,6 +241,16 @@ pub async fn set_pinned(db: &Db, video: Uuid, comment: Option<Uuid>) -> Result<(
     .await
 }
 
+/// Whether the author `$1` is not banned (so their comments count), read under a share lock on
+/// PostgreSQL: a ban, which updates the row first, then waits for this transaction, or this
+/// one for the ban. Read before any counter moves.
+fn author_counts_sql(db: &Db) -> &'static str {
+    match db {
+        Db::Postgres(_) => "SELECT banned_at IS NULL FROM users WHERE id = $1 FOR SHARE",
+        Db::Sqlite(_) => "SELECT banned_at IS NULL FROM users WHERE id = $1",
+    }
+}
+
 /// A comment about to be written.
 #[derive(Debug, Clone)]
 pub struct NewComment<'a> {
@@ -249,10 +265,24 @@ pub struct NewComment<'a> {
     pub held: bool,
 }
 
-/// Inserts a comment; a visible one counts at once (the video's count, and its thread's replies).
-pub async fn create(db: &Db, new: &NewComment<'_>) -> Result<(), DbError> {
+/// What [`create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Done,
+    /// The comment it answers (or its video) was erased meanwhile: nothing was written.
+    ParentGone,
+}
+
+/// Inserts a comment; a visible one counts at once (the video's count, and its thread's replies)
+/// unless its author is banned. The insert comes first (on SQLite it takes the write lock before
+/// anything is read). A parent erased since the caller checked it fails the insert's foreign key:
+/// [`Created::ParentGone`] (on PostgreSQL [`take_down`] locks the row first, so an erasure and a
+/// reply are ordered: the reply waits and finds it gone, or the erasure sees the reply and marks
+/// the parent instead).
+pub async fn create(db: &Db, new: &NewComment<'_>) -> Result<Created, DbError> {
     let status = if new.held { Status::Held } else { Status::Visible };
-    retry_serializable(|| async {
+    let author_counts = author_counts_sql(db);
+    let outcome = retry_serializable(|| async {
         let now = Utc::now();
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
@@ -271,7 +301,9 @@ pub async fn create(db: &Db, new: &NewComment<'_>) -> Result<(), DbError> {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            if !new.held {
+            let counts: bool =
+                sqlx::query_scalar(author_counts).bind(new.author.0).fetch_optional(&mut *tx).await?.unwrap_or(false);
+            if !new.held && counts {
                 sqlx::query("UPDATE videos SET comment_count = comment_count + 1 WHERE id = $1")
                     .bind(new.video_id)
                     .execute(&mut *tx)
@@ -287,7 +319,12 @@ pub async fn create(db: &Db, new: &NewComment<'_>) -> Result<(), DbError> {
         });
         Ok(())
     })
-    .await
+    .await;
+    match outcome {
+        Ok(()) => Ok(Created::Done),
+        Err(DbError::Query(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => Ok(Created::ParentGone),
+        Err(e) => Err(e),
+    }
 }
 
 /// One comment, whatever its status.
@@ -492,11 +529,25 @@ pub enum Gone {
 
 /// Deletes (`mark` = `deleted`, by its author) or removes (`mark` = `removed`, by the video's
 /// owner or a moderator) a comment. A held comment or one nothing answers is erased; one with
-/// replies keeps its place without its text. The counters follow only the row that changed.
+/// replies keeps its place without its text. The counters follow only the row that changed (and
+/// only for an author who is not banned).
 pub async fn take_down(db: &Db, id: Uuid, mark: Status) -> Result<Gone, DbError> {
+    let author_counts = author_counts_sql(db);
+    // The row is locked first. On PostgreSQL a reply being written holds a key-share lock on it
+    // (its foreign key) until it commits, so the two are ordered (see [`create`]); on SQLite the
+    // first statement writes (a no-op update), so the transaction holds the write lock before it
+    // reads anything and no other write can slip in between its reads and its writes.
+    let author_of = match db {
+        Db::Postgres(_) => "SELECT author_id FROM comments WHERE id = $1 FOR UPDATE",
+        Db::Sqlite(_) => "UPDATE comments SET status = status WHERE id = $1 RETURNING author_id",
+    };
     retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
+            let author: Option<Uuid> = sqlx::query_scalar(author_of).bind(id).fetch_optional(&mut *tx).await?;
+            let Some(author) = author else { return Ok(Gone::Unchanged) };
+            let counts: bool =
+                sqlx::query_scalar(author_counts).bind(author).fetch_optional(&mut *tx).await?.unwrap_or(false);
             let row: Option<(String, Uuid, Option<Uuid>)> =
                 sqlx::query_as("SELECT status, video_id, root_id FROM comments WHERE id = $1")
                     .bind(id)
@@ -521,6 +572,7 @@ pub async fn take_down(db: &Db, id: Uuid, mark: Status) -> Result<Gone, DbError>
                     .rows_affected();
                 if n == 1
                     && was != Status::Held
+                    && counts
                     && let Some(root) = root
                 {
                     sqlx::query("UPDATE comments SET reply_count = reply_count - 1 WHERE id = $1 AND reply_count > 0")
@@ -541,7 +593,7 @@ pub async fn take_down(db: &Db, id: Uuid, mark: Status) -> Result<Gone, DbError>
                 (n == 1).then_some(Gone::Marked)
             };
             let Some(outcome) = outcome else { return Ok(Gone::Unchanged) };
-            if was == Status::Visible {
+            if was == Status::Visible && counts {
                 sqlx::query("UPDATE videos SET comment_count = comment_count - 1 WHERE id = $1 AND comment_count > 0")
                     .bind(video)
                     .execute(&mut *tx)
@@ -556,25 +608,31 @@ pub async fn take_down(db: &Db, id: Uuid, mark: Status) -> Result<Gone, DbError>
 
 /// Shows a held comment (approved by the video's owner). `false` when it was not held.
 pub async fn approve(db: &Db, id: Uuid) -> Result<bool, DbError> {
+    let author_counts = author_counts_sql(db);
     retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
-            let row: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
-                "UPDATE comments SET status = 'visible' WHERE id = $1 AND status = 'held' RETURNING video_id, root_id",
+            let row: Option<(Uuid, Option<Uuid>, Uuid)> = sqlx::query_as(
+                "UPDATE comments SET status = 'visible' WHERE id = $1 AND status = 'held' \
+                 RETURNING video_id, root_id, author_id",
             )
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((video, root)) = row else { return Ok(false) };
-            sqlx::query("UPDATE videos SET comment_count = comment_count + 1 WHERE id = $1")
-                .bind(video)
-                .execute(&mut *tx)
-                .await?;
-            if let Some(root) = root {
-                sqlx::query("UPDATE comments SET reply_count = reply_count + 1 WHERE id = $1")
-                    .bind(root)
+            let Some((video, root, author)) = row else { return Ok(false) };
+            let counts: bool =
+                sqlx::query_scalar(author_counts).bind(author).fetch_optional(&mut *tx).await?.unwrap_or(false);
+            if counts {
+                sqlx::query("UPDATE videos SET comment_count = comment_count + 1 WHERE id = $1")
+                    .bind(video)
                     .execute(&mut *tx)
                     .await?;
+                if let Some(root) = root {
+                    sqlx::query("UPDATE comments SET reply_count = reply_count + 1 WHERE id = $1")
+                        .bind(root)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, DbError>(true)

@@ -2,8 +2,10 @@
 //! account's claim to be admin, videos hidden by moderators, and warnings.
 //!
 //! A ban is one short transaction: the account's `banned_at`, every video of it not already
-//! hidden marked `hidden = 'ban'`, its channels `suspended`, and its normalised address kept in
-//! `banned_emails`. An unban undoes exactly that (a video a moderator hid stays hidden). Ending
+//! hidden marked `hidden = 'ban'`, its channels `suspended`, its comments taken out of the
+//! counters (`videos.comment_count`, the threads' `reply_count`: a banned author's comments are
+//! hidden, see [`crate::comments`]), and its normalised address kept in `banned_emails`. An
+//! unban undoes exactly that (a video a moderator hid stays hidden). Ending
 //! the account's sessions is not database work; the caller does it (`turtlemen-signout`).
 //!
 //! Where a ban or a hide shows — the filters, one per query family, listed in ARCHITECTURE.md:
@@ -106,8 +108,32 @@ pub enum Changed {
     NoAccount,
 }
 
+/// Video comment counts with or without the visible comments of account `$1` (`-` on a ban,
+/// `+` on an unban), and thread reply counts with or without its replies that are not held;
+/// each statement touches only the rows the account commented on.
+macro_rules! comment_counts {
+    (videos $op:tt) => {
+        concat!(
+            "UPDATE videos SET comment_count = comment_count ", stringify!($op),
+            " (SELECT COUNT(*) FROM comments c WHERE c.video_id = videos.id AND c.author_id = $1 AND c.status = 'visible') \
+             WHERE id IN (SELECT video_id FROM comments WHERE author_id = $1 AND status = 'visible')"
+        )
+    };
+    (replies $op:tt) => {
+        concat!(
+            "UPDATE comments SET reply_count = reply_count ", stringify!($op),
+            " (SELECT COUNT(*) FROM comments r WHERE r.root_id = comments.id AND r.author_id = $1 AND r.status <> 'held') \
+             WHERE id IN (SELECT root_id FROM comments WHERE author_id = $1 AND root_id IS NOT NULL AND status <> 'held')"
+        )
+    };
+}
+const COMMENTS_UNCOUNTED: &str = comment_counts!(videos -);
+const REPLIES_UNCOUNTED: &str = comment_counts!(replies -);
+const COMMENTS_COUNTED: &str = comment_counts!(videos+);
+const REPLIES_COUNTED: &str = comment_counts!(replies+);
+
 /// Bans `user`: marks the account, hides its videos (those not already hidden), suspends its
-/// channels and keeps its normalised address, in one transaction — all only if the account was
+/// channels, takes its comments out of the counters and keeps its normalised address, in one transaction — all only if the account was
 /// not banned already, so a second ban changes nothing.
 pub async fn ban(db: &Db, user: UserId, reason: &str) -> Result<Changed, DbError> {
     let now = Utc::now();
@@ -139,6 +165,8 @@ pub async fn ban(db: &Db, user: UserId, reason: &str) -> Result<Changed, DbError
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(COMMENTS_UNCOUNTED).bind(user.0).execute(&mut *tx).await?;
+            sqlx::query(REPLIES_UNCOUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO banned_emails (email_key, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
@@ -154,8 +182,8 @@ pub async fn ban(db: &Db, user: UserId, reason: &str) -> Result<Changed, DbError
     .await
 }
 
-/// Lifts `user`'s ban: what [`ban`] hid shows again (a video a moderator hid stays hidden), the
-/// address may register again.
+/// Lifts `user`'s ban: what [`ban`] hid shows again (a video a moderator hid stays hidden), its
+/// comments count again, the address may register again.
 pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
     let now = Utc::now();
     retry_serializable(|| async {
@@ -185,6 +213,8 @@ pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(COMMENTS_COUNTED).bind(user.0).execute(&mut *tx).await?;
+            sqlx::query(REPLIES_COUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM banned_emails WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(Changed::Done)

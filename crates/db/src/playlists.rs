@@ -139,21 +139,57 @@ fn viewer_key(viewer: Option<UserId>) -> Uuid {
     viewer.map_or(Uuid::nil(), |u| u.0)
 }
 
-/// Creates a user's playlist (at most [`MAX_PLAYLISTS`]: counted before the insert, so two
-/// creations at the same instant may both pass at the limit).
+/// Creates a user's playlist, at most [`MAX_PLAYLISTS`] of them: the count and the insert are
+/// one statement (`INSERT … SELECT … WHERE (count) < limit`) in a transaction that first locks
+/// the owner's account row on PostgreSQL, so concurrent creations queue and the last ones
+/// are refused (SQLite runs one write transaction at a time). Creating an id that exists already
+/// succeeds (a retried request).
 pub async fn create(db: &Db, id: Uuid, owner: UserId, f: &Fields) -> Result<(), PlaylistError> {
-    let count: i64 = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM playlists WHERE owner_id = $1 AND kind = 'user'")
+    // On SQLite the insert is the transaction's first statement: it takes the write lock before
+    // reading anything (a read first would let another writer in between).
+    let lock = matches!(db, Db::Postgres(_)).then_some("SELECT id FROM users WHERE id = $1 FOR UPDATE");
+    let made = retry_serializable(|| async {
+        let now = Utc::now();
+        let n = with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(owner.0).execute(&mut *tx).await?;
+            }
+            let n = sqlx::query(
+                "INSERT INTO playlists (id, owner_id, channel_id, kind, title, description, privacy, created_at, updated_at) \
+                 SELECT $1, $2, $3, 'user', $4, $5, $6, $7, $7 \
+                 WHERE (SELECT COUNT(*) FROM playlists WHERE owner_id = $2 AND kind = 'user') < $8 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
             .bind(owner.0)
-            .fetch_one(pool)
+            .bind(f.channel_id)
+            .bind(&f.title)
+            .bind(&f.description)
+            .bind(f.privacy.as_str())
+            .bind(now)
+            .bind(MAX_PLAYLISTS)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(n == 1)
+    })
+    .await?;
+    if made {
+        return Ok(());
+    }
+    let exists: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT id FROM playlists WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(owner.0)
+            .fetch_optional(pool)
             .await
             .map_err(DbError::from)?
     });
-    if count >= MAX_PLAYLISTS {
-        return Err(PlaylistError::TooManyPlaylists);
-    }
-    insert(db, id, owner, "user", f).await?;
-    Ok(())
+    if exists.is_some() { Ok(()) } else { Err(PlaylistError::TooManyPlaylists) }
 }
 
 async fn insert(db: &Db, id: Uuid, owner: UserId, kind: &str, f: &Fields) -> Result<bool, DbError> {

@@ -1,5 +1,5 @@
-//! A synthetic instance for benchmarks: users, their channels, videos and subscriptions in the
-//! proportions of a large real one (`turtlemen admin seed`).
+//! A synthetic instance for benchmarks: users, their channels, videos, subscriptions and
+//! comments in the proportions of a large real one (`turtlemen admin seed`).
 //!
 //! Everything is generated from a fixed random seed, so two runs build the same instance. Rows
 //! go in with multi-row `INSERT`s of [`BATCH`] rows, each its own short transaction (no long
@@ -7,6 +7,15 @@
 //! makes the pages slow in practice: a few channels hold most videos and most subscribers
 //! (skewed choices), and one named real user can be made to follow the biggest channels, the
 //! worst case for the subscriptions feed.
+//!
+//! Comments ([`SeedPlan::comments`]): the first [`HOT_VIDEOS`] videos (made public) get up to
+//! [`HOT_COMMENTS`] each, the worst case for a comment page; the rest are spread over the other
+//! videos, skewed, so most have a handful. A quarter are replies (to the thread's top-level
+//! comment or its latest reply), and a few comments have many likes. Every counter goes in with
+//! its rows, computed beforehand: `videos.comment_count`, `reply_count`, `like_count` (one
+//! `comment_likes` row per like). Comment ids are UUID v7 of their creation time, as the
+//! application makes them, with the video's sequence number in the random bits so replies sort
+//! after what they answer.
 //!
 //! Seeded accounts have no password (they cannot sign in); their usernames start with `seed`,
 //! their addresses end in `.invalid`, and seeding refuses to run twice on one database.
@@ -34,7 +43,14 @@ pub struct SeedPlan {
     /// An existing account that follows the [`SeedPlan::follows`] biggest channels.
     pub follower: Option<Uuid>,
     pub follows: u32,
+    /// Comments in all (0: none).
+    pub comments: u64,
 }
+
+/// Videos given the most comments (the first ones, made public).
+pub const HOT_VIDEOS: u32 = 5;
+/// Comments each of the [`HOT_VIDEOS`] gets at most (a tenth of all comments when fewer).
+pub const HOT_COMMENTS: u64 = 100_000;
 
 /// What was written, and how long each part took.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +59,10 @@ pub struct SeedReport {
     pub channels: u64,
     pub videos: u64,
     pub subscriptions: u64,
+    pub comments: u64,
+    pub comment_likes: u64,
+    /// The most commented videos (the [`HOT_VIDEOS`]), when there are comments.
+    pub hot_videos: Vec<Uuid>,
     pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
@@ -234,6 +254,12 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
     if seeded.is_some() {
         return Err(SeedError::AlreadySeeded);
     }
+    if plan.comments > 0 && plan.videos == 0 {
+        return Err(SeedError::Plan("comments need videos"));
+    }
+    if plan.comments > 10_000_000 {
+        return Err(SeedError::Plan("at most 10,000,000 comments"));
+    }
     let mut rng = StdRng::seed_from_u64(0x7475_7274_6c65);
     let mut report = SeedReport::default();
     let now = Utc::now();
@@ -326,14 +352,28 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
     report.timings.push(("channels", started.elapsed()));
 
     let started = std::time::Instant::now();
+    // Each video's comment count, drawn from a random stream of its own (so the rest of the
+    // instance is the same with or without comments), goes in with the video.
+    let comment_counts = comment_counts(plan);
+    let hot = if plan.comments > 0 { HOT_VIDEOS.min(plan.videos) } else { 0 };
+    let mut published = Vec::with_capacity(if plan.comments > 0 { plan.videos as usize } else { 0 });
     let mut done = 0u32;
     while done < plan.videos {
         let end = (done + BATCH as u32).min(plan.videos);
-        let rows: Vec<SeedVideo> = (done..end).map(|v| SeedVideo::random(&mut rng, v, plan, now)).collect();
+        let mut rows: Vec<SeedVideo> = (done..end).map(|v| SeedVideo::random(&mut rng, v, plan, now)).collect();
+        for v in &mut rows {
+            if v.index < hot {
+                v.privacy = "public";
+            }
+            if plan.comments > 0 {
+                published.push(v.published);
+            }
+        }
         insert_rows(
             db,
             "INSERT INTO videos (id, owner_id, channel_id, title, description, tags, category, privacy, state, progress, playable, \
-             duration_secs, width, height, original_name, original_bytes, views, created_at, updated_at, published_at) ",
+             duration_secs, width, height, original_name, original_bytes, views, comment_count, created_at, updated_at, \
+             published_at) ",
             0..rows.len() as u32,
             |i| {
                 let v = &rows[i as usize];
@@ -355,6 +395,7 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
                     format!("{}.mp4", v.index).into(),
                     10_000_000i64.into(),
                     v.views.into(),
+                    i64::from(comment_counts.get(v.index as usize).copied().unwrap_or(0)).into(),
                     v.published.into(),
                     v.published.into(),
                     v.published.into(),
@@ -399,7 +440,179 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
     }
     report.subscriptions = pairs.len() as u64 + follower_rows.len() as u64;
     report.timings.push(("subscriptions", started.elapsed()));
+
+    if plan.comments > 0 {
+        let started = std::time::Instant::now();
+        let (comments, likes) = seed_comments(db, plan, &comment_counts, &published, now).await?;
+        report.comments = comments;
+        report.comment_likes = likes;
+        report.hot_videos = (0..hot).map(|v| id(3, u64::from(v))).collect();
+        report.timings.push(("comments", started.elapsed()));
+    }
     Ok(report)
+}
+
+/// How many comments each video gets: up to [`HOT_COMMENTS`] for each of the first
+/// [`HOT_VIDEOS`], the rest over the others (skewed: a few have thousands, most a handful).
+fn comment_counts(plan: &SeedPlan) -> Vec<u32> {
+    if plan.comments == 0 {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(0x636f_6d6d_656e_7473);
+    let mut counts = vec![0u32; plan.videos as usize];
+    let hot = HOT_VIDEOS.min(plan.videos);
+    let each = HOT_COMMENTS.min(plan.comments / 10);
+    let others = plan.videos - hot;
+    let mut left = plan.comments;
+    for c in counts.iter_mut().take(hot as usize) {
+        // At most 100,000 (`each` fits in u32).
+        *c = u32::try_from(each).unwrap_or(u32::MAX);
+        left -= each;
+    }
+    for _ in 0..left {
+        let v = if others == 0 { skewed(&mut rng, hot, 1) } else { hot + skewed(&mut rng, others, 2) };
+        counts[v as usize] += 1;
+    }
+    counts
+}
+
+/// A comment id: UUID v7 of `at_ms`, then the comment's sequence number in its video (so two
+/// comments made in one millisecond still sort in order) and the video's index (so ids never
+/// collide across videos).
+fn comment_id(at_ms: i64, seq: u32, video: u32) -> Uuid {
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&at_ms.to_be_bytes()[2..]);
+    b[6] = 0x70 | ((seq >> 20) & 0x0f) as u8;
+    b[7] = (seq >> 12) as u8;
+    b[8] = 0x80 | ((seq >> 6) & 0x3f) as u8;
+    b[9] = ((seq & 0x3f) << 2) as u8;
+    b[12..].copy_from_slice(&video.to_be_bytes());
+    Uuid::from_bytes(b)
+}
+
+/// One generated comment.
+struct SeedComment {
+    id: Uuid,
+    video: u32,
+    author: u32,
+    parent: Option<Uuid>,
+    root: Option<Uuid>,
+    body: String,
+    likers: Vec<u32>,
+    replies: i64,
+    at: DateTime<Utc>,
+}
+
+/// `count` comments on `video` (published at `published`), oldest first, their counters set.
+fn thread(
+    rng: &mut StdRng,
+    video: u32,
+    count: u32,
+    published: DateTime<Utc>,
+    now: DateTime<Utc>,
+    users: u32,
+) -> Vec<SeedComment> {
+    let start = published.timestamp_millis() + 1_000;
+    let span = (now.timestamp_millis() - 1_000 - start).max(1);
+    let mut times: Vec<i64> = (0..count).map(|_| start + rng.gen_range(0..span)).collect();
+    times.sort_unstable();
+    let mut out: Vec<SeedComment> = Vec::with_capacity(count as usize);
+    // Top-level comments (their index in `out`) and each one's latest reply.
+    let mut tops: Vec<(usize, Option<Uuid>)> = Vec::new();
+    for (seq, at_ms) in (0u32..).zip(times) {
+        let id = comment_id(at_ms, seq, video);
+        let (parent, root) = if !tops.is_empty() && rng.gen_bool(0.25) {
+            // Recent threads draw most replies.
+            let t = tops.len() - 1 - skewed(rng, tops.len() as u32, 3) as usize;
+            let (root_at, last) = tops[t];
+            let root = out[root_at].id;
+            out[root_at].replies += 1;
+            tops[t].1 = Some(id);
+            let parent = match last {
+                Some(reply) if rng.gen_bool(0.3) => reply,
+                _ => root,
+            };
+            (Some(parent), Some(root))
+        } else {
+            tops.push((out.len(), None));
+            (None, None)
+        };
+        let likes = ((rng.r#gen::<f64>().powi(40) * f64::from(users.min(30))) as u32).min(users);
+        let likers =
+            rand::seq::index::sample(rng, users as usize, likes as usize).into_iter().map(|u| u as u32).collect();
+        let n = rng.gen_range(3..20);
+        out.push(SeedComment {
+            id,
+            video,
+            author: skewed(rng, users, 2),
+            parent,
+            root,
+            body: words(rng, n),
+            likers,
+            replies: 0,
+            at: DateTime::from_timestamp_millis(at_ms).unwrap_or(now),
+        });
+    }
+    out
+}
+
+/// Writes every video's comments and their likes; returns how many of each.
+async fn seed_comments(
+    db: &Db,
+    plan: &SeedPlan,
+    counts: &[u32],
+    published: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), DbError> {
+    let mut rng = StdRng::seed_from_u64(0x7468_7265_6164);
+    let (mut comments, mut likes) = (0u64, 0u64);
+    let mut pending: Vec<SeedComment> = Vec::new();
+    let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+    for (v, &count) in counts.iter().enumerate() {
+        if count > 0 {
+            pending.extend(thread(&mut rng, v as u32, count, published[v], now, plan.users));
+        }
+        if pending.len() < 10 * BATCH && v < last {
+            continue;
+        }
+        if pending.is_empty() {
+            break;
+        }
+        insert_rows(
+            db,
+            "INSERT INTO comments (id, video_id, author_id, parent_id, root_id, body, html, status, like_count, reply_count, \
+             created_at) ",
+            0..pending.len() as u32,
+            |i| {
+                let c = &pending[i as usize];
+                vec![
+                    c.id.into(),
+                    id(3, u64::from(c.video)).into(),
+                    id(1, u64::from(c.author)).into(),
+                    c.parent.into(),
+                    c.root.into(),
+                    c.body.clone().into(),
+                    format!("<p>{}</p>\n", c.body).into(),
+                    "visible".into(),
+                    (c.likers.len() as i64).into(),
+                    c.replies.into(),
+                    c.at.into(),
+                ]
+            },
+        )
+        .await?;
+        let liked: Vec<(Uuid, u32, DateTime<Utc>)> =
+            pending.iter().flat_map(|c| c.likers.iter().map(move |&u| (c.id, u, c.at))).collect();
+        insert_rows(db, "INSERT INTO comment_likes (comment_id, user_id, created_at) ", 0..liked.len() as u32, |i| {
+            let (comment, user, at) = liked[i as usize];
+            vec![comment.into(), id(1, u64::from(user)).into(), at.into()]
+        })
+        .await?;
+        comments += pending.len() as u64;
+        likes += liked.len() as u64;
+        pending.clear();
+    }
+    Ok((comments, likes))
 }
 
 /// One generated video.
@@ -445,6 +658,7 @@ impl SeedVideo {
 /// A value of a generated row.
 enum Value {
     Id(Uuid),
+    MaybeId(Option<Uuid>),
     Text(String),
     Int(i64),
     Float(f64),
@@ -455,6 +669,11 @@ enum Value {
 impl From<Uuid> for Value {
     fn from(v: Uuid) -> Self {
         Value::Id(v)
+    }
+}
+impl From<Option<Uuid>> for Value {
+    fn from(v: Option<Uuid>) -> Self {
+        Value::MaybeId(v)
     }
 }
 impl From<String> for Value {
@@ -502,6 +721,7 @@ where
                 for value in values {
                     match value {
                         Value::Id(v) => b.push_bind(v),
+                        Value::MaybeId(v) => b.push_bind(v),
                         Value::Text(v) => b.push_bind(v),
                         Value::Int(v) => b.push_bind(v),
                         Value::Float(v) => b.push_bind(v),

@@ -8,7 +8,7 @@
 use super::MAX_CHARS;
 use super::protocol::{MessageView, ServerEvent};
 use crate::ApiState;
-use crate::comments::Refusal;
+use crate::rate_limit::{Action, Refusal};
 use crate::identity::CurrentUser;
 use axum::http::StatusCode;
 use chrono::Utc;
@@ -68,9 +68,7 @@ pub fn is_ban(r: &Refusal) -> bool {
 
 /// Counts one message by `user` in the current minute; over `chat_per_minute`, refused.
 async fn check_rate(st: &ApiState, user: &CurrentUser) -> Result<(), Refusal> {
-    let limit = st.videos.chat_per_minute;
-    let over = format!("You can write {limit} chat messages a minute; wait a moment.");
-    crate::comments::per_minute(st, "chat", user, limit, over).await
+    crate::rate_limit::check(st, user, Action::Chat).await
 }
 
 /// Writes `text` in `live`'s chat as `user`, and publishes it.

@@ -280,7 +280,7 @@ async fn like_submit(
     user: CurrentUser,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
-) -> Result<Redirect, ApiError> {
+) -> Result<Redirect, crate::rate_limit::Refusal> {
     csrf::check(&st, &user, &form.csrf)?;
     let c = api::set_like(&st, &user, &id, form.action != "none").await?;
     let fallback = api::url(&c);

@@ -208,7 +208,7 @@ async fn rate_submit(
     user: CurrentUser,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<BackForm>,
-) -> Result<Redirect, ApiError> {
+) -> Result<Redirect, crate::rate_limit::Refusal> {
     csrf::check(&st, &user, &form.csrf)?;
     let choice = RatingChoice::parse(&form.rating)
         .ok_or_else(|| ApiError::bad_request("invalid_rating", "rating is like, dislike or none."))?;
