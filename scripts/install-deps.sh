@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
-# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), HAProxy (the multi-replica test),
-# aiosmtpd (mail tests), moto's S3 server (S3 storage tests), schemathesis (the OpenAPI test), and the front-end packages pinned in web/package-lock.json. Safe to
+# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
+# server (S3 storage tests), schemathesis (the OpenAPI test), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,6 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The browser tests make a fresh PostgreSQL schema per server with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-# The load balancer in front of the gateways in the multi-replica test (tests/it/scale_out.rs).
-command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
