@@ -293,12 +293,12 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         route_defaults,
         upstreams: config.upstreams.clone(),
     };
+    // Every auth replica named, in turns; one that refuses connections is skipped.
     let issuer_over_http = || -> anyhow::Result<Arc<dyn Transport>> {
-        let first = config
-            .upstream_auth
-            .first()
-            .context("this role alone needs the auth service's address: set --upstream-auth http://HOST:PORT")?;
-        Ok(Arc::new(turtlemen_identity::Http::new(first)?))
+        if config.upstream_auth.is_empty() {
+            anyhow::bail!("this role alone needs the auth service's address: set --upstream-auth http://HOST:PORT");
+        }
+        Ok(Arc::new(turtlemen_identity::Http::pool(&config.upstream_auth)?))
     };
     let routes = match (role, &db, &sessions, &storage) {
         (Role::All, Some(db), Some(store), Some(storage)) => {

@@ -29,6 +29,7 @@ mod notifications;
 mod openapi;
 mod pages;
 mod recovery;
+mod replicas;
 mod roles;
 mod scopes;
 mod search;

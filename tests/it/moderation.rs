@@ -33,7 +33,7 @@ async fn report(app: &TestApp, who: &Browser, target: &str, id: &str, reason: &s
 }
 
 /// A bearer token with every API scope for `username`, from a first-party client of its own.
-async fn bearer(app: &TestApp, username: &str) -> String {
+pub(crate) async fn bearer(app: &TestApp, username: &str) -> String {
     let id = format!("first-{username}");
     let secret = client(app, &id, false).await.expect("a secret");
     let browser = app.browser();

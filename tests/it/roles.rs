@@ -21,7 +21,7 @@ impl Site for Remote {
     }
 }
 
-async fn start(
+pub(crate) async fn start(
     role: Role,
     settings: turtlemen_config::Settings,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, Option<turtlemen_db::Db>) {

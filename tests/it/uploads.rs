@@ -83,6 +83,12 @@ fn data_dir(app: &TestApp) -> PathBuf {
     app.data_dir.clone()
 }
 
+/// Where uploads in progress are staged: beside the media (the default `file://` store in the
+/// data dir), so that every API replica sharing the media folder shares them.
+fn staging_dir(app: &TestApp) -> PathBuf {
+    app.data_dir.join("media").join("uploads")
+}
+
 fn original_path(app: &TestApp, video: &str) -> PathBuf {
     data_dir(app).join("media/videos").join(video).join("original")
 }
@@ -227,7 +233,7 @@ on_both_stacks! {
         assert_eq!(body["state"], "processing");
         let stored = std::fs::read(original_path(&app, &video)).unwrap();
         assert_eq!(sha256(&stored), sha256(&bytes));
-        assert!(!data_dir(&app).join("uploads").join(path.rsplit('/').next().unwrap()).exists(), "staging file moved");
+        assert!(!staging_dir(&app).join(path.rsplit('/').next().unwrap()).exists(), "staging file moved");
         let jobs = turtlemen_db::jobs::list(&app.db, &turtlemen_db::jobs::JobFilter::default()).await.unwrap();
         assert_eq!(jobs.iter().filter(|j| j.kind == "transcode").count(), 1);
 
@@ -313,7 +319,7 @@ on_both_stacks! {
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         assert_eq!(offset(&app, &ann, &path).await.0, StatusCode::NOT_FOUND);
         assert_eq!(get_json(&app, &ann, &format!("/api/v1/videos/{video}")).await.0, 404);
-        let staging = std::fs::read_dir(data_dir(&app).join("uploads")).unwrap().count();
+        let staging = std::fs::read_dir(staging_dir(&app)).unwrap().count();
         assert_eq!(staging, 0);
     }
 
@@ -359,7 +365,7 @@ async fn abandoned_uploads_expire_and_are_cleaned() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(gone, "the janitor removed the expired upload's video");
-        assert_eq!(std::fs::read_dir(data_dir(&app).join("uploads")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(staging_dir(&app)).unwrap().count(), 0);
         app.stop().await;
     }
 }
@@ -462,7 +468,7 @@ async fn a_full_disk_refuses_the_chunk_and_loses_nothing() {
     let Some((settings, dir, schema)) = fresh_settings(Stack::Embedded).await else { return };
     let app = TestApp::spawn_with(settings, dir, schema).await;
     let ann = signed_in(&app, "ann").await;
-    let Some(disk) = SmallDisk::mount(&data_dir(&app).join("uploads"), 1024 * 1024) else { return };
+    let Some(disk) = SmallDisk::mount(&staging_dir(&app), 1024 * 1024) else { return };
     let bytes = sample(3 * 1024 * 1024 + 5);
     let (path, video) = create(&app, &ann, bytes.len() as u64).await;
 
@@ -473,7 +479,7 @@ async fn a_full_disk_refuses_the_chunk_and_loses_nothing() {
     assert_eq!(status, StatusCode::OK);
     let committed = committed.unwrap();
     assert!(committed <= 1024 * 1024, "only bytes that fit are counted: {committed}");
-    let on_disk = std::fs::read(data_dir(&app).join("uploads").join(path.rsplit('/').next().unwrap())).unwrap();
+    let on_disk = std::fs::read(staging_dir(&app).join(path.rsplit('/').next().unwrap())).unwrap();
     assert!(on_disk.len() as u64 >= committed);
     assert_eq!(on_disk[..committed as usize], bytes[..committed as usize], "the committed bytes are intact");
     let (status, _) = get_json(&app, &ann, &format!("/api/v1/videos/{video}")).await;

@@ -1,5 +1,11 @@
-//! The staging file of an upload in progress, written by a blocking thread of its own.
+//! Where the bytes of an upload in progress are staged until it is whole: a staging file beside
+//! the media on local disk ([`StagingWriter`]), or segments in the object store on S3
+//! ([`SegmentWriter`]). Both live where every API replica reaches them, so a resumed upload may
+//! land on any replica; the committed offset is the database's.
 //!
+//! ## The staging file
+//!
+//! The staging file is written by a blocking thread of its own.
 //! A request appending to an upload hands each piece of the body to [`StagingWriter::write`]
 //! and goes back to reading the network; the thread writes through a large buffer and, when
 //! asked, makes the bytes durable (`sync_data`) and reports the offset that is now on disk
@@ -15,6 +21,8 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use turtlemen_storage::{ObjectWriter, Storage, StorageError, StorageKey};
+use uuid::Uuid;
 
 /// Pieces of body queued for the writer thread at most. Each is allocated on an async worker
 /// and freed on the writer thread, which the allocator gives back slowly: with 16, three 1 GiB
@@ -141,6 +149,65 @@ impl StagingWriter {
     pub async fn abandon(mut self, path: PathBuf, offset: u64) {
         let _ = self.stop().await;
         let _ = tokio::task::spawn_blocking(move || OpenOptions::new().write(true).open(path)?.set_len(offset)).await;
+    }
+}
+
+/// Appends to an upload staged in the object store: one segment
+/// ([`turtlemen_storage::segments`]) from the committed offset to the next [`SegmentWriter::cut`],
+/// streamed in parts. A segment is durable once cut, and only then may its end be committed.
+pub struct SegmentWriter {
+    storage: Storage,
+    upload: Uuid,
+    /// The offset the next byte goes to.
+    offset: u64,
+    durable: u64,
+    current: Option<ObjectWriter>,
+}
+
+impl SegmentWriter {
+    /// Appends to upload `upload` from the committed offset `start`.
+    pub fn new(storage: Storage, upload: Uuid, start: u64) -> SegmentWriter {
+        SegmentWriter { storage, upload, offset: start, durable: start, current: None }
+    }
+
+    /// Appends `bytes` to the open segment, starting one at the current offset if none is.
+    pub async fn write(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        let segment = match &mut self.current {
+            Some(segment) => segment,
+            None => {
+                let key = StorageKey::upload_segment(self.upload, self.offset);
+                self.current.insert(self.storage.writer(&key).await?)
+            }
+        };
+        let n = bytes.len() as u64;
+        segment.put(bytes).await?;
+        self.offset += n;
+        Ok(())
+    }
+
+    /// Completes the open segment: everything written so far is durable. Returns that offset.
+    pub async fn cut(&mut self) -> Result<u64, StorageError> {
+        if let Some(segment) = self.current.take() {
+            if segment.written() > 0 {
+                segment.finish().await?;
+            } else {
+                segment.abort().await;
+            }
+        }
+        self.durable = self.offset;
+        Ok(self.durable)
+    }
+
+    /// The highest offset known to be stored.
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// Gives up the open segment: its bytes never appear.
+    pub async fn abandon(mut self) {
+        if let Some(segment) = self.current.take() {
+            segment.abort().await;
+        }
     }
 }
 

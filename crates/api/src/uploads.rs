@@ -1,23 +1,24 @@
 //! Resumable uploads with tus 1.0.0 at `/api/v1/uploads`: creation (with upload), offset
 //! lookup, appending chunks, termination, expiry and checksums.
 //!
-//! The bytes of an upload in progress go to a staging file named by its id in the data dir's
-//! `uploads/` folder, appended as they arrive (never buffered whole). The database holds the
-//! committed offset; a chunk is committed as it streams (every [`COMMIT_EVERY`] bytes, and at its
-//! end) unless it carries a checksum, which commits it only once verified. Before appending, a
+//! The bytes of an upload in progress are staged where every API replica reaches them
+//! ([`crate::staging`]), appended as they arrive (never buffered whole): on local disk, a staging
+//! file `uploads/{id}` in the media folder; on S3, segments `uploads/{id}/{start}` in the bucket.
+//! The database holds the committed offset; a chunk is committed as it streams (every
+//! [`COMMIT_EVERY`] bytes, and at its end) unless it carries a checksum, which commits it only
+//! once verified. Before appending, a
 //! request takes the upload's lease in the database, so a second concurrent `PATCH` is refused
-//! with 423 instead of interleaving; the staging file is cut back to the committed offset, so
-//! bytes a dead request left behind never count. The last byte moves the file into storage as
-//! the video's original, queues its transcode and turns the video to `processing`; each of these
-//! steps is idempotent, and the janitor finishes any that a crash interrupted.
-//!
-//! Staging is local to the API instance that received the creation; several API servers need
-//! sticky routing by upload id or a shared `uploads/` folder.
+//! with 423 instead of interleaving; the staging file is cut back to the committed offset (and a
+//! new segment starts at it), so bytes a dead request left behind never count. The last byte
+//! moves the file into place (or joins the segments) as the video's original, queues its
+//! transcode and turns the video to `processing`; each of these steps is idempotent, and the
+//! janitor finishes any that a crash interrupted. So an upload created on one API replica may be
+//! resumed, finished or expired on any other.
 //!
 //! Every upload request acts for the user and needs `videos:write` ([`Uploader`]).
 
 use crate::identity::{CurrentUser, Refused, Scoped, VideosWrite};
-use crate::staging::StagingWriter;
+use crate::staging::{SegmentWriter, StagingWriter};
 use crate::tus::{self, UPLOAD_EXPIRES, UPLOAD_LENGTH, UPLOAD_METADATA, UPLOAD_OFFSET};
 use crate::{ApiState, videos};
 use axum::body::Body;
@@ -120,8 +121,10 @@ async fn upload_capabilities(st: State<ApiState>) -> Response {
     capabilities(st).await
 }
 
-fn staging_path(st: &ApiState, id: Uuid) -> PathBuf {
-    st.uploads_dir.join(id.hyphenated().to_string())
+/// The staging file of upload `id` on a local media folder; `None` on S3, where it is staged
+/// in segments.
+fn staging_path(st: &ApiState, id: Uuid) -> Option<PathBuf> {
+    st.storage.local_path(&StorageKey::upload(id))
 }
 
 /// `POST /api/v1/uploads`: a new upload (and its video), optionally with its first bytes.
@@ -197,13 +200,20 @@ async fn create_inner(
 
     let upload_id = Uuid::now_v7();
     let video_id = Uuid::now_v7();
-    tokio::fs::create_dir_all(&st.uploads_dir).await.map_err(|e| ApiError::internal(&e))?;
-    tokio::fs::File::create(staging_path(st, upload_id)).await.map_err(|e| ApiError::internal(&e))?;
+    let staging = staging_path(st, upload_id);
+    if let Some(path) = &staging {
+        if let Some(folder) = path.parent() {
+            tokio::fs::create_dir_all(folder).await.map_err(|e| ApiError::internal(&e))?;
+        }
+        tokio::fs::File::create(path).await.map_err(|e| ApiError::internal(&e))?;
+    }
     let expires_at = Utc::now() + st.videos.upload_expiry;
     let new_video =
         NewVideo { id: video_id, owner_id: user.0.id, channel_id, metadata, original_name, original_bytes: length };
     if let Err(e) = uploads::create(&st.db, upload_id, &new_video, &raw_metadata, expires_at).await {
-        let _ = tokio::fs::remove_file(staging_path(st, upload_id)).await;
+        if let Some(path) = &staging {
+            let _ = tokio::fs::remove_file(path).await;
+        }
         return Err(e.into());
     }
     tracing::info!(upload.id = %upload_id, video.id = %video_id, upload.length = length, "upload created");
@@ -482,15 +492,8 @@ async fn append_locked(
 ) -> Result<u64, ApiError> {
     let length = u64::try_from(upload.length).unwrap_or(0);
     let start = u64::try_from(upload.received).unwrap_or(0);
-    let path = staging_path(st, upload.id);
     // Bytes past the committed offset were never acknowledged: the writer cuts them off.
-    let mut file = StagingWriter::open(path.clone(), start).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ApiError::new(StatusCode::GONE, "upload_expired", "This upload's bytes are gone; start it again.")
-        } else {
-            ApiError::internal(&e)
-        }
-    })?;
+    let mut file = Stager::open(st, upload.id, start).await?;
     let mut digest = checksum.as_ref().map(|c| ring::digest::Context::new(c.algorithm.digest_algorithm()));
     let mut received = start;
     let mut last_commit = start;
@@ -512,7 +515,7 @@ async fn append_locked(
             d.update(&piece);
         }
         if let Err(e) = file.write(piece).await {
-            break Some(Stop::Server(disk_error(e)));
+            break Some(Stop::Server(e));
         }
         received += fits as u64;
         if too_long {
@@ -522,8 +525,8 @@ async fn append_locked(
         // COMMIT_EVERY bytes while this loop goes on reading, and each synced offset is recorded.
         if digest.is_none() {
             if received - sync_asked >= COMMIT_EVERY {
-                if let Err(e) = file.request_sync(received).await {
-                    break Some(Stop::Server(disk_error(e)));
+                if let Err(e) = file.request_commit(received).await {
+                    break Some(Stop::Server(e));
                 }
                 sync_asked = received;
             }
@@ -551,11 +554,11 @@ async fn append_locked(
     };
     let final_offset = if keep { received } else { last_commit };
     if keep {
-        file.finish(received).await.map_err(disk_error)?;
+        file.finish(received).await?;
         record(st, upload, writer, received).await?;
     } else {
         // Nothing of this chunk counts: cut the file back to what was committed.
-        file.abandon(path, last_commit).await;
+        file.abandon(last_commit).await;
     }
     tracing::debug!(upload.id = %upload.id, upload.offset = final_offset, "chunk written");
     match stop {
@@ -576,6 +579,72 @@ async fn append_locked(
         )),
         None => Ok(final_offset),
     }
+}
+
+/// Where one request appends: the staging file on local disk, or segments in the object store.
+enum Stager {
+    File { writer: StagingWriter, path: PathBuf },
+    Segments(SegmentWriter),
+}
+
+impl Stager {
+    async fn open(st: &ApiState, id: Uuid, start: u64) -> Result<Stager, ApiError> {
+        let Some(path) = staging_path(st, id) else {
+            return Ok(Stager::Segments(SegmentWriter::new(st.storage.clone(), id, start)));
+        };
+        let writer = StagingWriter::open(path.clone(), start).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ApiError::new(StatusCode::GONE, "upload_expired", "This upload's bytes are gone; start it again.")
+            } else {
+                ApiError::internal(&e)
+            }
+        })?;
+        Ok(Stager::File { writer, path })
+    }
+
+    async fn write(&mut self, bytes: bytes::Bytes) -> Result<(), ApiError> {
+        match self {
+            Stager::File { writer, .. } => writer.write(bytes).await.map_err(disk_error),
+            Stager::Segments(segments) => segments.write(bytes).await.map_err(store_error),
+        }
+    }
+
+    /// Asks for everything written so far to become durable: the file syncs in the background,
+    /// and [`Stager::durable`] tells when; a segment is completed here and now.
+    async fn request_commit(&mut self, offset: u64) -> Result<(), ApiError> {
+        match self {
+            Stager::File { writer, .. } => writer.request_sync(offset).await.map_err(disk_error),
+            Stager::Segments(segments) => segments.cut().await.map(|_| ()).map_err(store_error),
+        }
+    }
+
+    fn durable(&self) -> u64 {
+        match self {
+            Stager::File { writer, .. } => writer.durable(),
+            Stager::Segments(segments) => segments.durable(),
+        }
+    }
+
+    /// Makes everything written (up to `offset`) durable and ends the writer.
+    async fn finish(self, offset: u64) -> Result<(), ApiError> {
+        match self {
+            Stager::File { writer, .. } => writer.finish(offset).await.map_err(disk_error),
+            Stager::Segments(mut segments) => segments.cut().await.map(|_| ()).map_err(store_error),
+        }
+    }
+
+    /// Drops what was written past `committed`.
+    async fn abandon(self, committed: u64) {
+        match self {
+            Stager::File { writer, path } => writer.abandon(path, committed).await,
+            Stager::Segments(segments) => segments.abandon().await,
+        }
+    }
+}
+
+fn store_error(e: turtlemen_storage::StorageError) -> ApiError {
+    tracing::error!(error = %e, "cannot stage upload bytes in the object store");
+    ApiError::unavailable("The upload's bytes could not be stored right now; ask for the offset and resume.")
 }
 
 fn disk_error(e: std::io::Error) -> ApiError {
@@ -605,22 +674,33 @@ async fn record(st: &ApiState, upload: &Upload, writer: Uuid, received: u64) -> 
 /// The upload is whole: its bytes become the video's original, its transcode is queued and the
 /// video turns `processing`. Every step is idempotent, so running it again after a crash is safe.
 pub async fn finish(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
-    let path = staging_path(st, upload.id);
     let key = StorageKey::video_original(upload.video_id);
-    match tokio::fs::metadata(&path).await {
-        Ok(_) => {
-            st.storage.put_file(&key, &path).await.map_err(|e| {
-                tracing::error!(upload.id = %upload.id, error = %e, "cannot store an upload's original");
-                ApiError::unavailable("The upload is complete but could not be stored yet; it will be retried.")
-            })?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // Moved by an earlier run that was interrupted later on.
-            if st.storage.head(&key).await.ok().flatten().is_none() {
-                return Err(ApiError::new(StatusCode::GONE, "upload_lost", "This upload's bytes are gone."));
+    let not_stored = |e: turtlemen_storage::StorageError| {
+        tracing::error!(upload.id = %upload.id, error = %e, "cannot store an upload's original");
+        ApiError::unavailable("The upload is complete but could not be stored yet; it will be retried.")
+    };
+    let lost = || ApiError::new(StatusCode::GONE, "upload_lost", "This upload's bytes are gone.");
+    match staging_path(st, upload.id) {
+        Some(path) => match tokio::fs::metadata(&path).await {
+            Ok(_) => {
+                st.storage.put_file(&key, &path).await.map_err(not_stored)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Moved by an earlier run that was interrupted later on.
+                if st.storage.head(&key).await.ok().flatten().is_none() {
+                    return Err(lost());
+                }
+            }
+            Err(e) => return Err(ApiError::internal(&e)),
+        },
+        None => {
+            let length = u64::try_from(upload.length).unwrap_or(0);
+            match st.storage.compose(upload.id, length, &key).await {
+                Ok(_) => {}
+                Err(turtlemen_storage::StorageError::NotFound(_)) => return Err(lost()),
+                Err(e) => return Err(not_stored(e)),
             }
         }
-        Err(e) => return Err(ApiError::internal(&e)),
     }
     let payload = serde_json::json!({ "video_id": upload.video_id });
     let idempotency = format!("transcode:{}", upload.video_id);
@@ -677,12 +757,17 @@ async fn terminate(State(st): State<ApiState>, user: Uploader, Path(id): Path<St
     result.unwrap_or_else(tus_error)
 }
 
-/// Removes an unfinished upload: its staging file, then its video (and with it the upload row).
+/// Removes an unfinished upload: its staged bytes, then its video (and with it the upload row).
 pub async fn discard(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
-    match tokio::fs::remove_file(staging_path(st, upload.id)).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(ApiError::internal(&e)),
+    match staging_path(st, upload.id) {
+        Some(path) => match tokio::fs::remove_file(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ApiError::internal(&e)),
+        },
+        None => {
+            st.storage.delete_prefix(&StorageKey::upload(upload.id)).await.map_err(|e| ApiError::internal(&e))?;
+        }
     }
     st.storage.delete_prefix(&StorageKey::video(upload.video_id)).await.map_err(|e| ApiError::internal(&e))?;
     video_rows::delete(&st.db, upload.video_id).await?;

@@ -56,52 +56,91 @@ impl Transport for InProcess {
     }
 }
 
-/// The issuer over plain HTTP at an internal address: each request keeps its path and query
-/// but goes to `base` (e.g. `http://auth.internal:8081`), whatever host its URL names, so the
-/// public issuer URL can stay in tokens while traffic stays inside the deployment.
+/// The issuer over plain HTTP at internal addresses: each request keeps its path and query but
+/// goes to one of the addresses (e.g. `http://auth.internal:8081`), whatever host its URL names,
+/// so the public issuer URL can stay in tokens while traffic stays inside the deployment. The
+/// addresses take turns; one that refuses the connection is skipped for the next, so a dead
+/// auth replica costs no sign-in and no key fetch (the request is small and was not sent).
 #[derive(Clone)]
 pub struct Http {
-    base: http::uri::Authority,
+    bases: std::sync::Arc<[http::uri::Authority]>,
+    next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
 }
 
 impl Http {
     /// `base` must be an `http://host:port` URL.
     pub fn new(base: &str) -> Result<Self, TransportError> {
-        let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| TransportError(e.to_string()))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(TransportError(format!("{base}: only http:// internal addresses are supported")));
+        Self::pool(&[base])
+    }
+
+    /// Several `http://host:port` URLs of the same issuer (its replicas); at least one.
+    pub fn pool(bases: &[impl AsRef<str>]) -> Result<Self, TransportError> {
+        let bases = bases
+            .iter()
+            .map(|base| {
+                let base = base.as_ref();
+                let uri: http::Uri = base.parse().map_err(|e: http::uri::InvalidUri| TransportError(e.to_string()))?;
+                if uri.scheme_str() != Some("http") {
+                    return Err(TransportError(format!("{base}: only http:// internal addresses are supported")));
+                }
+                uri.authority().cloned().ok_or_else(|| TransportError(format!("{base}: no host")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if bases.is_empty() {
+            return Err(TransportError("no address of the issuer".into()));
         }
-        let base = uri.authority().cloned().ok_or_else(|| TransportError(format!("{base}: no host")))?;
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(3)));
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
-        Ok(Self { base, client })
+        Ok(Self { bases: bases.into(), next: Default::default(), client })
     }
 }
 
 #[async_trait::async_trait]
 impl Transport for Http {
     async fn send(&self, req: Request<Body>) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
-        let (mut parts, body) = req.into_parts();
-        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
-        parts.uri = http::Uri::builder()
-            .scheme("http")
-            .authority(self.base.clone())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| TransportError(e.to_string()))?;
-        let call = self.client.request(Request::from_parts(parts, body));
-        let res = tokio::time::timeout(std::time::Duration::from_secs(10), call)
-            .await
-            .map_err(|_| TransportError("timed out".into()))?
-            .map_err(|e| TransportError(e.to_string()))?;
-        let (parts, body) = res.into_parts();
-        let bytes = http_body_util::Limited::new(body, 1 << 20)
+        let (parts, body) = req.into_parts();
+        // Kept whole so that it can go to another address (forms and key requests are small).
+        let body = http_body_util::Limited::new(body, 1 << 20)
             .collect()
             .await
             .map_err(|e| TransportError(e.to_string()))?
             .to_bytes();
-        Ok((parts.status, parts.headers, bytes))
+        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+        let first = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut last = TransportError("no address of the issuer".into());
+        for i in 0..self.bases.len() {
+            let base = &self.bases[(first + i) % self.bases.len()];
+            let mut attempt = Request::builder().method(parts.method.clone()).version(parts.version);
+            if let Some(headers) = attempt.headers_mut() {
+                *headers = parts.headers.clone();
+            }
+            let uri = http::Uri::builder()
+                .scheme("http")
+                .authority(base.clone())
+                .path_and_query(pq.as_str())
+                .build()
+                .map_err(|e| TransportError(e.to_string()))?;
+            let attempt = attempt.uri(uri).body(Body::from(body.clone())).map_err(|e| TransportError(e.to_string()))?;
+            let res = match tokio::time::timeout(std::time::Duration::from_secs(10), self.client.request(attempt)).await
+            {
+                Err(_) => return Err(TransportError("timed out".into())),
+                Ok(Err(e)) if e.is_connect() => {
+                    last = TransportError(format!("{base}: {e}"));
+                    continue;
+                }
+                Ok(Err(e)) => return Err(TransportError(e.to_string())),
+                Ok(Ok(res)) => res,
+            };
+            let (parts, body) = res.into_parts();
+            let bytes = http_body_util::Limited::new(body, 1 << 20)
+                .collect()
+                .await
+                .map_err(|e| TransportError(e.to_string()))?
+                .to_bytes();
+            return Ok((parts.status, parts.headers, bytes));
+        }
+        Err(last)
     }
 }

@@ -61,6 +61,11 @@ impl Segment {
         Segment(Cow::Owned(format!("{n}{}", Segment::fixed(suffix).0)))
     }
 
+    /// A byte offset, zero-padded to 20 digits so that names sort as numbers do.
+    pub fn offset(n: u64) -> Segment {
+        Segment(Cow::Owned(format!("{n:020}")))
+    }
+
     /// `{stem}-{version}-{width}.{ext}`, e.g. `avatar-81723-256.jpg`.
     pub fn versioned(stem: &'static str, version: u64, width: u32, ext: &'static str) -> Segment {
         let s = format!("{}-{version}-{width}.{}", Segment::fixed(stem).0, Segment::fixed(ext).0);
@@ -84,6 +89,7 @@ const POSTER: Segment = Segment::fixed("poster.jpg");
 const STORYBOARD: Segment = Segment::fixed("storyboard.jpg");
 const STORYBOARD_VTT: Segment = Segment::fixed("storyboard.vtt");
 const CHANNELS: Segment = Segment::fixed("channels");
+const UPLOADS: Segment = Segment::fixed("uploads");
 
 impl StorageKey {
     /// A top-level key (an area such as `videos`).
@@ -145,6 +151,19 @@ impl StorageKey {
     /// banner (`picture` is a literal such as `avatar`).
     pub fn channel_picture(id: Uuid, picture: &'static str, version: u64, width: u32) -> StorageKey {
         StorageKey::channel(id).join(Segment::versioned(picture, version, width, "jpg"))
+    }
+
+    /// `uploads/{id}`: where an upload in progress is staged. On local disk the staging file
+    /// itself (beside the media, so that it is shared wherever the media is and its move into
+    /// place is a rename); on S3 the prefix of its segments ([`StorageKey::upload_segment`]).
+    pub fn upload(id: Uuid) -> StorageKey {
+        StorageKey::root(UPLOADS).join(Segment::id(id))
+    }
+
+    /// `uploads/{id}/{start:020}`: the bytes of an upload from offset `start` on, staged in an
+    /// object store.
+    pub fn upload_segment(id: Uuid, start: u64) -> StorageKey {
+        StorageKey::upload(id).join(Segment::offset(start))
     }
 
     pub fn as_str(&self) -> &str {
@@ -209,6 +228,10 @@ mod tests {
         );
         assert!(std::panic::catch_unwind(|| Segment::versioned("../avatar", 1, 2, "jpg")).is_err());
         assert_eq!(
+            StorageKey::upload_segment(id, 67_108_864).as_str(),
+            "uploads/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/00000000000067108864"
+        );
+        assert_eq!(
             StorageKey::root(Segment::fixed("thumbnails")).join(Segment::number(3, "")).as_str(),
             "thumbnails/3"
         );
@@ -220,6 +243,7 @@ mod tests {
             StorageKey::video(Uuid::now_v7()),
             StorageKey::video_original(Uuid::new_v4()),
             StorageKey::video_rendition(Uuid::nil(), 2160).join(Segment::numbered("seg", u32::MAX, "m4s")),
+            StorageKey::upload_segment(Uuid::now_v7(), u64::MAX),
         ];
         for key in keys {
             let parsed = object_store::path::Path::parse(key.as_str()).unwrap();

@@ -14,9 +14,11 @@
 
 pub mod key;
 mod local;
+pub mod segments;
 
 pub use key::{Segment, StorageKey};
 pub use local::LocalFile;
+pub use segments::StagedSegment;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -48,6 +50,9 @@ pub enum StorageError {
     /// The storage URL cannot be used; the message says why and how to fix it.
     #[error("{0}")]
     Config(String),
+    /// Stored objects do not add up to what the caller recorded (a staged upload with a gap).
+    #[error("inconsistent storage: {0}")]
+    Inconsistent(String),
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
     #[error("storage error: {0}")]
@@ -215,38 +220,39 @@ impl Storage {
         }
     }
 
-    /// Writes everything `reader` yields to `key` in [`PART_BYTES`] parts, at most
-    /// [`PARTS_IN_FLIGHT`] at a time; the object appears only when the write completes (an
-    /// error aborts it and leaves any previous object in place). Returns the bytes written.
+    /// Starts a streaming write of `key` ([`ObjectWriter`]).
+    pub async fn writer(&self, key: &StorageKey) -> Result<ObjectWriter, StorageError> {
+        let upload = self.store.put_multipart(&key.path()).await?;
+        Ok(ObjectWriter {
+            write: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+            key: key.clone(),
+            written: 0,
+        })
+    }
+
+    /// Writes everything `reader` yields to `key` through an [`ObjectWriter`]; the object
+    /// appears only when the write completes (an error aborts it and leaves any previous object
+    /// in place). Returns the bytes written.
     pub async fn put_stream<R>(&self, key: &StorageKey, mut reader: R) -> Result<u64, StorageError>
     where
         R: AsyncRead + Unpin + Send,
     {
-        let upload = self.store.put_multipart(&key.path()).await?;
-        let mut write = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut write = self.writer(key).await?;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
         let outcome: Result<(), StorageError> = async {
             loop {
-                write.wait_for_capacity(PARTS_IN_FLIGHT).await?;
                 let n = reader.read(&mut buf).await?;
                 if n == 0 {
                     return Ok(());
                 }
-                write.write(&buf[..n]);
-                total += n as u64;
+                write.write(&buf[..n]).await?;
             }
         }
         .await;
         match outcome {
-            Ok(()) => {
-                write.finish().await?;
-                Ok(total)
-            }
+            Ok(()) => write.finish().await,
             Err(e) => {
-                if let Err(abort) = write.abort().await {
-                    tracing::warn!(storage.key = %key, error = %abort, "cannot abort a failed upload");
-                }
+                write.abort().await;
                 Err(e)
             }
         }
@@ -368,6 +374,51 @@ impl Storage {
             .try_collect()
             .await?;
         Ok(deleted.len())
+    }
+}
+
+/// A streaming write of one object, in [`PART_BYTES`] parts with at most [`PARTS_IN_FLIGHT`]
+/// uploading at a time: memory stays flat whatever the size. The object appears only at
+/// [`ObjectWriter::finish`]; dropping the writer or [`ObjectWriter::abort`] leaves no object.
+pub struct ObjectWriter {
+    write: WriteMultipart,
+    key: StorageKey,
+    written: u64,
+}
+
+impl ObjectWriter {
+    /// Appends `bytes`, waiting while [`PARTS_IN_FLIGHT`] parts are uploading.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.write.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.write.write(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends `bytes` without copying them.
+    pub async fn put(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        self.write.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        self.written += bytes.len() as u64;
+        self.write.put(bytes);
+        Ok(())
+    }
+
+    /// Bytes appended so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Completes the object; returns its size.
+    pub async fn finish(self) -> Result<u64, StorageError> {
+        self.write.finish().await?;
+        Ok(self.written)
+    }
+
+    /// Gives the write up: no object appears (an earlier one at the key stays).
+    pub async fn abort(self) {
+        if let Err(e) = self.write.abort().await {
+            tracing::warn!(storage.key = %self.key, error = %e, "cannot abort a failed upload");
+        }
     }
 }
 

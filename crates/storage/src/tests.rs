@@ -276,4 +276,57 @@ mod s3 {
         assert_eq!(storage.delete_prefix(&StorageKey::video(id)).await.unwrap(), 2);
         assert!(storage.head(&original).await.unwrap().is_none());
     }
+
+    /// An upload staged in segments: leftovers of a dead writer beside the chain are ignored, a
+    /// gap is named, and the chain joins into one object identical to the bytes sent.
+    #[tokio::test]
+    async fn staged_segments_join_into_the_original() {
+        let Some(server) = start() else { return };
+        let builder = AmazonS3Builder::new()
+            .with_endpoint(&server.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test");
+        let storage = Storage::open_s3(StorageLocation::S3 { bucket: "media".into(), prefix: None }, builder).unwrap();
+        let id = Uuid::now_v7();
+        let data: Vec<u8> = (0..(PART_BYTES + 4321)).map(|i| (i % 241) as u8).collect();
+        let cut = 1000;
+        // A writer that died after writing past 500 with no commit: a leftover at 500.
+        storage.put_bytes(&StorageKey::upload_segment(id, 500), Bytes::from_static(b"stale")).await.unwrap();
+        let mut first = storage.writer(&StorageKey::upload_segment(id, 0)).await.unwrap();
+        first.write(&data[..cut]).await.unwrap();
+        assert_eq!(first.finish().await.unwrap(), cut as u64);
+        let len = data.len() as u64;
+        assert!(
+            matches!(storage.upload_chain(id, len).await, Err(StorageError::NotFound(k)) if k.ends_with("00000000000000001000"))
+        );
+        let mut second = storage.writer(&StorageKey::upload_segment(id, cut as u64)).await.unwrap();
+        second.put(Bytes::copy_from_slice(&data[cut..])).await.unwrap();
+        second.finish().await.unwrap();
+        let chain = storage.upload_chain(id, len).await.unwrap();
+        assert_eq!(
+            chain.iter().map(|s| (s.start, s.size)).collect::<Vec<_>>(),
+            [(0, cut as u64), (cut as u64, len - cut as u64)]
+        );
+
+        let original = StorageKey::video_original(id);
+        assert_eq!(storage.compose(id, len, &original).await.unwrap(), len);
+        let got: Vec<u8> =
+            storage.get(&original, None).await.unwrap().stream.try_collect::<Vec<_>>().await.unwrap().concat();
+        assert!(got == data, "the original is the bytes sent");
+        assert!(storage.list(&StorageKey::upload(id)).await.unwrap().is_empty(), "segments removed");
+        // Again after an interruption: already done.
+        assert_eq!(storage.compose(id, len, &original).await.unwrap(), len);
+        // One segment: a server-side copy.
+        let single = Uuid::now_v7();
+        storage.put_bytes(&StorageKey::upload_segment(single, 0), Bytes::from_static(b"whole")).await.unwrap();
+        assert_eq!(storage.compose(single, 5, &StorageKey::video_original(single)).await.unwrap(), 5);
+        assert_eq!(storage.head(&StorageKey::video_original(single)).await.unwrap().unwrap().size, 5);
+        // Nothing staged and nothing composed: lost.
+        assert!(matches!(
+            storage.compose(Uuid::now_v7(), 5, &StorageKey::video_original(Uuid::now_v7())).await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
 }
