@@ -40,18 +40,7 @@ export TURTLEMEN_LOG_LEVEL=warn
 
 # Sign in through the gateway as a browser would; prints the session cookie.
 sign_in() {
-  python3 - "$1" <<'PY'
-import html, re, sys, urllib.parse, urllib.request, http.cookiejar
-base = sys.argv[1]
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-page = op.open(base + "/oauth2/start?rd=/").read().decode()
-field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
-form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
-                               "username": "bench", "password": "correct horse battery staple"}).encode()
-op.open(base + "/auth/login", form).read()
-print(next(c.value for c in jar if c.name == "turtlemen_session"))
-PY
+  python3 benches/sign_in.py "$1"
 }
 
 load() { # name url [cookie]
