@@ -13,6 +13,7 @@ mod channel_images;
 mod channels;
 mod cli;
 mod comments;
+mod cookies;
 mod database;
 mod gateway;
 mod gateway_probe;
