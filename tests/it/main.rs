@@ -12,6 +12,7 @@ mod broker;
 mod channel_images;
 mod channels;
 mod cli;
+mod client_addr;
 mod comments;
 mod cookies;
 mod database;

@@ -71,6 +71,9 @@ pub struct ApiState {
     /// The shared session store: per-user rate limits (comments, reports), and the marks a ban
     /// writes to end the banned user's gateway sessions.
     pub sessions: turtlemen_session::Sessions,
+    /// Proxies whose `X-Forwarded-For` names the client (the gateway, and what is in front of
+    /// it): the one rule for client addresses, as at the gateway.
+    pub trusted_proxies: turtlemen_http::client_addr::TrustedProxies,
 }
 
 /// The API server's routes.
