@@ -305,7 +305,7 @@ async fn killed_mid_transcode(takeover: Takeover) {
         assert_eq!(v["state"], "ready", "{v}");
         eprintln!("{stack:?} {takeover:?}: ready {:.1} s after the second worker started", elapsed.as_secs_f64());
         let job = turtlemen_db::jobs::get(&app.db, job.id).await.unwrap().unwrap();
-        assert_eq!(job.attempts, 2, "taken up again after the first worker died");
+        assert_eq!(job.attempts, 2, "taken up again after the first worker died: {job:?}");
 
         // No duplicate output: every stored segment is named by its playlist, once.
         let files = stored_files(&app, &id);
