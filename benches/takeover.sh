@@ -9,11 +9,12 @@
 #   (c) with BEFORE=/path/to/an/older/turtlemen, (b) for that binary too.
 # (b) − (a) is what the crash costs beyond a transcode from the start; a takeover within the
 # lease would show as a second attempt seconds after the restart. Prints each run and medians.
-#   bash benches/takeover.sh [RUNS]            (BIN=… to use a built binary; KILL_AT=…)
+#   bash benches/takeover.sh [RUNS]   (BIN=… a built binary; KILL_AT=… percent; CLIP_SECS=… instead of 40)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 kill_at="${KILL_AT:-30}"
+secs="${CLIP_SECS:-40}"
 if [ -z "${BIN:-}" ]; then
   cargo build --release --locked -q --bin turtlemen
   target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
@@ -24,8 +25,8 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 clip="$work/clip.mp4"
-ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=30:duration=40 \
-  -f lavfi -i sine=frequency=440:duration=40 -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -shortest "$clip"
+ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=30:duration=$secs \
+  -f lavfi -i sine=frequency=440:duration=$secs -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -shortest "$clip"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
