@@ -39,14 +39,14 @@ start() {
   until curl -fs "http://127.0.0.1:$3/healthz" >/dev/null 2>&1; do sleep 0.05; done
 }
 
-# prepare BIN DATA PORT: a fresh instance with a signed-in account; prints the session cookie.
+# prepare BIN DATA PORT: a fresh instance (pid in $pid) with a signed-in account (cookie in $cookie).
 prepare() {
   rm -rf "$2" "$2.log"
   start "$1" "$2" "$3"
   echo "correct horse battery staple" |
     TURTLEMEN_PUBLIC_URL="http://127.0.0.1:$3" "$1" admin create-user --username bench --email bench@example.org \
       --password-stdin --data-dir "$2" >/dev/null
-  python3 benches/sign_in.py "http://127.0.0.1:$3"
+  cookie=$(python3 benches/sign_in.py "http://127.0.0.1:$3")
 }
 
 # upload PORT COOKIE: the clip in one tus request; prints the video id.
@@ -84,9 +84,9 @@ PY
 
 # baseline BIN: upload to ready, no kill (ms).
 baseline() {
-  local p data cookie id t0
+  local p data id t0
   p=$(port); data="$work/base"
-  cookie=$(prepare "$1" "$data" "$p")
+  prepare "$1" "$data" "$p" >&2
   t0=$(now_ms)
   id=$(upload "$p" "$cookie")
   wait_ready "$p" "$cookie" "$id"
@@ -96,9 +96,9 @@ baseline() {
 
 # killed BIN: "restart-to-takeover restart-to-ready" (ms).
 killed() {
-  local p data cookie id t0 taken=""
+  local p data id t0 taken=""
   p=$(port); data="$work/killed"
-  cookie=$(prepare "$1" "$data" "$p")
+  prepare "$1" "$data" "$p" >&2
   id=$(upload "$p" "$cookie")
   until [ "$(field "$p" "$cookie" "$id" progress)" -ge "$kill_at" ] 2>/dev/null; do sleep 0.1; done
   kill -9 "$pid"; wait "$pid" 2>/dev/null || true
