@@ -77,19 +77,7 @@ run() { # engine
   printf '%-8s seed %d users + subscriptions: %.1f s\n' "$engine" "$n" "$(echo "$t1 - $t0" | bc -l)"
 
   local cookie
-  cookie=$(python3 - "$base" <<'PY'
-import html, re, sys, urllib.parse, urllib.request, http.cookiejar
-base = sys.argv[1]
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-page = op.open(base + "/oauth2/start?rd=/").read().decode()
-field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
-form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
-                               "username": "creator", "password": "correct horse battery staple"}).encode()
-op.open(base + "/auth/login", form).read()
-print(next(c.value for c in jar if c.name == "turtlemen_session"))
-PY
-)
+  cookie=$(python3 benches/sign_in.py "$base" creator)
   local read="$base/api/v1/channels/creator"
   wrk -t2 -c16 -d2s "$read" >/dev/null
   printf '%-8s idle    %s\n' "$engine" "$(wrk -t2 -c16 -d10s --latency "$read" | percentiles)"

@@ -41,19 +41,7 @@ until curl -fs "http://127.0.0.1:$PB/healthz" >/dev/null 2>&1 && curl -fs "http:
 echo "correct horse battery staple" | "$bin" admin create-user --username bench --email bench@example.org --password-stdin --data-dir "$work/data" >/dev/null
 
 # Sign in through the gateway as a browser would (urllib follows the redirects with cookies).
-cookie=$(python3 - "$PG" <<'PY'
-import html, re, sys, urllib.parse, urllib.request, http.cookiejar
-base = f"http://127.0.0.1:{sys.argv[1]}"
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-page = op.open(base + "/oauth2/start?rd=/").read().decode()
-field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
-form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
-                               "username": "bench", "password": "correct horse battery staple"}).encode()
-op.open(base + "/auth/login", form).read()
-print(next(c.value for c in jar if c.name == "turtlemen_session"))
-PY
-)
+cookie=$(python3 benches/sign_in.py "http://127.0.0.1:$PG")
 token=$(curl -fs -o /dev/null -D - -H "cookie: turtlemen_session=$cookie" "http://127.0.0.1:$PG/oauth2/auth" | awk -F': ' 'tolower($1)=="authorization" {print $2}' | tr -d '\r')
 [ -n "$token" ] || { echo "sign-in through the gateway failed" >&2; exit 1; }
 

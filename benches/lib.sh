@@ -85,18 +85,7 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
 # Signs USER (default bench) in through the gateway as a browser would; prints the session
 # cookie's value.
 sign_in() { # base [user]
-  python3 - "$1" "${2:-bench}" <<'PY'
-import html, re, sys, urllib.parse, urllib.request, http.cookiejar
-base, user = sys.argv[1], sys.argv[2]
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-page = op.open(base + "/oauth2/start?rd=/").read().decode()
-field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
-form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
-                               "username": user, "password": "correct horse battery staple"}).encode()
-op.open(base + "/auth/login", form).read()
-print(next(c.value for c in jar if c.name == "turtlemen_session"))
-PY
+  python3 "$(dirname "${BASH_SOURCE[0]}")/sign_in.py" "$1" "${2:-bench}"
 }
 
 # The database's size on disk.

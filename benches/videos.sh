@@ -30,19 +30,7 @@ TURTLEMEN_LOG_LEVEL=warn "$bin" serve --listen "127.0.0.1:$P" --data-dir "$work/
 until curl -fs "$base/healthz" >/dev/null 2>&1; do sleep 0.05; done
 echo "correct horse battery staple" | "$bin" admin create-user --username bench --email bench@example.org --password-stdin --data-dir "$work/data" >/dev/null
 
-cookie=$(python3 - "$base" <<'PY'
-import html, re, sys, urllib.parse, urllib.request, http.cookiejar
-base = sys.argv[1]
-jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-page = op.open(base + "/oauth2/start?rd=/").read().decode()
-field = lambda n: html.unescape(re.search(rf'name="{n}" value="([^"]*)"', page).group(1))
-form = urllib.parse.urlencode({"csrf": field("csrf"), "return_to": field("return_to"),
-                               "username": "bench", "password": "correct horse battery staple"}).encode()
-op.open(base + "/auth/login", form).read()
-print(next(c.value for c in jar if c.name == "turtlemen_session"))
-PY
-)
+cookie=$(python3 benches/sign_in.py "$base")
 H=(-H "cookie: turtlemen_session=$cookie" -H "tus-resumable: 1.0.0")
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 hwm() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$server/status"; }

@@ -82,7 +82,8 @@ pub struct Server {
     limits: HttpLimits,
     db: Option<Db>,
     sessions: Option<Sessions>,
-    worker: Option<(Db, turtlemen_worker::WorkerConfig, turtlemen_worker::transcode::Transcoder)>,
+    /// The media worker, and the folder of its slot (`workers/` in the data dir).
+    worker: Option<(Db, turtlemen_worker::WorkerConfig, turtlemen_worker::transcode::Transcoder, std::path::PathBuf)>,
     /// The API server's periodic chores (view counts, expired uploads).
     janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
     /// The RTMP ingest's listener and the lives it feeds.
@@ -216,7 +217,9 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             .with_mailer(mailer(config)?)
             .with_identity_providers(config.identity_providers.clone())
             .map_err(anyhow::Error::msg)?;
-        Ok(turtlemen_auth::router(Arc::new(state)))
+        // Client addresses behind `trusted_proxies` only, as everywhere (`Requester`).
+        let trusted = turtlemen_http::client_addr::TrustedProxies::new(&config.trusted_proxies);
+        Ok(turtlemen_auth::router(Arc::new(state)).layer(axum::Extension(trusted)))
     };
     // The live ingest: its hub reaches the database through the API's directory.
     let rtmp_port = rtmp_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(1935, |a| a.port());
@@ -264,6 +267,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             live: live_services.clone(),
             sessions: store.clone(),
             chat: turtlemen_api::chat::Chat::new(chat_bus.clone(), &config.public_url),
+            trusted_proxies: turtlemen_http::client_addr::TrustedProxies::new(&config.trusted_proxies),
         }
     };
     let mut janitor_state = None;
@@ -347,14 +351,14 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
     let worker = match (role, &db, transcoder()) {
         (Role::All, Some(db), Some(t)) if internals.embedded_worker => {
-            Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1), t))
+            Some((db.clone(), turtlemen_worker::WorkerConfig::with_concurrency(1), t, config.data_dir.join("workers")))
         }
         (Role::Worker { concurrency, lease, .. }, Some(db), Some(t)) => {
-            let config = turtlemen_worker::WorkerConfig {
+            let worker_config = turtlemen_worker::WorkerConfig {
                 lease,
                 ..turtlemen_worker::WorkerConfig::with_concurrency(concurrency)
             };
-            Some((db.clone(), config, t))
+            Some((db.clone(), worker_config, t, config.data_dir.join("workers")))
         }
         _ => None,
     };
@@ -486,7 +490,10 @@ impl Server {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let worker = self.worker.map(|(db, config, t)| tokio::spawn(turtlemen_worker::run(db, config, t, stopped())));
+        let worker = self.worker.map(|(db, config, t, slots)| {
+            let stop = stopped();
+            tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, stop).await })
+        });
         let (readiness, counts_work) = self.sampler;
         let sampler = tokio::spawn(health::sample(readiness, counts_work, SAMPLE_EVERY, stopped()));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));

@@ -42,8 +42,8 @@ pub enum Command {
         #[arg(long, env = "TURTLEMEN_WORKER_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
         /// Seconds a claimed job stays this worker's without renewal; a killed worker's jobs are
-        /// taken up again this long after its last renewal.
-        #[arg(long, env = "TURTLEMEN_WORKER_LEASE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+        /// taken up again this long after its last renewal, or at once when it restarts.
+        #[arg(long, env = "TURTLEMEN_WORKER_LEASE_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
         lease_secs: u64,
         /// Address to answer `/healthz`, `/readyz` and `/metrics` on (for probes and scrapes);
         /// unset: the worker listens nowhere.

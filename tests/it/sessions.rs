@@ -57,6 +57,14 @@ async fn contract(store: Sessions) {
     assert_eq!(winners, 1);
     assert_eq!(store.take("code").await.unwrap(), None);
 
+    // delete_if: only the holder of the value removes the key (a lock released by its owner).
+    store.set("lock", b"mine", long).await.unwrap();
+    assert!(!store.delete_if("lock", b"theirs").await.unwrap(), "another value leaves it");
+    assert_eq!(store.get("lock").await.unwrap().as_deref(), Some(&b"mine"[..]));
+    assert!(store.delete_if("lock", b"mine").await.unwrap());
+    assert_eq!(store.get("lock").await.unwrap(), None);
+    assert!(!store.delete_if("lock", b"mine").await.unwrap(), "nothing left to delete");
+
     // get_many: the values of several keys at once, in order, absent or expired ones as None.
     store.set("m1", b"one", long).await.unwrap();
     store.set("m3", b"three", long).await.unwrap();

@@ -370,6 +370,51 @@ async fn abandoned_uploads_expire_and_are_cleaned() {
     }
 }
 
+/// An expired upload that cannot be cleaned (its staging file replaced by a folder, which is not
+/// removed as a file) is logged and left for the next pass: the uploads after it are cleaned all
+/// the same, and it is still there to be tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_cannot_be_cleaned_does_not_stop_the_sweep() {
+    for stack in [Stack::Embedded, Stack::External] {
+        let Some((mut settings, dir, schema)) = fresh_settings(stack).await else { continue };
+        settings.upload_expiry_secs = Some(2);
+        let app = TestApp::spawn_with(settings, dir, schema).await;
+        let ann = signed_in(&app, "ann").await;
+        // Expired first, so the sweep meets it first.
+        let (bad_path, bad_video) = create(&app, &ann, 1000).await;
+        let (good_path, good_video) = create(&app, &ann, 1000).await;
+        for path in [&bad_path, &good_path] {
+            assert_eq!(patch(&app, &ann, path, 0, &sample(10)).await.status(), StatusCode::NO_CONTENT);
+        }
+        let staging = data_dir(&app).join("uploads").join(bad_path.rsplit('/').next().unwrap());
+        std::fs::remove_file(&staging).unwrap();
+        std::fs::create_dir_all(staging.join("stuck")).unwrap();
+
+        let mut gone = false;
+        for _ in 0..100 {
+            if get_json(&app, &ann, &format!("/api/v1/videos/{good_video}")).await.0 == 404 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "the upload after the one that cannot be cleaned was cleaned");
+        assert_eq!(get_json(&app, &ann, &format!("/api/v1/videos/{bad_video}")).await.0, 200, "kept for the next pass");
+        // Once it can be cleaned, a later pass does.
+        std::fs::remove_dir_all(&staging).unwrap();
+        let mut gone = false;
+        for _ in 0..100 {
+            if get_json(&app, &ann, &format!("/api/v1/videos/{bad_video}")).await.0 == 404 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(gone, "tried again and cleaned");
+        app.stop().await;
+    }
+}
+
 /// Quotas are checked at creation against the declared length: total and per 24 hours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quotas_refuse_uploads_that_would_exceed_them() {

@@ -75,6 +75,9 @@ pub struct ApiState {
     pub sessions: turtlemen_session::Sessions,
     /// The live chat: its bus across replicas and the origin its sockets accept.
     pub chat: chat::Chat,
+    /// Proxies whose `X-Forwarded-For` names the client (the gateway, and what is in front of
+    /// it): the one rule for client addresses, as at the gateway.
+    pub trusted_proxies: turtlemen_http::client_addr::TrustedProxies,
 }
 
 /// The API server's routes.

@@ -777,20 +777,35 @@ pub async fn discard(st: &ApiState, upload: &Upload) -> Result<(), ApiError> {
 
 /// The janitor's pass: expired uploads are discarded, interrupted completions finished, old
 /// completed upload rows and week-old succeeded jobs purged. Returns how many uploads were expired.
+/// An upload that cannot be cleaned is logged and left for the next pass; the others are
+/// cleaned all the same (one bad upload never blocks the rest).
 pub async fn sweep(st: &ApiState) -> Result<usize, ApiError> {
     let now = Utc::now();
     let expired = uploads::expired(&st.db, now, 100).await?;
+    let mut discarded = 0;
     for upload in &expired {
-        if upload.is_complete() {
-            finish(st, upload).await?;
-        } else {
-            discard(st, upload).await?;
+        let result = if upload.is_complete() { finish(st, upload).await } else { discard(st, upload).await };
+        match result {
+            Ok(()) => discarded += usize::from(!upload.is_complete()),
+            Err(e) => swept_badly(upload, &e),
         }
     }
     for upload in uploads::unfinished_complete(&st.db, now - chrono::TimeDelta::minutes(1), 100).await? {
-        finish(st, &upload).await?;
+        if let Err(e) = finish(st, &upload).await {
+            swept_badly(&upload, &e);
+        }
     }
     uploads::purge_completed(&st.db, now - chrono::TimeDelta::days(1)).await?;
     jobs::purge_succeeded(&st.db, now - chrono::TimeDelta::days(7)).await?;
-    Ok(expired.iter().filter(|u| !u.is_complete()).count())
+    Ok(discarded)
+}
+
+/// Logs an upload the sweep could not clean (once, here); the next pass tries it again.
+fn swept_badly(upload: &Upload, e: &ApiError) {
+    tracing::warn!(
+        upload.id = %upload.id,
+        video.id = %upload.video_id,
+        error = %e.body.message,
+        "cannot clean an upload; the next sweep tries again"
+    );
 }

@@ -615,7 +615,7 @@ async fn view(
     let who = match viewer.as_deref().filter(|u| u.require(Scope::VideosWrite).is_ok()) {
         Some(u) => format!("user:{}", u.0.id.0),
         None => {
-            let ip = crate::views::client_ip(&headers, peer);
+            let ip = st.trusted_proxies.client_ip(peer.ip(), &headers);
             let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
             format!("anon:{ip}:{agent}")
         }

@@ -7,10 +7,8 @@
 //! instance shares. Counted views gather in memory and [`ViewCounter::flush`] writes them, one
 //! `UPDATE` per video, every few seconds and at shutdown.
 
-use axum::http::HeaderMap;
 use ring::digest;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use turtlemen_db::Db;
@@ -64,26 +62,4 @@ impl ViewCounter {
             }
         }
     }
-}
-
-/// The address a view is attributed to: the peer, or — when the peer is a proxy on a private
-/// or loopback address (our gateway) — the right-most `X-Forwarded-For` entry, the one that
-/// proxy appended.
-pub fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    let ip = peer.ip();
-    let proxied = match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
-    };
-    if !proxied {
-        return ip;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .next_back()
-        .unwrap_or(ip)
 }

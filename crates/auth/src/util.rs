@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::net::SocketAddr;
+use turtlemen_http::client_addr::TrustedProxies;
 
 /// `bytes` random bytes, base64url without padding (32 bytes → 43 characters, 256 bits).
 pub fn random_token(bytes: usize) -> String {
@@ -39,8 +40,16 @@ pub struct Requester {
 }
 
 impl Requester {
-    pub fn from_parts(peer: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> Self {
-        let ip = peer.map(|ConnectInfo(addr)| addr.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    /// The requester of a request from `peer` with `headers`: the client behind `trusted`
+    /// proxies (none believed without them).
+    pub fn from_parts(
+        peer: Option<&ConnectInfo<SocketAddr>>,
+        headers: &HeaderMap,
+        trusted: Option<&TrustedProxies>,
+    ) -> Self {
+        let ip = peer
+            .map(|ConnectInfo(addr)| trusted.map_or(addr.ip(), |t| t.client_ip(addr.ip(), headers)).to_string())
+            .unwrap_or_else(|| "unknown".into());
         let user_agent: String = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -57,6 +66,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Requester {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_parts(parts.extensions.get::<ConnectInfo<SocketAddr>>(), &parts.headers))
+        // The router's layer hands over the trusted proxies (`TrustedProxies` as an extension).
+        let trusted = parts.extensions.get::<TrustedProxies>();
+        Ok(Self::from_parts(parts.extensions.get::<ConnectInfo<SocketAddr>>(), &parts.headers, trusted))
     }
 }

@@ -4,7 +4,8 @@
 //! A job is `queued` until a worker claims it; the claim takes a *lease* (an owner id and an
 //! expiry) and makes it `running`; the worker renews the lease while it works ([`renew`]) and
 //! ends with [`complete`] or [`fail`]. A job whose lease expired — its worker was killed or
-//! lost the network — is claimable again, so delivery is **at least once** and handlers must be
+//! lost the network — is claimable again (at once when a restarted worker knows the old owner is
+//! dead and ends its leases: [`release_owner`]), so delivery is **at least once** and handlers must be
 //! idempotent. Every settling write checks the lease (owner and attempt), so a worker that lost
 //! its lease cannot overwrite the result of the worker that took the job over. A failure with
 //! attempts left re-queues the job after an exponential, jittered [`Backoff`]; out of attempts
@@ -418,6 +419,29 @@ pub async fn renew(db: &Db, lease: &Lease, duration: Duration) -> Result<Option<
     })
     .await?;
     Ok((done == 1).then_some(expires))
+}
+
+/// Ends now every lease `owner` holds on a running job, so the jobs are claimable at once
+/// instead of when their leases lapse. For a worker that knows `owner` is dead (the process
+/// that held its slot before it: `turtlemen_worker::slot`); never call it for a live owner, whose
+/// settling writes would then be refused. Returns how many leases ended.
+pub async fn release_owner(db: &Db, owner: Uuid) -> Result<u64, DbError> {
+    let now = Utc::now();
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE jobs SET lease_expires_at = $1, updated_at = $1 \
+                 WHERE state = 'running' AND lease_owner = $2 AND lease_expires_at > $1",
+            )
+            .bind(now)
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    })
+    .await
 }
 
 /// How a settling write ended.

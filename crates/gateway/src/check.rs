@@ -15,7 +15,7 @@
 //!    per user: unless the service said otherwise it carries `Cache-Control: no-store`.
 
 use crate::Gateway;
-use crate::limits::{Bucket, client_ip};
+use crate::limits::Bucket;
 use crate::routes::AuthMode;
 use crate::rp::RpError;
 use crate::session::{self, GatewaySession};
@@ -188,6 +188,19 @@ pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, String>
     Ok(refresh_once(gw, id).await?.map(|s| session::identity(gw, id, &s)))
 }
 
+/// How long a gateway's refresh lock on a session lasts if its owner never releases it.
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
+
+/// A fresh random value naming the holder of a refresh lock (128 bits, never repeated).
+fn lock_owner() -> [u8; 16] {
+    use ring::rand::SecureRandom;
+    let mut owner = [0u8; 16];
+    // SystemRandom fails only when the OS has no randomness at all.
+    #[allow(clippy::expect_used)]
+    ring::rand::SystemRandom::new().fill(&mut owner).expect("system random source");
+    owner
+}
+
 fn needs_refresh(s: &GatewaySession) -> bool {
     s.access_expires_at <= chrono::Utc::now().timestamp() + 15
 }
@@ -210,7 +223,10 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
             return Ok(Some(s));
         }
         let lock_key = format!("gwlock:{key}");
-        if !gw.store.set_if_absent(&lock_key, b"1", Duration::from_secs(15)).await.map_err(|e| e.to_string())? {
+        // A value only this refresh knows: the lock is released by its owner alone, never by a
+        // refresh that outlived its lock after another gateway took it.
+        let owner = lock_owner();
+        if !gw.store.set_if_absent(&lock_key, &owner, REFRESH_LOCK_TTL).await.map_err(|e| e.to_string())? {
             // Another gateway is refreshing this session: wait for its result.
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -223,7 +239,9 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
             return Err("timed out waiting for another gateway's refresh".into());
         }
         let result = refresh(gw, id, s).await;
-        let _ = gw.store.delete(&lock_key).await;
+        if let Err(e) = gw.store.delete_if(&lock_key, &owner).await {
+            tracing::warn!(error = %e, "cannot release a session's refresh lock; it expires on its own");
+        }
         result
     }
     .await;
@@ -284,7 +302,7 @@ where
     let path = req.uri().path();
     if let Some(bucket) = Bucket::of(req.method(), path) {
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let ip = client_ip(peer, req.headers(), &gw.config.trusted_proxies);
+        let ip = turtlemen_http::client_addr::client_ip(peer, req.headers(), &gw.config.trusted_proxies);
         let session = session::id_from(gw, req.headers()).map(session::key);
         if let Err(wait) = gw.limits.check(bucket, ip, session.as_deref()) {
             tracing::warn!(client.ip = %ip, limit = ?bucket, "rate limited");

@@ -5,7 +5,8 @@
 //!
 //! A target is a router in this process (the auth service, the API server, the gateway's own
 //! `/oauth2` endpoints under `serve`) or an upstream pool reached over HTTP ([`crate::proxy`]).
-//! Both get the same request, so a route behaves the same in either mode.
+//! Both get the same request, `X-Forwarded-*` included, so a route behaves the same in either
+//! mode.
 
 use crate::Gateway;
 use crate::proxy::{Pool, Proxy};
@@ -96,12 +97,13 @@ async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
                 .into_response();
         }
         let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-        let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        let mut req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
         let router = match &d.targets[index] {
             // The proxy applies the route's timeout with its own read timeout.
             Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
             Target::InProcess(router) => router.clone(),
         };
+        d.proxy.in_process(&mut req);
         let call = async {
             match router.oneshot(req).await {
                 Ok(res) => res,

@@ -4,13 +4,13 @@
 //! same for every account named, so it tells nothing about accounts).
 //!
 //! The client address is the connection's peer, unless that peer is a trusted proxy: then the
-//! right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Counters live in
+//! right-most address in `X-Forwarded-For` that is not itself a trusted proxy
+//! ([`turtlemen_http::client_addr`], the rule every role uses). Counters live in
 //! this process (GCRA token buckets), so with several gateways each enforces its own share.
 
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use ipnet::IpNet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -110,26 +110,9 @@ impl RateLimits {
     }
 }
 
-/// The real client address behind trusted proxies.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let chain: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    chain.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     #[test]
     fn limits_per_client() {
@@ -157,22 +140,5 @@ mod tests {
         let wait = limits.check(Bucket::Forgot, a, None).unwrap_err();
         assert!(wait > Duration::from_secs(60) && wait <= Duration::from_secs(180), "{wait:?}");
         assert!(limits.check(Bucket::Forgot, "203.0.113.2".parse().unwrap(), None).is_ok());
-    }
-
-    #[test]
-    fn the_client_behind_trusted_proxies() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 203.0.113.7, 10.0.0.5"));
-        assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
-        assert_eq!(
-            client_ip("198.51.100.1".parse().unwrap(), &h, &trusted),
-            "198.51.100.1".parse::<IpAddr>().unwrap(),
-            "untrusted peers cannot claim an address"
-        );
-        assert_eq!(
-            client_ip("10.0.0.2".parse().unwrap(), &HeaderMap::new(), &trusted),
-            "10.0.0.2".parse::<IpAddr>().unwrap()
-        );
     }
 }

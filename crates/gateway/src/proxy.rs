@@ -179,6 +179,15 @@ impl Proxy {
         }
     }
 
+    /// Sets `X-Forwarded-For/-Proto/-Host` on a request for a router in this process exactly as
+    /// [`Self::forward`] sets them for an upstream, so a service reads the same client behind
+    /// `trusted_proxies` whether it runs under `serve` or alone. (The connection's own headers
+    /// stay: an in-process service upgrades the client's connection itself.)
+    pub fn in_process(&self, req: &mut Request<Body>) {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        self.forwarded_headers(req.headers_mut(), peer);
+    }
+
     /// Forwards `req` to an address of `pool` and streams the answer back. A request without
     /// a body whose address refuses the connection is tried on the next address; one with a
     /// body cannot be replayed (it is streamed, not kept), so it fails with 502. Failures are

@@ -9,10 +9,13 @@
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
 //!   `{"error": code, "message": …}` for API clients and as a friendly page for browsers;
 //! - [`health`]: `/healthz` and `/readyz`; [`metrics`]: `/metrics` in the Prometheus text format;
-//! - [`trace`]: W3C `traceparent`, continued or started per request and passed on.
+//! - [`trace`]: W3C `traceparent`, continued or started per request and passed on;
+//! - [`client_addr`]: the client's address behind `trusted_proxies`, the one rule every role
+//!   uses to believe `X-Forwarded-For`.
 //!
 //! This crate owns no business logic and no routes beyond health.
 
+pub mod client_addr;
 pub mod error;
 pub mod files;
 pub mod health;

@@ -180,6 +180,17 @@ impl SessionStore for EmbeddedStore {
         Ok(())
     }
 
+    async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, SessionError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE key = $1 AND value = $2 AND expires_at > $3")
+            .bind(key)
+            .bind(value)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn ping(&self) -> Result<(), SessionError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
         Ok(())

@@ -57,6 +57,10 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, SessionError>;
     /// Removes `key`; removing an absent key is not an error.
     async fn delete(&self, key: &str) -> Result<(), SessionError>;
+    /// Removes `key` only if it holds `value` (live), atomically; returns whether it did. A lock
+    /// taken with [`Self::set_if_absent`] and a value only its taker knows is released with this,
+    /// so a taker whose lock expired and passed to another never releases the other's.
+    async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, SessionError>;
     /// One round trip, for readiness checks.
     async fn ping(&self) -> Result<(), SessionError>;
 }

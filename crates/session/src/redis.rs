@@ -1,5 +1,6 @@
-//! The Redis session store (Redis 7 or later): `SET … PX`, `GET`, `MGET`, `PEXPIRE`, `DEL`, `INCR` through a reconnecting
-//! connection manager, so several gateways share sessions and Redis does the expiry.
+//! The Redis session store (Redis 7 or later): `SET … PX`, `GET`, `MGET`, `PEXPIRE`, `DEL`, `INCR`
+//! and one `EVAL` script (compare-and-delete) through a reconnecting connection manager, so
+//! several gateways share sessions and Redis does the expiry.
 
 use crate::{SessionError, SessionStore};
 use redis::AsyncCommands;
@@ -109,6 +110,21 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &str) -> Result<(), SessionError> {
         let _: i64 = self.conn.clone().del(self.key(key)).await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, SessionError> {
+        // Compare and delete in one script, which Redis runs atomically.
+        const SCRIPT: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let deleted: i64 = redis::cmd("EVAL")
+            .arg(SCRIPT)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(value)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        Ok(deleted == 1)
     }
 
     async fn ping(&self) -> Result<(), SessionError> {

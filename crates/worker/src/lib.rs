@@ -5,7 +5,9 @@
 //! A [`Registry`] maps job kinds to [`Handler`]s; a [`Worker`] claims jobs of those kinds, runs
 //! up to `concurrency` at once, renews each job's lease while its handler runs (a heartbeat at a
 //! third of the lease), and settles it: success, a retry after backoff, or failure with the
-//! error kept for admins. Idle, it polls with a growing pause (200 ms doubling to 2 s); busy, it
+//! error kept for admins. A worker that holds a [`slot::Slot`] ends, as it starts, the leases of
+//! the dead worker that held the slot before it, so a restarted process takes up its own
+//! abandoned jobs at once; other workers take them up when the leases lapse (15 s by default). Idle, it polls with a growing pause (200 ms doubling to 2 s); busy, it
 //! claims again as soon as a slot frees. On shutdown it stops claiming and lets running jobs
 //! finish. Tests call [`Worker::run_until_idle`] instead of waiting on the poll loop.
 //!
@@ -18,12 +20,14 @@
 //! anything by HTTP: it knows the queue, not the web.
 
 pub mod notify;
+pub mod slot;
 pub mod transcode;
 
 use futures::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -172,13 +176,18 @@ pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     }
 }
 
+/// The lease of a claim unless configured: renewed every 5 s, so a job whose worker died is
+/// taken up again within 15 s (plus a poll) by any other worker.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
 /// How a worker runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerConfig {
     /// Jobs run at once (at least 1).
     pub concurrency: usize,
     /// How long a claim lasts unless renewed; renewed every third of it while the job runs. A
-    /// killed worker's jobs are taken up again this long after its last renewal.
+    /// killed worker's jobs are taken up again this long after its last renewal (or at once by
+    /// the worker that restarts in its slot).
     pub lease: Duration,
     /// Pause between polls while jobs keep coming.
     pub poll_min: Duration,
@@ -192,7 +201,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: 1,
-            lease: Duration::from_secs(60),
+            lease: DEFAULT_LEASE,
             poll_min: Duration::from_millis(200),
             poll_max: Duration::from_secs(2),
             backoff: Backoff::default(),
@@ -206,9 +215,16 @@ impl WorkerConfig {
     }
 }
 
-/// Runs this build's [`registry`] until `shutdown` resolves (`turtlemen worker` and `serve`).
-pub async fn run(db: Db, config: WorkerConfig, transcoder: transcode::Transcoder, shutdown: impl Future<Output = ()>) {
-    Worker::new(db, registry(Some(transcoder)), config).run(shutdown).await;
+/// Runs this build's [`registry`] until `shutdown` resolves (`turtlemen worker` and `serve`),
+/// in a slot of `slots` (see [`Worker::in_slot`]).
+pub async fn run(
+    db: Db,
+    config: WorkerConfig,
+    transcoder: transcode::Transcoder,
+    slots: &Path,
+    shutdown: impl Future<Output = ()>,
+) {
+    Worker::new(db, registry(Some(transcoder)), config).in_slot(slots).run(shutdown).await;
 }
 
 /// A worker: one lease owner, its handlers and its settings.
@@ -218,12 +234,39 @@ pub struct Worker {
     registry: Arc<Registry>,
     config: WorkerConfig,
     owner: Uuid,
+    slot: Option<Arc<slot::Slot>>,
 }
 
 impl Worker {
     pub fn new(db: Db, registry: Registry, config: WorkerConfig) -> Worker {
         let config = WorkerConfig { concurrency: config.concurrency.max(1), ..config };
-        Worker { db, registry: Arc::new(registry), config, owner: Uuid::now_v7() }
+        Worker { db, registry: Arc::new(registry), config, owner: Uuid::now_v7(), slot: None }
+    }
+
+    /// This worker in the first free slot of the folder `slots` ([`slot::Slot`]): when it
+    /// runs, it first ends the leases of the dead worker that held the slot before. Without a
+    /// slot (the folder unusable, every slot held) it runs as before, and says why.
+    pub fn in_slot(mut self, slots: &Path) -> Worker {
+        match slot::Slot::take(slots, self.owner) {
+            Ok(slot) => self.slot = Some(Arc::new(slot)),
+            Err(e) => tracing::warn!(error = %e, "no worker slot; a restart waits for this worker's leases to lapse"),
+        }
+        self
+    }
+
+    /// Ends the leases of the worker that held this worker's slot before it (dead: its slot was
+    /// free), so its jobs are claimable now. Failures are logged: the leases then lapse.
+    async fn release_predecessor(&self) {
+        let Some(previous) = self.slot.as_ref().and_then(|s| s.previous()) else { return };
+        match jobs::release_owner(&self.db, previous).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(worker.previous = %previous, jobs.released = n, "took up the jobs of this slot's dead worker")
+            }
+            Err(e) => {
+                tracing::warn!(worker.previous = %previous, error = %e, "cannot release the dead worker's leases; they will lapse")
+            }
+        }
     }
 
     /// The id this worker's leases carry.
@@ -266,6 +309,7 @@ impl Worker {
             db.backend = ?self.db.backend(),
             "worker started"
         );
+        self.release_predecessor().await;
         let mut running = JoinSet::new();
         let mut pause = self.config.poll_min;
         let mut shutdown = std::pin::pin!(shutdown);
@@ -308,6 +352,7 @@ impl Worker {
         if self.registry.is_empty() {
             return Ok(0);
         }
+        self.release_predecessor().await;
         loop {
             let claimed = self.claim(self.config.concurrency).await?;
             if claimed.is_empty() {

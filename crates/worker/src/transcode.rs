@@ -6,7 +6,8 @@
 //!
 //! Idempotent, as every handler must be: a video already `ready` is left alone, a deleted one
 //! ends the job, and a run after a killed worker starts over under the same storage keys (the
-//! media pipeline overwrites, never appends). Progress is written at most once a second and
+//! media pipeline overwrites, never appends), in a scratch folder of its own (the killed
+//! worker's ffmpeg may outlive it for a moment). Progress is written at most once a second and
 //! only when it changed, from a task beside the pipeline, so ffmpeg's pace never waits on the
 //! database.
 
@@ -54,7 +55,12 @@ impl crate::Handler for Transcoder {
             VideoState::Uploading => videos::mark_uploaded(&ctx.db, video_id).await?,
             VideoState::Processing | VideoState::Failed => {}
         }
-        let work = self.work_root.join(video_id.hyphenated().to_string());
+        // Each attempt has its own scratch folder: a killed worker's ffmpeg may still be writing
+        // into its own until it dies on its next progress write. Other attempts' folders are
+        // left-overs of workers that died or lost the job; they go.
+        let video_work = self.work_root.join(video_id.hyphenated().to_string());
+        remove_earlier_attempts(&video_work, ctx.attempt).await;
+        let work = video_work.join(format!("attempt-{}", ctx.attempt));
         let original = StorageKey::video_original(video_id);
         let (input, downloaded) = match self.storage.local_path(&original) {
             Some(path) => (path, false),
@@ -75,6 +81,7 @@ impl crate::Handler for Transcoder {
         } else {
             let _ = tokio::fs::remove_dir(&work).await;
         }
+        let _ = tokio::fs::remove_dir(&video_work).await;
 
         match result {
             Ok(done) => {
@@ -106,6 +113,22 @@ impl crate::Handler for Transcoder {
                 videos::mark_retrying(&ctx.db, video_id).await?;
                 Err(JobError::Retry(detail))
             }
+        }
+    }
+}
+
+/// Removes the scratch folders of attempts other than `attempt` under `video_work`, if any.
+async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
+    let Ok(mut entries) = tokio::fs::read_dir(video_work).await else { return };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name();
+        let other = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("attempt-"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n != attempt);
+        if other && let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
+            tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove an earlier attempt's scratch folder");
         }
     }
 }

@@ -75,9 +75,15 @@ impl Actor {
         Actor { user: None, ip: "command-line".into(), user_agent: String::new() }
     }
 
-    /// `user`, acting through a request with these headers from `peer`.
-    pub fn of(user: &CurrentUser, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Actor {
-        let ip = peer.map(|p| crate::views::client_ip(headers, p).to_string()).unwrap_or_default();
+    /// `user`, acting through a request with these headers from `peer` (the address is the
+    /// client's behind `trusted_proxies`).
+    pub fn of(
+        st: &crate::ApiState,
+        user: &CurrentUser,
+        headers: &HeaderMap,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Actor {
+        let ip = peer.map(|p| st.trusted_proxies.client_ip(p.ip(), headers).to_string()).unwrap_or_default();
         let user_agent: String =
             headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
         Actor { user: Some(user.0.id), ip, user_agent }

@@ -264,7 +264,7 @@ async fn resolve(
     let kind = parse_kind(&target)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let decision: Decision = crate::channels::json_body(&headers, &body)?;
-    let actor = Actor::of(&moderator, &headers, super::peer(&extensions));
+    let actor = Actor::of(&st, &moderator, &headers, super::peer(&extensions));
     let resolved =
         actions::act(&st, &moderator, &actor, kind, id, decision.action, decision.message.as_deref()).await?;
     Ok(Json(Outcome { action: decision.action, resolved }))

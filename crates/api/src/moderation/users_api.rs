@@ -171,7 +171,7 @@ async fn ban(
 ) -> Result<StatusCode, ApiError> {
     let user = target(&st, &id).await?;
     let body: BanBody = optional_json(&headers, &body)?;
-    let actor = Actor::of(&moderator, &headers, super::peer(&extensions));
+    let actor = Actor::of(&st, &moderator, &headers, super::peer(&extensions));
     ban_as(&st, &moderator, &actor, &user, body.reason.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -195,7 +195,7 @@ async fn unban(
     extensions: axum::http::Extensions,
 ) -> Result<StatusCode, ApiError> {
     let user = target(&st, &id).await?;
-    let actor = Actor::of(&moderator, &headers, super::peer(&extensions));
+    let actor = Actor::of(&st, &moderator, &headers, super::peer(&extensions));
     bans::unban(&st.db, &actor, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -243,7 +243,7 @@ async fn set_role(
     require_admin(&admin)?;
     let user = target(&st, &id).await?;
     let body: RoleBody = crate::channels::json_body(&headers, &body)?;
-    let actor = Actor::of(&admin, &headers, super::peer(&extensions));
+    let actor = Actor::of(&st, &admin, &headers, super::peer(&extensions));
     bans::set_role(&st.db, &actor, &user, body.role).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -283,7 +283,7 @@ async fn set_quota(
     require_admin(&admin)?;
     let user = target(&st, &id).await?;
     let body: QuotaBody = crate::channels::json_body(&headers, &body)?;
-    let actor = Actor::of(&admin, &headers, super::peer(&extensions));
+    let actor = Actor::of(&st, &admin, &headers, super::peer(&extensions));
     let quota = QuotaOverride { total_bytes: body.total_bytes, daily_bytes: body.daily_bytes };
     bans::set_quota(&st.db, &actor, user.id, quota).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)

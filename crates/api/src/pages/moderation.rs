@@ -213,7 +213,7 @@ async fn decide(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let action = Action::parse(&form.action)
         .ok_or_else(|| ApiError::bad_request("invalid_action", "action is hide, delete, dismiss, warn or ban."))?;
-    let actor = Actor::of(&user, &headers, crate::moderation::peer(&extensions));
+    let actor = Actor::of(&st, &user, &headers, crate::moderation::peer(&extensions));
     actions::act(&st, &user, &actor, kind, id, action, Some(&form.message)).await?;
     Ok(Redirect::to(&format!("/admin/reports?done={}", form.action)))
 }
@@ -317,7 +317,7 @@ async fn change_account(
     let user = moderator(viewer)?;
     csrf::check(&st, &user, &form.csrf)?;
     let target = users_api::target(&st, &id).await?;
-    let actor = Actor::of(&user, &headers, crate::moderation::peer(&extensions));
+    let actor = Actor::of(&st, &user, &headers, crate::moderation::peer(&extensions));
     let admin_only = || if user.0.role == Role::Admin { Ok(()) } else { Err(ApiError::not_found()) };
     match change.as_str() {
         "ban" => users_api::ban_as(&st, &user, &actor, &target, Some(&form.reason)).await?,
