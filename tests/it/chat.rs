@@ -147,7 +147,7 @@ crate::on_both_stacks! {
         let (_, key_made) = call(&app, Some(&ann), Method::POST, &format!("/api/v1/lives/{live}/key"), None).await;
         let key = key_made["stream_key"].as_str().unwrap();
         let before = std::time::Instant::now();
-        let claimed = turtlemen_db::lives::claim(&app.db, &turtlemen_api::lives::hash_key(key), "").await.unwrap();
+        let claimed = turtlemen_db::lives::claim(&app.db, &turtlemen_api::lives::hash_key(key), "", turtlemen_db::lives::LiveLimits { per_user: 10, per_instance: 100 }).await.unwrap();
         assert!(claimed.is_ok());
         post(&mut streamer, "we are live").await;
         let e = next(&mut viewer).await;

@@ -72,8 +72,8 @@ fn crate_dir() -> PathBuf {
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    for entry in fs::read_dir(dir).expect("read the folder") {
+        let path = entry.expect("read a folder entry").path();
         if path.is_dir() {
             out.extend(files(&path, ext));
         } else if path.extension().is_some_and(|e| e == ext) {

@@ -8,8 +8,8 @@
 use super::MAX_CHARS;
 use super::protocol::{MessageView, ServerEvent};
 use crate::ApiState;
-use crate::rate_limit::{Action, Refusal};
 use crate::identity::CurrentUser;
+use crate::rate_limit::{Action, Refusal};
 use axum::http::StatusCode;
 use chrono::Utc;
 use turtlemen_db::chat::{self as rows, NewMessage};
