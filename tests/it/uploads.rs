@@ -386,7 +386,7 @@ async fn an_upload_that_cannot_be_cleaned_does_not_stop_the_sweep() {
         for path in [&bad_path, &good_path] {
             assert_eq!(patch(&app, &ann, path, 0, &sample(10)).await.status(), StatusCode::NO_CONTENT);
         }
-        let staging = data_dir(&app).join("uploads").join(bad_path.rsplit('/').next().unwrap());
+        let staging = staging_dir(&app).join(bad_path.rsplit('/').next().unwrap());
         std::fs::remove_file(&staging).unwrap();
         std::fs::create_dir_all(staging.join("stuck")).unwrap();
 
