@@ -46,14 +46,19 @@ impl Transport for InProcess {
             .oneshot(Request::from_parts(parts, body))
             .await
             .map_err(|e| TransportError(e.to_string()))?;
-        let (parts, body) = res.into_parts();
-        let bytes = http_body_util::Limited::new(body, 1 << 20)
-            .collect()
-            .await
-            .map_err(|e| TransportError(e.to_string()))?
-            .to_bytes();
-        Ok((parts.status, parts.headers, bytes))
+        answer(res).await
     }
+}
+
+/// An answer's status, headers and body (at most 1 MiB: the issuer's documents are small).
+async fn answer(res: http::Response<Body>) -> Result<(StatusCode, HeaderMap, Bytes), TransportError> {
+    let (parts, body) = res.into_parts();
+    let bytes = http_body_util::Limited::new(body, 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| TransportError(e.to_string()))?
+        .to_bytes();
+    Ok((parts.status, parts.headers, bytes))
 }
 
 /// The issuer over plain HTTP at internal addresses: each request keeps its path and query but
@@ -133,13 +138,7 @@ impl Transport for Http {
                 Ok(Err(e)) => return Err(TransportError(e.to_string())),
                 Ok(Ok(res)) => res,
             };
-            let (parts, body) = res.into_parts();
-            let bytes = http_body_util::Limited::new(body, 1 << 20)
-                .collect()
-                .await
-                .map_err(|e| TransportError(e.to_string()))?
-                .to_bytes();
-            return Ok((parts.status, parts.headers, bytes));
+            return answer(res.map(Body::new)).await;
         }
         Err(last)
     }
