@@ -13,8 +13,13 @@
 #   feed        GET /subscriptions         signed in, following 1,000 channels
 #   search      GET /search?q=river+guitar
 #   watch       GET /videos/{id}           a public video of the biggest channel
-# and the database's size on disk. Also prints how long seeding took.
+# first with every page rendered for every request (the gateway's page cache off: the baseline),
+# then as deployed, where anonymous visitors' public pages are kept 2 s by the gateway; and the
+# database's size on disk. Also prints how long seeding took.
 #   bash benches/community.sh [sqlite|postgres|both]     (needs wrk: apt-get install wrk)
+# KEEP_SQLITE=FILE keeps a copy of the seeded SQLite database; SEEDED_SQLITE=FILE starts from such
+# a copy, and SEEDED_POSTGRES=NAME from a PostgreSQL database seeded before (e.g. a kept
+# `turtlemen_bench`), instead of seeding again (seeding is most of a run's time).
 # The Rust seeding and the pages are the release build's unless TURTLEMEN_BIN names another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +28,29 @@ USERS=$(n 50000); CHANNELS=$(n 100000); VIDEOS=$(n 1000000); SUBS=$(n 5000000); 
 
 run() { # backend
   local backend=$1 data="$work/$1"
-  fresh_instance "$backend" "$data"
+  if [ "$backend" = postgres ] && [ -n "${SEEDED_POSTGRES:-}" ]; then
+    # A database this script seeded before (with `bench`), migrated to this build.
+    mkdir -p "$data"; redis-cli -u "$REDIS" flushdb >/dev/null
+    args=(--database-url "$PG_BASE/$SEEDED_POSTGRES" --session-url "$REDIS")
+    "$bin" migrate "${args[@]}" --data-dir "$data" >/dev/null
+  else
+    fresh_instance "$backend" "$data"
+  fi
   echo "== $backend: $VIDEOS videos, $CHANNELS channels, $USERS users, $SUBS subscriptions"
-  make_user "$data" bench
-  "$bin" admin seed --data-dir "$data" "${args[@]}" --users "$USERS" --channels "$CHANNELS" --videos "$VIDEOS" \
-    --subscriptions "$SUBS" --follower bench --follows "$FOLLOWS" | sed 's/^/  seed: /'
-  serve "$data"
+  if [ "$backend" = sqlite ] && [ -n "${SEEDED_SQLITE:-}" ]; then
+    cp "$SEEDED_SQLITE" "$data/turtlemen.db" # a database this script seeded before (with `bench`)
+    echo "  seed: reused $SEEDED_SQLITE"
+  elif [ "$backend" = postgres ] && [ -n "${SEEDED_POSTGRES:-}" ]; then
+    echo "  seed: reused the database $SEEDED_POSTGRES"
+  else
+    make_user "$data" bench
+    "$bin" admin seed --data-dir "$data" "${args[@]}" --users "$USERS" --channels "$CHANNELS" --videos "$VIDEOS" \
+      --subscriptions "$SUBS" --follower bench --follows "$FOLLOWS" | sed 's/^/  seed: /'
+    if [ "$backend" = sqlite ] && [ -n "${KEEP_SQLITE:-}" ]; then cp "$data/turtlemen.db" "$KEEP_SQLITE"; fi
+  fi
+  # Every page rendered for every request (the gateway's page cache off)…
+  echo "  -- every request rendered (public_page_max_age_secs = 0)"
+  TURTLEMEN_PUBLIC_PAGE_MAX_AGE_SECS=0 serve "$data"
   local cookie video
   cookie=$(sign_in "$base")
   video=$(curl -fs "$base/api/v1/channels/seed0/videos" | python3 -c 'import json,sys; print(json.load(sys.stdin)["videos"][0]["id"])')
@@ -37,6 +59,15 @@ run() { # backend
   load home-in "${signed[@]}" "$base/"
   load channel "$base/@seed0"
   load feed "${signed[@]}" "$base/subscriptions"
+  load search "$base/search?q=river+guitar"
+  load watch "$base/videos/$video"
+  stop
+  # …then as deployed: anonymous visitors' public pages kept 2 s by the gateway (signed-in
+  # pages are never kept, so home-in and feed are the same as above).
+  echo "  -- as deployed (public_page_max_age_secs = 2)"
+  serve "$data"
+  load home "$base/"
+  load channel "$base/@seed0"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
   stop

@@ -115,13 +115,17 @@ wrk_numbers() { # wrk-output
 import re, sys
 out = sys.argv[1]
 def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s|m)$", v); x = float(m.group(1))
-    return x * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
-p50 = re.search(r"50%\s+(\S+)", out); p99 = re.search(r"99%\s+(\S+)", out)
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", v)
+    if not m:
+        sys.stderr.write(f"unreadable latency {v!r} in:\n{out}\n"); return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000, "h": 3600000}[m.group(2)]
+p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M); p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+p50 = p50 and ms(p50.group(1)); p99 = p99 and ms(p99.group(1))
+rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+rps = float(rps.group(1)) if rps else 0.0
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-print(f"{ms(p50.group(1)):.2f}" if p50 else "-", f"{ms(p99.group(1)):.2f}" if p99 else "-", f"{rps:.0f}",
+print(f"{p50:.2f}" if p50 is not None else "-", f"{p99:.2f}" if p99 is not None else "-", f"{rps:.0f}",
       bad.group(1) if bad else 0, sum(int(e) for e in errs.groups()) if errs else 0)
 ' "$1"
 }

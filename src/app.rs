@@ -268,6 +268,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             sessions: store.clone(),
             chat: turtlemen_api::chat::Chat::new(chat_bus.clone(), &config.public_url),
             trusted_proxies: turtlemen_http::client_addr::TrustedProxies::new(&config.trusted_proxies),
+            lists: Arc::new(turtlemen_api::shared_lists::SharedLists::new(config.videos.public_page_max_age)),
         }
     };
     let mut janitor_state = None;

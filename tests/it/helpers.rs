@@ -100,6 +100,9 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
         log_level: Some("warn".into()),
         // Tests name their admins; the first-account rule has its own tests (moderation.rs).
         first_user_admin: Some(false),
+        // Every answer fresh, so a test sees its own changes at once; the gateway's page cache
+        // has its own tests (page_cache.rs).
+        public_page_max_age_secs: Some(0),
         ..Settings::default()
     };
     let mut schema = None;
@@ -163,6 +166,12 @@ impl TestApp {
 
     /// Stops the instance and starts it again on the same address, data, database and session
     /// store (the same address keeps the public URL, so the issuer, the same).
+    /// Starts it again with `change` made to its settings.
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut Settings)) -> TestApp {
+        change(&mut self.settings);
+        self.restart().await
+    }
+
     pub async fn restart(mut self) -> TestApp {
         let mut settings = self.settings.clone();
         settings.listen = Some(self.addr.to_string());

@@ -29,6 +29,7 @@ mod lives;
 mod moderation;
 mod notifications;
 mod openapi;
+mod page_cache;
 mod pages;
 mod recovery;
 mod replicas;

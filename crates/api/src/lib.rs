@@ -34,6 +34,7 @@ pub mod playlists;
 pub mod rate_limit;
 pub mod ratings;
 pub mod search;
+pub mod shared_lists;
 pub mod staging;
 pub mod subscriptions;
 pub mod tus;
@@ -78,6 +79,8 @@ pub struct ApiState {
     /// Proxies whose `X-Forwarded-For` names the client (the gateway, and what is in front of
     /// it): the one rule for client addresses, as at the gateway.
     pub trusted_proxies: turtlemen_http::client_addr::TrustedProxies,
+    /// The lists every viewer sees alike, kept a moment ([`shared_lists`]).
+    pub lists: Arc<shared_lists::SharedLists>,
 }
 
 /// The API server's routes.

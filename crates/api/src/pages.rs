@@ -107,6 +107,21 @@ fn private(html: String) -> Response {
     res
 }
 
+/// A page anyone may see. As an anonymous visitor gets it, a shared cache (the gateway's page
+/// cache) may keep it for `public_page_max_age` — the same bytes for every anonymous visitor,
+/// so a popular page costs one render per that time. A signed-in viewer's copy carries their
+/// name, bell and tokens: it is theirs alone (the gateway marks it `no-store`).
+fn public_page(st: &ApiState, viewer: Option<&CurrentUser>, status: StatusCode, html: String) -> Response {
+    let mut res = (status, Html(html)).into_response();
+    let max_age = st.videos.public_page_max_age.as_secs();
+    if viewer.is_none() && max_age > 0 && status == StatusCode::OK {
+        if let Ok(v) = HeaderValue::from_str(&format!("public, max-age=0, s-maxage={max_age}")) {
+            res.headers_mut().insert(header::CACHE_CONTROL, v);
+        }
+    }
+    res
+}
+
 fn display_name(u: &turtlemen_db::users::User) -> String {
     if u.display_name.trim().is_empty() { u.username.clone() } else { u.display_name.clone() }
 }
@@ -131,7 +146,7 @@ async fn home(
     Query(q): Query<HomeQuery>,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let chosen = match q.category.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => Some(videos::parse_category(c)?),
         None => None,
@@ -142,14 +157,13 @@ async fn home(
         None => None,
     };
     let category = match chosen {
-        Some(c) => Some((
-            c.label().to_owned(),
-            rows::list_public(&st.db, Listing::Category(c.slug()), HOME_LIST).await?.iter().map(card).collect(),
-        )),
+        Some(c) => {
+            Some((c.label().to_owned(), home_list(&st, Listing::Category(c.slug())).await?.iter().map(card).collect()))
+        }
         None => None,
     };
-    let recent = rows::list_public(&st.db, Listing::Recent, HOME_LIST).await?;
-    let trending = rows::list_public(&st.db, Listing::Trending, HOME_LIST).await?;
+    let recent = home_list(&st, Listing::Recent).await?;
+    let trending = home_list(&st, Listing::Trending).await?;
     let categories = Category::all()
         .iter()
         .map(|c| CategoryLink {
@@ -165,7 +179,14 @@ async fn home(
         categories,
         category,
     };
-    Ok(Html(turtlemen_web::home_page_for(&view, &context(&st, viewer.as_ref(), &uri, &headers).await)))
+    let html = turtlemen_web::home_page_for(&view, &context(&st, viewer.as_ref(), &uri, &headers).await);
+    Ok(public_page(&st, viewer.as_ref(), StatusCode::OK, html))
+}
+
+/// One of the home page's lists, the same for every viewer: kept a moment for all
+/// ([`crate::shared_lists`]).
+async fn home_list(st: &ApiState, listing: Listing<'_>) -> Result<std::sync::Arc<Vec<Video>>, ApiError> {
+    Ok(st.lists.home.get_or_load(format!("{listing:?}"), || rows::list_public(&st.db, listing, HOME_LIST)).await?)
 }
 
 /// `GET /upload` (the gateway sends visitors without a session to sign in first).
@@ -193,7 +214,7 @@ async fn watch(
     Query(lq): Query<library::WatchQuery>,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
@@ -236,7 +257,7 @@ async fn watch(
         library,
         replay_chat_live,
     };
-    Ok(Html(video_pages::watch_page(&page, &ctx)))
+    Ok(public_page(&st, viewer.as_ref(), StatusCode::OK, video_pages::watch_page(&page, &ctx)))
 }
 
 /// `GET /studio/videos`: the signed-in user's videos, newest first.

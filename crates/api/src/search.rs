@@ -164,16 +164,25 @@ pub async fn run(st: &ApiState, s: &Search) -> Result<Results, ApiError> {
     if s.unknown_channel {
         return Ok(Results { videos: Vec::new(), channels: Vec::new(), next_page: None });
     }
-    let offset = (s.page - 1) * PAGE_SIZE;
-    let mut videos = rows::videos(&st.db, &s.text, &s.filter, s.sort, offset, PAGE_SIZE + 1).await?;
-    let more = videos.len() > PAGE_SIZE as usize;
-    videos.truncate(PAGE_SIZE as usize);
-    let channels = if s.page == 1 && s.filter.channel.is_none() {
-        rows::channels(&st.db, &s.text, CHANNELS).await?
-    } else {
-        Vec::new()
-    };
-    Ok(Results { videos, channels, next_page: (more && s.page < MAX_PAGE).then_some(s.page + 1) })
+    // The same for every viewer: kept a moment for all ([`crate::shared_lists`]).
+    let found = st
+        .lists
+        .search
+        .get_or_load(format!("{s:?}"), || async {
+            let offset = (s.page - 1) * PAGE_SIZE;
+            let mut videos = rows::videos(&st.db, &s.text, &s.filter, s.sort, offset, PAGE_SIZE + 1).await?;
+            let more = videos.len() > PAGE_SIZE as usize;
+            videos.truncate(PAGE_SIZE as usize);
+            let channels = if s.page == 1 && s.filter.channel.is_none() {
+                rows::channels(&st.db, &s.text, CHANNELS).await?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ApiError>((videos, channels, (more && s.page < MAX_PAGE).then_some(s.page + 1)))
+        })
+        .await?;
+    let (videos, channels, next_page) = found.as_ref().clone();
+    Ok(Results { videos, channels, next_page })
 }
 
 /// Search results.

@@ -176,6 +176,9 @@ pub struct VideoLimits {
     pub chat_per_minute: u32,
     /// Rating changes one user may make per minute; 0: no limit.
     pub ratings_per_minute: u32,
+    /// How long a shared cache (the gateway's) may keep the public pages an anonymous visitor
+    /// gets; zero: not at all.
+    pub public_page_max_age: Duration,
 }
 
 /// A configuration problem, phrased as one line that names the problem and the fix.
@@ -296,6 +299,7 @@ impl Config {
             comments_per_minute: s.comments_per_minute.unwrap_or(10),
             chat_per_minute: s.chat_per_minute.unwrap_or(20),
             ratings_per_minute: s.ratings_per_minute.unwrap_or(120),
+            public_page_max_age: Duration::from_secs(s.public_page_max_age_secs.unwrap_or(2)),
         };
         let upstream_auth = parse_upstreams("upstream_auth", s.upstream_auth.as_deref())?;
         let upstream_api = parse_upstreams("upstream_api", s.upstream_api.as_deref())?;
@@ -438,6 +442,7 @@ impl Config {
             comments_per_minute: Some(self.videos.comments_per_minute),
             chat_per_minute: Some(self.videos.chat_per_minute),
             ratings_per_minute: Some(self.videos.ratings_per_minute),
+            public_page_max_age_secs: Some(self.videos.public_page_max_age.as_secs()),
             log_format: Some(self.log_format),
             log_level: Some(self.log_level.clone()),
             cookie_secret: self.cookie_secret.clone(),

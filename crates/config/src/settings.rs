@@ -88,6 +88,10 @@ pub struct Settings {
     /// (0: no limit).
     #[arg(long, env = "TURTLEMEN_RATINGS_PER_MINUTE", global = true, value_name = "N")]
     pub ratings_per_minute: Option<u32>,
+    /// Seconds a shared cache (the gateway's) may keep a public page an anonymous visitor gets
+    /// (home, watch, channel, search); 0: never kept.
+    #[arg(long, env = "TURTLEMEN_PUBLIC_PAGE_MAX_AGE_SECS", global = true, value_name = "SECS")]
+    pub public_page_max_age_secs: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "TURTLEMEN_LOG_FORMAT", global = true, value_name = "FORMAT")]
     pub log_format: Option<super::LogFormat>,
@@ -226,6 +230,7 @@ impl Settings {
             comments_per_minute: self.comments_per_minute.or(lower.comments_per_minute),
             chat_per_minute: self.chat_per_minute.or(lower.chat_per_minute),
             ratings_per_minute: self.ratings_per_minute.or(lower.ratings_per_minute),
+            public_page_max_age_secs: self.public_page_max_age_secs.or(lower.public_page_max_age_secs),
             log_format: self.log_format.or(lower.log_format),
             log_level: self.log_level.or(lower.log_level),
             cookie_secret: self.cookie_secret.or(lower.cookie_secret),

@@ -161,25 +161,42 @@ pub enum SearchSort {
     MostViewed,
 }
 
+/// How many matches a video search ranks and sorts at most: the newest this many that pass the
+/// filters. Ranking every match of a common word (tens of thousands on a large instance) would
+/// cost a second of CPU per search; a viewer pages through far fewer, and a narrower query
+/// (more words, a filter) reaches older videos.
+pub const CANDIDATES: u32 = 1000;
+
 macro_rules! video_search {
+    // SQLite: the matches walked newest-indexed first (descending `doc`), each joined to its row
+    // by primary key in that order (CROSS JOIN pins it: without statistics the planner would
+    // start from the videos), bm25 computed for the candidates only, then sorted.
     (sqlite, $order:literal) => {
-        select!(concat!(
-            "JOIN search_docs d ON d.id = v.id JOIN videos_fts ON videos_fts.rowid = d.doc \
-             WHERE videos_fts MATCH $1 AND ",
+        concat!(
+            "SELECT * FROM (",
+            $crate::videos::video_columns!(),
+            ", f.rank AS search_rank FROM videos_fts f CROSS JOIN search_docs d ON d.doc = f.rowid \
+             CROSS JOIN videos v ON v.id = d.id CROSS JOIN users u ON u.id = v.owner_id \
+             CROSS JOIN channels c ON c.id = v.channel_id WHERE f.videos_fts MATCH $1 AND ",
             video_search!(filters),
-            " ORDER BY ",
+            " ORDER BY f.rowid DESC LIMIT 1000) ORDER BY ",
             $order,
             " LIMIT $6 OFFSET $7"
-        ))
+        )
     };
+    // PostgreSQL: the newest matches from the partial GIN index, then ranked.
     (pg, $order:literal) => {
-        select!(concat!(
-            "WHERE v.search @@ to_tsquery('simple', $1) AND ",
+        concat!(
+            "SELECT * FROM (",
+            $crate::videos::video_columns!(),
+            ", ts_rank(v.search, to_tsquery('simple', $1)) AS search_rank \
+             FROM videos v JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id \
+             WHERE v.search @@ to_tsquery('simple', $1) AND ",
             video_search!(filters),
-            " ORDER BY ",
+            " ORDER BY v.published_at DESC, v.id DESC LIMIT 1000) t ORDER BY ",
             $order,
             " LIMIT $6 OFFSET $7"
-        ))
+        )
     };
     (filters) => {
         "v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
@@ -188,7 +205,8 @@ macro_rules! video_search {
     };
 }
 
-/// Videos matching every term of `text` that pass `filter`, in `sort` order, from `offset`.
+/// Videos matching every term of `text` that pass `filter`, in `sort` order, from `offset`: of
+/// the [`CANDIDATES`] newest such videos.
 pub async fn videos(
     db: &Db,
     text: &SearchText,
@@ -197,13 +215,12 @@ pub async fn videos(
     offset: u32,
     limit: u32,
 ) -> Result<Vec<Video>, DbError> {
-    const SQLITE_RELEVANCE: &str = video_search!(sqlite, "videos_fts.rank, v.published_at DESC, v.id DESC");
-    const SQLITE_NEWEST: &str = video_search!(sqlite, "v.published_at DESC, v.id DESC");
-    const SQLITE_VIEWS: &str = video_search!(sqlite, "v.views DESC, v.published_at DESC, v.id DESC");
-    const PG_RELEVANCE: &str =
-        video_search!(pg, "ts_rank(v.search, to_tsquery('simple', $1)) DESC, v.published_at DESC, v.id DESC");
-    const PG_NEWEST: &str = video_search!(pg, "v.published_at DESC, v.id DESC");
-    const PG_VIEWS: &str = video_search!(pg, "v.views DESC, v.published_at DESC, v.id DESC");
+    const SQLITE_RELEVANCE: &str = video_search!(sqlite, "search_rank, published_at DESC, id DESC");
+    const SQLITE_NEWEST: &str = video_search!(sqlite, "published_at DESC, id DESC");
+    const SQLITE_VIEWS: &str = video_search!(sqlite, "views DESC, published_at DESC, id DESC");
+    const PG_RELEVANCE: &str = video_search!(pg, "search_rank DESC, published_at DESC, id DESC");
+    const PG_NEWEST: &str = video_search!(pg, "published_at DESC, id DESC");
+    const PG_VIEWS: &str = video_search!(pg, "views DESC, published_at DESC, id DESC");
     let since = filter.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let min = filter.min_secs.unwrap_or(-1.0);
     let max = filter.max_secs.unwrap_or(f64::MAX);
@@ -329,9 +346,8 @@ pub async fn suggestions(db: &Db, text: &SearchText, videos: u32, channels: u32)
 /// The query plan of a relevance search (`EXPLAIN QUERY PLAN` / `EXPLAIN`), one line per row:
 /// for checks that it starts from the index.
 pub async fn plan(db: &Db, text: &SearchText) -> Result<Vec<String>, DbError> {
-    const SQLITE: &str = video_search!(sqlite, "videos_fts.rank, v.published_at DESC, v.id DESC");
-    const PG: &str =
-        video_search!(pg, "ts_rank(v.search, to_tsquery('simple', $1)) DESC, v.published_at DESC, v.id DESC");
+    const SQLITE: &str = video_search!(sqlite, "search_rank, published_at DESC, id DESC");
+    const PG: &str = video_search!(pg, "search_rank DESC, published_at DESC, id DESC");
     let far_past = DateTime::<Utc>::UNIX_EPOCH;
     let lines: Vec<String> = match db {
         Db::Sqlite(pool) => {
@@ -391,6 +407,25 @@ pub async fn index_many(db: &Db, videos: &[Uuid], channels: &[Uuid]) -> Result<(
         Ok(())
     })
     .await
+}
+
+/// After a bulk load: SQLite merges each full-text index into one segment (rows written one by
+/// one leave hundreds of small ones, and every query walks them all; a live instance merges as
+/// it writes); PostgreSQL gathers the planner's statistics of the loaded tables (autovacuum would,
+/// later).
+pub async fn settle(db: &Db) -> Result<(), DbError> {
+    match db {
+        Db::Sqlite(pool) => {
+            sqlx::query("INSERT INTO videos_fts (videos_fts) VALUES ('optimize')").execute(pool).await?;
+            sqlx::query("INSERT INTO channels_fts (channels_fts) VALUES ('optimize')").execute(pool).await?;
+        }
+        Db::Postgres(pool) => {
+            for table in ["videos", "channels", "subscriptions", "users"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).execute(pool).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

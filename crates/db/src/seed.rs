@@ -449,6 +449,9 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
         report.hot_videos = (0..hot).map(|v| id(3, u64::from(v))).collect();
         report.timings.push(("comments", started.elapsed()));
     }
+    let started = std::time::Instant::now();
+    crate::search::settle(db).await?;
+    report.timings.push(("search index merged, statistics gathered", started.elapsed()));
     Ok(report)
 }
 

@@ -135,21 +135,25 @@ const FEED_POSTGRES: &str = select!(
 /// as new; none when fewer than `limit` followed channels have such a video. One seek of
 /// `videos_channel_published` per followed channel.
 macro_rules! feed_floor {
-    ($indexed:literal) => {
+    ($with:literal, $indexed:literal) => {
         concat!(
-            "SELECT newest FROM (SELECT (SELECT w.published_at FROM videos w ",
+            "WITH t AS ",
+            $with,
+            " (SELECT (SELECT w.published_at FROM videos w ",
             $indexed,
             " WHERE w.channel_id = s.channel_id \
              AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL AND w.hidden IS NULL \
              AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) \
              ORDER BY w.published_at DESC, w.id DESC LIMIT 1) AS newest \
-             FROM subscriptions s WHERE s.user_id = $1) t \
-             WHERE newest IS NOT NULL ORDER BY newest DESC LIMIT 1 OFFSET $4"
+             FROM subscriptions s WHERE s.user_id = $1) \
+             SELECT newest FROM t WHERE newest IS NOT NULL ORDER BY newest DESC LIMIT 1 OFFSET $4"
         )
     };
 }
-const FEED_FLOOR_POSTGRES: &str = feed_floor!("");
-const FEED_FLOOR_SQLITE: &str = feed_floor!("INDEXED BY videos_channel_published");
+const FEED_FLOOR_POSTGRES: &str = feed_floor!("", "");
+/// SQLite would otherwise flatten `t` and run each channel's seek twice (once for the filter,
+/// once for the sort): materialized, once.
+const FEED_FLOOR_SQLITE: &str = feed_floor!("MATERIALIZED", "INDEXED BY videos_channel_published");
 
 /// The SQLite feed's time windows before the cursor, in days, tried in turn (`None`: all),
 /// when there is no floor.

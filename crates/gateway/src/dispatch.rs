@@ -1,7 +1,8 @@
 //! Every request's way through the gateway, in `serve` and in a gateway alone alike:
 //! ambiguous path refused → route matched ([`crate::routes`]) → the check at the entry with the
-//! route's auth mode ([`crate::check`]) → body limit → the route's target, within the route's
-//! timeout → the route's metrics.
+//! route's auth mode ([`crate::check`]) → body limit → an anonymous answer kept a moment
+//! ([`crate::page_cache`]) or the route's target, within the route's timeout → the route's
+//! metrics.
 //!
 //! A target is a router in this process (the auth service, the API server, the gateway's own
 //! `/oauth2` endpoints under `serve`) or an upstream pool reached over HTTP ([`crate::proxy`]).
@@ -9,6 +10,7 @@
 //! mode.
 
 use crate::Gateway;
+use crate::page_cache::PageCache;
 use crate::proxy::{Pool, Proxy};
 use crate::routes::{AuthMode, NoRoute, UpstreamRef, is_ambiguous};
 use axum::Router;
@@ -37,6 +39,8 @@ struct Dispatch {
     /// One per route, in the table's order.
     targets: Vec<Target>,
     proxy: Proxy,
+    /// Answers to anonymous visitors that the services marked as fit for a shared cache.
+    pages: PageCache,
 }
 
 /// The gateway's router: every request enters by [`entry`]. `auth` and `api` serve the routes
@@ -63,7 +67,7 @@ pub fn router(gw: Gateway, auth: Target, api: Target, oauth2: Router) -> Result<
     }
     let scheme = if gw.config.public_url.scheme() == "https" { "https" } else { "http" };
     let proxy = Proxy::new(gw.config.trusted_proxies.clone(), scheme);
-    let dispatch = Arc::new(Dispatch { gw, targets, proxy });
+    let dispatch = Arc::new(Dispatch { gw, targets, proxy, pages: PageCache::default() });
     Ok(Router::new().fallback(entry).with_state(dispatch))
 }
 
@@ -97,35 +101,39 @@ async fn entry(State(d): State<Arc<Dispatch>>, req: Request) -> Response {
                 .into_response();
         }
         let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-        let mut req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
-        let router = match &d.targets[index] {
-            // The proxy applies the route's timeout with its own read timeout.
-            Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
-            Target::InProcess(router) => router.clone(),
-        };
-        d.proxy.in_process(&mut req);
-        let call = async {
-            match router.oneshot(req).await {
-                Ok(res) => res,
-                Err(never) => match never {},
-            }
-        };
-        match route.timeout {
-            None => call.await,
-            Some(limit) => match tokio::time::timeout(limit, call).await {
-                Ok(res) => res,
-                Err(_) => ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "The service took too long to answer.",
-                )
-                .into_response(),
-            },
-        }
+        let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+        d.pages.serve(index, req, |req| to_target(&d, index, req)).await
     })
     .await;
     route.metrics.observe(res.status().as_u16(), start.elapsed());
     res
+}
+
+/// Hands `req` to route `index`'s target, within the route's timeout.
+async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
+    let route = &d.gw.routes.routes[index];
+    let router = match &d.targets[index] {
+        // The proxy applies the route's timeout with its own read timeout.
+        Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
+        Target::InProcess(router) => router.clone(),
+    };
+    d.proxy.in_process(&mut req);
+    let call = async {
+        match router.oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        }
+    };
+    match route.timeout {
+        None => call.await,
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(res) => res,
+            Err(_) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "The service took too long to answer.")
+                    .into_response()
+            }
+        },
+    }
 }
 
 /// File answers (see [`turtlemen_http::files`]) for the API server in this process, put behind

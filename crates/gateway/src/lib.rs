@@ -4,7 +4,8 @@
 //!   pick the upstream and whether a visitor must be signed in (`required`), may be
 //!   (`optional`) or is the service's own business (`none`); matched on the real request only;
 //! - [`dispatch`]: every request's way through — route, check, body limit, target, timeout,
-//!   per-route metrics; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets)
+//!   per-route metrics; [`page_cache`] keeps a moment what anonymous visitors get when the
+//!   service marks it public; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets)
 //!   over [`upstream`] connections, [`body`] ends bodies that stall, [`splice`] moves large
 //!   response bodies from socket to socket without copying them;
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
@@ -27,6 +28,7 @@ pub mod check;
 pub mod dispatch;
 pub mod endpoints;
 pub mod limits;
+pub mod page_cache;
 pub mod proxy;
 pub mod routes;
 pub mod rp;

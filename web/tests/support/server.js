@@ -126,6 +126,9 @@ export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, 
   env.NO_COLOR = '1';
   // Tests name their admins (`--admin`); the first-account rule has its own tests.
   env.TURTLEMEN_FIRST_USER_ADMIN = 'false';
+  // Every page fresh, so a test sees its own changes at once (the gateway's page cache has its
+  // own tests: tests/it/page_cache.rs).
+  env.TURTLEMEN_PUBLIC_PAGE_MAX_AGE_SECS = '0';
   let schema = null;
   if (stack === 'external') {
     const ext = externalUrls();

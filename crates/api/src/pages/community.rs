@@ -12,8 +12,8 @@ use crate::identity::CurrentUser;
 use crate::{ApiState, channel_images, channels, feed, subscriptions, videos};
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Uri};
-use axum::response::{Html, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use turtlemen_db::channels::{Channel, Picture, VideoSort};
@@ -129,7 +129,7 @@ async fn channel_page(
     Query(q): Query<ChannelQuery>,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let c = channels::find(&st, &handle).await?;
     let url = channels::page_url(&c.handle);
     let about = q.tab.as_deref() == Some("about");
@@ -206,7 +206,7 @@ async fn channel_page(
         ),
         playlists,
     };
-    Ok(Html(channel_pages::channel_page(&view, &ctx)))
+    Ok(super::public_page(&st, viewer.as_ref(), StatusCode::OK, channel_pages::channel_page(&view, &ctx)))
 }
 
 /// `c`'s avatar at least `width` wide, or its placeholder.

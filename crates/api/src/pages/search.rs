@@ -50,7 +50,7 @@ async fn search_page(
         ..SearchView::default()
     };
     if view.q.is_empty() && q.q.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        return Ok(Html(search_pages::search_page(&view, &ctx)).into_response());
+        return Ok(super::public_page(&st, viewer.as_ref(), StatusCode::OK, search_pages::search_page(&view, &ctx)));
     }
     let parsed = match Search::parse(&st, &q).await {
         Ok(s) => s,
@@ -75,5 +75,5 @@ async fn search_page(
     view.cards = results.videos.iter().map(|v| community::card(&st, v, viewer.as_ref(), None)).collect();
     view.prev_url = (parsed.page > 1).then(|| view.page_url(parsed.page - 1));
     view.next_url = results.next_page.map(|p| view.page_url(p));
-    Ok(Html(search_pages::search_page(&view, &ctx)).into_response())
+    Ok(super::public_page(&st, viewer.as_ref(), StatusCode::OK, search_pages::search_page(&view, &ctx)))
 }
