@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
-# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), aiosmtpd (mail tests), moto's S3
+# Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), HAProxy (the load balancer of
+# the multi-replica test), aiosmtpd (mail tests), moto's S3
 # server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate,
 # checkov and Prometheus (the Kubernetes manifests' and the monitoring's checks), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
@@ -15,6 +16,8 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The multi-replica test (tests/it/scale_out.rs) puts the gateways behind HAProxy.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The browser tests make a fresh PostgreSQL schema per server with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)

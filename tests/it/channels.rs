@@ -54,8 +54,13 @@ pub async fn new_video(app: &TestApp, who: &Browser, title: &str, privacy: &str,
 
 /// Makes a video ready and published as processing would (no media files needed).
 pub async fn publish(app: &TestApp, id: &str) {
+    publish_in(&app.db, id).await;
+}
+
+/// [`publish`] in the database `db`.
+pub async fn publish_in(db: &turtlemen_db::Db, id: &str) {
     let id = Uuid::parse_str(id).unwrap();
-    rows::mark_uploaded(&app.db, id).await.unwrap();
+    rows::mark_uploaded(db, id).await.unwrap();
     let p = Processed {
         duration_secs: 65.0,
         width: 640,
@@ -64,7 +69,7 @@ pub async fn publish(app: &TestApp, id: &str) {
         has_poster: true,
         has_storyboard: false,
     };
-    rows::mark_ready(&app.db, id, &p).await.unwrap();
+    rows::mark_ready(db, id, &p).await.unwrap();
 }
 
 fn account(username: &str) -> AccountForm<'_> {

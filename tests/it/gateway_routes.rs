@@ -419,3 +419,60 @@ async fn large_bodies_pass_byte_exact_past_the_gateway() {
         .unwrap_or(0);
     assert!(spliced >= 20 * 1024 * 1024, "{spliced} bytes spliced");
 }
+
+/// A pool of two addresses, one a closed port: every request with a body reaches the other,
+/// whole — small, chunked, and large enough to be spliced — including those that met the
+/// closed port first (they are sent on before any of their body is handed over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_bodies_pass_a_pool_address_that_refuses_connections() {
+    let echo = crate::upstream::spawn().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let toml = format!(
+        r#"
+        [[routes]]
+        name = "t-pair"
+        path = "/pair"
+        upstream = "pair"
+        auth = "none"
+        max_body_bytes = 16777216
+
+        [upstreams.pair]
+        urls = ["http://{closed}", "http://{echo}"]
+        "#
+    );
+    let app = spawn_with_toml(Stack::Embedded, &toml).await.unwrap();
+    let sha256 = |data: &[u8]| -> String {
+        ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    // Sent together, so that several meet the closed port before it is left out.
+    let sizes = [10, 2000, 300_000, 1536 * 1024 + 3, 5, 70_000, 2 * 1024 * 1024, 1];
+    let sends = sizes.iter().enumerate().map(|(n, &len)| {
+        let data = crate::upstream::pattern(len);
+        let req = app.client.post(app.url(&format!("/pair/{n}")));
+        // Every other one chunked (no length), the rest with a Content-Length.
+        let req = if n % 2 == 0 {
+            req.body(data.clone())
+        } else {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(65536).map(|c| Ok(c.to_vec())).collect();
+            req.body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        };
+        async move { (req.send().await.unwrap(), data) }
+    });
+    for (res, data) in futures::future::join_all(sends).await {
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(
+            (seen["body_bytes"].as_u64(), seen["sha256"].as_str()),
+            (Some(data.len() as u64), Some(&*sha256(&data)))
+        );
+    }
+    // The closed port was met (and so left out), and nobody was answered 503 for it.
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let count = |prefix: &str| -> u64 {
+        text.lines().find_map(|l| l.strip_prefix(prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    };
+    assert!(count(r#"turtlemen_http_gateway_upstream_errors_total{route="t-pair",kind="connect"} "#) >= 1, "{text}");
+    assert_eq!(count(r#"turtlemen_http_gateway_route_requests_total{route="t-pair",status="5xx"} "#), 0);
+    assert_eq!(count(r#"turtlemen_http_gateway_route_requests_total{route="t-pair",status="2xx"} "#), 8);
+}

@@ -34,6 +34,7 @@ mod pages;
 mod recovery;
 mod replicas;
 mod roles;
+mod scale_out;
 mod scopes;
 mod search;
 mod seed;

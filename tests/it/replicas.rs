@@ -2,7 +2,7 @@
 //! replica has a data dir of its own and shares only what a deployment shares (the database,
 //! the session store and the media folder). Each sees the other's committed offset, the bytes
 //! join into an original identical to the file sent, and the transcode is queued once.
-//! (The same on S3 with replicas as processes behind HAProxy: `scale_out.rs`.)
+//! (Every role as processes behind HAProxy, on S3, with replicas killed: `scale_out.rs`.)
 
 use crate::moderation::bearer;
 use crate::on_both_stacks;

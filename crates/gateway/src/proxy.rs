@@ -7,14 +7,15 @@
 //! own connections ([`crate::upstream`]: kept-alive HTTP/1.1 or h2c, connect and read
 //! timeouts). Addresses of a pool
 //! take turns (round-robin); one that refuses connections is left out for a while (passive
-//! health). Hop-by-hop headers are dropped; `X-Forwarded-For/-Proto/-Host` are set from the
+//! health), and the request it refused goes to the next address: nothing of a request is
+//! handed over before its connection is made. Hop-by-hop headers are dropped; `X-Forwarded-For/-Proto/-Host` are set from the
 //! connection, and a client's own values are kept only when it is a trusted proxy. WebSocket
 //! (and other HTTP/1.1) upgrades are passed through: both sides are upgraded and bytes copied
 //! between them.
 
 use crate::body::{BodyError, IdleTimeout, body_error_kind};
 use crate::splice::{self, Destination, Flow, Spliced};
-use crate::upstream::{Address, PooledBody};
+use crate::upstream::{Address, PooledBody, Unanswered};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
@@ -188,9 +189,11 @@ impl Proxy {
         self.forwarded_headers(req.headers_mut(), peer);
     }
 
-    /// Forwards `req` to an address of `pool` and streams the answer back. A request without
-    /// a body whose address refuses the connection is tried on the next address; one with a
-    /// body cannot be replayed (it is streamed, not kept), so it fails with 502. Failures are
+    /// Forwards `req` to an address of `pool` and streams the answer back. The connection is
+    /// made before the request is handed over, so a request whose address refuses it (or does
+    /// not answer the connect in time) goes to the next address, body and all, and that
+    /// address is left out for a while; one whose body was handed over is not sent again (the
+    /// body is streamed, not kept), so a connection that breaks after that is a 502. Failures are
     /// counted in `metrics` by kind. The response head is awaited for the pool's read timeout,
     /// or `timeout` when that is shorter (one timer for both).
     pub async fn forward(
@@ -254,11 +257,24 @@ impl Proxy {
             _ => None,
         };
         let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        let mut parts = Some(parts);
-        let mut body = Some(body);
-        let tries = if bodiless && upgrade.is_none() { pool.addrs.len() } else { 1 };
+        // A client without a host (HTTP/1.0, or HTTP/2 without `:authority`) reaches an
+        // HTTP/1.1 upstream, which must be told one: the address's own.
+        let host_from_address = !pool.http2 && !parts.headers.contains_key(header::HOST);
+        let body = match (bodiless, upload) {
+            (true, _) => Body::empty(),
+            (false, Some((len, from, to))) => {
+                parts.extensions.insert(to.clone());
+                let idle = (CLIENT_BODY_IDLE, pool.read_timeout);
+                Body::new(Spliced::new(body, from, to, len, idle, Flow::Request))
+            }
+            (false, None) => Body::new(IdleTimeout::new(body, CLIENT_BODY_IDLE)),
+        };
+        // Built once: an address that cannot be connected to gives it back untouched (its body
+        // unread), and it goes to the next address; once handed over, it is not sent again.
+        let mut unsent = Some(Request::from_parts(parts, body));
         let mut failure = StatusCode::BAD_GATEWAY;
-        for attempt in 0..tries {
+        for _ in 0..pool.addrs.len() {
+            let Some(mut req) = unsent.take() else { break };
             let i = pool.pick();
             let address = &pool.addrs[i];
             // HTTP/1.1 takes the origin form (`/path?query`); HTTP/2 names the authority too.
@@ -274,34 +290,11 @@ impl Proxy {
             let Some(uri) = uri else {
                 return ApiError::bad_request("bad_request", "The request target is malformed.").into_response();
             };
-            let mut head = match (attempt + 1 < tries, parts.take()) {
-                (true, Some(p)) => {
-                    parts = Some(p.clone());
-                    p
-                }
-                (_, Some(p)) => p,
-                (_, None) => break,
-            };
-            head.uri = uri;
-            // A client without a host (HTTP/1.0, or HTTP/2 without `:authority`) reaches an
-            // HTTP/1.1 upstream, which must be told one: the upstream's own.
-            if !pool.http2
-                && !head.headers.contains_key(header::HOST)
-                && let Ok(v) = HeaderValue::from_str(address.authority.as_str())
-            {
-                head.headers.insert(header::HOST, v);
+            *req.uri_mut() = uri;
+            if host_from_address && let Ok(v) = HeaderValue::from_str(address.authority.as_str()) {
+                req.headers_mut().insert(header::HOST, v);
             }
-            let this_body = match (bodiless, &upload) {
-                (true, _) => Body::empty(),
-                (false, Some((len, from, to))) => {
-                    head.extensions.insert(to.clone());
-                    let body = body.take().unwrap_or_else(Body::empty);
-                    let idle = (CLIENT_BODY_IDLE, pool.read_timeout);
-                    Body::new(Spliced::new(body, from.clone(), to.clone(), *len, idle, Flow::Request))
-                }
-                (false, None) => Body::new(IdleTimeout::new(body.take().unwrap_or_else(Body::empty), CLIENT_BODY_IDLE)),
-            };
-            let call = address.send(Request::from_parts(head, this_body));
+            let call = address.send(req);
             match tokio::time::timeout(head_timeout, call).await {
                 Ok(Ok(res)) => {
                     if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
@@ -328,7 +321,7 @@ impl Proxy {
                     };
                     return Response::from_parts(parts, body);
                 }
-                Ok(Err(e)) => {
+                Ok(Err(Unanswered { error: e, request })) => {
                     let kind = body_error_kind(&e);
                     match kind {
                         Some(BodyError::TooLarge) => {
@@ -363,6 +356,7 @@ impl Proxy {
                         metrics.upstream_error(UpstreamError::Connect);
                         pool.mark_down(i);
                         failure = StatusCode::SERVICE_UNAVAILABLE;
+                        unsent = request;
                         continue;
                     }
                     metrics.upstream_error(UpstreamError::Reset);

@@ -8,6 +8,10 @@
 //! idle list when its response body is finished ([`PooledBody`]), with no task and no lookup;
 //! only one that is still busy then (an upstream that answered before reading the whole
 //! request body) is watched by a task until it is free or closed.
+//!
+//! A connection is ready before a request is handed to it: when none can be made (the address
+//! refuses, or does not answer in time), the request comes back untouched, its body unread
+//! ([`Unanswered::request`]), so the caller may send it to another address.
 
 use crate::splice::Destination;
 use axum::body::Body;
@@ -42,6 +46,20 @@ impl SendError {
     /// Whether no connection could be made (the address may be down).
     pub fn is_connect(&self) -> bool {
         matches!(self, Self::Connect(_) | Self::ConnectTimeout)
+    }
+}
+
+/// A request that got no response head: why, and the request itself when none of it was
+/// handed over (no connection was ready), so that it can go to another address as it is.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub error: SendError,
+    pub request: Option<http::Request<Body>>,
+}
+
+impl Unanswered {
+    fn sent(error: impl Into<SendError>) -> Self {
+        Self { error: error.into(), request: None }
     }
 }
 
@@ -91,9 +109,10 @@ impl Address {
 
     /// Sends `req` (origin-form URI, `Host` set by the caller) and answers its response head.
     /// A [`Destination`] in its extensions is given the connection the request goes out on.
-    /// A request that found a kept-alive connection closed before it was written is sent
-    /// again on another one; once written, it is not (it may have had effects).
-    pub async fn send(self: &Arc<Self>, req: http::Request<Body>) -> Result<http::Response<PooledBody>, SendError> {
+    /// The connection is made ready first: when that fails, the request is given back unsent
+    /// with the error. A request that found a kept-alive connection closed before it was
+    /// written is sent again on another one; once written, it is not (it may have had effects).
+    pub async fn send(self: &Arc<Self>, req: http::Request<Body>) -> Result<http::Response<PooledBody>, Unanswered> {
         if self.http2 {
             return self.send_h2(req).await;
         }
@@ -102,7 +121,10 @@ impl Address {
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(c) => (c, true),
-                None => (self.handshake_h1().await?, false),
+                None => match self.handshake_h1().await {
+                    Ok(c) => (c, false),
+                    Err(error) => return Err(Unanswered { error, request: Some(req) }),
+                },
             };
             if let Some(to) = &splice_to {
                 to.set(conn.tap.clone());
@@ -114,7 +136,7 @@ impl Address {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => req = unsent,
-                    _ => return Err(e.into_error().into()),
+                    _ => return Err(Unanswered::sent(e.into_error())),
                 },
             }
         }
@@ -167,7 +189,18 @@ impl Address {
         }
     }
 
-    async fn send_h2(&self, mut req: http::Request<Body>) -> Result<http::Response<PooledBody>, SendError> {
+    async fn send_h2(&self, mut req: http::Request<Body>) -> Result<http::Response<PooledBody>, Unanswered> {
+        let mut sender = match self.h2_sender().await {
+            Ok(sender) => sender,
+            Err(error) => return Err(Unanswered { error, request: Some(req) }),
+        };
+        *req.version_mut() = http::Version::HTTP_2;
+        let res = sender.send_request(req).await.map_err(Unanswered::sent)?;
+        Ok(res.map(|body| PooledBody { inner: body, lease: None }))
+    }
+
+    /// The shared h2c connection, made when there is none (or it closed), ready for a stream.
+    async fn h2_sender(&self) -> Result<http2::SendRequest<Body>, SendError> {
         let mut sender = {
             let mut shared = self.shared.lock().await;
             match shared.as_ref().filter(|s| !s.is_closed()) {
@@ -186,9 +219,7 @@ impl Address {
             }
         };
         sender.ready().await?;
-        *req.version_mut() = http::Version::HTTP_2;
-        let res = sender.send_request(req).await?;
-        Ok(res.map(|body| PooledBody { inner: body, lease: None }))
+        Ok(sender)
     }
 }
 
@@ -328,11 +359,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_connection_is_a_connect_error() {
+    async fn a_request_with_a_body_comes_back_unread_when_no_connection_is_made() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let closed = listener.local_addr().unwrap();
         drop(listener);
-        let up = Address::new(addr.to_string().parse().unwrap(), Duration::from_secs(1), false);
-        assert!(up.send(get(addr)).await.err().is_some_and(|e| e.is_connect()));
+        let (live, accepted) = counting_server(false).await;
+        for http2 in [false, true] {
+            // A body that tells when it is first read.
+            let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = read.clone();
+            let body = Body::from_stream(futures::stream::once(async move {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, std::io::Error>(Bytes::from_static(b"a body"))
+            }));
+            let post = http::Request::post("/").header("host", closed.to_string()).body(body).unwrap();
+            let down = Address::new(closed.to_string().parse().unwrap(), Duration::from_secs(1), http2);
+            let failed = down.send(post).await.err().expect("nothing listens there");
+            assert!(failed.error.is_connect(), "{failed:?}");
+            assert!(!read.load(std::sync::atomic::Ordering::SeqCst), "the body was not touched");
+            if !http2 {
+                // Given back whole, it goes out on an address that answers.
+                let up = Address::new(live.to_string().parse().unwrap(), Duration::from_secs(1), false);
+                let res = up.send(failed.request.expect("given back")).await.unwrap();
+                assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
+                assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+            } else {
+                assert!(failed.request.is_some(), "given back over h2c too");
+            }
+        }
     }
 }
