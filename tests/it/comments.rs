@@ -7,7 +7,7 @@
 //! the job; blocked words holding a comment; an authorization matrix for every action; like
 //! counts exact under concurrent toggles; the pages' forms with CSRF.
 
-use crate::channels::{call, csrf, new_user, new_video, page, post_form, publish};
+use crate::channels::{call, csrf, new_user, new_video, page, post_form, post_page, publish};
 use crate::gateway::Browser;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
@@ -702,21 +702,6 @@ async fn replies_racing_their_parent_s_erasure_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replies_racing_their_parent_s_erasure_on_postgres() {
     replies_racing_their_parent_s_erasure(Stack::External).await;
-}
-
-/// Posts a form as `who`; status, `Location` and the page sent back.
-async fn post_page(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .header("cookie", who.cookie_header())
-        .header("accept", "text/html")
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-    (res.status().as_u16(), location, res.text().await.unwrap())
 }
 
 on_both_stacks! {

@@ -7,23 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PASSWORD, launchBrowser, signInForm } from './support/browser.js';
-import { startServer, testStacks } from './support/server.js';
+import { createUsers, startServer, testStacks, uploadBytes } from './support/server.js';
 
 const stacks = testStacks();
-
-/** A public video of the signed-in `page`'s user (its bytes in the creation request); its watch URL. */
-async function upload(server, page, title) {
-  const bytes = Buffer.alloc(2048, 7);
-  const meta = [['filename', 'clip.mp4'], ['title', title], ['privacy', 'public']]
-    .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(',');
-  const created = await page.request.post(`${server.url}/api/v1/uploads`, {
-    headers: { 'tus-resumable': '1.0.0', 'upload-length': String(bytes.length), 'upload-metadata': meta,
-      'content-type': 'application/offset+octet-stream' },
-    data: bytes,
-  });
-  assert.equal(created.status(), 201, await created.text());
-  return `${server.url}/videos/${created.headers()['video-id']}`;
-}
 
 /** Comments `text` on the video at `watch` with the form; the page after it. */
 async function commentOn(page, watch, text) {
@@ -41,12 +27,7 @@ for (const [name, stack] of stacks) {
     before(async () => {
       server = await startServer({ stack });
       browser = await launchBrowser();
-      for (const [user, admin] of [['ada', true], ['ann', false], ['bob', false], ['carol', false]]) {
-        const args = ['admin', 'create-user', '--username', user, '--email', `${user}@example.org`, '--password-stdin'];
-        if (admin) args.push('--admin');
-        const out = await server.cli(args, `${PASSWORD}\n`);
-        assert.equal(out.code, 0, out.stderr);
-      }
+      await createUsers(server, [['ada', true], ['ann', false], ['bob', false], ['carol', false]], PASSWORD);
     });
 
     after(async () => {
@@ -66,7 +47,7 @@ for (const [name, stack] of stacks) {
       await studio.waitForURL(`${server.url}/studio/channels/ann?done=words`);
       await studio.getByRole('status').filter({ hasText: 'Blocked words saved.' }).waitFor();
       assert.equal(await studio.getByRole('textbox', { name: 'Blocked words' }).inputValue(), 'buy now\nturnip');
-      const annVideo = await upload(server, studio, 'Soup recipes');
+      const annVideo = await uploadBytes(server, studio, 'Soup recipes', Buffer.alloc(2048, 7));
 
       // A viewer's comment holding it is not shown, and the page says why.
       const viewerContext = await browser.newContext({ javaScriptEnabled: false });
@@ -85,9 +66,10 @@ for (const [name, stack] of stacks) {
       // An admin sets an instance-wide word, from the admin pages.
       const adminContext = await browser.newContext({ javaScriptEnabled: false });
       const admin = await adminContext.newPage();
-      await admin.goto(`${server.url}/admin/reports`);
+      await admin.goto(`${server.url}/studio/videos`);
       await signInForm(admin, 'ada');
-      await admin.waitForURL(`${server.url}/admin/reports`);
+      await admin.waitForURL(`${server.url}/studio/videos`);
+      await admin.goto(`${server.url}/admin/reports`);
       await admin.getByRole('link', { name: 'Blocked words' }).click();
       await admin.waitForURL(`${server.url}/admin/blocked-words`);
       await admin.getByRole('textbox', { name: 'Blocked words' }).fill('Radish');
@@ -101,7 +83,7 @@ for (const [name, stack] of stacks) {
       await other.goto(`${server.url}/studio/videos`);
       await signInForm(other, 'carol');
       await other.waitForURL(`${server.url}/studio/videos`);
-      const carolVideo = await upload(server, other, 'Garden tour');
+      const carolVideo = await uploadBytes(server, other, 'Garden tour', Buffer.alloc(2048, 7));
       await commentOn(viewer, carolVideo, 'Nice radish bed');
       await viewer.getByRole('status').filter({ hasText: 'it holds a word this channel or site reviews' }).waitFor();
       await commentOn(viewer, carolVideo, 'Nice garden');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { PASSWORD, launchBrowser, signInForm } from './support/browser.js';
-import { PAGE_BUDGET_BYTES, startServer, testStacks } from './support/server.js';
+import { PAGE_BUDGET_BYTES, createUsers, startServer, testStacks, uploadBytes } from './support/server.js';
 
 const stacks = testStacks();
 
@@ -19,12 +19,7 @@ for (const [name, stack] of stacks) {
     before(async () => {
       server = await startServer({ stack });
       browser = await launchBrowser();
-      for (const [user, admin] of [['ada', true], ['ann', false], ['bob', false]]) {
-        const args = ['admin', 'create-user', '--username', user, '--email', `${user}@example.org`, '--password-stdin'];
-        if (admin) args.push('--admin');
-        const out = await server.cli(args, `${PASSWORD}\n`);
-        assert.equal(out.code, 0, out.stderr);
-      }
+      await createUsers(server, [['ada', true], ['ann', false], ['bob', false]], PASSWORD);
     });
 
     after(async () => {
@@ -39,17 +34,7 @@ for (const [name, stack] of stacks) {
       await studio.goto(`${server.url}/studio/videos`);
       await signInForm(studio, 'ann');
       await studio.waitForURL(`${server.url}/studio/videos`);
-      const bytes = Buffer.alloc(2048, 7);
-      const meta = [['filename', 'spam.mp4'], ['title', 'Buy cheap shells'], ['privacy', 'public']]
-        .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(',');
-      const created = await studio.request.post(`${server.url}/api/v1/uploads`, {
-        headers: { 'tus-resumable': '1.0.0', 'upload-length': String(bytes.length), 'upload-metadata': meta,
-          'content-type': 'application/offset+octet-stream' },
-        data: bytes,
-      });
-      assert.equal(created.status(), 201, await created.text());
-      const videoId = created.headers()['video-id'];
-      const watchUrl = `${server.url}/videos/${videoId}`;
+      const watchUrl = await uploadBytes(server, studio, 'Buy cheap shells', Buffer.alloc(2048, 7), 'spam.mp4');
 
       // A viewer reports it with the form under the video.
       const viewer = await browser.newContext({ javaScriptEnabled: false });
