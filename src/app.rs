@@ -246,12 +246,9 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         rtmp_url: format!("rtmp://{rtmp_host}:{rtmp_port}/{}", turtlemen_live::rtmp::APP),
         relay: Arc::new(turtlemen_api::lives::relay::Relay::new(live_hub.is_some().then_some(packager_url))?),
     };
-    // The live chat's bus: Redis pub/sub beside a Redis session store, in-process otherwise.
-    let chat_bus = match (&config.session, matches!(role, Role::All | Role::Api)) {
-        (SessionUrl::Redis(url), true) => {
-            let opts = StoreOptions::Redis { url: url.expose().to_string(), prefix: internals.session_prefix.clone() };
-            turtlemen_session::bus::Bus::open(&opts, turtlemen_api::chat::TOPIC).await?
-        }
+    // The live chat's bus: the store's (Redis pub/sub beside Redis, in-process otherwise).
+    let chat_bus = match (&sessions, matches!(role, Role::All | Role::Api)) {
+        (Some(store), true) => store.bus(turtlemen_api::chat::TOPIC).await?,
         _ => turtlemen_session::bus::Bus::local(),
     };
     let api_state = |db: &Db, store: &Sessions, storage: &turtlemen_storage::Storage, transport: Arc<dyn Transport>| {
@@ -315,6 +312,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let state = api_state(db, store, storage, transport.clone());
             janitor_state = Some(state.clone());
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), transport);
+            gateway.follow_endings().await?;
             files = media_files(&state).map(|f| turtlemen_gateway::dispatch::api_files(gateway.clone(), f));
             let api_router = turtlemen_api::router(state);
             let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
@@ -339,6 +337,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let (auth_pool, api_pool) = (pool("auth", &config.upstream_auth)?, pool("api", &config.upstream_api)?);
             let client_secret = turtlemen_auth::clients::gateway_secret(&keys.cookie);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), issuer_over_http()?);
+            gateway.follow_endings().await?;
             turtlemen_gateway::router(gateway, auth_pool, api_pool).map_err(anyhow::Error::msg)?
         }
         _ => Router::new(),
@@ -436,11 +435,12 @@ fn auth_settings(config: &Config) -> turtlemen_auth::AuthSettings {
 }
 
 /// The session store for a command (`admin ban` writes the marks that end sessions): the
-/// configured Redis, else the embedded store in the data dir that `serve` uses.
-pub async fn open_sessions(config: &Config) -> anyhow::Result<Sessions> {
+/// configured Redis under the same key prefix as the roles, else the embedded store in the
+/// data dir that `serve` uses.
+pub async fn open_sessions(config: &Config, internals: &Internals) -> anyhow::Result<Sessions> {
     let options = match &config.session {
         SessionUrl::Redis(url) => {
-            StoreOptions::Redis { url: url.expose().to_string(), prefix: Internals::default().session_prefix }
+            StoreOptions::Redis { url: url.expose().to_string(), prefix: internals.session_prefix.clone() }
         }
         SessionUrl::Embedded => {
             crate::data_dir::prepare(&config.data_dir)?;

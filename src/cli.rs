@@ -238,7 +238,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Migrate => return migrate(&config).await,
-        Command::Admin(admin) => return run_admin(admin, &config).await,
+        Command::Admin(admin) => return run_admin(admin, &config, &Internals::default()).await,
     };
     let started = std::time::Instant::now();
     let server = app::prepare(role, &config, &Internals::default()).await?;
@@ -275,7 +275,9 @@ async fn admin_db(config: &Config) -> anyhow::Result<turtlemen_db::Db> {
     })
 }
 
-async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()> {
+/// Runs an `admin` subcommand. `internals` are those of the roles it acts beside (the session
+/// store's key prefix: a ban ends the sessions where the gateways keep them).
+pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Internals) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateClient {
             client_id,
@@ -345,7 +347,7 @@ async fn run_admin(command: AdminCommand, config: &Config) -> anyhow::Result<()>
         }
         AdminCommand::Ban { username, reason } => {
             let db = admin_db(config).await?;
-            let sessions = app::open_sessions(config).await;
+            let sessions = app::open_sessions(config, internals).await;
             let done = match sessions {
                 Ok(sessions) => ban(&db, &sessions, &username, &reason).await,
                 Err(e) => Err(e),

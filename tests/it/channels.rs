@@ -282,6 +282,17 @@ pub async fn page(app: &TestApp, who: Option<&Browser>, path: &str) -> (u16, Str
 
 /// Posts a form as `who`; returns status and `Location`.
 pub(crate) async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let (status, location, _) = post_page(app, who, path, form).await;
+    (status, location)
+}
+
+/// Posts a form as `who`; returns status, `Location` and the page sent back.
+pub(crate) async fn post_page(
+    app: &TestApp,
+    who: &Browser,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String, String) {
     let res = app
         .client
         .post(app.url(path))
@@ -292,7 +303,7 @@ pub(crate) async fn post_form(app: &TestApp, who: &Browser, path: &str, form: &[
         .await
         .unwrap();
     let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-    (res.status().as_u16(), location)
+    (res.status().as_u16(), location, res.text().await.unwrap())
 }
 
 /// The value of the first hidden `csrf` field in a page.

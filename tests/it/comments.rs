@@ -7,7 +7,7 @@
 //! the job; blocked words holding a comment; an authorization matrix for every action; like
 //! counts exact under concurrent toggles; the pages' forms with CSRF.
 
-use crate::channels::{call, csrf, new_user, new_video, page, post_form, publish};
+use crate::channels::{call, csrf, new_user, new_video, page, post_form, post_page, publish};
 use crate::gateway::Browser;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
@@ -702,4 +702,115 @@ async fn replies_racing_their_parent_s_erasure_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replies_racing_their_parent_s_erasure_on_postgres() {
     replies_racing_their_parent_s_erasure(Stack::External).await;
+}
+
+on_both_stacks! {
+    async fn an_edit_is_checked_against_the_blocked_words(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let root = signed_in_as(&app, "margot", Role::Admin).await;
+        let v = video(&app, &ann, "Edits", "public").await;
+        call(&app, Some(&ann), Method::PUT, "/api/v1/channels/ann/blocked-words", Some(json!({"words": ["turnip"]}))).await;
+        call(&app, Some(&root), Method::PUT, "/api/v1/admin/blocked-words", Some(json!({"words": ["spam"]}))).await;
+        let shown = said(&app, &bob, &v, "fine words", None).await;
+        let path = format!("/api/v1/comments/{shown}");
+        // The channel's word and the instance's: refused with the posting's reason, nothing changed.
+        for text in ["a TURNIP here", "ｓｐａｍ"] {
+            let (status, body) = call(&app, Some(&bob), Method::PATCH, &path, Some(json!({"text": text}))).await;
+            assert_eq!((status, body["error"].as_str()), (400, Some("blocked_word")), "{text}: {body}");
+            assert!(body["message"].as_str().unwrap().contains("reviews before it is shown"), "{body}");
+        }
+        let (_, now) = one(&app, None, &shown).await;
+        assert_eq!((now["text"].as_str(), now["edited_at"].is_null(), now["status"].as_str()), (Some("fine words"), true, Some("visible")), "{now}");
+        // A clean edit goes through.
+        let (status, body) = call(&app, Some(&bob), Method::PATCH, &path, Some(json!({"text": "turnips are fine"}))).await;
+        assert_eq!((status, body["text"].as_str()), (200, Some("turnips are fine")), "{body}");
+        // A held comment stays held whatever it says; the owner is not checked, as when posting.
+        let (status, held) = comment(&app, &bob, &v, "TURNIP!", None).await;
+        assert_eq!((status, held["status"].as_str()), (201, Some("held")), "{held}");
+        let (status, body) = call(&app, Some(&bob), Method::PATCH, &format!("/api/v1/comments/{}", held["id"].as_str().unwrap()), Some(json!({"text": "turnip, spam"}))).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("held")), "{body}");
+        let mine = said(&app, &ann, &v, "my own", None).await;
+        let (status, body) = call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/comments/{mine}"), Some(json!({"text": "turnip sale"}))).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("visible")), "{body}");
+        // The form without JavaScript: the same refusal, shown on the page; nothing changed.
+        let (_, html) = page(&app, Some(&bob), &format!("/videos/{v}")).await;
+        let token = csrf(&html);
+        let (status, _, html) = post_page(&app, &bob, &format!("/comments/{shown}/edit"), &[("csrf", &token), ("text", "buy spam")]).await;
+        assert_eq!(status, 400);
+        assert!(html.contains("reviews before it is shown") && html.contains("spam"), "{html}");
+        assert_eq!(one(&app, None, &shown).await.1["text"], "turnips are fine");
+    }
+
+    async fn the_blocked_words_pages_work_without_javascript(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let root = signed_in_as(&app, "margot", Role::Admin).await;
+        let v = video(&app, &ann, "Pages", "public").await;
+        let other = video(&app, &bob, "Elsewhere", "public").await;
+
+        // The owner's edit page has the field; a list saved there is the channel's.
+        let (status, html) = page(&app, Some(&ann), "/studio/channels/ann").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("action=\"/studio/channels/ann/blocked-words\"") && html.contains("name=\"words\""), "{html}");
+        let token = csrf(&html);
+        let form = "/studio/channels/ann/blocked-words";
+        let (status, to, _) = post_page(&app, &ann, form, &[("csrf", &token), ("words", "Turnip\r\n\r\n  buy   now \n")]).await;
+        assert_eq!((status, to.as_str()), (303, "/studio/channels/ann?done=words"));
+        let (_, words) = call(&app, Some(&ann), Method::GET, "/api/v1/channels/ann/blocked-words", None).await;
+        assert_eq!(words["words"], json!(["buy now", "turnip"]));
+        let (_, html) = page(&app, Some(&ann), &to).await;
+        assert!(html.contains("Blocked words saved.") && html.contains("buy now\nturnip</textarea>"), "{html}");
+        // Limits refused with the reason, what was typed shown inert, nothing changed.
+        let hostile = format!("<script>alert(1)</script>{}", "x".repeat(60));
+        let too_many: String = (0..501).map(|i| format!("w{i}\n")).collect();
+        for (words, reason) in [(hostile.as_str(), "at most 60 characters"), (too_many.as_str(), "at most 500 words")] {
+            let (status, _, html) = post_page(&app, &ann, form, &[("csrf", &token), ("words", words)]).await;
+            assert_eq!(status, 400, "{html}");
+            assert!(html.contains(reason) && html.contains("role=\"alert\""), "{reason}: {html}");
+            assert!(!html.contains("<script>alert(1)"), "escaped");
+        }
+        let (_, words) = call(&app, Some(&ann), Method::GET, "/api/v1/channels/ann/blocked-words", None).await;
+        assert_eq!(words["words"], json!(["buy now", "turnip"]));
+        // Another user, a forged token, an anonymous visitor: refused, nothing changed.
+        let bob_token = csrf(&page(&app, Some(&bob), "/studio/channels/bob").await.1);
+        assert_eq!(post_page(&app, &bob, form, &[("csrf", &bob_token), ("words", "")]).await.0, 403);
+        assert_eq!(page(&app, Some(&bob), "/studio/channels/ann").await.0, 403);
+        assert_eq!(post_page(&app, &ann, form, &[("csrf", "forged"), ("words", "")]).await.0, 403);
+        let res = app.client.post(app.url(form)).header("accept", "text/html").form(&[("csrf", token.as_str()), ("words", "")]).send().await.unwrap();
+        assert_eq!(res.status(), 303, "sent to sign in");
+        assert!(res.headers()["location"].to_str().unwrap().starts_with("/oauth2/start"));
+        // An admin may manage the channel's list too.
+        let (status, _, _) = post_page(&app, &root, form, &[("csrf", &csrf(&page(&app, Some(&root), "/studio/channels/ann").await.1)), ("words", "turnip\nbuy now\nradish")]).await;
+        assert_eq!(status, 303);
+        // A viewer's comment holding a word waits, and the watch page says why.
+        let (_, html) = page(&app, Some(&bob), &format!("/videos/{v}")).await;
+        let (status, to, _) = post_page(&app, &bob, &format!("/videos/{v}/comments"), &[("csrf", &csrf(&html)), ("text", "cheap RADISH")]).await;
+        assert_eq!((status, to.as_str()), (303, format!("/videos/{v}?done=held_word#comments").as_str()));
+        let (_, html) = page(&app, Some(&bob), &to).await;
+        assert!(html.contains("it holds a word this channel or site reviews"), "{html}");
+        assert!(!page(&app, None, &format!("/videos/{v}")).await.1.contains("cheap RADISH"), "not shown to others");
+
+        // The instance's page: admins only, linked from the admin pages.
+        let (status, html) = page(&app, Some(&root), "/admin/reports").await;
+        assert!(status == 200 && html.contains("href=\"/admin/blocked-words\""), "{html}");
+        let (status, html) = page(&app, Some(&root), "/admin/blocked-words").await;
+        assert_eq!(status, 200);
+        let token = csrf(&html);
+        let (status, to, _) = post_page(&app, &root, "/admin/blocked-words", &[("csrf", &token), ("words", "ＳＰＡＭ\nmoney fast")]).await;
+        assert_eq!((status, to.as_str()), (303, "/admin/blocked-words?done=saved"));
+        let (_, words) = call(&app, Some(&root), Method::GET, "/api/v1/admin/blocked-words", None).await;
+        assert_eq!(words["words"], json!(["money fast", "spam"]));
+        let (status, _, html) = post_page(&app, &root, "/admin/blocked-words", &[("csrf", &token), ("words", &too_many)]).await;
+        assert!(status == 400 && html.contains("at most 500"), "{html}");
+        assert_eq!(post_page(&app, &root, "/admin/blocked-words", &[("csrf", "forged"), ("words", "")]).await.0, 403);
+        // It applies on any channel's video.
+        let (status, body) = comment(&app, &ann, &other, "spam here", None).await;
+        assert_eq!((status, body["status"].as_str()), (201, Some("held")), "{body}");
+        for who in [None, Some(&ann), Some(&bob)] {
+            assert_eq!(page(&app, who, "/admin/blocked-words").await.0, 404);
+        }
+        assert_eq!(post_page(&app, &bob, "/admin/blocked-words", &[("csrf", &bob_token), ("words", "")]).await.0, 404);
+        assert_eq!(call(&app, Some(&root), Method::GET, "/api/v1/admin/blocked-words", None).await.1["words"], json!(["money fast", "spam"]));
+    }
 }

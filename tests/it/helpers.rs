@@ -116,6 +116,17 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
     Some((settings, dir, schema))
 }
 
+/// A test instance's internals: a session key prefix of its own (never the default), no session
+/// cache, a quick upload sweep.
+fn test_internals(worker: bool) -> Internals {
+    Internals {
+        embedded_worker: worker,
+        session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        session_cache_ttl: std::time::Duration::ZERO,
+        upload_sweep_every: std::time::Duration::from_millis(300),
+    }
+}
+
 /// A running instance of the whole program.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -149,19 +160,30 @@ impl TestApp {
         Self::start_fresh(settings, dir, schema, false).await
     }
 
+    /// `serve` whose gateway reuses a session it read for `ttl` (the other instances read the
+    /// store for every request), as a deployment's does.
+    pub async fn spawn_with_session_cache(
+        settings: Settings,
+        dir: tempfile::TempDir,
+        schema: Option<PgSchema>,
+        ttl: std::time::Duration,
+    ) -> TestApp {
+        let internals = Internals { session_cache_ttl: ttl, ..test_internals(true) };
+        Self::start(settings, internals, Some(dir), schema).await
+    }
+
     async fn start_fresh(
         settings: Settings,
         dir: tempfile::TempDir,
         schema: Option<PgSchema>,
         worker: bool,
     ) -> TestApp {
-        let internals = Internals {
-            embedded_worker: worker,
-            session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
-            session_cache_ttl: std::time::Duration::ZERO,
-            upload_sweep_every: std::time::Duration::from_millis(300),
-        };
-        Self::start(settings, internals, Some(dir), schema).await
+        Self::start(settings, test_internals(worker), Some(dir), schema).await
+    }
+
+    /// What the instance was started with beyond its settings (its session key prefix…).
+    pub fn internals(&self) -> &Internals {
+        &self.internals
     }
 
     /// Stops the instance and starts it again on the same address, data, database and session

@@ -386,6 +386,8 @@ on_both_stacks! {
             (Method::DELETE, format!("/api/v1/admin/users/{ann_id}/ban"), None, [404, 404, 204, 204]),
             (Method::PUT, format!("/api/v1/admin/users/{ann_id}/role"), Some(json!({"role": "user"})), [404, 404, 404, 204]),
             (Method::PUT, format!("/api/v1/admin/users/{ann_id}/quota"), Some(json!({"total_bytes": null})), [404, 404, 404, 204]),
+            (Method::GET, "/api/v1/admin/blocked-words".into(), None, [404, 404, 404, 200]),
+            (Method::PUT, "/api/v1/admin/blocked-words".into(), Some(json!({"words": ["spam"]})), [404, 404, 404, 200]),
             // Nobody bans an equal or a higher role, nor themselves; the moderator banned by the
             // admin is signed out at once (404 from then on: no identity).
             (Method::PUT, format!("/api/v1/admin/users/{ada_id}/ban"), Some(json!({})), [404, 404, 403, 403]),
@@ -415,6 +417,19 @@ on_both_stacks! {
             assert_eq!(moderator.get(&app, path).await.status(), 200);
             assert_eq!(admin.get(&app, path).await.status(), 200);
         }
+        // The instance's blocked words: admins only, as through the API; a banned account's
+        // token is refused.
+        assert_eq!(app.get_page("/admin/blocked-words").await.status(), 404);
+        assert_eq!(bob.get(&app, "/admin/blocked-words").await.status(), 404);
+        assert_eq!(moderator.get(&app, "/admin/blocked-words").await.status(), 404);
+        assert_eq!(admin.get(&app, "/admin/blocked-words").await.status(), 200);
+        let res = app.client.get(app.url("/admin/blocked-words")).header("accept", "text/html").bearer_auth(&carl_token).send().await.unwrap();
+        assert_eq!(res.status(), 403, "a banned account");
+        let res = app.client.post(app.url("/studio/channels/ann/blocked-words")).header("accept", "text/html").bearer_auth(&carl_token).form(&[("csrf", "x"), ("words", "")]).send().await.unwrap();
+        assert_eq!(res.status(), 403, "a banned account");
+        let link = "href=\"/admin/blocked-words\"";
+        assert!(!moderator.get(&app, "/admin/reports").await.text().await.unwrap().contains(link), "not linked for moderators");
+        assert!(admin.get(&app, "/admin/users").await.text().await.unwrap().contains(link), "linked for admins");
         // A moderator's page has no role or quota forms; an admin's has them.
         let page = moderator.get(&app, "/admin/users?q=ann").await.text().await.unwrap();
         assert!(page.contains(&format!("/admin/users/{ann_id}/ban")) && !page.contains("/role\""), "{page}");
@@ -591,5 +606,74 @@ async fn roles_bans_and_quotas_from_the_command_line() {
     assert!(
         !turtlemen_db::users::find_by_id(&app.db, turtlemen_domain::UserId(ann_id)).await.unwrap().unwrap().is_banned()
     );
+    app.stop().await;
+}
+
+/// A gateway that reuses a session it read for a minute: only the ban's announcement can end
+/// the session in time.
+const LONG_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Two instances (gateway, auth and API each) on one PostgreSQL and one Redis, each gateway
+/// reusing what it read for a minute: a ban through one signs the user out on the very next
+/// request through either, and for every session of theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_signs_the_user_out_at_once_on_two_gateways_on_redis() {
+    let Some((settings, dir, schema)) = crate::helpers::fresh_settings(crate::helpers::Stack::External).await else {
+        return;
+    };
+    let one = TestApp::spawn_with_session_cache(settings, dir, schema, LONG_CACHE).await;
+    let two = one.replica().await;
+    let ann = signed_in(&one, "ann").await;
+    let admin = signed_in_as(&one, "ada", Role::Admin).await;
+    let elsewhere = Browser::default();
+    let (landed, _) = elsewhere.navigate(&two, "/studio", "ann").await;
+    assert!(landed.ends_with("/studio"), "{landed}");
+    // Both gateways hold both sessions of ann in their caches now.
+    for app in [&one, &two] {
+        for browser in [&ann, &elsewhere] {
+            assert_eq!(call(app, Some(browser), Method::GET, "/api/v1/me", None).await.0, 200);
+        }
+    }
+    let ann_id = user_id(&one, "ann").await;
+    let res = one
+        .client
+        .put(one.url(&format!("/api/v1/admin/users/{ann_id}/ban")))
+        .header("cookie", admin.cookie_header())
+        .json(&json!({"reason": "spam"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    // The very next request of each session, on the other gateway first: signed out.
+    let res = ann.get(&two, "/studio/videos").await;
+    assert_eq!(res.status(), 303, "sent to sign in, not refused as suspended");
+    assert!(res.headers()["location"].to_str().unwrap().starts_with("/oauth2/start"));
+    assert_eq!(call(&one, Some(&elsewhere), Method::GET, "/api/v1/me", None).await.0, 401);
+    // The admin's own session, cached on both gateways, is untouched.
+    for app in [&one, &two] {
+        assert_eq!(call(app, Some(&admin), Method::GET, "/api/v1/me", None).await.0, 200);
+    }
+    two.stop().await;
+    one.stop().await;
+}
+
+/// `turtlemen admin ban` beside roles whose Redis keys are under a prefix of their own (the
+/// test instance's, never the default): the signed-in session ends at once, on a gateway that
+/// reuses what it read for a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_from_the_command_line_ends_sessions_under_the_configured_prefix_on_redis() {
+    let Some((settings, dir, schema)) = crate::helpers::fresh_settings(crate::helpers::Stack::External).await else {
+        return;
+    };
+    let app = TestApp::spawn_with_session_cache(settings, dir, schema, LONG_CACHE).await;
+    assert_ne!(app.internals().session_prefix, turtlemen::app::Internals::default().session_prefix);
+    let ann = signed_in(&app, "ann").await;
+    assert_eq!(call(&app, Some(&ann), Method::GET, "/api/v1/me", None).await.0, 200);
+    let config = turtlemen_config::Config::resolve(app.settings.clone()).expect("valid test config");
+    let ban = turtlemen::cli::AdminCommand::Ban { username: "ann".into(), reason: "spam".into() };
+    turtlemen::cli::run_admin(ban, &config, app.internals()).await.expect("banned");
+    assert_eq!(call(&app, Some(&ann), Method::GET, "/api/v1/me", None).await.0, 401, "signed out at once");
+    let res = ann.get(&app, "/studio/videos").await;
+    assert_eq!(res.status(), 303, "sent to sign in");
     app.stop().await;
 }

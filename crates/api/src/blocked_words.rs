@@ -1,6 +1,7 @@
 //! Blocked words for comments: the instance's list (admins: `GET`/`PUT
 //! /api/v1/admin/blocked-words`) and each channel's (its owner, or an admin acting as one:
-//! `GET`/`PUT /api/v1/channels/{handle}/blocked-words`).
+//! `GET`/`PUT /api/v1/channels/{handle}/blocked-words`). The pages edit the same lists through
+//! [`replace`] (`crate::pages`: the channel edit page and `/admin/blocked-words`).
 //!
 //! A `PUT` replaces the list. Words and phrases are normalised as comments are matched against
 //! them ([`BlockedWord`]: NFKC, lower case, words joined by one space), so `ＳＰＡＭ` and `Spam` are
@@ -36,6 +37,11 @@ pub struct WordsJson {
     /// Words or phrases, each at most 60 characters; at most 500. Stored normalised.
     #[schema(max_items = 500)]
     pub words: Vec<String>,
+}
+
+/// The entries of a form's field: one a line, blank lines left out.
+pub fn from_lines(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
 /// `words` normalised, sorted and without repeats, or 400.

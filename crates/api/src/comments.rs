@@ -21,7 +21,8 @@
 //! write ([`markdown`]) and stored with its source. Writing is limited per user
 //! (`comments_per_minute`), and so are likes (`ratings_per_minute`), by [`crate::rate_limit`].
 //! A comment holding a blocked word (the instance's list or the channel's) is held, and the
-//! answer says so. Notifications are queued as a job after the write, never made here.
+//! answer says so; an edit that would bring one into a shown comment is refused with the same
+//! reason. Notifications are queued as a job after the write, never made here.
 
 pub mod markdown;
 
@@ -351,7 +352,26 @@ fn capitalised(s: &str) -> String {
 pub struct Written {
     pub comment: Comment,
     /// Why it is held: the video's policy, or a blocked word.
-    pub held_because: Option<&'static str>,
+    pub held_because: Option<Held>,
+}
+
+/// Why a new comment waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The video's policy holds every comment.
+    Policy,
+    /// It holds a blocked word.
+    BlockedWord,
+}
+
+impl Held {
+    /// The reason, in a sentence.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Held::Policy => "The channel reviews comments on this video before they are shown.",
+            Held::BlockedWord => BLOCKED_REASON,
+        }
+    }
 }
 
 /// Writes a comment by `user` on video `video_id` (a reply when `parent` names one).
@@ -401,11 +421,9 @@ pub async fn write(
     let held_because = if owner {
         None
     } else if settings.policy == Policy::Held {
-        Some("The channel reviews comments on this video before they are shown.")
+        Some(Held::Policy)
     } else {
-        let blocked = rows::blocked_words_for(&st.db, v.channel_id).await?;
-        text.holds(blocked.iter().map(String::as_str))
-            .map(|_| "It holds a word this channel or site reviews before it is shown.")
+        blocked_word_in(st, &v, &text).await?.map(|_| Held::BlockedWord)
     };
     let html = markdown::render(&text);
     let new = rows::NewComment {
@@ -431,6 +449,15 @@ pub async fn write(
     let comment = rows::get(&st.db, new.id).await?.ok_or_else(ApiError::not_found)?;
     tracing::info!(comment.id = %comment.id, video.id = %v.id, user.id = %user.0.id.0, held = held_because.is_some(), "comment written");
     Ok(Written { comment, held_because })
+}
+
+/// Why a comment holding a blocked word is not shown as it is.
+pub const BLOCKED_REASON: &str = "It holds a word this channel or site reviews before it is shown.";
+
+/// The first blocked word (the instance's, or `v`'s channel's) that `text` holds.
+async fn blocked_word_in(st: &ApiState, v: &Video, text: &CommentText) -> Result<Option<String>, ApiError> {
+    let blocked = rows::blocked_words_for(&st.db, v.channel_id).await?;
+    Ok(text.holds(blocked.iter().map(String::as_str)).map(str::to_owned))
 }
 
 /// Queues the notifications of a comment now shown; a failure is logged, the comment stands.
@@ -492,7 +519,10 @@ async fn create(
 ) -> Result<Response, Refusal> {
     let new: NewCommentJson = channels::json_body(&headers, &body)?;
     let w = write(&st, &user, &id, &new.text, new.parent_id).await?;
-    let json = WrittenJson { comment: CommentJson::build(&w.comment, false, Some(false)), held_reason: w.held_because };
+    let json = WrittenJson {
+        comment: CommentJson::build(&w.comment, false, Some(false)),
+        held_reason: w.held_because.map(Held::reason),
+    };
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
@@ -517,14 +547,26 @@ async fn one(
     Ok(Json(CommentJson::build(&c, settings.pinned == Some(c.id), liked)))
 }
 
-/// Changes a comment's text (its author only); it is marked edited.
+/// Changes a comment's text (its author only); it is marked edited. The blocked words are
+/// checked as for a new comment: a shown comment cannot take one in (400 `blocked_word`,
+/// nothing changed) — holding it afterwards would hide a thread others answered — while a held
+/// one stays held whatever it says; the video's owner is not checked, as when writing.
 pub async fn change(st: &ApiState, user: &CurrentUser, id: &str, text: &str) -> Result<Comment, ApiError> {
     user.require(Scope::CommentsWrite)?;
-    let (c, _) = visible(st, id, Some(user)).await?;
+    let (c, v) = visible(st, id, Some(user)).await?;
     if c.author_id != user.0.id {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not_your_comment", "Only its author can change a comment."));
     }
     let text = parse_text(text)?;
+    if c.status == Status::Visible
+        && v.owner_id != user.0.id
+        && let Some(word) = blocked_word_in(st, &v, &text).await?
+    {
+        return Err(ApiError::bad_request(
+            "blocked_word",
+            format!("“{word}”: {BLOCKED_REASON} A shown comment cannot be changed to hold it."),
+        ));
+    }
     if !rows::edit(&st.db, c.id, text.as_str(), &markdown::render(&text)).await? {
         return Err(conflict("comment_gone", "This comment was deleted or removed; it cannot be changed."));
     }
@@ -548,7 +590,7 @@ struct PatchJson {
     request_body(content = PatchJson, content_type = "application/json"),
     responses(
         (status = 200, description = "The changed comment.", body = CommentJson),
-        (status = 400, description = "`invalid_json`, `text_too_long`, `text_empty` or `invalid_text`.", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `text_too_long`, `text_empty`, `invalid_text`, or `blocked_word`: the new text of a shown comment holds a word of the instance's or the channel's blocked words (a held comment stays held instead).", body = ErrorBody),
         (status = 401, description = "Not signed in.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope` (`comments:write`) or `not_your_comment`.", body = ErrorBody),
         (status = 404, description = "No such comment, or not yours to see.", body = ErrorBody),

@@ -12,12 +12,15 @@
 //! [`community`] holds the channel page, its Subscribe form and the subscriptions feed;
 //! [`notifications`] the notifications page (the bell in every page's header shows the
 //! signed-in viewer's unread count).
-//! [`channel_edit`] the channel's edit page (profile, avatar, banner).
+//! [`channel_edit`] the channel's edit page (profile, avatar, banner, blocked words);
+//! [`blocked_words`] the instance's blocked words (`/admin/blocked-words`) and the form both
+//! pages show.
 //! [`search`] the search page.
 //! [`comments`] the watch page's comments, a thread's page, the comment forms and the studio's
 //! held comments.
 //! [`library`] ratings, playlists, watch later and the history pages.
 
+mod blocked_words;
 mod channel_edit;
 mod comments;
 mod community;
@@ -67,6 +70,7 @@ pub fn routes() -> Router<ApiState> {
         .merge(live::routes())
         .merge(comments::routes())
         .merge(moderation::routes())
+        .merge(blocked_words::routes())
         .merge(library::routes())
 }
 

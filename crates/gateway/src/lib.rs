@@ -116,6 +116,14 @@ impl GatewayInner {
         });
         gateway
     }
+
+    /// Follows the announcements of ended sessions on the store's bus, so a ban or sign-out
+    /// anywhere drops this gateway's cached sessions at once. Called before serving.
+    pub async fn follow_endings(&self) -> Result<(), turtlemen_session::SessionError> {
+        let bus = self.store.bus(turtlemen_session::ended::TOPIC).await?;
+        self.session_cache.follow(bus.subscribe());
+        Ok(())
+    }
 }
 
 /// The gateway in front of the services: `auth` and `api` serve the routes naming them (routers

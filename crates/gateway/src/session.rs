@@ -10,8 +10,9 @@
 //! The record keeps the issuer's login session (`sid` and `auth_time` of the ID token); the
 //! session is read together with the marks the auth service writes when that login session, or
 //! every session of the user, ends ([`turtlemen_session::ended`]), and a marked session ends at
-//! once. A session read in the last moment ([`SessionCache`]) is reused without that read, so
-//! an ending reaches another gateway within the cache's time to live.
+//! once. A session read in the last moment ([`SessionCache`]) is reused without that read; an
+//! ending is announced on the store's bus and drops it from every gateway's cache, and only a
+//! lost announcement leaves it there for the cache's time to live.
 
 use crate::Gateway;
 use crate::check::Identity;
@@ -134,12 +135,28 @@ impl CookieSigner {
 }
 
 /// Sessions read from the store in the last moment, so a busy page does not read the store for
-/// every request. A sign-out or refused refresh on this gateway removes the entry at once; on
-/// other gateways it stays at most the cache's time to live (`GatewayConfig::session_cache_ttl`,
-/// two seconds by default; zero turns the cache off).
+/// every request. A sign-out or refused refresh on this gateway removes the entry at once; an
+/// ending anywhere else (a ban, a reset, "Sign out this session", another gateway's sign-out)
+/// removes it as soon as its announcement ([`ended::Notice`]) arrives on the store's bus —
+/// read before every lookup, so in one process the next request already misses. Without the
+/// announcement (a lost message) an entry stays at most the cache's time to live
+/// (`GatewayConfig::session_cache_ttl`, two seconds by default; zero turns the cache off).
 pub struct SessionCache {
     ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, Cached>>,
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    entries: std::collections::HashMap<String, Cached>,
+    /// Announcements of ended sessions not yet applied.
+    notices: Option<tokio::sync::broadcast::Receiver<turtlemen_session::bus::Payload>>,
+    /// What was announced in the last time to live: a read that began before an announcement
+    /// arrived is not cached after it.
+    recent: Vec<(std::time::Instant, ended::Notice)>,
+    /// When announcements were last missed (and everything dropped): a read that began before
+    /// is not cached.
+    missed_at: Option<std::time::Instant>,
 }
 
 /// A session as read from the store, and its identity (made once, handed on by every request).
@@ -151,27 +168,78 @@ struct Cached {
 
 const CACHE_MAX: usize = 50_000;
 
+/// Whether `notice` names `session`.
+fn names(notice: &ended::Notice, session: &GatewaySession) -> bool {
+    match notice {
+        ended::Notice::User(sub) => *sub == session.sub,
+        ended::Notice::Session(sid) => session.sid.as_deref() == Some(sid.as_str()),
+    }
+}
+
+impl CacheState {
+    /// Applies the announcements that arrived since the last look.
+    fn apply_notices(&mut self, ttl: std::time::Duration) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let Some(rx) = self.notices.as_mut() else { return };
+        let now = std::time::Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(payload) => {
+                    if let Some(notice) = ended::Notice::parse(&payload) {
+                        self.entries.retain(|_, c| !names(&notice, &c.session));
+                        self.recent.push((now, notice));
+                    }
+                }
+                // Some were missed: whatever they named is gone with everything else.
+                Err(TryRecvError::Lagged(_)) => {
+                    self.entries.clear();
+                    self.recent.clear();
+                    self.missed_at = Some(now);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        self.recent.retain(|(at, _)| at.elapsed() < ttl);
+    }
+}
+
 impl SessionCache {
     pub fn new(ttl: std::time::Duration) -> Self {
-        Self { ttl, entries: std::sync::Mutex::default() }
+        Self { ttl, state: std::sync::Mutex::default() }
+    }
+
+    /// Follows the announcements of ended sessions (the store's bus, topic [`ended::TOPIC`]).
+    pub fn follow(&self, notices: tokio::sync::broadcast::Receiver<turtlemen_session::bus::Payload>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.notices = Some(notices);
+        }
     }
 
     fn get(&self, key: &str) -> Option<(Arc<GatewaySession>, Identity)> {
-        let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
+        let mut state = self.state.lock().ok()?;
+        state.apply_notices(self.ttl);
+        state.entries.get(key).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
     }
 
     /// The mark keys of a session read before, however long ago: read with the session itself,
     /// they save a round trip (the marks a session is checked against never change).
     fn mark_keys(&self, key: &str) -> Option<[String; 2]> {
-        self.entries.lock().ok()?.get(key).map(|c| c.session.mark_keys())
+        self.state.lock().ok()?.entries.get(key).map(|c| c.session.mark_keys())
     }
 
-    fn put(&self, key: String, session: Arc<GatewaySession>, identity: Identity) {
+    /// Keeps `session`, read from the store from `read_at` on, unless an ending of it was
+    /// announced since.
+    fn put(&self, key: String, session: Arc<GatewaySession>, identity: Identity, read_at: std::time::Instant) {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut entries) = self.entries.lock() {
+        if let Ok(mut state) = self.state.lock() {
+            state.apply_notices(self.ttl);
+            let missed = state.missed_at.is_some_and(|at| at >= read_at);
+            if missed || state.recent.iter().any(|(at, n)| *at >= read_at && names(n, &session)) {
+                return;
+            }
+            let entries = &mut state.entries;
             if entries.len() >= CACHE_MAX {
                 let ttl = self.ttl;
                 entries.retain(|_, c| c.at.elapsed() < ttl);
@@ -184,8 +252,8 @@ impl SessionCache {
     }
 
     fn forget(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
+        if let Ok(mut state) = self.state.lock() {
+            state.entries.remove(key);
         }
     }
 }
@@ -205,6 +273,7 @@ pub async fn load_with_identity(
     if let Some(found) = gw.session_cache.get(&key).filter(|(s, _)| s.expires_at > now) {
         return Ok(Some(found));
     }
+    let read_at = std::time::Instant::now();
     let Some(session) = read(gw, &key).await? else { return Ok(None) };
     if session.expires_at <= now {
         gw.store.delete(&key).await?;
@@ -212,7 +281,7 @@ pub async fn load_with_identity(
     }
     let identity = identity(gw, id, &session);
     let session = Arc::new(session);
-    gw.session_cache.put(key, session.clone(), identity.clone());
+    gw.session_cache.put(key, session.clone(), identity.clone(), read_at);
     Ok(Some((session, identity)))
 }
 
@@ -261,8 +330,9 @@ pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySess
 
 pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<(), SessionError> {
     let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
+    let written_at = std::time::Instant::now();
     gw.store.set(&key(id), &bytes, gw.config.idle).await?;
-    gw.session_cache.put(key(id), Arc::new(session.clone()), identity(gw, id, session));
+    gw.session_cache.put(key(id), Arc::new(session.clone()), identity(gw, id, session), written_at);
     Ok(())
 }
 
@@ -301,6 +371,60 @@ fn time_duration(d: std::time::Duration) -> time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use turtlemen_session::bus::Bus;
+
+    fn session(sub: &str, sid: &str) -> Arc<GatewaySession> {
+        Arc::new(GatewaySession {
+            sub: sub.into(),
+            username: sub.into(),
+            email: None,
+            groups: Vec::new(),
+            access_token: "token".into(),
+            access_expires_at: 0,
+            refresh_token: None,
+            id_token: String::new(),
+            expires_at: i64::MAX,
+            sid: Some(sid.into()),
+            auth_time: Some(0),
+        })
+    }
+
+    fn put(cache: &SessionCache, key: &str, s: Arc<GatewaySession>, read_at: std::time::Instant) {
+        let identity = Identity::new(s.sub.clone(), s.username.clone(), None, Vec::new(), s.access_token.clone());
+        cache.put(key.into(), s, identity, read_at);
+    }
+
+    #[tokio::test]
+    async fn announced_endings_leave_the_cache_before_the_next_lookup() {
+        let cache = SessionCache::new(std::time::Duration::from_secs(60));
+        let bus = Bus::local();
+        cache.follow(bus.subscribe());
+        let now = std::time::Instant::now;
+        put(&cache, "gw:ann-1", session("ann", "sid-a1"), now());
+        put(&cache, "gw:ann-2", session("ann", "sid-a2"), now());
+        put(&cache, "gw:bob", session("bob", "sid-b"), now());
+        assert!(cache.get("gw:ann-1").is_some() && cache.get("gw:bob").is_some());
+
+        // Every session of a user, then one login session: gone at the next lookup.
+        bus.publish(&ended::Notice::User("ann".into()).encode()).await.unwrap();
+        assert!(cache.get("gw:ann-1").is_none() && cache.get("gw:ann-2").is_none());
+        assert!(cache.get("gw:bob").is_some(), "another user's session stays");
+        bus.publish(&ended::Notice::Session("sid-b".into()).encode()).await.unwrap();
+        assert!(cache.get("gw:bob").is_none());
+        assert_eq!(cache.mark_keys("gw:bob"), None);
+
+        // A read that began before the announcement is not kept after it; one after it is.
+        let before = now();
+        bus.publish(&ended::Notice::User("carl".into()).encode()).await.unwrap();
+        assert!(cache.get("gw:none").is_none());
+        put(&cache, "gw:carl", session("carl", "sid-c"), before);
+        assert!(cache.get("gw:carl").is_none(), "read before its ending");
+        put(&cache, "gw:carl", session("carl", "sid-c2"), now());
+        assert!(cache.get("gw:carl").is_some(), "a session read after its user's ending");
+        // Anything else on the bus is ignored.
+        bus.publish(b"other").await.unwrap();
+        assert!(cache.get("gw:carl").is_some());
+    }
 
     #[test]
     fn cookie_values_are_checked_before_the_store() {

@@ -10,9 +10,14 @@
 //!   log: the database keeps what must last).
 //!
 //! Payloads are opaque bytes; the bus never looks inside them.
+//!
+//! [`Buses`] opens each topic's bus once per store, so every part of one process that asks a
+//! store for a topic (a publisher and a subscriber of `serve`, say) shares one bus
+//! ([`crate::SessionStore::bus`]).
 
 use crate::{SessionError, StoreOptions};
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -111,6 +116,37 @@ impl Bus {
     }
 }
 
+/// The buses beside one store, each topic's opened on first use and kept while the store lives.
+pub struct Buses {
+    opts: StoreOptions,
+    open: tokio::sync::Mutex<HashMap<String, Bus>>,
+}
+
+impl std::fmt::Debug for Buses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The options may hold a Redis password: not shown.
+        f.debug_struct("Buses").finish_non_exhaustive()
+    }
+}
+
+impl Buses {
+    /// The buses beside the store `opts` names.
+    pub fn new(opts: StoreOptions) -> Buses {
+        Buses { opts, open: tokio::sync::Mutex::default() }
+    }
+
+    /// The bus of `topic`, opened the first time it is asked for.
+    pub async fn get(&self, topic: &str) -> Result<Bus, SessionError> {
+        let mut open = self.open.lock().await;
+        if let Some(bus) = open.get(topic) {
+            return Ok(bus.clone());
+        }
+        let bus = Bus::open(&self.opts, topic).await?;
+        open.insert(topic.to_owned(), bus.clone());
+        Ok(bus)
+    }
+}
+
 async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
@@ -148,5 +184,15 @@ mod tests {
         bus.publish(b"hello").await.unwrap();
         assert_eq!(&*a.recv().await.unwrap(), b"hello");
         assert_eq!(&*b.recv().await.unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_store_opens_each_topic_once() {
+        let buses = Buses::new(StoreOptions::Embedded { path: "unused".into() });
+        let mut heard = buses.get("a").await.unwrap().subscribe();
+        let mut other = buses.get("b").await.unwrap().subscribe();
+        buses.get("a").await.unwrap().publish(b"one").await.unwrap();
+        assert_eq!(&*heard.recv().await.unwrap(), b"one", "the same bus for the same topic");
+        assert!(other.try_recv().is_err(), "another topic hears nothing");
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct EmbeddedStore {
     pool: SqlitePool,
+    /// In-process buses: one process serves everyone.
+    buses: std::sync::Arc<crate::bus::Buses>,
 }
 
 fn now_ms() -> i64 {
@@ -52,7 +54,8 @@ impl EmbeddedStore {
             .execute(&pool)
             .await
             .map_err(backend)?;
-        let store = Self { pool };
+        let buses = crate::bus::Buses::new(crate::StoreOptions::Embedded { path: path.to_owned() });
+        let store = Self { pool, buses: std::sync::Arc::new(buses) };
         let sweeper = store.pool.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -194,5 +197,9 @@ impl SessionStore for EmbeddedStore {
     async fn ping(&self) -> Result<(), SessionError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn bus(&self, topic: &str) -> Result<crate::bus::Bus, SessionError> {
+        self.buses.get(topic).await
     }
 }

@@ -14,7 +14,9 @@
 //! browser session.
 //!
 //! [`bus`] is the publish/subscribe beside the store: in-process under the embedded store, Redis
-//! pub/sub under Redis (the live chat's messages reach every API replica through it).
+//! pub/sub under Redis (the live chat's messages reach every API replica through it; ended
+//! sessions are announced to every gateway on it, [`ended::Notice`]). A store hands out the bus
+//! of a topic beside it ([`SessionStore::bus`]), one per topic and process.
 
 pub mod bus;
 pub mod embedded;
@@ -63,6 +65,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_if(&self, key: &str, value: &[u8]) -> Result<bool, SessionError>;
     /// One round trip, for readiness checks.
     async fn ping(&self) -> Result<(), SessionError>;
+    /// The bus of `topic` beside this store ([`bus`]): the same one for every caller holding
+    /// this store, opened on first use.
+    async fn bus(&self, topic: &str) -> Result<bus::Bus, SessionError>;
 }
 
 /// A shared handle to whichever store is configured.
@@ -81,7 +86,9 @@ pub enum StoreOptions {
 pub async fn open(opts: &StoreOptions) -> Result<Sessions, SessionError> {
     let store: Sessions = match opts {
         StoreOptions::Embedded { path } => Arc::new(embedded::EmbeddedStore::open(path).await?),
-        StoreOptions::Redis { url, prefix } => Arc::new(redis::RedisStore::connect(url, prefix.clone()).await?),
+        StoreOptions::Redis { url, prefix } => {
+            Arc::new(redis::RedisStore::connect(url, prefix.clone(), bus::Buses::new(opts.clone())).await?)
+        }
     };
     store.ping().await?;
     Ok(store)

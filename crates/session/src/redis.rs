@@ -12,6 +12,7 @@ use std::time::Duration;
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
+    buses: std::sync::Arc<crate::bus::Buses>,
 }
 
 fn backend(e: redis::RedisError) -> SessionError {
@@ -23,8 +24,9 @@ fn millis(ttl: Duration) -> u64 {
 }
 
 impl RedisStore {
-    /// Connects (bounded to a few seconds) and returns a store whose keys all start with `prefix`.
-    pub async fn connect(url: &str, prefix: String) -> Result<Self, SessionError> {
+    /// Connects (bounded to a few seconds) and returns a store whose keys all start with `prefix`,
+    /// and whose buses are `buses` (opened on first use).
+    pub async fn connect(url: &str, prefix: String, buses: crate::bus::Buses) -> Result<Self, SessionError> {
         let client = redis::Client::open(url)
             .map_err(|e| SessionError::Unavailable(format!("malformed Redis URL: {e}; use redis://HOST:PORT")))?;
         let where_ = client.get_connection_info().addr().to_string();
@@ -41,7 +43,7 @@ impl RedisStore {
             .await
             .map_err(|_| unreachable("timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Self { conn, prefix })
+        Ok(Self { conn, prefix, buses: std::sync::Arc::new(buses) })
     }
 
     fn key(&self, key: &str) -> String {
@@ -130,5 +132,9 @@ impl SessionStore for RedisStore {
     async fn ping(&self) -> Result<(), SessionError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn bus(&self, topic: &str) -> Result<crate::bus::Bus, SessionError> {
+        self.buses.get(topic).await
     }
 }

@@ -1,6 +1,7 @@
 //! Ending sessions for the gateways and the issuer at once: the `ended` marks every gateway
-//! reads with its session ([`turtlemen_session::ended`]), then the login sessions and their
-//! refresh tokens revoked in the database.
+//! reads with its session ([`turtlemen_session::ended`]) and their announcement on the store's
+//! bus (every gateway drops what it cached of those sessions), then the login sessions and
+//! their refresh tokens revoked in the database.
 //!
 //! Two roles need it: the auth service (sign-out, "Sign out this session", a password change
 //! or reset) and the API server (a moderator's ban, served by the API's pages and JSON), and the
@@ -39,10 +40,14 @@ impl From<EndError> for ApiError {
     }
 }
 
-/// Marks the login sessions `ids` ended for the gateways.
+/// Marks the login sessions `ids` ended for the gateways, and announces each to them
+/// ([`ended::Notice`]) so none reuses what it cached.
 pub async fn mark_ended(store: &Sessions, ids: &[Uuid]) -> Result<(), SessionError> {
     for id in ids {
         ended::end_session(&**store, &id.to_string()).await?;
+    }
+    for id in ids {
+        ended::announce(&**store, &ended::Notice::Session(id.to_string())).await;
     }
     Ok(())
 }
@@ -54,6 +59,9 @@ pub async fn end_all_sessions(db: &Db, store: &Sessions, user: UserId) -> Result
     let live: Vec<Uuid> = auth_sessions::list_for_user(db, user).await?.into_iter().map(|s| s.id).collect();
     mark_ended(store, &live).await?;
     ended::end_user(&**store, &user.to_string(), Utc::now().timestamp()).await?;
+    // Announced before the database changes: the gateways drop their cached sessions while the
+    // revocation runs, so the user's next request, wherever it lands, reads the marks.
+    ended::announce(&**store, &ended::Notice::User(user.to_string())).await;
     let ids = auth_sessions::end_all_for_user(db, user, None).await?;
     // A session started between the two reads is revoked too; mark it as well.
     let late: Vec<Uuid> = ids.iter().copied().filter(|id| !live.contains(id)).collect();

@@ -157,6 +157,8 @@ pub struct ChannelEditView {
     pub csrf: String,
     /// The largest file accepted, in MiB, for the help text.
     pub max_mib: usize,
+    /// The channel's blocked words.
+    pub blocked_words: crate::moderation_pages::BlockedWordsForm,
     pub error: Option<String>,
     pub notice: Option<String>,
 }

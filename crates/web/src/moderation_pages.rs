@@ -1,5 +1,7 @@
 //! Moderation pages: the "Report" form (on the watch page and a channel page), the page after a
-//! report, the moderators' queue (`/admin/reports`) and the accounts page (`/admin/users`).
+//! report, the moderators' queue (`/admin/reports`), the accounts page (`/admin/users`) and the
+//! instance's blocked words (`/admin/blocked-words`; a channel's are on its edit page, with the
+//! same [`BlockedWordsForm`]).
 //!
 //! Plain view models in, full HTML out, like [`crate::notification_pages`]. Every text value
 //! (reasons, titles, names) is escaped by askama; URL fields are same-origin paths the handler
@@ -67,6 +69,8 @@ pub struct QueueView {
     pub paged: bool,
     pub csrf: String,
     pub notice: Option<String>,
+    /// The viewer is an admin: the blocked-words page is linked.
+    pub admin: bool,
 }
 
 /// One account on the accounts page.
@@ -93,6 +97,35 @@ pub struct UsersView {
     /// The viewer is an admin: role and quota forms are shown.
     pub admin: bool,
     pub notice: Option<String>,
+}
+
+/// The blocked-words form: a list of words or phrases, one a line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockedWordsForm {
+    /// Where it posts.
+    pub action: String,
+    pub csrf: String,
+    /// The list as the textarea shows it: one entry a line (or what was typed, when refused).
+    pub words: String,
+    pub max_words: usize,
+    pub max_chars: usize,
+    /// What the list applies to, in a sentence.
+    pub applies: String,
+}
+
+/// The instance's blocked-words page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockedWordsView {
+    pub form: BlockedWordsForm,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin_blocked_words.html")]
+struct BlockedWordsPage<'a> {
+    shell: Shell,
+    view: &'a BlockedWordsView,
 }
 
 #[derive(Template)]
@@ -129,6 +162,11 @@ pub fn queue_page(view: &QueueView, ctx: &PageContext) -> String {
 
 pub fn users_page(view: &UsersView, ctx: &PageContext) -> String {
     render(&UsersPage { shell: Shell::for_page("/admin/users", ctx, &[]), view }, "admin_users", fallback)
+}
+
+pub fn blocked_words_page(view: &BlockedWordsView, ctx: &PageContext) -> String {
+    let shell = Shell::for_page("/admin/blocked-words", ctx, &[]);
+    render(&BlockedWordsPage { shell, view }, "admin_blocked_words", fallback)
 }
 
 /// The page after a report: thanks, and a way back.

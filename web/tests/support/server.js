@@ -214,3 +214,29 @@ export async function startServer({ readyDeadlineMs = 30_000, port: wantedPort, 
     },
   };
 }
+
+/** Creates accounts with `turtlemen admin create-user`: `users` are `[name, isAdmin]` pairs. */
+export async function createUsers(server, users, password) {
+  for (const [user, admin] of users) {
+    const args = ['admin', 'create-user', '--username', user, '--email', `${user}@example.org`, '--password-stdin'];
+    if (admin) args.push('--admin');
+    const out = await server.cli(args, `${password}\n`);
+    if (out.code !== 0) throw new Error(`create-user ${user} failed: ${out.stderr}`);
+  }
+}
+
+/**
+ * Uploads `bytes` as a public video titled `title` from the signed-in `page`'s session (the
+ * bytes in the tus creation request); its watch URL. Not processed yet: tests wait for that.
+ */
+export async function uploadBytes(server, page, title, bytes, filename = 'clip.mp4') {
+  const meta = [['filename', filename], ['title', title], ['privacy', 'public']]
+    .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`).join(',');
+  const created = await page.request.post(`${server.url}/api/v1/uploads`, {
+    headers: { 'tus-resumable': '1.0.0', 'upload-length': String(bytes.length), 'upload-metadata': meta,
+      'content-type': 'application/offset+octet-stream' },
+    data: bytes,
+  });
+  if (created.status() !== 201) throw new Error(`upload failed: ${created.status()} ${await created.text()}`);
+  return `${server.url}/videos/${created.headers()['video-id']}`;
+}

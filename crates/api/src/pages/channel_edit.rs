@@ -1,5 +1,7 @@
-//! A channel's edit page (`/studio/channels/{handle}`): its name and description, its avatar
-//! and its banner, for the owner or an admin ([`channels::check_manage`], as in the API).
+//! A channel's edit page (`/studio/channels/{handle}`): its name and description, its avatar,
+//! its banner and its blocked words (`POST /studio/channels/{handle}/blocked-words`, one word or
+//! phrase a line, checked as the API checks a list), for the owner or an admin
+//! ([`channels::check_manage`], as in the API).
 //!
 //! Every form carries the studio's CSRF token ([`super::csrf`]) and works without JavaScript:
 //! the pictures are `multipart/form-data` posts of one file. The token field comes before the
@@ -9,7 +11,7 @@
 
 use super::{context, csrf, private};
 use crate::identity::CurrentUser;
-use crate::{ApiState, channel_images, channels};
+use crate::{ApiState, blocked_words, channel_images, channels};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -29,6 +31,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/studio/channels/{handle}", get(edit_page).post(profile_submit))
         .route("/studio/channels/{handle}/avatar/remove", post(avatar_remove))
         .route("/studio/channels/{handle}/banner/remove", post(banner_remove))
+        .route("/studio/channels/{handle}/blocked-words", post(blocked_words_submit))
         .merge(pictures)
 }
 
@@ -49,8 +52,17 @@ fn render(
     ctx: &turtlemen_web::PageContext,
     error: Option<String>,
     notice: Option<String>,
+    words: String,
 ) -> String {
     let url = channels::page_url(&c.handle);
+    let action = super::community::edit_url(c);
+    let blocked_words = super::blocked_words::form(
+        st,
+        user,
+        format!("{action}/blocked-words"),
+        words,
+        "A comment on this channel's videos holding one waits for your approval.",
+    );
     let view = ChannelEditView {
         handle: c.handle.clone(),
         display_name: c.display_name.clone(),
@@ -59,10 +71,11 @@ fn render(
         banner_url: c
             .banner_version
             .map(|v| channel_images::url(c.id, Picture::Banner, v, turtlemen_images::BANNER_SIZES[1].0)),
-        action: super::community::edit_url(c),
+        action,
         url,
         csrf: csrf::token(st, user),
         max_mib: channel_images::MAX_BYTES / (1024 * 1024),
+        blocked_words,
         error,
         notice,
     };
@@ -90,9 +103,11 @@ async fn edit_page(
         Some("avatar") => Some("Avatar updated.".to_owned()),
         Some("banner") => Some("Banner updated.".to_owned()),
         Some("removed") => Some("Picture removed.".to_owned()),
+        Some("words") => Some("Blocked words saved.".to_owned()),
         _ => None,
     };
-    Ok(private(render(&st, &c, &user, &context(&st, Some(&user), &uri, &headers).await, None, notice)))
+    let words = super::blocked_words::shown(&st, c.id).await?;
+    Ok(private(render(&st, &c, &user, &context(&st, Some(&user), &uri, &headers).await, None, notice, words)))
 }
 
 /// The page again with `e`'s reason, under `e`'s status.
@@ -104,8 +119,28 @@ async fn refused_page(
     headers: &HeaderMap,
     e: ApiError,
 ) -> Response {
-    let html =
-        render(st, c, user, &context(st, Some(user), uri, headers).await, Some(e.body.message.into_owned()), None);
+    refused_page_with(st, c, user, uri, headers, e, None).await
+}
+
+/// [`refused_page`], the blocked-words field showing `typed` (what was sent) when given.
+async fn refused_page_with(
+    st: &ApiState,
+    c: &Channel,
+    user: &CurrentUser,
+    uri: &Uri,
+    headers: &HeaderMap,
+    e: ApiError,
+    typed: Option<String>,
+) -> Response {
+    let words = match typed {
+        Some(t) => t,
+        None => match super::blocked_words::shown(st, c.id).await {
+            Ok(w) => w,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let ctx = context(st, Some(user), uri, headers).await;
+    let html = render(st, c, user, &ctx, Some(e.body.message.into_owned()), None, words);
     let mut res = private(html);
     *res.status_mut() = e.status;
     res
@@ -142,6 +177,34 @@ async fn profile_submit(
     match channels::update(&st, &user, &handle, patch).await {
         Ok(c) => Ok(back(&c, "saved")),
         Err(e) if e.status.is_client_error() => Ok(refused_page(&st, &c, &user, &uri, &headers, e).await),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct WordsForm {
+    csrf: String,
+    words: String,
+}
+
+/// `POST /studio/channels/{handle}/blocked-words`: replaces the channel's list; a refused list
+/// shows the page again with the reason and what was typed.
+async fn blocked_words_submit(
+    State(st): State<ApiState>,
+    user: CurrentUser,
+    Path(handle): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<WordsForm>,
+) -> Result<Response, ApiError> {
+    csrf::check(&st, &user, &form.csrf)?;
+    let c = managed(&st, &handle, &user).await?;
+    match blocked_words::replace(&st, c.id, &blocked_words::from_lines(&form.words)).await {
+        Ok(_) => Ok(back(&c, "words")),
+        Err(e) if e.status.is_client_error() => {
+            Ok(refused_page_with(&st, &c, &user, &uri, &headers, e, Some(form.words)).await)
+        }
         Err(e) => Err(e),
     }
 }

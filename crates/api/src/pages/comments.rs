@@ -53,6 +53,10 @@ fn notice(done: Option<&str>) -> Option<String> {
     Some(
         match done? {
             "held" => "Your comment is held for review: it shows once the channel approves it.",
+            "held_word" => {
+                "Your comment is held for review: it holds a word this channel or site reviews before it is shown. \
+                 It shows once the channel approves it."
+            }
             "deleted" => "Comment deleted.",
             "removed" => "Comment removed.",
             "approved" => "Comment approved.",
@@ -214,8 +218,12 @@ async fn write_submit(
         p => Some(Uuid::parse_str(p).map_err(|_| ApiError::bad_request("invalid_parent", "That is not a comment."))?),
     };
     let w = api::write(&st, &user, &id, &form.text, parent).await?;
-    let to = if w.held_because.is_some() {
-        format!("{}?done=held#comments", videos::watch_url(w.comment.video_id))
+    let to = if let Some(why) = w.held_because {
+        let done = match why {
+            api::Held::BlockedWord => "held_word",
+            api::Held::Policy => "held",
+        };
+        format!("{}?done={done}#comments", videos::watch_url(w.comment.video_id))
     } else {
         api::url(&w.comment)
     };

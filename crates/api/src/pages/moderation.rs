@@ -161,6 +161,7 @@ fn queue_view(page: QueueJson, csrf: String, paged: bool, notice: Option<String>
         paged,
         csrf,
         notice,
+        admin: false,
     }
 }
 
@@ -185,7 +186,8 @@ async fn queue_page(
         .to_owned()
     });
     let paged = q.cursor.as_deref().is_some_and(|c| !c.is_empty());
-    let view = queue_view(page, csrf::token(&st, &user), paged, notice);
+    let view =
+        QueueView { admin: user.0.role == Role::Admin, ..queue_view(page, csrf::token(&st, &user), paged, notice) };
     let ctx = context(&st, Some(&user), &uri, &headers).await;
     Ok(private(moderation_pages::queue_page(&view, &ctx)))
 }
