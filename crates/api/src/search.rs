@@ -196,9 +196,13 @@ struct SearchJson {
     next_page: Option<u32>,
 }
 
-/// Results are the same for everyone, for a short while.
-fn shared_briefly(mut res: Response) -> Response {
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=10"));
+/// Results are the same for everyone: any cache (the browser's, the gateway's page cache, a CDN)
+/// may keep them for `public_page_max_age`, as the public pages.
+fn shared_briefly(st: &ApiState, mut res: Response) -> Response {
+    let max_age = st.videos.public_page_max_age.as_secs();
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        res.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
     res
 }
 
@@ -219,7 +223,7 @@ async fn search(State(st): State<ApiState>, Query(q): Query<SearchQuery>) -> Res
         page: s.page,
         next_page: r.next_page,
     };
-    Ok(shared_briefly(Json(body).into_response()))
+    Ok(shared_briefly(&st, Json(body).into_response()))
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
@@ -292,5 +296,5 @@ async fn suggestions(State(st): State<ApiState>, Query(q): Query<SuggestQuery>) 
             },
         })
         .collect();
-    Ok(shared_briefly(Json(SuggestionsJson { suggestions }).into_response()))
+    Ok(shared_briefly(&st, Json(SuggestionsJson { suggestions }).into_response()))
 }
