@@ -800,12 +800,21 @@ on_both_stacks_live! {
         let mut good = publish_with(&rtmp, healthy["stream_key"].as_str().unwrap(), 120, picture, MODEST, true);
         let v = wait_live(&app, None, &hid, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
         let hls = v["hls_url"].as_str().unwrap().to_owned();
-        let (_, before) = get_text(&app, &format!("{hls}&_HLS_msn=1&_HLS_part=0")).await;
+        // Its playlist once it holds parts (a loaded machine may take a while to make the first).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = loop {
+            let (status, playlist) = get_text(&app, &hls).await;
+            if status == 200 && playlist.contains("#EXT-X-PART:") {
+                break playlist;
+            }
+            assert!(Instant::now() < deadline, "no parts: {status} {playlist}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
 
         let noisy = ",noise=alls=100:allf=t+u";
         let cbr = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-b:v", "10000k", "-minrate", "10000k", "-maxrate", "10000k", "-bufsize", "2000k", "-x264-params", "nal-hrd=cbr"];
         // Under the cap (else that would end it first), its video timestamps 30 s ahead after 3 s.
-        let jump = [&MODEST[..], &["-vf", "setpts=PTS+if(gte(T\\,3)\\,30/TB\\,0)"][..]].concat();
+        let jump = [MODEST, &["-vf", "setpts=PTS+if(gte(T\\,3)\\,30/TB\\,0)"][..]].concat();
         // (what ffmpeg sends, whether audio goes along, what the owner is told)
         let cases: [(&str, &[&str], bool, &str); 3] = [
             // Debian's ffmpeg 5.1 cannot put HEVC in FLV; Sorenson H.263 is another codec the

@@ -47,6 +47,7 @@ fn message_id(text: &str) -> Result<Uuid, Refusal> {
     params(("id" = String, Path, description = "The live."), ("message" = String, Path, description = "The message.")),
     responses(
         (status = 204, description = "Removed."),
+        (status = 400, description = "`ambiguous_path`: the path holds dot segments or encoded separators.", body = ErrorBody),
         (status = 401, description = "Not signed in.", body = ErrorBody),
         (status = 403, description = "`insufficient_scope` (`comments:write`), `account_banned` or `not_a_moderator`.", body = ErrorBody),
         (status = 404, description = "No such live (or not yours to see), or `message_not_found`.", body = ErrorBody),
