@@ -3,7 +3,7 @@
 // encoder (ffmpeg here, standing in for OBS); a visitor on the live's page watches it under
 // hls.js in low-latency mode until the picture's time advances, counted as one viewer on the
 // page; the encoder stops, and the page says the live ended and links the replay, without a
-// reload; the replay plays the live's recording at once, then its own ladder once ready.
+// reload.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -22,7 +22,7 @@ function publish(rtmpUrl, key, seconds) {
 const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
-  describe(`live in a browser on ${name}`, { timeout: 600_000 }, () => {
+  describe(`live in a browser on ${name}`, { timeout: 300_000 }, () => {
     let server;
     let browser;
     let encoder;
@@ -80,17 +80,6 @@ for (const [name, stack] of stacks) {
       encoder.kill('SIGINT');
       await viewer.getByText('This live has ended.').waitFor({ timeout: 60_000 });
       await viewer.getByRole('link', { name: 'Watch the replay' }).waitFor({ timeout: 60_000 });
-
-      // The replay plays at once: the live's recording (a VOD playlist of its stored segments)
-      // while its own ladder is made, then the ladder, without a reload.
-      await viewer.getByRole('link', { name: 'Watch the replay' }).click();
-      await viewer.waitForURL(/\/videos\/[0-9a-f-]{36}$/);
-      await viewer.getByRole('button', { name: 'Play' }).click();
-      await viewer.waitForFunction(() => document.getElementById('video').currentTime > 2, null, { timeout: 60_000 });
-      assert.ok(record.requests.some((u) => new URL(u).pathname.endsWith('/replay.m3u8')), 'the recording was played');
-      await viewer.waitForFunction(() => !document.getElementById('player').dataset.recording, null, { timeout: 300_000 });
-      await viewer.waitForFunction(() => document.getElementById('video').readyState >= 2, null, { timeout: 60_000 });
-      assert.ok(record.requests.some((u) => new URL(u).pathname.endsWith('/hls/master.m3u8')), 'then the ladder');
       for (const u of record.requests) assert.equal(new URL(u).origin, server.url, `request to another host: ${u}`);
     });
   });
