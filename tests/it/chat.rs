@@ -412,3 +412,94 @@ async fn two_replicas_share_the_chat_through_redis() {
     two.stop().await;
     one.stop().await;
 }
+
+crate::on_both_stacks! {
+    // The REST side of moderation runs the socket's own checks: the streamer and a moderator
+    // may, another user may not, a visitor must sign in, a banned account is refused; and every
+    // viewer's socket hears of it.
+    async fn moderation_over_http_has_the_socket_s_rules(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let mo = signed_in_as(&app, "mona", Role::Moderator).await;
+        let carl = signed_in(&app, "carl").await;
+        let live = new_live(&app, &ann, "public").await;
+        let (mut viewer, _) = open(&app, &live, Some(&bob)).await;
+        let mut said = Vec::new();
+        for text in ["one", "two", "three"] {
+            post(&mut viewer, text).await;
+            said.push(next(&mut viewer).await["message"]["id"].as_str().unwrap().to_owned());
+        }
+        let bob_id = user_id(&app, "bob").await;
+        let delete = |id: &str| format!("/api/v1/lives/{live}/chat/messages/{id}");
+        let timeouts = format!("/api/v1/lives/{live}/chat/timeouts");
+        turtlemen_db::moderation::ban(&app.db, UserId(user_id(&app, "carl").await), "test").await.unwrap();
+        // Refused: a visitor, another user, a banned account — nothing changes.
+        for (who, status, code) in [(None, 401, None), (Some(&bob), 403, Some("not_a_moderator")), (Some(&carl), 403, Some("account_banned"))] {
+            let (got, body) = call(&app, who, Method::DELETE, &delete(&said[0]), None).await;
+            assert_eq!(got, status, "{body}");
+            if let Some(code) = code {
+                assert_eq!(body["error"], code, "{body}");
+            }
+            let (got, body) = call(&app, who, Method::POST, &timeouts, Some(json!({"user_id": bob_id, "seconds": 60}))).await;
+            assert_eq!(got, status, "{body}");
+        }
+        let (_, page) = replay(&app, None, &live, "").await;
+        assert_eq!(page["messages"].as_array().unwrap().len(), 3, "nothing was removed");
+        // The streamer and a moderator remove messages; every socket hears of it.
+        for (who, id) in [(&ann, &said[0]), (&mo, &said[1])] {
+            let (status, body) = call(&app, Some(who), Method::DELETE, &delete(id), None).await;
+            assert_eq!(status, 204, "{body}");
+            assert_eq!(next(&mut viewer).await, json!({"type": "deleted", "id": id}));
+        }
+        let (status, body) = call(&app, Some(&ann), Method::DELETE, &delete(&said[0]), None).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("message_not_found")));
+        assert_eq!(call(&app, Some(&ann), Method::DELETE, &delete("not-a-uuid"), None).await.0, 404);
+        // Timeouts: checked as on the socket, then announced and enforced.
+        for (body, status, code) in [
+            (json!({"user_id": bob_id, "seconds": 0}), 400, "invalid_duration"),
+            (json!({"user_id": user_id(&app, "ann").await, "seconds": 60}), 400, "cannot_time_out"),
+            (json!({"user_id": Uuid::now_v7(), "seconds": 60}), 404, "user_not_found"),
+            (json!({"user_id": bob_id}), 400, "invalid_json"),
+        ] {
+            let (got, err) = call(&app, Some(&mo), Method::POST, &timeouts, Some(body.clone())).await;
+            assert_eq!((got, err["error"].as_str()), (status, Some(code)), "{body}");
+        }
+        let (status, body) = call(&app, Some(&mo), Method::POST, &timeouts, Some(json!({"user_id": bob_id, "seconds": 600}))).await;
+        assert_eq!(status, 204, "{body}");
+        assert_eq!(next(&mut viewer).await["type"], "timeout");
+        post(&mut viewer, "still here?").await;
+        assert_eq!(next(&mut viewer).await["error"], "timed_out");
+        // A private live's chat is nobody else's to moderate either.
+        let private = new_live(&app, &ann, "private").await;
+        let (status, _) = call(&app, Some(&mo), Method::POST, &format!("/api/v1/lives/{private}/chat/timeouts"), Some(json!({"user_id": bob_id, "seconds": 60}))).await;
+        assert_eq!(status, 404);
+    }
+
+    // A live made private closes every chat socket but its owner's; they cannot open again.
+    async fn a_live_made_private_closes_its_chat_for_everyone_but_the_owner(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let mo = signed_in_as(&app, "mona", Role::Moderator).await;
+        let live = new_live(&app, &ann, "public").await;
+        let (mut owner, _) = open(&app, &live, Some(&ann)).await;
+        let (mut viewer, _) = open(&app, &live, Some(&bob)).await;
+        let (mut visitor, _) = open(&app, &live, None).await;
+        let (mut moderator, _) = open(&app, &live, Some(&mo)).await;
+        let (status, body) = call(&app, Some(&bob), Method::PATCH, &format!("/api/v1/lives/{live}"), Some(json!({"privacy": "private"}))).await;
+        assert_eq!((status, body["error"].as_str()), (403, Some("not_your_live")));
+        let (status, body) = call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/lives/{live}"), Some(json!({"privacy": "secret"}))).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_privacy")));
+        let (status, body) = call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/lives/{live}"), Some(json!({"privacy": "private", "title": "Just me"}))).await;
+        assert_eq!((status, body["privacy"].as_str(), body["title"].as_str()), (200, Some("private"), Some("Just me")), "{body}");
+        for ws in [&mut viewer, &mut visitor, &mut moderator] {
+            assert_eq!(next(ws).await["type"], "private");
+            assert_eq!(closed_with(ws).await, CloseCode::Policy);
+        }
+        assert_eq!(next(&mut owner).await["type"], "private");
+        post(&mut owner, "still mine").await;
+        assert_eq!(next(&mut owner).await["message"]["text"], "still mine");
+        for who in [Some(&bob), None] {
+            assert_eq!(refused(request(&app, &live, who, None)).await.0, 404);
+        }
+    }
+}

@@ -118,18 +118,8 @@ async fn new_live(app: &TestApp, who: &Browser, privacy: &str) -> Value {
 
 /// ffmpeg publishing a test picture and tone for `seconds` to `rtmp_url/key`.
 fn publish(rtmp_url: &str, key: &str, seconds: u32) -> tokio::process::Child {
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc2=size=640x360:rate=30:duration={seconds}")])
-        .args(["-f", "lavfi", "-i", &format!("sine=duration={seconds}")])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-tune", "zerolatency", "-c:a", "aac"])
-        .args(["-f", "flv", &format!("{rtmp_url}/{key}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg")
+    let video = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-tune", "zerolatency"];
+    publish_with(rtmp_url, key, seconds, "", &video, true)
 }
 
 /// Polls the live (as `who`) until `pred` holds, at most `secs`.
@@ -162,6 +152,51 @@ fn last_part(playlist: &str) -> (u64, u64) {
     let name = uri.split("URI=\"part-").nth(1).unwrap().split(".m4s").next().unwrap();
     let (msn, part) = name.split_once('.').unwrap();
     (msn.parse().unwrap(), part.parse().unwrap())
+}
+
+/// The player's source on a watch page (`data-hls`).
+fn data_hls(html: &str) -> String {
+    let src = html.split("data-hls=\"").nth(1).expect("a player source").split('"').next().unwrap();
+    src.replace("&#38;", "&")
+}
+
+/// ffmpeg publishing `seconds` of a test picture (then the filters `then`, if any) with the
+/// video options `video` (and AAC audio unless `audio` is false) to `rtmp_url/key`, paced in
+/// real time.
+fn publish_with(
+    rtmp_url: &str,
+    key: &str,
+    seconds: u32,
+    then: &str,
+    video: &[&str],
+    audio: bool,
+) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]).args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=640x360:rate=30:duration={seconds}{then}"),
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", &format!("sine=duration={seconds}"), "-c:a", "aac"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args(video)
+        .args(["-f", "flv", &format!("{rtmp_url}/{key}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg")
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to a running child.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
 }
 
 /// What ffprobe decodes from `bytes`: "codec,frames" lines.
@@ -354,6 +389,39 @@ on_both_stacks_live! {
         // An ended live's key publishes nothing.
         let mut late = publish(rtmp, key, 2);
         assert!(!tokio::time::timeout(Duration::from_secs(20), late.wait()).await.unwrap().unwrap().success());
+
+        // The replay holds both runs, and its watch page plays the live's recording at once (a
+        // VOD playlist of the stored segments, each run after a discontinuity) while the
+        // replay's own ladder is made.
+        let v = wait_live(&app, Some(&ann), &id, 30, |v| v["replay_video_id"].is_string()).await;
+        let video = v["replay_video_id"].as_str().unwrap().to_owned();
+        let (status, html) = page(&app, Some(&ann), &format!("/videos/{video}")).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("data-recording=\"1\"") && html.contains("playing the live&#39;s recording"), "{html}");
+        let recording = data_hls(&html);
+        assert!(recording.ends_with(&format!("/{id}/replay.m3u8")), "{recording}");
+        let (status, playlist) = get_text(&app, &recording).await;
+        assert_eq!(status, 200, "{playlist}");
+        assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+        assert!(playlist.contains("#EXT-X-MAP:URI=\"init-0.mp4\""), "{playlist}");
+        assert!(playlist.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\""), "{playlist}");
+        let recorded: f64 = playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")).map(|d| d.trim_end_matches(',').parse::<f64>().unwrap()).sum();
+        assert!(recorded > 6.0, "both runs of about 4 s each are recorded: {playlist}");
+        // The second run's first segment decodes with its own init, from storage.
+        let base = recording.trim_end_matches("replay.m3u8");
+        let first_of_second = playlist.split("init-1.mp4\"\n").nth(1).unwrap().lines().nth(1).unwrap().to_owned();
+        let (status, init) = get_bytes(&app, &format!("{base}init-1.mp4")).await;
+        assert_eq!(status, 200);
+        let (status, seg) = get_bytes(&app, &format!("{base}{first_of_second}")).await;
+        assert_eq!(status, 200, "{first_of_second}");
+        assert!(probe(&[init, seg].concat()).await.contains("h264,"));
+        // The replay itself turns ready with both runs in it; then the page plays its ladder.
+        let replay = crate::videos::wait_until_processed(&app, &ann, &video, 120).await;
+        assert_eq!(replay["state"], "ready", "{replay}");
+        let duration = replay["duration_secs"].as_f64().unwrap();
+        assert!(duration > 6.0 && duration > recorded - 2.0, "every run is in the replay: {duration} s of {recorded} s recorded");
+        let (_, html) = page(&app, Some(&ann), &format!("/videos/{video}")).await;
+        assert!(!html.contains("data-recording") && data_hls(&html).ends_with("/hls/master.m3u8"), "{html}");
     }
 
     async fn garbage_on_one_connection_leaves_another_stream_alone(app) {
@@ -406,8 +474,52 @@ on_both_stacks_live! {
         });
         let v = wait_live(&app, Some(&ann), &id.to_string(), 10, |v| v["state"] == "ended").await;
         assert!(v["last_reason"].as_str().unwrap().contains("packaging this live stopped"), "{v}");
+        assert!(v["replay_video_id"].is_null(), "nothing was recorded, so no replay: {v}");
         let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{held_id}"), None).await;
         assert_eq!(v["state"], "live", "{v}");
+    }
+
+    async fn a_crashed_packager_s_live_gets_its_replay_from_storage(app) {
+        let ann = signed_in(&app, "ann").await;
+        // A real recording: ffmpeg publishes to a live that keeps no replay of its own.
+        let (status, source) = call(&app, Some(&ann), Method::POST, "/api/v1/lives",
+            Some(json!({"title": "Recorded", "privacy": "public", "replays": false}))).await;
+        assert_eq!(status, 201, "{source}");
+        let source_id = uuid::Uuid::parse_str(source["id"].as_str().unwrap()).unwrap();
+        let mut encoder = publish(source["rtmp_url"].as_str().unwrap(), source["stream_key"].as_str().unwrap(), 6);
+        encoder.wait().await.unwrap();
+        let v = wait_live(&app, Some(&ann), &source_id.to_string(), 30, |v| v["state"] == "ended").await;
+        assert!(v["replay_video_id"].is_null(), "{v}");
+        // What a packaging process that died mid-live leaves: the stored segments of its
+        // recording and their rows, the live on air and connected elsewhere, not heard of for
+        // an hour. (The recording above, copied under another live.)
+        let made = new_live(&app, &ann, "public").await;
+        let id = uuid::Uuid::parse_str(made["id"].as_str().unwrap()).unwrap();
+        let lives = app.data_dir.join("media").join("lives");
+        std::fs::create_dir_all(lives.join(id.to_string())).unwrap();
+        let mut copied = 0;
+        for entry in std::fs::read_dir(lives.join(source_id.to_string())).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), lives.join(id.to_string()).join(entry.file_name())).unwrap();
+            copied += 1;
+        }
+        assert!(copied >= 3, "an init and segments were stored");
+        let hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+        let recorded: i64 = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query("INSERT INTO live_segments (live_id, msn, run, duration_ms) SELECT $1, msn, run, duration_ms FROM live_segments WHERE live_id = $2")
+                .bind(id).bind(source_id).execute(pool).await.unwrap();
+            sqlx::query("UPDATE lives SET state = 'live', connected = true, packager_url = 'http://10.9.9.9:1/', started_at = $2, seen_at = $2 WHERE id = $1")
+                .bind(id).bind(hour_ago).execute(pool).await.unwrap();
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(duration_ms), 0) AS BIGINT) FROM live_segments WHERE live_id = $1").bind(id).fetch_one(pool).await.unwrap()
+        });
+        assert!(recorded > 4000, "{recorded} ms recorded");
+        // The janitor ends it, and its replay is made from what storage holds.
+        let v = wait_live(&app, Some(&ann), &id.to_string(), 20, |v| v["state"] == "ended" && v["replay_video_id"].is_string()).await;
+        assert!(v["last_reason"].as_str().unwrap().contains("packaging this live stopped"), "{v}");
+        let replay = crate::videos::wait_until_processed(&app, &ann, v["replay_video_id"].as_str().unwrap(), 120).await;
+        assert_eq!(replay["state"], "ready", "{replay}");
+        let duration = replay["duration_secs"].as_f64().unwrap();
+        assert!(duration > recorded as f64 / 1000.0 - 1.5, "{duration} s of {recorded} ms recorded");
     }
 
     async fn who_may_see_and_change_a_live(app) {
@@ -553,5 +665,201 @@ on_both_stacks_live! {
         let mut now = publish(rtmp, second["stream_key"].as_str().unwrap(), 6);
         wait_live(&app, None, second["id"].as_str().unwrap(), 30, |v| v["state"] == "live").await;
         now.kill().await.unwrap();
+    }
+}
+
+on_both_stacks_live! {
+    async fn followers_hear_once_that_a_public_live_started(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let cat = signed_in(&app, "cat").await;
+        for who in [&bob, &cat] {
+            let (status, body) = call(&app, Some(who), Method::PUT, "/api/v1/me/subscriptions/ann", None).await;
+            assert!(status == 200 || status == 204, "{status} {body}");
+        }
+        // Cat turned the kind off (the settings list it, on by default).
+        let (_, s) = call(&app, Some(&cat), Method::GET, "/api/v1/me/notifications/settings", None).await;
+        assert_eq!(s["live_started"], true, "{s}");
+        let (status, s) = call(&app, Some(&cat), Method::PUT, "/api/v1/me/notifications/settings", Some(json!({"live_started": false}))).await;
+        assert_eq!((status, &s["live_started"]), (200, &json!(false)), "{s}");
+
+        // An unlisted live on air tells nobody.
+        let unlisted = new_live(&app, &ann, "unlisted").await;
+        let uid = unlisted["id"].as_str().unwrap().to_owned();
+        let rtmp = unlisted["rtmp_url"].as_str().unwrap().to_owned();
+        let mut encoder = publish(&rtmp, unlisted["stream_key"].as_str().unwrap(), 30);
+        wait_live(&app, None, &uid, 30, |v| v["state"] == "live").await;
+        // A public one does, once, through the job queue — also after a reconnect.
+        let public = new_live(&app, &ann, "public").await;
+        let id = public["id"].as_str().unwrap().to_owned();
+        let key = public["stream_key"].as_str().unwrap().to_owned();
+        let mut first = publish(&rtmp, &key, 4);
+        wait_live(&app, None, &id, 30, |v| v["state"] == "live").await;
+        let seen = live_notifications(&app, &bob, 30, |n| !n.is_empty()).await;
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let n = &seen[0];
+        assert_eq!((n["kind"].as_str(), n["read"].as_bool()), (Some("live_started"), Some(false)), "{n}");
+        assert_eq!(n["live"]["watch_url"], format!("/lives/{id}"));
+        assert_eq!(n["live"]["title"], "Turtles live");
+        assert_eq!(n["channel"]["handle"], "ann");
+        first.wait().await.unwrap();
+        wait_live(&app, Some(&ann), &id, 10, |v| v["connected"] == false).await;
+        let mut again = publish(&rtmp, &key, 30);
+        wait_live(&app, Some(&ann), &id, 20, |v| v["connected"] == true).await;
+        let jobs = turtlemen_db::jobs::list(&app.db, &turtlemen_db::jobs::JobFilter::default()).await.unwrap();
+        let fan_outs: Vec<_> = jobs.iter().filter(|j| j.kind == "notify_live_started").collect();
+        assert_eq!(fan_outs.len(), 1, "one fan-out for the public live, none for the unlisted one: {fan_outs:?}");
+        wait_jobs_settled(&app).await;
+        for (kind, subject, expected) in [("live_started", &id, 1), ("live_started", &uid, 0)] {
+            let n: i64 = turtlemen_db::with_pool!(&app.db, |pool| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE kind = $1 AND subject_id = $2")
+                    .bind(kind).bind(uuid::Uuid::parse_str(subject).unwrap()).fetch_one(pool).await.unwrap()
+            });
+            assert_eq!(n, expected, "{subject}: one for bob, none for cat (turned off)");
+        }
+        assert!(live_notifications(&app, &cat, 0, |_| true).await.is_empty());
+        // The bell counts it; the page links the live and lists the setting.
+        let (status, html) = page(&app, Some(&bob), "/notifications").await;
+        assert_eq!(status, 200);
+        assert!(html.contains(&format!("is live: <a href=\"/lives/{id}\">Turtles live</a>")), "{html}");
+        assert!(html.contains("name=\"live_started\" value=\"on\" checked"), "{html}");
+        // Made private, the live is no longer shown to its followers.
+        let (status, changed) = call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/lives/{id}"), Some(json!({"privacy": "private"}))).await;
+        assert_eq!((status, changed["privacy"].as_str()), (200, Some("private")), "{changed}");
+        assert!(live_notifications(&app, &bob, 0, |_| true).await.is_empty());
+        assert_eq!(call(&app, Some(&bob), Method::GET, &format!("/api/v1/lives/{id}"), None).await.0, 404);
+        encoder.kill().await.unwrap();
+        again.kill().await.unwrap();
+    }
+}
+
+/// `who`'s `live_started` notifications, polled until `pred` holds (at most `secs`).
+async fn live_notifications(app: &TestApp, who: &Browser, secs: u64, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (status, body) = call(app, Some(who), Method::GET, "/api/v1/me/notifications?limit=100", None).await;
+        assert_eq!(status, 200, "{body}");
+        let lives: Vec<Value> =
+            body["notifications"].as_array().unwrap().iter().filter(|n| n["kind"] == "live_started").cloned().collect();
+        if pred(&lives) || Instant::now() >= deadline {
+            return lives;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until no job is queued or running (the instance's own worker drains them).
+async fn wait_jobs_settled(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = turtlemen_db::jobs::list(&app.db, &turtlemen_db::jobs::JobFilter::default()).await.unwrap();
+        if jobs
+            .iter()
+            .all(|j| j.kind != "notify_live_started" || matches!(j.state, turtlemen_db::jobs::JobState::Succeeded))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs never settled: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A healthy stream well under a 1,000 kb/s cap.
+const MODEST: &[&str] = &[
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-g",
+    "30",
+    "-tune",
+    "zerolatency",
+    "-b:v",
+    "300k",
+    "-maxrate",
+    "300k",
+    "-bufsize",
+    "300k",
+];
+
+on_both_stacks_live! {
+    settings(s) {
+        s.live_max_bitrate_kbps = Some(1000);
+        s.live_max_per_user = Some(10);
+    };
+
+    // Encoders that break the rules: each refused or ended with its reason shown to the owner
+    // alone (the lives are private), while a healthy stream on another live goes on.
+    async fn bad_encoders_end_with_a_reason_and_other_streams_go_on(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let healthy = new_live(&app, &ann, "public").await;
+        let hid = healthy["id"].as_str().unwrap().to_owned();
+        let rtmp = healthy["rtmp_url"].as_str().unwrap().to_owned();
+        let picture = "";
+        let mut good = publish_with(&rtmp, healthy["stream_key"].as_str().unwrap(), 120, picture, MODEST, true);
+        let v = wait_live(&app, None, &hid, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
+        let hls = v["hls_url"].as_str().unwrap().to_owned();
+        // Its playlist once it holds parts (a loaded machine may take a while to make the first).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = loop {
+            let (status, playlist) = get_text(&app, &hls).await;
+            if status == 200 && playlist.contains("#EXT-X-PART:") {
+                break playlist;
+            }
+            assert!(Instant::now() < deadline, "no parts: {status} {playlist}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+
+        let noisy = ",noise=alls=100:allf=t+u";
+        let cbr = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-b:v", "10000k", "-minrate", "10000k", "-maxrate", "10000k", "-bufsize", "2000k", "-x264-params", "nal-hrd=cbr"];
+        // Under the cap (else that would end it first), its video timestamps 30 s ahead after 3 s.
+        let jump = [MODEST, &["-vf", "setpts=PTS+if(gte(T\\,3)\\,30/TB\\,0)"][..]].concat();
+        // (what ffmpeg sends, whether audio goes along, what the owner is told)
+        let cases: [(&str, &[&str], bool, &str); 3] = [
+            // Debian's ffmpeg 5.1 cannot put HEVC in FLV; Sorenson H.263 is another codec the
+            // ingest does not transcode, refused the same way (HEVC's FLV codec id is covered
+            // by the FLV reader's unit tests).
+            (picture, &["-c:v", "flv1"], true, "send H.264"),
+            (noisy, &cbr, true, "more than the 1000 kb/s allowed"),
+            (picture, &jump[..], false, "timestamps jumped"),
+        ];
+        for (source, video, audio, says) in cases {
+            let bad = new_live(&app, &bob, "private").await;
+            let id = bad["id"].as_str().unwrap().to_owned();
+            let mut encoder = publish_with(&rtmp, bad["stream_key"].as_str().unwrap(), 20, source, video, audio);
+            // Closed at once; once the grace period passes the live ends, the owner told why.
+            let v = wait_live(&app, Some(&bob), &id, 40, |v| v["state"] == "ended").await;
+            let reason = v["last_reason"].as_str().unwrap();
+            assert!(reason.contains("did not come back") && reason.contains(says), "{v}");
+            // Nothing of it leaks to others.
+            assert_eq!(call(&app, None, Method::GET, &format!("/api/v1/lives/{id}"), None).await.0, 404);
+            assert_eq!(call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{id}"), None).await.0, 404);
+            let _ = encoder.kill().await;
+        }
+
+        // A publisher that stops sending (frozen): closed after the read timeout, then ended
+        // after the grace period.
+        let stalled = new_live(&app, &bob, "private").await;
+        let sid = stalled["id"].as_str().unwrap().to_owned();
+        let mut frozen = publish_with(&rtmp, stalled["stream_key"].as_str().unwrap(), 120, picture, MODEST, true);
+        wait_live(&app, Some(&bob), &sid, 30, |v| v["connected"] == true).await;
+        signal(&frozen, "-STOP");
+        let v = wait_live(&app, Some(&bob), &sid, 20, |v| v["state"] == "ended").await;
+        let reason = v["last_reason"].as_str().unwrap();
+        assert!(reason.contains("did not come back") && reason.contains("sent nothing for 3 seconds"), "{v}");
+        signal(&frozen, "-CONT");
+        let _ = frozen.kill().await;
+        let (_, studio) = page(&app, Some(&bob), "/studio/lives").await;
+        assert!(studio.contains("Last: the encoder did not come back within 3 seconds (the last connection ended: the encoder sent nothing for 3 seconds)"), "{studio}");
+
+        // The healthy stream went on all along, its playlist well formed.
+        let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{hid}"), None).await;
+        assert_eq!((v["state"].as_str(), v["connected"].as_bool()), (Some("live"), Some(true)), "{v}");
+        let (msn, _) = last_part(&before);
+        let (status, after) = get_text(&app, &format!("{hls}&_HLS_msn={}&_HLS_part=0", msn + 3)).await;
+        assert_eq!(status, 200, "{after}");
+        assert!(after.starts_with("#EXTM3U\n") && after.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{after}");
+        good.kill().await.unwrap();
     }
 }

@@ -190,7 +190,7 @@ on_both_stacks! {
         drain(&app).await;
         assert_eq!(inbox(&app, &ann).await.len(), 1, "turned off: nothing about cat");
         let (_, s) = call(&app, Some(&ann), Method::GET, "/api/v1/me/notifications/settings", None).await;
-        assert_eq!(s, json!({"new_video": true, "new_subscriber": false, "comment_reply": true, "comment_mention": true, "video_comment": true}));
+        assert_eq!(s, json!({"new_video": true, "live_started": true, "new_subscriber": false, "comment_reply": true, "comment_mention": true, "video_comment": true}));
     }
 
     async fn the_fan_out_resumes_after_a_crash_without_duplicates_or_misses(app) {
@@ -214,7 +214,7 @@ on_both_stacks! {
         assert_eq!(claimed.len(), 1);
         let job = &claimed[0];
         let start: Progress = serde_json::from_value(job.payload.clone()).unwrap();
-        assert_eq!((start.video_id, start.after, start.done), (video, None, false));
+        assert_eq!((start.subject, start.after, start.done), (notify::Announced::Video(video), None, false));
         let outcome = notify::fan_out(&app.db, &job.lease, start, notify::FAN_OUT_BATCH, Some(1)).await.unwrap();
         assert_eq!(outcome, Outcome::Paused);
         let saved: Progress = serde_json::from_value(jobs::payload(&app.db, job.lease.job_id).await.unwrap().unwrap()).unwrap();
@@ -405,7 +405,7 @@ on_both_stacks! {
         let res = bob.post(&app, "/notifications/settings", &[("csrf", &csrf), ("new_subscriber", "on")]).await;
         assert_eq!(res.status(), 303);
         let (_, s) = call(&app, Some(&bob), Method::GET, "/api/v1/me/notifications/settings", None).await;
-        assert_eq!(s, json!({"new_video": false, "new_subscriber": true, "comment_reply": false, "comment_mention": false, "video_comment": false}));
+        assert_eq!(s, json!({"new_video": false, "live_started": false, "new_subscriber": true, "comment_reply": false, "comment_mention": false, "video_comment": false}));
         // Ann marks her one notification read with its own form; another's token fails.
         let html = ann.get(&app, &app.url("/notifications")).await.text().await.unwrap();
         let id = inbox(&app, &ann).await[0]["id"].as_str().unwrap().to_owned();

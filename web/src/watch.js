@@ -259,7 +259,15 @@
         player.dataset.state = v.state;
         if (v.poster_url && !video.getAttribute('poster')) video.poster = v.poster_url;
         if (v.storyboard_url) player.dataset.storyboard = v.storyboard_url;
-        if (v.hls_url) attach(v.hls_url);
+        if (v.hls_url && !player.dataset.recording) attach(v.hls_url);
+        // A live's replay plays the live's recording until the replay is ready, then the
+        // ladder, from where the viewer was.
+        if (v.hls_url && player.dataset.recording && v.state === 'ready') {
+          const at = video.currentTime;
+          delete player.dataset.recording;
+          attach(v.hls_url);
+          if (at > 0) video.addEventListener('loadedmetadata', () => (video.currentTime = at), { once: true });
+        }
         if (bar) bar.value = v.state === 'ready' ? 100 : v.progress;
         if (text) {
           text.textContent =
@@ -267,7 +275,9 @@
               ? 'Processing finished.'
               : v.state === 'failed'
                 ? `Processing failed: ${v.failure_reason || 'the file could not be converted.'}`
-                : `Processing: ${v.progress}%${v.hls_url ? ' — you can watch what is ready so far.' : ''}`;
+                : player.dataset.recording
+                  ? `Processing: ${v.progress}% — playing the live's recording until the replay is ready.`
+                  : `Processing: ${v.progress}%${v.hls_url ? ' — you can watch what is ready so far.' : ''}`;
         }
         if (v.state === 'ready' || v.state === 'failed') return;
       }

@@ -21,17 +21,18 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use turtlemen_db::Db;
 use turtlemen_db::lives::{self as rows, ClaimRefused, Live, LiveState, NewLive};
 use turtlemen_db::videos::{Metadata, Privacy};
-use turtlemen_db::{Db, jobs};
 use turtlemen_http::{ApiError, ErrorBody};
-use turtlemen_live::{Directory, EndReason, Hub, Recording, Refusal};
+use turtlemen_live::{Directory, EndReason, Hub, Refusal, StoredSegment};
 use turtlemen_storage::{Storage, StorageKey};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub mod relay;
+pub mod replay;
 
 /// What the API knows of this process's ingest.
 #[derive(Clone)]
@@ -48,7 +49,7 @@ pub struct LiveServices {
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create))
-        .routes(routes!(one))
+        .routes(routes!(one, change))
         .routes(routes!(mine))
         .routes(routes!(regenerate_key))
         .routes(routes!(end))
@@ -341,6 +342,72 @@ async fn one(
     Ok(res)
 }
 
+/// `PATCH /lives/{id}`'s body: the fields named change.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = LiveChange)]
+pub struct LiveChangeBody {
+    #[schema(min_length = 1, max_length = 100)]
+    pub title: Option<String>,
+    #[schema(max_length = 5000)]
+    pub description: Option<String>,
+    #[schema(value_type = Option<Privacy>)]
+    pub privacy: Option<String>,
+}
+
+/// Changes `id`'s title, description or privacy (owner or admin). Made private, its chat closes
+/// for everyone but the owner and its followers' notifications stop showing it; made public
+/// while on air, its followers are told (once per live).
+pub async fn change_live(st: &ApiState, user: &CurrentUser, id: &str, body: LiveChangeBody) -> Result<Live, ApiError> {
+    let l = managed(st, id, user).await?;
+    let (title, description, privacy) = check_fields(
+        body.title.as_deref().unwrap_or(&l.title),
+        body.description.as_deref().unwrap_or(&l.description),
+        Some(body.privacy.as_deref().unwrap_or(l.privacy.as_str())),
+    )?;
+    rows::update(&st.db, l.id, &rows::LiveChange { title, description, privacy }).await?;
+    if privacy == Privacy::Private && l.privacy != Privacy::Private {
+        let event = crate::chat::protocol::ServerEvent::Private;
+        if let Err(e) = st.chat.publish(l.id, &event).await {
+            // The sockets still close at their next post, which reads the live again.
+            tracing::error!(live.id = %l.id, error = %e, "cannot tell a live's chat that it is private");
+        }
+    }
+    if privacy == Privacy::Public {
+        turtlemen_db::notifications::announce_live(&st.db, l.id).await?;
+    }
+    rows::get(&st.db, l.id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Changes a live.
+#[utoipa::path(patch, path = "/lives/{id}", tag = "lives",
+    summary = "Changes the live's title, description or privacy (owner or admin; JSON only). Made private, its chat closes for everyone but the owner.",
+    security(("oauth2" = ["videos:write"])),
+    params(("id" = String, Path, description = "The live.")),
+    request_body(content = LiveChangeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The live as it is now.", body = LiveView),
+        (status = 400, description = "`invalid_json`, `invalid_field` (the message names it) or `invalid_privacy`.", body = ErrorBody),
+        (status = 401, description = "Not signed in.", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope`, or `not_your_live`.", body = ErrorBody),
+        (status = 404, description = "No such live, or not yours to see.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 415, description = "The body is not JSON.", body = ErrorBody),
+    ))]
+async fn change(
+    State(st): State<ApiState>,
+    user: Scoped<VideosWrite>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: LiveChangeBody = json_body(&headers, &body)?;
+    let l = change_live(&st, &user, &id, body).await?;
+    let mut res = Json(LiveView::build(&st, &l, Some(&*user))).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
 /// `GET /me/lives`'s query.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -443,7 +510,12 @@ pub async fn end_live(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Liv
     if !here {
         // Not ingested in this process (waiting, or another server's): ended in the database;
         // the ingest holding it sees the state at its next claim.
-        LiveDirectory::from_state(st).ended(l.id, &EndReason::EndedByOwner, Recording::default()).await;
+        // Its replay (from what was recorded so far) is made off the request.
+        let directory = LiveDirectory::from_state(st);
+        if directory.end(l.id, &EndReason::EndedByOwner).await? {
+            let id = l.id;
+            tokio::spawn(async move { directory.replay(id).await });
+        }
     }
     for _ in 0..50 {
         let now = rows::get(&st.db, l.id).await?.ok_or_else(ApiError::not_found)?;
@@ -498,6 +570,8 @@ fn viewer_nonce(nonce: Option<&str>) -> Option<&str> {
 enum LiveFile {
     LowLatency,
     Plain,
+    /// The recording of an ended live as a VOD playlist ([`replay::vod_playlist`]).
+    Replay,
     Init(u32),
     Segment(u64),
     Part(u64, usize),
@@ -510,6 +584,7 @@ fn parse_file(name: &str) -> Option<LiveFile> {
     match name {
         "live.m3u8" => Some(LiveFile::LowLatency),
         "index.m3u8" => Some(LiveFile::Plain),
+        "replay.m3u8" => Some(LiveFile::Replay),
         _ => {
             if let Some(run) = name.strip_prefix("init-").and_then(|r| r.strip_suffix(".mp4")) {
                 return num(run)?.parse().ok().map(LiveFile::Init);
@@ -550,6 +625,9 @@ async fn serve_media(
         return Err(ApiError::not_found());
     }
     let file = parse_file(&name).ok_or_else(ApiError::not_found)?;
+    if file == LiveFile::Replay {
+        return recording_playlist(&st, id).await;
+    }
     let stream = st.live.hub.as_ref().and_then(|h| h.stream(id));
     if stream.is_none() {
         let path = format!("/media/live/{token}/{id}/{name}");
@@ -620,6 +698,17 @@ async fn serve_media(
     }
 }
 
+/// The recording of an ended live as a VOD playlist (404 before it ended, or with nothing
+/// recorded); its inits and segments are then served from storage.
+async fn recording_playlist(st: &ApiState, id: Uuid) -> Result<Response, ApiError> {
+    let ended = rows::get(&st.db, id).await?.is_some_and(|l| l.state == LiveState::Ended);
+    let recording = if ended { rows::recording(&st.db, id).await? } else { Vec::new() };
+    if recording.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    Ok(bytes_response(PLAYLIST, "max-age=60", replay::vod_playlist(&recording)))
+}
+
 /// A live this process does not package: whole segments and inits from storage, the rest (and
 /// what storage does not have yet) from the packaging process, unless this request was itself
 /// relayed.
@@ -675,17 +764,21 @@ pub const ORPHANED_AFTER: Duration = Duration::from_secs(60);
 
 /// Ends the lives left on air by a crashed packaging process (a janitor chore): their encoder
 /// cannot be connected anywhere, and no grace timer runs for them. Returns how many ended. Their
-/// replay is not made (what was stored is not known to this process).
+/// replay is made from the segments the process recorded as stored ([`replay`]).
 pub async fn sweep_orphans(st: &ApiState) -> Result<usize, turtlemen_db::DbError> {
     let before = Utc::now() - chrono::TimeDelta::from_std(ORPHANED_AFTER).unwrap_or_default();
+    let directory = LiveDirectory::from_state(st);
     let mut ended = 0;
     for id in rows::orphaned(&st.db, before).await? {
         if st.live.hub.as_ref().is_some_and(|h| h.stream(id).is_some()) {
             continue;
         }
         tracing::warn!(live.id = %id, "a live's packaging process stopped saying it holds it; ending the live");
-        if rows::end(&st.db, id, &EndReason::PackagerLost.to_string()).await? {
+        if directory.end(id, &EndReason::PackagerLost).await? {
             ended += 1;
+            // Off the janitor's round: a long recording takes a while to join.
+            let directory = directory.clone();
+            tokio::spawn(async move { directory.replay(id).await });
         }
     }
     Ok(ended)
@@ -716,59 +809,35 @@ impl LiveDirectory {
         }
     }
 
-    /// Makes the replay of `live`: its first run's init and segments as the original of a new
-    /// video, whose transcode is queued like an upload's.
-    async fn make_replay(
-        &self,
-        live: &Live,
-        recording: &Recording,
-    ) -> Result<Option<Uuid>, Box<dyn std::error::Error + Send + Sync>> {
-        let Some(run) = recording.segments.first().map(|s| s.run) else { return Ok(None) };
-        let segments: Vec<u64> = recording.segments.iter().filter(|s| s.run == run).map(|s| s.msn).collect();
-        tokio::fs::create_dir_all(&self.work_dir).await?;
-        let path = self.work_dir.join(format!("live-{}.mp4", live.id));
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut keys = vec![turtlemen_live::packager::init_key(live.id, run)];
-        keys.extend(segments.iter().map(|m| turtlemen_live::packager::segment_key(live.id, *m)));
-        let mut bytes = 0u64;
-        for key in keys {
-            use futures::TryStreamExt;
-            use tokio::io::AsyncWriteExt;
-            let mut read = self.storage.get(&key, None).await?.stream;
-            while let Some(chunk) = read.try_next().await? {
-                bytes += chunk.len() as u64;
-                file.write_all(&chunk).await?;
-            }
-        }
-        file.sync_all().await?;
-        drop(file);
-        let video = Uuid::now_v7();
-        let new = turtlemen_db::videos::NewVideo {
-            id: video,
-            owner_id: live.owner_id,
-            channel_id: live.channel_id,
-            metadata: Metadata {
-                title: live.title.clone(),
-                description: live.description.clone(),
-                tags: Vec::new(),
-                category: None,
-                language: None,
-                licence: None,
-                privacy: live.privacy,
-            },
-            original_name: format!("live-{}.mp4", live.id),
-            original_bytes: bytes,
+    /// Ends `live` with `reason` unless it already ended; true if this call ended it (then the
+    /// caller makes its replay, [`LiveDirectory::replay`], once).
+    pub async fn end(&self, live: Uuid, reason: &EndReason) -> Result<bool, turtlemen_db::DbError> {
+        rows::end(&self.db, live, &reason.to_string()).await
+    }
+
+    /// Makes the replay of the ended `live` from every stored segment ([`replay::make`]), if its
+    /// owner wants one and something was recorded. A failure is logged: the live is over
+    /// either way.
+    pub async fn replay(&self, live: Uuid) {
+        let found = async {
+            let Some(row) = rows::get(&self.db, live).await? else { return Ok(None) };
+            let recording = if row.replays { rows::recording(&self.db, live).await? } else { Vec::new() };
+            Ok::<_, turtlemen_db::DbError>((!recording.is_empty()).then_some((row, recording)))
         };
-        turtlemen_db::videos::create(&self.db, &new).await?;
-        self.storage.put_file(&StorageKey::video_original(video), &path).await?;
-        let _ = tokio::fs::remove_file(&path).await;
-        let payload = serde_json::json!({ "video_id": video });
-        let idempotency = format!("transcode:{video}");
-        let job = jobs::NewJob::new(crate::uploads::TRANSCODE, &payload).idempotency_key(&idempotency);
-        jobs::enqueue(&self.db, &job).await?;
-        turtlemen_db::videos::mark_uploaded(&self.db, video).await?;
-        rows::set_replay(&self.db, live.id, video).await?;
-        Ok(Some(video))
+        let (row, recording) = match found.await {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(live.id = %live, error = %e, "cannot read a live's recording");
+                return;
+            }
+        };
+        match replay::make(&self.db, &self.storage, &self.work_dir, &row, &recording).await {
+            Ok(video) => {
+                tracing::info!(live.id = %live, video.id = %video, segments = recording.len(), "live replay queued")
+            }
+            Err(e) => tracing::error!(live.id = %live, error = %e, "cannot make a live's replay"),
+        }
     }
 }
 
@@ -780,7 +849,13 @@ impl Directory for LiveDirectory {
         }
         let key_hash = hash_key(stream_key);
         let refusal = match rows::claim(&self.db, &key_hash, &self.packager_url, self.limits).await {
-            Ok(Ok(id)) => return Ok(id),
+            Ok(Ok(id)) => {
+                // Followers hear of it once per live (a reconnect queues nothing more).
+                if let Err(e) = turtlemen_db::notifications::announce_live(&self.db, id).await {
+                    tracing::error!(live.id = %id, error = %e, "cannot announce a live to its followers");
+                }
+                return Ok(id);
+            }
             Ok(Err(ClaimRefused::UnknownKey)) => Refusal::UnknownKey,
             Ok(Err(ClaimRefused::AlreadyLive)) => Refusal::AlreadyLive,
             Ok(Err(ClaimRefused::Ended)) => Refusal::Ended,
@@ -815,25 +890,22 @@ impl Directory for LiveDirectory {
         }
     }
 
-    async fn ended(&self, live: Uuid, reason: &EndReason, recording: Recording) {
-        let ended = match rows::end(&self.db, live, &reason.to_string()).await {
-            Ok(ended) => ended,
-            Err(e) => {
-                tracing::error!(live.id = %live, error = %e, "cannot record a live's end");
-                return;
-            }
+    async fn stored(&self, live: Uuid, segment: StoredSegment) {
+        let recorded = rows::RecordedSegment {
+            msn: segment.msn,
+            run: segment.run,
+            duration_ms: (segment.duration * 1000.0).round().max(0.0) as u64,
         };
-        let row = match rows::get(&self.db, live).await {
-            Ok(Some(row)) => row,
-            _ => return,
-        };
-        if !ended || !row.replays || recording.segments.is_empty() {
-            return;
+        if let Err(e) = rows::record_segment(&self.db, live, recorded).await {
+            tracing::error!(live.id = %live, error = %e, "cannot record a live's stored segment");
         }
-        match self.make_replay(&row, &recording).await {
-            Ok(Some(video)) => tracing::info!(live.id = %live, video.id = %video, "live replay queued"),
-            Ok(None) => {}
-            Err(e) => tracing::error!(live.id = %live, error = %e, "cannot make a live's replay"),
+    }
+
+    async fn ended(&self, live: Uuid, reason: &EndReason) {
+        match self.end(live, reason).await {
+            Ok(true) => self.replay(live).await,
+            Ok(false) => {}
+            Err(e) => tracing::error!(live.id = %live, error = %e, "cannot record a live's end"),
         }
     }
 }
@@ -846,6 +918,7 @@ mod tests {
     fn media_file_names() {
         assert_eq!(parse_file("live.m3u8"), Some(LiveFile::LowLatency));
         assert_eq!(parse_file("index.m3u8"), Some(LiveFile::Plain));
+        assert_eq!(parse_file("replay.m3u8"), Some(LiveFile::Replay));
         assert_eq!(parse_file("init-3.mp4"), Some(LiveFile::Init(3)));
         assert_eq!(parse_file("seg-12.m4s"), Some(LiveFile::Segment(12)));
         assert_eq!(parse_file("part-12.3.m4s"), Some(LiveFile::Part(12, 3)));

@@ -6,8 +6,8 @@
 //!   [`UNREAD_CAP`] (the bell shows "99+").
 //! - `POST /api/v1/me/notifications/read` (JSON only): `{"ids": [...]}` (at most
 //!   [`MAX_MARK_IDS`]) or `{"all": true}`; ids that are not the caller's change nothing.
-//! - `GET`/`PUT /api/v1/me/notifications/settings`: `{"new_video": bool, "new_subscriber":
-//!   bool, "comment_reply": bool, "comment_mention": bool, "video_comment": bool}`, every kind on
+//! - `GET`/`PUT /api/v1/me/notifications/settings`: `{"new_video": bool, "live_started": bool,
+//!   "new_subscriber": bool, "comment_reply": bool, "comment_mention": bool, "video_comment": bool}`, every kind on
 //!   by default; `PUT` changes the kinds it names.
 //!
 //! Reading needs `notifications:read`, changing `notifications:write` (which includes read).
@@ -61,6 +61,15 @@ pub struct VideoRef {
     pub watch_url: String,
 }
 
+/// The live of a `live_started` notification.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveRef {
+    pub id: Uuid,
+    pub title: String,
+    /// The live's page (it links the replay once the live is over).
+    pub watch_url: String,
+}
+
 /// The follower of a `new_subscriber` notification.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SubscriberRef {
@@ -81,6 +90,9 @@ pub struct NotificationJson {
     pub channel: ChannelRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoRef>,
+    /// The live of `live_started`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<SubscriberRef>,
     /// The comment of `comment_reply`, `comment_mention` and `video_comment`.
@@ -107,6 +119,12 @@ impl NotificationJson {
     pub fn build(n: &Notification) -> NotificationJson {
         let warning = match &n.subject {
             Subject::Warning { text } => Some(text.clone()),
+            _ => None,
+        };
+        let live = match &n.subject {
+            Subject::Live { id, title } => {
+                Some(LiveRef { id: *id, title: title.clone(), watch_url: crate::lives::watch_url(*id) })
+            }
             _ => None,
         };
         let (video, subscriber, comment) = match &n.subject {
@@ -136,7 +154,7 @@ impl NotificationJson {
                     },
                 }),
             ),
-            Subject::Warning { .. } => (None, None, None),
+            Subject::Warning { .. } | Subject::Live { .. } => (None, None, None),
         };
         NotificationJson {
             id: n.id,
@@ -150,6 +168,7 @@ impl NotificationJson {
                 url: channels::page_url(&n.channel_handle),
             },
             video,
+            live,
             subscriber,
             comment,
             warning,
@@ -318,6 +337,8 @@ async fn mark_read(
 struct SettingsJson {
     /// A channel you follow published a video.
     new_video: bool,
+    /// A channel you follow went live.
+    live_started: bool,
     /// Someone subscribed to your channel.
     new_subscriber: bool,
     /// Someone replied to your comment.
@@ -332,6 +353,7 @@ impl From<Settings> for SettingsJson {
     fn from(s: Settings) -> Self {
         SettingsJson {
             new_video: s.new_video,
+            live_started: s.live_started,
             new_subscriber: s.new_subscriber,
             comment_reply: s.comment_reply,
             comment_mention: s.comment_mention,
@@ -346,6 +368,7 @@ impl From<Settings> for SettingsJson {
 #[schema(as = NotificationSettingsPatch)]
 struct SettingsPatch {
     new_video: Option<bool>,
+    live_started: Option<bool>,
     new_subscriber: Option<bool>,
     comment_reply: Option<bool>,
     comment_mention: Option<bool>,
@@ -398,6 +421,7 @@ async fn put_settings(
     let patch: SettingsPatch = channels::json_body(&headers, &body)?;
     let changes: Vec<(Kind, bool)> = [
         (Kind::NewVideo, patch.new_video),
+        (Kind::LiveStarted, patch.live_started),
         (Kind::NewSubscriber, patch.new_subscriber),
         (Kind::CommentReply, patch.comment_reply),
         (Kind::CommentMention, patch.comment_mention),

@@ -225,7 +225,12 @@ async fn watch(
     let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
     let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
     let library = library::watch_library(&st, &v, viewer.as_ref(), &lq, &ctx.path).await?;
-    let replay_chat_live = turtlemen_db::chat::live_of_replay(&st.db, v.id).await?.map(|l| l.to_string());
+    let replay_of = turtlemen_db::chat::live_of_replay(&st.db, v.id).await?;
+    // A live's replay plays the live's recording until its own transcode is ready.
+    let recording_url = replay_of
+        .filter(|_| v.state != turtlemen_db::videos::VideoState::Ready)
+        .map(|live| format!("{}/replay.m3u8", crate::lives::media_base(&st, live)));
+    let replay_chat_live = replay_of.map(|l| l.to_string());
     let page = WatchView {
         channel_url: view.channel.url.clone(),
         channel_avatar_url: crate::channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
@@ -238,7 +243,8 @@ async fn watch(
         state: v.state.as_str().to_owned(),
         progress: view.progress,
         failure_reason: view.failure_reason,
-        hls_url: view.hls_url,
+        plays_recording: recording_url.is_some(),
+        hls_url: recording_url.or(view.hls_url),
         poster_url: view.poster_url,
         storyboard_url: view.storyboard_url,
         duration_secs: whole_seconds(view.duration_secs),

@@ -402,3 +402,80 @@ pub async fn orphaned(db: &Db, before: DateTime<Utc>) -> Result<Vec<Uuid>, DbErr
         .await?
     }))
 }
+
+/// A whole segment of a live's recording, as [`record_segment`] kept it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedSegment {
+    pub msn: u64,
+    /// The encoder connection it came from (its init segment's number).
+    pub run: u32,
+    pub duration_ms: u64,
+}
+
+/// Records that segment `msn` of `live` (from encoder connection `run`, `duration_ms` long) is
+/// in storage. Called right after the write, so the rows name exactly what storage holds, even
+/// when the packaging process dies a moment later. Writing one twice changes nothing.
+pub async fn record_segment(db: &Db, live: Uuid, segment: RecordedSegment) -> Result<(), DbError> {
+    let msn = i64::try_from(segment.msn).unwrap_or(i64::MAX);
+    let duration = i64::try_from(segment.duration_ms).unwrap_or(i64::MAX);
+    retry_serializable(|| async {
+        with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO live_segments (live_id, msn, run, duration_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(live)
+            .bind(msn)
+            .bind(i64::from(segment.run))
+            .bind(duration)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// The stored segments of `live`, in order (every encoder connection's).
+pub async fn recording(db: &Db, live: Uuid) -> Result<Vec<RecordedSegment>, DbError> {
+    let rows: Vec<(i64, i64, i64)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT msn, run, duration_ms FROM live_segments WHERE live_id = $1 ORDER BY msn")
+            .bind(live)
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(msn, run, duration)| RecordedSegment {
+            msn: u64::try_from(msn).unwrap_or(0),
+            run: u32::try_from(run).unwrap_or(u32::MAX),
+            duration_ms: u64::try_from(duration).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// A live's title, description and privacy, as they may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveChange {
+    pub title: String,
+    pub description: String,
+    pub privacy: Privacy,
+}
+
+/// Changes a live's title, description and privacy; false if it does not exist.
+pub async fn update(db: &Db, id: Uuid, change: &LiveChange) -> Result<bool, DbError> {
+    retry_serializable(|| async {
+        let done = with_pool!(db, |pool| {
+            sqlx::query("UPDATE lives SET title = $2, description = $3, privacy = $4 WHERE id = $1")
+                .bind(id)
+                .bind(&change.title)
+                .bind(&change.description)
+                .bind(change.privacy.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    })
+    .await
+}

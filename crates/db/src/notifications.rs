@@ -1,16 +1,17 @@
-//! In-app notifications ("a channel you follow published a video", "someone subscribed to your
-//! channel"), their per-kind settings, and the jobs that produce them.
+//! In-app notifications ("a channel you follow published a video", "… is live now", "someone
+//! subscribed to your channel"), their per-kind settings, and the jobs that produce them.
 //!
 //! Notifications are never written by the request that causes them: the cause enqueues a job
-//! ([`announce_video`], [`announce_subscriber`]) and a worker produces the rows. A new video
-//! reaches every subscriber through a fan-out in bounded batches ([`fan_out_batch`]: one short
+//! ([`announce_video`], [`announce_live`], [`announce_subscriber`]) and a worker produces the
+//! rows. A new video, or a channel going live, reaches every subscriber through a fan-out in bounded batches ([`fan_out_batch`]: one short
 //! `INSERT … SELECT … ON CONFLICT DO NOTHING` per batch of subscribers, walked in user id order
 //! from a cursor the job checkpoints), so no transaction stays open for long and a batch run
 //! twice (after a crash) changes nothing: the `UNIQUE (user_id, kind, channel_id, subject_id)`
 //! key makes a second copy of a notification impossible, whoever tries.
 //!
 //! Reading never shows what the recipient may no longer see: a video notification is listed and
-//! counted only while its video exists and is public and playable; a subscriber notification
+//! counted only while its video exists and is public and playable; a live notification only
+//! while the live is public and its channel not suspended; a subscriber notification
 //! only while the subscriber's account exists; a comment notification only while the comment
 //! is shown and its video is one the recipient may see. The comment kinds are produced by
 //! [`crate::comment_notifications`].
@@ -32,6 +33,11 @@ pub const NOTIFY_NEW_VIDEO: JobKind = JobKind::new("notify_new_video");
 /// One "new subscriber" notification for a channel's owner; payload `{"channel_id",
 /// "subscriber_id"}`, key `notify_new_subscriber:{channel}:{subscriber}`.
 pub const NOTIFY_NEW_SUBSCRIBER: JobKind = JobKind::new("notify_new_subscriber");
+
+/// The fan-out of a public live that went on air to its channel's subscribers; payload
+/// `{"live_id", "after", "done"}`, key `notify_live_started:{live}` (once per live: a reconnect
+/// queues nothing more).
+pub const NOTIFY_LIVE_STARTED: JobKind = JobKind::new("notify_live_started");
 
 /// Subscribers per fan-out batch (one short statement each).
 pub const FAN_OUT_BATCH: u32 = 1000;
@@ -56,11 +62,19 @@ pub enum Kind {
     VideoComment,
     /// A moderator warned the recipient (`crate::moderation::warn`); always on.
     Warning,
+    /// A channel the recipient follows went live.
+    LiveStarted,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] =
-        [Kind::NewVideo, Kind::NewSubscriber, Kind::CommentReply, Kind::CommentMention, Kind::VideoComment];
+    pub const ALL: [Kind; 6] = [
+        Kind::NewVideo,
+        Kind::LiveStarted,
+        Kind::NewSubscriber,
+        Kind::CommentReply,
+        Kind::CommentMention,
+        Kind::VideoComment,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +84,7 @@ impl Kind {
             Kind::CommentMention => "comment_mention",
             Kind::VideoComment => "video_comment",
             Kind::Warning => "warning",
+            Kind::LiveStarted => "live_started",
         }
     }
 
@@ -84,6 +99,8 @@ impl Kind {
 pub enum Subject {
     /// A video, public and playable when read.
     Video { id: Uuid, title: String },
+    /// A live, public when read.
+    Live { id: Uuid, title: String },
     /// A subscriber.
     Subscriber { id: UserId, username: String, display_name: String },
     /// A comment, shown when read, on a video the recipient may see.
@@ -109,6 +126,7 @@ pub struct Notification {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub new_video: bool,
+    pub live_started: bool,
     pub new_subscriber: bool,
     pub comment_reply: bool,
     pub comment_mention: bool,
@@ -119,6 +137,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             new_video: true,
+            live_started: true,
             new_subscriber: true,
             comment_reply: true,
             comment_mention: true,
@@ -131,6 +150,7 @@ impl Settings {
     pub fn enabled(&self, kind: Kind) -> bool {
         match kind {
             Kind::NewVideo => self.new_video,
+            Kind::LiveStarted => self.live_started,
             Kind::NewSubscriber => self.new_subscriber,
             Kind::CommentReply => self.comment_reply,
             Kind::CommentMention => self.comment_mention,
@@ -162,6 +182,25 @@ pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
     jobs::enqueue_again(db, &NewJob::new(NOTIFY_NEW_VIDEO, &payload).idempotency_key(&key)).await
 }
 
+/// Queues the fan-out of `live` if it is public and on air now (called when an encoder's
+/// publish is accepted, and when a live on air is made public). Queued once per live: a
+/// reconnect, or a second change of privacy, queues nothing more, and the notifications' unique
+/// key keeps each follower's one row whatever runs twice.
+pub async fn announce_live(db: &Db, live: Uuid) -> Result<bool, DbError> {
+    let listed: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT id FROM lives WHERE id = $1 AND privacy = 'public' AND state = 'live'")
+            .bind(live)
+            .fetch_optional(pool)
+            .await?
+    });
+    if listed.is_none() {
+        return Ok(false);
+    }
+    let payload = serde_json::json!({ "live_id": live, "after": null, "done": false });
+    let key = format!("notify_live_started:{live}");
+    Ok(jobs::enqueue(db, &NewJob::new(NOTIFY_LIVE_STARTED, &payload).idempotency_key(&key)).await?.created)
+}
+
 /// Queues the "new subscriber" notification of `subscriber` following `channel` (called right
 /// after the subscription is made). Toggling subscribe/unsubscribe queues the job again at
 /// most, and the notification exists at most once whatever happens.
@@ -171,24 +210,52 @@ pub async fn announce_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> 
     jobs::enqueue_again(db, &NewJob::new(NOTIFY_NEW_SUBSCRIBER, &payload).idempotency_key(&key)).await
 }
 
-/// A video's fan-out target: what a batch needs of it.
+/// What a fan-out announces: a video (payload field `video_id`) or a live (`live_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Announced {
+    #[serde(rename = "video_id")]
+    Video(Uuid),
+    #[serde(rename = "live_id")]
+    Live(Uuid),
+}
+
+/// A fan-out's target: what a batch needs of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FanOut {
-    pub video: Uuid,
+    pub kind: Kind,
+    /// The video or the live.
+    pub subject: Uuid,
     pub channel: Uuid,
 }
 
-/// Whether `video` may be announced now; `None` when it no longer exists.
-pub async fn fan_out_target(db: &Db, video: Uuid) -> Result<Option<(FanOut, bool)>, DbError> {
-    let row: Option<(Uuid, String, bool, Option<DateTime<Utc>>)> = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT channel_id, privacy, playable, published_at FROM videos WHERE id = $1")
-            .bind(video)
-            .fetch_optional(pool)
-            .await?
-    });
-    Ok(row.map(|(channel, privacy, playable, published)| {
-        (FanOut { video, channel }, privacy == "public" && playable && published.is_some())
-    }))
+/// Whether `subject` may be announced now; `None` when it no longer exists. A video: public,
+/// playable and published; a live: public and not ended (a fan-out that finds it over stops).
+pub async fn fan_out_target(db: &Db, subject: Announced) -> Result<Option<(FanOut, bool)>, DbError> {
+    Ok(match subject {
+        Announced::Video(video) => {
+            let row: Option<(Uuid, String, bool, Option<DateTime<Utc>>)> = with_pool!(db, |pool| {
+                sqlx::query_as("SELECT channel_id, privacy, playable, published_at FROM videos WHERE id = $1")
+                    .bind(video)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            row.map(|(channel, privacy, playable, published)| {
+                let target = FanOut { kind: Kind::NewVideo, subject: video, channel };
+                (target, privacy == "public" && playable && published.is_some())
+            })
+        }
+        Announced::Live(live) => {
+            let row: Option<(Uuid, String, String)> = with_pool!(db, |pool| {
+                sqlx::query_as("SELECT channel_id, privacy, state FROM lives WHERE id = $1")
+                    .bind(live)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            row.map(|(channel, privacy, state)| {
+                (FanOut { kind: Kind::LiveStarted, subject: live, channel }, privacy == "public" && state != "ended")
+            })
+        }
+    })
 }
 
 /// The last subscriber of the next batch: the `batch`-th subscriber id after `after`.
@@ -197,23 +264,23 @@ const BATCH_END: &str = "SELECT user_id FROM (SELECT user_id FROM subscriptions 
      WHERE channel_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3) b ORDER BY user_id DESC LIMIT 1";
 
 /// One batch's notifications on PostgreSQL / CockroachDB: subscribers in `($3, $4]`, those who
-/// turned the kind off left out. Binds video, channel, after, last, now.
+/// turned the kind off left out. Binds subject, channel, after, last, now, kind.
 const FAN_OUT_POSTGRES: &str = "INSERT INTO notifications (id, user_id, kind, subject_id, channel_id, created_at) \
-     SELECT gen_random_uuid(), s.user_id, 'new_video', $1, $2, $5 FROM subscriptions s \
+     SELECT gen_random_uuid(), s.user_id, $6, $1, $2, $5 FROM subscriptions s \
      WHERE s.channel_id = $2 AND s.user_id > $3 AND s.user_id <= $4 \
-     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = 'new_video' AND o.enabled = FALSE) \
+     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = $6 AND o.enabled = FALSE) \
      ON CONFLICT DO NOTHING";
 
 /// The same on SQLite, with a random (version 4) UUID made in SQL for each row.
 const FAN_OUT_SQLITE: &str = "INSERT INTO notifications (id, user_id, kind, subject_id, channel_id, created_at) \
      SELECT unhex(substr(h, 1, 12) || '4' || substr(h, 14, 3) || substr('89AB', 1 + (abs(random()) % 4), 1) || substr(h, 18)), \
-     user_id, 'new_video', $1, $2, $5 FROM (SELECT s.user_id, hex(randomblob(16)) AS h FROM subscriptions s \
+     user_id, $6, $1, $2, $5 FROM (SELECT s.user_id, hex(randomblob(16)) AS h FROM subscriptions s \
      WHERE s.channel_id = $2 AND s.user_id > $3 AND s.user_id <= $4 \
-     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = 'new_video' AND o.enabled = FALSE)) \
+     AND NOT EXISTS (SELECT 1 FROM notification_settings o WHERE o.user_id = s.user_id AND o.kind = $6 AND o.enabled = FALSE)) \
      WHERE true ON CONFLICT DO NOTHING";
 
 /// Notifies the next `batch` subscribers of `target`'s channel after subscriber id `after`
-/// (from the start when `None`), each who has not turned new-video notifications off. Returns
+/// (from the start when `None`), each who has not turned the target's kind off. Returns
 /// the last subscriber id of the batch — the cursor to checkpoint — or `None` when no
 /// subscriber is left. Two short statements, no transaction spanning them; running a batch
 /// again inserts nothing twice.
@@ -236,11 +303,12 @@ pub async fn fan_out_batch(db: &Db, target: FanOut, after: Option<Uuid>, batch: 
         };
         with_pool!(db, |pool| {
             sqlx::query(sql)
-                .bind(target.video)
+                .bind(target.subject)
                 .bind(target.channel)
                 .bind(after)
                 .bind(last)
                 .bind(now)
+                .bind(target.kind.as_str())
                 .execute(pool)
                 .await
                 .map(|_| ())?
@@ -279,7 +347,8 @@ pub async fn notify_subscriber(db: &Db, channel: Uuid, subscriber: UserId) -> Re
 }
 
 /// The joins and filter that keep what the recipient may no longer see out of lists and counts:
-/// a video no longer public and playable, hidden by moderation or in a suspended channel, a
+/// a video no longer public and playable, hidden by moderation or in a suspended channel, a live
+/// no longer public or in a suspended channel, a
 /// subscriber who is banned (see `crate::moderation`).
 macro_rules! visible {
     ($($rest:tt)+) => {
@@ -287,13 +356,15 @@ macro_rules! visible {
             "FROM notifications n JOIN channels c ON c.id = n.channel_id \
              LEFT JOIN videos v ON n.kind = 'new_video' AND v.id = n.subject_id AND v.privacy = 'public' \
              AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL AND c.suspended = FALSE \
+             LEFT JOIN lives lv ON n.kind = 'live_started' AND lv.id = n.subject_id AND lv.privacy = 'public' \
+             AND c.suspended = FALSE \
              LEFT JOIN users u ON n.kind = 'new_subscriber' AND u.id = n.subject_id AND u.banned_at IS NULL \
              LEFT JOIN comments cm ON n.kind IN ('comment_reply', 'comment_mention', 'video_comment') \
              AND cm.id = n.subject_id AND cm.status = 'visible' \
              LEFT JOIN videos cv ON cv.id = cm.video_id AND (cv.privacy <> 'private' OR cv.owner_id = n.user_id) \
              AND cv.hidden IS NULL \
              LEFT JOIN users ca ON ca.id = cm.author_id AND ca.banned_at IS NULL \
-             WHERE (v.id IS NOT NULL OR u.id IS NOT NULL OR (cv.id IS NOT NULL AND ca.id IS NOT NULL) \
+             WHERE (v.id IS NOT NULL OR lv.id IS NOT NULL OR u.id IS NOT NULL OR (cv.id IS NOT NULL AND ca.id IS NOT NULL) \
              OR n.kind = 'warning') AND ",
             $($rest)+
         )
@@ -311,6 +382,7 @@ struct Row {
     channel_handle: String,
     channel_display_name: String,
     video_title: Option<String>,
+    live_title: Option<String>,
     username: Option<String>,
     user_display_name: Option<String>,
     comment_video_id: Option<Uuid>,
@@ -325,6 +397,7 @@ impl Row {
         let kind = Kind::parse(&self.kind)?;
         let subject = match kind {
             Kind::NewVideo => Subject::Video { id: self.subject_id, title: self.video_title? },
+            Kind::LiveStarted => Subject::Live { id: self.subject_id, title: self.live_title? },
             Kind::NewSubscriber => Subject::Subscriber {
                 id: UserId(self.subject_id),
                 username: self.username?,
@@ -364,7 +437,7 @@ pub async fn list(
     let rows: Vec<Row> = with_pool!(db, |pool| {
         sqlx::query_as(concat!(
             "SELECT n.id, n.kind, n.subject_id, n.channel_id, n.created_at, n.read_at, c.handle AS channel_handle, \
-             c.display_name AS channel_display_name, v.title AS video_title, u.username, u.display_name AS user_display_name, \
+             c.display_name AS channel_display_name, v.title AS video_title, lv.title AS live_title, u.username, u.display_name AS user_display_name, \
              cv.id AS comment_video_id, cv.title AS comment_video_title, cm.root_id AS comment_root_id, ca.username AS comment_author, \
              n.text ",
             visible!(
@@ -465,6 +538,7 @@ pub async fn settings(db: &Db, user: UserId) -> Result<Settings, DbError> {
     for (kind, enabled) in rows {
         match Kind::parse(&kind) {
             Some(Kind::NewVideo) => s.new_video = enabled,
+            Some(Kind::LiveStarted) => s.live_started = enabled,
             Some(Kind::NewSubscriber) => s.new_subscriber = enabled,
             Some(Kind::CommentReply) => s.comment_reply = enabled,
             Some(Kind::CommentMention) => s.comment_mention = enabled,

@@ -4,9 +4,10 @@
 //! [`Hub`] is the process's set of lives being published or waiting out their grace period.
 //! The database side is reached only through [`Directory`], which the API server implements: a
 //! stream key is checked there (against its hash) when the encoder asks to publish, before any
-//! media is kept, and the hub reports there when a connection drops and when a live ends with
-//! its [`Recording`]. This crate knows nothing of HTTP or SQL; the API server serves
-//! [`stream::LiveStream`]'s playlists and parts.
+//! media is kept, and the hub reports there each whole segment stored (so the recording is known
+//! outside this process, even if it dies), when a connection drops and when a live ends. This
+//! crate knows nothing of HTTP or SQL; the API server serves [`stream::LiveStream`]'s playlists
+//! and parts.
 //!
 //! Modules: [`rtmp`] (the listener and one task per connection, with the caps), [`flv`] (the
 //! FLV re-mux and codec checks), [`packager`] (ffmpeg and storage writes), [`fmp4`] (reading
@@ -110,8 +111,10 @@ pub enum EndReason {
     Packager(String),
     #[error("the owner ended the live")]
     EndedByOwner,
-    #[error("the encoder did not come back within {0} seconds")]
-    GraceExpired(u64),
+    /// The grace period passed with no reconnect; `cause` is why the last connection ended, so
+    /// the owner still reads it once the live is over.
+    #[error("the encoder did not come back within {secs} seconds (the last connection ended: {cause})")]
+    GraceExpired { secs: u64, cause: Box<EndReason> },
     #[error("the server is shutting down")]
     Shutdown,
     #[error("the server packaging this live stopped")]
@@ -127,12 +130,6 @@ pub struct StoredSegment {
     pub duration: f64,
 }
 
-/// What a live left in storage: its whole segments in order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Recording {
-    pub segments: Vec<StoredSegment>,
-}
-
 /// The database side of lives, implemented by the API server.
 #[async_trait::async_trait]
 pub trait Directory: Send + Sync + 'static {
@@ -141,8 +138,11 @@ pub trait Directory: Send + Sync + 'static {
     async fn claim(&self, stream_key: &str) -> Result<Uuid, Refusal>;
     /// The encoder's connection ended (`reason`); the live waits out its grace period.
     async fn dropped(&self, live: Uuid, reason: &EndReason);
-    /// The live is over; its recording is in storage.
-    async fn ended(&self, live: Uuid, reason: &EndReason, recording: Recording);
+    /// A whole segment of `live` is in storage now (called in segment order, right after each
+    /// write): the recording, every run of it, is what these calls named.
+    async fn stored(&self, live: Uuid, segment: StoredSegment);
+    /// The live is over; every segment stored was reported by [`Directory::stored`] before.
+    async fn ended(&self, live: Uuid, reason: &EndReason);
     /// The live's approximate viewer count changed (reported every [`VIEWERS_EVERY`] at most).
     async fn viewers(&self, live: Uuid, count: u64);
     /// This process still holds `live` (said every [`HELD_EVERY`]), so no janitor takes it for
@@ -176,7 +176,7 @@ pub struct Live {
     /// Set to ask the publishing connection to stop (the owner ended the live).
     stop: watch::Sender<bool>,
     store: Mutex<Option<mpsc::UnboundedSender<packager::Stored>>>,
-    stored: Mutex<Option<tokio::task::JoinHandle<Vec<StoredSegment>>>>,
+    stored: Mutex<Option<tokio::task::JoinHandle<usize>>>,
     generation: std::sync::atomic::AtomicU64,
     /// When its first connection here was accepted: the duration cap counts from it, across
     /// reconnects.
@@ -253,7 +253,7 @@ impl Hub {
             };
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let stored = tokio::spawn(packager::store_task(self.storage.clone(), id, rx));
+        let stored = tokio::spawn(packager::store_task(self.storage.clone(), self.directory.clone(), id, rx));
         let live = Arc::new(Live {
             id,
             stream: Arc::new(LiveStream::new(self.config.packaging)),
@@ -294,7 +294,8 @@ impl Hub {
             tokio::time::sleep(grace).await;
             let still = *live.phase() == Phase::Dropped { generation };
             if still {
-                hub.finish(&live, EndReason::GraceExpired(grace.as_secs())).await;
+                let reason = EndReason::GraceExpired { secs: grace.as_secs(), cause: Box::new(reason) };
+                hub.finish(&live, reason).await;
             }
         });
     }
@@ -331,10 +332,10 @@ impl Hub {
         let task = live.stored.lock().unwrap_or_else(|e| e.into_inner()).take();
         let segments = match task {
             Some(t) => t.await.unwrap_or_default(),
-            None => Vec::new(),
+            None => 0,
         };
-        tracing::info!(live.id = %live.id, reason = %reason, segments = segments.len(), "live ended");
-        self.directory.ended(live.id, &reason, Recording { segments }).await;
+        tracing::info!(live.id = %live.id, reason = %reason, segments, "live ended");
+        self.directory.ended(live.id, &reason).await;
         let hub = self.clone();
         let id = live.id;
         tokio::spawn(async move {

@@ -4,9 +4,9 @@
 //! storage by a task of its own, so a slow store never holds the stream up (a write that fails
 //! is logged and the stream goes on: viewers are served from memory).
 
-use crate::StoredSegment;
 use crate::fmp4::{self, Piece};
 use crate::stream::{CutSegment, LiveStream};
+use crate::{Directory, StoredSegment};
 use bytes::Bytes;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -143,24 +143,32 @@ impl Packager {
     }
 }
 
-/// Writes what the packagers of `live` cut to storage, in order, until the channel closes;
-/// returns the whole segments written.
-pub async fn store_task(storage: Storage, live: Uuid, mut rx: mpsc::UnboundedReceiver<Stored>) -> Vec<StoredSegment> {
-    let mut written = Vec::new();
+/// Writes what the packagers of `live` cut to storage, in order, until the channel closes,
+/// telling `directory` of each whole segment once it is written; returns how many were.
+pub async fn store_task(
+    storage: Storage,
+    directory: Arc<dyn Directory>,
+    live: Uuid,
+    mut rx: mpsc::UnboundedReceiver<Stored>,
+) -> usize {
+    let mut written = 0;
     while let Some(item) = rx.recv().await {
-        let (key, bytes) = match item {
-            Stored::Init { run, bytes } => (init_key(live, run), bytes),
+        let (key, bytes, segment) = match item {
+            Stored::Init { run, bytes } => (init_key(live, run), bytes, None),
             Stored::Segment(s) => {
-                written.push(StoredSegment { msn: s.msn, run: s.run, duration: s.duration });
-                (segment_key(live, s.msn), s.bytes)
+                let segment = StoredSegment { msn: s.msn, run: s.run, duration: s.duration };
+                (segment_key(live, s.msn), s.bytes, Some(segment))
             }
         };
-        if let Err(e) = storage.put_bytes(&key, bytes).await {
-            tracing::warn!(live.id = %live, storage.key = %key, error = %e, "a live segment could not be stored");
-            if let Some(last) = written.last()
-                && segment_key(live, last.msn) == key
-            {
-                written.pop();
+        match storage.put_bytes(&key, bytes).await {
+            Err(e) => {
+                tracing::warn!(live.id = %live, storage.key = %key, error = %e, "a live segment could not be stored");
+            }
+            Ok(()) => {
+                if let Some(segment) = segment {
+                    written += 1;
+                    directory.stored(live, segment).await;
+                }
             }
         }
     }

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use turtlemen_live::{Directory, EndReason, Hub, IngestConfig, Recording, Refusal};
+use turtlemen_live::{Directory, EndReason, Hub, IngestConfig, Refusal, StoredSegment};
 use uuid::Uuid;
 
 #[derive(Default)]
 struct Keys {
     lives: Mutex<HashMap<String, (Uuid, bool)>>,
     events: Mutex<Vec<String>>,
+    stored: Mutex<Vec<StoredSegment>>,
 }
 
 #[async_trait::async_trait]
@@ -36,8 +37,12 @@ impl Directory for Keys {
         }
         self.events.lock().unwrap().push(format!("dropped: {reason}"));
     }
-    async fn ended(&self, _live: Uuid, reason: &EndReason, recording: Recording) {
-        self.events.lock().unwrap().push(format!("ended: {reason} ({} segments)", recording.segments.len()));
+    async fn stored(&self, _live: Uuid, segment: StoredSegment) {
+        self.stored.lock().unwrap().push(segment);
+    }
+    async fn ended(&self, _live: Uuid, reason: &EndReason) {
+        let segments = self.stored.lock().unwrap().len();
+        self.events.lock().unwrap().push(format!("ended: {reason} ({segments} segments)"));
     }
     async fn viewers(&self, _live: Uuid, count: u64) {
         self.events.lock().unwrap().push(format!("viewers: {count}"));

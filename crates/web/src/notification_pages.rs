@@ -15,12 +15,13 @@ use askama::Template;
 pub struct NotificationItem {
     /// The notification's id (the "Mark read" form posts to `/notifications/{id}/read`).
     pub id: String,
-    /// `new_video`, `new_subscriber`, `comment_reply`, `comment_mention` or `video_comment`.
+    /// `new_video`, `live_started`, `new_subscriber`, `comment_reply`, `comment_mention`,
+    /// `video_comment` or `warning`.
     pub kind: String,
-    /// Who did it: the channel (new video) or the subscriber.
+    /// Who did it: the channel (new video, live) or the subscriber.
     pub actor_name: String,
     pub actor_url: String,
-    /// What: the video's title (new video) or your channel's name (new subscriber).
+    /// What: the video's or the live's title, or your channel's name (new subscriber).
     pub object_name: String,
     pub object_url: String,
     pub unread: bool,
@@ -38,6 +39,7 @@ pub struct NotificationsView {
     pub paged: bool,
     pub csrf: String,
     pub new_video: bool,
+    pub live_started: bool,
     pub new_subscriber: bool,
     pub comment_reply: bool,
     pub comment_mention: bool,

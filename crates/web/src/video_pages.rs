@@ -99,8 +99,12 @@ pub struct WatchView {
     /// 0–100 while processing.
     pub progress: u8,
     pub failure_reason: Option<String>,
-    /// The signed HLS master playlist, once playable.
+    /// The signed HLS master playlist, once playable — or, for a live's replay not yet ready,
+    /// the live's recording as a VOD playlist ([`WatchView::plays_recording`]).
     pub hls_url: Option<String>,
+    /// `hls_url` is the recording of the live this video is the replay of: played until the
+    /// replay's own transcode is ready, then the page switches to it.
+    pub plays_recording: bool,
     pub poster_url: Option<String>,
     /// The WebVTT storyboard (seek thumbnails), once made.
     pub storyboard_url: Option<String>,
@@ -139,6 +143,10 @@ impl WatchView {
     pub fn status_label(&self) -> Option<String> {
         match self.state.as_str() {
             "uploading" => Some("Uploading…".into()),
+            "processing" if self.plays_recording => Some(format!(
+                "Processing: {}% — playing the live's recording until the replay is ready.",
+                self.progress
+            )),
             "processing" if self.hls_url.is_some() => {
                 Some(format!("Processing: {}% — you can watch what is ready so far.", self.progress))
             }
@@ -370,6 +378,7 @@ mod tests {
             return_to: "/videos/0193".into(),
             library: Default::default(),
             replay_chat_live: None,
+            plays_recording: false,
         }
     }
 

@@ -167,7 +167,8 @@ impl std::fmt::Debug for Registry {
 /// [`transcode::Transcoder`].
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     let registry = Registry::new()
-        .register(notify::NOTIFY_NEW_VIDEO, notify::NewVideoFanOut::default())
+        .register(notify::NOTIFY_NEW_VIDEO, notify::SubscriberFanOut::default())
+        .register(notify::NOTIFY_LIVE_STARTED, notify::SubscriberFanOut::default())
         .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber)
         .register(notify::NOTIFY_COMMENT, notify::comment);
     match transcoder {

@@ -1,5 +1,5 @@
 //! The notification jobs: `notify_new_video` fans a newly public video out to its channel's
-//! subscribers, `notify_new_subscriber` tells a channel's owner about a new follower,
+//! subscribers, `notify_live_started` a public live that went on air, `notify_new_subscriber` tells a channel's owner about a new follower,
 //! `notify_comment` tells who a comment concerns (the parent's author, mentioned handles, the
 //! video's owner).
 //!
@@ -8,28 +8,32 @@
 //! its cursor in the job's payload after each batch, under its lease ([`jobs::checkpoint`]).
 //! A worker killed mid-way loses at most the batch it was writing; the worker that takes the
 //! job over starts from the checkpoint, and a batch written twice inserts nothing twice (the
-//! notifications' unique key). Before each batch the video is read again: deleted, or no longer
-//! public and playable, the fan-out stops where it is (its checkpoint kept, so being made public
-//! again resumes it rather than starting over).
+//! notifications' unique key). Before each batch the video (or live) is read again: deleted, or
+//! no longer public and playable (a live: no longer public, or over), the fan-out stops where it
+//! is (its checkpoint kept, so being made public again resumes it rather than starting over).
 //!
-//! Never one transaction across batches; never a notification for a video its recipients may
-//! not see.
+//! Never one transaction across batches; never a notification for a video or live its
+//! recipients may not see.
 
 use crate::{JobContext, JobError};
 use std::time::Instant;
 use turtlemen_db::jobs::{self, Lease};
 use turtlemen_db::notifications::{self, FanOut};
+
+pub use turtlemen_db::notifications::Announced;
 use turtlemen_db::{Db, DbError};
 use turtlemen_domain::UserId;
 use uuid::Uuid;
 
 pub use turtlemen_db::comment_notifications::NOTIFY_COMMENT;
-pub use turtlemen_db::notifications::{FAN_OUT_BATCH, NOTIFY_NEW_SUBSCRIBER, NOTIFY_NEW_VIDEO};
+pub use turtlemen_db::notifications::{FAN_OUT_BATCH, NOTIFY_LIVE_STARTED, NOTIFY_NEW_SUBSCRIBER, NOTIFY_NEW_VIDEO};
 
-/// How far a fan-out got: the job's payload.
+/// How far a fan-out got: the job's payload (`{"video_id" | "live_id", "after", "done"}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
-    pub video_id: Uuid,
+    /// The video or the live announced.
+    #[serde(flatten)]
+    pub subject: Announced,
     /// The last subscriber (by id) already notified; `None` before the first batch.
     #[serde(default)]
     pub after: Option<Uuid>,
@@ -43,27 +47,27 @@ pub struct Progress {
 pub enum Outcome {
     /// Every subscriber has been reached (now or before).
     Finished,
-    /// The video is gone or no longer public and playable: stopped, progress kept.
+    /// The video or live is gone or no longer to be announced: stopped, progress kept.
     Withdrawn,
     /// Stopped after the number of batches asked for, progress checkpointed.
     Paused,
 }
 
-/// The `notify_new_video` handler.
+/// The `notify_new_video` and `notify_live_started` handler (the payload names the subject).
 #[derive(Debug, Clone, Copy)]
-pub struct NewVideoFanOut {
+pub struct SubscriberFanOut {
     /// Subscribers per batch.
     pub batch: u32,
 }
 
-impl Default for NewVideoFanOut {
+impl Default for SubscriberFanOut {
     fn default() -> Self {
-        NewVideoFanOut { batch: FAN_OUT_BATCH }
+        SubscriberFanOut { batch: FAN_OUT_BATCH }
     }
 }
 
 #[async_trait::async_trait]
-impl crate::Handler for NewVideoFanOut {
+impl crate::Handler for SubscriberFanOut {
     async fn run(&self, payload: serde_json::Value, ctx: JobContext) -> Result<(), JobError> {
         let progress: Progress = serde_json::from_value(payload)
             .map_err(|e| JobError::permanent(format!("malformed fan-out payload: {e}")))?;
@@ -72,7 +76,7 @@ impl crate::Handler for NewVideoFanOut {
 }
 
 /// Runs the fan-out from `progress` in batches of `batch`, checkpointing after each, until it
-/// finishes, the video is withdrawn, or `max_batches` batches ran (`None`: no limit). Fails
+/// finishes, the video or live is withdrawn, or `max_batches` batches ran (`None`: no limit). Fails
 /// (to be retried) when the lease is lost or the database fails; whatever was done stays done.
 pub async fn fan_out(
     db: &Db,
@@ -90,7 +94,7 @@ pub async fn fan_out(
         if max_batches.is_some_and(|max| batches >= max) {
             break Outcome::Paused;
         }
-        match notifications::fan_out_target(db, progress.video_id).await? {
+        match notifications::fan_out_target(db, progress.subject).await? {
             Some((target, true)) => {
                 progress = step(db, target, progress, batch).await?;
                 batches += 1;
@@ -103,11 +107,11 @@ pub async fn fan_out(
         }
     };
     tracing::info!(
-        video.id = %progress.video_id,
+        fanout.subject = ?progress.subject,
         fanout.batches = batches,
         fanout.outcome = ?outcome,
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "new-video fan-out ran"
+        "notification fan-out ran"
     );
     Ok(outcome)
 }

@@ -90,6 +90,10 @@ pub async fn post(st: &ApiState, live: Uuid, user: Option<&CurrentUser>, text: &
         ));
     }
     let l = current_live(st, live).await?;
+    // Made private since the socket opened: as if it did not exist.
+    if !crate::lives::may_view(&l, Some(user)) {
+        return Err(refused(StatusCode::NOT_FOUND, "not_found", "This live no longer exists."));
+    }
     if l.state == LiveState::Ended {
         return Err(refused(StatusCode::CONFLICT, "live_ended", "This live has ended; its chat is closed."));
     }

@@ -5,6 +5,8 @@
 //!   text frames, every shape in [`protocol`] — is written up in `docs/live-chat.md`.
 //! - `GET /api/v1/lives/{id}/chat/messages?from_ms=&cursor=` lists the kept messages in stream
 //!   order, keyset-paged ([`replay`]), for the replay's watch page.
+//! - `DELETE /api/v1/lives/{id}/chat/messages/{message}` and `POST …/chat/timeouts` are the
+//!   socket's moderation frames over plain HTTP ([`moderation`]).
 //! - [`actions`] are what a frame asks for — post, delete, time out — with every check: who the
 //!   caller is (the verified access token the gateway hands on, never a client header), the
 //!   ban, the timeout, the per-user rate limit (`chat_per_minute`, counted in the session store
@@ -12,8 +14,9 @@
 //!   instance's and the live's channel's lists; a message holding one is refused, not held).
 //!
 //! Who may read is who may see the live ([`crate::lives::may_view`]): a private live's chat is
-//! a 404 to anyone else, before any upgrade. Anonymous viewers read; posting needs a token
-//! granting `comments:write`; deleting and timing out are the streamer's and the moderators'.
+//! a 404 to anyone else, before any upgrade; a live made private closes every socket but its
+//! owner's (the `private` event on the bus, and the live read again before each post).
+//! Anonymous viewers read; posting needs a token granting `comments:write`; deleting and timing out are the streamer's and the moderators'.
 //! A browser's upgrade must come from this instance's origin (`public_url`), which refuses
 //! cross-site WebSocket hijacking with the visitor's cookies.
 //!
@@ -22,6 +25,7 @@
 //! those of its live. Text goes out as data in JSON and is shown with `textContent`: never markup.
 
 pub mod actions;
+pub mod moderation;
 pub mod protocol;
 pub mod replay;
 pub mod socket;
@@ -67,5 +71,9 @@ impl Chat {
 
 /// The chat routes, each with its description ([`crate::openapi`]).
 pub fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(socket::upgrade)).routes(routes!(replay::list))
+    OpenApiRouter::new()
+        .routes(routes!(socket::upgrade))
+        .routes(routes!(replay::list))
+        .routes(routes!(moderation::delete_message))
+        .routes(routes!(moderation::time_out))
 }

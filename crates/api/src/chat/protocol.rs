@@ -59,6 +59,8 @@ pub enum ServerEvent {
     Deleted { id: Uuid },
     /// A user may not write until `until`.
     Timeout { user_id: Uuid, until: DateTime<Utc> },
+    /// The live was made private: every socket but its owner's closes (1008) after this.
+    Private,
     /// A frame of this client was refused; `error` is a stable code.
     Error {
         error: String,
@@ -94,6 +96,11 @@ pub enum ClientFrame {
     Timeout { user_id: Uuid, seconds: u64 },
 }
 
+/// Whether the event's JSON (as [`open_envelope`] gives it) is [`ServerEvent::Private`].
+pub fn is_private(json: &str) -> bool {
+    json == r#"{"type":"private"}"#
+}
+
 /// An event for the bus: the live's id (16 bytes), then the event's JSON — so a socket skips
 /// other lives' events without parsing them.
 pub fn envelope(live: Uuid, event: &ServerEvent) -> Vec<u8> {
@@ -122,6 +129,9 @@ mod tests {
         assert_eq!(open_envelope(a, &bytes), Some(format!(r#"{{"type":"deleted","id":"{b}"}}"#).as_str()));
         assert_eq!(open_envelope(b, &bytes), None);
         assert_eq!(open_envelope(a, &bytes[..10]), None);
+        let private = envelope(a, &ServerEvent::Private);
+        assert!(is_private(open_envelope(a, &private).unwrap()));
+        assert!(!is_private(open_envelope(a, &bytes).unwrap()));
     }
 
     #[test]

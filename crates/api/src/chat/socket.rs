@@ -7,10 +7,11 @@
 //! Bad input ends cleanly: a message over [`MAX_FRAME_BYTES`] closes the socket with 1009, a
 //! binary or unparsable frame is answered with an `invalid_message` error event, and a client
 //! that sends more than [`FLOOD_FRAMES`] frames within [`FLOOD_WINDOW`] is told `flood` and
-//! closed with 1008. A banned account's next post closes the socket. A viewer that cannot keep
-//! up with the chat loses events, and is told so (`lagged`).
+//! closed with 1008. A banned account's next post closes the socket, and so does a live made
+//! private (at once, for everyone but its owner). A viewer that cannot keep up with the chat
+//! loses events, and is told so (`lagged`).
 
-use super::protocol::{ClientFrame, MessageView, ServerEvent, open_envelope};
+use super::protocol::{ClientFrame, MessageView, ServerEvent, is_private, open_envelope};
 use super::{MAX_CHARS, MAX_FRAME_BYTES, actions};
 use crate::ApiState;
 use crate::identity::{CurrentUser, Scoped, Signed};
@@ -87,7 +88,7 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
     // Subscribed before the recent messages are read: nothing falls between the two.
     let mut events = st.chat.bus.subscribe();
     let (mut tx, mut rx) = socket.split();
-    let hello = match hello(&st, live, user.as_ref()).await {
+    let (hello, owner) = match hello(&st, live, user.as_ref()).await {
         Ok(h) => h,
         Err(e) => {
             let _ = tx.send(text(&ServerEvent::error(&e, None))).await;
@@ -103,6 +104,11 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
         let out = tokio::select! {
             event = events.recv() => match event {
                 Ok(payload) => match open_envelope(live, &payload) {
+                    // Made private: nobody but its owner may follow it any more.
+                    Some(json) if is_private(json) && user.as_ref().is_none_or(|u| u.id() != owner) => {
+                        let _ = tx.send(Message::Text(Utf8Bytes::from(json))).await;
+                        close(close_code::POLICY, "the live is private")
+                    }
                     Some(json) => Message::Text(Utf8Bytes::from(json)),
                     None => continue,
                 },
@@ -163,17 +169,22 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
     }
 }
 
-/// The first event: what the viewer may do and the latest messages.
-async fn hello(st: &ApiState, live: Uuid, user: Option<&CurrentUser>) -> Result<ServerEvent, ApiError> {
+/// The first event: what the viewer may do and the latest messages; and the live's owner.
+async fn hello(
+    st: &ApiState,
+    live: Uuid,
+    user: Option<&CurrentUser>,
+) -> Result<(ServerEvent, turtlemen_domain::UserId), ApiError> {
     let l = turtlemen_db::lives::get(&st.db, live).await?.ok_or_else(ApiError::not_found)?;
     let messages = turtlemen_db::chat::recent(&st.db, live, RECENT).await?;
-    Ok(ServerEvent::Hello {
+    let hello = ServerEvent::Hello {
         live_id: live,
         can_post: actions::may_post(user) && l.state != turtlemen_db::lives::LiveState::Ended,
         can_moderate: actions::may_moderate(&l, user),
         max_chars: MAX_CHARS,
         messages: messages.iter().map(MessageView::from).collect(),
-    })
+    };
+    Ok((hello, l.owner_id))
 }
 
 /// The error event answering a client frame, if any, and whether the socket must close.

@@ -37,6 +37,10 @@ pub(super) fn routes() -> Router<ApiState> {
 /// A line of the list for `n`.
 fn item(n: &Notification) -> NotificationItem {
     let json = NotificationJson::build(n);
+    if let Some(live) = json.live {
+        let channel = json.channel;
+        return line(n, channel.display_name, channel.url, live.title, live.watch_url);
+    }
     let (actor_name, actor_url, object_name, object_url) = match (&n.subject, json.video, json.subscriber, json.comment)
     {
         (Subject::Video { .. }, Some(video), _, _) => {
@@ -53,6 +57,17 @@ fn item(n: &Notification) -> NotificationItem {
         // Unreachable: a video notification carries its video, a subscriber one its subscriber.
         _ => (json.channel.display_name, json.channel.url.clone(), String::new(), json.channel.url),
     };
+    line(n, actor_name, actor_url, object_name, object_url)
+}
+
+/// The line of `n` naming who did what.
+fn line(
+    n: &Notification,
+    actor_name: String,
+    actor_url: String,
+    object_name: String,
+    object_url: String,
+) -> NotificationItem {
     NotificationItem {
         id: n.id.to_string(),
         kind: n.kind.as_str().to_owned(),
@@ -89,6 +104,7 @@ async fn notifications_page(
         paged: q.cursor.as_deref().is_some_and(|c| !c.is_empty()),
         csrf: csrf::token(&st, &user),
         new_video: settings.new_video,
+        live_started: settings.live_started,
         new_subscriber: settings.new_subscriber,
         comment_reply: settings.comment_reply,
         comment_mention: settings.comment_mention,
@@ -134,6 +150,7 @@ async fn mark_all(
 struct SettingsForm {
     csrf: String,
     new_video: Option<String>,
+    live_started: Option<String>,
     new_subscriber: Option<String>,
     comment_reply: Option<String>,
     comment_mention: Option<String>,
@@ -149,6 +166,7 @@ async fn save_settings(
     csrf::check(&st, &user, &form.csrf)?;
     let changes = [
         (Kind::NewVideo, form.new_video.is_some()),
+        (Kind::LiveStarted, form.live_started.is_some()),
         (Kind::NewSubscriber, form.new_subscriber.is_some()),
         (Kind::CommentReply, form.comment_reply.is_some()),
         (Kind::CommentMention, form.comment_mention.is_some()),
