@@ -62,16 +62,21 @@ run() { # backend
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
   stop
-  # …then as deployed: anonymous visitors' public pages kept 2 s by the gateway (signed-in
-  # pages are never kept, so home-in and feed are the same as above).
+  # …then as deployed: anonymous visitors' public pages kept 2 s by the gateway, and the lists
+  # every viewer sees alike (home lists, search results) shared 2 s by the API; signed-in pages
+  # are never kept whole, and the feed is per viewer.
   echo "  -- as deployed (public_page_max_age_secs = 2)"
   serve "$data"
+  cookie=$(sign_in "$base")
+  signed=(-H "cookie: turtlemen_session=$cookie")
   load home "$base/"
+  load home-in "${signed[@]}" "$base/"
+  load search-in "${signed[@]}" "$base/search?q=river+guitar"
   load channel "$base/@seed0"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
   stop
-  db_size "$backend" "$data"
+  db_size "$backend" "$data" "${SEEDED_POSTGRES:-turtlemen_bench}"
 }
 
 run_backends "${1:-both}"

@@ -89,9 +89,10 @@ sign_in() { # base [user]
 }
 
 # The database's size on disk.
-db_size() { # backend data
+db_size() { # backend data [postgres-database]
   if [ "$1" = postgres ]; then
-    psql "$PG_BASE/turtlemen_bench" -Atc "SELECT 'database size: ' || pg_size_pretty(pg_database_size('turtlemen_bench'))" | sed 's/^/  /'
+    local name="${3:-turtlemen_bench}"
+    psql "$PG_BASE/$name" -Atc "SELECT 'database size: ' || pg_size_pretty(pg_database_size('$name'))" | sed 's/^/  /'
   else
     echo "  database size: $(du -ch "$2"/turtlemen.db* | tail -1 | cut -f1)"
   fi
