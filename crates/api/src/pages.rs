@@ -118,10 +118,12 @@ fn private(html: String) -> Response {
 fn public_page(st: &ApiState, viewer: Option<&CurrentUser>, status: StatusCode, html: String) -> Response {
     let mut res = (status, Html(html)).into_response();
     let max_age = st.videos.public_page_max_age.as_secs();
-    if viewer.is_none() && max_age > 0 && status == StatusCode::OK {
-        if let Ok(v) = HeaderValue::from_str(&format!("public, max-age=0, s-maxage={max_age}")) {
-            res.headers_mut().insert(header::CACHE_CONTROL, v);
-        }
+    if viewer.is_none()
+        && max_age > 0
+        && status == StatusCode::OK
+        && let Ok(v) = HeaderValue::from_str(&format!("public, max-age=0, s-maxage={max_age}"))
+    {
+        res.headers_mut().insert(header::CACHE_CONTROL, v);
     }
     res
 }

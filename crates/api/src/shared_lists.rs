@@ -62,12 +62,15 @@ impl<K: Eq + Hash, V> TtlCache<K, V> {
     }
 }
 
+/// One page of search results: videos, channels (first page only), the next page's number.
+pub type SearchPage = (Vec<Video>, Vec<Channel>, Option<u32>);
+
 /// The API process's shared lists.
 pub struct SharedLists {
     /// Home lists by their listing (`Debug` of `turtlemen_db::videos::Listing`).
     pub home: TtlCache<String, Vec<Video>>,
     /// Search results by the parsed search (`Debug` of `crate::search::Search`).
-    pub search: TtlCache<String, (Vec<Video>, Vec<Channel>, Option<u32>)>,
+    pub search: TtlCache<String, SearchPage>,
 }
 
 impl SharedLists {

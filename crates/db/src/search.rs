@@ -15,7 +15,7 @@
 //! (the same predicate as the home lists, so the PostgreSQL partial GIN index serves them).
 
 use crate::channels::{Channel, Row as ChannelRow};
-use crate::videos::{Row as VideoRow, Video, select};
+use crate::videos::{Row as VideoRow, Video};
 use crate::{Db, DbError, retry_serializable};
 use chrono::{DateTime, Utc};
 use std::future::Future;

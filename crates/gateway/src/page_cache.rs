@@ -166,7 +166,7 @@ impl PageCache {
         if res.status() != StatusCode::OK
             || res.headers().contains_key(header::SET_COOKIE)
             || res.headers().contains_key(header::VARY)
-            || !length.is_some_and(|n| n <= MAX_ENTRY_BYTES)
+            || length.is_none_or(|n| n > MAX_ENTRY_BYTES)
         {
             return Err(res);
         }
