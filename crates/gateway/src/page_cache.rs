@@ -2,7 +2,8 @@
 //! gateway in memory.
 //!
 //! The service decides what may be kept and for how long, in the standard way: an answer is
-//! kept only if a shared cache may store it (`Cache-Control: public, s-maxage=N`, judged by
+//! kept only if it is addressed to shared caches (`s-maxage`; a `max-age` alone is left to
+//! browsers) and a shared cache may store it (`Cache-Control: public, s-maxage=N`, judged by
 //! `http-cache-semantics`' RFC 9111 rules), it is a `200` to a `GET` without credentials, it sets
 //! no cookie, varies on nothing, and declares a length of at most [`MAX_ENTRY_BYTES`]. The API
 //! server marks its public pages so only when the visitor is anonymous (`public_page_max_age`),
@@ -163,7 +164,16 @@ impl PageCache {
     /// memory when kept), `Err` with the answer untouched when it may not be kept.
     async fn keep(&self, key: Key, req: &http::request::Parts, res: Response) -> Result<Response, Response> {
         let length = res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        // Only what the service addressed to shared caches (`s-maxage`): a `max-age` alone is
+        // for browsers (a channel's avatar is `public, immutable` for a year, yet gone at once
+        // when replaced).
+        let for_shared_caches = res
+            .headers()
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("s-maxage")));
         if res.status() != StatusCode::OK
+            || !for_shared_caches
             || res.headers().contains_key(header::SET_COOKIE)
             || res.headers().contains_key(header::VARY)
             || length.is_none_or(|n| n > MAX_ENTRY_BYTES)
@@ -275,6 +285,7 @@ mod tests {
             ("no-store", &[][..], "no-store"),
             ("private, max-age=60", &[][..], "private"),
             ("public, max-age=0", &[][..], "no shared age"),
+            ("public, max-age=3600, immutable", &[][..], "for browsers only"),
             (public, &[("set-cookie", "a=b")][..], "sets a cookie"),
             (public, &[("vary", "accept-language")][..], "varies"),
         ] {
