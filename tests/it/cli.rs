@@ -207,6 +207,7 @@ fn serve_starts_and_stops_on_sigterm() {
         .arg("serve")
         .current_dir(dir.path())
         .env("TURTLEMEN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TURTLEMEN_RTMP_LISTEN", "127.0.0.1:0")
         .env("TURTLEMEN_LOG_FORMAT", "json")
         .env_remove("TURTLEMEN_DATABASE_URL")
         .env_remove("TURTLEMEN_SESSION_URL")

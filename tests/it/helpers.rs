@@ -357,6 +357,9 @@ pub fn run_cli(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String
         }
     }
     cmd.env("TURTLEMEN_LOG_LEVEL", "warn");
+    // Not the default RTMP port, which another test's or program's server may hold (its warning
+    // would be a second line on stderr).
+    cmd.env("TURTLEMEN_RTMP_LISTEN", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
