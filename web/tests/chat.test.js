@@ -121,9 +121,21 @@ for (const [name, stack] of testStacks()) {
         return res.ok && (await res.json()).state === 'ready';
       }, videoId, { timeout: 180_000, polling: 1000 });
       await watcher.reload();
-      await watcher.evaluate(() => { const v = document.getElementById('video'); v.muted = true; v.play(); });
-      const shown = watcher.locator('#replay-chat-messages .chat-message', { hasText: 'hello turtles' });
-      await shown.waitFor({ timeout: 60_000 });
+      // hls.js attaches its source after the page's load event; a play() called before that is
+      // aborted by the new load, so play is asked for again until the video runs.
+      await watcher.waitForFunction(() => {
+        const v = document.getElementById('video');
+        v.muted = true;
+        if (v.paused && !v.ended && v.readyState >= 1) v.play().catch(() => {});
+        return [...document.querySelectorAll('#replay-chat-messages .chat-message')]
+          .some((m) => m.textContent.includes('hello turtles'));
+      }, null, { timeout: 90_000, polling: 250 }).catch(async (e) => {
+        const state = await watcher.evaluate(() => {
+          const v = document.getElementById('video');
+          return { currentTime: v.currentTime, duration: v.duration, paused: v.paused, ended: v.ended, readyState: v.readyState, src: v.currentSrc };
+        });
+        throw new Error(`the replayed message never showed (kept at ${stamp[0][1]} ms; player ${JSON.stringify(state)}): ${e.message}`);
+      });
       const at = await watcher.evaluate(() => document.getElementById('video').currentTime * 1000);
       assert.ok(at >= stamp[0][1], `shown at ${at} ms, kept at ${stamp[0][1]} ms`);
       for (const u of record.requests) assert.equal(new URL(u).origin, server.url, `request to another host: ${u}`);
