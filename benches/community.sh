@@ -10,7 +10,13 @@
 #   home        GET /                      anonymous
 #   home-in     GET /                      signed in (with "From your subscriptions")
 #   channel     GET /@seed0                the channel with the most videos
-#   feed        GET /subscriptions         signed in, following 1,000 channels
+#   feed        GET /subscriptions         signed in, following 1,000 channels: read from the
+#                                          viewer's feed head (built by the first read)
+#   feed-past   GET /subscriptions?cursor= the page after the head's 240 videos: computed from
+#                                          the followed channels, as every feed page was before
+#                                          heads (the baseline for `feed`)
+#   feed-first  the first open of the feed, which builds the head: single requests, each after
+#               the head was dropped (median of 9, curl)
 #   search      GET /search?q=river+guitar
 #   watch       GET /videos/{id}           a public video of the biggest channel
 # first with every page rendered for every request (the gateway's page cache off: the baseline),
@@ -25,6 +31,35 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 USERS=$(n 50000); CHANNELS=$(n 100000); VIDEOS=$(n 1000000); SUBS=$(n 5000000); FOLLOWS=$(python3 -c "print(min(1000, $CHANNELS))")
+
+# A feed cursor past the signed-in viewer's head: three API pages of 100 (the head holds 240).
+cursor_past_head() { # base cookie
+  python3 - "$1" "$2" <<'PY'
+import json, sys, urllib.request
+base, cookie, cursor = sys.argv[1], sys.argv[2], None
+for _ in range(3):
+    url = base + "/api/v1/me/feed?limit=100" + (f"&cursor={cursor}" if cursor else "")
+    req = urllib.request.Request(url, headers={"cookie": f"turtlemen_session={cookie}", "accept": "application/json"})
+    cursor = json.load(urllib.request.urlopen(req))["next_cursor"]
+print(cursor)
+PY
+}
+
+# The first open of the feed (the head built): the median of 9 single requests, each after
+# every head was dropped.
+feed_first() { # backend data base cookie
+  local i times=""
+  for i in $(seq 1 9); do
+    if [ "$1" = postgres ]; then
+      psql "$PG_BASE/${SEEDED_POSTGRES:-turtlemen_bench}" -qc "DELETE FROM feed_heads" >/dev/null
+    else
+      python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); c.execute('DELETE FROM feed_heads'); c.commit()" "$2/turtlemen.db"
+    fi
+    times+="$(curl -fs -o /dev/null -w '%{time_total}' -H "cookie: turtlemen_session=$4" "$3/subscriptions")"$'\n'
+  done
+  printf '  %-10s %7.1f ms  (median of 9 single requests, the head dropped before each)\n' feed-first \
+    "$(echo "$times" | grep . | median | awk '{print $1 * 1000}')"
+}
 
 run() { # backend
   local backend=$1 data="$work/$1"
@@ -59,6 +94,8 @@ run() { # backend
   load home-in "${signed[@]}" "$base/"
   load channel "$base/@seed0"
   load feed "${signed[@]}" "$base/subscriptions"
+  load feed-past "${signed[@]}" "$base/subscriptions?cursor=$(cursor_past_head "$base" "$cookie")"
+  feed_first "$backend" "$data" "$base" "$cookie"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
   stop

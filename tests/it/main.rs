@@ -17,6 +17,7 @@ mod client_addr;
 mod comments;
 mod cookies;
 mod database;
+mod feed_heads;
 mod gateway;
 mod gateway_probe;
 mod gateway_routes;

@@ -263,11 +263,16 @@ on_both_stacks! {
         });
         assert_eq!(quiet_has, 0, "settings honoured");
 
-        // Running the finished job again (made public again) changes nothing.
+        // Made public again, the fan-out starts over (feed heads built meanwhile need the video):
+        // nobody hears of it twice, and the late follower the resumed run passed over hears now.
         assert_eq!(call(&app, Some(&ann), Method::PATCH, &format!("/api/v1/videos/{video}"), Some(json!({"privacy": "unlisted"}))).await.0, 200);
         privacy(&app, &ann, &video.to_string(), "public").await;
         assert_eq!(drain(&app).await, 1);
-        assert_eq!(rows_about(&app.db, "new_video", video).await, 2499);
+        assert_eq!(rows_about(&app.db, "new_video", video).await, 2500);
+        let late: i64 = with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE user_id = $1 AND subject_id = $2").bind(early).bind(video).fetch_one(pool).await.unwrap()
+        });
+        assert_eq!(late, 1);
     }
 
     async fn who_may_read_and_mark_what_and_bad_input(app) {

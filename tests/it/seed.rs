@@ -43,11 +43,11 @@ on_both_stacks! {
 
 // The feed, paged to its end on an instance whose videos span two years (so every time window
 // of the SQLite plan is used), is exactly the followed channels' public playable videos, newest
-// first, each once.
+// first, each once: read from the head the first page built, then computed past its floor.
 on_both_stacks! {
     async fn the_feed_pages_through_every_followed_video_in_order(app) {
         let fan = turtlemen_db::users::create(&app.db, &crate::channels::new_user("fan")).await.unwrap();
-        let plan = SeedPlan { users: 20, channels: 40, videos: 400, subscriptions: 100, follower: Some(fan.id.0), follows: 25, comments: 0 };
+        let plan = SeedPlan { users: 20, channels: 40, videos: 600, subscriptions: 100, follower: Some(fan.id.0), follows: 25, comments: 0 };
         seed(&app.db, &plan).await.unwrap();
         let mut paged = Vec::new();
         let mut after = None;
@@ -72,6 +72,17 @@ on_both_stacks! {
         let oldest = expected.last().unwrap().0;
         assert!(chrono::Utc::now() - oldest > chrono::TimeDelta::days(400), "it spans more than a year");
         assert_eq!(paged, expected);
+        // The first page built the follower's head; the pages went through it and on past its
+        // floor into the computed feed.
+        let floored: Option<bool> = turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT floor_at IS NOT NULL FROM feed_heads WHERE user_id = $1 AND ready = TRUE")
+                .bind(fan.id.0)
+                .fetch_optional(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(floored, Some(true), "a head holding part of the feed");
+        assert!(expected.len() > turtlemen_db::feed_heads::HEAD_SIZE as usize, "the feed is longer than a head");
     }
 }
 

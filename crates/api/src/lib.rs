@@ -142,12 +142,14 @@ pub const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often trending scores decay ([`turtlemen_db::trending::refresh`]); a video's own score is
 /// also recomputed whenever its views are written.
 pub const TRENDING_EVERY: Duration = Duration::from_secs(300);
+/// Feed heads expired per round of [`TRENDING_EVERY`] ([`turtlemen_db::feed_heads::expire`]).
+const FEED_HEADS_EXPIRED_PER_ROUND: u32 = 1000;
 
 /// The API server's periodic chores, until `stop` resolves (then views are flushed once more):
 /// views written every [`VIEW_FLUSH_EVERY`], uploads (and lives left by a crashed packaging
 /// process, [`lives::sweep_orphans`]) swept every `sweep_every` (normally
 /// [`UPLOAD_SWEEP_EVERY`]; a shorter period also flushes views sooner), trending scores decayed
-/// every [`TRENDING_EVERY`].
+/// every [`TRENDING_EVERY`], with old feed heads expired.
 pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<Output = ()>) {
     let mut flush = tokio::time::interval(VIEW_FLUSH_EVERY.min(sweep_every));
     let mut sweep = tokio::time::interval(sweep_every);
@@ -160,6 +162,11 @@ pub async fn janitor(state: ApiState, sweep_every: Duration, stop: impl Future<O
             _ = trending.tick() => {
                 if let Err(e) = turtlemen_db::trending::refresh(&state.db, chrono::Utc::now()).await {
                     tracing::warn!(error = %e, "trending refresh failed; will retry");
+                }
+                match turtlemen_db::feed_heads::expire(&state.db, chrono::Utc::now(), FEED_HEADS_EXPIRED_PER_ROUND).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(feed_heads.expired = n, "old feed heads removed"),
+                    Err(e) => tracing::warn!(error = %e, "expiring feed heads failed; will retry"),
                 }
             }
             _ = sweep.tick() => {

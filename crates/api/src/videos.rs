@@ -501,8 +501,9 @@ pub async fn update(st: &ApiState, user: &CurrentUser, id: &str, mut patch: Meta
     }
     if m.privacy == Privacy::Public && v.privacy != Privacy::Public {
         // Made public: its subscribers hear of it now (once per video; nothing while it is not
-        // yet playable, which queues it then). The change stands whatever happens here.
-        if let Err(e) = turtlemen_db::notifications::announce_video(&st.db, v.id).await {
+        // yet playable, which queues it then) and their feeds get it. The change stands
+        // whatever happens here.
+        if let Err(e) = turtlemen_db::notifications::announce_relisted_video(&st.db, v.id).await {
             tracing::error!(video.id = %v.id, error = %e, "cannot queue the new-video notifications");
         }
     }

@@ -199,6 +199,17 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued, DbError> {
 /// fan-out that found it private), where [`enqueue`] would be a no-op for as long as the old
 /// row lives.
 pub async fn enqueue_again(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
+    requeue(db, job, false).await
+}
+
+/// Like [`enqueue_again`], but a settled job queued again starts over from `job`'s payload
+/// instead of its own: for work whose earlier progress may no longer cover what the cause now
+/// asks for (a video listed again must reach feeds built while it was not).
+pub async fn enqueue_afresh(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
+    requeue(db, job, true).await
+}
+
+async fn requeue(db: &Db, job: &NewJob<'_>, afresh: bool) -> Result<bool, DbError> {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let payload = job.payload.to_string();
@@ -209,7 +220,8 @@ pub async fn enqueue_again(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
                 "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) \
                  ON CONFLICT (idempotency_key) DO UPDATE SET state = 'queued', attempts = 0, run_at = $5, updated_at = $5, \
-                 last_error = NULL WHERE jobs.state IN ('succeeded', 'failed') RETURNING id",
+                 last_error = NULL, payload = CASE WHEN $7 THEN $3 ELSE jobs.payload END \
+                 WHERE jobs.state IN ('succeeded', 'failed') RETURNING id",
             )
             .bind(id)
             .bind(job.kind.as_str())
@@ -217,6 +229,7 @@ pub async fn enqueue_again(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
             .bind(max_attempts)
             .bind(job.run_at.unwrap_or(now))
             .bind(job.idempotency_key)
+            .bind(afresh)
             .fetch_optional(pool)
             .await?
         });

@@ -19,6 +19,7 @@ pub mod comments;
 pub mod consents;
 pub mod email_tokens;
 mod error;
+pub mod feed_heads;
 pub mod history;
 pub mod identities;
 pub mod jobs;

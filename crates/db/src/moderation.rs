@@ -213,6 +213,15 @@ pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
+            // Feed heads built during the ban lack the videos shown again: their followers'
+            // next reads build new ones.
+            sqlx::query(
+                "DELETE FROM feed_heads WHERE user_id IN (SELECT s.user_id FROM subscriptions s \
+                 JOIN channels c ON c.id = s.channel_id WHERE c.owner_id = $1)",
+            )
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(COMMENTS_COUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query(REPLIES_COUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM banned_emails WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;

@@ -161,10 +161,21 @@ impl Settings {
 }
 
 /// Queues the fan-out of `video` if it is public, playable and published now (called where a
-/// video becomes playable and where it is made public). Queued once per video; a fan-out that
-/// already ran is queued again and resumes from its checkpoint (a finished one does nothing),
-/// so a video made public after a fan-out found it private still notifies, once.
+/// video becomes playable). Queued once per video; a fan-out that already ran is queued again
+/// and resumes from its checkpoint (a finished one does nothing).
 pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
+    announce(db, video, false).await
+}
+
+/// Queues the fan-out of `video` again from its first follower, if it is public, playable and
+/// published now (called where a video is made public). Followers already notified are not
+/// notified twice (the notifications' unique key), and feed heads built while the video was not
+/// listed get it ([`crate::feed_heads`]).
+pub async fn announce_relisted_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
+    announce(db, video, true).await
+}
+
+async fn announce(db: &Db, video: Uuid, afresh: bool) -> Result<bool, DbError> {
     let listed: Option<Uuid> = with_pool!(db, |pool| {
         sqlx::query_scalar(
             "SELECT id FROM videos WHERE id = $1 AND privacy = 'public' AND playable = TRUE AND published_at IS NOT NULL \
@@ -179,7 +190,8 @@ pub async fn announce_video(db: &Db, video: Uuid) -> Result<bool, DbError> {
     }
     let payload = serde_json::json!({ "video_id": video, "after": null, "done": false });
     let key = format!("notify_new_video:{video}");
-    jobs::enqueue_again(db, &NewJob::new(NOTIFY_NEW_VIDEO, &payload).idempotency_key(&key)).await
+    let job = NewJob::new(NOTIFY_NEW_VIDEO, &payload).idempotency_key(&key);
+    if afresh { jobs::enqueue_afresh(db, &job).await } else { jobs::enqueue_again(db, &job).await }
 }
 
 /// Queues the fan-out of `live` if it is public and on air now (called when an encoder's
@@ -226,6 +238,8 @@ pub struct FanOut {
     /// The video or the live.
     pub subject: Uuid,
     pub channel: Uuid,
+    /// A video's publication time: its followers' feed heads get it too ([`crate::feed_heads`]).
+    pub published_at: Option<DateTime<Utc>>,
 }
 
 /// Whether `subject` may be announced now; `None` when it no longer exists. A video: public,
@@ -240,7 +254,7 @@ pub async fn fan_out_target(db: &Db, subject: Announced) -> Result<Option<(FanOu
                     .await?
             });
             row.map(|(channel, privacy, playable, published)| {
-                let target = FanOut { kind: Kind::NewVideo, subject: video, channel };
+                let target = FanOut { kind: Kind::NewVideo, subject: video, channel, published_at: published };
                 (target, privacy == "public" && playable && published.is_some())
             })
         }
@@ -252,7 +266,10 @@ pub async fn fan_out_target(db: &Db, subject: Announced) -> Result<Option<(FanOu
                     .await?
             });
             row.map(|(channel, privacy, state)| {
-                (FanOut { kind: Kind::LiveStarted, subject: live, channel }, privacy == "public" && state != "ended")
+                (
+                    FanOut { kind: Kind::LiveStarted, subject: live, channel, published_at: None },
+                    privacy == "public" && state != "ended",
+                )
             })
         }
     })
@@ -316,6 +333,9 @@ pub async fn fan_out_batch(db: &Db, target: FanOut, after: Option<Uuid>, batch: 
         Ok(())
     })
     .await?;
+    if let Some(published) = target.published_at {
+        crate::feed_heads::push_batch(db, target.subject, target.channel, published, after, last).await?;
+    }
     Ok(Some(last))
 }
 

@@ -9,6 +9,7 @@
 //! uncommitted insert deletes nothing; SQLite runs writers one at a time; CockroachDB's
 //! serialization failures are retried ([`retry_serializable`]).
 
+use crate::feed_heads as heads;
 use crate::videos::{Row as VideoRow, Video, select};
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
@@ -51,6 +52,10 @@ async fn set(db: &Db, user: UserId, channel: Uuid, follow: bool) -> Result<bool,
             let changed = query.execute(&mut *tx).await?.rows_affected();
             if changed == 1 {
                 sqlx::query(count).bind(channel).execute(&mut *tx).await?;
+                if follow {
+                    // The feed's head lacks the new channel's videos: the next read builds another.
+                    sqlx::query(crate::feed_heads::DROP).bind(user.0).execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, DbError>(changed == 1)
@@ -187,12 +192,49 @@ const FEED_SQLITE: &str = select!(
 ///   video) the lower bound is a time window that widens (a week, a month, a year, all) until
 ///   it holds `limit` rows. Either way the answer is exact: a range holding `limit` rows holds
 ///   the newest `limit`.
+///
+/// An active viewer's feed is read from its materialised head ([`crate::feed_heads`]) as far
+/// as the head reaches; the first page of a feed without one builds it.
 pub async fn feed(
     db: &Db,
     user: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
 ) -> Result<Vec<Video>, DbError> {
+    let limit = limit.max(1);
+    let top = (Utc::now() + chrono::TimeDelta::days(3650), Uuid::max());
+    let before = after.unwrap_or(top);
+    let rows = match heads::read(db, user, before, i64::from(limit)).await? {
+        Some(page) if page.rows.len() as u32 >= limit || page.floor.is_none() => page.rows,
+        Some(mut page) => {
+            // The head ends above the page's end: the computed feed goes on below its floor.
+            let below = page.floor.map_or(before, |floor| floor.min(before));
+            let more = computed(db, user, Some(below), limit - page.rows.len() as u32).await?;
+            page.rows.extend(more);
+            page.rows
+        }
+        None if after.is_none() => match heads::claim(db, user).await? {
+            Some(token) => {
+                let mut rows = computed(db, user, None, heads::HEAD_SIZE.max(limit)).await?;
+                let keys: Vec<heads::Key> = rows.iter().map(VideoRow::list_key).collect();
+                heads::fill(db, user, token, &keys, keys.len() < heads::HEAD_SIZE as usize).await?;
+                rows.truncate(limit as usize);
+                rows
+            }
+            None => computed(db, user, None, limit).await?,
+        },
+        None => computed(db, user, after, limit).await?,
+    };
+    Ok(rows.into_iter().map(Video::from).collect())
+}
+
+/// The feed computed from the followed channels' videos (the plan described at [`feed`]).
+async fn computed(
+    db: &Db,
+    user: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<VideoRow>, DbError> {
     let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()));
     let limit = i64::from(limit.max(1));
     let floor: Option<DateTime<Utc>> = match db {
@@ -244,7 +286,7 @@ pub async fn feed(
             rows
         }
     };
-    Ok(rows.into_iter().map(Video::from).collect())
+    Ok(rows)
 }
 
 /// A visit lasts while the feed is opened again within this time.

@@ -203,6 +203,13 @@ pub(crate) struct Row {
     hidden_reason: Option<String>,
 }
 
+impl Row {
+    /// The key public lists are ordered and paged by: `(published_at, id)`.
+    pub(crate) fn list_key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.published_at.unwrap_or(self.created_at), self.id)
+    }
+}
+
 impl From<Row> for Video {
     fn from(r: Row) -> Video {
         Video {

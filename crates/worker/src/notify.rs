@@ -10,7 +10,9 @@
 //! job over starts from the checkpoint, and a batch written twice inserts nothing twice (the
 //! notifications' unique key). Before each batch the video (or live) is read again: deleted, or
 //! no longer public and playable (a live: no longer public, or over), the fan-out stops where it
-//! is (its checkpoint kept, so being made public again resumes it rather than starting over).
+//! is, its checkpoint kept: the playable moment queued twice resumes it, while being made
+//! public again starts it over (`announce_relisted_video`: feed heads built meanwhile need the
+//! video, and nobody is notified twice).
 //!
 //! Never one transaction across batches; never a notification for a video or live its
 //! recipients may not see.

@@ -1,0 +1,264 @@
+//! The materialised head of an active viewer's feed: the newest videos of the channels they
+//! follow, kept as rows (`feed_entries`) so that opening the feed reads one index range instead
+//! of probing every followed channel.
+//!
+//! - **Built on read.** The first page of a feed that has no head computes the newest
+//!   [`HEAD_SIZE`] videos once ([`crate::subscriptions::feed`]'s plan) and keeps them under a
+//!   new head's token. Concurrent readers race for the head's row; the others compute their page
+//!   as before.
+//! - **Kept current by the fan-out.** The job that announces a newly listed video
+//!   (`notify_new_video`) adds an entry to the head of each follower it reaches, in the same
+//!   bounded batches ([`push_batch`]); a head being built receives them too, so nothing
+//!   published while it is computed is missed.
+//! - **Exact above its floor.** A head answers for every key `(published_at, id)` at or above
+//!   its floor (no floor: the whole feed). Entries are filtered when read exactly as the
+//!   computed feed filters videos (public, playable, not hidden, the channel still followed),
+//!   so a video made private or an unfollowed channel leaves at once. A page that runs past the
+//!   floor continues with the computed feed from there.
+//! - **Dropped, never patched.** Subscribing drops the head in the subscription's transaction;
+//!   the next read builds another under a new token. Entries under an older token are ignored,
+//!   and deleted when the user's head is built again or [`expire`]d. A head and its entries are
+//!   read in one snapshot, so an expiry or a rebuild never shows a reader half a head.
+//!
+//! A new video reaches a head when the fan-out job reaches its follower (seconds on a quiet
+//! queue), where the computed feed showed it at once.
+
+use crate::videos::{Row as VideoRow, video_columns};
+use crate::{Db, DbError, retry_serializable, with_pool};
+use chrono::{DateTime, TimeDelta, Utc};
+use turtlemen_domain::UserId;
+use uuid::Uuid;
+
+/// How many videos a head holds when built: ten pages of the feed's default size.
+pub const HEAD_SIZE: u32 = 240;
+
+/// A head left unfinished (its builder died) is taken over after this long.
+const BUILD_TIMEOUT: TimeDelta = TimeDelta::seconds(30);
+
+/// A head's read time is written again at most this often (reading stays read-only).
+const READ_PRECISION: TimeDelta = TimeDelta::hours(1);
+
+/// A feed key: `(published_at, id)`, ordered newest first.
+pub type Key = (DateTime<Utc>, Uuid);
+
+/// The lowest key there is: no published video is older than 1970 (PostgreSQL's timestamps stop
+/// well before chrono's minimum).
+fn bottom() -> Key {
+    (DateTime::UNIX_EPOCH, Uuid::nil())
+}
+
+/// What a ready head gave for a page.
+pub(crate) struct HeadPage {
+    /// The page's videos from the head, newest first, below the cursor.
+    pub rows: Vec<VideoRow>,
+    /// The lowest key the head answers for; `None`: the head holds the whole feed.
+    pub floor: Option<Key>,
+}
+
+/// The page below `before` from `user`'s ready head, or `None` when there is no ready head.
+const ENTRIES: &str = concat!(
+    video_columns!(),
+    " FROM feed_entries e JOIN videos v ON v.id = e.video_id \
+     JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id \
+     WHERE e.user_id = $1 AND e.token = $2 \
+     AND e.published_at <= $3 AND (e.published_at < $3 OR e.video_id < $4) \
+     AND e.published_at >= $5 AND (e.published_at > $5 OR e.video_id >= $6) \
+     AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
+     AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $1 AND s.channel_id = v.channel_id) \
+     ORDER BY e.published_at DESC, e.video_id DESC LIMIT $7"
+);
+
+type HeadRow = (Uuid, Option<DateTime<Utc>>, Option<Uuid>, DateTime<Utc>);
+const HEAD: &str = "SELECT token, floor_at, floor_id, read_at FROM feed_heads WHERE user_id = $1 AND ready = TRUE";
+
+/// Reads up to `limit` videos below `before` from `user`'s ready head, in one snapshot with the
+/// head itself; `None` when the user has no ready head.
+pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Result<Option<HeadPage>, DbError> {
+    let postgres = matches!(db, Db::Postgres(_));
+    let found: Option<(HeadRow, Vec<VideoRow>)> = with_pool!(db, |pool| {
+        // SQLite: a deferred transaction reads one snapshot from its first statement on.
+        let mut tx = pool.begin().await?;
+        if postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        }
+        let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
+        let found = match head {
+            Some(head) => {
+                let floor = head.1.zip(head.2).unwrap_or_else(bottom);
+                let rows = sqlx::query_as(ENTRIES)
+                    .bind(user.0)
+                    .bind(head.0)
+                    .bind(before.0)
+                    .bind(before.1)
+                    .bind(floor.0)
+                    .bind(floor.1)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                Some((head, rows))
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        found
+    });
+    let Some(((token, floor_at, floor_id, read_at), rows)) = found else { return Ok(None) };
+    let now = Utc::now();
+    if now - read_at > READ_PRECISION {
+        with_pool!(db, |pool| {
+            sqlx::query("UPDATE feed_heads SET read_at = $3 WHERE user_id = $1 AND token = $2")
+                .bind(user.0)
+                .bind(token)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
+    }
+    Ok(Some(HeadPage { rows, floor: floor_at.zip(floor_id) }))
+}
+
+/// Takes the right to build `user`'s head: a new head row (or one whose builder stopped
+/// [`BUILD_TIMEOUT`] ago) under a new token, and the user's entries under any other token
+/// removed. `None` when a head is ready or being built by someone else.
+pub(crate) async fn claim(db: &Db, user: UserId) -> Result<Option<Uuid>, DbError> {
+    let token = Uuid::now_v7();
+    let now = Utc::now();
+    let claimed: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "INSERT INTO feed_heads (user_id, token, ready, built_at, read_at) VALUES ($1, $2, FALSE, $3, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET token = $2, ready = FALSE, floor_at = NULL, floor_id = NULL, \
+             built_at = $3, read_at = $3 WHERE feed_heads.ready = FALSE AND feed_heads.built_at < $4 RETURNING token",
+        )
+        .bind(user.0)
+        .bind(token)
+        .bind(now)
+        .bind(now - BUILD_TIMEOUT)
+        .fetch_optional(pool)
+        .await?
+    });
+    if claimed.is_none() {
+        return Ok(None);
+    }
+    with_pool!(db, |pool| {
+        sqlx::query("DELETE FROM feed_entries WHERE user_id = $1 AND token <> $2")
+            .bind(user.0)
+            .bind(token)
+            .execute(pool)
+            .await
+            .map(|_| ())?
+    });
+    Ok(Some(token))
+}
+
+/// Keeps `keys` (the newest videos of the feed, newest first, as computed after [`claim`]) as
+/// the entries of head `token` and makes it ready. `complete`: `keys` is the whole feed (no
+/// floor). Does nothing if the head was dropped or taken over meanwhile.
+pub(crate) async fn fill(db: &Db, user: UserId, token: Uuid, keys: &[Key], complete: bool) -> Result<bool, DbError> {
+    for chunk in keys.chunks(200) {
+        with_pool!(db, |pool| {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO feed_entries (user_id, token, published_at, video_id) ");
+            insert.push_values(chunk, |mut row, (at, id)| {
+                row.push_bind(user.0).push_bind(token).push_bind(*at).push_bind(*id);
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(pool).await.map(|_| ())?
+        });
+    }
+    let floor = if complete { None } else { keys.last().copied() };
+    let made = retry_serializable(|| async {
+        Ok(with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE feed_heads SET ready = TRUE, floor_at = $3, floor_id = $4 WHERE user_id = $1 AND token = $2",
+            )
+            .bind(user.0)
+            .bind(token)
+            .bind(floor.map(|f| f.0))
+            .bind(floor.map(|f| f.1))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    })
+    .await?;
+    Ok(made == 1)
+}
+
+/// One fan-out batch's entries: `video` (of `channel`, published at `published_at`) added to
+/// the head of each follower with id in `(after, last]` that has one, ready or being built.
+/// Running it twice adds nothing twice.
+pub(crate) async fn push_batch(
+    db: &Db,
+    video: Uuid,
+    channel: Uuid,
+    published_at: DateTime<Utc>,
+    after: Uuid,
+    last: Uuid,
+) -> Result<u64, DbError> {
+    retry_serializable(|| async {
+        Ok(with_pool!(db, |pool| {
+            sqlx::query(
+                "INSERT INTO feed_entries (user_id, token, published_at, video_id) \
+                 SELECT h.user_id, h.token, $3, $1 FROM subscriptions s JOIN feed_heads h ON h.user_id = s.user_id \
+                 WHERE s.channel_id = $2 AND s.user_id > $4 AND s.user_id <= $5 ON CONFLICT DO NOTHING",
+            )
+            .bind(video)
+            .bind(channel)
+            .bind(published_at)
+            .bind(after)
+            .bind(last)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    })
+    .await
+}
+
+/// Drops `user`'s head (part of the transaction that makes a subscription): the next read
+/// builds another.
+pub(crate) const DROP: &str = "DELETE FROM feed_heads WHERE user_id = $1";
+
+/// A head not read for this long is deleted ([`expire`]).
+pub const IDLE: TimeDelta = TimeDelta::days(7);
+/// A head built this long ago is deleted even if read since: rebuilding it bounds what the
+/// fan-out added to it.
+pub const MAX_AGE: TimeDelta = TimeDelta::days(7);
+
+/// Deletes, with their entries, at most `batch` heads that were not read for [`IDLE`] or were
+/// built [`MAX_AGE`] before `now`; returns how many went. Each head goes in its own short
+/// transaction.
+pub async fn expire(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<u64, DbError> {
+    let heads: Vec<(Uuid, Uuid)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT user_id, token FROM feed_heads WHERE read_at < $1 OR built_at < $2 LIMIT $3")
+            .bind(now - IDLE)
+            .bind(now - MAX_AGE)
+            .bind(i64::from(batch))
+            .fetch_all(pool)
+            .await?
+    });
+    let mut gone = 0;
+    for (user, token) in heads {
+        gone += retry_serializable(|| async {
+            Ok(with_pool!(db, |pool| {
+                let mut tx = pool.begin().await?;
+                let n = sqlx::query("DELETE FROM feed_heads WHERE user_id = $1 AND token = $2")
+                    .bind(user)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM feed_entries WHERE user_id = $1 AND token = $2")
+                    .bind(user)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                n
+            }))
+        })
+        .await?;
+    }
+    Ok(gone)
+}

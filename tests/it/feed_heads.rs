@@ -1,0 +1,162 @@
+//! The feed's materialised head on both stacks, with the fan-out run by the real worker: the
+//! first read builds the head and later reads come from it; a new video reaches it through the
+//! fan-out job; a video made private leaves at once and comes back when made public again;
+//! subscribing drops the head, unfollowing hides at once; an expired head is built again; and
+//! concurrent first reads build one head and agree. (Paging across a head's floor into the
+//! computed feed is `seed::the_feed_pages_through_every_followed_video_in_order`.)
+
+use crate::channels::{call, new_user, new_video, publish};
+use crate::gateway::Browser;
+use crate::helpers::TestApp;
+use crate::on_both_stacks;
+use crate::uploads::signed_in;
+use reqwest::Method;
+use serde_json::{Value, json};
+use turtlemen_db::seed::{SeedPlan, seed};
+use turtlemen_db::{Db, with_pool};
+use turtlemen_worker::{Worker, WorkerConfig};
+use uuid::Uuid;
+
+/// Runs the queued jobs until none is due (the instance runs no worker).
+async fn drain(app: &TestApp) -> usize {
+    Worker::new(app.db.clone(), turtlemen_worker::registry(None), WorkerConfig::default())
+        .run_until_idle()
+        .await
+        .unwrap()
+}
+
+/// The titles of `who`'s feed, first page.
+async fn feed(app: &TestApp, who: &Browser) -> Vec<String> {
+    let (status, body) = call(app, Some(who), Method::GET, "/api/v1/me/feed?limit=50", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["videos"].as_array().unwrap().iter().map(|v| v["title"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn id_of(app: &TestApp, who: &Browser) -> Uuid {
+    let (_, me) = call(app, Some(who), Method::GET, "/api/v1/me", None).await;
+    Uuid::parse_str(me["id"].as_str().unwrap()).unwrap()
+}
+
+/// `user`'s head: (ready, holds the whole feed), if any.
+async fn head(db: &Db, user: Uuid) -> Option<(bool, bool)> {
+    with_pool!(db, |pool| {
+        sqlx::query_as("SELECT ready, floor_at IS NULL FROM feed_heads WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn entries(db: &Db, user: Uuid) -> i64 {
+    with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM feed_entries WHERE user_id = $1")
+            .bind(user)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+}
+
+async fn privacy(app: &TestApp, who: &Browser, video: &str, privacy: &str) {
+    let (status, body): (u16, Value) =
+        call(app, Some(who), Method::PATCH, &format!("/api/v1/videos/{video}"), Some(json!({"privacy": privacy})))
+            .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A public video of `who`, published and announced as processing does.
+async fn published(app: &TestApp, who: &Browser, title: &str) -> String {
+    let id = new_video(app, who, title, "public", None).await;
+    publish(app, &id).await;
+    turtlemen_db::notifications::announce_video(&app.db, id.parse().unwrap()).await.unwrap();
+    id
+}
+
+on_both_stacks! {
+    without_worker;
+
+    async fn an_active_feed_is_read_from_its_head_and_kept_current(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let carl = signed_in(&app, "carl").await;
+        let bob_id = id_of(&app, &bob).await;
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ann", None).await.0, 204);
+        published(&app, &ann, "First").await;
+        drain(&app).await;
+        assert_eq!(head(&app.db, bob_id).await, None, "no head before the first read");
+
+        // The first read builds the head: the whole feed, so no floor.
+        assert_eq!(feed(&app, &bob).await, ["First"]);
+        assert_eq!(head(&app.db, bob_id).await, Some((true, true)));
+        assert_eq!(entries(&app.db, bob_id).await, 1);
+
+        // A new video reaches the head through the fan-out job, not before: reads come from it.
+        let second = published(&app, &ann, "Second").await;
+        assert_eq!(feed(&app, &bob).await, ["First"], "not in the head until the fan-out reaches bob");
+        assert_eq!(drain(&app).await, 1);
+        assert_eq!(feed(&app, &bob).await, ["Second", "First"]);
+        assert_eq!(entries(&app.db, bob_id).await, 2);
+
+        // Made private it leaves at once; made public again, the fan-out starts over and brings
+        // it back to a head built while it was private.
+        privacy(&app, &ann, &second, "private").await;
+        assert_eq!(feed(&app, &bob).await, ["First"]);
+        with_pool!(&app.db, |pool| sqlx::query("DELETE FROM feed_heads").execute(pool).await.unwrap().rows_affected());
+        assert_eq!(feed(&app, &bob).await, ["First"], "a head built while it is private");
+        privacy(&app, &ann, &second, "public").await;
+        assert_eq!(drain(&app).await, 1);
+        assert_eq!(feed(&app, &bob).await, ["Second", "First"]);
+
+        // Subscribing drops the head: the new channel's videos are there at once.
+        published(&app, &carl, "Carl's").await;
+        drain(&app).await;
+        assert_eq!(feed(&app, &bob).await, ["Second", "First"]);
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/carl", None).await.0, 204);
+        assert_eq!(head(&app.db, bob_id).await, None);
+        assert_eq!(feed(&app, &bob).await, ["Carl's", "Second", "First"]);
+        assert_eq!(entries(&app.db, bob_id).await, 3, "the old head's entries went with the new build");
+
+        // Unfollowing hides the channel at once, head or not.
+        assert_eq!(call(&app, Some(&bob), Method::DELETE, "/api/v1/me/subscriptions/ann", None).await.0, 204);
+        assert_eq!(feed(&app, &bob).await, ["Carl's"]);
+
+        // An idle head expires with its entries; the next read builds another.
+        let week_ago = chrono::Utc::now() - chrono::TimeDelta::days(8);
+        with_pool!(&app.db, |pool| {
+            sqlx::query("UPDATE feed_heads SET read_at = $1").bind(week_ago).execute(pool).await.unwrap().rows_affected()
+        });
+        assert_eq!(turtlemen_db::feed_heads::expire(&app.db, chrono::Utc::now(), 100).await.unwrap(), 1);
+        assert_eq!((head(&app.db, bob_id).await, entries(&app.db, bob_id).await), (None, 0));
+        assert_eq!(feed(&app, &bob).await, ["Carl's"]);
+        assert_eq!(head(&app.db, bob_id).await, Some((true, true)));
+    }
+}
+
+on_both_stacks! {
+    async fn concurrent_first_reads_build_one_head_and_agree(app) {
+        let fan = turtlemen_db::users::create(&app.db, &new_user("fan")).await.unwrap();
+        let plan = SeedPlan { users: 20, channels: 40, videos: 600, subscriptions: 100, follower: Some(fan.id.0), follows: 25, comments: 0 };
+        seed(&app.db, &plan).await.unwrap();
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let db = app.db.clone();
+                tokio::spawn(async move { turtlemen_db::subscriptions::feed(&db, fan.id, None, 20).await.unwrap() })
+            })
+            .collect();
+        let mut pages = Vec::new();
+        for r in reads {
+            pages.push(r.await.unwrap().iter().map(|v| v.id).collect::<Vec<_>>());
+        }
+        assert_eq!(pages[0].len(), 20);
+        assert!(pages.iter().all(|p| *p == pages[0]), "every reader saw the same page");
+        let heads: i64 = with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM feed_heads WHERE ready = TRUE").fetch_one(pool).await.unwrap()
+        });
+        assert_eq!(heads, 1);
+        assert_eq!(head(&app.db, fan.id.0).await, Some((true, false)), "the follower's feed is longer than a head");
+        assert_eq!(entries(&app.db, fan.id.0).await, i64::from(turtlemen_db::feed_heads::HEAD_SIZE));
+        let again = turtlemen_db::subscriptions::feed(&app.db, fan.id, None, 20).await.unwrap();
+        assert_eq!(again.iter().map(|v| v.id).collect::<Vec<_>>(), pages[0], "the head answers the same page");
+    }
+}
