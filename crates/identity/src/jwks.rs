@@ -1,4 +1,10 @@
 //! The issuer's keys, cached, and access-token verification with them.
+//!
+//! Staleness, both ways bounded: a token naming a `kid` the cache does not know makes the set be
+//! fetched again (at most once every [`REFETCH_INTERVAL`]), so a new key verifies from its first
+//! token; and a set older than [`MAX_AGE`] is fetched again before its next use, so a key the
+//! issuer dropped stops verifying within that time (if the issuer cannot be reached then, the
+//! cached keys go on verifying and the failure is logged).
 
 use crate::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims, Transport};
 use axum::body::Body;
@@ -11,7 +17,10 @@ use tokio::sync::{Mutex, RwLock};
 
 /// The least time between two fetches of the key set (a flood of tokens with made-up `kid`s
 /// must not become a flood of requests to the issuer).
-const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The longest time a fetched key set is used without asking the issuer again.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +40,15 @@ pub struct Jwks {
     issuer: String,
     keys_url: String,
     transport: Arc<dyn Transport>,
-    keys: RwLock<HashMap<String, DecodingKey>>,
+    keys: RwLock<Cached>,
     last_fetch: Mutex<Option<Instant>>,
+}
+
+/// The keys last fetched, and when.
+#[derive(Default)]
+struct Cached {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
 }
 
 impl Jwks {
@@ -77,16 +93,27 @@ impl Jwks {
             }
         }
         tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
-        *self.keys.write().await = keys;
+        *self.keys.write().await = Cached { keys, fetched: Some(Instant::now()) };
         Ok(())
     }
 
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, VerifyError> {
-        if let Some(k) = self.keys.read().await.get(kid) {
-            return Ok(Some(k.clone()));
+        let stale = {
+            let cached = self.keys.read().await;
+            let known = cached.keys.get(kid).cloned();
+            if cached.fetched.is_some_and(|t| t.elapsed() < MAX_AGE) && known.is_some() {
+                return Ok(known);
+            }
+            known
+        };
+        match (self.fetch().await, stale) {
+            (Err(e), Some(key)) => {
+                tracing::warn!(error = %e, "cannot fetch the issuer's keys again; using those fetched earlier");
+                return Ok(Some(key));
+            }
+            (result, _) => result?,
         }
-        self.fetch().await?;
-        Ok(self.keys.read().await.get(kid).cloned())
+        Ok(self.keys.read().await.keys.get(kid).cloned())
     }
 
     /// Verifies an ID token issued to `client_id` (signature by a known key, `iss`, `aud`,
