@@ -51,6 +51,19 @@ macro_rules! insert {
     }};
 }
 
+/// Retires, when `key` activates, every other key of its algorithm not retired yet.
+macro_rules! retire_others {
+    ($executor:expr, $key:expr) => {{
+        let key: &StoredKey = $key;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND kid <> $3 AND retired_at IS NULL")
+            .bind(key.activated_at)
+            .bind(&key.alg)
+            .bind(&key.kid)
+            .execute($executor)
+            .await
+    }};
+}
+
 /// Every key, each algorithm's newest first (keys imported as retired last).
 pub async fn list(db: &Db) -> Result<Vec<StoredKey>, DbError> {
     Ok(with_pool!(db, |pool| {
@@ -81,14 +94,7 @@ pub async fn rotate(db: &Db, next: &[StoredKey]) -> Result<bool, DbError> {
                     tx.rollback().await?;
                     return Ok(false);
                 }
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND kid <> $3 AND retired_at IS NULL",
-                )
-                .bind(key.activated_at)
-                .bind(&key.alg)
-                .bind(&key.kid)
-                .execute(&mut *tx)
-                .await?;
+                retire_others!(&mut *tx, key)?;
             }
             tx.commit().await?;
             Ok(true)
@@ -104,27 +110,24 @@ pub async fn make_current(db: &Db, key: &StoredKey) -> Result<(), DbError> {
     retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, alg, generation, private_key, public_jwk, created_at, activated_at, retired_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) \
-                 ON CONFLICT (kid) DO UPDATE SET generation = excluded.generation, private_key = excluded.private_key, \
-                 activated_at = excluded.activated_at, retired_at = NULL",
-            )
-                .bind(&key.kid)
-                .bind(&key.alg)
+            // A key known already (retired, or imported without its private half) comes back.
+            if !insert!(&mut *tx, key)? {
+                let updated = sqlx::query(
+                    "UPDATE signing_keys SET generation = $1, private_key = $2, activated_at = $3, retired_at = NULL \
+                     WHERE kid = $4",
+                )
                 .bind(key.generation)
                 .bind(&key.private_key)
-                .bind(&key.public_jwk)
-                .bind(key.created_at)
                 .bind(key.activated_at)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE alg = $2 AND kid <> $3 AND retired_at IS NULL")
-                .bind(key.activated_at)
-                .bind(&key.alg)
                 .bind(&key.kid)
                 .execute(&mut *tx)
                 .await?;
+                if updated.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Err(DbError::Conflict { constraint: "signing_keys_generation".into() });
+                }
+            }
+            retire_others!(&mut *tx, key)?;
             tx.commit().await?;
             Ok(())
         })
