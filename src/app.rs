@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use turtlemen_auth::AuthInner;
+use turtlemen_auth::signing_keys::KeyTimings;
 use turtlemen_config::{Config, DatabaseUrl, HttpLimits, SessionUrl};
 use turtlemen_db::{Db, DbOptions};
 use turtlemen_gateway::dispatch::Target;
@@ -59,6 +60,9 @@ pub struct Internals {
     /// Whether `serve` runs a worker in its process (tests that drive workers themselves turn
     /// it off).
     pub embedded_worker: bool,
+    /// How often the auth service reloads its signing keys, how long a rotation publishes the
+    /// next key before it signs, how long retired keys stay (tests shorten them).
+    pub signing_keys: KeyTimings,
 }
 
 impl Default for Internals {
@@ -68,8 +72,17 @@ impl Default for Internals {
             session_cache_ttl: std::time::Duration::from_secs(2),
             upload_sweep_every: turtlemen_api::UPLOAD_SWEEP_EVERY,
             embedded_worker: true,
+            signing_keys: KeyTimings::default(),
         }
     }
+}
+
+/// What the auth service's key reloads need.
+struct KeyReload {
+    ring: Arc<turtlemen_auth::signing_keys::KeyRing>,
+    db: Db,
+    sealer: Arc<turtlemen_auth::secret_box::SecretBox>,
+    timings: KeyTimings,
 }
 
 /// A prepared process: bound, migrated, ready to serve.
@@ -86,6 +99,8 @@ pub struct Server {
     worker: Option<(Db, turtlemen_worker::WorkerConfig, turtlemen_worker::transcode::Transcoder, std::path::PathBuf)>,
     /// The API server's periodic chores (view counts, expired uploads).
     janitor: Option<(turtlemen_api::ApiState, std::time::Duration)>,
+    /// The auth service's signing keys, reloaded from the database.
+    signing_keys: Option<KeyReload>,
     /// The RTMP ingest's listener and the lives it feeds.
     rtmp: Option<(TcpListener, Arc<turtlemen_live::Hub>)>,
     /// What `/metrics`' operational figures are taken from, and whether they include the work
@@ -209,14 +224,21 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     // 4. Routes.
     let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
     let issuer = format!("{}auth", config.public_url.as_str());
-    let auth = |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
-        let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, &keys.signing_pkcs8, &keys.cookie)
+    let mut signing_keys = None;
+    let mut auth = async |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
+        let signer = crate::signing_keys::prepare(db, config, &keys, &internals.signing_keys).await?;
+        let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, signer, &keys.cookie)
             .map_err(anyhow::Error::msg)?
             .with_settings(auth_settings(config))
-            .with_signer(crate::signing_keys::signer(config, &keys.signing_pkcs8)?)
             .with_mailer(mailer(config)?)
             .with_identity_providers(config.identity_providers.clone())
             .map_err(anyhow::Error::msg)?;
+        signing_keys = Some(KeyReload {
+            ring: state.keys.clone(),
+            db: db.clone(),
+            sealer: Arc::new(turtlemen_auth::secret_box::SecretBox::for_signing_keys(&keys.cookie)),
+            timings: internals.signing_keys,
+        });
         // Client addresses behind `trusted_proxies` only, as everywhere (`Requester`).
         let trusted = turtlemen_http::client_addr::TrustedProxies::new(&config.trusted_proxies);
         Ok(turtlemen_auth::router(Arc::new(state)).layer(axum::Extension(trusted)))
@@ -305,7 +327,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let routes = match (role, &db, &sessions, &storage) {
         (Role::All, Some(db), Some(store), Some(storage)) => {
             let client_secret = turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
-            let auth_router = auth(db, store)?;
+            let auth_router = auth(db, store).await?;
             // One process: the gateway and the API reach the issuer without the network.
             let transport: Arc<dyn Transport> =
                 Arc::new(InProcess::new(Router::new().nest("/auth", auth_router.clone())));
@@ -321,7 +343,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         (Role::Auth, Some(db), Some(store), _) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
-            Router::new().nest("/auth", auth(db, store)?)
+            Router::new().nest("/auth", auth(db, store).await?)
         }
         (Role::Api, Some(db), Some(store), Some(storage)) => {
             let state = api_state(db, store, storage, issuer_over_http()?);
@@ -368,7 +390,20 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     // its database and session store.
     let counts_work = matches!(role, Role::All | Role::Api | Role::Worker { .. });
     let sampler = (readiness, counts_work);
-    Ok(Server { listener, tls, files, router, limits: config.http, db, sessions, worker, janitor, rtmp, sampler })
+    Ok(Server {
+        listener,
+        tls,
+        files,
+        router,
+        limits: config.http,
+        db,
+        sessions,
+        worker,
+        janitor,
+        signing_keys,
+        rtmp,
+        sampler,
+    })
 }
 
 /// The RTMP listener of `serve` (on by default; a default port already taken only turns the
@@ -498,6 +533,9 @@ impl Server {
         let (readiness, counts_work) = self.sampler;
         let sampler = tokio::spawn(health::sample(readiness, counts_work, SAMPLE_EVERY, stopped()));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
+        let signing_keys = self
+            .signing_keys
+            .map(|k| tokio::spawn(turtlemen_auth::signing_keys::follow(k.ring, k.db, k.sealer, k.timings, stopped())));
         let rtmp = self.rtmp.map(|(listener, hub)| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(rtmp.address = %addr, "listening for RTMP");
@@ -520,6 +558,9 @@ impl Server {
         }
         if let Some(janitor) = janitor {
             let _ = janitor.await;
+        }
+        if let Some(signing_keys) = signing_keys {
+            let _ = signing_keys.await;
         }
         let _ = sampler.await;
         if let Some(rtmp) = rtmp {

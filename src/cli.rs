@@ -100,8 +100,9 @@ pub enum AdminCommand {
         #[arg(long, value_name = "ALG")]
         id_token_alg: Option<String>,
     },
-    /// Make new token-signing keys current; the old public keys stay published until every
-    /// token they signed has expired. Restart the auth service to sign with the new keys.
+    /// Publish new token-signing keys (in the database), which every auth replica starts
+    /// signing with two minutes later, with no restart; the old keys stay published until every
+    /// token they signed has expired.
     RotateSigningKey,
     /// Set an account's role: user, moderator or admin (recorded in the audit log).
     SetRole {
@@ -275,6 +276,23 @@ async fn admin_db(config: &Config) -> anyhow::Result<turtlemen_db::Db> {
     })
 }
 
+/// Publishes the next signing keys (making the first ones if the database has none yet).
+async fn rotate_signing_keys(
+    db: &turtlemen_db::Db,
+    config: &Config,
+    internals: &Internals,
+) -> anyhow::Result<turtlemen_auth::signing_keys::Rotation> {
+    if config.signing_key_file.is_some() {
+        bail!(
+            "signing_key_file is set: rotate by replacing that file and restarting the auth service (or unset it to use keys in the database)"
+        );
+    }
+    crate::data_dir::prepare(&config.data_dir)?;
+    let keys = crate::data_dir::keys(config)?;
+    crate::signing_keys::prepare(db, config, &keys, &internals.signing_keys).await?;
+    crate::signing_keys::rotate(db, &keys, &internals.signing_keys).await
+}
+
 /// Runs an `admin` subcommand. `internals` are those of the roles it acts beside (the session
 /// store's key prefix: a ban ends the sessions where the gateways keep them).
 pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Internals) -> anyhow::Result<()> {
@@ -307,9 +325,15 @@ pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Inter
             Ok(())
         }
         AdminCommand::RotateSigningKey => {
-            crate::data_dir::prepare(&config.data_dir)?;
-            let kid = crate::signing_keys::rotate(config)?;
-            println!("new signing key {kid} is current; restart the auth service to sign with it");
+            let db = admin_db(config).await?;
+            let rotated = rotate_signing_keys(&db, config, internals).await;
+            db.close().await;
+            let rotated = rotated?;
+            println!(
+                "published new signing keys {}; every auth service signs with them from {} (no restart needed)",
+                rotated.kids.join(", "),
+                rotated.signs_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
             Ok(())
         }
         AdminCommand::CreateUser { username, email, display_name, admin, password_stdin } => {

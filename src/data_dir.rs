@@ -6,19 +6,17 @@
 
 use anyhow::{Context, bail};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use turtlemen_config::Config;
 
-/// Secrets every role may need.
+/// Secrets every role may need. (The token-signing keys live in the database, sealed with the
+/// cookie key: [`crate::signing_keys`].)
 pub struct Keys {
     /// Key material for signing and encrypting cookies (64 bytes, or the configured secret).
     pub cookie: Vec<u8>,
-    /// The token-signing key, PKCS#8 (ES256).
-    pub signing_pkcs8: Vec<u8>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -54,20 +52,7 @@ pub fn keys(config: &Config) -> anyhow::Result<Keys> {
             Ok(key)
         })?,
     };
-    let signing_pkcs8 = match &config.signing_key_file {
-        Some(path) => fs::read(path).with_context(|| format!("cannot read signing_key_file {}", path.display()))?,
-        None => load_or_create(&secrets.join("signing-es256.p8"), || {
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|_| anyhow::anyhow!("cannot generate a signing key"))?;
-            Ok(doc.as_ref().to_vec())
-        })?,
-    };
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &signing_pkcs8, &SystemRandom::new()).map_err(|_| {
-        anyhow::anyhow!(
-            "the signing key is not a PKCS#8 P-256 private key; replace it or remove it to generate a new one"
-        )
-    })?;
-    Ok(Keys { cookie, signing_pkcs8 })
+    Ok(Keys { cookie })
 }
 
 pub(crate) fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
@@ -91,7 +76,7 @@ pub(crate) fn load_or_create(path: &Path, make: impl FnOnce() -> anyhow::Result<
 
 /// Writes a secret file (0600, in a 0700 folder) through a temporary file and a rename, so it
 /// is replaced whole or not at all.
-pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("secret path has no folder")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;

@@ -3,7 +3,8 @@
 //! - [`cli`]: subcommands and their exit codes;
 //! - [`app`]: building and running the roles (all in one process for `serve`, or one alone);
 //! - [`data_dir`]: the data folder and the secrets generated into it;
-//! - [`signing_keys`]: the RS256 key, retired keys and rotation;
+//! - [`signing_keys`]: where the token-signing keys come from at start (the database; older
+//!   data dirs imported once; `signing_key_file`), and rotation;
 //! - [`logging`]: tracing output, text or JSON.
 //!
 //! Integration tests drive the program through [`app`], exactly as `serve` does.

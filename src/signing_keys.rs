@@ -1,36 +1,29 @@
-//! The auth service's token-signing keys beyond the ES256 one of [`crate::data_dir::keys`]: the
-//! RS256 key (`secrets/signing-rs256.p8`, generated on first start of a role that issues
-//! tokens) and the public keys retired by `admin rotate-signing-key`
-//! (`secrets/retired-signing-keys.json`), published until every token they signed expired.
+//! Where the auth service's token-signing keys come from at start: the application database
+//! ([`turtlemen_auth::signing_keys`]), into which the keys of older versions' data dirs are
+//! imported once and an operator's `signing_key_file` is made current.
 //!
-//! Rotation writes the new private keys over the old files (temporary file and rename each),
-//! after recording the old public keys as retired, so a crash midway leaves the old key current
-//! or the new one — never a token without a published key.
+//! Precedence, per algorithm: `signing_key_file` (ES256 only) is made the current key at every
+//! start of a role that issues tokens; otherwise the database's keys are used as they are; a
+//! database without a key of an algorithm takes the data dir's file (`secrets/signing-es256.p8`,
+//! `secrets/signing-rs256.p8`, with `secrets/retired-signing-keys.json`), else a new key. Of two
+//! replicas importing or generating at once, the first insert wins and both use it.
+//!
+//! Never: a key file written (the database holds the keys now), nor a key file deleted.
 
-use crate::data_dir::{load_or_create, write_secret};
-use anyhow::{Context, bail};
+use crate::data_dir::Keys;
+use anyhow::Context;
 use std::path::{Path, PathBuf};
-use turtlemen_auth::tokens::{self, RetiredKey, Signer};
+use turtlemen_auth::secret_box::SecretBox;
+use turtlemen_auth::signing_keys::{self as keys, KeyTimings, Rotation};
+use turtlemen_auth::tokens::{RetiredKey, Signer};
 use turtlemen_config::Config;
+use turtlemen_db::Db;
 
-const RS256_FILE: &str = "signing-rs256.p8";
-const ES256_FILE: &str = "signing-es256.p8";
+const FILES: [(&str, &str); 2] = [("ES256", "signing-es256.p8"), ("RS256", "signing-rs256.p8")];
 const RETIRED_FILE: &str = "retired-signing-keys.json";
-
-/// How long a retired key stays published: the longest lifetime of a token it signed (access
-/// and ID tokens, 5 minutes) with a margin for clock skew and cached key sets.
-pub fn retention() -> chrono::Duration {
-    let settings = turtlemen_auth::AuthSettings::default();
-    settings.access_token_ttl.max(settings.id_token_ttl) + chrono::Duration::minutes(5)
-}
 
 fn secrets(config: &Config) -> PathBuf {
     config.data_dir.join("secrets")
-}
-
-/// The RS256 key, generated if missing.
-pub fn rs256(config: &Config) -> anyhow::Result<Vec<u8>> {
-    load_or_create(&secrets(config).join(RS256_FILE), || tokens::generate_rs256_pkcs8().map_err(anyhow::Error::msg))
 }
 
 fn read_retired(path: &Path) -> anyhow::Result<Vec<RetiredKey>> {
@@ -42,43 +35,65 @@ fn read_retired(path: &Path) -> anyhow::Result<Vec<RetiredKey>> {
     }
 }
 
-/// The signer of a role that issues tokens: ES256 (from `es256`), RS256, retired keys.
-pub fn signer(config: &Config, es256: &[u8]) -> anyhow::Result<Signer> {
-    let rs256 = rs256(config)?;
-    let retired = read_retired(&secrets(config).join(RETIRED_FILE))?;
-    Signer::from_pkcs8(es256)
-        .and_then(|s| s.with_rs256_pkcs8(&rs256))
-        .and_then(|s| s.with_retired(&retired, retention()))
-        .map_err(anyhow::Error::msg)
+fn read_key(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
-/// Makes new ES256 and RS256 keys current and retires the old ones; returns the new ES256 kid.
-pub fn rotate(config: &Config) -> anyhow::Result<String> {
-    if config.signing_key_file.is_some() {
-        bail!("signing_key_file is set: rotate by replacing that file (or unset it to use generated keys)");
+/// Makes sure the database holds a key of every algorithm (importing, taking the configured
+/// file, or generating), then loads them: the signer of a role that issues tokens.
+pub async fn prepare(db: &Db, config: &Config, secrets_in_use: &Keys, timings: &KeyTimings) -> anyhow::Result<Signer> {
+    let sealer = SecretBox::for_signing_keys(&secrets_in_use.cookie);
+    let present = turtlemen_db::signing_keys::list(db).await?;
+    if let Some(path) = &config.signing_key_file {
+        let der = std::fs::read(path).with_context(|| format!("cannot read signing_key_file {}", path.display()))?;
+        turtlemen_auth::tokens::es256_public_jwk(&der)
+            .map_err(|e| anyhow::anyhow!("signing_key_file {}: {e}", path.display()))?;
+        keys::make_current(db, &sealer, "ES256", &der).await?;
     }
-    let dir = secrets(config);
-    let now = chrono::Utc::now().timestamp();
-    let keep_after = now - retention().num_seconds();
-    let mut retired: Vec<RetiredKey> =
-        read_retired(&dir.join(RETIRED_FILE))?.into_iter().filter(|r| r.retired_at > keep_after).collect();
-    for (file, jwk) in [
-        (ES256_FILE, tokens::es256_public_jwk as fn(&[u8]) -> Result<serde_json::Value, String>),
-        (RS256_FILE, tokens::rs256_public_jwk),
-    ] {
-        let path = dir.join(file);
-        if path.exists() {
-            let der = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let jwk = jwk(&der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            retired.push(RetiredKey { jwk, retired_at: now });
+    for (alg, file) in FILES {
+        if present.iter().any(|k| k.alg == alg) || (alg == "ES256" && config.signing_key_file.is_some()) {
+            continue;
+        }
+        let path = secrets(config).join(file);
+        let (der, imported) = match read_key(&path)? {
+            Some(der) => (der, true),
+            None => (keys::generate(alg)?, false),
+        };
+        let row = keys::sealed_row(&sealer, alg, &der, 1, chrono::Utc::now())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let inserted = turtlemen_db::signing_keys::insert_if_absent(db, &row).await?;
+        if inserted {
+            match imported {
+                true => {
+                    tracing::info!(key.kid = %row.kid, file = %path.display(), "imported the signing key into the database; the file is no longer read")
+                }
+                false => tracing::info!(key.kid = %row.kid, "generated a {alg} signing key"),
+            }
+        }
+        if inserted && imported && alg == "ES256" {
+            import_retired(db, &secrets(config).join(RETIRED_FILE)).await?;
         }
     }
-    let es256 = tokens::generate_es256_pkcs8().map_err(anyhow::Error::msg)?;
-    let rs256 = tokens::generate_rs256_pkcs8().map_err(anyhow::Error::msg)?;
-    write_secret(&dir.join(RETIRED_FILE), &serde_json::to_vec_pretty(&retired)?)?;
-    write_secret(&dir.join(RS256_FILE), &rs256)?;
-    write_secret(&dir.join(ES256_FILE), &es256)?;
-    let kid = Signer::from_pkcs8(&es256).map_err(anyhow::Error::msg)?.kid().to_string();
-    tracing::info!(key.kid = %kid, retired = retired.len(), "rotated the token-signing keys");
-    Ok(kid)
+    Ok(keys::load(db, &sealer, timings.retention).await?)
+}
+
+/// The public keys an older version retired, kept published while tokens they signed live.
+async fn import_retired(db: &Db, path: &Path) -> anyhow::Result<()> {
+    for retired in read_retired(path)? {
+        let Some(at) = chrono::DateTime::from_timestamp(retired.retired_at, 0) else { continue };
+        if let Some(row) = keys::retired_row(&retired.jwk, at) {
+            turtlemen_db::signing_keys::insert_if_absent(db, &row).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes new ES256 and RS256 keys that sign `timings.publish_lead` from now.
+pub async fn rotate(db: &Db, secrets_in_use: &Keys, timings: &KeyTimings) -> anyhow::Result<Rotation> {
+    let sealer = SecretBox::for_signing_keys(&secrets_in_use.cookie);
+    Ok(keys::rotate(db, &sealer, timings).await?)
 }

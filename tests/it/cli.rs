@@ -120,8 +120,7 @@ fn config_shows_effective_values_with_secrets_redacted() {
 }
 
 #[test]
-fn rotate_signing_key_retires_the_old_keys() {
-    use std::os::unix::fs::PermissionsExt;
+fn rotate_signing_key_publishes_the_next_keys() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.to_str().unwrap();
@@ -162,21 +161,21 @@ fn rotate_signing_key_retires_the_old_keys() {
     );
     assert_one_line_error(code, &err, &["id-token-alg"]);
 
-    // First start made the keys; rotation retires their public halves.
+    // An older version's data dir: its key is imported into the database, then the next keys
+    // are published there; the files are left as they were.
     std::fs::create_dir_all(data.join("secrets")).unwrap();
     let es = turtlemen_auth::tokens::generate_es256_pkcs8().unwrap();
     std::fs::write(data.join("secrets/signing-es256.p8"), &es).unwrap();
     let old_kid = turtlemen_auth::tokens::Signer::from_pkcs8(&es).unwrap().kid().to_string();
     let (code, out, err) = run_cli(&["admin", "rotate-signing-key", "--data-dir", data_arg], "", &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("restart the auth service"), "{out}");
-    let retired = std::fs::read_to_string(data.join("secrets/retired-signing-keys.json")).unwrap();
-    assert!(retired.contains(&old_kid), "{retired}");
-    for file in ["retired-signing-keys.json", "signing-es256.p8", "signing-rs256.p8"] {
-        let mode = std::fs::metadata(data.join("secrets").join(file)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{file}");
-    }
-    assert_ne!(std::fs::read(data.join("secrets/signing-es256.p8")).unwrap(), es);
+    assert!(out.contains("published new signing keys") && out.contains("no restart needed"), "{out}");
+    assert!(!out.contains(&old_kid), "{out}");
+    assert_eq!(std::fs::read(data.join("secrets/signing-es256.p8")).unwrap(), es);
+    assert!(!data.join("secrets/signing-rs256.p8").exists(), "no key file written");
+    // One rotation at a time.
+    let (code, _, err) = run_cli(&["admin", "rotate-signing-key", "--data-dir", data_arg], "", &[]);
+    assert_one_line_error(code, &err, &["a rotation is under way"]);
 
     // A configured key file is not ours to rotate.
     let key = dir.path().join("key.p8");
@@ -230,13 +229,12 @@ fn serve_starts_and_stops_on_sigterm() {
         assert!(child.try_wait().unwrap().is_none(), "serve exited early");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The default data dir was created in the working folder, secrets restricted to the owner.
+    // The default data dir was created in the working folder, secrets restricted to the owner
+    // (the token-signing keys are in the database).
     let data = dir.path().join("turtlemen-data");
     assert!(data.join("turtlemen.db").exists());
-    for key in ["cookie.key", "signing-es256.p8"] {
-        let mode = std::fs::metadata(data.join("secrets").join(key)).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{key}");
-    }
+    let mode = std::fs::metadata(data.join("secrets/cookie.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "cookie.key");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);

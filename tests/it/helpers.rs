@@ -117,13 +117,22 @@ pub async fn fresh_settings(stack: Stack) -> Option<(Settings, tempfile::TempDir
 }
 
 /// A test instance's internals: a session key prefix of its own (never the default), no session
-/// cache, a quick upload sweep.
+/// cache, a quick upload sweep, signing keys reloaded often, and a rotation's keys published
+/// just longer than the verifiers' least time between two fetches of the key set before they
+/// sign, retired ones kept seconds (only the rotation tests rotate).
 fn test_internals(worker: bool) -> Internals {
+    let reload_every = std::time::Duration::from_millis(250);
+    let lead = turtlemen_identity::jwks::REFETCH_INTERVAL + reload_every * 4;
     Internals {
         embedded_worker: worker,
         session_prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
         session_cache_ttl: std::time::Duration::ZERO,
         upload_sweep_every: std::time::Duration::from_millis(300),
+        signing_keys: turtlemen_auth::signing_keys::KeyTimings {
+            reload_every,
+            publish_lead: chrono::Duration::from_std(lead).expect("seconds"),
+            retention: chrono::Duration::seconds(4),
+        },
     }
 }
 
@@ -295,6 +304,15 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// The private key (PKCS#8) of the instance's signing key `kid`, opened from the database.
+pub async fn signing_key(app: &TestApp, kid: &str) -> Vec<u8> {
+    let config = Config::resolve(app.settings.clone()).expect("valid test config");
+    let cookie = turtlemen::data_dir::keys(&config).expect("the instance's secrets").cookie;
+    let rows = turtlemen_db::signing_keys::list(&app.db).await.expect("the keys");
+    let sealed = rows.iter().find(|r| r.kid == kid).and_then(|r| r.private_key.as_ref()).expect("a private key");
+    turtlemen_auth::secret_box::SecretBox::for_signing_keys(&cookie).open_for(kid.as_bytes(), sealed).expect("opens")
 }
 
 /// Declares one async test body and runs it on both stacks: `name::embedded` (SQLite +

@@ -41,6 +41,7 @@ mod search;
 mod seed;
 mod session_end;
 mod sessions;
+mod signing_keys;
 mod uploads;
 mod upstream;
 mod users;

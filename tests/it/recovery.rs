@@ -526,8 +526,9 @@ async fn configured_brute_force_thresholds_external() {
     configured_thresholds(Stack::External).await;
 }
 
-/// Rotation keeps a gateway session working: the access token it holds was signed by the old
-/// key, which stays published; new tokens carry the new key.
+/// Rotation keeps a gateway session working, with no restart: the access token it holds was
+/// signed by the old key, which stays published; once the new key signs, new tokens carry it.
+/// (Two replicas, and the old key's retirement: `signing_keys.rs`.)
 async fn rotation_keeps_sessions(stack: Stack) {
     let Some(app) = TestApp::spawn(stack).await else { return };
     user(&app, "ann").await;
@@ -538,24 +539,44 @@ async fn rotation_keeps_sessions(stack: Stack) {
     let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_string();
 
     let config = turtlemen_config::Config::resolve(app.settings.clone()).unwrap();
-    let new_kid = turtlemen::signing_keys::rotate(&config).unwrap();
+    let rotate = turtlemen::cli::AdminCommand::RotateSigningKey;
+    turtlemen::cli::run_admin(rotate, &config, app.internals()).await.unwrap();
+    let rows = turtlemen_db::signing_keys::list(&app.db).await.unwrap();
+    let next = rows.iter().find(|r| r.alg == "ES256" && r.generation == Some(2)).unwrap();
+    let (new_kid, signs_from) = (next.kid.clone(), next.activated_at);
     assert_ne!(new_kid, old_kid);
-    let app = app.restart().await;
 
-    let (_, after) = app.get_json("/auth/jwks").await;
-    let kids: Vec<&str> = after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()), "{kids:?}");
-    assert_eq!(kids.len(), 4, "new and retired ES256 and RS256 keys: {kids:?}");
+    // Published by the running instance within a reload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let kids = loop {
+        let (_, after) = app.get_json("/auth/jwks").await;
+        let kids: Vec<String> =
+            after["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect();
+        if kids.contains(&new_kid) {
+            break kids;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new key was never published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(kids.contains(&old_kid), "{kids:?}");
+    assert_eq!(kids.len(), 4, "new and current ES256 and RS256 keys: {kids:?}");
     // Still signed in, on the token signed before the rotation.
     let me = browser.get(&app, "/api/v1/me").await;
     assert_eq!(me.status(), 200);
-    // A new sign-in gets tokens under the new key.
+    // New sign-ins get tokens under the new key once it signs.
     user(&app, "bob").await;
     client(&app, "pub", true).await;
     let b = app.browser();
     sign_in(&app, &b, "bob").await;
-    let t = tokens(&app, &b, "pub").await;
-    assert_eq!(header(t["access_token"].as_str().unwrap())["kid"], new_kid.as_str());
+    let kid = |t: serde_json::Value| header(t["access_token"].as_str().unwrap())["kid"].as_str().unwrap().to_string();
+    assert_eq!(kid(tokens(&app, &b, "pub").await), old_kid, "not before its activation");
+    let deadline = std::time::Instant::now() + app.internals().signing_keys.publish_lead.to_std().unwrap() * 2;
+    while chrono::Utc::now() < signs_from {
+        assert!(std::time::Instant::now() < deadline, "never activated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(kid(tokens(&app, &b, "pub").await), new_kid);
+    assert_eq!(browser.get(&app, "/api/v1/me").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -463,8 +463,8 @@ async fn every_role_twice_survives_a_kill_of_each() {
         }
     };
 
-    // As an operator would: migrate once, then start the roles (one auth replica first: its
-    // token-signing keys are then given to the other, as a mounted secret would be).
+    // As an operator would: migrate once, then start the roles, both auth replicas at once on a
+    // database without signing keys (one replica's first key wins; both sign with it).
     let (code, _, err) = crate::helpers::run_cli(
         &["migrate"],
         "",
@@ -473,12 +473,6 @@ async fn every_role_twice_survives_a_kill_of_each() {
     assert_eq!(code, 0, "migrate: {err}");
     let mut auth = [replica("auth-1", "auth", auth_ports[0]), replica("auth-2", "auth", auth_ports[1])];
     auth[0].start();
-    auth[0].ready().await;
-    let secrets = auth[1].data_dir.join("secrets");
-    std::fs::create_dir_all(&secrets).expect("secrets folder");
-    for file in std::fs::read_dir(auth[0].data_dir.join("secrets")).expect("generated secrets").flatten() {
-        std::fs::copy(file.path(), secrets.join(file.file_name())).expect("copy a secret");
-    }
     let mut api = [replica("api-1", "api", api_ports[0]), replica("api-2", "api", api_ports[1])];
     let mut workers = [replica("worker-1", "worker", worker_ports[0]), replica("worker-2", "worker", worker_ports[1])];
     let mut gateways =

@@ -124,7 +124,7 @@ on_both_stacks! {
         // Logout tokens signed with the issuer's key, as an external issuer (Keycloak) sends them.
         let jwks: serde_json::Value = app.client.get(app.url("/auth/jwks")).send().await.unwrap().json().await.unwrap();
         let kid = jwks["keys"].as_array().unwrap().iter().find(|k| k["kty"] == "EC").unwrap()["kid"].as_str().unwrap().to_string();
-        let signing = jsonwebtoken::EncodingKey::from_ec_der(&std::fs::read(app.data_dir.join("secrets/signing-es256.p8")).unwrap());
+        let signing = jsonwebtoken::EncodingKey::from_ec_der(&crate::helpers::signing_key(&app, &kid).await);
         let sign = |typ: &str, claims: &serde_json::Value| {
             let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
             header.kid = Some(kid.clone());

@@ -67,7 +67,7 @@ impl FromRequestParts<AuthState> for Bearer {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthorized().into_response())?;
         let claims = state
-            .signer
+            .signer()
             .verify_access(token.trim(), &state.issuer)
             .map_err(|_| ApiError::unauthorized().into_response())?;
         let scopes = claims.scopes();

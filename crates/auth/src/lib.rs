@@ -12,7 +12,8 @@
 //!   rotation and reuse detection), userinfo, revocation, introspection, RP-initiated logout;
 //! - [`account`]: the security page (sessions, recent events);
 //! - [`clients`]: registering OAuth clients (the `admin create-client` command, the gateway);
-//! - [`tokens`]: signing and verifying ID and access tokens;
+//! - [`tokens`]: signing and verifying ID and access tokens; [`signing_keys`]: their keys in the
+//!   database, reloaded by every replica, rotated with no restart;
 //! - [`totp`]: one-time codes (RFC 6238) and recovery codes; [`second_factor`]: enrolment and
 //!   the second sign-in step; [`secret_box`]: the TOTP secret encrypted at rest;
 //! - [`mail`]: SMTP or the outbox folder; [`email_links`]: single-use links by mail;
@@ -38,6 +39,7 @@ pub mod registration;
 pub mod reset;
 pub mod second_factor;
 pub mod secret_box;
+pub mod signing_keys;
 pub mod sso;
 pub mod tokens;
 pub mod totp;
@@ -88,7 +90,8 @@ pub struct AuthInner {
     pub db: Db,
     /// Short-lived records: authorization codes, brute-force counters.
     pub store: Sessions,
-    pub signer: tokens::Signer,
+    /// The signing keys, reloaded from the database ([`signing_keys::follow`]).
+    pub keys: Arc<signing_keys::KeyRing>,
     /// `{public_url}/auth`, without a trailing slash.
     pub issuer: String,
     pub public_url: Url,
@@ -110,16 +113,16 @@ pub struct AuthInner {
 pub type AuthState = Arc<AuthInner>;
 
 impl AuthInner {
-    /// Builds the shared state with the default [`AuthSettings`]; `signing_key` is the PKCS#8
-    /// P-256 key, `cookie_key` the instance's cookie secret.
+    /// Builds the shared state with the default [`AuthSettings`]; `signer` holds the signing
+    /// keys ([`signing_keys::load`]), `cookie_key` is the instance's cookie secret.
     pub fn new(
         db: Db,
         store: Sessions,
         public_url: &Url,
-        signing_key: &[u8],
+        signer: tokens::Signer,
         cookie_key: &[u8],
     ) -> Result<AuthState, String> {
-        Self::build(db, store, public_url, signing_key, cookie_key).map(Arc::new)
+        Self::build(db, store, public_url, signer, cookie_key).map(Arc::new)
     }
 
     /// The same as [`AuthInner::new`], unshared, for callers that adjust it first
@@ -128,7 +131,7 @@ impl AuthInner {
         db: Db,
         store: Sessions,
         public_url: &Url,
-        signing_key: &[u8],
+        signer: tokens::Signer,
         cookie_key: &[u8],
     ) -> Result<AuthInner, String> {
         let issuer = format!("{}auth", public_url.as_str());
@@ -136,7 +139,7 @@ impl AuthInner {
         Ok(Self {
             db,
             store,
-            signer: tokens::Signer::from_pkcs8(signing_key)?,
+            keys: Arc::new(signing_keys::KeyRing::new(signer)),
             issuer,
             public_url: public_url.clone(),
             secure_cookies: secure,
@@ -170,10 +173,9 @@ impl AuthInner {
         self
     }
 
-    /// Replaces the signing keys (an RS256 key, retired keys after a rotation).
-    pub fn with_signer(mut self, signer: tokens::Signer) -> Self {
-        self.signer = signer;
-        self
+    /// The signing keys as last loaded.
+    pub fn signer(&self) -> Arc<tokens::Signer> {
+        self.keys.signer()
     }
 }
 

@@ -1,6 +1,8 @@
-//! TOTP secrets at rest: AES-256-GCM (`ring::aead`) under a key derived from the instance's
-//! cookie key with HKDF-SHA256, a random 96-bit nonce per encryption, the user id as associated
-//! data (a sealed secret copied to another account does not open), and a versioned format:
+//! Secrets at rest — TOTP secrets, and the token-signing keys ([`crate::signing_keys`]):
+//! AES-256-GCM (`ring::aead`) under a key derived from the instance's cookie key with
+//! HKDF-SHA256 (a salt per purpose, so one kind of secret never opens as another), a random
+//! 96-bit nonce per encryption, the owner as associated data (the user id; the key's `kid`: a
+//! sealed secret copied to another row does not open), and a versioned format:
 //! `"TMv1" ‖ nonce ‖ ciphertext ‖ tag`.
 //!
 //! A secret stored in clear by an older version (20 bytes, shorter than any sealed value) is
@@ -18,7 +20,7 @@ use turtlemen_domain::UserId;
 
 const MAGIC: &[u8] = b"TMv1";
 
-/// Seals and opens TOTP secrets.
+/// Seals and opens secrets of one purpose.
 pub struct SecretBox {
     key: LessSafeKey,
 }
@@ -31,12 +33,22 @@ impl std::fmt::Debug for SecretBox {
 
 /// Why a stored secret did not open.
 #[derive(Debug, thiserror::Error)]
-#[error("a stored TOTP secret does not open with this instance's key (was cookie_secret changed?)")]
+#[error("a sealed secret does not open with this instance's key (was cookie_secret changed?)")]
 pub struct OpenError;
 
 impl SecretBox {
+    /// The box of TOTP secrets.
     pub fn new(cookie_key: &[u8]) -> Self {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"turtlemen totp secret v1").extract(cookie_key);
+        Self::for_purpose(cookie_key, b"turtlemen totp secret v1")
+    }
+
+    /// The box of the token-signing keys.
+    pub fn for_signing_keys(cookie_key: &[u8]) -> Self {
+        Self::for_purpose(cookie_key, b"turtlemen signing key v1")
+    }
+
+    fn for_purpose(cookie_key: &[u8], salt: &[u8]) -> Self {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(cookie_key);
         let mut bytes = [0u8; 32];
         // Expanding 32 bytes from HKDF-SHA256 is within its limit (255 × 32): cannot fail.
         #[allow(clippy::expect_used)]
@@ -54,6 +66,11 @@ impl SecretBox {
     }
 
     pub fn seal(&self, user: UserId, secret: &[u8]) -> Vec<u8> {
+        self.seal_for(user.0.as_bytes(), secret)
+    }
+
+    /// Seals `secret` for `owner` (the associated data: it opens for that owner only).
+    pub fn seal_for(&self, owner: &[u8], secret: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         // SystemRandom only fails when the OS cannot provide randomness at all (see util).
         #[allow(clippy::expect_used)]
@@ -62,7 +79,7 @@ impl SecretBox {
         // Sealing fails only for inputs over ~64 GiB.
         #[allow(clippy::expect_used)]
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(user.0.as_bytes()), &mut in_out)
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(owner), &mut in_out)
             .expect("sealing a short secret");
         [MAGIC, &nonce, &in_out].concat()
     }
@@ -72,10 +89,18 @@ impl SecretBox {
         if !Self::is_sealed(stored) {
             return Ok(stored.to_vec());
         }
+        self.open_for(user.0.as_bytes(), stored)
+    }
+
+    /// The clear secret sealed for `owner`; anything not sealed by this box for that owner fails.
+    pub fn open_for(&self, owner: &[u8], stored: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if !Self::is_sealed(stored) {
+            return Err(OpenError);
+        }
         let (nonce, sealed) = stored[MAGIC.len()..].split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError)?;
         let mut in_out = sealed.to_vec();
-        let clear = self.key.open_in_place(nonce, Aad::from(user.0.as_bytes()), &mut in_out).map_err(|_| OpenError)?;
+        let clear = self.key.open_in_place(nonce, Aad::from(owner), &mut in_out).map_err(|_| OpenError)?;
         Ok(clear.to_vec())
     }
 }
@@ -124,5 +149,9 @@ mod tests {
         assert!(SecretBox::new(&[8u8; 64]).open(ann, &sealed).is_err(), "another key");
         assert_ne!(b.seal(ann, &secret), sealed, "a fresh nonce each time");
         assert_eq!(b.open(ann, &secret).unwrap(), secret, "legacy clear values read as they are");
+        let keys = SecretBox::for_signing_keys(&[7u8; 64]);
+        assert!(keys.open_for(ann.0.as_bytes(), &sealed).is_err(), "another purpose");
+        assert!(keys.open_for(b"kid", &secret).is_err(), "nothing clear opens");
+        assert_eq!(keys.open_for(b"kid", &keys.seal_for(b"kid", &secret)).unwrap(), secret);
     }
 }

@@ -51,23 +51,30 @@ pub enum TokenError {
     WrongType,
 }
 
-/// A public key that verifies tokens: a current signing key or a retired one.
+/// A public key that verifies tokens: a next, current or retired signing key.
 struct PublicKey {
     kid: String,
     alg: Algorithm,
     decoding: DecodingKey,
     jwk: serde_json::Value,
-    /// When it stopped signing (Unix seconds); `None` while it is current.
+    /// When it stopped signing (Unix seconds); `None` while it is next or current.
     retired_at: Option<i64>,
 }
 
-/// A key that signs.
+/// A key that signs, from `activated_at` until `retired_at`.
 struct SigningKey {
     kid: String,
+    alg: Algorithm,
     encoding: EncodingKey,
+    /// Its place among its algorithm's keys: of the keys in force, the highest signs.
+    generation: i64,
+    /// Unix seconds.
+    activated_at: i64,
+    retired_at: Option<i64>,
 }
 
-/// A retired key's public half, as kept in the data dir until every token it signed expired.
+/// A retired key's public half, as older versions kept them in the data dir
+/// (`secrets/retired-signing-keys.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RetiredKey {
     pub jwk: serde_json::Value,
@@ -75,20 +82,51 @@ pub struct RetiredKey {
     pub retired_at: i64,
 }
 
-/// The instance's signing keys: the current ES256 key (every access token, and ID tokens by
-/// default), an optional current RS256 key (ID tokens of clients registered with
-/// `id_token_signed_response_alg = RS256`), and retired public keys, published and accepted
-/// until `retention` after their retirement.
+/// One key as the database keeps it, opened: what [`Signer::from_records`] takes.
+#[derive(Clone)]
+pub struct KeyRecord {
+    /// The `kid` it is stored under (checked against the key itself).
+    pub kid: String,
+    /// PKCS#8 DER; `None` for a public key only (one imported as already retired).
+    pub pkcs8: Option<Vec<u8>>,
+    /// The public JWK.
+    pub jwk: serde_json::Value,
+    pub generation: i64,
+    /// Unix seconds: signs from then (a future time for the next key)…
+    pub activated_at: i64,
+    /// …until then.
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+/// Why a stored key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRecordError {
+    #[error("signing key {kid} is damaged: {reason}")]
+    Damaged { kid: String, reason: String },
+    #[error("there is no ES256 signing key")]
+    NoEs256,
+}
+
+/// The instance's signing keys: ES256 keys (every access token, and ID tokens by default),
+/// RS256 keys (ID tokens of clients registered with `id_token_signed_response_alg = RS256`), each
+/// signing from its activation until its retirement, and the public keys published and accepted:
+/// the next keys (published before they sign, so a cached key set already knows them), the
+/// current ones, and retired ones until `retention` after their retirement.
 pub struct Signer {
-    es256: SigningKey,
-    rs256: Option<SigningKey>,
+    signing: Vec<SigningKey>,
     keys: Vec<PublicKey>,
     retention: i64,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("kid", &self.es256.kid).finish_non_exhaustive()
+        f.debug_struct("Signer").field("kid", &self.kid()).finish_non_exhaustive()
     }
 }
 
@@ -158,51 +196,115 @@ fn public_key(jwk: &serde_json::Value, retired_at: Option<i64>) -> Result<Public
     Ok(PublicKey { kid, alg, decoding: decoding.map_err(|e| e.to_string())?, jwk: jwk.clone(), retired_at })
 }
 
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A signing key from PKCS#8 DER, with its public JWK, if it is ES256 or RS256.
+fn signing_parts(der: &[u8], alg: Algorithm) -> Result<(serde_json::Value, EncodingKey), String> {
+    match alg {
+        Algorithm::ES256 => Ok((es256_public_jwk(der)?, EncodingKey::from_ec_der(der))),
+        Algorithm::RS256 => rs256_parts(der).map(|(jwk, pkcs1)| (jwk, EncodingKey::from_rsa_der(&pkcs1))),
+        other => Err(format!("unsupported algorithm {other:?}")),
+    }
+}
+
 impl Signer {
     /// Loads a PKCS#8 (DER) P-256 private key: the only key, signing everything.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
-        let jwk = es256_public_jwk(der)?;
-        let key = public_key(&jwk, None)?;
-        let es256 = SigningKey { kid: key.kid.clone(), encoding: EncodingKey::from_ec_der(der) };
-        Ok(Self { es256, rs256: None, keys: vec![key], retention: 0 })
+        let mut signer = Self { signing: Vec::new(), keys: Vec::new(), retention: 0 };
+        signer.add_current(der, Algorithm::ES256)?;
+        Ok(signer)
     }
 
     /// Adds the current RS256 key (PKCS#8 DER), for clients that ask for RS256 ID tokens.
     pub fn with_rs256_pkcs8(mut self, der: &[u8]) -> Result<Self, String> {
-        let (jwk, pkcs1) = rs256_parts(der)?;
-        let key = public_key(&jwk, None)?;
-        self.rs256 = Some(SigningKey { kid: key.kid.clone(), encoding: EncodingKey::from_rsa_der(&pkcs1) });
-        self.keys.push(key);
+        self.add_current(der, Algorithm::RS256)?;
         Ok(self)
     }
 
-    /// Adds retired public keys, published and accepted for `retention` after retirement (the
-    /// longest lifetime of a token they signed); older ones are left out.
-    pub fn with_retired(mut self, retired: &[RetiredKey], retention: chrono::Duration) -> Result<Self, String> {
-        self.retention = retention.num_seconds();
-        let now = chrono::Utc::now().timestamp();
-        for r in retired.iter().filter(|r| now - r.retired_at < self.retention) {
-            let key = public_key(&r.jwk, Some(r.retired_at))?;
-            if !self.keys.iter().any(|k| k.kid == key.kid) {
-                self.keys.push(key);
+    fn add_current(&mut self, der: &[u8], alg: Algorithm) -> Result<(), String> {
+        let (jwk, encoding) = signing_parts(der, alg)?;
+        let key = public_key(&jwk, None)?;
+        self.signing.push(SigningKey {
+            kid: key.kid.clone(),
+            alg,
+            encoding,
+            generation: 0,
+            activated_at: i64::MIN,
+            retired_at: None,
+        });
+        self.keys.push(key);
+        Ok(())
+    }
+
+    /// The keys as stored (each algorithm's newest first, as they are published): private keys
+    /// sign between their activation and retirement; public keys are published and accepted
+    /// until `retention` after their retirement (the longest lifetime of a token they signed),
+    /// older ones are left out. Every key is checked against its `kid`; an ES256 key that signs
+    /// is required.
+    pub fn from_records(records: &[KeyRecord], retention: chrono::Duration) -> Result<Self, KeyRecordError> {
+        let mut signer = Self { signing: Vec::new(), keys: Vec::new(), retention: retention.num_seconds() };
+        let now = now();
+        for r in records {
+            let damaged = |reason: String| KeyRecordError::Damaged { kid: r.kid.clone(), reason };
+            let key = public_key(&r.jwk, r.retired_at).map_err(|e| damaged(format!("its public key: {e}")))?;
+            if key.kid != r.kid {
+                return Err(damaged(format!("its public key is {}", key.kid)));
+            }
+            if let Some(der) = &r.pkcs8 {
+                let (jwk, encoding) = signing_parts(der, key.alg).map_err(damaged)?;
+                if jwk != r.jwk {
+                    return Err(damaged("its private key does not match its public key".into()));
+                }
+                signer.signing.push(SigningKey {
+                    kid: key.kid.clone(),
+                    alg: key.alg,
+                    encoding,
+                    generation: r.generation,
+                    activated_at: r.activated_at,
+                    retired_at: r.retired_at,
+                });
+            }
+            if signer.in_force(&key, now) && !signer.keys.iter().any(|k| k.kid == key.kid) {
+                signer.keys.push(key);
             }
         }
-        Ok(self)
+        if !signer.signing.iter().any(|k| k.alg == Algorithm::ES256) {
+            return Err(KeyRecordError::NoEs256);
+        }
+        Ok(signer)
+    }
+
+    /// The key of `alg` that signs now: of the activated keys not retired, the highest
+    /// generation; failing that (clocks apart), the activated key, then any key, of the highest.
+    fn current(&self, alg: Algorithm) -> Option<&SigningKey> {
+        let now = now();
+        self.signing.iter().filter(|k| k.alg == alg).max_by_key(|k| {
+            let activated = k.activated_at <= now;
+            (activated && k.retired_at.is_none_or(|r| r > now), activated, k.generation, k.activated_at)
+        })
+    }
+
+    fn current_es256(&self) -> &SigningKey {
+        // Every constructor requires an ES256 signing key.
+        #[allow(clippy::expect_used)]
+        self.current(Algorithm::ES256).expect("an ES256 signing key")
     }
 
     /// The current ES256 key's id.
     pub fn kid(&self) -> &str {
-        &self.es256.kid
+        &self.current_es256().kid
     }
 
-    /// Whether a key still verifies: current, or retired less than `retention` ago.
+    /// Whether a key still verifies: next or current, or retired less than `retention` ago.
     fn in_force(&self, key: &PublicKey, now: i64) -> bool {
         key.retired_at.is_none_or(|at| now - at < self.retention)
     }
 
     /// The public keys, as served at the JWKS endpoint.
     pub fn jwks(&self) -> serde_json::Value {
-        let now = chrono::Utc::now().timestamp();
+        let now = now();
         let keys: Vec<&serde_json::Value> =
             self.keys.iter().filter(|k| self.in_force(k, now)).map(|k| &k.jwk).collect();
         serde_json::json!({ "keys": keys })
@@ -218,16 +320,16 @@ impl Signer {
     }
 
     pub fn sign_access(&self, claims: &AccessClaims) -> String {
-        self.sign_with(Algorithm::ES256, &self.es256, ACCESS_TOKEN_TYPE, claims)
+        self.sign_with(Algorithm::ES256, self.current_es256(), ACCESS_TOKEN_TYPE, claims)
     }
 
     pub fn sign_id(&self, claims: &IdClaims) -> String {
-        self.sign_with(Algorithm::ES256, &self.es256, "JWT", claims)
+        self.sign_with(Algorithm::ES256, self.current_es256(), "JWT", claims)
     }
 
     /// Signs an ID token with the algorithm the client registered (`RS256`, else ES256).
     pub fn sign_id_for(&self, alg: &str, claims: &IdClaims) -> String {
-        match (&self.rs256, alg) {
+        match (self.current(Algorithm::RS256), alg) {
             (Some(key), "RS256") => self.sign_with(Algorithm::RS256, key, "JWT", claims),
             _ => self.sign_id(claims),
         }
@@ -246,7 +348,7 @@ impl Signer {
     /// The key named by the token's `kid`, if its `alg` is that key's and `typ` is `typ`.
     fn key_for(&self, token: &str, typ: &str) -> Result<&PublicKey, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let now = chrono::Utc::now().timestamp();
+        let now = now();
         let key = self
             .keys
             .iter()
@@ -387,15 +489,30 @@ mod tests {
         assert_eq!(old.jwks()["keys"].as_array().unwrap().len(), 2);
         let old_access = old.sign_access(&access(now() + 60));
 
-        // Rotate: new keys current, the old public keys retired now.
-        let retired: Vec<RetiredKey> = [es256_public_jwk(&es).unwrap(), rs256_public_jwk(&rs).unwrap()]
-            .into_iter()
-            .map(|jwk| RetiredKey { jwk, retired_at: now() })
-            .collect();
-        let new = Signer::from_pkcs8(&generate_es256_pkcs8().unwrap())
-            .unwrap()
-            .with_retired(&retired, chrono::Duration::minutes(6))
-            .unwrap();
+        // Rotate: the new ES256 key published first, signing from its activation; the old keys
+        // retired then (the RS256 one with a public half only, as imported from old versions).
+        let record = |der: Option<&[u8]>, jwk: serde_json::Value, generation, activated_at, retired_at| KeyRecord {
+            kid: jwk["kid"].as_str().unwrap().to_string(),
+            pkcs8: der.map(<[u8]>::to_vec),
+            jwk,
+            generation,
+            activated_at,
+            retired_at,
+        };
+        let next_es = generate_es256_pkcs8().unwrap();
+        let rotation = |at: i64| {
+            vec![
+                record(Some(next_es.as_slice()), es256_public_jwk(&next_es).unwrap(), 2, at, None),
+                record(Some(es.as_slice()), es256_public_jwk(&es).unwrap(), 1, now() - 60, Some(at)),
+                record(None, rs256_public_jwk(&rs).unwrap(), 1, now() - 60, Some(at)),
+            ]
+        };
+        let six = chrono::Duration::minutes(6);
+        let published = Signer::from_records(&rotation(now() + 60), six).unwrap();
+        assert_eq!(published.kid(), old.kid(), "the next key is not signing yet");
+        assert_eq!(published.jwks()["keys"].as_array().unwrap().len(), 3, "but published");
+        let new = Signer::from_records(&rotation(now()), six).unwrap();
+        assert_ne!(new.kid(), old.kid(), "activated: it signs");
         assert_eq!(new.jwks()["keys"].as_array().unwrap().len(), 3, "new ES256 and both retired keys");
         assert!(new.verify_access(&old_access, "https://x/auth").is_ok(), "tokens of a retired key still verify");
         assert!(new.verify_id(&id, "https://x/auth", "c", true).is_ok());
@@ -403,17 +520,19 @@ mod tests {
             jsonwebtoken::decode_header(new.sign_access(&access(now() + 60))).unwrap().kid,
             Some(old.kid().into())
         );
+        assert!(published.verify_access(&new.sign_access(&access(now() + 60)), "https://x/auth").is_ok());
         assert_eq!(new.sign_id_for("RS256", &id_claims("c")).split('.').count(), 3, "without an RS256 key: ES256");
 
         // Past the retention window they drop out of the set and verify nothing.
-        let expired: Vec<RetiredKey> =
-            retired.iter().map(|r| RetiredKey { jwk: r.jwk.clone(), retired_at: now() - 3600 }).collect();
-        let later = Signer::from_pkcs8(&generate_es256_pkcs8().unwrap())
-            .unwrap()
-            .with_retired(&expired, chrono::Duration::minutes(6))
-            .unwrap();
+        let later = Signer::from_records(&rotation(now() - 3600), six).unwrap();
         assert_eq!(later.jwks()["keys"].as_array().unwrap().len(), 1);
         assert!(later.verify_access(&old_access, "https://x/auth").is_err());
+
+        // A row whose private key is another key's, or without any ES256 key, is refused.
+        let mut swapped = rotation(now());
+        swapped[0].pkcs8 = Some(es.clone());
+        assert!(matches!(Signer::from_records(&swapped, six), Err(KeyRecordError::Damaged { .. })));
+        assert!(matches!(Signer::from_records(&rotation(now())[2..], six), Err(KeyRecordError::NoEs256)));
 
         // An RS256 key cannot sign access tokens that pass, nor stand in under an ES256 kid.
         let mut header = Header::new(Algorithm::RS256);

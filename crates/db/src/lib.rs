@@ -34,6 +34,7 @@ pub mod reports;
 mod retry;
 pub mod search;
 pub mod seed;
+pub mod signing_keys;
 pub mod stats;
 pub mod subscriptions;
 pub mod totp;

@@ -1,4 +1,10 @@
 //! The issuer's keys, cached, and access-token verification with them.
+//!
+//! Staleness, both ways bounded: a token naming a `kid` the cache does not know makes the set be
+//! fetched again (at most once every [`REFETCH_INTERVAL`]), so a new key verifies from its first
+//! token; and a set older than [`MAX_AGE`] is fetched again before its next use, so a key the
+//! issuer dropped stops verifying within that time (if the issuer cannot be reached then, the
+//! cached keys go on verifying and the failure is logged).
 
 use crate::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims, Transport};
 use axum::body::Body;
@@ -11,7 +17,10 @@ use tokio::sync::{Mutex, RwLock};
 
 /// The least time between two fetches of the key set (a flood of tokens with made-up `kid`s
 /// must not become a flood of requests to the issuer).
-const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The longest time a fetched key set is used without asking the issuer again.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +40,18 @@ pub struct Jwks {
     issuer: String,
     keys_url: String,
     transport: Arc<dyn Transport>,
-    keys: RwLock<HashMap<String, DecodingKey>>,
+    keys: RwLock<Cached>,
     last_fetch: Mutex<Option<Instant>>,
+    /// [`REFETCH_INTERVAL`] and [`MAX_AGE`] (tests shorten them).
+    refetch_interval: Duration,
+    max_age: Duration,
+}
+
+/// The keys last fetched, and when.
+#[derive(Default)]
+struct Cached {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
 }
 
 impl Jwks {
@@ -49,7 +68,15 @@ impl Jwks {
             transport,
             keys: RwLock::default(),
             last_fetch: Mutex::default(),
+            refetch_interval: REFETCH_INTERVAL,
+            max_age: MAX_AGE,
         }
+    }
+
+    #[cfg(test)]
+    fn with_timings(mut self, refetch_interval: Duration, max_age: Duration) -> Self {
+        (self.refetch_interval, self.max_age) = (refetch_interval, max_age);
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -58,7 +85,7 @@ impl Jwks {
 
     async fn fetch(&self) -> Result<(), VerifyError> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
+        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
             return Ok(());
         }
         *last = Some(Instant::now());
@@ -77,16 +104,27 @@ impl Jwks {
             }
         }
         tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
-        *self.keys.write().await = keys;
+        *self.keys.write().await = Cached { keys, fetched: Some(Instant::now()) };
         Ok(())
     }
 
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, VerifyError> {
-        if let Some(k) = self.keys.read().await.get(kid) {
-            return Ok(Some(k.clone()));
+        let stale = {
+            let cached = self.keys.read().await;
+            let known = cached.keys.get(kid).cloned();
+            if cached.fetched.is_some_and(|t| t.elapsed() < self.max_age) && known.is_some() {
+                return Ok(known);
+            }
+            known
+        };
+        match (self.fetch().await, stale) {
+            (Err(e), Some(key)) => {
+                tracing::warn!(error = %e, "cannot fetch the issuer's keys again; using those fetched earlier");
+                return Ok(Some(key));
+            }
+            (result, _) => result?,
         }
-        self.fetch().await?;
-        Ok(self.keys.read().await.get(kid).cloned())
+        Ok(self.keys.read().await.keys.get(kid).cloned())
     }
 
     /// Verifies an ID token issued to `client_id` (signature by a known key, `iss`, `aud`,
@@ -152,5 +190,60 @@ impl Jwks {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
             _ => VerifyError::Invalid,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InProcess;
+    use axum::response::IntoResponse;
+    use std::sync::Mutex as StdMutex;
+
+    /// A key set of the public key of RFC 7517's example A.1 under each of `kids`.
+    fn set(kids: &[&str]) -> serde_json::Value {
+        let (x, y) = ("MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM");
+        let keys: Vec<_> = kids
+            .iter()
+            .map(|kid| serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": x, "y": y}))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// An issuer answering `/jwks` with whatever the test put in `served` (`None`: 503).
+    fn issuer(served: Arc<StdMutex<Option<serde_json::Value>>>) -> Arc<dyn Transport> {
+        let router = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let body = served.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                async move {
+                    match body {
+                        Some(set) => axum::Json(set).into_response(),
+                        None => http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    }
+                }
+            }),
+        );
+        Arc::new(InProcess::new(router))
+    }
+
+    #[tokio::test]
+    async fn new_kids_are_fetched_and_dropped_keys_go_once_the_set_is_old() {
+        let served = Arc::new(StdMutex::new(Some(set(&["a"]))));
+        let serve = |value: Option<serde_json::Value>| *served.lock().unwrap_or_else(|e| e.into_inner()) = value;
+        let max_age = Duration::from_millis(300);
+        let jwks = Jwks::new("http://issuer", issuer(served.clone())).with_timings(Duration::ZERO, max_age);
+        assert!(jwks.key("a").await.unwrap().is_some());
+        serve(Some(set(&["b"])));
+        assert!(jwks.key("a").await.unwrap().is_some(), "a fresh set is used as it is");
+        assert!(jwks.key("b").await.unwrap().is_some(), "an unknown kid fetches the set again");
+        assert!(jwks.key("a").await.unwrap().is_none(), "which no longer has the dropped key");
+        // Once old, the set is fetched again before use; an unreachable issuer leaves it in use.
+        tokio::time::sleep(max_age).await;
+        serve(None);
+        assert!(jwks.key("b").await.unwrap().is_some(), "kept while the issuer is unreachable");
+        serve(Some(set(&["c"])));
+        assert!(jwks.key("b").await.unwrap().is_none(), "dropped by the issuer: refused once the set is old");
+        assert!(jwks.key("c").await.unwrap().is_some());
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! [`Scope`] is the one list of the scopes a token can carry, with what each allows in words.
 
-mod jwks;
+pub mod jwks;
 pub mod scope;
 mod transport;
 

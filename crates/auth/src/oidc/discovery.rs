@@ -38,8 +38,14 @@ pub async fn configuration(State(state): State<AuthState>) -> Response {
     cached(Json(doc).into_response())
 }
 
+/// The key set: kept by HTTP caches for [`JWKS_MAX_AGE_SECS`](crate::signing_keys::JWKS_MAX_AGE_SECS)
+/// at most, which a rotation's publication lead outlasts.
 pub async fn jwks(State(state): State<AuthState>) -> Response {
-    let mut res = cached(Json(state.signer.jwks()).into_response());
+    let mut res = Json(state.signer().jwks()).into_response();
+    let max_age = format!("public, max-age={}", crate::signing_keys::JWKS_MAX_AGE_SECS);
+    if let Ok(value) = HeaderValue::from_str(&max_age) {
+        res.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
     res
 }

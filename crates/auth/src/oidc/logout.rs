@@ -30,7 +30,7 @@ pub struct LogoutParams {
 /// Where to send the visitor afterwards, if anywhere: a registered URI, with `state`.
 async fn destination(state: &AuthState, p: &LogoutParams) -> Result<Option<String>, ApiError> {
     let Some(uri) = p.post_logout_redirect_uri.as_deref() else { return Ok(None) };
-    let hinted = p.id_token_hint.as_deref().and_then(|t| state.signer.id_token_audience(t, &state.issuer).ok());
+    let hinted = p.id_token_hint.as_deref().and_then(|t| state.signer().id_token_audience(t, &state.issuer).ok());
     let Some(client_id) = hinted.or_else(|| p.client_id.clone()) else { return Ok(None) };
     let Some(client) = clients::find(&state.db, &client_id).await? else { return Ok(None) };
     if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
@@ -70,9 +70,9 @@ pub async fn get_logout(
     let current = sso::current(&state, &jar).await?;
     // A hint for this very user proves the request comes from an application they used.
     let proven = match (&current, p.id_token_hint.as_deref()) {
-        (Some((session, user)), Some(hint)) => state.signer.id_token_audience(hint, &state.issuer).is_ok_and(|aud| {
+        (Some((session, user)), Some(hint)) => state.signer().id_token_audience(hint, &state.issuer).is_ok_and(|aud| {
             state
-                .signer
+                .signer()
                 .verify_id(hint, &state.issuer, &aud, false)
                 .is_ok_and(|c| c.sub == user.id.to_string() && c.sid == session.id.to_string())
         }),

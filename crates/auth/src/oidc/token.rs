@@ -155,10 +155,10 @@ async fn issue(state: &AuthState, g: Grant<'_>) -> Result<Response, OAuthError> 
         groups: has("profile").then(|| groups(user)),
     };
     let mut body = serde_json::json!({
-        "access_token": state.signer.sign_access(&access),
+        "access_token": state.signer().sign_access(&access),
         "token_type": "Bearer",
         "expires_in": state.settings.access_token_ttl.num_seconds(),
-        "id_token": state.signer.sign_id_for(&client.id_token_alg, &id),
+        "id_token": state.signer().sign_id_for(&client.id_token_alg, &id),
         "scope": scope,
     });
     // Only `offline_access` earns a refresh token (OpenID Connect Core §11).
@@ -444,7 +444,7 @@ pub async fn introspect(
             return Ok(inactive);
         }
         let may_see = |owner: &str| client.first_party || owner == client.client_id;
-        if let Ok(claims) = state.signer.verify_access(token, &state.issuer) {
+        if let Ok(claims) = state.signer().verify_access(token, &state.issuer) {
             if !may_see(&claims.client_id) {
                 return Ok(inactive);
             }

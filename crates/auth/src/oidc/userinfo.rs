@@ -17,7 +17,7 @@ pub async fn userinfo(State(state): State<AuthState>, headers: HeaderMap) -> Res
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| OAuthError::new("invalid_token", "a Bearer access token is required"))?;
         let claims = state
-            .signer
+            .signer()
             .verify_access(token.trim(), &state.issuer)
             .map_err(|e| OAuthError::new("invalid_token", e.to_string()))?;
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| OAuthError::new("invalid_token", "bad subject"))?;

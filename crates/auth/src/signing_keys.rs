@@ -1,0 +1,301 @@
+//! The token-signing keys in the application database, shared by every auth replica: their
+//! private halves sealed with the instance secret ([`SecretBox::for_signing_keys`], the `kid` as
+//! associated data), loaded into a [`Signer`] at start, and reloaded every
+//! [`KeyTimings::reload_every`] so that a rotation reaches every replica with no restart.
+//!
+//! A rotation ([`rotate`]) inserts the next keys with an activation [`KeyTimings::publish_lead`]
+//! ahead — longer than a reload plus the JWK set's HTTP cache lifetime — so every replica
+//! publishes them before any signs with them, and every replica switches at that moment by its
+//! own clock (no reload needed then). The keys they replace retire at the same moment and stay
+//! published for [`KeyTimings::retention`], the longest lifetime of a token they signed; then
+//! whichever replica reloads first deletes them.
+//!
+//! Never: a private key in clear in the database or a log; a replica signing with a key the
+//! others have not published for a whole reload period.
+
+use crate::secret_box::SecretBox;
+use crate::tokens::{self, KeyRecord, KeyRecordError, Signer};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use turtlemen_db::signing_keys::{self as stored, StoredKey};
+use turtlemen_db::{Db, DbError};
+
+/// How long the JWK set may be kept by HTTP caches (`Cache-Control: max-age`), in seconds.
+pub const JWKS_MAX_AGE_SECS: u64 = 60;
+
+/// The algorithms every instance has a key of.
+pub const ALGORITHMS: [&str; 2] = ["ES256", "RS256"];
+
+/// The timings of key reloads and rotations.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTimings {
+    /// How often each replica reloads the keys: the staleness of its key set.
+    pub reload_every: Duration,
+    /// How long a new key is published before it signs.
+    pub publish_lead: chrono::Duration,
+    /// How long a retired key stays published: the longest token lifetime plus a margin.
+    pub retention: chrono::Duration,
+}
+
+impl KeyTimings {
+    /// The timings for tokens living as `settings` say: reloads every 30 s; a next key published
+    /// for a reload, the JWK set's cache lifetime and 30 s of clock skew before it signs (2
+    /// minutes); retired keys kept for the token lifetime plus 5 minutes.
+    pub fn for_settings(settings: &crate::AuthSettings) -> Self {
+        let reload_every = Duration::from_secs(30);
+        let lead_secs = reload_every.as_secs() + JWKS_MAX_AGE_SECS + 30;
+        Self {
+            reload_every,
+            publish_lead: chrono::Duration::seconds(lead_secs as i64),
+            retention: settings.access_token_ttl.max(settings.id_token_ttl) + chrono::Duration::minutes(5),
+        }
+    }
+}
+
+impl Default for KeyTimings {
+    fn default() -> Self {
+        Self::for_settings(&crate::AuthSettings::default())
+    }
+}
+
+/// Why the keys cannot be loaded or rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "signing key {kid} in the database does not open with this instance's secret (was cookie_secret changed, or is it another instance's database?)"
+    )]
+    Sealed { kid: String },
+    #[error("{0} in the database; restore it from a backup, or delete that row to drop the key")]
+    Damaged(KeyRecordError),
+    #[error("a rotation is under way: key {kid} signs from {at}; rotate again after that")]
+    Pending { kid: String, at: DateTime<Utc> },
+    #[error("another rotation was made at the same moment; look at the keys and rotate again if needed")]
+    Raced,
+    #[error("cannot make a signing key: {0}")]
+    Generate(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The signer in use, replaced whole when the keys are reloaded.
+pub struct KeyRing {
+    current: RwLock<Arc<Signer>>,
+}
+
+impl KeyRing {
+    pub fn new(signer: Signer) -> Self {
+        Self { current: RwLock::new(Arc::new(signer)) }
+    }
+
+    /// The signer as last loaded.
+    pub fn signer(&self) -> Arc<Signer> {
+        // A poisoned lock still holds a whole signer: replacing it is a single assignment.
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, signer: Signer) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(signer);
+    }
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeyRing").field(&self.signer()).finish()
+    }
+}
+
+/// A new key of `alg` (`ES256` or `RS256`), PKCS#8 DER.
+pub fn generate(alg: &str) -> Result<Vec<u8>, KeyError> {
+    match alg {
+        "RS256" => tokens::generate_rs256_pkcs8(),
+        _ => tokens::generate_es256_pkcs8(),
+    }
+    .map_err(KeyError::Generate)
+}
+
+/// A row for the private key `pkcs8` of `alg`, sealed, signing from `activated_at`.
+pub fn sealed_row(
+    sealer: &SecretBox,
+    alg: &str,
+    pkcs8: &[u8],
+    generation: i64,
+    activated_at: DateTime<Utc>,
+) -> Result<StoredKey, KeyError> {
+    let jwk = match alg {
+        "RS256" => tokens::rs256_public_jwk(pkcs8),
+        _ => tokens::es256_public_jwk(pkcs8),
+    }
+    .map_err(KeyError::Generate)?;
+    let kid = jwk["kid"].as_str().unwrap_or_default().to_string();
+    Ok(StoredKey {
+        private_key: Some(sealer.seal_for(kid.as_bytes(), pkcs8)),
+        kid,
+        alg: alg.to_string(),
+        generation: Some(generation),
+        public_jwk: jwk.to_string(),
+        created_at: Utc::now(),
+        activated_at,
+        retired_at: None,
+    })
+}
+
+/// A row for a retired key's public half.
+pub fn retired_row(jwk: &serde_json::Value, retired_at: DateTime<Utc>) -> Option<StoredKey> {
+    Some(StoredKey {
+        kid: jwk.get("kid")?.as_str()?.to_string(),
+        alg: jwk.get("alg")?.as_str()?.to_string(),
+        generation: None,
+        private_key: None,
+        public_jwk: jwk.to_string(),
+        created_at: Utc::now(),
+        activated_at: retired_at,
+        retired_at: Some(retired_at),
+    })
+}
+
+/// Inserts `pkcs8` as the first key of `alg` unless the database has one (of two replicas at
+/// once, the first wins); returns whether it did.
+pub async fn insert_first(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<bool, KeyError> {
+    Ok(stored::insert_if_absent(db, &sealed_row(sealer, alg, pkcs8, 1, Utc::now())?).await?)
+}
+
+/// Makes `pkcs8` the current key of `alg` at once (an operator's key file), unless it is.
+pub async fn make_current(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<(), KeyError> {
+    for _ in 0..3 {
+        let rows = stored::list(db).await?;
+        let now = Utc::now();
+        let row = sealed_row(sealer, alg, pkcs8, 0, now)?;
+        let current = rows
+            .iter()
+            .filter(|r| r.alg == alg && r.activated_at <= now && r.retired_at.is_none_or(|t| t > now))
+            .max_by_key(|r| r.generation);
+        if current.is_some_and(|c| c.kid == row.kid) {
+            return Ok(());
+        }
+        let top = rows.iter().filter(|r| r.alg == alg).filter_map(|r| r.generation).max().unwrap_or(0);
+        match stored::make_current(db, &StoredKey { generation: Some(top + 1), ..row }).await {
+            Err(DbError::Conflict { .. }) => continue,
+            done => return Ok(done?),
+        }
+    }
+    Err(KeyError::Raced)
+}
+
+/// Opens the stored rows into a signer, or says which row is damaged or sealed otherwise.
+pub fn open(rows: &[StoredKey], sealer: &SecretBox, retention: chrono::Duration) -> Result<Signer, KeyError> {
+    let records = rows
+        .iter()
+        .map(|row| {
+            let damaged = |reason: &str| {
+                KeyError::Damaged(KeyRecordError::Damaged { kid: row.kid.clone(), reason: reason.to_string() })
+            };
+            let jwk = serde_json::from_str(&row.public_jwk).map_err(|_| damaged("its public key is not JSON"))?;
+            let pkcs8 = match &row.private_key {
+                Some(sealed) => Some(
+                    sealer
+                        .open_for(row.kid.as_bytes(), sealed)
+                        .map_err(|_| KeyError::Sealed { kid: row.kid.clone() })?,
+                ),
+                None => None,
+            };
+            Ok(KeyRecord {
+                kid: row.kid.clone(),
+                pkcs8,
+                jwk,
+                generation: row.generation.unwrap_or(i64::MIN),
+                activated_at: row.activated_at.timestamp(),
+                retired_at: row.retired_at.map(|t| t.timestamp()),
+            })
+        })
+        .collect::<Result<Vec<_>, KeyError>>()?;
+    Signer::from_records(&records, retention).map_err(KeyError::Damaged)
+}
+
+/// Loads every key from the database.
+pub async fn load(db: &Db, sealer: &SecretBox, retention: chrono::Duration) -> Result<Signer, KeyError> {
+    open(&stored::list(db).await?, sealer, retention)
+}
+
+/// What a rotation did: the next keys and when they sign.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new keys' ids, ES256 first.
+    pub kids: Vec<String>,
+    pub signs_from: DateTime<Utc>,
+}
+
+/// Publishes a new key of every algorithm, signing [`KeyTimings::publish_lead`] from now, when the
+/// current keys retire. Refused while an earlier rotation waits, and when this instance's
+/// secret does not open the stored keys (new keys sealed with another would open nowhere).
+pub async fn rotate(db: &Db, sealer: &SecretBox, timings: &KeyTimings) -> Result<Rotation, KeyError> {
+    let rows = stored::list(db).await?;
+    open(&rows, sealer, timings.retention)?;
+    let now = Utc::now();
+    if let Some(next) =
+        rows.iter().filter(|r| r.activated_at > now && r.retired_at.is_none()).min_by_key(|r| r.activated_at)
+    {
+        return Err(KeyError::Pending { kid: next.kid.clone(), at: next.activated_at });
+    }
+    let signs_from = now + timings.publish_lead;
+    let mut next = Vec::new();
+    for alg in ALGORITHMS {
+        let top = rows.iter().filter(|r| r.alg == alg).filter_map(|r| r.generation).max().unwrap_or(0);
+        next.push(sealed_row(sealer, alg, &generate(alg)?, top + 1, signs_from)?);
+    }
+    if !stored::rotate(db, &next).await? {
+        return Err(KeyError::Raced);
+    }
+    let kids: Vec<String> = next.into_iter().map(|k| k.kid).collect();
+    tracing::info!(key.kids = ?kids, signs_from = %signs_from, "published the next token-signing keys");
+    Ok(Rotation { kids, signs_from })
+}
+
+/// Reloads the keys every [`KeyTimings::reload_every`] until `stop`, deleting the keys retired
+/// longer than the retention; a failed reload keeps the keys in use and is retried next time.
+pub async fn follow(
+    ring: Arc<KeyRing>,
+    db: Db,
+    sealer: Arc<SecretBox>,
+    timings: KeyTimings,
+    stop: impl Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(timings.reload_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    let mut seen: Option<Vec<StoredKey>> = None;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        let cutoff = Utc::now() - timings.retention;
+        match stored::delete_retired_before(&db, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys.deleted = n, "deleted retired token-signing keys"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete retired token-signing keys; will retry"),
+        }
+        let rows = match stored::list(&db).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the token-signing keys; keeping those in use");
+                continue;
+            }
+        };
+        // Unchanged rows make the same signer (the times in them say when keys switch).
+        if seen.as_ref() == Some(&rows) {
+            continue;
+        }
+        match open(&rows, &sealer, timings.retention) {
+            Ok(signer) => {
+                tracing::debug!(keys.count = rows.len(), key.kid = signer.kid(), "reloaded the token-signing keys");
+                ring.replace(signer);
+                seen = Some(rows);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use the token-signing keys in the database; keeping those in use")
+            }
+        }
+    }
+}
