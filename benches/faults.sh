@@ -17,5 +17,5 @@ export TURTLEMEN_TEST_REDIS_URL="${TURTLEMEN_TEST_REDIS_URL:-redis://127.0.0.1:6
 export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
 cargo test --locked -q --test it --no-run
 for _ in $(seq "$runs"); do
-  cargo test --locked -q --test it faults:: -- --nocapture --test-threads=1 2>&1 | grep '^fault |'
+  cargo test --locked -q --test it faults:: -- --nocapture --test-threads=1 2>&1 | grep -o 'fault |.*'
 done

@@ -124,6 +124,9 @@ pub(crate) struct Person {
     http: reqwest::Client,
     pub(crate) browser: Browser,
     retries: Arc<Mutex<Vec<String>>>,
+    /// The address this person's requests come from, as a proxy in front would tell
+    /// (`X-Forwarded-For`; the program trusts it only from its `trusted_proxies`).
+    address: Option<String>,
     /// Whether a failure fails the test (see [`Person::send`]); otherwise requests are sent once
     /// and every answer or failure is returned ([`Person::try_send`]).
     strict: bool,
@@ -153,6 +156,7 @@ impl Person {
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
             browser: Browser::default(),
             retries: retries.clone(),
+            address: None,
             strict: true,
         }
     }
@@ -171,6 +175,11 @@ impl Person {
         }
     }
 
+    /// This person, their requests coming from `address` (per-address limits count them apart).
+    pub(crate) fn from_address(self, address: &str) -> Person {
+        Person { address: Some(address.to_string()), ..self }
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) }
     }
@@ -181,11 +190,12 @@ impl Person {
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Answer, String> {
-        let res = make(&self.http)
-            .header("cookie", self.browser.cookie_header())
-            .send()
-            .await
-            .map_err(|e| if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() })?;
+        let mut req = make(&self.http).header("cookie", self.browser.cookie_header());
+        if let Some(address) = &self.address {
+            req = req.header("x-forwarded-for", address);
+        }
+        let res =
+            req.send().await.map_err(|e| if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() })?;
         self.browser.keep(&res);
         let (status, headers) = (res.status(), res.headers().clone());
         let body = res.bytes().await.map_err(|e| format!("{status}, then the body broke off: {e}"))?;

@@ -5,9 +5,8 @@
 //! transcode's scratch folder (`work/`, its own small tmpfs) full during a transcode: the job
 //! fails without harm and is retried, and the video is ready once there is room.
 
-use super::load::{CLIENT_TIMEOUT, Load, Outcome, Tally};
+use super::load::{Load, Outcome, Tally};
 use super::{PEOPLE, Upload};
-use crate::cluster::Person;
 use crate::gateway::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::uploads::SmallDisk;
@@ -25,7 +24,11 @@ fn fill(filler: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_under_load() {
-    let (settings, dir, schema) = fresh_settings(Stack::Embedded).await.expect("embedded stack");
+    let (mut settings, dir, schema) = fresh_settings(Stack::Embedded).await.expect("embedded stack");
+    // Each person comes from an address of their own.
+    settings.trusted_proxies = Some("127.0.0.1".into());
+    // The people comment several times a minute; the limit has its own tests.
+    settings.comments_per_minute = Some(0);
     let data_dir = settings.data_dir.clone().expect("a data dir");
     let Some(disk) = SmallDisk::mount(&data_dir, 96 * 1024 * 1024) else { return };
     let app = TestApp::spawn_with(settings, dir, schema).await;
@@ -41,7 +44,7 @@ async fn disk_full_under_load() {
         };
         turtlemen_auth::accounts::create(&app.db, form).await.expect("an account");
     }
-    let people: Vec<Person> = PEOPLE.iter().map(|n| Person::lenient(n, &app.url(""), CLIENT_TIMEOUT)).collect();
+    let people = super::people(&app.url(""));
     let ann = people[0].clone();
     ann.try_sign_in().await.expect("ann signs in");
     let talk = Upload::create(&ann, 1000, "Talk").await.video;
@@ -86,7 +89,7 @@ async fn disk_full_under_load() {
 
     // 2. The transcode's scratch folder full during a transcode.
     let work = SmallDisk::mount(&data_dir.join("work"), 32 * 1024).expect("a tmpfs for work/");
-    let load = Load::start(PEOPLE.iter().map(|n| Person::lenient(n, &app.url(""), CLIENT_TIMEOUT)).collect(), &talk);
+    let load = Load::start(super::people(&app.url("")), &talk);
     let transcoded = Upload::create(&ann, bytes.len(), "Scratch full").await;
     let fault = Instant::now();
     let res = transcoded.patch(0, &bytes).await.expect("the clip is sent");

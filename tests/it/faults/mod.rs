@@ -50,6 +50,8 @@ impl Serve {
             // The people comment several times a minute; the limit has its own tests.
             ("TURTLEMEN_COMMENTS_PER_MINUTE", "0".into()),
             ("TURTLEMEN_LOG_LEVEL", "warn".into()),
+            // Each person comes from an address of their own (see [`people`]).
+            ("TURTLEMEN_TRUSTED_PROXIES", "127.0.0.1".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -83,7 +85,7 @@ impl Serve {
             };
             turtlemen_auth::accounts::create(db, form).await.expect("an account");
         }
-        let people: Vec<Person> = PEOPLE.iter().map(|n| Person::lenient(n, &self.base, CLIENT_TIMEOUT)).collect();
+        let people = people(&self.base);
         let ann = &people[0];
         ann.try_sign_in().await.expect("ann signs in");
         let res = ann
@@ -103,6 +105,16 @@ impl Serve {
         crate::channels::publish_in(db, &talk).await;
         (people, talk)
     }
+}
+
+/// The people as lenient clients of `base`, each from an address of their own (the program
+/// must trust 127.0.0.1 as a proxy).
+pub fn people(base: &str) -> Vec<Person> {
+    PEOPLE
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Person::lenient(n, base, CLIENT_TIMEOUT).from_address(&format!("10.0.0.{}", i + 1)))
+        .collect()
 }
 
 /// Opens the program's database from the test (a small pool of its own).

@@ -10,6 +10,7 @@ use super::{Serve, Upload, lost};
 use crate::cluster::{list_keys, start_moto};
 use crate::helpers::{PgSchema, external_urls};
 use crate::videos::clip;
+use futures::TryStreamExt;
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
@@ -112,10 +113,21 @@ async fn s3_unreachable_under_load() {
 
     // Nothing half written: the originals are the bytes sent, the staging is gone, and each
     // rendition's segments are exactly those its playlist lists.
+    let location = turtlemen_storage::StorageLocation::S3 { bucket: "media".into(), prefix: None };
+    let builder = location
+        .s3_builder()
+        .expect("an S3 location")
+        .with_endpoint(&s3)
+        .with_allow_http(true)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1");
+    let storage = turtlemen_storage::Storage::open_s3(location, builder).expect("the bucket");
     for (upload, bytes) in [(&transcoded, &first), (&uploading, &second)] {
-        let original = reqwest::get(format!("{s3}/media/videos/{}/original", upload.video)).await.expect("moto");
-        assert_eq!(original.status(), StatusCode::OK);
-        assert!(original.bytes().await.expect("the original") == *bytes, "the original is the clip sent");
+        let key = turtlemen_storage::StorageKey::video_original(upload.video.parse().expect("a video id"));
+        let read = storage.get(&key, None).await.expect("the original is stored");
+        let stored: Vec<bytes::Bytes> = read.stream.try_collect().await.expect("the original reads");
+        assert!(stored.concat() == **bytes, "the original is the clip sent");
         let id = upload.url.rsplit('/').next().expect("an upload id");
         assert!(list_keys(&s3, &format!("uploads/{id}")).await.is_empty(), "the staged parts are gone");
     }
