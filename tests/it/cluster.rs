@@ -176,7 +176,7 @@ impl Person {
     }
 
     /// This person, their requests coming from `address` (per-address limits count them apart).
-    pub(crate) fn from_address(self, address: &str) -> Person {
+    pub(crate) fn with_address(self, address: &str) -> Person {
         Person { address: Some(address.to_string()), ..self }
     }
 
@@ -325,4 +325,32 @@ pub(crate) async fn list_keys(s3: &str, prefix: &str) -> Vec<String> {
     let xml = reqwest::get(url).await.expect("moto answers").text().await.expect("a listing");
     assert!(!xml.contains("<IsTruncated>true</IsTruncated>"), "one page of keys");
     xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_string).collect()
+}
+
+/// Creates an account (role user, password [`PASSWORD`]) for each of `names`.
+pub(crate) async fn create_accounts(db: &turtlemen_db::Db, names: &[&str]) {
+    for username in names {
+        let form = turtlemen_auth::accounts::AccountForm {
+            username,
+            email: &format!("{username}@example.org"),
+            display_name: None,
+            password: PASSWORD,
+            role: turtlemen_domain::Role::User,
+            promote_if_first: false,
+        };
+        turtlemen_auth::accounts::create(db, form).await.expect("an account");
+    }
+}
+
+/// The environment that points a `turtlemen` process at the bucket `media` of moto's S3 at
+/// `endpoint`.
+pub(crate) fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TURTLEMEN_STORAGE_URL", "s3://media".into()),
+        ("AWS_ENDPOINT", endpoint.into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
 }

@@ -13,8 +13,9 @@
 //! `TURTLEMEN_TEST_POSTGRES_URL` / `TURTLEMEN_TEST_REDIS_URL`, unless the run requires them.
 
 use crate::channels::publish_in;
-use crate::cluster::{Killed, Person, Replica, START_DEADLINE, free_port, list_keys, start_moto};
-use crate::gateway::PASSWORD;
+use crate::cluster::{
+    Killed, Person, Replica, START_DEADLINE, create_accounts, free_port, list_keys, s3_env, start_moto,
+};
 use crate::helpers::{PgSchema, external_urls};
 use crate::uploads::metadata;
 use crate::videos::clip;
@@ -160,12 +161,6 @@ async fn every_role_twice_survives_a_kill_of_each() {
         ("TURTLEMEN_DATABASE_URL", schema.url()),
         ("TURTLEMEN_DATABASE_MAX_CONNECTIONS", "4".into()),
         ("TURTLEMEN_SESSION_URL", redis),
-        ("TURTLEMEN_STORAGE_URL", "s3://media".into()),
-        ("AWS_ENDPOINT", s3.clone()),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
         ("TURTLEMEN_PUBLIC_URL", public_url.clone()),
         ("TURTLEMEN_COOKIE_SECRET", COOKIE_SECRET.into()),
         // HAProxy in front of the gateways, the gateways in front of auth and API: all loopback.
@@ -179,6 +174,7 @@ async fn every_role_twice_survives_a_kill_of_each() {
         ("TURTLEMEN_LOG_LEVEL", "info".into()),
     ]
     .into_iter()
+    .chain(s3_env(&s3))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let replica = |name: &str, role: &str, port: u16| {
@@ -236,17 +232,7 @@ async fn every_role_twice_survives_a_kill_of_each() {
     .await
     .expect("the test database");
     let names = ["ann", "bob", "cat", "dan", "eve"];
-    for username in names {
-        let form = turtlemen_auth::accounts::AccountForm {
-            username,
-            email: &format!("{username}@example.org"),
-            display_name: None,
-            password: PASSWORD,
-            role: turtlemen_domain::Role::User,
-            promote_if_first: false,
-        };
-        turtlemen_auth::accounts::create(&db, form).await.expect("an account");
-    }
+    create_accounts(&db, &names).await;
     eprintln!("scale-out: {} processes ready in {:.1} s", 9, started.elapsed().as_secs_f64());
 
     let retries = Arc::new(Mutex::new(Vec::new()));

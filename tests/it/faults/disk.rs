@@ -5,9 +5,8 @@
 //! transcode's scratch folder (`work/`, its own small tmpfs) full during a transcode: the job
 //! fails without harm and is retried, and the video is ready once there is room.
 
+use super::Upload;
 use super::load::{Load, Outcome, Tally};
-use super::{PEOPLE, Upload};
-use crate::gateway::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::uploads::SmallDisk;
 use crate::videos::clip;
@@ -33,22 +32,8 @@ async fn disk_full_under_load() {
     let Some(disk) = SmallDisk::mount(&data_dir, 96 * 1024 * 1024) else { return };
     let app = TestApp::spawn_with(settings, dir, schema).await;
     let tmp = tempfile::tempdir().expect("temp dir");
-    for username in PEOPLE {
-        let form = turtlemen_auth::accounts::AccountForm {
-            username,
-            email: &format!("{username}@example.org"),
-            display_name: None,
-            password: PASSWORD,
-            role: turtlemen_domain::Role::User,
-            promote_if_first: false,
-        };
-        turtlemen_auth::accounts::create(&app.db, form).await.expect("an account");
-    }
-    let people = super::people(&app.url(""));
+    let (people, talk) = super::people_and_talk(&app.db, &app.url("")).await;
     let ann = people[0].clone();
-    ann.try_sign_in().await.expect("ann signs in");
-    let talk = Upload::create(&ann, 1000, "Talk").await.video;
-    crate::channels::publish_in(&app.db, &talk).await;
     let load = Load::start(people, &talk);
     load.writes_go_on(6, "before the disk fills").await;
 

@@ -21,7 +21,6 @@ mod s3;
 mod services;
 
 use crate::cluster::{Person, Replica, free_port};
-use crate::gateway::PASSWORD;
 use load::{CLIENT_TIMEOUT, Committed};
 use std::time::Duration;
 
@@ -74,37 +73,20 @@ impl Serve {
     /// Creates the people's accounts and a published video to talk about; the people (lenient
     /// clients) and the video's id.
     pub async fn people(&self, db: &turtlemen_db::Db) -> (Vec<Person>, String) {
-        for username in PEOPLE {
-            let form = turtlemen_auth::accounts::AccountForm {
-                username,
-                email: &format!("{username}@example.org"),
-                display_name: None,
-                password: PASSWORD,
-                role: turtlemen_domain::Role::User,
-                promote_if_first: false,
-            };
-            turtlemen_auth::accounts::create(db, form).await.expect("an account");
-        }
-        let people = people(&self.base);
-        let ann = &people[0];
-        ann.try_sign_in().await.expect("ann signs in");
-        let res = ann
-            .try_send(|c| {
-                c.post(ann.url("/api/v1/uploads"))
-                    .header("tus-resumable", "1.0.0")
-                    .header("upload-length", "1000")
-                    .header(
-                        "upload-metadata",
-                        crate::uploads::metadata(&[("filename", "a.mp4"), ("title", "Talk"), ("privacy", "public")]),
-                    )
-            })
-            .await
-            .expect("the talk is created");
-        assert_eq!(res.status, reqwest::StatusCode::CREATED);
-        let talk = res.header("video-id");
-        crate::channels::publish_in(db, &talk).await;
-        (people, talk)
+        people_and_talk(db, &self.base).await
     }
+}
+
+/// Creates the people's accounts on `db` and a published video to talk about, through the
+/// program at `base`; the people (lenient clients) and the video's id.
+pub async fn people_and_talk(db: &turtlemen_db::Db, base: &str) -> (Vec<Person>, String) {
+    crate::cluster::create_accounts(db, &PEOPLE).await;
+    let people = people(base);
+    let ann = &people[0];
+    ann.try_sign_in().await.expect("ann signs in");
+    let talk = Upload::create(ann, 1000, "Talk").await.video;
+    crate::channels::publish_in(db, &talk).await;
+    (people, talk)
 }
 
 /// The people as lenient clients of `base`, each from an address of their own (the program
@@ -113,7 +95,7 @@ pub fn people(base: &str) -> Vec<Person> {
     PEOPLE
         .iter()
         .enumerate()
-        .map(|(i, n)| Person::lenient(n, base, CLIENT_TIMEOUT).from_address(&format!("10.0.0.{}", i + 1)))
+        .map(|(i, n)| Person::lenient(n, base, CLIENT_TIMEOUT).with_address(&format!("10.0.0.{}", i + 1)))
         .collect()
 }
 
@@ -135,7 +117,7 @@ pub async fn lost(db: &turtlemen_db::Db, committed: &Committed) -> usize {
     let mut lost = 0;
     for (id, text) in &committed.comments {
         let kept = turtlemen_db::comments::get(db, *id).await.expect("read a comment");
-        if !kept.is_some_and(|c| c.body == *text) {
+        if kept.is_none_or(|c| c.body != *text) {
             eprintln!("lost: comment {id} {text:?}");
             lost += 1;
         }

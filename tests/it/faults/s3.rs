@@ -7,7 +7,7 @@
 use super::load::{Load, Outcome, Tally};
 use super::services::{PrivateRedis, Relay};
 use super::{Serve, Upload, lost};
-use crate::cluster::{list_keys, start_moto};
+use crate::cluster::{list_keys, s3_env, start_moto};
 use crate::helpers::{PgSchema, external_urls};
 use crate::videos::clip;
 use futures::TryStreamExt;
@@ -27,17 +27,9 @@ async fn s3_unreachable_under_load() {
     let (_moto, s3) = start_moto().await;
     let target = s3.trim_start_matches("http://").parse().expect("moto's address");
     let relay = Relay::start(target).await;
-    let serve = Serve::start(&[
-        ("TURTLEMEN_DATABASE_URL", schema.url()),
-        ("TURTLEMEN_SESSION_URL", redis.url()),
-        ("TURTLEMEN_STORAGE_URL", "s3://media".into()),
-        ("AWS_ENDPOINT", relay.url()),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ])
-    .await;
+    let mut env = vec![("TURTLEMEN_DATABASE_URL", schema.url()), ("TURTLEMEN_SESSION_URL", redis.url())];
+    env.extend(s3_env(&relay.url()));
+    let serve = Serve::start(&env).await;
     let db = super::open_db(&schema.url()).await;
     let (people, talk) = serve.people(&db).await;
     let ann = people[0].clone();
