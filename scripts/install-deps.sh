@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with the Rust toolchain lacks to build, run and test
 # Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), HAProxy (the load balancer of
-# the multi-replica test), aiosmtpd (mail tests), moto's S3
+# the multi-replica test), PostgreSQL's server programs and Redis (the fault suite's own servers), aiosmtpd (mail tests), moto's S3
 # server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate,
 # checkov and Prometheus (the Kubernetes manifests' and the monitoring's checks), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
@@ -20,6 +20,11 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The browser tests make a fresh PostgreSQL schema per server with psql.
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+# The fault suite (tests/it/faults) starts PostgreSQL clusters (initdb, pg_ctl) and Redis
+# servers of its own, to stop and start them.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 # The Kubernetes manifests are rendered with `kubectl kustomize` (deploy/kubernetes/check.py).
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)

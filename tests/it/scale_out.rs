@@ -13,120 +13,21 @@
 //! `TURTLEMEN_TEST_POSTGRES_URL` / `TURTLEMEN_TEST_REDIS_URL`, unless the run requires them.
 
 use crate::channels::publish_in;
-use crate::gateway::{Browser, PASSWORD, field};
+use crate::cluster::{
+    Killed, Person, Replica, START_DEADLINE, create_accounts, free_port, list_keys, s3_env, start_moto,
+};
 use crate::helpers::{PgSchema, external_urls};
 use crate::uploads::metadata;
 use crate::videos::clip;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A cookie secret every role shares (at least 32 characters).
 const COOKIE_SECRET: &str = "one cookie secret for every replica of the scale-out test";
-/// How long a process may take to answer `/readyz` after it is started.
-const START_DEADLINE: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("bound").port()
-}
-
-/// A child process killed (SIGKILL) and reaped when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One replica: how to start it, where it answers `/readyz`, and its log (kept across restarts).
-struct Replica {
-    name: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    port: u16,
-    data_dir: PathBuf,
-    log: PathBuf,
-    child: Option<Killed>,
-}
-
-impl Replica {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turtlemen"));
-        cmd.args(&self.args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
-        cmd.env("TURTLEMEN_DATA_DIR", &self.data_dir).envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log file")).stderr(log);
-        self.child = Some(Killed(cmd.spawn().expect("turtlemen starts")));
-    }
-
-    /// `kill -9`, and waits until the process is gone.
-    fn kill(&mut self) {
-        drop(self.child.take());
-    }
-
-    async fn ready(&mut self) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            let child = &mut self.child.as_mut().expect("started").0;
-            if let Some(status) = child.try_wait().expect("process state") {
-                panic!("{} exited with {status}:\n{}", self.name, tail(&self.log));
-            }
-            if http.get(&url).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} never became ready:\n{}", self.name, tail(&self.log));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Whether this replica's log shows a request with `id` answered.
-    fn served(&self, id: &str) -> bool {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().any(|l| l.contains(id) && l.contains("served"))
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- {} (the end of its log)\n{}", self.name, tail(&self.log));
-        }
-    }
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// moto's S3 server on a free port, with the bucket `media`.
-async fn start_moto() -> (Killed, String) {
-    let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server is required (scripts/install-deps.sh installs it)");
-    let moto = Killed(child);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + START_DEADLINE;
-    let http = reqwest::Client::new();
-    while !http.put(format!("{endpoint}/media")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "moto_server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (moto, endpoint)
-}
 
 /// HAProxy on `port`, round-robin over `gateways`, checking each every 300 ms.
 async fn start_haproxy(dir: &Path, port: u16, gateways: &[u16]) -> Killed {
@@ -161,161 +62,6 @@ async fn start_haproxy(dir: &Path, port: u16, gateways: &[u16]) -> Killed {
         }
         assert!(Instant::now() < deadline, "HAProxy never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A person's client: a browser's cookies, each request retried at most once (after a
-/// connection failure, a cut-off answer, 502 or 504: a request caught in flight by a kill), as a
-/// browser's reload or an app's retry would; a second failure fails the test. A 503 fails it at
-/// once: while one replica of each role is up, a request that could not be handed over to the
-/// dead one is sent to the other, never refused. Retries are written down for the report.
-#[derive(Clone)]
-struct Person {
-    name: String,
-    base: String,
-    http: reqwest::Client,
-    browser: Browser,
-    retries: Arc<Mutex<Vec<String>>>,
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: bytes::Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_default()
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-    }
-}
-
-impl Person {
-    fn new(name: &str, base: &str, retries: &Arc<Mutex<Vec<String>>>) -> Person {
-        Person {
-            name: name.into(),
-            base: base.into(),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
-            browser: Browser::default(),
-            retries: retries.clone(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) }
-    }
-
-    /// Sends the request `make` builds (with this person's cookies); `what` names it.
-    async fn send(&self, what: &str, make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Answer {
-        let mut failure = String::new();
-        for attempt in 0..2 {
-            let req = make(&self.http).header("cookie", self.browser.cookie_header());
-            match req.send().await {
-                Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                    panic!("{}: {what} was refused (503) though a replica of each role is up", self.name);
-                }
-                Ok(res) if !matches!(res.status().as_u16(), 502 | 504) => {
-                    self.browser.keep(&res);
-                    let (status, headers) = (res.status(), res.headers().clone());
-                    match res.bytes().await {
-                        Ok(body) => return Answer { status, headers, body },
-                        Err(e) => failure = format!("{status}, then the body broke off: {e}"),
-                    }
-                }
-                Ok(res) => failure = res.status().to_string(),
-                Err(e) => failure = format!("{e}"),
-            }
-            if attempt == 0 {
-                self.retries.lock().expect("retries").push(format!("{}: {what}: {failure}", self.name));
-                // A client's pause before it tries again.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-        panic!("{}: {what} failed beyond one client retry: {failure}", self.name);
-    }
-
-    async fn get(&self, what: &str, path: &str) -> Answer {
-        let url = self.url(path);
-        self.send(what, |c| c.get(&url).header("accept", "application/json")).await
-    }
-
-    /// Signs in through the OIDC flow from `/studio/videos`, as a browser follows the redirects.
-    async fn sign_in(&self) {
-        let mut url = self.url("/studio/videos");
-        for _ in 0..12 {
-            let res = self.send(&format!("sign-in at {url}"), |c| c.get(&url).header("accept", "text/html")).await;
-            if res.status.is_redirection() {
-                url = self.url(&res.header("location"));
-                continue;
-            }
-            if url.contains("/auth/login") && res.status == StatusCode::OK {
-                let html = String::from_utf8_lossy(&res.body);
-                let csrf = field(&html, "csrf");
-                let return_to = field(&html, "return_to").replace("&#38;", "&").replace("&amp;", "&");
-                let form = [
-                    ("csrf", csrf.as_str()),
-                    ("username", self.name.as_str()),
-                    ("password", PASSWORD),
-                    ("return_to", return_to.as_str()),
-                ];
-                let login = self.url("/auth/login");
-                let res = self.send("sign-in form", |c| c.post(&login).form(&form)).await;
-                assert_eq!(res.status, StatusCode::SEE_OTHER, "{}: signed in", self.name);
-                url = self.url(&res.header("location"));
-                continue;
-            }
-            assert_eq!(
-                (res.status, url.ends_with("/studio/videos")),
-                (StatusCode::OK, true),
-                "{}: at {url}",
-                self.name
-            );
-            return;
-        }
-        panic!("{}: too many redirects signing in", self.name);
-    }
-
-    /// Comments on `video`; the new comment's id.
-    async fn comment(&self, video: &str, text: &str) -> String {
-        let url = self.url(&format!("/api/v1/videos/{video}/comments"));
-        let body = serde_json::json!({ "text": text });
-        let res = self.send(&format!("comment {text:?}"), |c| c.post(&url).json(&body)).await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}: {}", self.name, String::from_utf8_lossy(&res.body));
-        res.json()["id"].as_str().expect("the comment's id").to_string()
-    }
-
-    /// Watches `video`: its JSON, its page, and — with `play`, once it is ready — its HLS master
-    /// playlist, a rendition's playlist and a segment of it.
-    async fn watch(&self, video: &str, play: bool) -> serde_json::Value {
-        let v = self.get("the video", &format!("/api/v1/videos/{video}")).await;
-        assert_eq!(v.status, StatusCode::OK);
-        let v = v.json();
-        let url = self.url(v["watch_url"].as_str().expect("a watch URL"));
-        let page = self.send("the watch page", |c| c.get(&url).header("accept", "text/html")).await;
-        assert_eq!(page.status, StatusCode::OK);
-        if play
-            && v["state"] == "ready"
-            && let Some(hls) = v["hls_url"].as_str()
-        {
-            let master = self.get("the master playlist", hls).await;
-            assert_eq!(master.status, StatusCode::OK);
-            let master = String::from_utf8_lossy(&master.body).into_owned();
-            let base = hls.trim_end_matches("master.m3u8");
-            let variant = master.lines().find(|l| l.ends_with(".m3u8")).expect("a rendition");
-            let playlist = self.get("a rendition's playlist", &format!("{base}{variant}")).await;
-            assert_eq!(playlist.status, StatusCode::OK);
-            let playlist = String::from_utf8_lossy(&playlist.body).into_owned();
-            let folder = format!("{base}{}", variant.rsplit_once('/').map_or("", |(d, _)| d));
-            let segment = playlist.lines().find(|l| l.ends_with(".m4s")).expect("a segment");
-            let res = self.get("a segment", &format!("{folder}/{segment}")).await;
-            assert_eq!(res.status, StatusCode::OK);
-            assert!(!res.body.is_empty());
-        }
-        v
     }
 }
 
@@ -391,14 +137,6 @@ async fn while_down(
     rounds_go_on(rounds, 4, &format!("after {} came back", replica.name)).await;
 }
 
-/// The keys of the bucket under `prefix` (moto answers unsigned requests).
-async fn list_keys(s3: &str, prefix: &str) -> Vec<String> {
-    let url = format!("{s3}/media?list-type=2&prefix={prefix}");
-    let xml = reqwest::get(url).await.expect("moto answers").text().await.expect("a listing");
-    assert!(!xml.contains("<IsTruncated>true</IsTruncated>"), "one page of keys");
-    xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_string).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_twice_survives_a_kill_of_each() {
     let Some((pg, redis)) = external_urls() else { return };
@@ -423,12 +161,6 @@ async fn every_role_twice_survives_a_kill_of_each() {
         ("TURTLEMEN_DATABASE_URL", schema.url()),
         ("TURTLEMEN_DATABASE_MAX_CONNECTIONS", "4".into()),
         ("TURTLEMEN_SESSION_URL", redis),
-        ("TURTLEMEN_STORAGE_URL", "s3://media".into()),
-        ("AWS_ENDPOINT", s3.clone()),
-        ("AWS_ALLOW_HTTP", "true".into()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
         ("TURTLEMEN_PUBLIC_URL", public_url.clone()),
         ("TURTLEMEN_COOKIE_SECRET", COOKIE_SECRET.into()),
         // HAProxy in front of the gateways, the gateways in front of auth and API: all loopback.
@@ -442,6 +174,7 @@ async fn every_role_twice_survives_a_kill_of_each() {
         ("TURTLEMEN_LOG_LEVEL", "info".into()),
     ]
     .into_iter()
+    .chain(s3_env(&s3))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let replica = |name: &str, role: &str, port: u16| {
@@ -493,17 +226,7 @@ async fn every_role_twice_survives_a_kill_of_each() {
     .await
     .expect("the test database");
     let names = ["ann", "bob", "cat", "dan", "eve"];
-    for username in names {
-        let form = turtlemen_auth::accounts::AccountForm {
-            username,
-            email: &format!("{username}@example.org"),
-            display_name: None,
-            password: PASSWORD,
-            role: turtlemen_domain::Role::User,
-            promote_if_first: false,
-        };
-        turtlemen_auth::accounts::create(&db, form).await.expect("an account");
-    }
+    create_accounts(&db, &names).await;
     eprintln!("scale-out: {} processes ready in {:.1} s", 9, started.elapsed().as_secs_f64());
 
     let retries = Arc::new(Mutex::new(Vec::new()));

@@ -468,12 +468,12 @@ fn tokio_stream_from(
 }
 
 /// A small tmpfs mounted over a folder for one test (needs root), unmounted when dropped.
-struct SmallDisk(PathBuf);
+pub(crate) struct SmallDisk(PathBuf);
 
 impl SmallDisk {
     /// `None` where this machine does not let the test mount (not root); under CI
     /// (`TURTLEMEN_TEST_REQUIRE_EXTERNAL`) that is a failure, not a skip.
-    fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
+    pub(crate) fn mount(at: &std::path::Path, bytes: u64) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "turtlemen-test", &at.to_string_lossy()])
@@ -489,7 +489,7 @@ impl SmallDisk {
         None
     }
 
-    fn resize(&self, bytes: u64) {
+    pub(crate) fn resize(&self, bytes: u64) {
         let status = std::process::Command::new("mount")
             .args(["-o", &format!("remount,size={bytes}"), &self.0.to_string_lossy()])
             .status()

@@ -37,6 +37,19 @@ pub struct DbOptions {
     pub create_if_missing: bool,
 }
 
+/// Run on every SQLite connection going back to the pool: ends a transaction SQLite still
+/// holds there. A statement that fails mid-transaction with the disk full (`SQLITE_FULL`) can
+/// leave SQLite inside a transaction the driver no longer counts (or one the driver's rollback
+/// could not end); that idle connection then keeps the file's write lock, and every other
+/// writer waits out the busy timeout and fails with "database is locked" long after the disk
+/// has room again. `ROLLBACK` ends such a transaction and fails harmlessly when none is open
+/// (the usual case); a connection the driver still counts in a transaction is closed instead.
+async fn end_stray_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let _ = conn.execute("ROLLBACK").await;
+    Ok(!conn.is_in_transaction())
+}
+
 impl Db {
     /// Opens the pool and checks that one connection works.
     pub async fn connect(opts: &DbOptions) -> Result<Db, DbError> {
@@ -52,6 +65,7 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                .after_release(|conn, _| Box::pin(end_stray_transaction(conn)))
                 .connect_with(connect)
                 .await
                 .map_err(|e| DbError::Unavailable(format!("cannot open SQLite database {file}: {e}; check the path in --database-url and that its folder is writable")))?;

@@ -113,6 +113,14 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %e, "database unavailable");
                 Self::unavailable("The service is temporarily unavailable; try again shortly.")
             }
+            DbError::StorageFull(_) => {
+                tracing::error!(error = %e, "database disk full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "The server has no room to save this right now; try again later.",
+                )
+            }
             other => Self::internal(&other),
         }
     }
