@@ -8,22 +8,13 @@
 use crate::channels::{call, new_user, new_video, publish};
 use crate::gateway::Browser;
 use crate::helpers::TestApp;
+use crate::notifications::{drain, privacy};
 use crate::on_both_stacks;
 use crate::uploads::signed_in;
 use reqwest::Method;
-use serde_json::{Value, json};
 use turtlemen_db::seed::{SeedPlan, seed};
 use turtlemen_db::{Db, with_pool};
-use turtlemen_worker::{Worker, WorkerConfig};
 use uuid::Uuid;
-
-/// Runs the queued jobs until none is due (the instance runs no worker).
-async fn drain(app: &TestApp) -> usize {
-    Worker::new(app.db.clone(), turtlemen_worker::registry(None), WorkerConfig::default())
-        .run_until_idle()
-        .await
-        .unwrap()
-}
 
 /// The titles of `who`'s feed, first page.
 async fn feed(app: &TestApp, who: &Browser) -> Vec<String> {
@@ -56,13 +47,6 @@ async fn entries(db: &Db, user: Uuid) -> i64 {
             .await
             .unwrap()
     })
-}
-
-async fn privacy(app: &TestApp, who: &Browser, video: &str, privacy: &str) {
-    let (status, body): (u16, Value) =
-        call(app, Some(who), Method::PATCH, &format!("/api/v1/videos/{video}"), Some(json!({"privacy": privacy})))
-            .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 /// A public video of `who`, published and announced as processing does.

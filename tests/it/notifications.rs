@@ -21,7 +21,7 @@ use turtlemen_worker::{Worker, WorkerConfig};
 use uuid::Uuid;
 
 /// Runs this build's notification jobs until none is due (the instance runs no worker).
-async fn drain(app: &TestApp) -> usize {
+pub async fn drain(app: &TestApp) -> usize {
     Worker::new(app.db.clone(), turtlemen_worker::registry(None), WorkerConfig::default())
         .run_until_idle()
         .await
@@ -101,7 +101,8 @@ fn user_id(me: &Value) -> Uuid {
     Uuid::parse_str(me["id"].as_str().unwrap()).unwrap()
 }
 
-async fn privacy(app: &TestApp, who: &Browser, video: &str, privacy: &str) {
+/// Sets a video's privacy through the API as its owner.
+pub async fn privacy(app: &TestApp, who: &Browser, video: &str, privacy: &str) {
     let (status, body) =
         call(app, Some(who), Method::PATCH, &format!("/api/v1/videos/{video}"), Some(json!({"privacy": privacy})))
             .await;
