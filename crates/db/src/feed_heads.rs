@@ -75,33 +75,37 @@ const HEAD: &str = "SELECT token, floor_at, floor_id, read_at FROM feed_heads WH
 /// head itself; `None` when the user has no ready head.
 pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Result<Option<HeadPage>, DbError> {
     let postgres = matches!(db, Db::Postgres(_));
-    let found: Option<(HeadRow, Vec<VideoRow>)> = with_pool!(db, |pool| {
-        // SQLite: a deferred transaction reads one snapshot from its first statement on.
-        let mut tx = pool.begin().await?;
-        if postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        }
-        let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
-        let found = match head {
-            Some(head) => {
-                let floor = head.1.zip(head.2).unwrap_or_else(bottom);
-                let rows = sqlx::query_as(ENTRIES)
-                    .bind(user.0)
-                    .bind(head.0)
-                    .bind(before.0)
-                    .bind(before.1)
-                    .bind(floor.0)
-                    .bind(floor.1)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                Some((head, rows))
+    // Read-only, yet on CockroachDB a serializable read may still be asked to retry.
+    let found: Option<(HeadRow, Vec<VideoRow>)> = retry_serializable(|| async {
+        Ok(with_pool!(db, |pool| {
+            // SQLite: a deferred transaction reads one snapshot from its first statement on.
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
             }
-            None => None,
-        };
-        tx.commit().await?;
-        found
-    });
+            let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
+            let found = match head {
+                Some(head) => {
+                    let floor = head.1.zip(head.2).unwrap_or_else(bottom);
+                    let rows = sqlx::query_as(ENTRIES)
+                        .bind(user.0)
+                        .bind(head.0)
+                        .bind(before.0)
+                        .bind(before.1)
+                        .bind(floor.0)
+                        .bind(floor.1)
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    Some((head, rows))
+                }
+                None => None,
+            };
+            tx.commit().await?;
+            found
+        }))
+    })
+    .await?;
     let Some(((token, floor_at, floor_id, read_at), rows)) = found else { return Ok(None) };
     let now = Utc::now();
     if now - read_at > READ_PRECISION {
