@@ -189,16 +189,16 @@ impl Person {
     pub(crate) async fn try_send(
         &self,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, Unanswered> {
         let mut req = make(&self.http).header("cookie", self.browser.cookie_header());
         if let Some(address) = &self.address {
             req = req.header("x-forwarded-for", address);
         }
         let res =
-            req.send().await.map_err(|e| if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() })?;
+            req.send().await.map_err(|e| if e.is_timeout() { Unanswered::TimedOut(e) } else { Unanswered::Send(e) })?;
         self.browser.keep(&res);
         let (status, headers) = (res.status(), res.headers().clone());
-        let body = res.bytes().await.map_err(|e| format!("{status}, then the body broke off: {e}"))?;
+        let body = res.bytes().await.map_err(|source| Unanswered::BodyBroke { status, source })?;
         Ok(Answer { status, headers, body })
     }
 
@@ -207,7 +207,7 @@ impl Person {
         &self,
         what: &str,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, Unanswered> {
         if self.strict { Ok(self.send(what, make).await) } else { self.try_send(make).await }
     }
 
@@ -221,7 +221,7 @@ impl Person {
                 }
                 Ok(res) if !matches!(res.status.as_u16(), 502 | 504) => return res,
                 Ok(res) => failure = res.status.to_string(),
-                Err(e) => failure = e,
+                Err(e) => failure = e.to_string(),
             }
             if attempt == 0 {
                 self.retries.lock().expect("retries").push(format!("{}: {what}: {failure}", self.name));
@@ -245,7 +245,7 @@ impl Person {
     }
 
     /// [`Person::sign_in`], saying what went wrong instead of failing the test.
-    pub(crate) async fn try_sign_in(&self) -> Result<(), String> {
+    pub(crate) async fn try_sign_in(&self) -> Result<(), Unanswered> {
         let mut url = self.url("/studio/videos");
         for _ in 0..12 {
             let res = self.request(&format!("sign-in at {url}"), |c| c.get(&url).header("accept", "text/html")).await?;
@@ -266,17 +266,17 @@ impl Person {
                 let login = self.url("/auth/login");
                 let res = self.request("sign-in form", |c| c.post(&login).form(&form)).await?;
                 if res.status != StatusCode::SEE_OTHER {
-                    return Err(format!("the sign-in form was answered {}", res.status));
+                    return Err(Unanswered::SignInForm(res.status));
                 }
                 url = self.url(&res.header("location"));
                 continue;
             }
             if (res.status, url.ends_with("/studio/videos")) != (StatusCode::OK, true) {
-                return Err(format!("signing in ended at {url} with {}", res.status));
+                return Err(Unanswered::SignInEnded { url, status: res.status });
             }
             return Ok(());
         }
-        Err("too many redirects signing in".into())
+        Err(Unanswered::TooManyRedirects)
     }
 
     /// Comments on `video`; the new comment's id.
@@ -353,4 +353,21 @@ pub(crate) fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "test".into()),
         ("AWS_REGION", "us-east-1".into()),
     ]
+}
+
+/// Why a person's request or sign-in got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unanswered {
+    #[error("timed out: {0}")]
+    TimedOut(reqwest::Error),
+    #[error("{0}")]
+    Send(reqwest::Error),
+    #[error("{status}, then the body broke off: {source}")]
+    BodyBroke { status: StatusCode, source: reqwest::Error },
+    #[error("the sign-in form was answered {0}")]
+    SignInForm(StatusCode),
+    #[error("signing in ended at {url} with {status}")]
+    SignInEnded { url: String, status: StatusCode },
+    #[error("too many redirects signing in")]
+    TooManyRedirects,
 }

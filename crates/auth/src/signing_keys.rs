@@ -74,7 +74,7 @@ pub enum KeyError {
     #[error("another rotation was made at the same moment; look at the keys and rotate again if needed")]
     Raced,
     #[error("cannot make a signing key: {0}")]
-    Generate(String),
+    Generate(tokens::KeyMaterialError),
     #[error(transparent)]
     Db(#[from] DbError),
 }

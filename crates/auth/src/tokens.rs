@@ -104,6 +104,32 @@ impl std::fmt::Debug for KeyRecord {
     }
 }
 
+/// What is wrong with key material: a private key that is not the expected kind, a public JWK
+/// that cannot verify, or a key that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyMaterialError {
+    #[error("the signing key is not a PKCS#8 P-256 private key")]
+    NotEs256,
+    #[error("the RS256 key is not a PKCS#8 RSA private key")]
+    NotRsa,
+    #[error("the RS256 key is shorter than 2048 bits")]
+    RsaTooShort,
+    #[error("unexpected public key encoding")]
+    Encoding,
+    #[error("cannot encode the key: {0}")]
+    Encode(String),
+    #[error("cannot generate a signing key: {0}")]
+    Generate(String),
+    #[error("a JWK without {0}")]
+    JwkField(&'static str),
+    #[error("unsupported key type {0}")]
+    KeyType(String),
+    #[error("the JWK cannot verify: {0}")]
+    Jwk(String),
+    #[error("unsupported algorithm {0:?}")]
+    Algorithm(Algorithm),
+}
+
 /// Why a stored key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRecordError {
@@ -136,12 +162,12 @@ fn kid_of(public: &[u8]) -> String {
 }
 
 /// The public JWK of a PKCS#8 P-256 private key.
-pub fn es256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+pub fn es256_public_jwk(der: &[u8]) -> Result<serde_json::Value, KeyMaterialError> {
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &ring::rand::SystemRandom::new())
-        .map_err(|_| "the signing key is not a PKCS#8 P-256 private key".to_string())?;
+        .map_err(|_| KeyMaterialError::NotEs256)?;
     let public = pair.public_key().as_ref();
     if public.len() != 65 || public[0] != 4 {
-        return Err("unexpected public key encoding".into());
+        return Err(KeyMaterialError::Encoding);
     }
     let (x, y) = (b64url(&public[1..33]), b64url(&public[33..65]));
     Ok(
@@ -150,50 +176,57 @@ pub fn es256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
 }
 
 /// The public JWK of a PKCS#8 RSA private key, and the key in PKCS#1 (what the signer takes).
-fn rs256_parts(der: &[u8]) -> Result<(serde_json::Value, Vec<u8>), String> {
+fn rs256_parts(der: &[u8]) -> Result<(serde_json::Value, Vec<u8>), KeyMaterialError> {
     use rsa::pkcs1::EncodeRsaPrivateKey;
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::traits::PublicKeyParts;
-    let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| "the RS256 key is not a PKCS#8 RSA private key")?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| KeyMaterialError::NotRsa)?;
     if key.size() < 256 {
-        return Err("the RS256 key is shorter than 2048 bits".into());
+        return Err(KeyMaterialError::RsaTooShort);
     }
     let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
     let jwk = serde_json::json!({ "kty": "RSA", "n": b64url(&n), "e": b64url(&e), "kid": kid_of(&n), "use": "sig", "alg": "RS256" });
-    let pkcs1 = key.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec();
+    let pkcs1 = key.to_pkcs1_der().map_err(|e| KeyMaterialError::Encode(e.to_string()))?.as_bytes().to_vec();
     Ok((jwk, pkcs1))
 }
 
 /// The public JWK of a PKCS#8 RSA private key.
-pub fn rs256_public_jwk(der: &[u8]) -> Result<serde_json::Value, String> {
+pub fn rs256_public_jwk(der: &[u8]) -> Result<serde_json::Value, KeyMaterialError> {
     rs256_parts(der).map(|(jwk, _)| jwk)
 }
 
 /// A new ES256 signing key, PKCS#8 DER.
-pub fn generate_es256_pkcs8() -> Result<Vec<u8>, String> {
+pub fn generate_es256_pkcs8() -> Result<Vec<u8>, KeyMaterialError> {
     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new())
         .map(|doc| doc.as_ref().to_vec())
-        .map_err(|_| "cannot generate a signing key".to_string())
+        .map_err(|_| KeyMaterialError::Generate("the system random source failed".into()))
 }
 
 /// A new RS256 signing key (2048-bit RSA), PKCS#8 DER. `ring` signs with RSA but cannot make
 /// RSA keys; the `rsa` crate (already used by jsonwebtoken's RSA support) can.
-pub fn generate_rs256_pkcs8() -> Result<Vec<u8>, String> {
+pub fn generate_rs256_pkcs8() -> Result<Vec<u8>, KeyMaterialError> {
     use rsa::pkcs8::EncodePrivateKey;
-    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| e.to_string())?;
-    Ok(key.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec())
+    let key =
+        rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| KeyMaterialError::Generate(e.to_string()))?;
+    Ok(key.to_pkcs8_der().map_err(|e| KeyMaterialError::Encode(e.to_string()))?.as_bytes().to_vec())
 }
 
 /// A verifying key from a public JWK we published (EC P-256 or RSA).
-fn public_key(jwk: &serde_json::Value, retired_at: Option<i64>) -> Result<PublicKey, String> {
-    let field = |name: &str| jwk.get(name).and_then(|v| v.as_str()).ok_or_else(|| format!("a JWK without {name}"));
+fn public_key(jwk: &serde_json::Value, retired_at: Option<i64>) -> Result<PublicKey, KeyMaterialError> {
+    let field = |name: &'static str| jwk.get(name).and_then(|v| v.as_str()).ok_or(KeyMaterialError::JwkField(name));
     let kid = field("kid")?.to_string();
     let (alg, decoding) = match field("kty")? {
         "EC" => (Algorithm::ES256, DecodingKey::from_ec_components(field("x")?, field("y")?)),
         "RSA" => (Algorithm::RS256, DecodingKey::from_rsa_components(field("n")?, field("e")?)),
-        other => return Err(format!("unsupported key type {other}")),
+        other => return Err(KeyMaterialError::KeyType(other.to_string())),
     };
-    Ok(PublicKey { kid, alg, decoding: decoding.map_err(|e| e.to_string())?, jwk: jwk.clone(), retired_at })
+    Ok(PublicKey {
+        kid,
+        alg,
+        decoding: decoding.map_err(|e| KeyMaterialError::Jwk(e.to_string()))?,
+        jwk: jwk.clone(),
+        retired_at,
+    })
 }
 
 fn now() -> i64 {
@@ -201,29 +234,29 @@ fn now() -> i64 {
 }
 
 /// A signing key from PKCS#8 DER, with its public JWK, if it is ES256 or RS256.
-fn signing_parts(der: &[u8], alg: Algorithm) -> Result<(serde_json::Value, EncodingKey), String> {
+fn signing_parts(der: &[u8], alg: Algorithm) -> Result<(serde_json::Value, EncodingKey), KeyMaterialError> {
     match alg {
         Algorithm::ES256 => Ok((es256_public_jwk(der)?, EncodingKey::from_ec_der(der))),
         Algorithm::RS256 => rs256_parts(der).map(|(jwk, pkcs1)| (jwk, EncodingKey::from_rsa_der(&pkcs1))),
-        other => Err(format!("unsupported algorithm {other:?}")),
+        other => Err(KeyMaterialError::Algorithm(other)),
     }
 }
 
 impl Signer {
     /// Loads a PKCS#8 (DER) P-256 private key: the only key, signing everything.
-    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyMaterialError> {
         let mut signer = Self { signing: Vec::new(), keys: Vec::new(), retention: 0 };
         signer.add_current(der, Algorithm::ES256)?;
         Ok(signer)
     }
 
     /// Adds the current RS256 key (PKCS#8 DER), for clients that ask for RS256 ID tokens.
-    pub fn with_rs256_pkcs8(mut self, der: &[u8]) -> Result<Self, String> {
+    pub fn with_rs256_pkcs8(mut self, der: &[u8]) -> Result<Self, KeyMaterialError> {
         self.add_current(der, Algorithm::RS256)?;
         Ok(self)
     }
 
-    fn add_current(&mut self, der: &[u8], alg: Algorithm) -> Result<(), String> {
+    fn add_current(&mut self, der: &[u8], alg: Algorithm) -> Result<(), KeyMaterialError> {
         let (jwk, encoding) = signing_parts(der, alg)?;
         let key = public_key(&jwk, None)?;
         self.signing.push(SigningKey {
@@ -253,7 +286,7 @@ impl Signer {
                 return Err(damaged(format!("its public key is {}", key.kid)));
             }
             if let Some(der) = &r.pkcs8 {
-                let (jwk, encoding) = signing_parts(der, key.alg).map_err(damaged)?;
+                let (jwk, encoding) = signing_parts(der, key.alg).map_err(|e| damaged(e.to_string()))?;
                 if jwk != r.jwk {
                     return Err(damaged("its private key does not match its public key".into()));
                 }

@@ -156,7 +156,7 @@ impl Journey {
                 let started = Instant::now();
                 let outcome = match self.p.try_sign_in().await {
                     Ok(()) => Outcome::Ok,
-                    Err(e) => Outcome::Failed(e),
+                    Err(e) => Outcome::Failed(e.to_string()),
                 };
                 signed_in = outcome == Outcome::Ok;
                 self.record("sign in", started, outcome);
@@ -237,7 +237,7 @@ impl Journey {
         let (outcome, answer) = match res {
             Ok(a) if a.status == expected => (Outcome::Ok, Some(a)),
             Ok(a) => (Outcome::Status(a.status.as_u16()), None),
-            Err(e) => (Outcome::Failed(e), None),
+            Err(e) => (Outcome::Failed(e.to_string()), None),
         };
         self.record(what, started, outcome);
         answer

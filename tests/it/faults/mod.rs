@@ -161,7 +161,11 @@ impl<'a> Upload<'a> {
     }
 
     /// Sends `bytes` at `offset`.
-    pub async fn patch(&self, offset: usize, bytes: &[u8]) -> Result<crate::cluster::Answer, String> {
+    pub async fn patch(
+        &self,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<crate::cluster::Answer, crate::cluster::Unanswered> {
         self.who
             .try_send(|c| {
                 c.patch(&self.url)

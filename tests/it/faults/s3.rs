@@ -64,7 +64,7 @@ async fn s3_unreachable_under_load() {
     let sent = Instant::now();
     let refused = uploading.patch(half, &second[half..]).await;
     let refused_after = sent.elapsed();
-    let refused_status = refused.as_ref().map(|r| r.status.as_u16()).map_err(Clone::clone);
+    let refused_status = refused.as_ref().map(|r| r.status.as_u16()).map_err(ToString::to_string);
     tokio::time::sleep(S3_OUTAGE.saturating_sub(fault.elapsed())).await;
     relay.restore().await;
     let back = Instant::now();
