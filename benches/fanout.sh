@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The new-video fan-out, measured on SQLite and on PostgreSQL in one run (release build,
 # `turtlemen serve` with its embedded worker, embedded session store):
-#   seed      N users (default 100,000) following one creator's channel, inserted in bulk SQL
+#   seed      N users (default 100,000) following one creator's channel, each with a feed head
+#             (every follower an active viewer: the fan-out adds the video to each head), in bulk SQL
 #   fan-out   the creator uploads a 2 s public clip; ffmpeg makes it playable, which queues the
 #             notify_new_video job; its time from queued to succeeded (the job row's timestamps),
-#             and that exactly N notifications exist afterwards (none twice)
+#             and that exactly N notifications and N feed entries exist afterwards (none twice)
 #   latency   p50 and p99 of a simple read endpoint (GET /api/v1/channels/{creator}, wrk: 2
 #             threads, 16 connections, --latency) idle for 10 s, then from the moment the fan-out
 #             job is queued until it has succeeded (same server, same run)
@@ -62,7 +63,9 @@ run() { # engine
          FROM generate_series(1, $n) AS i;
          INSERT INTO subscriptions (user_id, channel_id, created_at)
          SELECT u.id, c.id, now() FROM users u, channels c WHERE u.username_key LIKE 'fan%' AND c.handle_key = 'creator';
-         UPDATE channels SET subscriber_count = $n WHERE handle_key = 'creator'; ANALYZE;" >/dev/null
+         UPDATE channels SET subscriber_count = $n WHERE handle_key = 'creator';
+         INSERT INTO feed_heads (user_id, token, ready, built_at, read_at)
+         SELECT id, gen_random_uuid(), TRUE, now(), now() FROM users WHERE username_key LIKE 'fan%'; ANALYZE;" >/dev/null
   else
     sql "PRAGMA busy_timeout = 10000; BEGIN;
          WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $n)
@@ -71,10 +74,13 @@ run() { # engine
                 strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ') FROM s;
          INSERT INTO subscriptions (user_id, channel_id, created_at)
          SELECT u.id, c.id, strftime('%Y-%m-%dT%H:%M:%fZ') FROM users u, channels c WHERE u.username_key LIKE 'fan%' AND c.handle_key = 'creator';
-         UPDATE channels SET subscriber_count = $n WHERE handle_key = 'creator'; COMMIT;" >/dev/null
+         UPDATE channels SET subscriber_count = $n WHERE handle_key = 'creator';
+         INSERT INTO feed_heads (user_id, token, ready, built_at, read_at)
+         SELECT id, randomblob(16), 1, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ')
+         FROM users WHERE username_key LIKE 'fan%'; COMMIT;" >/dev/null
   fi
   t1=$(date +%s.%N)
-  printf '%-8s seed %d users + subscriptions: %.1f s\n' "$engine" "$n" "$(echo "$t1 - $t0" | bc -l)"
+  printf '%-8s seed %d users + subscriptions + feed heads: %.1f s\n' "$engine" "$n" "$(echo "$t1 - $t0" | bc -l)"
 
   local cookie
   cookie=$(python3 benches/sign_in.py "$base" creator)
@@ -93,15 +99,17 @@ run() { # engine
   wrk -t2 -c16 -d600s --latency "$read" > "$work/$engine.wrk" & local load=$!
   until [ "$(sql "SELECT COUNT(*) FROM jobs WHERE kind = 'notify_new_video' AND state = 'succeeded'")" = 1 ]; do sleep 0.2; done
   kill -INT "$load"; wait "$load" || true
-  local took made twice
+  local took made twice entries
   if [ "$engine" = postgres ]; then
     took=$(sql "SELECT EXTRACT(EPOCH FROM updated_at - created_at) FROM jobs WHERE kind = 'notify_new_video'")
   else
     took=$(sql "SELECT (julianday(updated_at) - julianday(created_at)) * 86400 FROM jobs WHERE kind = 'notify_new_video'")
   fi
   made=$(sql "SELECT COUNT(*) FROM notifications WHERE kind = 'new_video'")
+  entries=$(sql "SELECT COUNT(*) FROM feed_entries")
   twice=$(sql "SELECT COUNT(*) FROM (SELECT user_id FROM notifications WHERE kind = 'new_video' GROUP BY user_id HAVING COUNT(*) > 1) d")
-  printf '%-8s fan-out to %d subscribers: %.2f s (queued to succeeded), %d notifications, %d twice\n' "$engine" "$n" "$took" "$made" "$twice"
+  printf '%-8s fan-out to %d subscribers: %.2f s (queued to succeeded), %d notifications, %d twice, %d feed entries\n' \
+    "$engine" "$n" "$took" "$made" "$twice" "$entries"
   printf '%-8s during  %s\n' "$engine" "$(percentiles < "$work/$engine.wrk")"
   kill "$server"; wait "$server" || true
 }

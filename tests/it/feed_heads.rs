@@ -1,8 +1,9 @@
 //! The feed's materialised head on both stacks, with the fan-out run by the real worker: the
 //! first read builds the head and later reads come from it; a new video reaches it through the
 //! fan-out job; a video made private leaves at once and comes back when made public again;
-//! subscribing drops the head, unfollowing hides at once; an expired head is built again; and
-//! concurrent first reads build one head and agree. (Paging across a head's floor into the
+//! subscribing drops the head, unfollowing hides at once; an expired head is built again; a
+//! fan-out waiting for a retry restarts when its video is listed again; an unban drops the heads
+//! built during the ban; and concurrent first reads build one head and agree. (Paging across a head's floor into the
 //! computed feed is `seed::the_feed_pages_through_every_followed_video_in_order`.)
 
 use crate::channels::{call, new_user, new_video, publish};
@@ -106,14 +107,73 @@ on_both_stacks! {
         assert_eq!(feed(&app, &bob).await, ["Carl's"]);
 
         // An idle head expires with its entries; the next read builds another.
-        let week_ago = chrono::Utc::now() - chrono::TimeDelta::days(8);
-        with_pool!(&app.db, |pool| {
-            sqlx::query("UPDATE feed_heads SET read_at = $1").bind(week_ago).execute(pool).await.unwrap().rows_affected()
-        });
-        assert_eq!(turtlemen_db::feed_heads::expire(&app.db, chrono::Utc::now(), 100).await.unwrap(), 1);
+        let expire = || turtlemen_db::feed_heads::expire(&app.db, chrono::Utc::now(), 100);
+        aged(&app.db, 3, 3).await;
+        assert_eq!(expire().await.unwrap(), 1);
         assert_eq!((head(&app.db, bob_id).await, entries(&app.db, bob_id).await), (None, 0));
         assert_eq!(feed(&app, &bob).await, ["Carl's"]);
         assert_eq!(head(&app.db, bob_id).await, Some((true, true)));
+        // One read lately stays; one built over a week ago goes however lately it was read.
+        aged(&app.db, 0, 1).await;
+        assert_eq!(expire().await.unwrap(), 0);
+        aged(&app.db, 0, 8).await;
+        assert_eq!(expire().await.unwrap(), 1);
+        assert_eq!((head(&app.db, bob_id).await, entries(&app.db, bob_id).await), (None, 0));
+    }
+}
+
+/// Makes every head last read `read` days ago and built `built` days ago.
+async fn aged(db: &Db, read: i64, built: i64) {
+    let ago = |days| chrono::Utc::now() - chrono::TimeDelta::days(days);
+    with_pool!(db, |pool| {
+        sqlx::query("UPDATE feed_heads SET read_at = $1, built_at = $2")
+            .bind(ago(read))
+            .bind(ago(built))
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+}
+
+on_both_stacks! {
+    without_worker;
+
+    async fn heads_missing_a_video_are_mended_by_a_restarted_fan_out_or_dropped(app) {
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let ann_id = id_of(&app, &ann).await;
+        let bob_id = id_of(&app, &bob).await;
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ann", None).await.0, 204);
+        assert!(feed(&app, &bob).await.is_empty());
+        assert_eq!(head(&app.db, bob_id).await, Some((true, true)), "a head of the whole (empty) feed");
+
+        // A fan-out waiting for a retry past bob (its checkpoint), when the video is listed
+        // again: it starts over, so bob's head gets the video.
+        let id = published(&app, &ann, "Relisted").await;
+        let checkpoint = serde_json::json!({ "video_id": id, "after": Uuid::max(), "done": false }).to_string();
+        let key = format!("notify_new_video:{id}");
+        with_pool!(&app.db, |pool| {
+            sqlx::query("UPDATE jobs SET payload = $1 WHERE idempotency_key = $2")
+                .bind(&checkpoint)
+                .bind(&key)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        });
+        assert!(turtlemen_db::notifications::announce_relisted_video(&app.db, id.parse().unwrap()).await.unwrap());
+        drain(&app).await;
+        assert_eq!(feed(&app, &bob).await, ["Relisted"]);
+
+        // A head built while ann was banned lacks her videos: the unban drops it with its entries.
+        turtlemen_db::moderation::ban(&app.db, turtlemen_domain::UserId(ann_id), "spam").await.unwrap();
+        with_pool!(&app.db, |pool| sqlx::query("DELETE FROM feed_heads").execute(pool).await.unwrap().rows_affected());
+        assert!(feed(&app, &bob).await.is_empty(), "hidden while she is banned");
+        assert_eq!(head(&app.db, bob_id).await, Some((true, true)));
+        turtlemen_db::moderation::unban(&app.db, turtlemen_domain::UserId(ann_id)).await.unwrap();
+        assert_eq!((head(&app.db, bob_id).await, entries(&app.db, bob_id).await), (None, 0));
+        assert_eq!(feed(&app, &bob).await, ["Relisted"]);
     }
 }
 
@@ -138,6 +198,14 @@ on_both_stacks! {
             sqlx::query_scalar("SELECT COUNT(*) FROM feed_heads WHERE ready = TRUE").fetch_one(pool).await.unwrap()
         });
         assert_eq!(heads, 1);
+        let tokens: i64 = with_pool!(&app.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(DISTINCT token) FROM feed_entries WHERE user_id = $1")
+                .bind(fan.id.0)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(tokens, 1, "one builder's entries");
         assert_eq!(head(&app.db, fan.id.0).await, Some((true, false)), "the follower's feed is longer than a head");
         assert_eq!(entries(&app.db, fan.id.0).await, i64::from(turtlemen_db::feed_heads::HEAD_SIZE));
         let again = turtlemen_db::subscriptions::feed(&app.db, fan.id, None, 20).await.unwrap();

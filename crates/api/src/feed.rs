@@ -38,7 +38,7 @@ pub async fn page(
     let next_cursor = if videos.len() > limit as usize {
         videos.truncate(limit as usize);
         videos.last().map(|v| {
-            cursor::encode(st, cursor::Kind::Feed, cursor::time_key(v.published_at.unwrap_or(v.created_at)), v.id)
+            cursor::encode(st, cursor::Kind::Feed, cursor::time_key(v.listed_at()), v.id)
         })
     } else {
         None

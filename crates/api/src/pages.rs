@@ -157,7 +157,7 @@ async fn home(
         Some(c) => Some(videos::parse_category(c)?),
         None => None,
     };
-    let card = |v: &Video| community::card(&st, v, viewer.as_ref(), None);
+    let card = |v: &Video| community::card(&st, v, None);
     let subscriptions = match &viewer {
         Some(u) => Some(crate::feed::page(&st, u, None, HOME_SUBSCRIPTIONS).await?.videos.iter().map(card).collect()),
         None => None,

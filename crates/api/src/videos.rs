@@ -122,10 +122,7 @@ impl VideoView {
     pub fn build(st: &ApiState, v: &Video, viewer: Option<&CurrentUser>) -> VideoView {
         let owner = viewer.is_some_and(|u| u.0.id == v.owner_id);
         let base = v.playable.then(|| media::base_url(st, v));
-        let poster_url = match (&base, v.has_poster || v.state == VideoState::Processing) {
-            (Some(b), true) => Some(format!("{b}/poster.jpg")),
-            _ => None,
-        };
+        let poster_url = base.as_deref().and_then(|b| poster_url(b, v));
         VideoView {
             id: v.id,
             title: v.title.clone(),
@@ -172,6 +169,20 @@ impl VideoView {
             original: owner.then(|| OriginalView { filename: v.original_name.clone(), bytes: v.original_bytes }),
         }
     }
+}
+
+/// The poster of `v` under its media URL `base` ([`media::base_url`]), if it has one.
+fn poster_url(base: &str, v: &Video) -> Option<String> {
+    (v.has_poster || v.state == VideoState::Processing).then(|| format!("{base}/poster.jpg"))
+}
+
+/// The poster of a playable `v` that has one: what a card shows, without the rest of a
+/// [`VideoView`].
+pub fn card_poster_url(st: &ApiState, v: &Video) -> Option<String> {
+    if !v.playable {
+        return None;
+    }
+    poster_url(&media::base_url(st, v), v)
 }
 
 /// The watch page of a video.

@@ -15,10 +15,11 @@
 //!   computed feed filters videos (public, playable, not hidden, the channel still followed),
 //!   so a video made private or an unfollowed channel leaves at once. A page that runs past the
 //!   floor continues with the computed feed from there.
-//! - **Dropped, never patched.** Subscribing drops the head in the subscription's transaction;
-//!   the next read builds another under a new token. Entries under an older token are ignored,
-//!   and deleted when the user's head is built again or [`expire`]d. A head and its entries are
-//!   read in one snapshot, so an expiry or a rebuild never shows a reader half a head.
+//! - **Dropped, never patched.** Subscribing drops the head and its entries in the
+//!   subscription's transaction; the next read builds another under a new token. An unban drops
+//!   its followers' heads ([`drop_followers`]). Entries under an older token (a builder taken
+//!   over) are ignored, and deleted when the user's head is built again or [`expire`]d. A head and its entries are
+//!   read in one statement, so an expiry or a rebuild never shows a reader half a head.
 //!
 //! A new video reaches a head when the fan-out job reaches its follower (seconds on a quiet
 //! queue), where the computed feed showed it at once.
@@ -41,12 +42,6 @@ const READ_PRECISION: TimeDelta = TimeDelta::hours(1);
 /// A feed key: `(published_at, id)`, ordered newest first.
 pub type Key = (DateTime<Utc>, Uuid);
 
-/// The lowest key there is: no published video is older than 1970 (PostgreSQL's timestamps stop
-/// well before chrono's minimum).
-fn bottom() -> Key {
-    (DateTime::UNIX_EPOCH, Uuid::nil())
-}
-
 /// What a ready head gave for a page.
 pub(crate) struct HeadPage {
     /// The page's videos from the head, newest first, below the cursor.
@@ -55,71 +50,82 @@ pub(crate) struct HeadPage {
     pub floor: Option<Key>,
 }
 
-/// The page below `before` from `user`'s ready head, or `None` when there is no ready head.
+/// The page below `$2, $3` from `user` `$1`'s ready head, at most `$4` videos, each row with its
+/// head's floor and read time. One statement, so one snapshot: a head dropped, expired or built
+/// again meanwhile is read whole or not at all (its entries are joined by its current token, and
+/// a head being built is not ready).
 const ENTRIES: &str = concat!(
     video_columns!(),
-    " FROM feed_entries e JOIN videos v ON v.id = e.video_id \
-     JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id \
-     WHERE e.user_id = $1 AND e.token = $2 \
-     AND e.published_at <= $3 AND (e.published_at < $3 OR e.video_id < $4) \
-     AND e.published_at >= $5 AND (e.published_at > $5 OR e.video_id >= $6) \
+    ", h.floor_at AS head_floor_at, h.floor_id AS head_floor_id, h.token AS head_token, h.read_at AS head_read_at \
+     FROM feed_heads h JOIN feed_entries e ON e.user_id = h.user_id AND e.token = h.token \
+     JOIN videos v ON v.id = e.video_id JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id \
+     WHERE h.user_id = $1 AND h.ready = TRUE \
+     AND e.published_at <= $2 AND (e.published_at < $2 OR e.video_id < $3) \
+     AND (h.floor_at IS NULL OR (e.published_at >= h.floor_at AND (e.published_at > h.floor_at OR e.video_id >= h.floor_id))) \
      AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
      AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $1 AND s.channel_id = v.channel_id) \
-     ORDER BY e.published_at DESC, e.video_id DESC LIMIT $7"
+     ORDER BY e.published_at DESC, e.video_id DESC LIMIT $4"
 );
 
-type HeadRow = (Uuid, Option<DateTime<Utc>>, Option<Uuid>, DateTime<Utc>);
-const HEAD: &str = "SELECT token, floor_at, floor_id, read_at FROM feed_heads WHERE user_id = $1 AND ready = TRUE";
+/// A row of [`ENTRIES`].
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    #[sqlx(flatten)]
+    video: VideoRow,
+    #[sqlx(flatten)]
+    head: HeadRow,
+}
+
+/// What a ready head says of itself.
+#[derive(sqlx::FromRow, Clone, Copy)]
+struct HeadRow {
+    head_floor_at: Option<DateTime<Utc>>,
+    head_floor_id: Option<Uuid>,
+    head_token: Uuid,
+    head_read_at: DateTime<Utc>,
+}
+
+/// The head alone: asked only when [`ENTRIES`] found nothing (no head, or none of its entries
+/// below the cursor).
+const HEAD: &str = "SELECT floor_at AS head_floor_at, floor_id AS head_floor_id, token AS head_token, \
+     read_at AS head_read_at FROM feed_heads WHERE user_id = $1 AND ready = TRUE";
 
 /// Reads up to `limit` videos below `before` from `user`'s ready head, in one snapshot with the
 /// head itself; `None` when the user has no ready head.
 pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Result<Option<HeadPage>, DbError> {
-    let postgres = matches!(db, Db::Postgres(_));
-    // Read-only, yet on CockroachDB a serializable read may still be asked to retry.
-    let found: Option<(HeadRow, Vec<VideoRow>)> = retry_serializable(|| async {
+    // On CockroachDB even a read may be asked to retry.
+    let entries: Vec<EntryRow> = retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
-            // SQLite: a deferred transaction reads one snapshot from its first statement on.
-            let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-            }
-            let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
-            let found = match head {
-                Some(head) => {
-                    let floor = head.1.zip(head.2).unwrap_or_else(bottom);
-                    let rows = sqlx::query_as(ENTRIES)
-                        .bind(user.0)
-                        .bind(head.0)
-                        .bind(before.0)
-                        .bind(before.1)
-                        .bind(floor.0)
-                        .bind(floor.1)
-                        .bind(limit)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    Some((head, rows))
-                }
-                None => None,
-            };
-            tx.commit().await?;
-            found
+            sqlx::query_as(ENTRIES).bind(user.0).bind(before.0).bind(before.1).bind(limit).fetch_all(pool).await?
         }))
     })
     .await?;
-    let Some(((token, floor_at, floor_id, read_at), rows)) = found else { return Ok(None) };
+    let (head, rows) = match entries.first() {
+        Some(first) => (first.head, entries.into_iter().map(|e| e.video).collect()),
+        None => {
+            let head: Option<HeadRow> = retry_serializable(|| async {
+                Ok(with_pool!(db, |pool| sqlx::query_as(HEAD).bind(user.0).fetch_optional(pool).await?))
+            })
+            .await?;
+            match head {
+                Some(head) => (head, Vec::new()),
+                None => return Ok(None),
+            }
+        }
+    };
     let now = Utc::now();
-    if now - read_at > READ_PRECISION {
+    if now - head.head_read_at > READ_PRECISION {
         with_pool!(db, |pool| {
             sqlx::query("UPDATE feed_heads SET read_at = $3 WHERE user_id = $1 AND token = $2")
                 .bind(user.0)
-                .bind(token)
+                .bind(head.head_token)
                 .bind(now)
                 .execute(pool)
                 .await
                 .map(|_| ())?
         });
     }
-    Ok(Some(HeadPage { rows, floor: floor_at.zip(floor_id) }))
+    Ok(Some(HeadPage { rows, floor: head.head_floor_at.zip(head.head_floor_id) }))
 }
 
 /// Takes the right to build `user`'s head: a new head row (or one whose builder stopped
@@ -220,28 +226,76 @@ pub(crate) async fn push_batch(
     .await
 }
 
-/// Drops `user`'s head (part of the transaction that makes a subscription): the next read
-/// builds another.
-pub(crate) const DROP: &str = "DELETE FROM feed_heads WHERE user_id = $1";
+/// Drops `user` `$1`'s head and its entries (part of the transaction that makes a
+/// subscription): the next read builds another.
+pub(crate) const DROP: [&str; 2] =
+    ["DELETE FROM feed_heads WHERE user_id = $1", "DELETE FROM feed_entries WHERE user_id = $1"];
 
-/// A head not read for this long is deleted ([`expire`]).
-pub const IDLE: TimeDelta = TimeDelta::days(7);
+/// Heads dropped per short transaction by [`drop_followers`].
+const DROP_BATCH: i64 = 500;
+
+/// Drops, with their entries, the heads of everyone following a channel of `owner`, a short
+/// transaction per [`DROP_BATCH`] heads (after an unban: heads built during the ban lack the
+/// videos shown again). Heads are a cache: one missed here (the process stopped half-way) lacks
+/// those videos until it is built again ([`MAX_AGE`] at most).
+pub async fn drop_followers(db: &Db, owner: UserId) -> Result<u64, DbError> {
+    let mut dropped = 0;
+    loop {
+        let users: Vec<Uuid> = with_pool!(db, |pool| {
+            sqlx::query_scalar(
+                "SELECT h.user_id FROM feed_heads h WHERE EXISTS (SELECT 1 FROM subscriptions s \
+                 JOIN channels c ON c.id = s.channel_id WHERE s.user_id = h.user_id AND c.owner_id = $1) LIMIT $2",
+            )
+            .bind(owner.0)
+            .bind(DROP_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        if users.is_empty() {
+            return Ok(dropped);
+        }
+        for user in &users {
+            retry_serializable(|| async {
+                with_pool!(db, |pool| {
+                    let mut tx = pool.begin().await?;
+                    for sql in DROP {
+                        sqlx::query(sql).bind(user).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                });
+                Ok(())
+            })
+            .await?;
+        }
+        dropped += users.len() as u64;
+    }
+}
+
+/// A head not read for this long is deleted ([`expire`]): an active viewer's head is kept, one
+/// coming back after a while has it built again (one computed page).
+pub const IDLE: TimeDelta = TimeDelta::days(2);
 /// A head built this long ago is deleted even if read since: rebuilding it bounds what the
 /// fan-out added to it.
 pub const MAX_AGE: TimeDelta = TimeDelta::days(7);
 
 /// Deletes, with their entries, at most `batch` heads that were not read for [`IDLE`] or were
 /// built [`MAX_AGE`] before `now`; returns how many went. Each head goes in its own short
-/// transaction.
+/// transaction. Each condition is one index range (`feed_heads_read`, `feed_heads_built`).
 pub async fn expire(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<u64, DbError> {
-    let heads: Vec<(Uuid, Uuid)> = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT user_id, token FROM feed_heads WHERE read_at < $1 OR built_at < $2 LIMIT $3")
-            .bind(now - IDLE)
-            .bind(now - MAX_AGE)
-            .bind(i64::from(batch))
-            .fetch_all(pool)
-            .await?
-    });
+    let mut heads: Vec<(Uuid, Uuid)> = Vec::new();
+    for (sql, before) in [
+        ("SELECT user_id, token FROM feed_heads WHERE read_at < $1 LIMIT $2", now - IDLE),
+        ("SELECT user_id, token FROM feed_heads WHERE built_at < $1 LIMIT $2", now - MAX_AGE),
+    ] {
+        let found: Vec<(Uuid, Uuid)> = with_pool!(db, |pool| {
+            sqlx::query_as(sql).bind(before).bind(i64::from(batch)).fetch_all(pool).await?
+        });
+        for head in found {
+            if heads.len() < batch as usize && !heads.contains(&head) {
+                heads.push(head);
+            }
+        }
+    }
     let mut gone = 0;
     for (user, token) in heads {
         gone += retry_serializable(|| async {
@@ -253,11 +307,11 @@ pub async fn expire(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<u64, DbEr
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query("DELETE FROM feed_entries WHERE user_id = $1 AND token = $2")
-                    .bind(user)
-                    .bind(token)
-                    .execute(&mut *tx)
-                    .await?;
+                if n == 1 {
+                    // Every entry of the user: the head's, and any left by an older token. (A
+                    // head built again meanwhile has another token and keeps its entries.)
+                    sqlx::query("DELETE FROM feed_entries WHERE user_id = $1").bind(user).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 n
             }))

@@ -202,9 +202,11 @@ pub async fn enqueue_again(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
     requeue(db, job, false).await
 }
 
-/// Like [`enqueue_again`], but a settled job queued again starts over from `job`'s payload
-/// instead of its own: for work whose earlier progress may no longer cover what the cause now
-/// asks for (a video listed again must reach feeds built while it was not).
+/// Like [`enqueue_again`], but the job starts over from `job`'s payload instead of its own: a
+/// settled one queued again, and a queued one (waiting for a retry with its checkpoint) too.
+/// For work whose earlier progress may no longer cover what the cause now asks for (a video
+/// listed again must reach feeds built while it was not). A running job is left alone: what it
+/// has done is kept.
 pub async fn enqueue_afresh(db: &Db, job: &NewJob<'_>) -> Result<bool, DbError> {
     requeue(db, job, true).await
 }
@@ -221,7 +223,7 @@ async fn requeue(db: &Db, job: &NewJob<'_>, afresh: bool) -> Result<bool, DbErro
                  VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) \
                  ON CONFLICT (idempotency_key) DO UPDATE SET state = 'queued', attempts = 0, run_at = $5, updated_at = $5, \
                  last_error = NULL, payload = CASE WHEN $7 THEN $3 ELSE jobs.payload END \
-                 WHERE jobs.state IN ('succeeded', 'failed') RETURNING id",
+                 WHERE jobs.state IN ('succeeded', 'failed') OR ($7 AND jobs.state = 'queued') RETURNING id",
             )
             .bind(id)
             .bind(job.kind.as_str())

@@ -186,7 +186,7 @@ pub async fn ban(db: &Db, user: UserId, reason: &str) -> Result<Changed, DbError
 /// comments count again, the address may register again.
 pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
     let now = Utc::now();
-    retry_serializable(|| async {
+    let changed = retry_serializable(|| async {
         with_pool!(db, |pool| {
             let mut tx = pool.begin().await?;
             let lifted: Option<Uuid> = sqlx::query_scalar(
@@ -213,15 +213,6 @@ pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await?;
-            // Feed heads built during the ban lack the videos shown again: their followers'
-            // next reads build new ones.
-            sqlx::query(
-                "DELETE FROM feed_heads WHERE user_id IN (SELECT s.user_id FROM subscriptions s \
-                 JOIN channels c ON c.id = s.channel_id WHERE c.owner_id = $1)",
-            )
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
             sqlx::query(COMMENTS_COUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query(REPLIES_COUNTED).bind(user.0).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM banned_emails WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
@@ -229,7 +220,15 @@ pub async fn unban(db: &Db, user: UserId) -> Result<Changed, DbError> {
             Ok(Changed::Done)
         })
     })
-    .await
+    .await?;
+    if changed == Changed::Done {
+        // Feed heads built during the ban lack the videos shown again: their followers' next
+        // reads build new ones. Short transactions after the unban's own, however many follow.
+        if let Err(e) = crate::feed_heads::drop_followers(db, user).await {
+            tracing::warn!(user.id = %user.0, error = %e, "cannot drop the feed heads of an unbanned user's followers");
+        }
+    }
+    Ok(changed)
 }
 
 /// Whether `email` (normalised) belongs to a banned account.

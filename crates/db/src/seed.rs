@@ -296,7 +296,7 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
 
     insert_rows(
         db,
-        "INSERT INTO users (id, username, username_key, email, email_key, display_name, role, email_verified, created_at, updated_at) ",
+        &Table::new("users", "id, username, username_key, email, email_key, display_name, role, email_verified, created_at, updated_at"),
         0..plan.users,
         |u| {
             let name = format!("seed{u}");
@@ -324,7 +324,11 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
     let names: Vec<String> = (0..plan.channels).map(|_| words(&mut rng, 2)).collect();
     insert_rows(
         db,
-        "INSERT INTO channels (id, owner_id, handle, handle_key, display_name, description, subscriber_count, created_at, updated_at) ",
+        &Table::new(
+            "channels",
+            "id, owner_id, handle, handle_key, display_name, description, subscriber_count, created_at, updated_at",
+        )
+        .searchable(crate::search::PG_CHANNEL_VECTOR_EXPR),
         0..plan.channels,
         |c| {
             let handle = if c < plan.users { format!("seed{c}") } else { format!("seedch{c}") };
@@ -371,9 +375,13 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
         }
         insert_rows(
             db,
-            "INSERT INTO videos (id, owner_id, channel_id, title, description, tags, category, privacy, state, progress, playable, \
-             duration_secs, width, height, original_name, original_bytes, views, comment_count, created_at, updated_at, \
-             published_at) ",
+            &Table::new(
+                "videos",
+                "id, owner_id, channel_id, title, description, tags, category, privacy, state, progress, playable, \
+                 duration_secs, width, height, original_name, original_bytes, views, comment_count, created_at, \
+                 updated_at, published_at",
+            )
+            .searchable(crate::search::PG_VIDEO_VECTOR_EXPR),
             0..rows.len() as u32,
             |i| {
                 let v = &rows[i as usize];
@@ -412,7 +420,7 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
             .filter(|v| v.privacy == "public" && now - v.published < Duration::hours(crate::trending::WINDOW_HOURS))
             .collect();
         if !recent.is_empty() {
-            insert_rows(db, "INSERT INTO video_view_hours (video_id, hour, views) ", 0..recent.len() as u32, |i| {
+            insert_rows(db, &Table::new("video_view_hours", "video_id, hour, views"), 0..recent.len() as u32, |i| {
                 let v = recent[i as usize];
                 vec![id(3, u64::from(v.index)).into(), crate::trending::hour_of(v.published).into(), v.views.into()]
             })
@@ -432,7 +440,7 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
         .map(|c| c.iter().map(|&(u, c)| (user_id(u), c)).collect::<Vec<_>>())
         .chain(follower_rows.chunks(BATCH).map(<[(Uuid, u32)]>::to_vec))
     {
-        insert_rows(db, "INSERT INTO subscriptions (user_id, channel_id, created_at) ", 0..chunk.len() as u32, |i| {
+        insert_rows(db, &Table::new("subscriptions", "user_id, channel_id, created_at"), 0..chunk.len() as u32, |i| {
             let (user, c) = chunk[i as usize];
             vec![user.into(), channel_id(c).into(), (now - Duration::seconds(i64::from(c))).into()]
         })
@@ -583,8 +591,10 @@ async fn seed_comments(
         }
         insert_rows(
             db,
-            "INSERT INTO comments (id, video_id, author_id, parent_id, root_id, body, html, status, like_count, reply_count, \
-             created_at) ",
+            &Table::new(
+                "comments",
+                "id, video_id, author_id, parent_id, root_id, body, html, status, like_count, reply_count, created_at",
+            ),
             0..pending.len() as u32,
             |i| {
                 let c = &pending[i as usize];
@@ -606,7 +616,7 @@ async fn seed_comments(
         .await?;
         let liked: Vec<(Uuid, u32, DateTime<Utc>)> =
             pending.iter().flat_map(|c| c.likers.iter().map(move |&u| (c.id, u, c.at))).collect();
-        insert_rows(db, "INSERT INTO comment_likes (comment_id, user_id, created_at) ", 0..liked.len() as u32, |i| {
+        insert_rows(db, &Table::new("comment_likes", "comment_id, user_id, created_at"), 0..liked.len() as u32, |i| {
             let (comment, user, at) = liked[i as usize];
             vec![comment.into(), id(1, u64::from(user)).into(), at.into()]
         })
@@ -710,16 +720,43 @@ impl From<DateTime<Utc>> for Value {
     }
 }
 
+/// Where generated rows go: a table, its columns, and on PostgreSQL the search vector computed
+/// from them in the same statement (`INSERT … SELECT t.*, vector FROM (VALUES …) AS t (…)`), so
+/// no row is written twice.
+struct Table<'a> {
+    name: &'a str,
+    columns: &'a str,
+    pg_search: Option<&'a str>,
+}
+
+impl<'a> Table<'a> {
+    const fn new(name: &'a str, columns: &'a str) -> Self {
+        Table { name, columns, pg_search: None }
+    }
+
+    const fn searchable(self, vector: &'a str) -> Self {
+        Table { pg_search: Some(vector), ..self }
+    }
+}
+
 /// Inserts one row per index of `range`, made by `row`, [`BATCH`] rows per statement.
-async fn insert_rows<F>(db: &Db, head: &str, range: std::ops::Range<u32>, mut row: F) -> Result<(), DbError>
+async fn insert_rows<F>(db: &Db, table: &Table<'_>, range: std::ops::Range<u32>, mut row: F) -> Result<(), DbError>
 where
     F: FnMut(u32) -> Vec<Value>,
 {
+    let Table { name, columns, pg_search } = *table;
+    let (head, tail) = match (db, pg_search) {
+        (Db::Postgres(_), Some(vector)) => (
+            format!("INSERT INTO {name} ({columns}, search) SELECT t.*, {vector} FROM ("),
+            format!(") AS t ({columns})"),
+        ),
+        _ => (format!("INSERT INTO {name} ({columns}) "), String::new()),
+    };
     let all: Vec<u32> = range.collect();
     for chunk in all.chunks(BATCH) {
         let rows: Vec<Vec<Value>> = chunk.iter().map(|&i| row(i)).collect();
         with_pool!(db, |pool| {
-            let mut builder = sqlx::QueryBuilder::new(head);
+            let mut builder = sqlx::QueryBuilder::new(head.as_str());
             builder.push_values(rows, |mut b, values| {
                 for value in values {
                     match value {
@@ -733,6 +770,7 @@ where
                     };
                 }
             });
+            builder.push(tail.as_str());
             builder.build().execute(pool).await?;
         });
     }

@@ -54,7 +54,9 @@ async fn set(db: &Db, user: UserId, channel: Uuid, follow: bool) -> Result<bool,
                 sqlx::query(count).bind(channel).execute(&mut *tx).await?;
                 if follow {
                     // The feed's head lacks the new channel's videos: the next read builds another.
-                    sqlx::query(crate::feed_heads::DROP).bind(user.0).execute(&mut *tx).await?;
+                    for sql in crate::feed_heads::DROP {
+                        sqlx::query(sql).bind(user.0).execute(&mut *tx).await?;
+                    }
                 }
             }
             tx.commit().await?;

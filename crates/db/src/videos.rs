@@ -210,6 +210,19 @@ impl Row {
     }
 }
 
+impl Video {
+    /// When the video was listed: its publication, or its creation if not published. Lists
+    /// are ordered and paged by it ([`Video::list_key`]), and cards show its age.
+    pub fn listed_at(&self) -> DateTime<Utc> {
+        self.published_at.unwrap_or(self.created_at)
+    }
+
+    /// The key public lists are ordered and paged by: `(published_at, id)`.
+    pub fn list_key(&self) -> (DateTime<Utc>, Uuid) {
+        (self.listed_at(), self.id)
+    }
+}
+
 impl From<Row> for Video {
     fn from(r: Row) -> Video {
         Video {

@@ -2,7 +2,8 @@
 //! storyboard (through `turtlemen_media::process`), and the video row follows along —
 //! progress while it runs, `playable` once the first segments are out, then `ready` or `failed`
 //! with a reason its owner can read. Once playable, a public video's new-video notifications
-//! are queued (`notifications::announce_video`, once per video).
+//! are queued (`notifications::announce_video`, once per video; from the first follower again
+//! on an attempt after a failed one, which made the video unplayable meanwhile).
 //!
 //! Idempotent, as every handler must be: a video already `ready` is left alone, a deleted one
 //! ends the job, and a run after a killed worker starts over under the same storage keys (the
@@ -68,7 +69,10 @@ impl crate::Handler for Transcoder {
         };
 
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx));
+        // An attempt after a failed one: the video was playable, then not (`mark_retrying`), and
+        // feed heads built meanwhile lack it, so its announcement starts over.
+        let again = ctx.attempt > 1;
+        let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx, again));
         let started = Instant::now();
         let result =
             turtlemen_media::process(&input, &work.join("out"), &self.storage, video_id, &self.options, move |event| {
@@ -87,8 +91,8 @@ impl crate::Handler for Transcoder {
             Ok(done) => {
                 turtlemen_http::metrics::transcode_finished(done.duration_secs, started.elapsed());
                 videos::mark_ready(&ctx.db, video_id, &processed(&done)).await?;
-                // Queued once per video; here too in case the playable moment was missed.
-                turtlemen_db::notifications::announce_video(&ctx.db, video_id).await?;
+                // Here too in case the playable moment was missed.
+                announce(&ctx.db, video_id, again).await?;
                 Ok(())
             }
             Err(ProcessError::Rejected(reason)) => {
@@ -133,17 +137,24 @@ async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
     }
 }
 
-/// Queues the video's new-video notifications now that it can be watched (if it is public; a
-/// failure is logged: `mark_ready` queues them again at the end).
-async fn announce(db: &turtlemen_db::Db, video: Uuid) {
-    if let Err(e) = turtlemen_db::notifications::announce_video(db, video).await {
-        tracing::warn!(video.id = %video, error = %e, "cannot queue the new-video notifications");
+/// Queues the video's new-video notifications now that it can be watched (if it is public):
+/// once per video, or from the first follower `again` (nobody is notified twice).
+async fn announce(db: &turtlemen_db::Db, video: Uuid, again: bool) -> Result<bool, turtlemen_db::DbError> {
+    if again {
+        turtlemen_db::notifications::announce_relisted_video(db, video).await
+    } else {
+        turtlemen_db::notifications::announce_video(db, video).await
     }
 }
 
 /// Writes progress (at most every [`PROGRESS_EVERY`], only when it changed) and playability
 /// as the pipeline reports them.
-async fn record_events(db: turtlemen_db::Db, video: Uuid, mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) {
+async fn record_events(
+    db: turtlemen_db::Db,
+    video: Uuid,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    again: bool,
+) {
     let mut last: Option<(u8, Instant)> = None;
     let mut pending: Option<u8> = None;
     loop {
@@ -152,7 +163,10 @@ async fn record_events(db: turtlemen_db::Db, video: Uuid, mut rx: tokio::sync::m
             event = rx.recv() => match event {
                 None => break,
                 Some(Event::Playable) => match videos::mark_playable(&db, video).await {
-                    Ok(()) => announce(&db, video).await,
+                    // A failure is logged: `mark_ready` queues them again at the end.
+                    Ok(()) => if let Err(e) = announce(&db, video, again).await {
+                        tracing::warn!(video.id = %video, error = %e, "cannot queue the new-video notifications");
+                    },
                     Err(e) => tracing::warn!(video.id = %video, error = %e, "cannot mark a video playable"),
                 },
                 Some(Event::Progress { percent }) => {

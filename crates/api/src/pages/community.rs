@@ -37,23 +37,17 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// A card for `v`; `new_since` marks those published after it. Every list of videos on a page
 /// (home, search, a channel, the feed) is made of these.
-pub(super) fn card(
-    st: &ApiState,
-    v: &Video,
-    viewer: Option<&CurrentUser>,
-    new_since: Option<DateTime<Utc>>,
-) -> FeedCard {
-    let view = videos::VideoView::build(st, v, viewer);
-    let published = v.published_at.unwrap_or(v.created_at);
+pub(super) fn card(st: &ApiState, v: &Video, new_since: Option<DateTime<Utc>>) -> FeedCard {
+    let published = v.listed_at();
     FeedCard {
-        title: view.title,
-        watch_url: view.watch_url,
-        thumbnail_url: view.poster_url,
-        duration_secs: whole_seconds(view.duration_secs),
-        channel_name: view.channel.display_name,
-        channel_url: view.channel.url,
+        title: v.title.clone(),
+        watch_url: videos::watch_url(v.id),
+        thumbnail_url: videos::card_poster_url(st, v),
+        duration_secs: whole_seconds(v.duration_secs),
+        channel_name: v.channel_display_name.clone(),
+        channel_url: channels::page_url(&v.channel_handle),
         channel_avatar_url: channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
-        views: view.views,
+        views: v.views,
         age: channel_pages::age_label((Utc::now() - published).num_seconds()),
         published: published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         is_new: new_since.is_some_and(|t| published > t),
@@ -146,7 +140,7 @@ async fn channel_page(
     } else {
         let page = channels::video_page(&st, &c, &query, PAGE).await?;
         let sort = if page.sort == VideoSort::MostViewed { "views" } else { "newest" };
-        let cards = page.videos.iter().map(|v| card(&st, v, viewer.as_ref(), None)).collect();
+        let cards = page.videos.iter().map(|v| card(&st, v, None)).collect();
         let next = page.next_cursor.map(|cur| format!("{url}?sort={sort}&cursor={cur}"));
         (cards, next, sort)
     };
@@ -280,7 +274,7 @@ async fn subscriptions_page(
     let follows_any =
         !page.videos.is_empty() || !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
     let view = FeedView {
-        cards: page.videos.iter().map(|v| card(&st, v, Some(&user), new_since)).collect(),
+        cards: page.videos.iter().map(|v| card(&st, v, new_since)).collect(),
         next_url: page.next_cursor.map(|c| format!("/subscriptions?cursor={c}")),
         follows_any,
         paged: q.cursor.as_deref().is_some_and(|c| !c.is_empty()),

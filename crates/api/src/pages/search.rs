@@ -72,7 +72,7 @@ async fn search_page(
             subscriber_count: c.subscriber_count,
         })
         .collect();
-    view.cards = results.videos.iter().map(|v| community::card(&st, v, viewer.as_ref(), None)).collect();
+    view.cards = results.videos.iter().map(|v| community::card(&st, v, None)).collect();
     view.prev_url = (parsed.page > 1).then(|| view.page_url(parsed.page - 1));
     view.next_url = results.next_page.map(|p| view.page_url(p));
     Ok(super::public_page(&st, viewer.as_ref(), StatusCode::OK, search_pages::search_page(&view, &ctx)))
