@@ -429,9 +429,7 @@ pub async fn video_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32)
     let next_cursor = if videos.len() > limit as usize {
         videos.truncate(limit as usize);
         videos.last().map(|v| match sort {
-            VideoSort::Newest => {
-                cursor::encode(st, kind, cursor::time_key(v.listed_at()), v.id)
-            }
+            VideoSort::Newest => cursor::encode(st, kind, cursor::time_key(v.listed_at()), v.id),
             VideoSort::MostViewed => cursor::encode(st, kind, i64::try_from(v.views).unwrap_or(i64::MAX), v.id),
         })
     } else {

@@ -37,9 +37,7 @@ pub async fn page(
     let mut videos = rows::feed(&st.db, user.0.id, after, limit + 1).await?;
     let next_cursor = if videos.len() > limit as usize {
         videos.truncate(limit as usize);
-        videos.last().map(|v| {
-            cursor::encode(st, cursor::Kind::Feed, cursor::time_key(v.listed_at()), v.id)
-        })
+        videos.last().map(|v| cursor::encode(st, cursor::Kind::Feed, cursor::time_key(v.listed_at()), v.id))
     } else {
         None
     };

@@ -287,9 +287,8 @@ pub async fn expire(db: &Db, now: DateTime<Utc>, batch: u32) -> Result<u64, DbEr
         ("SELECT user_id, token FROM feed_heads WHERE read_at < $1 LIMIT $2", now - IDLE),
         ("SELECT user_id, token FROM feed_heads WHERE built_at < $1 LIMIT $2", now - MAX_AGE),
     ] {
-        let found: Vec<(Uuid, Uuid)> = with_pool!(db, |pool| {
-            sqlx::query_as(sql).bind(before).bind(i64::from(batch)).fetch_all(pool).await?
-        });
+        let found: Vec<(Uuid, Uuid)> =
+            with_pool!(db, |pool| { sqlx::query_as(sql).bind(before).bind(i64::from(batch)).fetch_all(pool).await? });
         for head in found {
             if heads.len() < batch as usize && !heads.contains(&head) {
                 heads.push(head);

@@ -296,7 +296,10 @@ pub async fn seed(db: &Db, plan: &SeedPlan) -> Result<SeedReport, SeedError> {
 
     insert_rows(
         db,
-        &Table::new("users", "id, username, username_key, email, email_key, display_name, role, email_verified, created_at, updated_at"),
+        &Table::new(
+            "users",
+            "id, username, username_key, email, email_key, display_name, role, email_verified, created_at, updated_at",
+        ),
         0..plan.users,
         |u| {
             let name = format!("seed{u}");
