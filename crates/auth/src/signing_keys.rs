@@ -14,7 +14,7 @@
 //! others have not published for a whole reload period.
 
 use crate::secret_box::SecretBox;
-use crate::tokens::{self, KeyRecord, KeyRecordError, Signer};
+use crate::tokens::{self, Damage, KeyRecord, KeyRecordError, Signer};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -68,13 +68,13 @@ pub enum KeyError {
     )]
     Sealed { kid: String },
     #[error("{0} in the database; restore it from a backup, or delete that row to drop the key")]
-    Damaged(KeyRecordError),
+    Damaged(#[source] KeyRecordError),
     #[error("a rotation is under way: key {kid} signs from {at}; rotate again after that")]
     Pending { kid: String, at: DateTime<Utc> },
     #[error("another rotation was made at the same moment; look at the keys and rotate again if needed")]
     Raced,
     #[error("cannot make a signing key: {0}")]
-    Generate(tokens::KeyMaterialError),
+    Generate(#[source] tokens::KeyMaterialError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -215,10 +215,8 @@ pub fn open(rows: &[StoredKey], sealer: &SecretBox, retention: chrono::Duration)
     let records = rows
         .iter()
         .map(|row| {
-            let damaged = |reason: &str| {
-                KeyError::Damaged(KeyRecordError::Damaged { kid: row.kid.clone(), reason: reason.to_string() })
-            };
-            let jwk = serde_json::from_str(&row.public_jwk).map_err(|_| damaged("its public key is not JSON"))?;
+            let damaged = |reason| KeyError::Damaged(KeyRecordError::Damaged { kid: row.kid.clone(), reason });
+            let jwk = serde_json::from_str(&row.public_jwk).map_err(|e| damaged(Damage::NotJson(e)))?;
             let pkcs8 = match &row.private_key {
                 Some(sealed) => Some(
                     sealer
