@@ -306,6 +306,22 @@ impl Drop for TestApp {
     }
 }
 
+/// The password of every account the tests create.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates the account `username` (`{username}@example.org`, password [`PASSWORD`]) with `role`.
+pub async fn create_account(db: &turtlemen_db::Db, username: &str, role: turtlemen_domain::Role) {
+    let form = turtlemen_auth::accounts::AccountForm {
+        username,
+        email: &format!("{username}@example.org"),
+        display_name: None,
+        password: PASSWORD,
+        role,
+        promote_if_first: false,
+    };
+    turtlemen_auth::accounts::create(db, form).await.expect("an account");
+}
+
 /// The private key (PKCS#8) of the instance's signing key `kid`, opened from the database.
 pub async fn signing_key(app: &TestApp, kid: &str) -> Vec<u8> {
     let config = Config::resolve(app.settings.clone()).expect("valid test config");
