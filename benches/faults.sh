@@ -16,6 +16,16 @@ export TURTLEMEN_TEST_POSTGRES_URL="${TURTLEMEN_TEST_POSTGRES_URL:-postgres://po
 export TURTLEMEN_TEST_REDIS_URL="${TURTLEMEN_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
 cargo test --locked -q --test it --no-run
-for _ in $(seq "$runs"); do
-  cargo test --locked -q --test it faults:: -- --nocapture --test-threads=1 2>&1 | grep -o 'fault |.*'
+# The whole output goes to a log; a failing run prints the log's end (the failure) and stops.
+log="$(mktemp -t turtlemen-faults.XXXXXX)"
+for run in $(seq "$runs"); do
+  status=0
+  cargo test --locked -q --test it faults:: -- --nocapture --test-threads=1 2>&1 | tee "$log" \
+    | { grep -o 'fault |.*' || true; } || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "run $run of the fault suite failed (exit $status); the end of its log, $log:" >&2
+    tail -n 80 "$log" >&2
+    exit "$status"
+  fi
 done
+rm -f "$log"

@@ -227,12 +227,10 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let mut signing_keys = None;
     let mut auth = async |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
         let signer = crate::signing_keys::prepare(db, config, &keys, &internals.signing_keys).await?;
-        let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, signer, &keys.cookie)
-            .map_err(anyhow::Error::msg)?
+        let state = AuthInner::build(db.clone(), store.clone(), &config.public_url, signer, &keys.cookie)?
             .with_settings(auth_settings(config))
             .with_mailer(mailer(config)?)
-            .with_identity_providers(config.identity_providers.clone())
-            .map_err(anyhow::Error::msg)?;
+            .with_identity_providers(config.identity_providers.clone())?;
         signing_keys = Some(KeyReload {
             ring: state.keys.clone(),
             db: db.clone(),

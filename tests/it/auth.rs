@@ -4,27 +4,18 @@
 //! client authentication, forged and mistyped tokens, refresh reuse, session revocation.
 //! The happy path against a certified client library lives in the browser tests.
 
-use crate::helpers::TestApp;
+use crate::helpers::{PASSWORD, TestApp, create_account};
 use crate::on_both_stacks;
 use base64::Engine;
 use reqwest::StatusCode;
-use turtlemen_auth::accounts::{self, AccountForm};
 use turtlemen_auth::clients::{self, NewClient};
 use turtlemen_domain::Role;
 
-pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
+/// Creates the account `username`, a plain user.
 pub(crate) async fn user(app: &TestApp, username: &str) {
-    let form = AccountForm {
-        username,
-        email: &format!("{username}@example.org"),
-        display_name: None,
-        password: PASSWORD,
-        role: Role::User,
-        promote_if_first: false,
-    };
-    accounts::create(&app.db, form).await.unwrap();
+    create_account(&app.db, username, Role::User).await;
 }
 
 pub(crate) async fn client(app: &TestApp, id: &str, public: bool) -> Option<String> {

@@ -6,9 +6,10 @@
 //! another user, the owner, an admin with and without the admin scope, a token without
 //! `channels:write`); the channel page shows the pictures and every channel of its owner.
 
-use crate::auth::{self, PASSWORD};
+use crate::auth;
 use crate::channels::{call, csrf, page};
 use crate::gateway::Browser;
+use crate::helpers::PASSWORD;
 use crate::helpers::TestApp;
 use crate::on_both_stacks;
 use crate::scopes::{access, third_party, tokens_for};

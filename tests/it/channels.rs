@@ -4,7 +4,8 @@
 //! user, the owner); hostile text refused or rendered inert; uploads published in a chosen
 //! channel; the migration that gives existing accounts and videos their channel.
 
-use crate::gateway::{Browser, PASSWORD};
+use crate::gateway::Browser;
+use crate::helpers::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use crate::uploads::{metadata, signed_in, tus};

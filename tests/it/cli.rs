@@ -188,10 +188,6 @@ fn rotate_signing_key_publishes_the_next_keys() {
     assert_one_line_error(code, &err, &["signing_key_file"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `serve` on an empty folder: ready quickly, JSON logs on request, secrets kept 0600 and never
 /// logged, stops with exit code 0 on SIGTERM.
 #[test]
@@ -201,7 +197,7 @@ fn serve_starts_and_stops_on_sigterm() {
     use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = crate::cluster::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_turtlemen"))
         .arg("serve")
         .current_dir(dir.path())

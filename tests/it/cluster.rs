@@ -3,7 +3,8 @@
 //! replicas started and restarted on their own data dirs, moto's S3 server, and [`Person`], a
 //! browser-like client doing the people's journeys.
 
-use crate::gateway::{Browser, PASSWORD, field};
+use crate::gateway::{Browser, field};
+use crate::helpers::PASSWORD;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use std::net::TcpListener;
@@ -325,21 +326,6 @@ pub(crate) async fn list_keys(s3: &str, prefix: &str) -> Vec<String> {
     let xml = reqwest::get(url).await.expect("moto answers").text().await.expect("a listing");
     assert!(!xml.contains("<IsTruncated>true</IsTruncated>"), "one page of keys");
     xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_string).collect()
-}
-
-/// Creates an account (role user, password [`PASSWORD`]) for each of `names`.
-pub(crate) async fn create_accounts(db: &turtlemen_db::Db, names: &[&str]) {
-    for username in names {
-        let form = turtlemen_auth::accounts::AccountForm {
-            username,
-            email: &format!("{username}@example.org"),
-            display_name: None,
-            password: PASSWORD,
-            role: turtlemen_domain::Role::User,
-            promote_if_first: false,
-        };
-        turtlemen_auth::accounts::create(db, form).await.expect("an account");
-    }
 }
 
 /// The environment that points a `turtlemen` process at the bucket `media` of moto's S3 at

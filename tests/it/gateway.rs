@@ -4,15 +4,12 @@
 //! requests arrive together, a refused refresh sending the visitor to sign in again, sign-out
 //! ending both sessions, forward auth, and ambiguous paths refused.
 
-use crate::helpers::TestApp;
+use crate::helpers::{PASSWORD, TestApp, create_account};
 use crate::on_both_stacks;
 use reqwest::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use turtlemen_auth::accounts::{self, AccountForm};
 use turtlemen_domain::Role;
-
-pub const PASSWORD: &str = "correct horse battery";
 
 /// Somewhere to browse: the whole app, or a gateway in front of roles run alone.
 pub trait Site {
@@ -138,15 +135,7 @@ pub fn field(html: &str, name: &str) -> String {
 }
 
 pub async fn user(app: &TestApp, username: &str, role: Role) {
-    let form = AccountForm {
-        username,
-        email: &format!("{username}@example.org"),
-        display_name: None,
-        password: PASSWORD,
-        role,
-        promote_if_first: false,
-    };
-    accounts::create(&app.db, form).await.unwrap();
+    create_account(&app.db, username, role).await;
 }
 
 pub async fn me(app: &TestApp, browser: &Browser) -> (StatusCode, serde_json::Value) {

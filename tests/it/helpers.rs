@@ -306,6 +306,22 @@ impl Drop for TestApp {
     }
 }
 
+/// The password of every account the tests create.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates the account `username` (`{username}@example.org`, password [`PASSWORD`]) with `role`.
+pub async fn create_account(db: &turtlemen_db::Db, username: &str, role: turtlemen_domain::Role) {
+    let form = turtlemen_auth::accounts::AccountForm {
+        username,
+        email: &format!("{username}@example.org"),
+        display_name: None,
+        password: PASSWORD,
+        role,
+        promote_if_first: false,
+    };
+    turtlemen_auth::accounts::create(db, form).await.expect("an account");
+}
+
 /// The private key (PKCS#8) of the instance's signing key `kid`, opened from the database.
 pub async fn signing_key(app: &TestApp, kid: &str) -> Vec<u8> {
     let config = Config::resolve(app.settings.clone()).expect("valid test config");
@@ -313,6 +329,26 @@ pub async fn signing_key(app: &TestApp, kid: &str) -> Vec<u8> {
     let rows = turtlemen_db::signing_keys::list(&app.db).await.expect("the keys");
     let sealed = rows.iter().find(|r| r.kid == kid).and_then(|r| r.private_key.as_ref()).expect("a private key");
     turtlemen_auth::secret_box::SecretBox::for_signing_keys(&cookie).open_for(kid.as_bytes(), sealed).expect("opens")
+}
+
+/// Waits until a key activating at `signs_from` signs: the signer switches at the whole second at
+/// or after it. Panics past `limit` from now.
+pub async fn until_signing(signs_from: chrono::DateTime<chrono::Utc>, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let switch = signs_from.timestamp() + i64::from(signs_from.timestamp_subsec_nanos() > 0);
+    while chrono::Utc::now().timestamp() < switch {
+        assert!(std::time::Instant::now() < deadline, "the key never signed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether an answer got now can show a key activating at `signs_from` not signing yet: answered a
+/// second or more before (closer, the clocks' rounding could go either way). Prints the
+/// figure either way.
+pub fn well_before(signs_from: chrono::DateTime<chrono::Utc>) -> bool {
+    let ahead = signs_from - chrono::Utc::now();
+    println!("answered {:.1} s before the key signs", ahead.as_seconds_f64());
+    ahead >= chrono::Duration::seconds(1)
 }
 
 /// Declares one async test body and runs it on both stacks: `name::embedded` (SQLite +

@@ -10,9 +10,10 @@
 //! a token, the first account as admin under concurrent sign-ups, roles, bans and quotas from
 //! the command line, and per-account upload quotas.
 
-use crate::auth::{PASSWORD, client, form_token, sign_in};
+use crate::auth::{client, form_token, sign_in};
 use crate::channels::{call, new_video, publish};
 use crate::gateway::Browser;
+use crate::helpers::PASSWORD;
 use crate::helpers::{TestApp, run_cli};
 use crate::on_both_stacks;
 use crate::scopes::{access, tokens_for};

@@ -82,7 +82,7 @@ async fn roles_alone(stack: Stack) {
         username: "ann",
         email: "ann@example.org",
         display_name: None,
-        password: crate::gateway::PASSWORD,
+        password: crate::helpers::PASSWORD,
         role: turtlemen_domain::Role::User,
         promote_if_first: false,
     };

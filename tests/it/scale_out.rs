@@ -13,9 +13,7 @@
 //! `TURTLEMEN_TEST_POSTGRES_URL` / `TURTLEMEN_TEST_REDIS_URL`, unless the run requires them.
 
 use crate::channels::publish_in;
-use crate::cluster::{
-    Killed, Person, Replica, START_DEADLINE, create_accounts, free_port, list_keys, s3_env, start_moto,
-};
+use crate::cluster::{Killed, Person, Replica, START_DEADLINE, free_port, list_keys, s3_env, start_moto};
 use crate::helpers::{PgSchema, external_urls};
 use crate::uploads::metadata;
 use crate::videos::clip;
@@ -205,17 +203,25 @@ async fn every_role_twice_survives_a_kill_of_each() {
     );
     assert_eq!(code, 0, "migrate: {err}");
     let mut auth = [replica("auth-1", "auth", auth_ports[0]), replica("auth-2", "auth", auth_ports[1])];
-    auth[0].start();
     let mut api = [replica("api-1", "api", api_ports[0]), replica("api-2", "api", api_ports[1])];
     let mut workers = [replica("worker-1", "worker", worker_ports[0]), replica("worker-2", "worker", worker_ports[1])];
     let mut gateways =
         [replica("gateway-1", "gateway", gateway_ports[0]), replica("gateway-2", "gateway", gateway_ports[1])];
-    for r in auth[1..].iter_mut().chain(api.iter_mut()).chain(workers.iter_mut()).chain(gateways.iter_mut()) {
+    for r in auth.iter_mut().chain(api.iter_mut()).chain(workers.iter_mut()).chain(gateways.iter_mut()) {
         r.start();
     }
-    for r in auth[1..].iter_mut().chain(api.iter_mut()).chain(workers.iter_mut()).chain(gateways.iter_mut()) {
+    for r in auth.iter_mut().chain(api.iter_mut()).chain(workers.iter_mut()).chain(gateways.iter_mut()) {
         r.ready().await;
     }
+    let mut first_kids = Vec::new();
+    for r in &auth {
+        let url = format!("http://127.0.0.1:{}/auth/jwks", r.port);
+        let set: serde_json::Value = reqwest::get(url).await.expect("the key set").json().await.expect("JSON");
+        let keys = set["keys"].as_array().expect("keys");
+        let es256 = keys.iter().find(|k| k["alg"] == "ES256").expect("an ES256 key");
+        first_kids.push(es256["kid"].as_str().expect("a kid").to_string());
+    }
+    assert_eq!(first_kids[0], first_kids[1], "both auth replicas publish the key that won first");
     let _haproxy = start_haproxy(tmp.path(), lb, &gateway_ports).await;
     let db = turtlemen_db::Db::connect(&turtlemen_db::DbOptions {
         url: schema.url(),
@@ -226,7 +232,9 @@ async fn every_role_twice_survives_a_kill_of_each() {
     .await
     .expect("the test database");
     let names = ["ann", "bob", "cat", "dan", "eve"];
-    create_accounts(&db, &names).await;
+    for name in names {
+        crate::helpers::create_account(&db, name, turtlemen_domain::Role::User).await;
+    }
     eprintln!("scale-out: {} processes ready in {:.1} s", 9, started.elapsed().as_secs_f64());
 
     let retries = Arc::new(Mutex::new(Vec::new()));

@@ -6,7 +6,8 @@
 //! tokens issued from it; only `offline_access` earns a refresh token.
 //! The same scope matrix against a certified client library is in `web/tests/oidc.test.js`.
 
-use crate::auth::{CALLBACK, PASSWORD, VERIFIER, client, sign_in, token, user};
+use crate::auth::{CALLBACK, VERIFIER, client, sign_in, token, user};
+use crate::helpers::PASSWORD;
 use crate::helpers::TestApp;
 use crate::on_both_stacks;
 use reqwest::{Method, StatusCode};

@@ -6,7 +6,8 @@
 //! ends the session too; per-user answers are not stored by
 //! caches, and HTTPS answers carry `Strict-Transport-Security`.
 
-use crate::gateway::{Browser, PASSWORD, field, me, user};
+use crate::gateway::{Browser, field, me, user};
+use crate::helpers::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use crate::uploads::{create, signed_in};

@@ -3,7 +3,8 @@
 //! original, termination, expiry with cleaning, quotas, and every malformed request refused
 //! with a clean 4xx that changes nothing.
 
-use crate::gateway::{Browser, PASSWORD};
+use crate::gateway::Browser;
+use crate::helpers::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use base64::Engine;

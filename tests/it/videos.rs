@@ -55,14 +55,24 @@ pub async fn video_json(app: &TestApp, who: Option<&Browser>, id: &str) -> (u16,
     (res.status().as_u16(), res.json().await.unwrap_or_default())
 }
 
-/// Polls the video until it leaves `processing` (or `secs` pass).
+/// Polls the video until it is ready or failed; panics after `secs`.
 pub async fn wait_until_processed(app: &TestApp, who: &Browser, id: &str, secs: u64) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    until_settled(Duration::from_secs(secs), async || Some(video_json(app, Some(who), id).await.1)).await
+}
+
+/// Polls a video's JSON with `look` (`None`: no answer this time) until the video is ready or
+/// failed, and returns it; panics after `within`.
+pub async fn until_settled(
+    within: Duration,
+    mut look: impl AsyncFnMut() -> Option<serde_json::Value>,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
     loop {
-        let (_, v) = video_json(app, Some(who), id).await;
-        if v["state"] == "ready" || v["state"] == "failed" || std::time::Instant::now() > deadline {
-            return v;
+        let seen = look().await;
+        if let Some(v) = seen.as_ref().filter(|v| v["state"] == "ready" || v["state"] == "failed") {
+            return v.clone();
         }
+        assert!(std::time::Instant::now() < deadline, "the video never settled: {seen:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

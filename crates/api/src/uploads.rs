@@ -650,11 +650,7 @@ fn store_error(e: turtlemen_storage::StorageError) -> ApiError {
 fn disk_error(e: std::io::Error) -> ApiError {
     if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
         tracing::error!(error = %e, "the upload folder is full");
-        return ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "storage_full",
-            "The server has no room for this upload right now; try again later.",
-        );
+        return ApiError::storage_full("The server has no room for this upload right now; try again later.");
     }
     ApiError::internal(&e)
 }

@@ -109,6 +109,15 @@ pub struct AuthInner {
     pub secret_box: secret_box::SecretBox,
 }
 
+/// Why the auth service's state cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot build the identity providers' HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("cannot make the stand-in password hash (for unknown accounts)")]
+    DummyHash(#[source] passwords::PasswordError),
+}
+
 /// A cheap handle to [`AuthInner`].
 pub type AuthState = Arc<AuthInner>;
 
@@ -121,7 +130,7 @@ impl AuthInner {
         public_url: &Url,
         signer: tokens::Signer,
         cookie_key: &[u8],
-    ) -> Result<AuthState, String> {
+    ) -> Result<AuthState, SetupError> {
         Self::build(db, store, public_url, signer, cookie_key).map(Arc::new)
     }
 
@@ -133,7 +142,7 @@ impl AuthInner {
         public_url: &Url,
         signer: tokens::Signer,
         cookie_key: &[u8],
-    ) -> Result<AuthInner, String> {
+    ) -> Result<AuthInner, SetupError> {
         let issuer = format!("{}auth", public_url.as_str());
         let secure = public_url.scheme() == "https";
         Ok(Self {
@@ -145,7 +154,7 @@ impl AuthInner {
             secure_cookies: secure,
             csrf: csrf::Csrf::new(cookie_key, secure),
             settings: AuthSettings::default(),
-            dummy_hash: passwords::hash(&util::random_token(16)).map_err(|e| e.to_string())?,
+            dummy_hash: passwords::hash(&util::random_token(16)).map_err(SetupError::DummyHash)?,
             broker: broker::Broker::new(Vec::new())?,
             mailer: mail::Mailer::Unconfigured,
             secret_box: secret_box::SecretBox::new(cookie_key),
@@ -156,7 +165,7 @@ impl AuthInner {
     pub fn with_identity_providers(
         mut self,
         providers: Vec<turtlemen_config::IdentityProvider>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         self.broker = broker::Broker::new(providers)?;
         Ok(self)
     }

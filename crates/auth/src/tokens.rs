@@ -117,24 +117,47 @@ pub enum KeyMaterialError {
     #[error("unexpected public key encoding")]
     Encoding,
     #[error("cannot encode the key: {0}")]
-    Encode(String),
+    EncodePkcs1(#[source] rsa::pkcs1::Error),
+    #[error("cannot encode the key: {0}")]
+    EncodePkcs8(#[source] rsa::pkcs8::Error),
+    #[error("cannot generate a signing key: the system random source failed")]
+    Random,
     #[error("cannot generate a signing key: {0}")]
-    Generate(String),
+    Generate(#[source] rsa::Error),
     #[error("a JWK without {0}")]
     JwkField(&'static str),
     #[error("unsupported key type {0}")]
     KeyType(String),
     #[error("the JWK cannot verify: {0}")]
-    Jwk(String),
+    Jwk(#[source] jsonwebtoken::errors::Error),
     #[error("unsupported algorithm {0:?}")]
     Algorithm(Algorithm),
+}
+
+/// What is wrong with a damaged key record.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("its public key is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("its public key: {0}")]
+    PublicKey(#[source] KeyMaterialError),
+    #[error("its public key is {0}")]
+    OtherKid(String),
+    #[error("{0}")]
+    PrivateKey(#[source] KeyMaterialError),
+    #[error("its private key does not match its public key")]
+    Mismatch,
 }
 
 /// Why a stored key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRecordError {
     #[error("signing key {kid} is damaged: {reason}")]
-    Damaged { kid: String, reason: String },
+    Damaged {
+        kid: String,
+        #[source]
+        reason: Damage,
+    },
     #[error("there is no ES256 signing key")]
     NoEs256,
 }
@@ -186,7 +209,7 @@ fn rs256_parts(der: &[u8]) -> Result<(serde_json::Value, Vec<u8>), KeyMaterialEr
     }
     let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
     let jwk = serde_json::json!({ "kty": "RSA", "n": b64url(&n), "e": b64url(&e), "kid": kid_of(&n), "use": "sig", "alg": "RS256" });
-    let pkcs1 = key.to_pkcs1_der().map_err(|e| KeyMaterialError::Encode(e.to_string()))?.as_bytes().to_vec();
+    let pkcs1 = key.to_pkcs1_der().map_err(KeyMaterialError::EncodePkcs1)?.as_bytes().to_vec();
     Ok((jwk, pkcs1))
 }
 
@@ -199,16 +222,15 @@ pub fn rs256_public_jwk(der: &[u8]) -> Result<serde_json::Value, KeyMaterialErro
 pub fn generate_es256_pkcs8() -> Result<Vec<u8>, KeyMaterialError> {
     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &ring::rand::SystemRandom::new())
         .map(|doc| doc.as_ref().to_vec())
-        .map_err(|_| KeyMaterialError::Generate("the system random source failed".into()))
+        .map_err(|_| KeyMaterialError::Random)
 }
 
 /// A new RS256 signing key (2048-bit RSA), PKCS#8 DER. `ring` signs with RSA but cannot make
 /// RSA keys; the `rsa` crate (already used by jsonwebtoken's RSA support) can.
 pub fn generate_rs256_pkcs8() -> Result<Vec<u8>, KeyMaterialError> {
     use rsa::pkcs8::EncodePrivateKey;
-    let key =
-        rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| KeyMaterialError::Generate(e.to_string()))?;
-    Ok(key.to_pkcs8_der().map_err(|e| KeyMaterialError::Encode(e.to_string()))?.as_bytes().to_vec())
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(KeyMaterialError::Generate)?;
+    Ok(key.to_pkcs8_der().map_err(KeyMaterialError::EncodePkcs8)?.as_bytes().to_vec())
 }
 
 /// A verifying key from a public JWK we published (EC P-256 or RSA).
@@ -220,13 +242,7 @@ fn public_key(jwk: &serde_json::Value, retired_at: Option<i64>) -> Result<Public
         "RSA" => (Algorithm::RS256, DecodingKey::from_rsa_components(field("n")?, field("e")?)),
         other => return Err(KeyMaterialError::KeyType(other.to_string())),
     };
-    Ok(PublicKey {
-        kid,
-        alg,
-        decoding: decoding.map_err(|e| KeyMaterialError::Jwk(e.to_string()))?,
-        jwk: jwk.clone(),
-        retired_at,
-    })
+    Ok(PublicKey { kid, alg, decoding: decoding.map_err(KeyMaterialError::Jwk)?, jwk: jwk.clone(), retired_at })
 }
 
 fn now() -> i64 {
@@ -280,15 +296,15 @@ impl Signer {
         let mut signer = Self { signing: Vec::new(), keys: Vec::new(), retention: retention.num_seconds() };
         let now = now();
         for r in records {
-            let damaged = |reason: String| KeyRecordError::Damaged { kid: r.kid.clone(), reason };
-            let key = public_key(&r.jwk, r.retired_at).map_err(|e| damaged(format!("its public key: {e}")))?;
+            let damaged = |reason: Damage| KeyRecordError::Damaged { kid: r.kid.clone(), reason };
+            let key = public_key(&r.jwk, r.retired_at).map_err(|e| damaged(Damage::PublicKey(e)))?;
             if key.kid != r.kid {
-                return Err(damaged(format!("its public key is {}", key.kid)));
+                return Err(damaged(Damage::OtherKid(key.kid)));
             }
             if let Some(der) = &r.pkcs8 {
-                let (jwk, encoding) = signing_parts(der, key.alg).map_err(|e| damaged(e.to_string()))?;
+                let (jwk, encoding) = signing_parts(der, key.alg).map_err(|e| damaged(Damage::PrivateKey(e)))?;
                 if jwk != r.jwk {
-                    return Err(damaged("its private key does not match its public key".into()));
+                    return Err(damaged(Damage::Mismatch));
                 }
                 signer.signing.push(SigningKey {
                     kid: key.kid.clone(),

@@ -58,6 +58,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
     }
 
+    /// 507: no room to keep what was sent (a full disk), for now.
+    pub fn storage_full(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+    }
+
     /// An unexpected failure: logged here with its cause chain, never shown to the client.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         let mut chain = cause.to_string();
@@ -93,6 +98,7 @@ impl ApiError {
             502 => "bad_gateway",
             503 => "service_unavailable",
             504 => "gateway_timeout",
+            507 => "storage_full",
             s if s >= 500 => "internal_error",
             _ => "bad_request",
         }
@@ -115,11 +121,7 @@ impl From<DbError> for ApiError {
             }
             DbError::StorageFull(_) => {
                 tracing::error!(error = %e, "database disk full");
-                Self::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "storage_full",
-                    "The server has no room to save this right now; try again later.",
-                )
+                Self::storage_full("The server has no room to save this right now; try again later.")
             }
             other => Self::internal(&other),
         }
@@ -131,5 +133,17 @@ impl IntoResponse for ApiError {
         let mut res = (self.status, axum::Json(&self.body)).into_response();
         res.extensions_mut().insert(self.body);
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_has_one_code_whoever_builds_the_answer() {
+        let built = ApiError::storage_full("No room.");
+        assert_eq!(built.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(ApiError::code_for(built.status), built.body.error);
     }
 }

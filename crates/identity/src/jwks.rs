@@ -1,10 +1,12 @@
 //! The issuer's keys, cached, and access-token verification with them.
 //!
-//! Staleness, both ways bounded: a token naming a `kid` the cache does not know makes the set be
-//! fetched again (at most once every [`REFETCH_INTERVAL`]), so a new key verifies from its first
-//! token; and a set older than [`MAX_AGE`] is fetched again before its next use, so a key the
-//! issuer dropped stops verifying within that time (if the issuer cannot be reached then, the
-//! cached keys go on verifying and the failure is logged).
+//! Verification is local: a token whose `kid` the cache knows is checked against the cached key
+//! at once, never behind a request to the issuer. Staleness, both ways bounded: a token naming a
+//! `kid` the cache does not know waits for the set to be fetched again (at most once every
+//! [`REFETCH_INTERVAL`]), so a new key verifies from its first token; and the first use of a set
+//! older than [`MAX_AGE`] starts one fetch in the background (the token is answered with the
+//! cached key meanwhile), so a key the issuer dropped stops verifying once that fetch lands. If
+//! the issuer cannot be reached, the cached keys go on verifying and the failure is logged.
 
 use crate::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims, Transport};
 use axum::body::Body;
@@ -12,14 +14,15 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
 
 /// The least time between two fetches of the key set (a flood of tokens with made-up `kid`s
 /// must not become a flood of requests to the issuer).
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The longest time a fetched key set is used without asking the issuer again.
+/// The longest time a fetched key set is used before it is fetched again (in the background).
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Why a token was refused.
@@ -38,13 +41,20 @@ pub enum VerifyError {
 /// Verifies access tokens of one issuer.
 pub struct Jwks {
     issuer: String,
+    source: Arc<Source>,
+    /// [`MAX_AGE`] (tests shorten it).
+    max_age: Duration,
+}
+
+/// Where the keys come from, and the keys last fetched: shared with a background refresh.
+struct Source {
     keys_url: String,
     transport: Arc<dyn Transport>,
     keys: RwLock<Cached>,
-    last_fetch: Mutex<Option<Instant>>,
-    /// [`REFETCH_INTERVAL`] and [`MAX_AGE`] (tests shorten them).
+    /// When the set was last asked for; held over the request, so one fetch runs at a time.
+    last_fetch: Arc<Mutex<Option<Instant>>>,
+    /// [`REFETCH_INTERVAL`] (tests shorten it).
     refetch_interval: Duration,
-    max_age: Duration,
 }
 
 /// The keys last fetched, and when.
@@ -64,67 +74,39 @@ impl Jwks {
     pub fn with_keys_url(issuer: &str, keys_url: &str, transport: Arc<dyn Transport>) -> Self {
         Self {
             issuer: issuer.to_string(),
-            keys_url: keys_url.to_string(),
-            transport,
-            keys: RwLock::default(),
-            last_fetch: Mutex::default(),
-            refetch_interval: REFETCH_INTERVAL,
+            source: Arc::new(Source {
+                keys_url: keys_url.to_string(),
+                transport,
+                keys: RwLock::default(),
+                last_fetch: Arc::default(),
+                refetch_interval: REFETCH_INTERVAL,
+            }),
             max_age: MAX_AGE,
         }
     }
 
     #[cfg(test)]
-    fn with_timings(mut self, refetch_interval: Duration, max_age: Duration) -> Self {
-        (self.refetch_interval, self.max_age) = (refetch_interval, max_age);
-        self
+    fn with_timings(self, refetch_interval: Duration, max_age: Duration) -> Self {
+        let source = Arc::into_inner(self.source).expect("timings are set before any use");
+        Self { source: Arc::new(Source { refetch_interval, ..source }), max_age, ..self }
     }
 
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
 
-    async fn fetch(&self) -> Result<(), VerifyError> {
-        let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
-            return Ok(());
-        }
-        *last = Some(Instant::now());
-        let req = http::Request::get(self.keys_url.as_str())
-            .body(Body::empty())
-            .map_err(|e| VerifyError::Keys(e.to_string()))?;
-        let (status, _, body) = self.transport.send(req).await.map_err(|e| VerifyError::Keys(e.to_string()))?;
-        if !status.is_success() {
-            return Err(VerifyError::Keys(format!("the key set answered {status}")));
-        }
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| VerifyError::Keys(e.to_string()))?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            if let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
-                keys.insert(kid, key);
-            }
-        }
-        tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
-        *self.keys.write().await = Cached { keys, fetched: Some(Instant::now()) };
-        Ok(())
-    }
-
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, VerifyError> {
-        let stale = {
-            let cached = self.keys.read().await;
-            let known = cached.keys.get(kid).cloned();
-            if cached.fetched.is_some_and(|t| t.elapsed() < self.max_age) && known.is_some() {
-                return Ok(known);
-            }
-            known
-        };
-        match (self.fetch().await, stale) {
-            (Err(e), Some(key)) => {
-                tracing::warn!(error = %e, "cannot fetch the issuer's keys again; using those fetched earlier");
+        {
+            let cached = self.source.keys.read().await;
+            if let Some(key) = cached.keys.get(kid).cloned() {
+                if cached.fetched.is_none_or(|t| t.elapsed() >= self.max_age) {
+                    self.source.refresh_in_background();
+                }
                 return Ok(Some(key));
             }
-            (result, _) => result?,
         }
-        Ok(self.keys.read().await.keys.get(kid).cloned())
+        self.source.fetch().await?;
+        Ok(self.source.keys.read().await.keys.get(kid).cloned())
     }
 
     /// Verifies an ID token issued to `client_id` (signature by a known key, `iss`, `aud`,
@@ -193,6 +175,58 @@ impl Jwks {
     }
 }
 
+impl Source {
+    /// Fetches the set again unless it was asked for within the refetch interval (then the
+    /// caller gets what that fetch brought).
+    async fn fetch(&self) -> Result<(), VerifyError> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        self.fetch_now().await
+    }
+
+    /// Starts one fetch in the background, unless one is running or the last was too recent.
+    fn refresh_in_background(self: &Arc<Self>) {
+        let Ok(mut last) = self.last_fetch.clone().try_lock_owned() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < self.refetch_interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let source = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = source.fetch_now().await {
+                tracing::warn!(error = %e, "cannot fetch the issuer's keys again; using those fetched earlier");
+            }
+            drop(last);
+        });
+    }
+
+    /// Asks the issuer for the set and replaces the cached one (the caller holds `last_fetch`).
+    async fn fetch_now(&self) -> Result<(), VerifyError> {
+        let req = http::Request::get(self.keys_url.as_str())
+            .body(Body::empty())
+            .map_err(|e| VerifyError::Keys(e.to_string()))?;
+        let (status, _, body) = self.transport.send(req).await.map_err(|e| VerifyError::Keys(e.to_string()))?;
+        if !status.is_success() {
+            return Err(VerifyError::Keys(format!("the key set answered {status}")));
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| VerifyError::Keys(e.to_string()))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
+                keys.insert(kid, key);
+            }
+        }
+        tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
+        *self.keys.write().await = Cached { keys, fetched: Some(Instant::now()) };
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,13 +244,28 @@ mod tests {
         serde_json::json!({ "keys": keys })
     }
 
-    /// An issuer answering `/jwks` with whatever the test put in `served` (`None`: 503).
-    fn issuer(served: Arc<StdMutex<Option<serde_json::Value>>>) -> Arc<dyn Transport> {
+    /// What the test issuer answers: a key set (`None`: 503), after `delay` (a hanging issuer).
+    #[derive(Default)]
+    struct Served {
+        set: Option<serde_json::Value>,
+        delay: Duration,
+        requests: usize,
+    }
+
+    /// An issuer answering `/jwks` with whatever the test put in `served`, counting requests.
+    fn issuer(served: Arc<StdMutex<Served>>) -> Arc<dyn Transport> {
         let router = axum::Router::new().route(
             "/jwks",
             axum::routing::get(move || {
-                let body = served.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let (body, delay) = {
+                    let mut served = served.lock().unwrap_or_else(|e| e.into_inner());
+                    served.requests += 1;
+                    (served.set.clone(), served.delay)
+                };
                 async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     match body {
                         Some(set) => axum::Json(set).into_response(),
                         None => http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
@@ -227,23 +276,64 @@ mod tests {
         Arc::new(InProcess::new(router))
     }
 
-    #[tokio::test]
+    fn serving(set: Option<serde_json::Value>) -> Arc<StdMutex<Served>> {
+        Arc::new(StdMutex::new(Served { set, ..Served::default() }))
+    }
+
+    /// Lets a background fetch from an issuer answering at once land (paused time: no real wait).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn new_kids_are_fetched_and_dropped_keys_go_once_the_set_is_old() {
-        let served = Arc::new(StdMutex::new(Some(set(&["a"]))));
-        let serve = |value: Option<serde_json::Value>| *served.lock().unwrap_or_else(|e| e.into_inner()) = value;
-        let max_age = Duration::from_millis(300);
-        let jwks = Jwks::new("http://issuer", issuer(served.clone())).with_timings(Duration::ZERO, max_age);
+        let served = serving(Some(set(&["a"])));
+        let serve = |set: Option<serde_json::Value>| served.lock().unwrap_or_else(|e| e.into_inner()).set = set;
+        let jwks = Jwks::new("http://issuer", issuer(served.clone())).with_timings(Duration::ZERO, MAX_AGE);
         assert!(jwks.key("a").await.unwrap().is_some());
         serve(Some(set(&["b"])));
         assert!(jwks.key("a").await.unwrap().is_some(), "a fresh set is used as it is");
         assert!(jwks.key("b").await.unwrap().is_some(), "an unknown kid fetches the set again");
         assert!(jwks.key("a").await.unwrap().is_none(), "which no longer has the dropped key");
-        // Once old, the set is fetched again before use; an unreachable issuer leaves it in use.
-        tokio::time::sleep(max_age).await;
+        // Once old, the set is fetched again on its next use; an unreachable issuer leaves it in use.
+        tokio::time::advance(MAX_AGE).await;
         serve(None);
+        assert!(jwks.key("b").await.unwrap().is_some());
+        settle().await;
         assert!(jwks.key("b").await.unwrap().is_some(), "kept while the issuer is unreachable");
+        settle().await;
         serve(Some(set(&["c"])));
-        assert!(jwks.key("b").await.unwrap().is_none(), "dropped by the issuer: refused once the set is old");
+        assert!(jwks.key("b").await.unwrap().is_some(), "answered from the old set while it is fetched");
+        settle().await;
+        assert!(jwks.key("b").await.unwrap().is_none(), "dropped by the issuer: refused once the fetch lands");
         assert!(jwks.key("c").await.unwrap().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_kid_never_waits_for_the_issuer_and_one_background_fetch_renews_a_stale_set() {
+        let served = serving(Some(set(&["a"])));
+        let jwks = Jwks::new("http://issuer", issuer(served.clone()));
+        assert!(jwks.key("a").await.unwrap().is_some());
+        // The issuer now hangs for 10 s before answering a set with a new key.
+        let hang = Duration::from_secs(10);
+        {
+            let mut served = served.lock().unwrap_or_else(|e| e.into_inner());
+            (served.set, served.delay) = (Some(set(&["a", "b"])), hang);
+        }
+        tokio::time::advance(MAX_AGE).await;
+        let answer_soon = Duration::from_secs(1);
+        for _ in 0..5 {
+            let key = tokio::time::timeout(answer_soon, jwks.key("a"))
+                .await
+                .expect("a known kid is answered from the stale set at once");
+            assert!(key.unwrap().is_some());
+        }
+        // An unknown kid is the one case that waits for the issuer.
+        assert!(tokio::time::timeout(answer_soon, jwks.key("unknown")).await.is_err());
+        tokio::time::sleep(hang).await;
+        settle().await;
+        assert_eq!(served.lock().unwrap_or_else(|e| e.into_inner()).requests, 2, "one background fetch");
+        let b = tokio::time::timeout(answer_soon, jwks.key("b")).await.expect("the renewed set is cached");
+        assert!(b.unwrap().is_some(), "the renewed set is used once the issuer answers");
     }
 }

@@ -322,7 +322,12 @@ impl Tally<'_> {
     /// gone).
     pub fn check(&self, allowed_after: &[Outcome]) {
         assert!(self.hangs().is_empty(), "{}: requests hung: {:?}", self.case, self.hangs());
-        assert!(self.server_errors().is_empty(), "{}: 5xx other than 503: {:?}", self.case, self.server_errors());
+        assert!(
+            self.server_errors().is_empty(),
+            "{}: 5xx other than 503 and 507: {:?}",
+            self.case,
+            self.server_errors()
+        );
         let bad: Vec<&Op> =
             self.after().filter(|o| o.outcome != Outcome::Ok && !allowed_after.contains(&o.outcome)).collect();
         assert!(bad.is_empty(), "{}: requests failed after recovery: {bad:?}", self.case);

@@ -4,7 +4,7 @@
 //! measures how long the program took to recover and counts the failed and lost user
 //! operations, prints one `fault |` line on stderr (`cargo test --test it faults -- --nocapture`,
 //! or `benches/faults.sh`), and asserts that no committed write is lost, no request hangs past
-//! the request timeout and nothing answers 5xx but 503 (while the service is away).
+//! the request timeout and nothing answers 5xx but 503 (a service away) and 507 (a disk full).
 //!
 //! The cases that stop a server start their own ([`services`]): a PostgreSQL cluster, a
 //! `redis-server` and a relay in front of moto's S3, on free ports; the shared PostgreSQL and
@@ -80,7 +80,9 @@ impl Serve {
 /// Creates the people's accounts on `db` and a published video to talk about, through the
 /// program at `base`; the people (lenient clients) and the video's id.
 pub async fn people_and_talk(db: &turtlemen_db::Db, base: &str) -> (Vec<Person>, String) {
-    crate::cluster::create_accounts(db, &PEOPLE).await;
+    for name in PEOPLE {
+        crate::helpers::create_account(db, name, turtlemen_domain::Role::User).await;
+    }
     let people = people(base);
     let ann = &people[0];
     ann.try_sign_in().await.expect("ann signs in");
@@ -184,22 +186,13 @@ impl<'a> Upload<'a> {
         res.header("upload-offset").parse().expect("an offset")
     }
 
-    /// Waits (bounded by `within`) until the video is no longer processing; its JSON.
+    /// Waits (bounded by `within`) until the video is ready or failed; its JSON.
     pub async fn settled(&self, within: Duration) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let url = self.who.url(&format!("/api/v1/videos/{}", self.video));
-            if let Ok(res) = self.who.try_send(|c| c.get(&url)).await
-                && res.status == reqwest::StatusCode::OK
-            {
-                let v = res.json();
-                if !matches!(v["state"].as_str(), Some("processing" | "uploading")) {
-                    return v;
-                }
-                assert!(std::time::Instant::now() < deadline, "the video never settled: {v}");
-            }
-            assert!(std::time::Instant::now() < deadline, "the video never settled");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let url = self.who.url(&format!("/api/v1/videos/{}", self.video));
+        crate::videos::until_settled(within, async || {
+            let res = self.who.try_send(|c| c.get(&url)).await.ok()?;
+            (res.status == reqwest::StatusCode::OK).then(|| res.json())
+        })
+        .await
     }
 }

@@ -67,19 +67,18 @@ async fn redis_restarted_and_flushed_under_load() {
             .expect("people");
         let tally = Tally { case, ops, fault, back, recovered: signed_in_again.max(ready_at) };
         tally.print(lost, "recovered = every person signed in again");
-        // Asked to sign in again: 401 once per person, then a successful sign-in.
-        let asked = ops.iter().filter(|o| o.started >= back && o.outcome == Outcome::Status(401)).count();
-        assert!(asked >= 1, "{case}: the people were asked to sign in again");
+        // Asked to sign in again: each person answered 401 (their session gone), then signed in.
+        for who in super::PEOPLE {
+            let asked = ops.iter().filter(|o| o.who == who && o.ended() >= fault && o.outcome == Outcome::Status(401));
+            assert!(asked.count() >= 1, "{case}: {who} was asked to sign in again");
+        }
         assert!(
             ops.iter().filter(|o| o.what == "sign in" && o.started >= back).all(|o| o.outcome == Outcome::Ok),
             "{case}: signing in works again at once: {:?}",
             ops.iter().filter(|o| o.what == "sign in" && o.outcome != Outcome::Ok).collect::<Vec<_>>()
         );
+        // No request past the request timeout (the figure: the line's slowest failure).
         tally.check(&[]);
-        assert!(
-            ops.iter().all(|o| o.outcome == Outcome::Ok || o.took < Duration::from_secs(8)),
-            "{case}: refused quickly"
-        );
         // Nothing but 401s (a session gone) and, for a restart, 503s while Redis was away.
         let other: Vec<&Op> = ops
             .iter()

@@ -162,12 +162,20 @@ impl PrivateRedis {
 pub struct Relay {
     pub port: u16,
     target: SocketAddr,
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    state: Arc<Mutex<RelayState>>,
+}
+
+/// The relay's tasks (its accept loop, one per connection) and whether it is cut: one lock, so a
+/// connection accepted as the relay is cut is either dropped at once or aborted with the rest.
+#[derive(Default)]
+struct RelayState {
+    cut: bool,
+    tasks: Vec<AbortHandle>,
 }
 
 impl Relay {
     pub async fn start(target: SocketAddr) -> Relay {
-        let relay = Relay { port: free_port(), target, tasks: Arc::default() };
+        let relay = Relay { port: free_port(), target, state: Arc::default() };
         relay.restore().await;
         relay
     }
@@ -181,23 +189,31 @@ impl Relay {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let (target, tasks) = (self.target, self.tasks.clone());
+        let (target, state) = (self.target, self.state.clone());
+        let mut relay = self.state.lock().expect("relay state");
+        relay.cut = false;
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut state = state.lock().expect("relay state");
+                if state.cut {
+                    break; // drops the connection and the port
+                }
                 let relayed = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
-                tasks.lock().expect("tasks").push(relayed.abort_handle());
+                state.tasks.push(relayed.abort_handle());
             }
         });
-        self.tasks.lock().expect("tasks").push(accept.abort_handle());
+        relay.tasks.push(accept.abort_handle());
     }
 
     /// Closes the port and drops every connection through it.
     pub fn cut(&self) {
-        for task in self.tasks.lock().expect("tasks").drain(..) {
+        let mut state = self.state.lock().expect("relay state");
+        state.cut = true;
+        for task in state.tasks.drain(..) {
             task.abort();
         }
     }

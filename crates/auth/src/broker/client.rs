@@ -25,14 +25,13 @@ pub struct ProviderClient {
 }
 
 impl ProviderClient {
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("Turtlemen/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the identity providers' HTTP client: {e}"))?;
+            .build()?;
         Ok(Self { client })
     }
 

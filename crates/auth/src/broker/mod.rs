@@ -132,8 +132,9 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(providers: Vec<IdentityProvider>) -> Result<Self, String> {
-        Ok(Self { providers, client: client::ProviderClient::new()?, oidc: oidc::MetadataCache::default() })
+    pub fn new(providers: Vec<IdentityProvider>) -> Result<Self, crate::SetupError> {
+        let client = client::ProviderClient::new().map_err(crate::SetupError::HttpClient)?;
+        Ok(Self { providers, client, oidc: oidc::MetadataCache::default() })
     }
 
     pub fn providers(&self) -> &[IdentityProvider] {
