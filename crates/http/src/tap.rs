@@ -110,6 +110,11 @@ impl Tap {
         }))
     }
 
+    /// Whether this is the last handle on the connection (hyper and every handler are done).
+    pub fn is_sole(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+    }
+
     /// The socket, for readiness and `splice(2)`.
     pub fn stream(&self) -> &TcpStream {
         &self.0.stream
