@@ -18,7 +18,8 @@
 # they are open, less before, over their number), the real users' p50/p99 latency and req/s, and
 # how long the gateway kept the connections it closed. The machine is shared and noisy: compare
 # the rows of one run, not runs on different days.
-#   bash benches/idle_conns.sh [N] [RUNS]     (default 10000 connections, 3 runs; needs wrk)
+#   bash benches/idle_conns.sh [N] [RUNS]     (default 10000 connections, 3 runs; needs wrk;
+#   TURTLEMEN_BIN=path/to/turtlemen takes that build and the idle_conns example beside it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-10000}"
@@ -28,11 +29,14 @@ command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 
 # Both ends of every connection need a file descriptor.
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((n + 1000)) ] || { echo "ulimit -n $(ulimit -n) is too low for $n connections" >&2; exit 1; }
-cargo build --release --locked -q
-cargo build --release --locked -q -p turtlemen-gateway --example idle_conns
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
-bin="$target/turtlemen"
-tool="$target/examples/idle_conns"
+if [ -z "${TURTLEMEN_BIN:-}" ]; then
+  cargo build --release --locked -q
+  cargo build --release --locked -q -p turtlemen-gateway --example idle_conns
+  bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
+else
+  bin="$TURTLEMEN_BIN" # another build (a debug one: memory is alike, latency is not)
+fi
+tool="$(dirname "$bin")/examples/idle_conns"
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PA=$(port); PB=$(port); PG=$(port); PT=$(port)
