@@ -6,8 +6,9 @@
 //! then reads and drops what the client still sends, bounded in bytes and in time, and closes
 //! only once the client has stopped (or the bounds are reached).
 //!
-//! It never reads anything on a connection that has nothing waiting when hyper is done with it:
-//! an idle or finished connection is closed at once.
+//! A connection is lingered on when bytes are waiting when hyper is done with it, or when an
+//! error was answered to a request that had a body (the server marks its [`Tap`]); an idle or
+//! finished connection is closed at once.
 
 use crate::tap::Tap;
 use std::time::Duration;
@@ -27,10 +28,13 @@ pub(crate) async fn close(mut tap: Tap) {
     if !tap.is_sole() {
         return;
     }
-    // Nothing waiting (or the client closed): nothing to linger for.
+    // Nothing waiting (or the client closed), and no error answered to a request with a body:
+    // nothing to linger for. After such an answer the client's next bytes may still be on
+    // their way.
     let mut buf = [0u8; 16 * 1024];
     let mut read = match tap.stream().try_read(&mut buf) {
         Ok(n) if n > 0 => n as u64,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tap.lingers() => 0,
         _ => return,
     };
     let _ = tap.shutdown().await;

@@ -195,7 +195,7 @@ pub async fn serve_with(
                 if let Some(tap) = &tap {
                     req.extensions_mut().insert(tap.clone());
                 }
-                let app = app.clone();
+                let (app, tap) = (app.clone(), tap.clone());
                 async move {
                     if head_size(&req) > max_head {
                         return Ok(ApiError::new(
@@ -209,7 +209,15 @@ pub async fn serve_with(
                         return Ok(ApiError::bad_request(fault.code(), fault.to_string()).into_response());
                     }
                     let http2 = req.version() == http::Version::HTTP_2;
+                    let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+                        || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
                     let res = app.oneshot(req).await;
+                    // An error answered to a request with a body: its body may be unread.
+                    if let (true, Some(tap), Ok(r)) = (has_body, &tap, &res)
+                        && (r.status().is_client_error() || r.status().is_server_error())
+                    {
+                        tap.linger_on_close();
+                    }
                     // The response is hyper's now: a body may go past it once the head is out.
                     if let Some(gate) = res.as_ref().ok().and_then(|r| r.extensions().get::<HeadGate>()) {
                         gate.open();
