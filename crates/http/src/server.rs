@@ -193,6 +193,7 @@ pub async fn serve_with(
                 let busy = activity.begin(req.version());
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 if let Some(tap) = &tap {
+                    tap.clear_linger();
                     req.extensions_mut().insert(tap.clone());
                 }
                 let (app, tap) = (app.clone(), tap.clone());

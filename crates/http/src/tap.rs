@@ -119,7 +119,14 @@ impl Tap {
         self.0.linger.store(true, Ordering::Relaxed);
     }
 
-    /// Whether [`Self::linger_on_close`] was called.
+    /// A new request came: the one before had its body read.
+    pub fn clear_linger(&self) {
+        if self.lingers() {
+            self.0.linger.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether [`Self::linger_on_close`] was called (since the last request began).
     pub fn lingers(&self) -> bool {
         self.0.linger.load(Ordering::Relaxed)
     }
