@@ -529,6 +529,12 @@ impl Server {
             tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, stop).await })
         });
         let (readiness, counts_work) = self.sampler;
+        // While PostgreSQL refuses connections, requests fail at once instead of waiting out the
+        // pool's timeout (`turtlemen_db::refusals`).
+        let refusals = readiness.db.clone().map(|db| {
+            let stop = stopped();
+            tokio::spawn(async move { db.watch_refusals(stop).await })
+        });
         let sampler = tokio::spawn(health::sample(readiness, counts_work, SAMPLE_EVERY, stopped()));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
         let signing_keys = self
@@ -561,6 +567,9 @@ impl Server {
             let _ = signing_keys.await;
         }
         let _ = sampler.await;
+        if let Some(refusals) = refusals {
+            let _ = refusals.await;
+        }
         if let Some(rtmp) = rtmp {
             let _ = rtmp.await;
         }

@@ -359,6 +359,7 @@ mod with_files {
             header_read_timeout: header_read,
             max_body_bytes: 1024,
             max_header_bytes: 8192,
+            max_connections: 100,
             shutdown_timeout: Duration::from_secs(1),
         };
         let router = axum::Router::new().fallback(|| async { "routed" });

@@ -16,6 +16,7 @@ mod cli;
 mod client_addr;
 mod cluster;
 mod comments;
+mod connections;
 mod cookies;
 mod database;
 mod faults;

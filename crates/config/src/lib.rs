@@ -152,6 +152,8 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
+    /// Most connections a listener holds open at once (accepting pauses at it).
+    pub max_connections: usize,
     pub shutdown_timeout: Duration,
 }
 
@@ -266,6 +268,8 @@ impl Config {
                 .map_err(|_| invalid("max_body_bytes", "too large for this machine"))?,
             max_header_bytes: usize::try_from(positive("max_header_bytes", s.max_header_bytes, 16 * 1024)?)
                 .map_err(|_| invalid("max_header_bytes", "too large for this machine"))?,
+            max_connections: usize::try_from(positive("max_connections", s.max_connections, 16_384)?)
+                .map_err(|_| invalid("max_connections", "too large for this machine"))?,
             shutdown_timeout: Duration::from_secs(positive("shutdown_timeout_secs", s.shutdown_timeout_secs, 10)?),
         };
         if http.max_header_bytes < 1024 {
@@ -451,6 +455,7 @@ impl Config {
             header_read_timeout_secs: Some(self.http.header_read_timeout.as_secs()),
             max_body_bytes: Some(self.http.max_body_bytes as u64),
             max_header_bytes: Some(self.http.max_header_bytes as u64),
+            max_connections: Some(self.http.max_connections as u64),
             shutdown_timeout_secs: Some(self.http.shutdown_timeout.as_secs()),
             hsts_max_age_secs: Some(self.hsts_max_age.as_secs()),
             upstream_auth: Some(self.upstream_auth.join(",")),

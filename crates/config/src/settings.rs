@@ -116,6 +116,9 @@ pub struct Settings {
     /// Largest request head (request line and headers), in bytes.
     #[arg(long, env = "TURTLEMEN_MAX_HEADER_BYTES", global = true, value_name = "BYTES")]
     pub max_header_bytes: Option<u64>,
+    /// Most client connections a listener holds open at once; past it, new ones wait to be accepted.
+    #[arg(long, env = "TURTLEMEN_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub max_connections: Option<u64>,
     /// The auth service's internal addresses (comma-separated http:// URLs), for roles run alone.
     #[arg(long, env = "TURTLEMEN_UPSTREAM_AUTH", global = true, value_name = "URLS")]
     pub upstream_auth: Option<String>,
@@ -239,6 +242,7 @@ impl Settings {
             header_read_timeout_secs: self.header_read_timeout_secs.or(lower.header_read_timeout_secs),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+            max_connections: self.max_connections.or(lower.max_connections),
             upstream_auth: self.upstream_auth.or(lower.upstream_auth),
             upstream_api: self.upstream_api.or(lower.upstream_api),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),

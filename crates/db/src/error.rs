@@ -56,12 +56,21 @@ impl From<sqlx::Error> for DbError {
             && let Some(code) = db.code()
         {
             match classify(&code) {
-                Some(Transient::Unavailable) => return DbError::Unavailable(format!("database unavailable: {e}")),
+                Some(Transient::Unavailable) => {
+                    crate::refusals::suspect();
+                    return DbError::Unavailable(format!("database unavailable: {e}"));
+                }
                 Some(Transient::Full) => return DbError::StorageFull(e.to_string()),
                 None => {}
             }
         }
+        if let sqlx::Error::Io(io) = &e
+            && crate::refusals::is_ours(io)
+        {
+            return DbError::Unavailable(crate::refusals::REFUSED.to_owned());
+        }
         if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) {
+            crate::refusals::suspect();
             return DbError::Unavailable(format!("database unreachable: {e}"));
         }
         DbError::Query(e)

@@ -30,6 +30,7 @@ pub mod playlists;
 mod pool;
 pub mod ratings;
 pub mod refresh_tokens;
+pub mod refusals;
 pub mod reports;
 mod retry;
 pub mod search;

@@ -50,6 +50,15 @@ async fn end_stray_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool
     Ok(!conn.is_in_transaction())
 }
 
+/// Checks that a pooled PostgreSQL connection still answers (one round trip), as sqlx does
+/// before handing it out; on failure the pool closes it (and opens another), and the pool's
+/// server is suspected of having gone away ([`crate::refusals`]).
+async fn usable(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await.inspect_err(|_| crate::refusals::suspect())?;
+    Ok(true)
+}
+
 impl Db {
     /// Opens the pool and checks that one connection works.
     pub async fn connect(opts: &DbOptions) -> Result<Db, DbError> {
@@ -86,6 +95,10 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                // The check sqlx makes before handing out a pooled connection, made here so that
+                // a failure is heard (see `refusals`).
+                .test_before_acquire(false)
+                .before_acquire(|conn, _| Box::pin(usable(conn)))
                 .connect_with(connect)
                 .await
                 .map_err(|e| DbError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}; check --database-url and that the server is running")))?;

@@ -449,6 +449,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(5),
             max_body_bytes: 1024,
             max_header_bytes: 8192,
+            max_connections: 100,
             shutdown_timeout: Duration::from_secs(1),
         };
         let (_stop_tx, stop_rx) = watch::channel(false);

@@ -196,6 +196,9 @@ pub fn replaces_body(status: StatusCode, headers: &axum::http::HeaderMap) -> boo
     !(content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html"))
 }
 
+/// The `Retry-After` of a 503 that names none, in seconds.
+pub const RETRY_UNAVAILABLE_SECS: &str = "1";
+
 /// Gives every error response one shape: `{"error","message"}` for API clients, a page for
 /// browsers. Errors made by axum's extractors or the layers (plain text) are rewritten; a
 /// server error never shows its original body.
@@ -205,6 +208,10 @@ async fn render_errors(res: Response, json: bool, request_id: &HeaderValue, rend
         return res;
     }
     let (mut parts, body) = res.into_parts();
+    if status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::RETRY_AFTER) {
+        // Every 503 is a passing state (a database away, no upstream left): say when to retry.
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE_SECS));
+    }
     let error = match parts.extensions.remove::<ErrorBody>() {
         Some(e) => e,
         None => {

@@ -2,6 +2,10 @@
 //!
 //! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, or HTTPS with [`tls`]; header-size
 //!   and header-read-time limits, graceful shutdown within a bound);
+//! - [`idle`]: connections with no request yet, and HTTP/2 ones with none in progress, shut
+//!   down after the header read time;
+//! - [`linger`]: a connection hyper ends while the client still sends (an early 413) is read
+//!   and dropped for a bounded while before it is closed, so the client reads the answer;
 //! - [`files`]: bodiless `GET`s of local files (HLS segments) answered with `sendfile(2)` on
 //!   plain HTTP/1.1 connections, before hyper sees them;
 //! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
@@ -19,7 +23,9 @@ pub mod client_addr;
 pub mod error;
 pub mod files;
 pub mod health;
+pub mod idle;
 pub mod layers;
+pub mod linger;
 pub mod metrics;
 pub mod server;
 pub mod tap;

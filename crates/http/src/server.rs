@@ -2,7 +2,17 @@
 //! HTTPS only (TLS with ALPN `h2`/`http/1.1`, see [`crate::tls`]) — with limits hyper enforces
 //! before any handler runs (request-head size → 431, header read time → connection closed; the
 //! TLS handshake gets the same time) and a graceful shutdown that stops accepting, lets
-//! in-flight requests finish, and gives up after the configured bound. A plain-HTTP request on
+//! in-flight requests finish, and gives up after the configured bound.
+//!
+//! No connection is held long without a request, whatever it sends: a connection on which no
+//! request has come yet, or an HTTP/2 one with none in progress, is shut down gracefully once it
+//! has been so for the header read time ([`crate::idle`]: hyper's protocol detection and its
+//! HTTP/2 side have no such timer), and hyper's own header read timer runs between requests on a
+//! kept-alive HTTP/1.1 connection. Over TLS the protocol is the one ALPN agreed. HTTP/2 peers
+//! that vanish are found by pings. At most `max_connections` are open at once: at the cap,
+//! accepting waits until one ends (the kernel's listen queue holds the newcomers). A plain
+//! connection that hyper ends while the client is still sending is closed lingering
+//! ([`crate::linger`]). A plain-HTTP request on
 //! the TLS port gets a short 400 and the connection is closed. Given a
 //! [`FileResponder`], plain connections go through [`files`] first (file answers with
 //! `sendfile(2)`), then to hyper. A plain connection is a [`Tap`] that each of its requests
@@ -12,7 +22,9 @@ use crate::error::ApiError;
 use crate::files::{self, FileResponder};
 use crate::tap::{HeadGate, Tap};
 use crate::tls::ReloadingTls;
+use crate::{idle, linger};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -23,9 +35,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 use turtlemen_config::HttpLimits;
 
@@ -34,6 +47,11 @@ use turtlemen_config::HttpLimits;
 /// at under half the upstream's speed. So heads are held to `max_header_bytes` by [`head_size`]
 /// after parsing, and only a head past this buffer is refused by hyper itself.
 pub(crate) const READ_BUFFER: usize = 256 * 1024;
+
+/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is closed: a peer that went away without a word is found within a minute.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(40);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// About how many bytes a request head took on the wire (request line and header lines).
 fn head_size<B>(req: &hyper::Request<B>) -> usize {
@@ -137,33 +155,48 @@ pub async fn serve_with(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    // Dead HTTP/2 peers are found by pings; a live one is held to `max_concurrent_streams`.
+    builder.http2().keep_alive_interval(H2_PING_INTERVAL).keep_alive_timeout(H2_PING_TIMEOUT);
+    // One slot per open connection: at the cap, accepting waits for a connection to end.
+    let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
     let graceful = GracefulShutdown::new();
     // Connections still in the file-answer loop stop between requests; each holds a watcher of
     // `graceful` from its start, so the drain below waits for them too.
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                // The semaphore is never closed.
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let max_head = limits.max_header_bytes;
-        let service = |tap: Option<Tap>| {
+        let activity = idle::Activity::new();
+        let service = |tap: Option<Tap>, activity: Arc<idle::Activity>| {
             let app = app.clone();
             hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                let busy = activity.begin(req.version());
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 if let Some(tap) = &tap {
+                    tap.clear_linger();
                     req.extensions_mut().insert(tap.clone());
                 }
-                let app = app.clone();
+                let (app, tap) = (app.clone(), tap.clone());
                 async move {
                     if head_size(&req) > max_head {
                         return Ok(ApiError::new(
@@ -176,41 +209,59 @@ pub async fn serve_with(
                     if let Some(fault) = authority_fault(&req) {
                         return Ok(ApiError::bad_request(fault.code(), fault.to_string()).into_response());
                     }
+                    let http2 = req.version() == http::Version::HTTP_2;
+                    let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+                        || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
                     let res = app.oneshot(req).await;
+                    // An error answered to a request with a body: its body may be unread.
+                    if let (true, Some(tap), Ok(r)) = (has_body, &tap, &res)
+                        && (r.status().is_client_error() || r.status().is_server_error())
+                    {
+                        tap.linger_on_close();
+                    }
                     // The response is hyper's now: a body may go past it once the head is out.
                     if let Some(gate) = res.as_ref().ok().and_then(|r| r.extensions().get::<HeadGate>()) {
                         gate.open();
+                    }
+                    // An HTTP/2 request is in progress until its body is sent (`idle`).
+                    if http2 {
+                        return res.map(|r| r.map(|b| Body::new(idle::Tracked::new(b, busy))));
                     }
                     res
                 }
             })
         };
+        let limit = limits.header_read_timeout;
         let Some(tls) = &tls else {
             let tap = Tap::new(stream);
-            let service = service(Some(tap.clone()));
+            let service = service(Some(tap.clone()), activity.clone());
+            let last = tap.clone();
             if let Some(files) = &files {
-                let (files, builder, watcher) = (files.clone(), builder.clone(), graceful.watcher());
+                let (files, builder, watcher, stop) =
+                    (files.clone(), builder.clone(), graceful.watcher(), stop_rx.clone());
                 let hyper = move |io: files::Rewind| async move {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
-                        tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
-                    }
+                    serve_connection(&builder, io, service, Watch { activity, limit, stop, peer }).await;
+                    drop(watcher);
+                    linger::close(last).await;
                 };
-                tokio::spawn(files::serve(tap, files, limits, stop_rx.clone(), hyper));
+                let served = files::serve(tap, files, limits, stop_rx.clone(), hyper);
+                tokio::spawn(async move {
+                    served.await;
+                    drop(slot);
+                });
                 continue;
             }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tap), service).into_owned();
-            let conn = graceful.watch(conn);
+            let (builder, watcher, stop) = (builder.clone(), graceful.watcher(), stop_rx.clone());
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
-                }
+                serve_connection(&builder, tap, service, Watch { activity, limit, stop, peer }).await;
+                drop(watcher);
+                linger::close(last).await;
+                drop(slot);
             });
             continue;
         };
-        let service = service(None);
-        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
-        let handshake_timeout = limits.header_read_timeout;
+        let service = service(None, activity.clone());
+        let (tls, builder, watcher, stop) = (tls.clone(), builder.clone(), graceful.watcher(), stop_rx.clone());
         tokio::spawn(async move {
             let handshake = async {
                 if !starts_like_tls(&stream).await {
@@ -227,11 +278,16 @@ pub async fn serve_with(
                     }
                 }
             };
-            let Ok(Some(stream)) = tokio::time::timeout(handshake_timeout, handshake).await else { return };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
-            }
+            let Ok(Some(stream)) = tokio::time::timeout(limit, handshake).await else { return };
+            // The protocol is the one ALPN agreed (HTTP/1.1 without ALPN, RFC 9113 §3.2), not
+            // guessed from the first bytes by hyper.
+            let builder = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => builder.http2_only(),
+                _ => builder.http1_only(),
+            };
+            serve_connection(&builder, stream, service, Watch { activity, limit, stop, peer }).await;
+            drop(watcher);
+            drop(slot);
         });
     }
     drop(listener);
@@ -242,6 +298,38 @@ pub async fn serve_with(
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             tracing::warn!(timeout_s = limits.shutdown_timeout.as_secs(), "shutdown bound reached; dropping remaining connections");
         }
+    }
+}
+
+/// What watches a connection besides hyper: its requests in progress, the idle limit, the
+/// server's stop signal, and the peer (for the log).
+struct Watch {
+    activity: Arc<idle::Activity>,
+    limit: Duration,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+}
+
+/// Serves `io` with `builder` until the connection ends — shut down gracefully once idle past
+/// the limit ([`idle`]) or when the server stops.
+async fn serve_connection<I, S, B>(builder: &auto::Builder<TokioExecutor>, io: I, service: S, watch: Watch)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Watch { activity, limit, mut stop, peer } = watch;
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let conn = idle::Watched::new(conn, |c| c.graceful_shutdown(), activity, limit, stopped);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
     }
 }
 

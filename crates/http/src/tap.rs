@@ -58,6 +58,8 @@ struct Shared {
     discard: AtomicU64,
     /// A connection to a server: writes it refused count as written (see the module docs).
     client: bool,
+    /// An error was answered to a request whose body may not have been read.
+    linger: AtomicBool,
 }
 
 /// Opened once a response is in hyper's hands (see the module docs); shared by clones.
@@ -107,7 +109,31 @@ impl Tap {
             flush_waker: AtomicWaker::new(),
             discard: AtomicU64::new(0),
             client,
+            linger: AtomicBool::new(false),
         }))
+    }
+
+    /// An error was answered to a request with a body: when the connection ends, the client
+    /// may still be sending it ([`crate::linger`]).
+    pub fn linger_on_close(&self) {
+        self.0.linger.store(true, Ordering::Relaxed);
+    }
+
+    /// A new request came: the one before had its body read.
+    pub fn clear_linger(&self) {
+        if self.lingers() {
+            self.0.linger.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether [`Self::linger_on_close`] was called (since the last request began).
+    pub fn lingers(&self) -> bool {
+        self.0.linger.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is the last handle on the connection (hyper and every handler are done).
+    pub fn is_sole(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
     }
 
     /// The socket, for readiness and `splice(2)`.

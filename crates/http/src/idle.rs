@@ -1,0 +1,166 @@
+//! An idle limit for connections hyper has no timer for: an HTTP/2 connection with no request
+//! in progress, or any connection on which no request has come yet, is shut down gracefully
+//! (HTTP/2: `GOAWAY`) once it has been so for the header read time. HTTP/1.1 connections that
+//! have had a request are left to hyper's own header read timer, which runs between requests.
+//!
+//! [`Activity`] counts one connection's requests in progress: [`Activity::begin`] when the
+//! service is called, and the returned [`Busy`] rides in the response body ([`Tracked`]) until
+//! the body is done or dropped. [`Watched`] drives the connection and calls its graceful
+//! shutdown once the limit is reached, or when the server stops.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// One connection's requests in progress.
+pub struct Activity {
+    /// When the connection was opened: the clock of `idle_since`.
+    opened: Instant,
+    in_progress: AtomicUsize,
+    /// Milliseconds from `opened` to when the last request in progress ended.
+    idle_since_ms: AtomicU64,
+    /// Whether a request has come, and whether the first was HTTP/2.
+    requested: AtomicBool,
+    http2: AtomicBool,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            opened: Instant::now(),
+            in_progress: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            requested: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
+        })
+    }
+
+    /// A request of `version` begins; it is in progress until the [`Busy`] is dropped.
+    pub fn begin(self: &Arc<Self>, version: http::Version) -> Busy {
+        if !self.requested.swap(true, Ordering::Relaxed) {
+            self.http2.store(version == http::Version::HTTP_2, Ordering::Relaxed);
+        }
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        Busy(self.clone())
+    }
+
+    /// When the limit is reached if nothing begins meanwhile; `None` while a request is in
+    /// progress or when hyper's own timer looks after the connection.
+    fn deadline(&self, limit: Duration) -> Option<Instant> {
+        let watched = !self.requested.load(Ordering::Relaxed) || self.http2.load(Ordering::Relaxed);
+        if !watched || self.in_progress.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)) + limit)
+    }
+}
+
+/// A request in progress (see [`Activity::begin`]).
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.fetch_max(now, Ordering::AcqRel);
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body carrying a [`Busy`] until it is done.
+pub struct Tracked<B> {
+    inner: B,
+    busy: Option<Busy>,
+}
+
+impl<B> Tracked<B> {
+    pub fn new(inner: B, busy: Busy) -> Self {
+        Self { inner, busy: Some(busy) }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.busy = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A connection shut down gracefully once idle past `limit` (see the module docs), or once
+/// the server stops.
+pub struct Watched<C> {
+    conn: Pin<Box<C>>,
+    shutdown: fn(Pin<&mut C>),
+    activity: Arc<Activity>,
+    limit: Duration,
+    timer: Pin<Box<Sleep>>,
+    stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+    shutting_down: bool,
+}
+
+impl<C> Watched<C> {
+    /// Drives `conn` (shut down gracefully by `shutdown`) until it ends; `stop` resolving
+    /// shuts it down too.
+    pub fn new(
+        conn: C,
+        shutdown: fn(Pin<&mut C>),
+        activity: Arc<Activity>,
+        limit: Duration,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        let timer = Box::pin(tokio::time::sleep(limit));
+        Self { conn: Box::pin(conn), shutdown, activity, limit, timer, stop: Box::pin(stop), shutting_down: false }
+    }
+
+    fn shut_down(&mut self, cx: &mut Context<'_>) {
+        self.shutting_down = true;
+        (self.shutdown)(self.conn.as_mut());
+        // The shutdown is carried out by polling the connection again.
+        cx.waker().wake_by_ref();
+    }
+}
+
+impl<C: Future> Future for Watched<C> {
+    type Output = C::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(out) = self.conn.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if !self.shutting_down && self.stop.as_mut().poll(cx).is_ready() {
+            self.shut_down(cx);
+        }
+        while !self.shutting_down && self.timer.as_mut().poll(cx).is_ready() {
+            match self.activity.deadline(self.limit) {
+                Some(at) if at <= Instant::now() => self.shut_down(cx),
+                Some(at) => self.timer.as_mut().reset(at),
+                // Busy, or hyper's: look again after another limit.
+                None => {
+                    let next = Instant::now() + self.limit;
+                    self.timer.as_mut().reset(next);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
