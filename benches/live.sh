@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Live video: glass-to-glass latency under hls.js in headless chromium (LL-HLS passthrough, with
-# plain HLS from the same packager as the baseline in the same page), concurrent viewers served
-# with none falling behind (a load tool playing LL-HLS as hls.js does), and CPU and memory per
-# passthrough stream beside the idle server. Release build; RUNS runs of each; medians. What
+# plain HLS from the same packager as the baseline in the same page; and the same for a transcoded
+# ladder), concurrent viewers served with none falling behind (a load tool playing LL-HLS as
+# hls.js does, ramped until one does), and CPU and memory per passthrough and per transcoded
+# stream beside the idle server. Release build; RUNS runs of each; medians. What
 # each part does is described at the top of benches/live.mjs.
 #   bash benches/live.sh [RUNS]
 # Needs ffmpeg, chromium, node and the web/ packages (npm ci in web/).

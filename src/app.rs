@@ -103,6 +103,8 @@ pub struct Server {
     signing_keys: Option<KeyReload>,
     /// The RTMP ingest's listener and the lives it feeds.
     rtmp: Option<(TcpListener, Arc<turtlemen_live::Hub>)>,
+    /// The RTMPS ingest's listener and certificate, feeding the same lives.
+    rtmps: Option<(TcpListener, turtlemen_live::rtmp::TlsConfigs)>,
     /// What `/metrics`' operational figures are taken from, and whether they include the work
     /// in progress.
     sampler: (Readiness, bool),
@@ -178,6 +180,20 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         };
 
     let rtmp_listener = bind_rtmp(role, config).await?;
+    // RTMPS beside an RTMP ingest: its certificate is read now, a bad one stops the start.
+    let rtmps = match (&rtmp_listener, &config.live.rtmps) {
+        (Some(_), Some(r)) => {
+            let tls = turtlemen_http::tls::ReloadingTls::load(&r.tls.cert, &r.tls.key)
+                .map_err(|e| anyhow::anyhow!("live_rtmps_cert_file / live_rtmps_key_file: {e}"))?;
+            let listener = TcpListener::bind(r.listen).await.with_context(|| {
+                format!("cannot listen for RTMPS on {} (choose another address with --live-rtmps-listen)", r.listen)
+            })?;
+            let tls = Arc::new(tls);
+            let configs: turtlemen_live::rtmp::TlsConfigs = Arc::new(move || tls.config());
+            Some((listener, configs))
+        }
+        _ => None,
+    };
 
     // Certificate files are read before anything is created; a bad one stops the start.
     let tls = match (&config.tls, &listener) {
@@ -400,6 +416,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         janitor,
         signing_keys,
         rtmp,
+        rtmps,
         sampler,
     })
 }
@@ -435,6 +452,11 @@ fn ingest_config(config: &Config) -> turtlemen_live::IngestConfig {
         max_duration: l.max_duration,
         read_timeout: l.read_timeout,
         grace: l.grace,
+        ladder: l
+            .ladder
+            .iter()
+            .map(|r| turtlemen_live::ladder::Rung { height: r.height, video_kbps: r.video_kbps })
+            .collect(),
         ..turtlemen_live::IngestConfig::default()
     }
 }
@@ -540,6 +562,15 @@ impl Server {
         let signing_keys = self
             .signing_keys
             .map(|k| tokio::spawn(turtlemen_auth::signing_keys::follow(k.ring, k.db, k.sealer, k.timings, stopped())));
+        let rtmps = match (self.rtmps, &self.rtmp) {
+            (Some((listener, tls)), Some((_, hub))) => {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(rtmps.address = %addr, "listening for RTMPS");
+                }
+                Some(tokio::spawn(turtlemen_live::rtmp::serve_tls(listener, tls, hub.clone(), stopped())))
+            }
+            _ => None,
+        };
         let rtmp = self.rtmp.map(|(listener, hub)| {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(rtmp.address = %addr, "listening for RTMP");
@@ -572,6 +603,9 @@ impl Server {
         }
         if let Some(rtmp) = rtmp {
             let _ = rtmp.await;
+        }
+        if let Some(rtmps) = rtmps {
+            let _ = rtmps.await;
         }
         if let Some(db) = self.db {
             db.close().await;

@@ -863,3 +863,140 @@ on_both_stacks_live! {
         good.kill().await.unwrap();
     }
 }
+
+/// What ffprobe reads of `bytes`' streams: "codec,width,height" lines.
+async fn probe_size(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("media.mp4");
+    std::fs::write(&file, bytes).unwrap();
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+on_both_stacks_live! {
+    settings(s) {
+        // The 640×360 source gets the two rungs not above it.
+        s.live_ladder = Some("720:2000,360:600,240:300".into());
+    };
+    async fn a_transcoded_ladder_serves_every_rung_from_one_ffmpeg_and_records_the_top_one(app) {
+        let ann = signed_in(&app, "ann").await;
+        let made = new_live(&app, &ann, "public").await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let (key, rtmp) = (made["stream_key"].as_str().unwrap(), made["rtmp_url"].as_str().unwrap());
+        let mut encoder = publish(rtmp, key, 12);
+        let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
+        let hls = v["hls_url"].as_str().unwrap().to_owned();
+        let base = hls.split("live.m3u8").next().unwrap().to_owned();
+        let nonce = hls.split("?v=").nth(1).unwrap().to_owned();
+
+        // The player's URL is a multivariant playlist over the rungs not above the source.
+        let (status, master) = get_text(&app, &hls).await;
+        assert_eq!(status, 200, "{master}");
+        assert_eq!(master.matches("#EXT-X-STREAM-INF:").count(), 2, "{master}");
+        assert!(!master.contains("720p/"), "no rung above the source: {master}");
+        assert!(master.contains("BANDWIDTH=792000,RESOLUTION=640x360,CODECS=\"avc1."), "{master}");
+        assert!(master.contains("BANDWIDTH=492000,RESOLUTION=426x240,CODECS=\"avc1."), "{master}");
+        assert!(master.contains(",mp4a.40.2\"\n360p/live.m3u8?v=") && master.contains("240p/live.m3u8?v="), "{master}");
+        // The plain fallback is a multivariant playlist too, over the plain rung playlists.
+        let (status, plain) = get_text(&app, &format!("{base}index.m3u8")).await;
+        assert_eq!(status, 200);
+        assert!(plain.contains("360p/index.m3u8") && plain.contains("240p/index.m3u8"), "{plain}");
+
+        let other = ApiAlone::start(&app).await;
+        for (rung, height) in [("360p", "360"), ("240p", "240")] {
+            let playlist_url = format!("{base}{rung}/live.m3u8?v={nonce}");
+            // Each rung's playlist advances: a blocking reload for its next part is answered
+            // once that part exists.
+            let (status, playlist) = get_text(&app, &format!("{playlist_url}&_HLS_msn=1&_HLS_part=0")).await;
+            assert_eq!(status, 200, "{rung}: {playlist}");
+            assert!(playlist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"), "{playlist}");
+            // (Under load the live may be well past segment 1 by now: its parts are no longer
+            // listed, but still served.)
+            assert!(playlist.contains(".m4s\",INDEPENDENT=YES"), "{rung}: {playlist}");
+            let (msn, part) = last_part(&playlist);
+            let (status, next) = get_text(&app, &format!("{playlist_url}&_HLS_msn={msn}&_HLS_part={}", part + 1)).await;
+            assert_eq!(status, 200, "{next}");
+            assert!(last_part(&next) > (msn, part), "{rung}: {next}");
+            // Its parts are fMP4 at the rung's size, the audio copied beside the video.
+            let (status, init) = get_bytes(&app, &format!("{base}{rung}/init-0.mp4")).await;
+            assert_eq!(status, 200);
+            let (status, part_bytes) = get_bytes(&app, &format!("{base}{rung}/part-1.0.m4s")).await;
+            assert_eq!(status, 200);
+            let probed = probe(&[init.clone(), part_bytes.clone()].concat()).await;
+            assert!(probed.contains("h264,") && probed.contains("aac,"), "{rung}: {probed}");
+            let size = probe_size(&[init.clone(), part_bytes.clone()].concat()).await;
+            assert!(size.contains(&format!("h264,{},{height}", if height == "360" { 640 } else { 426 })), "{rung}: {size}");
+            // A server that does not package the live serves the rung from the one that does.
+            let (status, relayed) = other.get_text(&format!("{playlist_url}&_HLS_msn=1&_HLS_part=0")).await;
+            assert_eq!(status, 200, "{relayed}");
+            assert!(relayed.contains("#EXT-X-PART:DURATION="), "{relayed}");
+            assert_eq!(other.get_bytes(&format!("{base}{rung}/part-1.0.m4s")).await, (200, part_bytes));
+            assert_eq!(other.get_bytes(&format!("{base}{rung}/init-0.mp4")).await, (200, init));
+        }
+        let (status, relayed_master) = other.get_text(&hls).await;
+        assert_eq!(status, 200);
+        assert_eq!(relayed_master.matches("#EXT-X-STREAM-INF:").count(), 2, "{relayed_master}");
+        // Rungs that are not there, and names that are no rung, are 404s.
+        assert_eq!(get_text(&app, &format!("{base}720p/live.m3u8")).await.0, 404);
+        assert_eq!(get_text(&app, &format!("{base}x/live.m3u8")).await.0, 404);
+        assert_eq!(get_text(&app, &format!("{base}360p/replay.m3u8")).await.0, 404);
+        // The player is counted, as with a single playlist.
+        wait_live(&app, None, &id, 10, |v| v["viewers"].as_u64() >= Some(1)).await;
+        other.stop().await;
+
+        // The top rung is the one recorded: the replay's segments are 360p.
+        encoder.wait().await.unwrap();
+        let v = wait_live(&app, Some(&ann), &id, 40, |v| v["state"] == "ended" && v["replay_video_id"].is_string()).await;
+        assert!(v["hls_url"].is_null());
+        let (status, recording) = get_text(&app, &format!("{base}replay.m3u8")).await;
+        assert_eq!(status, 200, "{recording}");
+        let first = recording.lines().find(|l| l.starts_with("seg-")).expect("a recorded segment").to_owned();
+        let (_, init) = get_bytes(&app, &format!("{base}init-0.mp4")).await;
+        let (status, seg) = get_bytes(&app, &format!("{base}{first}")).await;
+        assert_eq!(status, 200);
+        assert!(probe_size(&[init, seg].concat()).await.contains("h264,640,360"));
+    }
+}
+
+on_both_stacks_live! {
+    settings(s) {
+        // A self-signed certificate beside the data directory (the test's own temporary one).
+        let dir = s.data_dir.as_ref().unwrap().parent().unwrap().to_owned();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.join("rtmps-cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.join("rtmps-key.pem"), made.signing_key.serialize_pem()).unwrap();
+        s.live_rtmps_listen = Some(format!("127.0.0.1:{}", crate::cluster::free_port()));
+        s.live_rtmps_cert_file = Some(dir.join("rtmps-cert.pem"));
+        s.live_rtmps_key_file = Some(dir.join("rtmps-key.pem"));
+    };
+    async fn ffmpeg_publishes_over_rtmps_and_plain_rtmp_on_its_port_is_refused(app) {
+        let rtmps = app.settings.live_rtmps_listen.clone().unwrap();
+        let ann = signed_in(&app, "ann").await;
+        let made = new_live(&app, &ann, "public").await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let key = made["stream_key"].as_str().unwrap();
+
+        // Plain RTMP on the TLS port fails the TLS handshake: ffmpeg gives up, nothing is live.
+        let mut plain = publish(&format!("rtmp://{rtmps}/live"), key, 3);
+        assert!(!tokio::time::timeout(Duration::from_secs(20), plain.wait()).await.unwrap().unwrap().success());
+        let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{id}"), None).await;
+        assert_eq!(v["state"], "waiting", "{v}");
+        assert_eq!(v["connected"], false, "{v}");
+
+        // ffmpeg over TLS (it does not verify the self-signed certificate): the live goes on air
+        // and its playlist has parts.
+        let mut encoder = publish(&format!("rtmps://{rtmps}/live"), key, 8);
+        let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
+        let hls = v["hls_url"].as_str().unwrap().to_owned();
+        let (status, playlist) = get_text(&app, &format!("{hls}&_HLS_msn=1&_HLS_part=0")).await;
+        assert_eq!(status, 200, "{playlist}");
+        assert!(playlist.contains("URI=\"part-1.0.m4s\",INDEPENDENT=YES"), "{playlist}");
+        assert_eq!(wait_live(&app, Some(&ann), &id, 5, |_| true).await["connected"], true);
+        encoder.kill().await.unwrap();
+    }
+}

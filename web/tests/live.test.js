@@ -3,7 +3,8 @@
 // encoder (ffmpeg here, standing in for OBS); a visitor on the live's page watches it under
 // hls.js in low-latency mode until the picture's time advances, counted as one viewer on the
 // page; the encoder stops, and the page says the live ended and links the replay, without a
-// reload.
+// reload. With a transcoded ladder, hls.js gets the multivariant playlist, plays a rung and
+// switches to the other one while the picture's time keeps advancing.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -81,6 +82,64 @@ for (const [name, stack] of stacks) {
       await viewer.getByText('This live has ended.').waitFor({ timeout: 60_000 });
       await viewer.getByRole('link', { name: 'Watch the replay' }).waitFor({ timeout: 60_000 });
       for (const u of record.requests) assert.equal(new URL(u).origin, server.url, `request to another host: ${u}`);
+    });
+  });
+}
+
+for (const [name, stack] of stacks) {
+  describe(`a transcoded live in a browser on ${name}`, { timeout: 300_000 }, () => {
+    let server;
+    let browser;
+    let encoder;
+
+    before(async () => {
+      server = await startServer({
+        stack,
+        // The 640×360 source gets two rungs; 720p is above it and left out.
+        env: { TURTLEMEN_RTMP_LISTEN: '127.0.0.1:0', TURTLEMEN_LIVE_LADDER: '720:2000,360:600,240:300' },
+      });
+      browser = await launchBrowser();
+      const out = await server.cli(['admin', 'create-user', '--username', 'ann', '--email', 'ann@example.org', '--password-stdin'], `${PASSWORD}\n`);
+      assert.equal(out.code, 0, out.stderr);
+    });
+
+    after(async () => {
+      encoder?.kill('SIGKILL');
+      await browser?.close();
+      if (server) assert.equal(await server.stop(), 0, server.logs());
+    });
+
+    test('hls.js plays the ladder and switches rungs', async () => {
+      const streamer = await (await browser.newContext()).newPage();
+      await streamer.goto(server.url + '/studio/lives');
+      await signInForm(streamer, 'ann');
+      await streamer.waitForURL(server.url + '/studio/lives');
+      await streamer.getByLabel('Title').fill('Turtles in two sizes');
+      await streamer.getByRole('button', { name: /Create live/ }).click();
+      const rtmpUrl = await streamer.getByLabel('Server (RTMP URL)').inputValue();
+      const key = await streamer.getByLabel('Stream key').inputValue();
+      const liveUrl = await streamer.getByRole('link', { name: 'Turtles in two sizes' }).first().getAttribute('href');
+
+      const viewer = await (await browser.newContext()).newPage();
+      const record = watchPage(viewer);
+      await viewer.goto(server.url + liveUrl);
+      encoder = publish(rtmpUrl, key, 40);
+      await viewer.getByText('Live now').waitFor({ timeout: 30_000 });
+      await viewer.waitForFunction(() => document.getElementById('video').currentTime > 2, null, { timeout: 60_000 });
+      const levels = await viewer.evaluate(() => window.turtlemenLive.levels.map((l) => l.height));
+      assert.deepEqual([...levels].sort((a, b) => a - b), [240, 360]);
+      // Switch to the rung not playing; its parts are fetched and the picture goes on.
+      const from = await viewer.evaluate(() => window.turtlemenLive.currentLevel);
+      const to = from === 1 ? 0 : 1;
+      const rung = `${levels[to]}p`;
+      await viewer.evaluate((level) => { window.turtlemenLive.currentLevel = level; }, to);
+      await viewer.waitForFunction((level) => window.turtlemenLive.currentLevel === level, to, { timeout: 30_000 });
+      const at = await viewer.evaluate(() => document.getElementById('video').currentTime);
+      await viewer.waitForFunction((t) => document.getElementById('video').currentTime > t + 2, at, { timeout: 30_000 });
+      assert.ok(record.requests.some((u) => new URL(u).pathname.includes(`/${rung}/part-`)), `parts of ${rung} requested`);
+      assert.ok(await viewer.evaluate(() => window.turtlemenLive.config.lowLatencyMode));
+      for (const u of record.requests) assert.equal(new URL(u).origin, server.url, `request to another host: ${u}`);
+      encoder.kill('SIGINT');
     });
   });
 }

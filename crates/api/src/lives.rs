@@ -57,7 +57,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 
 /// The live media routes (not in the API document: playlists and parts, like `/media`).
 pub fn media_routes() -> axum::Router<ApiState> {
-    axum::Router::new().route("/media/live/{token}/{id}/{file}", axum::routing::get(serve_media))
+    axum::Router::new()
+        .route("/media/live/{token}/{id}/{file}", axum::routing::get(serve_media))
+        .route("/media/live/{token}/{id}/{rung}/{file}", axum::routing::get(serve_rung_media))
 }
 
 /// The channel a live is shown in.
@@ -612,7 +614,9 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 
 /// `GET /media/live/{token}/{id}/{file}`: playlists, init segments, parts and segments — from
 /// this process's memory when it packages the live, else from the process that does
-/// ([`relay`]), whole segments and inits also from storage.
+/// ([`relay`]), whole segments and inits also from storage. A transcoded live's `live.m3u8` and
+/// `index.m3u8` are multivariant playlists over its rungs; its other files here are the highest
+/// rung's (the recorded one).
 async fn serve_media(
     State(st): State<ApiState>,
     Path((token, id_text, name)): Path<(String, String, String)>,
@@ -620,29 +624,100 @@ async fn serve_media(
     axum::extract::RawQuery(raw_query): axum::extract::RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = Uuid::parse_str(&id_text).map_err(|_| ApiError::not_found())?;
-    if !st.media.verify(&token, id, SystemTime::now()) {
+    let request =
+        MediaRequest { token, id_text, rung: None, name, raw_query, relayed: headers.contains_key(relay::RELAYED) };
+    media(&st, request, q).await
+}
+
+/// `GET /media/live/{token}/{id}/{rung}/{file}`: the same files of one rung (`720p`) of a
+/// transcoded live.
+async fn serve_rung_media(
+    State(st): State<ApiState>,
+    Path((token, id_text, rung, name)): Path<(String, String, String, String)>,
+    Query(q): Query<HlsQuery>,
+    axum::extract::RawQuery(raw_query): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rung = Some(turtlemen_live::ladder::parse_name(&rung).ok_or_else(ApiError::not_found)?);
+    let request = MediaRequest { token, id_text, rung, name, raw_query, relayed: headers.contains_key(relay::RELAYED) };
+    media(&st, request, q).await
+}
+
+/// A live media request, as its URL names it.
+struct MediaRequest {
+    token: String,
+    id_text: String,
+    /// A rung's height, for a rung's file.
+    rung: Option<u32>,
+    name: String,
+    raw_query: Option<String>,
+    relayed: bool,
+}
+
+async fn media(st: &ApiState, r: MediaRequest, q: HlsQuery) -> Result<Response, ApiError> {
+    let id = Uuid::parse_str(&r.id_text).map_err(|_| ApiError::not_found())?;
+    if !st.media.verify(&r.token, id, SystemTime::now()) {
         return Err(ApiError::not_found());
     }
-    let file = parse_file(&name).ok_or_else(ApiError::not_found)?;
+    let file = parse_file(&r.name).ok_or_else(ApiError::not_found)?;
     if file == LiveFile::Replay {
-        return recording_playlist(&st, id).await;
+        return match r.rung {
+            None => recording_playlist(st, id).await,
+            Some(_) => Err(ApiError::not_found()),
+        };
     }
-    let stream = st.live.hub.as_ref().and_then(|h| h.stream(id));
-    if stream.is_none() {
-        let path = format!("/media/live/{token}/{id}/{name}");
-        let query = raw_query.filter(|q| q.len() <= 200).map(|q| format!("?{q}")).unwrap_or_default();
-        return elsewhere(&st, id, file, &format!("{path}{query}"), headers.contains_key(relay::RELAYED)).await;
+    let hub = st.live.hub.as_ref();
+    let Some((hub, live)) = hub.and_then(|h| h.live(id).map(|l| (h, l))) else {
+        let rung = r.rung.map(|h| format!("{}/", turtlemen_live::ladder::name(h))).unwrap_or_default();
+        let path = format!("/media/live/{}/{id}/{rung}{}", r.token, r.name);
+        let query = r.raw_query.filter(|q| q.len() <= 200).map(|q| format!("?{q}")).unwrap_or_default();
+        return elsewhere(st, id, file, r.rung.is_none(), &format!("{path}{query}"), r.relayed).await;
+    };
+    let bound = Duration::from_secs(3 * u64::from(live.stream.packaging.params.target_duration));
+    let nonce = viewer_nonce(q.v.as_deref());
+    if let (LiveFile::LowLatency | LiveFile::Plain, Some(nonce)) = (file, nonce) {
+        live.stream.saw_viewer(nonce);
     }
-    let bound =
-        |s: &turtlemen_live::stream::LiveStream| Duration::from_secs(3 * u64::from(s.packaging.params.target_duration));
-    if let (LiveFile::LowLatency | LiveFile::Plain, Some(s), Some(nonce)) =
-        (file, &stream, viewer_nonce(q.v.as_deref()))
-    {
-        s.saw_viewer(nonce);
-    }
-    match (file, stream) {
-        (LiveFile::LowLatency, Some(s)) => {
+    let stream = match r.rung {
+        None if hub.transcodes() && matches!(file, LiveFile::LowLatency | LiveFile::Plain) => {
+            let ladder = live.described_ladder(bound).await.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "live_starting",
+                    "The live's renditions are not ready yet; reload the playlist.",
+                )
+            })?;
+            let (playlist, cache) = match file {
+                LiveFile::LowLatency => ("live.m3u8", "no-cache"),
+                _ => ("index.m3u8", "max-age=1"),
+            };
+            let query = nonce.map(|n| format!("v={n}"));
+            let text = ladder.multivariant(playlist, query.as_deref()).unwrap_or_default();
+            return Ok(bytes_response(PLAYLIST, cache, text));
+        }
+        None => live.stream.clone(),
+        Some(height) => {
+            let ladder = live.ladder_now().ok_or_else(ApiError::not_found)?;
+            ladder.rendition(height).ok_or_else(ApiError::not_found)?.stream.clone()
+        }
+    };
+    let recorded = Arc::ptr_eq(&stream, &live.stream);
+    serve_stream(st, id, file, &stream, &q, bound, recorded).await
+}
+
+/// A file of one packaged stream from memory; whole segments and inits no longer there from
+/// storage when the stream is the recorded one.
+async fn serve_stream(
+    st: &ApiState,
+    id: Uuid,
+    file: LiveFile,
+    s: &turtlemen_live::stream::LiveStream,
+    q: &HlsQuery,
+    bound: Duration,
+    recorded: bool,
+) -> Result<Response, ApiError> {
+    match file {
+        LiveFile::LowLatency => {
             let number = |v: &Option<String>, name: &'static str| -> Result<Option<u64>, ApiError> {
                 v.as_deref()
                     .map(|t| t.parse::<u64>().map_err(|_| ApiError::bad_request("invalid_hls_query", name)))
@@ -656,7 +731,7 @@ async fn serve_media(
                 }
                 (Some(msn), part) => {
                     let part = part.map(|p| usize::try_from(p).unwrap_or(usize::MAX));
-                    match s.wait_for(msn, part, bound(&s)).await {
+                    match s.wait_for(msn, part, bound).await {
                         Ok(()) => {}
                         Err(turtlemen_live::stream::WaitError::TooFar) => {
                             return Err(ApiError::bad_request(
@@ -677,24 +752,26 @@ async fn serve_media(
             }
             Ok(bytes_response(PLAYLIST, "no-cache", s.low_latency_playlist()))
         }
-        (LiveFile::Plain, Some(s)) => Ok(bytes_response(PLAYLIST, "max-age=1", s.plain_playlist())),
-        (LiveFile::Init(run), Some(s)) if s.init(run).is_some() => {
-            Ok(bytes_response("video/mp4", "max-age=3600", s.init(run).unwrap_or_default()))
-        }
-        (LiveFile::Part(msn, part), Some(s)) => {
+        LiveFile::Plain => Ok(bytes_response(PLAYLIST, "max-age=1", s.plain_playlist())),
+        LiveFile::Init(run) => match s.init(run) {
+            Some(bytes) => Ok(bytes_response("video/mp4", "max-age=3600", bytes)),
+            None if recorded => stored(st, turtlemen_live::packager::init_key(id, run)).await,
+            None => Err(ApiError::not_found()),
+        },
+        LiveFile::Part(msn, part) => {
             if s.part(msn, part).is_none() {
                 // The preload hint names the next part: hold the request until it exists.
-                let _ = s.wait_for(msn, Some(part), bound(&s)).await;
+                let _ = s.wait_for(msn, Some(part), bound).await;
             }
             let bytes = s.part(msn, part).ok_or_else(ApiError::not_found)?;
             Ok(bytes_response("video/iso.segment", "max-age=3600", bytes))
         }
-        (LiveFile::Segment(msn), Some(s)) if s.segment(msn).is_some() => {
-            Ok(bytes_response("video/iso.segment", "max-age=3600", s.segment(msn).unwrap_or_default()))
-        }
-        (LiveFile::Segment(msn), _) => stored(&st, turtlemen_live::packager::segment_key(id, msn)).await,
-        (LiveFile::Init(run), _) => stored(&st, turtlemen_live::packager::init_key(id, run)).await,
-        _ => Err(ApiError::not_found()),
+        LiveFile::Segment(msn) => match s.segment(msn) {
+            Some(bytes) => Ok(bytes_response("video/iso.segment", "max-age=3600", bytes)),
+            None if recorded => stored(st, turtlemen_live::packager::segment_key(id, msn)).await,
+            None => Err(ApiError::not_found()),
+        },
+        LiveFile::Replay => Err(ApiError::not_found()),
     }
 }
 
@@ -709,19 +786,20 @@ async fn recording_playlist(st: &ApiState, id: Uuid) -> Result<Response, ApiErro
     Ok(bytes_response(PLAYLIST, "max-age=60", replay::vod_playlist(&recording)))
 }
 
-/// A live this process does not package: whole segments and inits from storage, the rest (and
-/// what storage does not have yet) from the packaging process, unless this request was itself
-/// relayed.
+/// A live this process does not package: whole segments and inits of the recorded stream from
+/// storage, the rest (and what storage does not have yet) from the packaging process, unless
+/// this request was itself relayed.
 async fn elsewhere(
     st: &ApiState,
     id: Uuid,
     file: LiveFile,
+    recorded: bool,
     path_and_query: &str,
     relayed: bool,
 ) -> Result<Response, ApiError> {
     let from_storage = match file {
-        LiveFile::Segment(msn) => Some(turtlemen_live::packager::segment_key(id, msn)),
-        LiveFile::Init(run) => Some(turtlemen_live::packager::init_key(id, run)),
+        LiveFile::Segment(msn) if recorded => Some(turtlemen_live::packager::segment_key(id, msn)),
+        LiveFile::Init(run) if recorded => Some(turtlemen_live::packager::init_key(id, run)),
         _ => None,
     };
     if let Some(key) = from_storage {

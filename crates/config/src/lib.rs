@@ -118,6 +118,56 @@ pub struct LiveConfig {
     pub max_per_user: u64,
     /// Most lives the instance carries at once.
     pub max_per_instance: u64,
+    /// The transcoded ladder, highest rung first; empty: H.264/AAC passed through.
+    pub ladder: Vec<LadderRung>,
+    /// The RTMPS ingest, when configured.
+    pub rtmps: Option<RtmpsConfig>,
+}
+
+/// RTMP over TLS: where, and with which certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpsConfig {
+    pub listen: SocketAddr,
+    pub tls: TlsFiles,
+}
+
+/// One rung of the live transcoding ladder: a picture height and its video bit rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LadderRung {
+    pub height: u32,
+    pub video_kbps: u32,
+}
+
+/// Most rungs a ladder may have (each is one more H.264 encode per live).
+pub const LADDER_MAX_RUNGS: usize = 6;
+
+/// Parses `live_ladder`: `HEIGHT:KBPS` rungs separated by commas (`720:2500,360:800`), heights
+/// even and distinct from 144 to 2160, 100 to 50,000 kb/s; returned highest first. Empty text
+/// is no ladder (passthrough).
+pub fn parse_ladder(text: &str) -> Result<Vec<LadderRung>, ConfigError> {
+    let bad = |m: String| invalid("live_ladder", m);
+    let mut rungs = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (h, k) =
+            item.split_once(':').ok_or_else(|| bad(format!("{item:?} is not HEIGHT:KBPS, as in 720:2500,360:800")))?;
+        let height: u32 = h.trim().parse().map_err(|_| bad(format!("{h:?} is not a height in pixels")))?;
+        let video_kbps: u32 = k.trim().parse().map_err(|_| bad(format!("{k:?} is not a bit rate in kb/s")))?;
+        if !(144..=2160).contains(&height) || !height.is_multiple_of(2) {
+            return Err(bad(format!("the height {height} must be even, from 144 to 2160")));
+        }
+        if !(100..=50_000).contains(&video_kbps) {
+            return Err(bad(format!("the bit rate {video_kbps} must be from 100 to 50000 kb/s")));
+        }
+        if rungs.iter().any(|r: &LadderRung| r.height == height) {
+            return Err(bad(format!("the height {height} is named twice")));
+        }
+        rungs.push(LadderRung { height, video_kbps });
+    }
+    if rungs.len() > LADDER_MAX_RUNGS {
+        return Err(bad(format!("at most {LADDER_MAX_RUNGS} rungs")));
+    }
+    rungs.sort_by_key(|r| std::cmp::Reverse(r.height));
+    Ok(rungs)
 }
 
 /// Outgoing mail.
@@ -364,6 +414,28 @@ impl Config {
             read_timeout: Duration::from_secs(positive("live_read_timeout_secs", s.live_read_timeout_secs, 10)?),
             max_per_user: positive("live_max_per_user", s.live_max_per_user, 2)?,
             max_per_instance: positive("live_max_per_instance", s.live_max_per_instance, 50)?,
+            ladder: parse_ladder(s.live_ladder.as_deref().unwrap_or_default())?,
+            rtmps: match (
+                s.live_rtmps_listen.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+                &s.live_rtmps_cert_file,
+                &s.live_rtmps_key_file,
+            ) {
+                (None, None, None) => None,
+                (Some(text), Some(cert), Some(key)) => Some(RtmpsConfig {
+                    listen: text.parse().map_err(|_| {
+                        invalid("live_rtmps_listen", format!("{text:?} is not an address like 0.0.0.0:1936"))
+                    })?,
+                    tls: TlsFiles { cert: cert.clone(), key: key.clone() },
+                }),
+                (None, _, _) => {
+                    return Err(invalid(
+                        "live_rtmps_listen",
+                        "is needed with live_rtmps_cert_file and live_rtmps_key_file",
+                    ));
+                }
+                (_, None, _) => return Err(invalid("live_rtmps_cert_file", "is needed with live_rtmps_listen")),
+                (_, _, None) => return Err(invalid("live_rtmps_key_file", "is needed with live_rtmps_listen")),
+            },
         };
         let identity_providers = providers::resolve(&s.identity_providers)?;
         let tls = match (s.tls_cert_file, s.tls_key_file) {
@@ -480,6 +552,12 @@ impl Config {
             live_read_timeout_secs: Some(self.live.read_timeout.as_secs()),
             live_max_per_user: Some(self.live.max_per_user),
             live_max_per_instance: Some(self.live.max_per_instance),
+            live_rtmps_listen: self.live.rtmps.as_ref().map(|r| r.listen.to_string()),
+            live_rtmps_cert_file: self.live.rtmps.as_ref().map(|r| r.tls.cert.clone()),
+            live_rtmps_key_file: self.live.rtmps.as_ref().map(|r| r.tls.key.clone()),
+            live_ladder: Some(
+                self.live.ladder.iter().map(|r| format!("{}:{}", r.height, r.video_kbps)).collect::<Vec<_>>().join(","),
+            ),
             identity_providers: providers::unresolve(&self.identity_providers),
             tls_cert_file: self.tls.as_ref().map(|t| t.cert.clone()),
             tls_key_file: self.tls.as_ref().map(|t| t.key.clone()),

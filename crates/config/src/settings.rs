@@ -161,6 +161,18 @@ pub struct Settings {
     /// Most lives the instance carries at once.
     #[arg(long, env = "TURTLEMEN_LIVE_MAX_PER_INSTANCE", global = true, value_name = "N")]
     pub live_max_per_instance: Option<u64>,
+    /// The live transcoding ladder: HEIGHT:KBPS rungs, comma-separated (empty: passthrough).
+    #[arg(long, env = "TURTLEMEN_LIVE_LADDER", global = true, value_name = "RUNGS")]
+    pub live_ladder: Option<String>,
+    /// Address of the RTMPS (RTMP over TLS) ingest; needs the two files below.
+    #[arg(long, env = "TURTLEMEN_LIVE_RTMPS_LISTEN", global = true, value_name = "ADDR")]
+    pub live_rtmps_listen: Option<String>,
+    /// PEM certificate chain of the RTMPS ingest.
+    #[arg(long, env = "TURTLEMEN_LIVE_RTMPS_CERT_FILE", global = true, value_name = "PATH")]
+    pub live_rtmps_cert_file: Option<PathBuf>,
+    /// PEM private key of `live_rtmps_cert_file`.
+    #[arg(long, env = "TURTLEMEN_LIVE_RTMPS_KEY_FILE", global = true, value_name = "PATH")]
+    pub live_rtmps_key_file: Option<PathBuf>,
     /// External identity providers (`[[identity_providers]]` tables): TOML only, no flag.
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,6 +269,10 @@ impl Settings {
             live_read_timeout_secs: self.live_read_timeout_secs.or(lower.live_read_timeout_secs),
             live_max_per_user: self.live_max_per_user.or(lower.live_max_per_user),
             live_max_per_instance: self.live_max_per_instance.or(lower.live_max_per_instance),
+            live_ladder: self.live_ladder.or(lower.live_ladder),
+            live_rtmps_listen: self.live_rtmps_listen.or(lower.live_rtmps_listen),
+            live_rtmps_cert_file: self.live_rtmps_cert_file.or(lower.live_rtmps_cert_file),
+            live_rtmps_key_file: self.live_rtmps_key_file.or(lower.live_rtmps_key_file),
             identity_providers: if self.identity_providers.is_empty() {
                 lower.identity_providers
             } else {

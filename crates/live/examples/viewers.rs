@@ -2,11 +2,12 @@
 //! what hls.js does in low-latency mode — a blocking playlist reload for the part named by the
 //! preload hint, then that part — for `SECS` seconds, started over the first second.
 //!
-//! A player falls behind when a playlist answer shows more than [`BEHIND_PARTS`] parts after
-//! the one it asked for (a player that keeps up is answered the moment its part exists, so the
-//! part it asked for is the newest), or when a request fails. Prints one line:
-//! `players=N behind=B failed=F requests=R parts_mb=M playlist_p50_ms=… playlist_p99_ms=…
-//! part_p99_ms=…`.
+//! A player falls behind when a playlist answer shows more than [`BEHIND_PARTS`] part after the
+//! one it asked for (a player that keeps up is answered the moment its part exists, so the part
+//! it asked for is the newest: an answer with more after it came over a part target late), when
+//! fetching a part takes longer than that part lasts (the player would stall), or when a request
+//! fails. Prints one line: `players=N behind=B late_playlists=L slow_parts=S failed=F requests=R
+//! parts_mb=M playlist_p50_ms=… playlist_p99_ms=… part_p50_ms=… part_p99_ms=…`.
 //!
 //!   cargo run --release -p turtlemen-live --example viewers -- URL N SECS
 //!
@@ -16,12 +17,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Parts behind the live edge that count as falling behind (two seconds of 0.5 s parts).
-const BEHIND_PARTS: usize = 4;
+/// Parts past the one asked for in a playlist answer that count as falling behind: the answer
+/// came more than about a part target after the part existed.
+const BEHIND_PARTS: usize = 1;
 
 #[derive(Default)]
 struct Tally {
     behind: AtomicU64,
+    late_playlists: AtomicU64,
+    slow_parts: AtomicU64,
     failed: AtomicU64,
     requests: AtomicU64,
     part_bytes: AtomicU64,
@@ -33,15 +37,20 @@ struct Tally {
 /// A part by its media sequence number and its index in the segment.
 type PartName = (u64, u64);
 
-/// The parts a playlist lists, in order, and its preload hint.
-fn parse(playlist: &str) -> (Vec<PartName>, Option<PartName>) {
-    let name = |line: &str| -> Option<PartName> {
-        let rest = line.split("URI=\"part-").nth(1)?.split(".m4s").next()?;
-        let (msn, part) = rest.split_once('.')?;
-        Some((msn.parse().ok()?, part.parse().ok()?))
+fn part_name(line: &str) -> Option<PartName> {
+    let rest = line.split("URI=\"part-").nth(1)?.split(".m4s").next()?;
+    let (msn, part) = rest.split_once('.')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+/// The parts a playlist lists, in order, with their durations, and its preload hint.
+fn parse(playlist: &str) -> (Vec<(PartName, Duration)>, Option<PartName>) {
+    let part = |line: &str| -> Option<(PartName, Duration)> {
+        let secs: f64 = line.split("DURATION=").nth(1)?.split(',').next()?.parse().ok()?;
+        Some((part_name(line)?, Duration::from_secs_f64(secs)))
     };
-    let parts = playlist.lines().filter(|l| l.starts_with("#EXT-X-PART:")).filter_map(name).collect();
-    let hint = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")).and_then(name);
+    let parts = playlist.lines().filter(|l| l.starts_with("#EXT-X-PART:")).filter_map(part).collect();
+    let hint = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")).and_then(part_name);
     (parts, hint)
 }
 
@@ -70,24 +79,29 @@ async fn player(
         let (parts, next) = parse(&text);
         // The part asked for, or the first after it (a segment can close before that part
         // existed: the next one is then the first of the following segment).
-        let Some(at) = parts.iter().position(|p| *p >= (msn, part)) else {
+        let Some(at) = parts.iter().position(|(p, _)| *p >= (msn, part)) else {
             hint = next;
             continue;
         };
-        let (msn, part) = parts[at];
+        let ((msn, part), lasts) = parts[at];
         if parts.len() - 1 - at > BEHIND_PARTS {
             behind = true;
+            tally.late_playlists.fetch_add(1, Ordering::Relaxed);
         }
         let started = Instant::now();
         let bytes =
             client.get(format!("{base}part-{msn}.{part}.m4s")).send().await?.error_for_status()?.bytes().await?;
+        if started.elapsed() > lasts {
+            behind = true;
+            tally.slow_parts.fetch_add(1, Ordering::Relaxed);
+        }
         let part_ms = started.elapsed().as_millis() as u64;
         tally.requests.fetch_add(2, Ordering::Relaxed);
         tally.part_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         tally.playlist_ms.lock().unwrap_or_else(|e| e.into_inner()).push(playlist_ms);
         tally.part_ms.lock().unwrap_or_else(|e| e.into_inner()).push(part_ms);
         // The part after the one just fetched (the playlist's own hint is further on when behind).
-        hint = parts.get(at + 1).copied().or(next);
+        hint = parts.get(at + 1).map(|(p, _)| *p).or(next);
     }
     if behind {
         tally.behind.fetch_add(1, Ordering::Relaxed);
@@ -138,13 +152,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut playlist = std::mem::take(&mut *tally.playlist_ms.lock().unwrap_or_else(|e| e.into_inner()));
     let mut part = std::mem::take(&mut *tally.part_ms.lock().unwrap_or_else(|e| e.into_inner()));
     println!(
-        "players={n} behind={} failed={} requests={} parts_mb={:.1} playlist_p50_ms={} playlist_p99_ms={} part_p99_ms={}",
+        "players={n} behind={} late_playlists={} slow_parts={} failed={} requests={} parts_mb={:.1} playlist_p50_ms={} \
+         playlist_p99_ms={} part_p50_ms={} part_p99_ms={}",
         tally.behind.load(Ordering::Relaxed),
+        tally.late_playlists.load(Ordering::Relaxed),
+        tally.slow_parts.load(Ordering::Relaxed),
         tally.failed.load(Ordering::Relaxed),
         tally.requests.load(Ordering::Relaxed),
         tally.part_bytes.load(Ordering::Relaxed) as f64 / 1e6,
         percentile(&mut playlist, 0.5),
         percentile(&mut playlist, 0.99),
+        percentile(&mut part, 0.5),
         percentile(&mut part, 0.99),
     );
     if let Some(e) = tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -38,6 +38,18 @@ pub enum Piece {
 pub struct Init {
     pub bytes: Bytes,
     pub tracks: Vec<Track>,
+    /// What a multivariant playlist says of the stream ([`describe_init`]).
+    pub facts: InitFacts,
+}
+
+/// The codecs (RFC 6381 strings, as `CODECS` in HLS wants them) and the picture size an init
+/// segment declares.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InitFacts {
+    /// `avc1.PPCCLL` from the `avcC`, `mp4a.40.N` from the `esds`, in track order.
+    pub codecs: Vec<String>,
+    /// The video track's width and height (`tkhd`).
+    pub size: Option<(u32, u32)>,
 }
 
 /// A track of the `moov`.
@@ -95,8 +107,9 @@ impl<R: AsyncRead + Unpin> Reader<R> {
                 }
                 b"moov" => {
                     self.tracks = parse_moov(&bytes[8..])?;
+                    let facts = describe_init(&bytes[8..]);
                     self.pending.extend_from_slice(&bytes);
-                    let init = Init { bytes: self.pending.split().freeze(), tracks: self.tracks.clone() };
+                    let init = Init { bytes: self.pending.split().freeze(), tracks: self.tracks.clone(), facts };
                     return Ok(Some(Piece::Init(init)));
                 }
                 b"mdat" => {
@@ -242,6 +255,98 @@ fn parse_moov(moov: &[u8]) -> Result<Vec<Track>, Fmp4Error> {
         return Err(Fmp4Error::Malformed("a moov without tracks"));
     }
     Ok(tracks)
+}
+
+/// The codecs and picture size of a `moov`'s body. Best effort: what cannot be read is left
+/// out (a sample entry of another codec names itself by its four letters).
+pub fn describe_init(moov: &[u8]) -> InitFacts {
+    let mut facts = InitFacts::default();
+    for (kind, trak) in boxes(moov).map_while(Result::ok) {
+        if &kind != b"trak" {
+            continue;
+        }
+        let entry = (|| {
+            let stbl = child(child(child(trak, b"mdia").ok()??, b"minf").ok()??, b"stbl").ok()??;
+            let stsd = child(stbl, b"stsd").ok()??;
+            // Version and flags, the entry count, then the first sample entry.
+            boxes(stsd.get(8..)?).next()?.ok()
+        })();
+        let Some((format, body)) = entry else { continue };
+        match &format {
+            b"avc1" | b"avc3" => {
+                // A visual sample entry's fixed fields take 78 bytes before its boxes.
+                let avcc = body.get(78..).and_then(|b| child(b, b"avcC").ok().flatten());
+                facts.codecs.push(match avcc.and_then(|c| c.get(1..4)) {
+                    Some(p) => format!("{}.{:02x}{:02x}{:02x}", String::from_utf8_lossy(&format), p[0], p[1], p[2]),
+                    None => String::from_utf8_lossy(&format).into_owned(),
+                });
+                if let Some(tkhd) = child(trak, b"tkhd").ok().flatten()
+                    && tkhd.len() >= 8
+                {
+                    let at = tkhd.len() - 8;
+                    if let (Ok(w), Ok(h)) = (u32_at(tkhd, at), u32_at(tkhd, at + 4)) {
+                        facts.size = Some((w >> 16, h >> 16));
+                    }
+                }
+            }
+            b"mp4a" => {
+                // An audio sample entry's fixed fields take 28 bytes before its boxes.
+                let esds = body.get(28..).and_then(|b| child(b, b"esds").ok().flatten());
+                let object_type = esds.and_then(|e| audio_object_type(e.get(4..)?)).unwrap_or(2);
+                facts.codecs.push(format!("mp4a.40.{object_type}"));
+            }
+            other => facts.codecs.push(String::from_utf8_lossy(other).into_owned()),
+        }
+    }
+    facts
+}
+
+/// The MPEG-4 audio object type (2: AAC-LC, 5: HE-AAC…) in an `esds`'s descriptors: the first
+/// five bits of the decoder-specific info (tag 5) inside the decoder config (tag 4).
+fn audio_object_type(mut d: &[u8]) -> Option<u8> {
+    // Each descriptor: a tag, a length in 1–4 bytes of 7 bits, then its body.
+    fn descriptor(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let tag = *d.first()?;
+        let mut len = 0usize;
+        let mut at = 1;
+        loop {
+            let b = *d.get(at)?;
+            len = (len << 7) | usize::from(b & 0x7f);
+            at += 1;
+            if b & 0x80 == 0 || at > 4 {
+                break;
+            }
+        }
+        let body = d.get(at..at.checked_add(len)?)?;
+        Some((tag, body, &d[at + len..]))
+    }
+    let (tag, es, _) = descriptor(d)?;
+    if tag != 3 {
+        return None;
+    }
+    // ES_ID and flags; optional fields by the flags.
+    let flags = *es.get(2)?;
+    let mut at = 3;
+    if flags & 0x80 != 0 {
+        at += 2;
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*es.get(at)?);
+    }
+    if flags & 0x20 != 0 {
+        at += 2;
+    }
+    d = es.get(at..)?;
+    while let Some((tag, body, rest)) = descriptor(d) {
+        if tag == 4 {
+            // Object type, stream type, buffer size, max and average bit rate: 13 bytes.
+            let (inner, _, _) = descriptor(body.get(13..)?)?;
+            let (_, info, _) = descriptor(body.get(13..)?)?;
+            return (inner == 5).then(|| info.first().map(|b| b >> 3)).flatten();
+        }
+        d = rest;
+    }
+    None
 }
 
 /// What one `traf` says about its track's samples in this fragment.

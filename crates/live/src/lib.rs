@@ -1,5 +1,6 @@
 //! Live video: an RTMP ingest server, one ffmpeg per stream copying H.264/AAC into short fMP4
-//! fragments, and Low-Latency HLS packaged from them in memory.
+//! fragments (or transcoding them to a ladder of rungs), and Low-Latency HLS packaged from them
+//! in memory.
 //!
 //! [`Hub`] is the process's set of lives being published or waiting out their grace period.
 //! The database side is reached only through [`Directory`], which the API server implements: a
@@ -10,19 +11,21 @@
 //! and parts.
 //!
 //! Modules: [`rtmp`] (the listener and one task per connection, with the caps), [`flv`] (the
-//! FLV re-mux and codec checks), [`packager`] (ffmpeg and storage writes), [`fmp4`] (reading
-//! ffmpeg's output), [`stream`] (segments and parts in memory, blocking waits), [`playlist`]
-//! (the playlist text).
+//! FLV re-mux and codec checks), [`packager`] (ffmpeg and storage writes), [`ladder`] (the
+//! transcoded rungs and their multivariant playlist), [`fmp4`] (reading ffmpeg's output),
+//! [`stream`] (segments and parts in memory, blocking waits), [`playlist`] (the playlist text).
 
 pub mod flv;
 pub mod fmp4;
+pub mod ladder;
 pub mod packager;
 pub mod playlist;
 pub mod rtmp;
 pub mod stream;
 
+use ladder::{Ladder, Rung};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use stream::{LiveStream, Packaging};
 use tokio::sync::{mpsc, watch};
@@ -30,7 +33,7 @@ use turtlemen_storage::Storage;
 use uuid::Uuid;
 
 /// The ingest's limits and timings (from the configuration).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IngestConfig {
     /// Highest average bit rate of audio and video, over [`IngestConfig::bitrate_window`].
     pub max_bitrate_bps: u64,
@@ -50,6 +53,8 @@ pub struct IngestConfig {
     /// Media timestamps moving by more than this between two messages end the connection.
     pub max_timestamp_jump: Duration,
     pub packaging: Packaging,
+    /// The transcoded ladder, highest rung first; empty: the codecs are copied.
+    pub ladder: Vec<Rung>,
 }
 
 impl Default for IngestConfig {
@@ -65,6 +70,7 @@ impl Default for IngestConfig {
             grace: Duration::from_secs(30),
             max_timestamp_jump: Duration::from_secs(10),
             packaging: Packaging::default(),
+            ladder: Vec::new(),
         }
     }
 }
@@ -171,7 +177,12 @@ enum Phase {
 /// One live known to this process.
 pub struct Live {
     pub id: Uuid,
+    /// The stream recorded to storage: the passthrough one, or the ladder's highest rung.
     pub stream: Arc<LiveStream>,
+    /// With a ladder: its rungs, decided from the first connection's picture.
+    ladder: OnceLock<Arc<Ladder>>,
+    /// The ladder once every rung's init was read (its multivariant playlist can be written).
+    described: watch::Sender<Option<Arc<Ladder>>>,
     phase: Mutex<Phase>,
     /// Set to ask the publishing connection to stop (the owner ended the live).
     stop: watch::Sender<bool>,
@@ -202,6 +213,41 @@ impl Live {
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
     }
+
+    /// The live's ladder: decided now from `rungs` for a picture `source_height` pixels high
+    /// ([`ladder::pick`]) on the first call, the same one on every later call (reconnects).
+    pub fn ladder(&self, rungs: &[Rung], source_height: u32) -> Arc<Ladder> {
+        self.ladder
+            .get_or_init(|| {
+                Arc::new(Ladder::new(&ladder::pick(rungs, source_height), self.stream.clone(), self.stream.packaging))
+            })
+            .clone()
+    }
+
+    /// The live's ladder if it was decided (a transcoded live whose picture was seen).
+    pub fn ladder_now(&self) -> Option<Arc<Ladder>> {
+        self.ladder.get().cloned()
+    }
+
+    /// Every rung's init of `ladder` was read.
+    pub(crate) fn ladder_described(&self, ladder: Arc<Ladder>) {
+        self.described.send_if_modified(|d| {
+            let new = d.is_none();
+            d.get_or_insert(ladder);
+            new
+        });
+    }
+
+    /// The live's ladder once it can be listed in a multivariant playlist, waiting for that at
+    /// most `bound` (`None`: not in time, or the live has no ladder).
+    pub async fn described_ladder(&self, bound: Duration) -> Option<Arc<Ladder>> {
+        let mut rx = self.described.subscribe();
+        let ready = tokio::time::timeout(bound, rx.wait_for(Option::is_some)).await;
+        match ready {
+            Ok(Ok(found)) => found.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// The lives this process ingests and packages.
@@ -228,6 +274,16 @@ impl Hub {
     /// The packaged stream of `live`, if this process has it.
     pub fn stream(&self, live: Uuid) -> Option<Arc<LiveStream>> {
         self.lives().get(&live).map(|l| l.stream.clone())
+    }
+
+    /// `live`, if this process has it.
+    pub fn live(&self, live: Uuid) -> Option<Arc<Live>> {
+        self.lives().get(&live).cloned()
+    }
+
+    /// Whether this process transcodes its lives to a ladder (else it copies the codecs).
+    pub fn transcodes(&self) -> bool {
+        !self.config.ladder.is_empty()
     }
 
     /// Whether an encoder publishes to `live` in this process now.
@@ -257,6 +313,8 @@ impl Hub {
         let live = Arc::new(Live {
             id,
             stream: Arc::new(LiveStream::new(self.config.packaging)),
+            ladder: OnceLock::new(),
+            described: watch::channel(None).0,
             phase: Mutex::new(Phase::Publishing { conn }),
             stop: watch::channel(false).0,
             store: Mutex::new(Some(tx)),
@@ -323,6 +381,12 @@ impl Hub {
             *phase = Phase::Ended;
         }
         let _ = live.stop.send(true);
+        // The other rungs end with it (only the recorded stream's last segment is stored).
+        if let Some(ladder) = live.ladder.get() {
+            for r in ladder.renditions.iter().skip(1) {
+                let _ = r.stream.end();
+            }
+        }
         if let Some(cut) = live.stream.end()
             && let Some(tx) = live.store_sender()
         {

@@ -1,16 +1,19 @@
 //! One ffmpeg per encoder connection: FLV in on stdin, fragmented MP4 out on stdout, H.264 and
-//! AAC copied, never decoded. What comes out is read box by box ([`crate::fmp4`]) into the
+//! AAC copied, never decoded — or, with a transcoded ladder ([`crate::ladder`]), the video decoded
+//! once and encoded once per rung, each rung's fMP4 on a pipe of its own (file descriptors 3, 4…
+//! of the child, set up when it is spawned; no files). What comes out is read box by box ([`crate::fmp4`]) into the
 //! stream's memory ([`crate::stream`]); every whole segment and init segment is also written to
 //! storage by a task of its own, so a slow store never holds the stream up (a write that fails
 //! is logged and the stream goes on: viewers are served from memory).
 
 use crate::fmp4::{self, Piece};
+use crate::ladder::{Ladder, Rung};
 use crate::stream::{CutSegment, LiveStream};
-use crate::{Directory, StoredSegment};
+use crate::{Directory, Live, StoredSegment};
 use bytes::Bytes;
 use std::process::Stdio;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use turtlemen_storage::{Segment, Storage, StorageKey};
@@ -38,6 +41,8 @@ pub enum PackagerError {
     Spawn(std::io::Error),
     #[error(transparent)]
     Output(#[from] fmp4::Fmp4Error),
+    #[error("the packager's pipes could not be set up: {0}")]
+    Pipes(std::io::Error),
 }
 
 /// What is written to storage, in order.
@@ -53,34 +58,150 @@ pub struct Packager {
     done: tokio::task::JoinHandle<Result<(), PackagerError>>,
 }
 
-/// The ffmpeg command: FLV from stdin, copied into fMP4 fragments of `fragment_secs` on stdout.
-fn command(fragment_secs: f64) -> Command {
+/// ffmpeg reading FLV from stdin, its outputs to add.
+fn base_command() -> Command {
     let mut cmd = Command::new("ffmpeg");
-    let micros = ((fragment_secs * 1e6) as u64).to_string();
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-fflags", "+nobuffer"])
         .args(["-probesize", "65536", "-analyzeduration", "1000000"])
-        .args(["-f", "flv", "-i", "pipe:0", "-map", "0", "-c", "copy"])
-        .args(["-f", "mp4", "-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof+skip_trailer"])
-        .args(["-frag_duration", &micros, "-flush_packets", "1", "pipe:1"])
+        .args(["-f", "flv", "-i", "pipe:0"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     cmd
 }
 
+/// The passthrough command: FLV from stdin, copied into fMP4 fragments of `fragment_secs` on
+/// stdout.
+fn command(fragment_secs: f64) -> Command {
+    let mut cmd = base_command();
+    let micros = ((fragment_secs * 1e6) as u64).to_string();
+    cmd.args(["-map", "0", "-c", "copy"])
+        .args(["-f", "mp4", "-movflags", "cmaf+frag_keyframe+empty_moov+default_base_moof+skip_trailer"])
+        .args(["-frag_duration", &micros, "-flush_packets", "1", "pipe:1"])
+        .stdout(Stdio::piped());
+    cmd
+}
+
+/// Reads one fMP4 output into its stream until it ends.
+async fn package(
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    output: Output,
+    live: Option<Arc<Live>>,
+) -> Result<(), PackagerError> {
+    let mut reader = fmp4::Reader::new(reader);
+    while let Some(piece) = reader.next().await? {
+        match piece {
+            Piece::Init(init) => {
+                let (run, cut) = output.stream.begin_run(init.bytes.clone());
+                if let Some(store) = &output.store {
+                    if let Some(cut) = cut {
+                        let _ = store.send(Stored::Segment(cut));
+                    }
+                    let _ = store.send(Stored::Init { run, bytes: init.bytes });
+                }
+                if let Some((ladder, i)) = &output.rung
+                    && ladder.learn(*i, init.facts)
+                    && let Some(live) = &live
+                {
+                    live.ladder_described(ladder.clone());
+                }
+            }
+            Piece::Fragment(f) => {
+                if let Some(cut) = output.stream.push(f.bytes, f.duration, f.independent)
+                    && let Some(store) = &output.store
+                {
+                    let _ = store.send(Stored::Segment(cut));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first file descriptor of the child a ladder's rungs are written to (`pipe:3`…).
+const FIRST_RUNG_FD: i32 = 3;
+
+/// Where one of ffmpeg's fMP4 outputs goes.
+struct Output {
+    stream: Arc<LiveStream>,
+    /// Whole segments and inits to store (the recorded output only).
+    store: Option<mpsc::UnboundedSender<Stored>>,
+    /// The ladder and this output's rung in it, told the init's facts.
+    rung: Option<(Arc<Ladder>, usize)>,
+}
+
 impl Packager {
-    /// Starts ffmpeg for one run of `stream`; whole segments go to `store` (a channel drained
-    /// by [`store_task`]).
+    /// Starts ffmpeg for one run of `stream`, copying the codecs; whole segments go to `store`
+    /// (a channel drained by [`store_task`]).
     pub fn start(
         stream: Arc<LiveStream>,
         fragment_secs: f64,
         store: mpsc::UnboundedSender<Stored>,
     ) -> Result<Packager, PackagerError> {
         let mut child: Child = command(fragment_secs).spawn().map_err(PackagerError::Spawn)?;
-        let (Some(mut stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
+        let Some(stdout) = child.stdout.take() else {
+            return Err(PackagerError::Spawn(std::io::Error::other("ffmpeg's pipes are missing")));
+        };
+        let output = Output { stream, store: Some(store), rung: None };
+        let reader: Box<dyn AsyncRead + Send + Unpin> = Box::new(stdout);
+        Self::run(child, vec![(reader, output)], None)
+    }
+
+    /// Starts ffmpeg for one run of `live`'s `ladder`: every rung transcoded from the one
+    /// decode, rung `i` read from the child's file descriptor 3 + `i`; the first rung's whole
+    /// segments go to `store`. Once every rung's init was read, the live's multivariant
+    /// playlist can be written ([`crate::Live::described_ladder`]).
+    pub fn start_ladder(
+        live: &Arc<Live>,
+        ladder: Arc<Ladder>,
+        fragment_secs: f64,
+        keyframe_secs: f64,
+        store: mpsc::UnboundedSender<Stored>,
+    ) -> Result<Packager, PackagerError> {
+        use command_fds::{CommandFdExt, FdMapping};
+        let rungs: Vec<Rung> = ladder.renditions.iter().map(|r| r.rung).collect();
+        let mut readers = Vec::new();
+        let mut mappings = Vec::new();
+        for i in 0..rungs.len() {
+            let (reader, writer) = std::io::pipe().map_err(PackagerError::Pipes)?;
+            let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))
+                .map_err(PackagerError::Pipes)?;
+            readers.push(reader);
+            mappings.push(FdMapping { parent_fd: writer.into(), child_fd: FIRST_RUNG_FD + i as i32 });
+        }
+        // The command holds the write ends: it is dropped right after the spawn, so that
+        // ffmpeg's exit is the end of every pipe.
+        let child = {
+            let mut cmd = base_command();
+            cmd.args(crate::ladder::ffmpeg_outputs(&rungs, fragment_secs, keyframe_secs, FIRST_RUNG_FD))
+                .stdout(Stdio::null())
+                .fd_mappings(mappings)
+                .map_err(|e| PackagerError::Pipes(std::io::Error::other(e)))?;
+            cmd.spawn().map_err(PackagerError::Spawn)?
+        };
+        let mut store = Some(store);
+        let outputs = readers
+            .into_iter()
+            .enumerate()
+            .map(|(i, reader)| {
+                let output = Output {
+                    stream: ladder.renditions[i].stream.clone(),
+                    store: store.take(),
+                    rung: Some((ladder.clone(), i)),
+                };
+                (Box::new(reader) as Box<dyn AsyncRead + Send + Unpin>, output)
+            })
+            .collect();
+        Self::run(child, outputs, Some(live.clone()))
+    }
+
+    /// Feeds stdin from a channel, logs stderr, and packages every output until ffmpeg ends.
+    fn run(
+        mut child: Child,
+        outputs: Vec<(Box<dyn AsyncRead + Send + Unpin>, Output)>,
+        live: Option<Arc<Live>>,
+    ) -> Result<Packager, PackagerError> {
+        let (Some(mut stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
             return Err(PackagerError::Spawn(std::io::Error::other("ffmpeg's pipes are missing")));
         };
         let (input, mut rx) = mpsc::channel::<Bytes>(256);
@@ -100,28 +221,17 @@ impl Packager {
                 tracing::warn!(ffmpeg.stderr = %String::from_utf8_lossy(&tail), "live packager's ffmpeg said");
             }
         });
+        let readers: Vec<_> =
+            outputs.into_iter().map(|(reader, output)| tokio::spawn(package(reader, output, live.clone()))).collect();
         let done = tokio::spawn(async move {
-            let mut reader = fmp4::Reader::new(stdout);
-            let result = async {
-                while let Some(piece) = reader.next().await? {
-                    match piece {
-                        Piece::Init(init) => {
-                            let (run, cut) = stream.begin_run(init.bytes.clone());
-                            if let Some(cut) = cut {
-                                let _ = store.send(Stored::Segment(cut));
-                            }
-                            let _ = store.send(Stored::Init { run, bytes: init.bytes });
-                        }
-                        Piece::Fragment(f) => {
-                            if let Some(cut) = stream.push(f.bytes, f.duration, f.independent) {
-                                let _ = store.send(Stored::Segment(cut));
-                            }
-                        }
-                    }
+            let mut result = Ok(());
+            for reader in readers {
+                let r =
+                    reader.await.unwrap_or_else(|e| Err(PackagerError::Spawn(std::io::Error::other(e.to_string()))));
+                if result.is_ok() {
+                    result = r;
                 }
-                Ok::<_, PackagerError>(())
             }
-            .await;
             let _ = child.wait().await;
             result
         });

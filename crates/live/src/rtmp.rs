@@ -6,6 +6,10 @@
 //!
 //! A connection that breaks a rule is closed with the reason logged and, once it publishes,
 //! reported for the owner; other connections never notice.
+//!
+//! RTMPS ([`serve_tls`]) is the same connection behind a TLS handshake (rustls), done within the
+//! setup timeout; a client that does not speak TLS there (plain RTMP) fails that handshake and is
+//! closed before any RTMP is read.
 
 use crate::packager::Packager;
 use crate::{EndReason, Hub, Live, flv};
@@ -15,8 +19,8 @@ use rml_rtmp::sessions::{ServerSession, ServerSessionConfig, ServerSessionEvent,
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// The RTMP application encoders publish to: `rtmp://HOST/live/KEY`.
 pub const APP: &str = "live";
@@ -25,16 +29,54 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts encoders on `listener` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, hub: Arc<Hub>, shutdown: impl std::future::Future<Output = ()>) {
+    accept(listener, hub, None, shutdown).await;
+}
+
+/// The TLS configuration for a new RTMPS connection (the caller may load its files again when
+/// they change).
+pub type TlsConfigs = Arc<dyn Fn() -> Arc<rustls::ServerConfig> + Send + Sync>;
+
+/// Accepts encoders over TLS (`rtmps://`) on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: TlsConfigs,
+    hub: Arc<Hub>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    accept(listener, hub, Some(tls), shutdown).await;
+}
+
+async fn accept(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    tls: Option<TlsConfigs>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let hub = hub.clone();
+                    let (hub, tls) = (hub.clone(), tls.clone());
                     tokio::spawn(async move {
                         let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-                        let reason = Connection::new(hub, conn).run(socket).await;
+                        let _ = socket.set_nodelay(true);
+                        let reason = match tls {
+                            None => Connection::new(hub, conn).run(socket).await,
+                            Some(tls) => {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(tls());
+                                let setup = hub.config.setup_timeout;
+                                match tokio::time::timeout(setup, acceptor.accept(socket)).await {
+                                    Ok(Ok(stream)) => Connection::new(hub, conn).run(stream).await,
+                                    Ok(Err(e)) => {
+                                        tracing::info!(rtmp.connection = conn, peer = %peer, error = %e, "rtmps handshake refused");
+                                        EndReason::Protocol
+                                    }
+                                    Err(_) => EndReason::Stalled(setup.as_secs()),
+                                }
+                            }
+                        };
                         tracing::info!(rtmp.connection = conn, peer = %peer, reason = %reason, "rtmp connection closed");
                     });
                 }
@@ -51,9 +93,16 @@ pub async fn serve(listener: TcpListener, hub: Arc<Hub>, shutdown: impl std::fut
 struct Publishing {
     live: Arc<Live>,
     key: String,
-    packager: Packager,
+    /// `None` until the picture's size is known when the live is transcoded (the ladder
+    /// depends on it); the tags before are kept in `pending`.
+    packager: Option<Packager>,
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
     caps: Caps,
 }
+
+/// The most bytes kept while waiting for the H.264 sequence header of a transcoded stream.
+const PENDING_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// The running checks on a publishing connection.
 struct Caps {
@@ -88,13 +137,16 @@ impl Connection {
         Connection { hub, id, publishing: None, out: Vec::new() }
     }
 
-    async fn run(mut self, mut socket: TcpStream) -> EndReason {
-        let _ = socket.set_nodelay(true);
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut socket: S) -> EndReason {
         let reason = self.serve(&mut socket).await;
         let _ = socket.shutdown().await;
         drop(socket);
         if let Some(p) = self.publishing.take() {
-            let reason = match p.packager.finish().await {
+            let finished = match p.packager {
+                Some(packager) => packager.finish().await,
+                None => Ok(()),
+            };
+            let reason = match finished {
                 Err(e) if reason == EndReason::EncoderStopped || reason == EndReason::Disconnected => {
                     EndReason::Packager(e.to_string())
                 }
@@ -105,8 +157,9 @@ impl Connection {
         reason
     }
 
-    async fn serve(&mut self, socket: &mut TcpStream) -> EndReason {
-        let config = self.hub.config;
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, socket: &mut S) -> EndReason {
+        let hub = self.hub.clone();
+        let config = &hub.config;
         let setup_deadline = tokio::time::Instant::now() + config.setup_timeout;
         let mut buf = vec![0u8; 64 * 1024];
         // The handshake.
@@ -231,15 +284,15 @@ impl Connection {
                         Err(EndReason::Protocol)
                     }
                     Ok(live) => {
-                        let store = live.store_sender();
-                        let started = store.ok_or(EndReason::Shutdown).and_then(|store| {
-                            Packager::start(
-                                live.stream.clone(),
-                                self.hub.config.packaging.params.part_target * 0.6,
-                                store,
-                            )
-                            .map_err(|e| EndReason::Packager(e.to_string()))
-                        });
+                        // A transcoded live's packager starts once the picture's size is known.
+                        let started = match self.hub.transcodes() {
+                            true => Ok(None),
+                            false => live.store_sender().ok_or(EndReason::Shutdown).and_then(|store| {
+                                Packager::start(live.stream.clone(), fragment_secs(&self.hub), store)
+                                    .map(Some)
+                                    .map_err(|e| EndReason::Packager(e.to_string()))
+                            }),
+                        };
                         let packager = match started {
                             Ok(p) => p,
                             Err(reason) => {
@@ -250,8 +303,17 @@ impl Connection {
                             }
                         };
                         tracing::info!(rtmp.connection = self.id, live.id = %live.id, "rtmp publish accepted");
-                        packager.feed(flv::header()).await;
-                        self.publishing = Some(Publishing { live, key, packager, caps: Caps::new() });
+                        if let Some(packager) = &packager {
+                            packager.feed(flv::header()).await;
+                        }
+                        self.publishing = Some(Publishing {
+                            live,
+                            key,
+                            packager,
+                            pending: Vec::new(),
+                            pending_bytes: 0,
+                            caps: Caps::new(),
+                        });
                         session.accept_request(request_id).map_err(|_| EndReason::Protocol)
                     }
                 }
@@ -277,14 +339,17 @@ impl Connection {
 
     /// One audio or video message of the published stream: checked, then fed to ffmpeg.
     async fn media(&mut self, kind: flv::TagKind, stream_key: &str, data: Bytes, ts: u32) -> Result<(), EndReason> {
-        let config = self.hub.config;
+        let hub = self.hub.clone();
+        let config = &hub.config;
         let Some(p) = self.publishing.as_mut() else { return Ok(()) };
         if stream_key.split('?').next() != Some(p.key.as_str()) {
             return Ok(());
         }
+        let mut picture_height = None;
         match kind {
             flv::TagKind::Video => {
                 if let flv::Video::SequenceHeader { width, height } = flv::video(&data)? {
+                    picture_height = Some(height);
                     let (long, short) = (width.max(height), width.min(height));
                     if long > config.max_long_side || short > config.max_short_side {
                         return Err(EndReason::Resolution {
@@ -332,9 +397,36 @@ impl Connection {
             return Err(EndReason::Duration(config.max_duration.as_secs()));
         }
         let Some(tag) = flv::tag(kind, ts, &data) else { return Err(EndReason::Protocol) };
-        if !p.packager.feed(tag).await {
-            return Err(EndReason::Packager("ffmpeg stopped reading".into()));
+        let stopped = || EndReason::Packager("ffmpeg stopped reading".into());
+        if let Some(packager) = &p.packager {
+            return if packager.feed(tag).await { Ok(()) } else { Err(stopped()) };
         }
-        Ok(())
+        // Transcoded: the tags wait for the picture's size, which decides the ladder.
+        p.pending_bytes += tag.len();
+        p.pending.push(tag);
+        let Some(height) = picture_height else {
+            if p.pending_bytes > PENDING_MAX_BYTES {
+                return Err(EndReason::Packager("the stream sent no H.264 sequence header to transcode".into()));
+            }
+            return Ok(());
+        };
+        let ladder = p.live.ladder(&config.ladder, height);
+        let store = p.live.store_sender().ok_or(EndReason::Shutdown)?;
+        let packager =
+            Packager::start_ladder(&p.live, ladder, fragment_secs(&hub), config.packaging.segment_target, store)
+                .map_err(|e| EndReason::Packager(e.to_string()))?;
+        let mut fed = packager.feed(flv::header()).await;
+        for tag in p.pending.drain(..) {
+            fed = fed && packager.feed(tag).await;
+        }
+        p.pending_bytes = 0;
+        p.packager = Some(packager);
+        if fed { Ok(()) } else { Err(stopped()) }
     }
+}
+
+/// How long ffmpeg's fMP4 fragments (the parts) are asked to be: under the part target, since
+/// a fragment also ends at every keyframe.
+fn fragment_secs(hub: &Hub) -> f64 {
+    hub.config.packaging.params.part_target * 0.6
 }

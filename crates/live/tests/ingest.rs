@@ -116,7 +116,7 @@ async fn ffmpeg_publishes_and_parts_decode() {
     let s = setup(IngestConfig { grace: Duration::from_millis(300), ..Default::default() }).await;
     let id = Uuid::now_v7();
     s.keys.lives.lock().unwrap().insert("good-key".into(), (id, false));
-    let mut encoder = publish(s.port, "good-key", 5);
+    let mut encoder = publish(s.port, "good-key", 8);
     let stream = eventually("the stream", || s.hub.stream(id)).await;
     stream.wait_for(1, Some(1), Duration::from_secs(15)).await.expect("parts of the second segment");
     let playlist = stream.low_latency_playlist();
