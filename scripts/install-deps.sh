@@ -3,7 +3,8 @@
 # Turtlemen: ffmpeg, Node.js/npm, Debian's chromium (browser tests), HAProxy (the load balancer of
 # the multi-replica test), PostgreSQL's server programs and Redis (the fault suite's own servers), aiosmtpd (mail tests), moto's S3
 # server (S3 storage tests), schemathesis (the OpenAPI test), kubectl, kubernetes-validate,
-# checkov and Prometheus (the Kubernetes manifests' and the monitoring's checks), and the front-end packages pinned in web/package-lock.json. Safe to
+# checkov and Prometheus (the Kubernetes manifests' and the monitoring's checks), cargo-afl and
+# AFL++ (the fuzz targets), and the front-end packages pinned in web/package-lock.json. Safe to
 # run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,16 @@ if ! pip_has kubernetes-validate 1.37.0 || ! pip_has checkov 3.3.30 || ! pip_has
   K8S_TOOLS=("kubernetes-validate==1.37.0" "checkov==3.3.30" "PyYAML==6.0.3")
   python3 -m pip install --quiet --disable-pip-version-check "${K8S_TOOLS[@]}" 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${K8S_TOOLS[@]}"
+fi
+
+# Coverage-guided fuzzing (scripts/fuzz.sh): cargo-afl from crates.io, then the AFL++ it builds
+# from the source it carries (`cargo afl config --build`, once per Rust toolchain).
+CARGO_AFL_VERSION=0.18.2
+if ! cargo afl --version 2>/dev/null | grep -q "$CARGO_AFL_VERSION"; then
+  cargo install --locked --quiet cargo-afl --version "$CARGO_AFL_VERSION"
+fi
+if ! cargo afl fuzz -h >/dev/null 2>&1; then
+  cargo afl config --build
 fi
 
 # Front-end packages (hls.js, tus-js-client, playwright-core) from the lockfile; the build

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests on SQLite + the embedded session store
-# and again on PostgreSQL + Redis, then the Kubernetes manifests' check (deploy/kubernetes/check.py) and
+# and again on PostgreSQL + Redis, a short run of every fuzz target, then the Kubernetes manifests' check (deploy/kubernetes/check.py) and
 # the browser tests in Debian's headless chromium.
 #
 # PostgreSQL and Redis come from TURTLEMEN_TEST_POSTGRES_URL / TURTLEMEN_TEST_REDIS_URL, or
@@ -19,6 +19,9 @@ export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
 
 echo "== Rust tests (SQLite + embedded sessions, PostgreSQL + Redis)"
 cargo test --workspace --locked
+
+echo "== fuzz targets (AFL++, a few seconds each from their corpora; scripts/fuzz.sh)"
+bash scripts/fuzz.sh 8
 
 echo "== Kubernetes manifests (rendered, validated, linted, started on loopback)"
 TURTLEMEN_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/debug/turtlemen" python3 deploy/kubernetes/check.py

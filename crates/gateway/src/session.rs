@@ -69,7 +69,11 @@ pub fn key(cookie_value: &str) -> String {
 /// The value of the session cookie in the request's `Cookie` headers, if there is one (found
 /// without building a cookie jar: this runs for every request).
 pub fn cookie_in<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
-    let name = cookie_name(gw);
+    cookie_value(headers, cookie_name(gw))
+}
+
+/// The value of the first cookie called `name` in the request's `Cookie` headers.
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()

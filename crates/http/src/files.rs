@@ -68,7 +68,7 @@ pub trait FileResponder: Send + Sync + 'static {
 
 /// What the bytes read so far hold.
 #[derive(Debug)]
-enum Head {
+pub enum Head {
     /// Not a whole head yet.
     Partial,
     /// A request for the responder, and the length of its head.
@@ -81,7 +81,8 @@ enum Head {
 }
 
 /// Reads the request head at the start of `buf`, deciding whether it is one this module takes.
-fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
+/// Public for the fuzz target (`fuzz/`), which feeds it raw bytes as a client would.
+pub fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -129,7 +130,7 @@ fn parse(buf: &[u8], prefix: &str, max_head: usize) -> Head {
 
 /// Whether `buf[from..]` holds the empty line that ends a head (`\n\n` or `\n\r\n`), looking
 /// back two bytes so an ending split between reads is found.
-fn head_ends(buf: &[u8], from: usize) -> bool {
+pub fn head_ends(buf: &[u8], from: usize) -> bool {
     let tail = &buf[from.saturating_sub(2)..];
     tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }

@@ -27,6 +27,40 @@ pub const APP: &str = "live";
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
+/// Bytes the RTMP reader cannot take: the connection is closed as a protocol error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("the RTMP handshake is malformed")]
+    Handshake,
+    #[error("an RTMP chunk or message is malformed")]
+    Chunk,
+    #[error("the RTMP reader gave up on malformed input")]
+    ReaderPanicked,
+}
+
+/// Runs one of `rml_rtmp`'s readers on bytes from the encoder. Some malformed input makes it
+/// panic instead of returning an error (a chunk whose message length is shorter than what its
+/// message already holds; an AMF0 command with fewer than three values — both found by the
+/// `rtmp` fuzz target); caught here, it closes the connection like any other protocol error,
+/// with the connection's clean-up (the live let go), instead of ending its task half-way.
+fn guarded<T, E>(refusal: Malformed, read: impl FnOnce() -> Result<T, E>) -> Result<T, Malformed> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)) {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(_)) => Err(refusal),
+        Err(_) => Err(Malformed::ReaderPanicked),
+    }
+}
+
+/// Feeds handshake bytes from the encoder to `handshake`.
+pub fn read_handshake(handshake: &mut Handshake, bytes: &[u8]) -> Result<HandshakeProcessResult, Malformed> {
+    guarded(Malformed::Handshake, || handshake.process_bytes(bytes))
+}
+
+/// Feeds chunk-stream bytes from the encoder to `session`.
+pub fn read_chunks(session: &mut ServerSession, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, Malformed> {
+    guarded(Malformed::Chunk, || session.handle_input(bytes))
+}
+
 /// Accepts encoders on `listener` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, hub: Arc<Hub>, shutdown: impl std::future::Future<Output = ()>) {
     accept(listener, hub, None, shutdown).await;
@@ -170,7 +204,7 @@ impl Connection {
                 Ok(Ok(0)) | Ok(Err(_)) => return EndReason::Disconnected,
                 Ok(Ok(n)) => n,
             };
-            match handshake.process_bytes(&buf[..n]) {
+            match read_handshake(&mut handshake, &buf[..n]) {
                 Err(_) => return EndReason::Protocol,
                 Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
                     if socket.write_all(&response_bytes).await.is_err() {
@@ -195,9 +229,12 @@ impl Connection {
         let mut stop = None;
         loop {
             if !input.is_empty() {
-                let results = match session.handle_input(&input) {
+                let results = match read_chunks(&mut session, &input) {
                     Ok(r) => r,
-                    Err(_) => return EndReason::Protocol,
+                    Err(e) => {
+                        tracing::info!(rtmp.connection = self.id, error = %e, "rtmp input refused");
+                        return EndReason::Protocol;
+                    }
                 };
                 if let Step::Stop(r) = self.results(&mut session, results).await {
                     let _ = socket.write_all(&self.out).await;
@@ -429,4 +466,37 @@ impl Connection {
 /// a fragment also ends at every keyframe.
 fn fragment_secs(hub: &Hub) -> f64 {
     hub.config.packaging.params.part_target * 0.6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `chunks` after an old-style handshake (no digest), as the connection does.
+    fn after_handshake(chunks: &[u8]) -> Result<Vec<ServerSessionResult>, Malformed> {
+        let mut handshake = Handshake::new(PeerType::Server);
+        let mut input = vec![3u8];
+        input.extend_from_slice(&[b'0'; 2 * 1536]);
+        input.extend_from_slice(chunks);
+        let Ok(HandshakeProcessResult::Completed { remaining_bytes, .. }) = read_handshake(&mut handshake, &input)
+        else {
+            panic!("the handshake completes")
+        };
+        let (mut session, _) = ServerSession::new(ServerSessionConfig::new()).expect("a session");
+        read_chunks(&mut session, &remaining_bytes)
+    }
+
+    /// Inputs the `rtmp` fuzz target found to panic `rml_rtmp` (0.8): refused, not a panic.
+    #[test]
+    fn malformed_chunks_are_refused() {
+        // A chunk continuing a message with a shorter message length than already read
+        // (an overflowing subtraction in the chunk reader).
+        let shorter = [&[b'0'; 144][..], b"\x00\x00000000"].concat();
+        // An AMF0 command message holding fewer than three values (a slice past its end).
+        let short_command = b"0000\x00\x000\x140000\x0200000000000000000000000000000000000000000000000";
+        for (name, chunks) in [("shorter", &shorter[..]), ("short command", &short_command[..])] {
+            assert!(after_handshake(chunks).is_err(), "{name}");
+        }
+        assert!(after_handshake(b"").is_ok_and(|r| r.is_empty()));
+    }
 }

@@ -19,7 +19,7 @@
 //! comments would be a job over the table).
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use turtlemen_domain::CommentText;
 
 /// Quotes and lists nested deeper than this are flattened.
@@ -39,8 +39,10 @@ pub fn render(text: &CommentText) -> String {
 fn sanitize(html: &str) -> String {
     ammonia::Builder::empty()
         .add_tags(TAGS)
-        .add_tag_attributes("a", ["href"])
-        .add_tag_attributes("ol", ["start"])
+        // `empty` empties the tags only: ammonia's default attributes (`title` and `lang` on every
+        // tag, `hreflang`, `cite`…) are replaced by exactly ours.
+        .generic_attributes(HashSet::new())
+        .tag_attributes(HashMap::from([("a", HashSet::from(["href"])), ("ol", HashSet::from(["start"]))]))
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
         .url_relative(ammonia::UrlRelative::Deny)
         .link_rel(Some("nofollow ugc noopener"))
@@ -219,6 +221,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Found by the `comment` fuzz target: a link's title (and any other of ammonia's default
+    /// attributes) got through the allow-list.
+    #[test]
+    fn only_the_allowed_attributes_are_kept() {
+        assert_eq!(
+            html("[y](https://example.org/ \"hover text\")"),
+            "<p><a href=\"https://example.org/\" rel=\"nofollow ugc noopener\">y</a></p>\n"
+        );
+        let found = "<script@alert(1)</script><a href=\"javascript:alert(1)\">x<6a> [y](javascript:alerte\n (2)) \
+                     ![alt](http://img.test/a.png) <!-- c -->";
+        assert!(!html(found).contains("title="), "{}", html(found));
+        assert!(html("3. x").contains("<ol start=\"3\">"));
+        assert_eq!(
+            sanitize("<p lang=\"en\" title=\"t\"><a hreflang=\"en\">a</a></p>"),
+            "<p><a rel=\"nofollow ugc noopener\">a</a></p>"
+        );
     }
 
     #[test]
