@@ -72,7 +72,8 @@ CARGO_AFL_VERSION=0.18.2
 if ! cargo afl --version 2>/dev/null | grep -q "$CARGO_AFL_VERSION"; then
   cargo install --locked --quiet cargo-afl --version "$CARGO_AFL_VERSION"
 fi
-if ! cargo afl fuzz -h >/dev/null 2>&1; then
+# `afl-fuzz -h` prints its usage and exits 1 once AFL++ is built; before, cargo-afl says it is missing.
+if ! (cargo afl fuzz -h 2>&1 || true) | grep -q "Required parameters"; then
   cargo afl config --build
 fi
 

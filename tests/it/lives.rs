@@ -201,11 +201,23 @@ fn signal(child: &tokio::process::Child, signal: &str) {
 
 /// What ffprobe decodes from `bytes`: "codec,frames" lines.
 async fn probe(bytes: &[u8]) -> String {
+    ffprobe(bytes, &["-count_frames", "-show_entries", "stream=codec_name,nb_read_frames"]).await
+}
+
+/// What ffprobe reads of `bytes`' streams: "codec,width,height" lines.
+async fn probe_size(bytes: &[u8]) -> String {
+    ffprobe(bytes, &["-show_entries", "stream=codec_name,width,height"]).await
+}
+
+/// ffprobe's CSV answer (no header) for `bytes` with `args`.
+async fn ffprobe(bytes: &[u8], args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("media.mp4");
     std::fs::write(&file, bytes).unwrap();
     let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0"])
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0"])
         .arg(&file)
         .output()
         .await
@@ -862,20 +874,6 @@ on_both_stacks_live! {
         assert!(after.starts_with("#EXTM3U\n") && after.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{after}");
         good.kill().await.unwrap();
     }
-}
-
-/// What ffprobe reads of `bytes`' streams: "codec,width,height" lines.
-async fn probe_size(bytes: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("media.mp4");
-    std::fs::write(&file, bytes).unwrap();
-    let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
-        .arg(&file)
-        .output()
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 on_both_stacks_live! {

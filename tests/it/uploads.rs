@@ -4,14 +4,12 @@
 //! with a clean 4xx that changes nothing.
 
 use crate::gateway::Browser;
-use crate::helpers::PASSWORD;
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use base64::Engine;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use std::path::PathBuf;
 use std::time::Duration;
-use turtlemen_auth::accounts::{self, AccountForm};
 use turtlemen_domain::Role;
 
 /// A signed-in browser session for a new user.
@@ -21,15 +19,7 @@ pub async fn signed_in(app: &TestApp, username: &str) -> Browser {
 
 /// A signed-in browser session for a new user with `role`.
 pub async fn signed_in_as(app: &TestApp, username: &str, role: Role) -> Browser {
-    let form = AccountForm {
-        username,
-        email: &format!("{username}@example.org"),
-        display_name: None,
-        password: PASSWORD,
-        role,
-        promote_if_first: false,
-    };
-    accounts::create(&app.db, form).await.unwrap();
+    crate::helpers::create_account(&app.db, username, role).await;
     let browser = Browser::default();
     let (landed, _) = browser.navigate(app, "/studio", username).await;
     assert!(landed.ends_with("/studio"), "signed in and back: {landed}");

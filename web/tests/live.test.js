@@ -20,6 +20,19 @@ function publish(rtmpUrl, key, seconds) {
     '-f', 'flv', `${rtmpUrl}/${key}`], { stdio: 'ignore' });
 }
 
+/** Ann makes a live titled `title` on the studio's "Go live" page: its RTMP URL, stream key and page. */
+async function goLive(streamer, server, title) {
+  await streamer.goto(server.url + '/studio/lives');
+  await signInForm(streamer, 'ann');
+  await streamer.waitForURL(server.url + '/studio/lives');
+  await streamer.getByLabel('Title').fill(title);
+  await streamer.getByRole('button', { name: /Create live/ }).click();
+  const rtmpUrl = await streamer.getByLabel('Server (RTMP URL)').inputValue();
+  const key = await streamer.getByLabel('Stream key').inputValue();
+  const liveUrl = await streamer.getByRole('link', { name: title }).first().getAttribute('href');
+  return { rtmpUrl, key, liveUrl };
+}
+
 const stacks = testStacks();
 
 for (const [name, stack] of stacks) {
@@ -46,16 +59,9 @@ for (const [name, stack] of stacks) {
 
     test('go live from the studio, watch a few seconds behind under hls.js, then the live ends', async () => {
       const streamer = await (await browser.newContext()).newPage();
-      await streamer.goto(server.url + '/studio/lives');
-      await signInForm(streamer, 'ann');
-      await streamer.waitForURL(server.url + '/studio/lives');
-      await streamer.getByLabel('Title').fill('Turtles <b>live</b>');
-      await streamer.getByRole('button', { name: /Create live/ }).click();
-      const rtmpUrl = await streamer.getByLabel('Server (RTMP URL)').inputValue();
-      const key = await streamer.getByLabel('Stream key').inputValue();
+      const { rtmpUrl, key, liveUrl } = await goLive(streamer, server, 'Turtles <b>live</b>');
       assert.match(rtmpUrl, /^rtmp:\/\/127\.0\.0\.1:\d+\/live$/);
       assert.equal(key.length, 43);
-      const liveUrl = await streamer.getByRole('link', { name: 'Turtles <b>live</b>' }).first().getAttribute('href');
       assert.match(liveUrl, /^\/lives\/[0-9a-f-]{36}$/);
 
       // A visitor opens the page before the stream starts; it follows the state by itself.
@@ -111,14 +117,7 @@ for (const [name, stack] of stacks) {
 
     test('hls.js plays the ladder and switches rungs', async () => {
       const streamer = await (await browser.newContext()).newPage();
-      await streamer.goto(server.url + '/studio/lives');
-      await signInForm(streamer, 'ann');
-      await streamer.waitForURL(server.url + '/studio/lives');
-      await streamer.getByLabel('Title').fill('Turtles in two sizes');
-      await streamer.getByRole('button', { name: /Create live/ }).click();
-      const rtmpUrl = await streamer.getByLabel('Server (RTMP URL)').inputValue();
-      const key = await streamer.getByLabel('Stream key').inputValue();
-      const liveUrl = await streamer.getByRole('link', { name: 'Turtles in two sizes' }).first().getAttribute('href');
+      const { rtmpUrl, key, liveUrl } = await goLive(streamer, server, 'Turtles in two sizes');
 
       const viewer = await (await browser.newContext()).newPage();
       const record = watchPage(viewer);
