@@ -6,10 +6,10 @@
 //! without signing anyone out.
 
 use crate::auth::{
-    CALLBACK, PASSWORD, VERIFIER, client, code, csrf_of, enrol, form_token, password_step, second_step, sign_in, token,
+    CALLBACK, VERIFIER, client, code, csrf_of, enrol, form_token, password_step, second_step, sign_in, token,
     totp_code, user, user_id,
 };
-use crate::helpers::{Stack, TestApp, fresh_settings};
+use crate::helpers::{PASSWORD, Stack, TestApp, fresh_settings};
 use crate::on_both_stacks;
 use std::path::Path;
 use std::time::Duration;

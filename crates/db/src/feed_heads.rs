@@ -85,8 +85,8 @@ struct HeadRow {
     head_read_at: DateTime<Utc>,
 }
 
-/// The head alone: asked only when [`ENTRIES`] found nothing (no head, or none of its entries
-/// below the cursor).
+/// The head alone: asked only when [`ENTRIES`] found nothing, in one snapshot with it again
+/// ([`read_in_snapshot`]).
 const HEAD: &str = "SELECT floor_at AS head_floor_at, floor_id AS head_floor_id, token AS head_token, \
      read_at AS head_read_at FROM feed_heads WHERE user_id = $1 AND ready = TRUE";
 
@@ -102,16 +102,13 @@ pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Resu
     .await?;
     let (head, rows) = match entries.first() {
         Some(first) => (first.head, entries.into_iter().map(|e| e.video).collect()),
-        None => {
-            let head: Option<HeadRow> = retry_serializable(|| async {
-                Ok(with_pool!(db, |pool| sqlx::query_as(HEAD).bind(user.0).fetch_optional(pool).await?))
-            })
-            .await?;
-            match head {
-                Some(head) => (head, Vec::new()),
-                None => return Ok(None),
-            }
-        }
+        // Nothing: no ready head, or none of its entries below the cursor, or a head made ready
+        // just after that statement. Asked again with the head in one snapshot, so an empty page
+        // is never paired with a head read later (whose floor would skip the page's videos).
+        None => match read_in_snapshot(db, user, before, limit).await? {
+            Some(found) => found,
+            None => return Ok(None),
+        },
     };
     let now = Utc::now();
     if now - head.head_read_at > READ_PRECISION {
@@ -126,6 +123,42 @@ pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Resu
         });
     }
     Ok(Some(HeadPage { rows, floor: head.head_floor_at.zip(head.head_floor_id) }))
+}
+
+/// The head and its entries below `before` in one snapshot (PostgreSQL: a REPEATABLE READ, READ
+/// ONLY transaction; SQLite: a deferred transaction reads one snapshot from its first statement).
+async fn read_in_snapshot(
+    db: &Db,
+    user: UserId,
+    before: Key,
+    limit: i64,
+) -> Result<Option<(HeadRow, Vec<VideoRow>)>, DbError> {
+    let postgres = matches!(db, Db::Postgres(_));
+    retry_serializable(|| async {
+        Ok(with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            }
+            let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
+            let found = match head {
+                Some(head) => {
+                    let entries: Vec<EntryRow> = sqlx::query_as(ENTRIES)
+                        .bind(user.0)
+                        .bind(before.0)
+                        .bind(before.1)
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    Some((head, entries.into_iter().map(|e| e.video).collect()))
+                }
+                None => None,
+            };
+            tx.commit().await?;
+            found
+        }))
+    })
+    .await
 }
 
 /// Takes the right to build `user`'s head: a new head row (or one whose builder stopped
