@@ -259,6 +259,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     };
     // The live ingest: its hub reaches the database through the API's directory.
     let rtmp_port = rtmp_listener.as_ref().and_then(|l| l.local_addr().ok()).map_or(1935, |a| a.port());
+    let rtmps_port = rtmps.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port());
     let rtmp_host = config.public_url.host_str().unwrap_or("localhost").to_owned();
     let packager_url = config.live.packager_url.as_ref().unwrap_or(&config.public_url).to_string();
     let live_hub = match (&rtmp_listener, &db, &storage) {
@@ -266,7 +267,6 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let directory = turtlemen_api::lives::LiveDirectory {
                 db: db.clone(),
                 storage: storage.clone(),
-                work_dir: config.data_dir.join("work"),
                 packager_url: packager_url.clone(),
                 limits: turtlemen_db::lives::LiveLimits {
                     per_user: config.live.max_per_user,
@@ -280,6 +280,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let live_services = turtlemen_api::lives::LiveServices {
         hub: live_hub.clone(),
         rtmp_url: format!("rtmp://{rtmp_host}:{rtmp_port}/{}", turtlemen_live::rtmp::APP),
+        rtmps_url: rtmps_port.map(|port| format!("rtmps://{rtmp_host}:{port}/{}", turtlemen_live::rtmp::APP)),
         relay: Arc::new(turtlemen_api::lives::relay::Relay::new(live_hub.is_some().then_some(packager_url))?),
     };
     // The live chat's bus: the store's (Redis pub/sub beside Redis, in-process otherwise).

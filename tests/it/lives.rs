@@ -233,6 +233,7 @@ on_both_stacks_live! {
         let key = made["stream_key"].as_str().unwrap();
         let rtmp = made["rtmp_url"].as_str().unwrap();
         assert!(rtmp.starts_with("rtmp://127.0.0.1:") && rtmp.ends_with("/live"), "{rtmp}");
+        assert!(made.get("rtmps_url").is_none(), "no RTMPS here: {made}");
         assert_eq!(made["watch_url"], format!("/lives/{id}"));
         assert_eq!(made["live"]["state"], "waiting");
         // The key is never shown again, nor stored in clear.
@@ -978,9 +979,19 @@ on_both_stacks_live! {
         let made = new_live(&app, &ann, "public").await;
         let id = made["id"].as_str().unwrap().to_owned();
         let key = made["stream_key"].as_str().unwrap();
+        // The owner is told the RTMPS address beside the RTMP one; nobody else is told either.
+        let port = rtmps.rsplit(':').next().unwrap();
+        let rtmps_url = made["rtmps_url"].as_str().unwrap().to_owned();
+        assert!(rtmps_url.starts_with("rtmps://") && rtmps_url.ends_with(&format!(":{port}/live")), "{made}");
+        assert_eq!(made["live"]["rtmps_url"], rtmps_url.as_str());
+        let bob = signed_in(&app, "bob").await;
+        for who in [Some(&bob), None] {
+            let (_, v) = call(&app, who, Method::GET, &format!("/api/v1/lives/{id}"), None).await;
+            assert!(v.get("rtmps_url").is_none() && v.get("rtmp_url").is_none(), "{v}");
+        }
 
         // Plain RTMP on the TLS port fails the TLS handshake: ffmpeg gives up, nothing is live.
-        let mut plain = publish(&format!("rtmp://{rtmps}/live"), key, 3);
+        let mut plain = publish(&rtmps_url.replacen("rtmps://", "rtmp://", 1), key, 3);
         assert!(!tokio::time::timeout(Duration::from_secs(20), plain.wait()).await.unwrap().unwrap().success());
         let (_, v) = call(&app, Some(&ann), Method::GET, &format!("/api/v1/lives/{id}"), None).await;
         assert_eq!(v["state"], "waiting", "{v}");
@@ -988,13 +999,121 @@ on_both_stacks_live! {
 
         // ffmpeg over TLS (it does not verify the self-signed certificate): the live goes on air
         // and its playlist has parts.
-        let mut encoder = publish(&format!("rtmps://{rtmps}/live"), key, 8);
+        // The encoder runs well past the checks (a loaded machine is slow to go live) and is
+        // stopped at the end.
+        let mut encoder = publish(&rtmps_url, key, 60);
         let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live" && v["hls_url"].is_string()).await;
+        assert_eq!(wait_live(&app, Some(&ann), &id, 5, |_| true).await["connected"], true);
         let hls = v["hls_url"].as_str().unwrap().to_owned();
         let (status, playlist) = get_text(&app, &format!("{hls}&_HLS_msn=1&_HLS_part=0")).await;
         assert_eq!(status, 200, "{playlist}");
         assert!(playlist.contains("URI=\"part-1.0.m4s\",INDEPENDENT=YES"), "{playlist}");
-        assert_eq!(wait_live(&app, Some(&ann), &id, 5, |_| true).await["connected"], true);
         encoder.kill().await.unwrap();
+    }
+}
+
+/// A replay whose first attempt died half-way — its video made, its original not stored — is
+/// made by the queue's next attempt: the one video the job named, the live pointing at it, and
+/// it turns ready. The test runs the workers itself.
+mod a_replay_that_dies_half_way_is_made_by_the_next_attempt {
+    use super::*;
+    use turtlemen_db::with_pool;
+    use turtlemen_worker::replay::{LIVE_REPLAY, Replayer};
+    use turtlemen_worker::{Registry, Worker, WorkerConfig};
+    use uuid::Uuid;
+
+    fn uuid_of(id: &str) -> Uuid {
+        id.parse().unwrap()
+    }
+
+    /// The replay job's (state, attempts, payload).
+    async fn replay_job(app: &TestApp, live: &str) -> (String, i64, Value) {
+        let key = turtlemen_db::lives::replay_job_key(uuid_of(live));
+        let (state, attempts, payload): (String, i64, String) = with_pool!(&app.db, |pool| {
+            sqlx::query_as("SELECT state, attempts, payload FROM jobs WHERE idempotency_key = $1")
+                .bind(&key)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        (state, attempts, serde_json::from_str(&payload).unwrap())
+    }
+
+    async fn body(app: TestApp) {
+        let config = turtlemen_config::Config::resolve(app.settings.clone()).unwrap();
+        let storage = turtlemen_storage::Storage::open(&config.storage_url).await.unwrap();
+        let work_root = app.data_dir.join("work");
+        let ann = signed_in(&app, "ann").await;
+        let made = new_live(&app, &ann, "public").await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let mut encoder = publish(made["rtmp_url"].as_str().unwrap(), made["stream_key"].as_str().unwrap(), 6);
+        wait_live(&app, None, &id, 30, |v| v["state"] == "live").await;
+        assert!(encoder.wait().await.unwrap().success());
+        // Past the grace the live ends, and its replay job is queued with the end.
+        let v = wait_live(&app, Some(&ann), &id, 30, |v| v["state"] == "ended").await;
+        assert!(v["replay_video_id"].is_null(), "no worker ran yet: {v}");
+        let (state, attempts, payload) = replay_job(&app, &id).await;
+        assert_eq!((state.as_str(), attempts), ("queued", 0));
+        let video: Uuid = payload["video_id"].as_str().unwrap().parse().unwrap();
+
+        // Something in the way of the original: the first attempt makes the video, then fails.
+        let original = storage.local_path(&turtlemen_storage::StorageKey::video_original(video)).unwrap();
+        std::fs::create_dir_all(original.join("in-the-way")).unwrap();
+        let replays =
+            Registry::new().register(LIVE_REPLAY, Replayer { storage: storage.clone(), work_root: work_root.clone() });
+        let worker = Worker::new(app.db.clone(), replays, WorkerConfig::default());
+        assert_eq!(worker.run_until_idle().await.unwrap(), 1);
+        let (state, attempts, _) = replay_job(&app, &id).await;
+        assert_eq!((state.as_str(), attempts), ("queued", 1), "to be tried again");
+        let half = turtlemen_db::videos::get(&app.db, video).await.unwrap().expect("the first attempt made the video");
+        assert_eq!(half.state, turtlemen_db::videos::VideoState::Uploading);
+        assert!(turtlemen_db::lives::get(&app.db, uuid_of(&id)).await.unwrap().unwrap().replay_video_id.is_none());
+
+        // Out of the way, and the backoff skipped: the next attempt finishes the same video.
+        std::fs::remove_dir_all(&original).unwrap();
+        let key = turtlemen_db::lives::replay_job_key(uuid_of(&id));
+        with_pool!(&app.db, |pool| {
+            sqlx::query("UPDATE jobs SET run_at = $1 WHERE idempotency_key = $2")
+                .bind(chrono::Utc::now())
+                .bind(&key)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        });
+        assert_eq!(worker.run_until_idle().await.unwrap(), 1);
+        assert_eq!(replay_job(&app, &id).await, ("succeeded".to_owned(), 2, payload));
+        let v = wait_live(&app, Some(&ann), &id, 5, |_| true).await;
+        assert_eq!(v["replay_video_id"], video.to_string());
+        let owner = turtlemen_db::lives::get(&app.db, uuid_of(&id)).await.unwrap().unwrap().owner_id;
+        let theirs = turtlemen_db::videos::list_by_owner(&app.db, owner, None, 10).await.unwrap();
+        assert_eq!(theirs.iter().map(|v| v.id).collect::<Vec<_>>(), [video], "one video, the one the job named");
+
+        // A worker with every handler transcodes it.
+        let transcoder = turtlemen_worker::transcode::Transcoder { storage, work_root, options: Default::default() };
+        let all = Worker::new(app.db.clone(), turtlemen_worker::registry(Some(transcoder)), WorkerConfig::default());
+        all.run_until_idle().await.unwrap();
+        let v = crate::videos::wait_until_processed(&app, &ann, &video.to_string(), 120).await;
+        assert_eq!(v["state"], "ready", "{v}");
+        assert!(v["duration_secs"].as_f64().unwrap() > 4.0, "{v}");
+    }
+
+    async fn start(stack: Stack) -> Option<TestApp> {
+        let (mut s, dir, schema) = fresh_settings(stack).await?;
+        s.live_grace_secs = Some(3);
+        s.live_read_timeout_secs = Some(3);
+        Some(TestApp::spawn_without_worker(s, dir, schema).await)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        body(start(Stack::Embedded).await.expect("embedded stack")).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn external() {
+        if let Some(app) = start(Stack::External).await {
+            body(app).await
+        }
     }
 }

@@ -41,6 +41,8 @@ pub struct LiveServices {
     pub hub: Option<Arc<Hub>>,
     /// `rtmp://HOST:PORT/live`, the address encoders publish to.
     pub rtmp_url: String,
+    /// `rtmps://HOST:PORT/live`, the same ingest over TLS, when it listens for RTMPS.
+    pub rtmps_url: Option<String>,
     /// Fetches the media of lives packaged by other processes.
     pub relay: Arc<relay::Relay>,
 }
@@ -97,6 +99,9 @@ pub struct LiveView {
     /// Owner only: where to publish (`rtmp://HOST:PORT/live`; the stream key follows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtmp_url: Option<String>,
+    /// Owner only, when the instance takes RTMPS: the same over TLS (`rtmps://HOST:PORT/live`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmps_url: Option<String>,
     /// Owner only: whether an encoder is connected now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connected: Option<bool>,
@@ -136,6 +141,7 @@ impl LiveView {
             started_at: l.started_at,
             ended_at: l.ended_at,
             rtmp_url: owner.then(|| st.live.rtmp_url.clone()),
+            rtmps_url: st.live.rtmps_url.clone().filter(|_| owner),
             connected: owner.then_some(l.connected),
             last_reason: if owner { l.last_reason.clone() } else { None },
             replays: owner.then_some(l.replays),
@@ -229,6 +235,9 @@ pub struct LiveWithKey {
     pub stream_key: String,
     /// `rtmp://HOST:PORT/live`: the encoder's "server".
     pub rtmp_url: String,
+    /// `rtmps://HOST:PORT/live`, when the instance takes RTMPS: the same server over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmps_url: Option<String>,
     pub watch_url: String,
     pub live: LiveView,
 }
@@ -287,6 +296,7 @@ pub async fn create_live(st: &ApiState, user: &CurrentUser, body: NewLiveBody) -
         id: live.id,
         stream_key: key,
         rtmp_url: st.live.rtmp_url.clone(),
+        rtmps_url: st.live.rtmps_url.clone(),
         watch_url: watch_url(live.id),
         live: LiveView::build(st, &live, Some(user)),
     })
@@ -491,6 +501,7 @@ async fn regenerate_key(
         id: l.id,
         stream_key: key,
         rtmp_url: st.live.rtmp_url.clone(),
+        rtmps_url: st.live.rtmps_url.clone(),
         watch_url: watch_url(l.id),
         live: LiveView::build(&st, &l, Some(&*user)),
     };
@@ -511,13 +522,9 @@ pub async fn end_live(st: &ApiState, user: &CurrentUser, id: &str) -> Result<Liv
     };
     if !here {
         // Not ingested in this process (waiting, or another server's): ended in the database;
-        // the ingest holding it sees the state at its next claim.
-        // Its replay (from what was recorded so far) is made off the request.
-        let directory = LiveDirectory::from_state(st);
-        if directory.end(l.id, &EndReason::EndedByOwner).await? {
-            let id = l.id;
-            tokio::spawn(async move { directory.replay(id).await });
-        }
+        // the ingest holding it sees the state at its next claim. Its replay (from what was
+        // recorded so far) is the job the end queued.
+        LiveDirectory::from_state(st).end(l.id, &EndReason::EndedByOwner).await?;
     }
     for _ in 0..50 {
         let now = rows::get(&st.db, l.id).await?.ok_or_else(ApiError::not_found)?;
@@ -842,7 +849,7 @@ pub const ORPHANED_AFTER: Duration = Duration::from_secs(60);
 
 /// Ends the lives left on air by a crashed packaging process (a janitor chore): their encoder
 /// cannot be connected anywhere, and no grace timer runs for them. Returns how many ended. Their
-/// replay is made from the segments the process recorded as stored ([`replay`]).
+/// replay is made by the job the end queued, from the segments the process recorded as stored.
 pub async fn sweep_orphans(st: &ApiState) -> Result<usize, turtlemen_db::DbError> {
     let before = Utc::now() - chrono::TimeDelta::from_std(ORPHANED_AFTER).unwrap_or_default();
     let directory = LiveDirectory::from_state(st);
@@ -854,9 +861,6 @@ pub async fn sweep_orphans(st: &ApiState) -> Result<usize, turtlemen_db::DbError
         tracing::warn!(live.id = %id, "a live's packaging process stopped saying it holds it; ending the live");
         if directory.end(id, &EndReason::PackagerLost).await? {
             ended += 1;
-            // Off the janitor's round: a long recording takes a while to join.
-            let directory = directory.clone();
-            tokio::spawn(async move { directory.replay(id).await });
         }
     }
     Ok(ended)
@@ -867,8 +871,6 @@ pub async fn sweep_orphans(st: &ApiState) -> Result<usize, turtlemen_db::DbError
 pub struct LiveDirectory {
     pub db: Db,
     pub storage: Storage,
-    /// Where replays are assembled before they are stored.
-    pub work_dir: std::path::PathBuf,
     /// Recorded with each live this process claims.
     pub packager_url: String,
     /// The most lives on air at once; a publish beyond is refused with the reason recorded.
@@ -880,42 +882,16 @@ impl LiveDirectory {
         LiveDirectory {
             db: st.db.clone(),
             storage: st.storage.clone(),
-            work_dir: st.uploads_dir.clone(),
             packager_url: String::new(),
             // Only ends lives: it never claims one.
             limits: rows::LiveLimits { per_user: 0, per_instance: 0 },
         }
     }
 
-    /// Ends `live` with `reason` unless it already ended; true if this call ended it (then the
-    /// caller makes its replay, [`LiveDirectory::replay`], once).
+    /// Ends `live` with `reason` unless it already ended; true if this call ended it (and so
+    /// queued its replay job, [`turtlemen_db::lives::LIVE_REPLAY`]).
     pub async fn end(&self, live: Uuid, reason: &EndReason) -> Result<bool, turtlemen_db::DbError> {
         rows::end(&self.db, live, &reason.to_string()).await
-    }
-
-    /// Makes the replay of the ended `live` from every stored segment ([`replay::make`]), if its
-    /// owner wants one and something was recorded. A failure is logged: the live is over
-    /// either way.
-    pub async fn replay(&self, live: Uuid) {
-        let found = async {
-            let Some(row) = rows::get(&self.db, live).await? else { return Ok(None) };
-            let recording = if row.replays { rows::recording(&self.db, live).await? } else { Vec::new() };
-            Ok::<_, turtlemen_db::DbError>((!recording.is_empty()).then_some((row, recording)))
-        };
-        let (row, recording) = match found.await {
-            Ok(Some(found)) => found,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(live.id = %live, error = %e, "cannot read a live's recording");
-                return;
-            }
-        };
-        match replay::make(&self.db, &self.storage, &self.work_dir, &row, &recording).await {
-            Ok(video) => {
-                tracing::info!(live.id = %live, video.id = %video, segments = recording.len(), "live replay queued")
-            }
-            Err(e) => tracing::error!(live.id = %live, error = %e, "cannot make a live's replay"),
-        }
     }
 }
 
@@ -980,10 +956,8 @@ impl Directory for LiveDirectory {
     }
 
     async fn ended(&self, live: Uuid, reason: &EndReason) {
-        match self.end(live, reason).await {
-            Ok(true) => self.replay(live).await,
-            Ok(false) => {}
-            Err(e) => tracing::error!(live.id = %live, error = %e, "cannot record a live's end"),
+        if let Err(e) = self.end(live, reason).await {
+            tracing::error!(live.id = %live, error = %e, "cannot record a live's end");
         }
     }
 }

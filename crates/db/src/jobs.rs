@@ -146,6 +146,12 @@ pub struct Enqueued {
     pub created: bool,
 }
 
+/// Records a job inside a caller's transaction, so the job exists exactly when the change that
+/// asks for it does. Binds: id, kind, payload (JSON text), max attempts, now, idempotency key.
+/// With the key already used nothing is written.
+pub const ENQUEUE: &str = "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
+     VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING";
+
 /// Records a job. With an idempotency key already used, nothing is written and the existing
 /// job's id is returned.
 pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued, DbError> {

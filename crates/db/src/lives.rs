@@ -326,22 +326,48 @@ pub async fn disconnected(db: &Db, id: Uuid, reason: &str) -> Result<(), DbError
 /// Ends a live not yet ended; true if this call ended it.
 pub async fn end(db: &Db, id: Uuid, reason: &str) -> Result<bool, DbError> {
     let now = Utc::now();
+    // Chosen once: every attempt of the replay job makes this one video.
+    let payload = serde_json::json!({ "live_id": id, "video_id": Uuid::now_v7() }).to_string();
+    let key = replay_job_key(id);
     retry_serializable(|| async {
-        let done = with_pool!(db, |pool| {
-            sqlx::query(
+        with_pool!(db, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
                 "UPDATE lives SET state = 'ended', connected = false, viewers = 0, last_reason = $2, ended_at = $3 \
                  WHERE id = $1 AND state <> 'ended'",
             )
             .bind(id)
             .bind(reason)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
-        });
-        Ok(done == 1)
+            .rows_affected();
+            if done == 1 {
+                sqlx::query(crate::jobs::ENQUEUE)
+                    .bind(Uuid::now_v7())
+                    .bind(LIVE_REPLAY.as_str())
+                    .bind(&payload)
+                    .bind(i64::from(crate::jobs::DEFAULT_MAX_ATTEMPTS))
+                    .bind(now)
+                    .bind(&key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, DbError>(done == 1)
+        })
     })
     .await
+}
+
+/// The job that makes a live's replay once it ended (queued by [`end`] in the same
+/// transaction, so a process dying right after the end loses no replay). Its payload names the
+/// live and the video to make (`live_id`, `video_id`); its handler is the worker's.
+pub const LIVE_REPLAY: crate::jobs::JobKind = crate::jobs::JobKind::new("live_replay");
+
+/// The idempotency key of `live`'s replay job.
+pub fn replay_job_key(live: Uuid) -> String {
+    format!("live_replay:{live}")
 }
 
 /// Records the video the recording became.

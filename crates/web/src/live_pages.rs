@@ -66,6 +66,8 @@ pub struct ShownKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StudioLivesView {
     pub rtmp_url: String,
+    /// The same over TLS, when the instance takes RTMPS.
+    pub rtmps_url: Option<String>,
     pub csrf: String,
     pub lives: Vec<StudioLiveItem>,
     /// A key just made (after creating a live or asking for a new key).

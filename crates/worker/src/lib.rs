@@ -1,5 +1,5 @@
-//! The media worker: runs the API server's long jobs (ffmpeg transcodes, thumbnails,
-//! notification fan-outs) from the durable job queue in the application database
+//! The media worker: runs the API server's long jobs (ffmpeg transcodes, thumbnails, live
+//! replays, notification fan-outs) from the durable job queue in the application database
 //! (`turtlemen_db::jobs`).
 //!
 //! A [`Registry`] maps job kinds to [`Handler`]s; a [`Worker`] claims jobs of those kinds, runs
@@ -20,6 +20,7 @@
 //! anything by HTTP: it knows the queue, not the web.
 
 pub mod notify;
+pub mod replay;
 pub mod slot;
 pub mod transcode;
 
@@ -163,8 +164,9 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The job kinds this build runs: the notifications always, transcodes when given a
-/// [`transcode::Transcoder`].
+/// The job kinds this build runs: the notifications always; transcodes and live replays (which
+/// queue a transcode) when given a [`transcode::Transcoder`], whose storage and scratch space
+/// the replays share.
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     let registry = Registry::new()
         .register(notify::NOTIFY_NEW_VIDEO, notify::SubscriberFanOut::default())
@@ -172,7 +174,10 @@ pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
         .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber)
         .register(notify::NOTIFY_COMMENT, notify::comment);
     match transcoder {
-        Some(t) => registry.register(transcode::TRANSCODE, t),
+        Some(t) => {
+            let replayer = replay::Replayer { storage: t.storage.clone(), work_root: t.work_root.clone() };
+            registry.register(replay::LIVE_REPLAY, replayer).register(transcode::TRANSCODE, t)
+        }
         None => registry,
     }
 }

@@ -57,6 +57,7 @@ async fn studio_view(st: &ApiState, user: &CurrentUser) -> Result<StudioLivesVie
     let lives = turtlemen_db::lives::list_by_owner(&st.db, user.id(), None, 50).await?;
     Ok(StudioLivesView {
         rtmp_url: st.live.rtmp_url.clone(),
+        rtmps_url: st.live.rtmps_url.clone(),
         csrf: csrf::token(st, user),
         lives: lives
             .iter()
