@@ -22,7 +22,7 @@ use turtlemen_gateway::proxy::Pool;
 use turtlemen_gateway::routes::{self, RouteDefaults};
 use turtlemen_gateway::{GatewayConfig, GatewayInner};
 use turtlemen_http::files::FileResponder;
-use turtlemen_http::health::{self, Readiness};
+use turtlemen_http::health::Readiness;
 use turtlemen_http::layers;
 use turtlemen_identity::{InProcess, Jwks, Transport};
 use turtlemen_session::{Sessions, StoreOptions};
@@ -107,7 +107,7 @@ pub struct Server {
     rtmps: Option<(TcpListener, turtlemen_live::rtmp::TlsConfigs)>,
     /// What `/metrics`' operational figures are taken from, and whether they include the work
     /// in progress.
-    sampler: (Readiness, bool),
+    sampler: (Readiness, Option<Db>, bool),
 }
 
 /// Opens the application database. SQLite files are created only when `create` is set.
@@ -238,7 +238,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     };
 
     // 4. Routes.
-    let readiness = Readiness { db: db.clone(), sessions: sessions.clone() };
+    let readiness = crate::health::readiness(db.as_ref(), sessions.as_ref());
     let issuer = format!("{}auth", config.public_url.as_str());
     let mut signing_keys = None;
     let mut auth = async |db: &Db, store: &Sessions| -> anyhow::Result<Router> {
@@ -353,8 +353,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             files = media_files(&state).map(|f| turtlemen_gateway::dispatch::api_files(gateway.clone(), f));
             let api_router = turtlemen_api::router(state);
             let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
-            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))
-                .map_err(anyhow::Error::msg)?
+            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))?
         }
         (Role::Auth, Some(db), Some(store), _) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
@@ -369,18 +368,18 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         (Role::Gateway, _, Some(store), _) => {
             let pool = |name: &str, urls: &[String]| -> anyhow::Result<Target> {
                 let spec = turtlemen_config::UpstreamSpec::http1(urls.to_vec());
-                Ok(Target::Pool(Arc::new(Pool::new(name, &spec).map_err(anyhow::Error::msg)?)))
+                Ok(Target::Pool(Arc::new(Pool::new(name, &spec)?)))
             };
             let (auth_pool, api_pool) = (pool("auth", &config.upstream_auth)?, pool("api", &config.upstream_api)?);
             let client_secret = turtlemen_auth::clients::gateway_secret(&keys.cookie);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), issuer_over_http()?);
             gateway.follow_endings().await?;
-            turtlemen_gateway::router(gateway, auth_pool, api_pool).map_err(anyhow::Error::msg)?
+            turtlemen_gateway::router(gateway, auth_pool, api_pool)?
         }
         _ => Router::new(),
     };
     let router = layers::foundation_with_hsts(
-        health::router(readiness.clone()).merge(routes),
+        turtlemen_http::health::router(readiness.clone()).merge(routes),
         &config.http,
         turtlemen_web::error_page,
         config.strict_transport_security().as_deref(),
@@ -404,7 +403,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     // The API server and workers count the work in progress for `/metrics`; every role times
     // its database and session store.
     let counts_work = matches!(role, Role::All | Role::Api | Role::Worker { .. });
-    let sampler = (readiness, counts_work);
+    let sampler = (readiness, db.clone(), counts_work);
     Ok(Server {
         listener,
         tls,
@@ -551,14 +550,14 @@ impl Server {
             let stop = stopped();
             tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, stop).await })
         });
-        let (readiness, counts_work) = self.sampler;
+        let (readiness, sampled_db, counts_work) = self.sampler;
         // While PostgreSQL refuses connections, requests fail at once instead of waiting out the
         // pool's timeout (`turtlemen_db::refusals`).
-        let refusals = readiness.db.clone().map(|db| {
+        let refusals = sampled_db.clone().map(|db| {
             let stop = stopped();
             tokio::spawn(async move { db.watch_refusals(stop).await })
         });
-        let sampler = tokio::spawn(health::sample(readiness, counts_work, SAMPLE_EVERY, stopped()));
+        let sampler = tokio::spawn(crate::health::sample(readiness, sampled_db, counts_work, SAMPLE_EVERY, stopped()));
         let janitor = self.janitor.map(|(state, every)| tokio::spawn(turtlemen_api::janitor(state, every, stopped())));
         let signing_keys = self
             .signing_keys

@@ -12,5 +12,6 @@
 pub mod app;
 pub mod cli;
 pub mod data_dir;
+pub mod health;
 pub mod logging;
 pub mod signing_keys;

@@ -242,7 +242,7 @@ async fn readiness_fails_when_the_database_is_gone() {
     .await
     .unwrap();
     db.close().await;
-    let router = turtlemen_http::health::router(turtlemen_http::health::Readiness { db: Some(db), sessions: None });
+    let router = turtlemen_http::health::router(turtlemen::health::readiness(Some(&db), None));
     let res = tower::ServiceExt::oneshot(
         router,
         axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap(),

@@ -24,6 +24,18 @@ pub enum DbError {
     Query(sqlx::Error),
 }
 
+impl turtlemen_domain::Classify for DbError {
+    fn class(&self) -> turtlemen_domain::FailureClass {
+        use turtlemen_domain::FailureClass;
+        match self {
+            DbError::Conflict { .. } => FailureClass::Conflict,
+            DbError::Unavailable(_) | DbError::SchemaOutdated(_) => FailureClass::Unavailable,
+            DbError::StorageFull(_) => FailureClass::StorageFull,
+            DbError::Migrate(_) | DbError::Query(_) => FailureClass::Internal,
+        }
+    }
+}
+
 impl DbError {
     /// SQLSTATE 40001: the transaction lost a serialization race and may simply be retried
     /// (CockroachDB's default isolation makes this routine).

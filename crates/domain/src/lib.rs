@@ -7,6 +7,7 @@
 mod category;
 pub mod comment_text;
 mod email;
+pub mod failure;
 mod handle;
 mod ids;
 mod redirect;
@@ -17,6 +18,7 @@ mod username;
 pub use category::Category;
 pub use comment_text::{BlockedWord, BlockedWordError, CommentText, CommentTextError};
 pub use email::{Email, EmailError};
+pub use failure::{Classify, FailureClass};
 pub use handle::{Handle, HandleError};
 pub use ids::UserId;
 pub use redirect::RedirectTarget;

@@ -11,7 +11,7 @@
 
 use crate::Gateway;
 use crate::page_cache::PageCache;
-use crate::proxy::{Pool, Proxy};
+use crate::proxy::{Pool, Proxy, UpstreamConfigError};
 use crate::routes::{AuthMode, NoRoute, UpstreamRef, is_ambiguous};
 use axum::Router;
 use axum::body::Body;
@@ -46,7 +46,7 @@ struct Dispatch {
 /// The gateway's router: every request enters by [`entry`]. `auth` and `api` serve the routes
 /// whose upstream is `auth` or `api`; `gateway` routes get the `/oauth2` endpoints; named
 /// upstreams get pools made from the configuration.
-pub fn router(gw: Gateway, auth: Target, api: Target, oauth2: Router) -> Result<Router, String> {
+pub fn router(gw: Gateway, auth: Target, api: Target, oauth2: Router) -> Result<Router, UpstreamConfigError> {
     let mut pools: BTreeMap<&str, Arc<Pool>> = BTreeMap::new();
     for (name, spec) in &gw.config.upstreams {
         pools.insert(name, Arc::new(Pool::new(name, spec)?));
@@ -57,12 +57,9 @@ pub fn router(gw: Gateway, auth: Target, api: Target, oauth2: Router) -> Result<
             UpstreamRef::Auth => auth.clone(),
             UpstreamRef::Api => api.clone(),
             UpstreamRef::Gateway => Target::InProcess(oauth2.clone()),
-            UpstreamRef::Named(name) => Target::Pool(
-                pools
-                    .get(name.as_str())
-                    .cloned()
-                    .ok_or_else(|| format!("route {:?} names the unknown upstream {name:?}", route.spec.name))?,
-            ),
+            UpstreamRef::Named(name) => Target::Pool(pools.get(name.as_str()).cloned().ok_or_else(|| {
+                UpstreamConfigError::UnknownUpstream { route: route.spec.name.to_string(), upstream: name.clone() }
+            })?),
         });
     }
     let scheme = if gw.config.public_url.scheme() == "https" { "https" } else { "http" };

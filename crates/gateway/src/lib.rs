@@ -128,7 +128,11 @@ impl GatewayInner {
 
 /// The gateway in front of the services: `auth` and `api` serve the routes naming them (routers
 /// in this process under `serve`, pools for a gateway alone); named upstreams are proxied.
-pub fn router(gateway: Gateway, auth: dispatch::Target, api: dispatch::Target) -> Result<Router, String> {
+pub fn router(
+    gateway: Gateway,
+    auth: dispatch::Target,
+    api: dispatch::Target,
+) -> Result<Router, proxy::UpstreamConfigError> {
     let oauth2 = Router::new()
         .route("/oauth2/start", get(endpoints::start))
         .route("/oauth2/callback", get(endpoints::callback))

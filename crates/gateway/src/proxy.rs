@@ -51,24 +51,47 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Why an upstream pool or the route table cannot be built from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error("{pool} upstream {url:?} is not a URL")]
+    NotAUrl { pool: String, url: String },
+    #[error("{pool} upstream {url:?}: only http:// upstreams are supported")]
+    NotHttp { pool: String, url: String },
+    #[error("{pool} upstream {url:?} names no host")]
+    NoHost { pool: String, url: String },
+    #[error("the {pool} pool has no address")]
+    Empty { pool: String },
+    #[error("route {route:?} names the unknown upstream {upstream:?}")]
+    UnknownUpstream { route: String, upstream: String },
+}
+
 impl Pool {
     /// A pool of `spec.urls` (`http://host:port` addresses).
-    pub fn new(name: &str, spec: &UpstreamSpec) -> Result<Self, String> {
+    pub fn new(name: &str, spec: &UpstreamSpec) -> Result<Self, UpstreamConfigError> {
         let mut addrs = Vec::new();
         for url in &spec.urls {
-            let uri: Uri = url.parse().map_err(|_| format!("{name} upstream {url:?} is not a URL"))?;
+            let at = || (name.to_owned(), url.clone());
+            let uri: Uri = url.parse().map_err(|_| {
+                let (pool, url) = at();
+                UpstreamConfigError::NotAUrl { pool, url }
+            })?;
             if uri.scheme_str() != Some("http") {
-                return Err(format!("{name} upstream {url:?}: only http:// upstreams are supported"));
+                let (pool, url) = at();
+                return Err(UpstreamConfigError::NotHttp { pool, url });
             }
-            let mut authority =
-                uri.authority().cloned().ok_or_else(|| format!("{name} upstream {url:?} names no host"))?;
+            let no_host = || {
+                let (pool, url) = at();
+                UpstreamConfigError::NoHost { pool, url }
+            };
+            let mut authority = uri.authority().cloned().ok_or_else(no_host)?;
             if authority.port_u16().is_none() {
-                authority = format!("{authority}:80").parse().map_err(|_| format!("{name} upstream {url:?}"))?;
+                authority = format!("{authority}:80").parse().map_err(|_| no_host())?;
             }
             addrs.push(Address::new(authority, spec.connect_timeout, spec.http2));
         }
         if addrs.is_empty() {
-            return Err(format!("the {name} pool has no address"));
+            return Err(UpstreamConfigError::Empty { pool: name.to_owned() });
         }
         let down_until = addrs.iter().map(|_| AtomicI64::new(0)).collect();
         Ok(Self {

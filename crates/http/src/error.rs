@@ -2,9 +2,10 @@
 //!
 //! Policy (after the `crates_io` backend): `anyhow` stays off the request path; model code
 //! returns specific errors; handlers turn them into one [`ApiError`], whose `code` is a stable
-//! snake_case string API clients can switch on. [`From<DbError>`] is the one place database
-//! failures become statuses. An internal error is logged once, here, with its cause chain, and
-//! the client sees only a generic message and the request id.
+//! snake_case string API clients can switch on. A store's error that says its class
+//! ([`Classify`], as the database's does) becomes a status in one place, so this crate knows no
+//! store. An internal error is logged once, here, with its cause chain, and the client sees only
+//! a generic message and the request id.
 //!
 //! An `ApiError` response is JSON and carries its [`ErrorBody`] as an extension too; the
 //! error-rendering layer ([`crate::layers`]) turns it into an HTML page when a browser asked.
@@ -12,7 +13,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
-use turtlemen_db::DbError;
+use turtlemen_domain::{Classify, FailureClass};
 
 /// What an error response says: a stable code and a human message.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -111,19 +112,22 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", "This already exists."),
-            DbError::Unavailable(_) | DbError::SchemaOutdated(_) => {
-                tracing::error!(error = %e, "database unavailable");
+/// A store's error (the database's…) answered by its class: the stores say
+/// what kind of failure each error is ([`Classify`]), and this is the one place a class becomes
+/// a status, so this crate knows no store.
+impl<E: Classify + 'static> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        match e.class() {
+            FailureClass::Conflict => Self::new(StatusCode::CONFLICT, "conflict", "This already exists."),
+            FailureClass::Unavailable => {
+                tracing::error!(error = %e, "store unavailable");
                 Self::unavailable("The service is temporarily unavailable; try again shortly.")
             }
-            DbError::StorageFull(_) => {
-                tracing::error!(error = %e, "database disk full");
+            FailureClass::StorageFull => {
+                tracing::error!(error = %e, "store disk full");
                 Self::storage_full("The server has no room to save this right now; try again later.")
             }
-            other => Self::internal(&other),
+            FailureClass::Internal => Self::internal(&e),
         }
     }
 }

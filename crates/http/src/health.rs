@@ -1,20 +1,98 @@
-//! `/healthz` (the process answers) and `/readyz` (its database and session store answer), and
-//! [`sample`], which takes the operational figures of `/metrics` every few seconds.
+//! `/healthz` (the process answers) and `/readyz` (the stores it depends on answer), each store
+//! a [`Probe`] the role hands in: this crate knows no store.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::time::Duration;
-use turtlemen_db::Db;
-use turtlemen_session::Sessions;
+use futures::future::BoxFuture;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// What `/readyz` checks; a role leaves out what it does not use.
+/// How long one check may take before it counts as failed.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An error a check returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type CheckFn = dyn Fn() -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
+
+/// A dependency `/readyz` checks, shown under its name (`database`, `session_store`).
+#[derive(Clone)]
+pub struct Probe {
+    name: &'static str,
+    check: Arc<CheckFn>,
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// It answered, in this long.
+    Ok(Duration),
+    /// It answered with an error (logged).
+    Unreachable,
+    /// It did not answer within [`CHECK_TIMEOUT`].
+    Timeout,
+}
+
+impl Checked {
+    /// The word `/readyz` shows.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Checked::Ok(_) => "ok",
+            Checked::Unreachable => "unreachable",
+            Checked::Timeout => "timeout",
+        }
+    }
+
+    /// The round trip, when it answered.
+    pub fn round_trip(&self) -> Option<Duration> {
+        match self {
+            Checked::Ok(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+impl Probe {
+    /// A probe named `name` whose `check` answers `Ok` while the dependency serves.
+    pub fn new<F, Fut, E>(name: &'static str, check: F) -> Probe
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let check = move || -> BoxFuture<'static, Result<(), BoxError>> {
+            let fut = check();
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        };
+        Probe { name, check: Arc::new(check) }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Runs the check once, within [`CHECK_TIMEOUT`]; a failure is logged.
+    pub async fn check(&self) -> Checked {
+        let start = Instant::now();
+        match tokio::time::timeout(CHECK_TIMEOUT, (self.check)()).await {
+            Ok(Ok(())) => Checked::Ok(start.elapsed()),
+            Ok(Err(e)) => {
+                tracing::warn!(probe = self.name, error = %e, "readiness check failed");
+                Checked::Unreachable
+            }
+            Err(_) => Checked::Timeout,
+        }
+    }
+}
+
+/// What `/readyz` checks: the stores the role uses, and nothing else.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    pub db: Option<Db>,
-    pub sessions: Option<Sessions>,
+    pub probes: Vec<Probe>,
 }
 
 /// The health routes and `/metrics`.
@@ -26,65 +104,53 @@ pub fn router(readiness: Readiness) -> Router {
         .with_state(readiness)
 }
 
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
 async fn ready(State(r): State<Readiness>) -> Response {
-    let db = match &r.db {
-        None => "not used",
-        Some(db) => match tokio::time::timeout(CHECK_TIMEOUT, db.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: database check failed");
-                "unreachable"
-            }
-            Err(_) => "timeout",
-        },
-    };
-    let sessions = match &r.sessions {
-        None => "not used",
-        Some(s) => match tokio::time::timeout(CHECK_TIMEOUT, s.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: session store check failed");
-                "unreachable"
-            }
-            Err(_) => "timeout",
-        },
-    };
-    let ready = matches!(db, "ok" | "not used") && matches!(sessions, "ok" | "not used");
+    let checked = futures::future::join_all(r.probes.iter().map(Probe::check)).await;
+    let ready = checked.iter().all(|c| matches!(c, Checked::Ok(_)));
+    let mut body = serde_json::Map::new();
+    body.insert("ready".into(), ready.into());
+    for (probe, c) in r.probes.iter().zip(&checked) {
+        body.insert(probe.name.into(), c.as_str().into());
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     // A JSON body with its own content type: the error layer passes it through unchanged.
-    (status, axum::Json(serde_json::json!({ "ready": ready, "database": db, "session_store": sessions })))
-        .into_response()
+    (status, axum::Json(serde_json::Value::Object(body))).into_response()
 }
 
-/// Every `every`, until `stop` resolves: times a round trip to the database and to the session
-/// store and counts the pool, and — when `work` is set (the roles that run or hand out work: the
-/// API server and workers) — counts the job queue, uploads and lives, for `/metrics`.
-pub async fn sample(readiness: Readiness, work: bool, every: Duration, stop: impl std::future::Future<Output = ()>) {
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tick.tick() => {}
-        }
-        if let Some(db) = &readiness.db {
-            let start = std::time::Instant::now();
-            let ok = matches!(tokio::time::timeout(CHECK_TIMEOUT, db.ping()).await, Ok(Ok(())));
-            crate::metrics::record_database(ok.then(|| start.elapsed()), turtlemen_db::stats::pool_connections(db));
-            if work && ok {
-                match turtlemen_db::stats::snapshot(db).await {
-                    Ok(s) => crate::metrics::record_work(&s),
-                    Err(e) => tracing::debug!(error = %e, "cannot count the work in progress"),
-                }
-            }
-        }
-        if let Some(sessions) = &readiness.sessions {
-            let start = std::time::Instant::now();
-            let ok = matches!(tokio::time::timeout(CHECK_TIMEOUT, sessions.ping()).await, Ok(Ok(())));
-            crate::metrics::record_session_store(ok.then(|| start.elapsed()));
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn readyz(probes: Vec<Probe>) -> (StatusCode, serde_json::Value) {
+        let res = tower::ServiceExt::oneshot(
+            router(Readiness { probes }),
+            axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_only_when_every_probe_answers() {
+        let up = || Probe::new("database", || async { Ok::<_, std::io::Error>(()) });
+        let down = Probe::new("session_store", || async { Err(std::io::Error::other("refused")) });
+        assert_eq!(readyz(vec![]).await, (StatusCode::OK, serde_json::json!({ "ready": true })));
+        assert_eq!(readyz(vec![up()]).await, (StatusCode::OK, serde_json::json!({ "ready": true, "database": "ok" })));
+        assert_eq!(
+            readyz(vec![up(), down]).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "ready": false, "database": "ok", "session_store": "unreachable" })
+            )
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_hangs_times_out() {
+        let hangs = Probe::new("database", std::future::pending::<Result<(), std::io::Error>>);
+        assert_eq!(hangs.check().await, Checked::Timeout);
     }
 }

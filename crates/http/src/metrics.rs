@@ -8,7 +8,7 @@
 //!
 //! Beside them, under the `turtlemen_` prefix, the process's operational figures: the job
 //! queue, uploads and lives in progress, the database and session store (reachability, round
-//! trip, pool) — taken every few seconds by [`crate::health::sample`] — and the speed of each
+//! trip, pool) — taken every few seconds by the role (`turtlemen::health`) — and the speed of each
 //! finished transcode, recorded by the worker ([`transcode_finished`]).
 
 use axum::http::{HeaderValue, header};
@@ -246,8 +246,23 @@ impl Ops {
     }
 }
 
-/// Records the work in progress (taken from the database).
-pub fn record_work(s: &turtlemen_db::stats::Snapshot) {
+/// The work in progress, as a role counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WorkCounts {
+    /// Jobs waiting for a worker (due or not).
+    pub jobs_queued: i64,
+    /// Jobs a worker holds.
+    pub jobs_running: i64,
+    /// How long the oldest due, unclaimed job has waited, in seconds (0 when none waits).
+    pub oldest_due_job_secs: f64,
+    /// Uploads started and neither finished nor expired.
+    pub uploads_active: i64,
+    /// Lives on air.
+    pub lives_active: i64,
+}
+
+/// Records the work in progress.
+pub fn record_work(s: &WorkCounts) {
     let ops = &metrics().ops;
     ops.jobs.get_or_create(&JobStateLabels { state: "queued" }).set(s.jobs_queued);
     ops.jobs.get_or_create(&JobStateLabels { state: "running" }).set(s.jobs_running);
@@ -398,7 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn operational_figures_follow_the_metrics_of_the_requests() {
-        record_work(&turtlemen_db::stats::Snapshot {
+        record_work(&WorkCounts {
             jobs_queued: 3,
             jobs_running: 1,
             oldest_due_job_secs: 2.5,
