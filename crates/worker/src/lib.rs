@@ -20,6 +20,7 @@
 //! anything by HTTP: it knows the queue, not the web.
 
 pub mod notify;
+pub mod retranscode;
 pub mod slot;
 pub mod transcode;
 
@@ -163,8 +164,8 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The job kinds this build runs: the notifications always, transcodes when given a
-/// [`transcode::Transcoder`].
+/// The job kinds this build runs: the notifications always, transcodes (first ones, again, and
+/// the removal of replaced media versions) when given a [`transcode::Transcoder`].
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     let registry = Registry::new()
         .register(notify::NOTIFY_NEW_VIDEO, notify::SubscriberFanOut::default())
@@ -172,7 +173,10 @@ pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
         .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber)
         .register(notify::NOTIFY_COMMENT, notify::comment);
     match transcoder {
-        Some(t) => registry.register(transcode::TRANSCODE, t),
+        Some(t) => registry
+            .register(retranscode::RETIRE_MEDIA, retranscode::MediaRetirer { storage: t.storage.clone() })
+            .register(retranscode::RETRANSCODE, retranscode::Retranscoder(t.clone()))
+            .register(transcode::TRANSCODE, t),
         None => registry,
     }
 }
