@@ -75,6 +75,18 @@ async fn until_version(app: &TestApp, who: &Browser, id: &str, version: u32) -> 
     }
 }
 
+/// A copy of the SQLite file `from` at `to`, with `statements` run in it.
+async fn altered(from: &Path, to: &Path, statements: &[&'static str]) -> std::path::PathBuf {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    std::fs::copy(from, to).unwrap();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(to).connect().await.unwrap();
+    for sql in statements {
+        conn.execute(*sql).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    to.to_owned()
+}
+
 /// The master playlist at `hls`, one of its variants' VOD playlist and a segment all answer.
 async fn plays(app: &TestApp, hls: &str) {
     let master = app.get(hls).await.text().await.unwrap();
@@ -149,25 +161,19 @@ on_both_stacks! {
             conn.execute("CREATE TABLE notes (body TEXT)").await.unwrap();
             conn.close().await.unwrap();
         }
-        let newer = tmp.path().join("newer.db");
-        std::fs::copy(&backup, &newer).unwrap();
-        {
-            use sqlx::{ConnectOptions, Connection};
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&newer).connect().await.unwrap();
-            sqlx::query(
-                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                 VALUES (99991231000000, 'from the future', TRUE, X'00', 1)",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            conn.close().await.unwrap();
-        }
+        let newer = altered(&backup, &tmp.path().join("newer.db"), &[
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99991231000000, 'from the future', TRUE, X'00', 1)",
+        ]).await;
+        let modified = altered(&backup, &tmp.path().join("modified.db"), &[
+            "UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = (SELECT MIN(version) FROM _sqlx_migrations)",
+        ]).await;
         let missing = tmp.path().join("missing.db");
         for (file, needle) in [
             (&garbage, "not a usable SQLite database"),
             (&foreign, "not a Turtlemen database"),
             (&newer, "newer Turtlemen"),
+            (&modified, "applied differently"),
             (&missing, "does not exist"),
         ] {
             let (code, _, err) = admin(&["admin", "restore", "--from", file.to_str().unwrap()], &empty_env).await;
@@ -176,7 +182,25 @@ on_both_stacks! {
             assert!(err.contains(needle), "{needle}: {err}");
             assert!(!err.contains("panicked"), "{err}");
         }
-        assert!(!empty_settings.data_dir.as_ref().unwrap().join("turtlemen.db").exists(), "nothing restored");
+        let empty_db = empty_settings.data_dir.as_ref().unwrap().join("turtlemen.db");
+        assert!(!empty_db.exists(), "nothing restored");
+
+        // A backup of an older schema is brought up to this binary's.
+        let schema = out.split("schema version ").nth(1).unwrap().trim().to_owned();
+        let older = altered(&backup, &tmp.path().join("older.db"), &[
+            "ALTER TABLE videos DROP COLUMN media_version",
+            "DELETE FROM _sqlx_migrations WHERE version = 20261206073000",
+        ]).await;
+        let (code, restored_out, err) = admin(&["admin", "restore", "--from", older.to_str().unwrap()], &empty_env).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(restored_out.contains(&format!("schema version {schema};")), "{restored_out} after {out}");
+        {
+            use sqlx::{ConnectOptions, Connection};
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&empty_db).connect().await.unwrap();
+            let versions: Vec<i64> = sqlx::query_scalar("SELECT media_version FROM videos").fetch_all(&mut conn).await.unwrap();
+            assert_eq!(versions, vec![0], "the column the older schema lacked");
+            conn.close().await.unwrap();
+        }
         drop(empty_dir);
 
         // A fresh data folder with the instance's secrets and media (docs/operations.md), and
