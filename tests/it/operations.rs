@@ -255,6 +255,9 @@ on_both_stacks! {
         assert!(out.contains("queued for re-transcoding already"), "{out}");
 
         let v = until_version(&app, &ann, &first, 1).await;
+        let runs = jobs::list(&app.db, &JobFilter { kind: Some("retranscode"), ..JobFilter::default() }).await.unwrap();
+        assert_eq!(runs.len(), 1, "queued once: {runs:?}");
+        assert_eq!(runs[0].idempotency_key.as_deref(), Some(format!("retranscode:{first}:1").as_str()));
         let new_hls = v["hls_url"].as_str().unwrap().to_owned();
         plays(&app, &new_hls).await;
         assert!(v["poster_url"].as_str().unwrap().contains("/versions/1/poster.jpg"), "{v}");
@@ -292,6 +295,8 @@ on_both_stacks! {
         assert!(out.contains("queued 2 videos for re-transcoding (0 were queued already)"), "{out}");
         plays(&app, until_version(&app, &ann, &first, 2).await["hls_url"].as_str().unwrap()).await;
         plays(&app, until_version(&app, &ann, &second, 1).await["hls_url"].as_str().unwrap()).await;
+        let runs = jobs::list(&app.db, &JobFilter { kind: Some("retranscode"), ..JobFilter::default() }).await.unwrap();
+        assert_eq!(runs.len(), 3, "{runs:?}");
         let failed = jobs::list(&app.db, &JobFilter { state: Some(JobState::Failed), ..JobFilter::default() }).await.unwrap();
         assert!(failed.is_empty(), "{failed:?}");
     }
