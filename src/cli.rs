@@ -529,7 +529,7 @@ async fn retranscode(db: &turtlemen_db::Db, video: Option<&str>, all: bool) -> a
                 }
             }
         }
-        println!("queued {queued} videos for re-transcoding ({before} were queued already)");
+        println!("queued {queued} videos for re-transcoding ({before} were queued or running already)");
         return Ok(());
     }
     let text = video.context("name a video id, or --all")?;
@@ -546,7 +546,7 @@ async fn retranscode(db: &turtlemen_db::Db, video: Option<&str>, all: bool) -> a
     if enqueue(db, id, version).await? {
         println!("queued video {id} for re-transcoding (media version {version})");
     } else {
-        println!("video {id} was queued for re-transcoding already (media version {version})");
+        println!("video {id} is queued or being re-transcoded already (media version {version})");
     }
     Ok(())
 }

@@ -252,7 +252,7 @@ on_both_stacks! {
         assert!(out.contains(&format!("queued video {first} for re-transcoding (media version 1)")), "{out}");
         let (code, out, _) = admin(&["admin", "retranscode", &first], &env).await;
         assert_eq!(code, 0);
-        assert!(out.contains("queued for re-transcoding already"), "{out}");
+        assert!(out.contains("is queued or being re-transcoded already"), "{out}");
 
         let v = until_version(&app, &ann, &first, 1).await;
         let runs = jobs::list(&app.db, &JobFilter { kind: Some("retranscode"), ..JobFilter::default() }).await.unwrap();
@@ -292,7 +292,7 @@ on_both_stacks! {
         assert_eq!(wait_until_processed(&app, &ann, &second, 120).await["state"], "ready");
         let (code, out, err) = admin(&["admin", "retranscode", "--all"], &env).await;
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains("queued 2 videos for re-transcoding (0 were queued already)"), "{out}");
+        assert!(out.contains("queued 2 videos for re-transcoding (0 were queued or running already)"), "{out}");
         plays(&app, until_version(&app, &ann, &first, 2).await["hls_url"].as_str().unwrap()).await;
         plays(&app, until_version(&app, &ann, &second, 1).await["hls_url"].as_str().unwrap()).await;
         let runs = jobs::list(&app.db, &JobFilter { kind: Some("retranscode"), ..JobFilter::default() }).await.unwrap();

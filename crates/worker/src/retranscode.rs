@@ -50,12 +50,12 @@ fn target(payload: &serde_json::Value) -> Result<(Uuid, u32), JobError> {
     Ok((video, version))
 }
 
-/// Queues the re-transcode of `video` into `version` (the one after the version it serves).
-/// `false`: that re-transcode was queued before (its job is kept, whatever its state).
+/// Queues the re-transcode of `video` into `version` (the one after the version it serves); one
+/// that failed before is queued again. `false`: that re-transcode is queued or running already.
 pub async fn enqueue(db: &turtlemen_db::Db, video: Uuid, version: u32) -> Result<bool, turtlemen_db::DbError> {
     let payload = serde_json::json!({ "video_id": video.to_string(), "version": version });
     let key = format!("retranscode:{video}:{version}");
-    Ok(jobs::enqueue(db, &NewJob::new(RETRANSCODE, &payload).idempotency_key(&key)).await?.created)
+    jobs::enqueue_again(db, &NewJob::new(RETRANSCODE, &payload).idempotency_key(&key)).await
 }
 
 #[async_trait::async_trait]
