@@ -9,9 +9,9 @@
 //!
 //! It is idempotent per video and version ([`VideoOutput`]): a re-run wipes the work dir and
 //! writes the same keys, and removes keys of that version's HLS output it did not write. A
-//! re-transcode runs as the next version, whose keys are apart from the served one's. It never touches the original,
-//! knows nothing of the database or HTTP, and names objects only by [`StorageKey`]s built
-//! from the video id.
+//! re-transcode runs as the next version, whose keys are apart from the served one's. It never
+//! touches the original, knows nothing of the database or HTTP, and names objects only by
+//! [`StorageKey`]s built from the video id and version.
 
 pub mod command;
 pub mod error;
