@@ -137,6 +137,30 @@ pub enum AdminCommand {
         #[arg(long, value_name = "BYTES|default")]
         daily: Option<String>,
     },
+    /// Write a consistent copy of the embedded SQLite database to a new FILE, while servers keep
+    /// running (PostgreSQL and CockroachDB are backed up with their own tools: docs/operations.md).
+    Backup {
+        /// The file to create; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Replace the embedded SQLite database with a backup and bring it up to date. Stop every
+    /// server that uses the database first: a database in use is refused.
+    Restore {
+        /// A file written by `admin backup`.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Transcode a ready video again (or every ready one) through the job queue; each stays
+    /// watchable on its current renditions until the new ones replace them.
+    Retranscode {
+        /// The video's id.
+        #[arg(value_name = "VIDEO_ID", required_unless_present = "all", conflicts_with = "all")]
+        video: Option<String>,
+        /// Every ready video, queued in batches.
+        #[arg(long)]
+        all: bool,
+    },
     /// Fill the database with a synthetic instance for benchmarks (users `seedN` that cannot
     /// sign in, their channels, videos, subscriptions and comments). Refuses a database seeded
     /// before.
@@ -403,6 +427,45 @@ pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Inter
             println!("quotas of {username} set");
             Ok(())
         }
+        AdminCommand::Backup { to } => {
+            if !matches!(config.database, turtlemen_config::DatabaseUrl::Sqlite(_)) {
+                return Err(turtlemen_db::backup::BackupError::NotSqlite.into());
+            }
+            // Not migrated: a backup copies the database as the running servers have it.
+            let db = app::open_db(config, false).await?;
+            let done = turtlemen_db::backup::backup(&db, &to).await;
+            db.close().await;
+            let copied = done?;
+            println!(
+                "wrote {} ({} bytes): {} tables, schema version {}",
+                to.display(),
+                copied.bytes,
+                copied.tables,
+                copied.schema_version
+            );
+            Ok(())
+        }
+        AdminCommand::Restore { from } => {
+            let turtlemen_config::DatabaseUrl::Sqlite(url) = &config.database else {
+                return Err(turtlemen_db::backup::RestoreError::NotSqlite.into());
+            };
+            crate::data_dir::prepare(&config.data_dir)?;
+            let copied = turtlemen_db::backup::restore(url, &from).await?;
+            println!(
+                "restored {} into {url} ({} bytes): {} tables, schema version {}; start the servers again",
+                from.display(),
+                copied.bytes,
+                copied.tables,
+                copied.schema_version
+            );
+            Ok(())
+        }
+        AdminCommand::Retranscode { video, all } => {
+            let db = admin_db(config).await?;
+            let done = retranscode(&db, video.as_deref(), all).await;
+            db.close().await;
+            done
+        }
         AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows, comments } => {
             let db = admin_db(config).await?;
             let follower = match follower {
@@ -442,6 +505,50 @@ pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Inter
             Ok(())
         }
     }
+}
+
+/// Videos read per page by `retranscode --all`.
+const RETRANSCODE_BATCH: u32 = 500;
+
+/// Queues the re-transcode of one ready video, or of every one.
+async fn retranscode(db: &turtlemen_db::Db, video: Option<&str>, all: bool) -> anyhow::Result<()> {
+    use turtlemen_db::videos::{self, VideoState};
+    use turtlemen_worker::retranscode::enqueue;
+    if all {
+        let (mut queued, mut before) = (0u64, 0u64);
+        let mut after = None;
+        loop {
+            let page = videos::ready_after(db, after, RETRANSCODE_BATCH).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.0);
+            for (id, version) in &page {
+                if enqueue(db, *id, version.saturating_add(1)).await? {
+                    queued += 1;
+                } else {
+                    before += 1;
+                }
+            }
+        }
+        println!("queued {queued} videos for re-transcoding ({before} were queued or running already)");
+        return Ok(());
+    }
+    let text = video.context("name a video id, or --all")?;
+    let id = uuid::Uuid::parse_str(text.trim()).map_err(|_| anyhow::anyhow!("VIDEO_ID: {text} is not a video id"))?;
+    let v = videos::get(db, id).await?.with_context(|| format!("there is no video {id} (unknown or deleted)"))?;
+    if v.state != VideoState::Ready {
+        bail!(
+            "video {id} is {}: only a ready video is transcoded again (a processing one is being transcoded now; \
+             a failed one needs a new upload)",
+            v.state.as_str()
+        );
+    }
+    let version = v.media_version.saturating_add(1);
+    if enqueue(db, id, version).await? {
+        println!("queued video {id} for re-transcoding (media version {version})");
+    } else {
+        println!("video {id} is queued or being re-transcoded already (media version {version})");
+    }
+    Ok(())
 }
 
 async fn set_role(db: &turtlemen_db::Db, username: &str, role: &str) -> anyhow::Result<()> {

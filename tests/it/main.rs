@@ -33,6 +33,7 @@ mod lives;
 mod moderation;
 mod notifications;
 mod openapi;
+mod operations;
 mod page_cache;
 mod pages;
 mod recovery;

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use turtlemen_db::videos::Video;
 use turtlemen_http::ApiError;
 use turtlemen_http::files::{FileReply, FileResponder};
-use turtlemen_storage::{ByteRange, Segment, StorageError, StorageKey};
+use turtlemen_storage::{ByteRange, Segment, StorageError, StorageKey, VideoOutput};
 use uuid::Uuid;
 
 /// Media URLs are valid for one to two of these.
@@ -86,9 +86,14 @@ impl MediaSigner {
     }
 }
 
-/// The signed base URL of a video's media (no trailing slash).
+/// The signed base URL of the media version a video serves (no trailing slash):
+/// `/media/{token}/videos/{id}`, then `/versions/{n}` once it was transcoded again.
 pub fn base_url(st: &ApiState, v: &Video) -> String {
-    format!("/media/{}/videos/{}", st.media.token(v.id, SystemTime::now()), v.id)
+    let token = st.media.token(v.id, SystemTime::now());
+    match v.media_version {
+        0 => format!("/media/{token}/videos/{}", v.id),
+        n => format!("/media/{token}/videos/{}/versions/{n}", v.id),
+    }
 }
 
 pub fn routes() -> Router<ApiState> {
@@ -139,25 +144,33 @@ fn rendition_height(name: &str) -> Option<u32> {
         .then(|| digits.parse().ok())?
 }
 
-/// The stored object a media path names, built from numbers and fixed names only.
+/// `3` → 3: a media version after the first (no sign, no leading zero, not 0).
+fn media_version(text: &str) -> Option<u32> {
+    (!text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0'))
+        .then(|| text.parse().ok())?
+}
+
+/// The stored object a media path names, built from numbers and fixed names only. The path may
+/// start with `versions/{n}/`: the n-th re-transcode's output ([`VideoOutput`]).
 fn key_for(id: Uuid, rest: &str) -> Option<(StorageKey, Kind)> {
-    const FIXED: [(&str, Segment, Kind); 3] = [
-        ("poster.jpg", Segment::fixed("poster.jpg"), Kind::Jpeg),
-        ("storyboard.jpg", Segment::fixed("storyboard.jpg"), Kind::Jpeg),
-        ("storyboard.vtt", Segment::fixed("storyboard.vtt"), Kind::Vtt),
-    ];
+    let (output, rest) = match rest.strip_prefix("versions/") {
+        Some(versioned) => {
+            let (n, rest) = versioned.split_once('/')?;
+            (VideoOutput { video_id: id, version: media_version(n)? }, rest)
+        }
+        None => (VideoOutput::first(id), rest),
+    };
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
-        [name] => FIXED
-            .iter()
-            .find(|(n, ..)| n == name)
-            .map(|(_, seg, kind)| (StorageKey::video(id).join(seg.clone()), *kind)),
-        ["hls", "master.m3u8"] => Some((StorageKey::video_hls(id).join(Segment::fixed("master.m3u8")), Kind::Playlist)),
+        ["poster.jpg"] => Some((output.poster(), Kind::Jpeg)),
+        ["storyboard.jpg"] => Some((output.storyboard(), Kind::Jpeg)),
+        ["storyboard.vtt"] => Some((output.storyboard_vtt(), Kind::Vtt)),
+        ["hls", "master.m3u8"] => Some((output.hls().join(Segment::fixed("master.m3u8")), Kind::Playlist)),
         ["hls", rendition, file] => {
             let folder = if *rendition == "audio" {
-                StorageKey::video_hls(id).join(Segment::fixed("audio"))
+                output.audio_rendition()
             } else {
-                StorageKey::video_rendition(id, rendition_height(rendition)?)
+                output.rendition(rendition_height(rendition)?)
             };
             match *file {
                 "playlist.m3u8" => Some((folder.join(Segment::fixed("playlist.m3u8")), Kind::Playlist)),
@@ -322,7 +335,17 @@ mod tests {
         assert_eq!(k("hls/720p/seg-00042.m4s").as_deref(), Some("hls/720p/seg-00042.m4s"));
         assert_eq!(k("hls/audio/init.mp4").as_deref(), Some("hls/audio/init.mp4"));
         assert_eq!(k("storyboard.vtt").as_deref(), Some("storyboard.vtt"));
+        assert_eq!(k("versions/2/hls/720p/seg-00042.m4s").as_deref(), Some("versions/2/hls/720p/seg-00042.m4s"));
+        assert_eq!(k("versions/13/poster.jpg").as_deref(), Some("versions/13/poster.jpg"));
         for bad in [
+            "versions/0/hls/master.m3u8",
+            "versions/02/hls/master.m3u8",
+            "versions//hls/master.m3u8",
+            "versions/x/poster.jpg",
+            "versions/2",
+            "versions/2/original",
+            "versions/2/versions/3/poster.jpg",
+            "versions/-1/poster.jpg",
             "",
             "original",
             "../original",

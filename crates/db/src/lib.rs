@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod auth_sessions;
+pub mod backup;
 pub mod channels;
 pub mod chat;
 pub mod clients;

@@ -15,6 +15,16 @@ use uuid::Uuid;
 /// idempotency key `transcode:{video_id}`.
 pub const TRANSCODE: crate::jobs::JobKind = crate::jobs::JobKind::new("transcode");
 
+/// The job that transcodes a `ready` video again into its next media version, leaving the
+/// served version alone until the new one is complete; its payload is
+/// `{"video_id": …, "version": n}` and its idempotency key `retranscode:{video_id}:{n}`.
+pub const RETRANSCODE: crate::jobs::JobKind = crate::jobs::JobKind::new("retranscode");
+
+/// The job that deletes a media version a re-transcode replaced, once viewers who started on it
+/// have had time to finish; payload `{"video_id": …, "version": n}`, idempotency key
+/// `retire_media:{video_id}:{n}`.
+pub const RETIRE_MEDIA: crate::jobs::JobKind = crate::jobs::JobKind::new("retire_media");
+
 /// Who may see a video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +128,9 @@ pub struct Video {
     pub renditions: Vec<Rendition>,
     pub has_poster: bool,
     pub has_storyboard: bool,
+    /// Which transcode's output is served: 0 for the first, `n` after the n-th re-transcode
+    /// (`turtlemen_storage::VideoOutput`).
+    pub media_version: u32,
     pub original_name: String,
     pub original_bytes: u64,
     pub views: u64,
@@ -191,6 +204,7 @@ pub(crate) struct Row {
     renditions: String,
     has_poster: bool,
     has_storyboard: bool,
+    media_version: i32,
     original_name: String,
     original_bytes: i64,
     views: i64,
@@ -251,6 +265,7 @@ impl From<Row> for Video {
             renditions: serde_json::from_str(&r.renditions).unwrap_or_default(),
             has_poster: r.has_poster,
             has_storyboard: r.has_storyboard,
+            media_version: u32::try_from(r.media_version).unwrap_or(0),
             original_name: r.original_name,
             original_bytes: u64::try_from(r.original_bytes).unwrap_or(0),
             views: u64::try_from(r.views).unwrap_or(0),
@@ -275,7 +290,7 @@ macro_rules! video_columns {
          v.channel_id, c.handle AS channel_handle, c.display_name AS channel_display_name, c.avatar_version AS channel_avatar_version, v.title, \
          v.description, v.tags, v.category, v.language, v.licence, v.privacy, v.state, v.progress, \
          v.playable, v.failure_reason, v.duration_secs, v.width, v.height, v.renditions, v.has_poster, \
-         v.has_storyboard, v.original_name, v.original_bytes, v.views, v.likes, v.dislikes, v.created_at, v.updated_at, v.published_at, \
+         v.has_storyboard, v.media_version, v.original_name, v.original_bytes, v.views, v.likes, v.dislikes, v.created_at, v.updated_at, v.published_at, \
          v.hidden, v.hidden_reason"
     };
 }
@@ -564,6 +579,52 @@ pub async fn mark_ready(db: &Db, id: Uuid, p: &Processed) -> Result<(), DbError>
         Ok(())
     })
     .await
+}
+
+/// A re-transcode finished: its output, version `version`, is served from now on in place of
+/// the one before, with the video staying `ready` throughout. `false` (nothing changed) when the
+/// video is gone, no longer `ready`, or already serves this version or a newer one.
+pub async fn publish_version(db: &Db, id: Uuid, version: u32, p: &Processed) -> Result<bool, DbError> {
+    let renditions = serde_json::to_string(&p.renditions).unwrap_or_else(|_| "[]".into());
+    let version = i32::try_from(version).unwrap_or(i32::MAX);
+    retry_serializable(|| async {
+        let n = with_pool!(db, |pool| {
+            sqlx::query(
+                "UPDATE videos SET media_version = $2, duration_secs = $3, width = $4, height = $5, renditions = $6, \
+                 has_poster = $7, has_storyboard = $8, updated_at = $9 \
+                 WHERE id = $1 AND state = 'ready' AND media_version < $2",
+            )
+            .bind(id)
+            .bind(version)
+            .bind(p.duration_secs)
+            .bind(i32::try_from(p.width).unwrap_or(i32::MAX))
+            .bind(i32::try_from(p.height).unwrap_or(i32::MAX))
+            .bind(&renditions)
+            .bind(p.has_poster)
+            .bind(p.has_storyboard)
+            .bind(Utc::now())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    })
+    .await
+}
+
+/// Up to `limit` `ready` videos with ids above `after` (all from the start when `None`), in id
+/// order, each with the media version it serves: the pages a re-transcode of every video walks.
+pub async fn ready_after(db: &Db, after: Option<Uuid>, limit: u32) -> Result<Vec<(Uuid, u32)>, DbError> {
+    let rows: Vec<(Uuid, i32)> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, media_version FROM videos WHERE state = 'ready' AND ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(|(id, v)| (id, u32::try_from(v).unwrap_or(0))).collect())
 }
 
 /// An attempt failed and will be retried: what it published is gone, so nothing is playable

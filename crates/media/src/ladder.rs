@@ -9,8 +9,7 @@
 //! [`probe`]: crate::probe
 
 use crate::probe::Probe;
-use turtlemen_storage::StorageKey;
-use uuid::Uuid;
+use turtlemen_storage::{StorageKey, VideoOutput};
 
 /// The short sides we encode.
 pub const STEPS: [u32; 8] = [144, 240, 360, 480, 720, 1080, 1440, 2160];
@@ -32,11 +31,11 @@ impl Label {
         }
     }
 
-    /// Where the rendition is stored.
-    pub fn key(&self, video_id: Uuid) -> StorageKey {
+    /// Where the rendition of `output` is stored.
+    pub fn key(&self, output: VideoOutput) -> StorageKey {
         match self {
-            Label::Height(h) => StorageKey::video_rendition(video_id, *h),
-            Label::Audio => StorageKey::video_audio_rendition(video_id),
+            Label::Height(h) => output.rendition(*h),
+            Label::Audio => output.audio_rendition(),
         }
     }
 }

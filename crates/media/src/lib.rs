@@ -7,10 +7,11 @@
 //! segments and playlists to storage ([`publish`]), so the video is playable (an EVENT
 //! playlist) seconds after processing starts; at the end the playlists become VOD.
 //!
-//! It is idempotent per video: a re-run wipes the work dir and writes the same keys, and
-//! removes keys of the video's HLS output it did not write. It never touches the original,
-//! knows nothing of the database or HTTP, and names objects only by [`StorageKey`]s built
-//! from the video id.
+//! It is idempotent per video and version ([`VideoOutput`]): a re-run wipes the work dir and
+//! writes the same keys, and removes keys of that version's HLS output it did not write. A
+//! re-transcode runs as the next version, whose keys are apart from the served one's. It never
+//! touches the original, knows nothing of the database or HTTP, and names objects only by
+//! [`StorageKey`]s built from the video id and version.
 
 pub mod command;
 pub mod error;
@@ -31,8 +32,7 @@ use publish::Publisher;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thumbs::Storyboard;
-use turtlemen_storage::{Storage, StorageKey};
-use uuid::Uuid;
+use turtlemen_storage::{Storage, StorageKey, VideoOutput};
 
 /// How often the work dir is checked for finished segments while ffmpeg runs.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
@@ -144,25 +144,29 @@ pub struct Processed {
     pub has_storyboard: bool,
 }
 
-/// Turns `input` into HLS, a poster and a storyboard under the video's keys in `storage`.
+/// Turns `input` into HLS, a poster and a storyboard under the keys of `output` in `storage`
+/// (a video id alone: its first version).
 ///
 /// `work_dir` belongs to this call: it is wiped at the start and removed at the end. On any
-/// error, the video's HLS output, poster and storyboard are removed from storage (the
-/// original is never touched), so a rejected or failed video leaves nothing half-made.
+/// error, that version's HLS output, poster and storyboard are removed from storage (the
+/// original and other versions are never touched), so a rejected or failed run leaves nothing
+/// half-made.
 pub async fn process(
     input: &Path,
     work_dir: &Path,
     storage: &Storage,
-    video_id: Uuid,
+    output: impl Into<VideoOutput>,
     opts: &ProcessOptions,
     on_event: impl FnMut(Event) + Send,
 ) -> Result<Processed, ProcessError> {
+    let output = output.into();
+    let video_id = output.video_id;
     opts.check()?;
     let started = std::time::Instant::now();
     let result = async {
         let probe = probe::probe(&opts.tools, input).await?;
         probe.validate(&opts.limits)?;
-        transcode(&probe, input, work_dir, storage, video_id, opts, on_event).await
+        transcode(&probe, input, work_dir, storage, output, opts, on_event).await
     }
     .await;
     if let Err(e) = tokio::fs::remove_dir_all(work_dir).await
@@ -179,7 +183,7 @@ pub async fn process(
         ),
         Err(e) => {
             tracing::info!(video.id = %video_id, error = %e, "video not processed");
-            if let Err(cleanup) = remove_outputs(storage, video_id).await {
+            if let Err(cleanup) = remove_outputs(storage, output).await {
                 tracing::warn!(video.id = %video_id, error = %cleanup, "cannot remove a failed video's output");
             }
         }
@@ -192,10 +196,11 @@ async fn transcode(
     input: &Path,
     work_dir: &Path,
     storage: &Storage,
-    video_id: Uuid,
+    output: VideoOutput,
     opts: &ProcessOptions,
     on_event: impl FnMut(Event) + Send,
 ) -> Result<Processed, ProcessError> {
+    let video_id = output.video_id;
     let ladder = ladder::plan(probe);
     match tokio::fs::remove_dir_all(work_dir).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(ProcessError::io("wiping the work dir")(e)),
@@ -232,7 +237,7 @@ async fn transcode(
         }
     };
     let frame_rate = command::output_frame_rate(probe);
-    let mut publisher = Publisher::new(storage, video_id, work_dir, &ladder, opts.segment_secs, frame_rate);
+    let mut publisher = Publisher::new(storage, output, work_dir, &ladder, opts.segment_secs, frame_rate);
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(false);
     let watch = run::Watch { stall: opts.stall_timeout, total: opts.total_timeout };
     let ffmpeg = async {
@@ -284,47 +289,44 @@ async fn transcode(
             Err(e) => Err(ProcessError::io(format!("reading {file}"))(e)),
         }
     };
-    let has_poster = store_file(command::POSTER, StorageKey::video_poster(video_id)).await?;
-    let has_storyboard = store_file(command::STORYBOARD, StorageKey::video_storyboard(video_id)).await?;
+    let has_poster = store_file(command::POSTER, output.poster()).await?;
+    let has_storyboard = store_file(command::STORYBOARD, output.storyboard()).await?;
     if has_storyboard && let Some(x) = &extras {
-        let vtt = StorageKey::video_storyboard_vtt(video_id);
+        let vtt = output.storyboard_vtt();
         storage.put_bytes(&vtt, Bytes::from(x.storyboard.vtt(command::STORYBOARD))).await?;
         keys.insert(vtt);
     }
-    remove_leftovers(storage, video_id, &keys).await?;
+    remove_leftovers(storage, output, &keys).await?;
     emit(Event::Progress { percent: 100 });
     let (width, height) = probe.video.as_ref().map_or((0, 0), |v| (v.width, v.height));
     Ok(Processed { duration_secs: duration, width, height, renditions, has_poster, has_storyboard })
 }
 
 /// The keys outside the HLS prefix that processing writes.
-fn extra_keys(video_id: Uuid) -> [StorageKey; 3] {
-    [
-        StorageKey::video_poster(video_id),
-        StorageKey::video_storyboard(video_id),
-        StorageKey::video_storyboard_vtt(video_id),
-    ]
+fn extra_keys(output: VideoOutput) -> [StorageKey; 3] {
+    [output.poster(), output.storyboard(), output.storyboard_vtt()]
 }
 
 /// Deletes what an earlier run stored and this one did not.
 async fn remove_leftovers(
     storage: &Storage,
-    video_id: Uuid,
+    output: VideoOutput,
     keep: &std::collections::HashSet<StorageKey>,
 ) -> Result<(), ProcessError> {
+    let video_id = output.video_id;
     let kept: std::collections::HashSet<&str> = keep.iter().map(|k| k.as_str()).collect();
-    for object in storage.list(&StorageKey::video_hls(video_id)).await? {
+    for object in storage.list(&output.hls()).await? {
         if kept.contains(object.key.as_str()) {
             continue;
         }
-        match publish::hls_key(video_id, &object.key) {
+        match publish::hls_key(output, &object.key) {
             Some(key) => storage.delete(&key).await?,
             None => {
                 tracing::warn!(video.id = %video_id, storage.key = %object.key, "unknown object left in the HLS output")
             }
         }
     }
-    for key in extra_keys(video_id) {
+    for key in extra_keys(output) {
         if !keep.contains(&key) {
             storage.delete(&key).await?;
         }
@@ -332,10 +334,12 @@ async fn remove_leftovers(
     Ok(())
 }
 
-/// Deletes everything processing may have stored for the video.
-async fn remove_outputs(storage: &Storage, video_id: Uuid) -> Result<(), ProcessError> {
-    storage.delete_prefix(&StorageKey::video_hls(video_id)).await?;
-    for key in extra_keys(video_id) {
+/// Deletes everything processing may have stored for one version of a video (a re-transcode's
+/// output that lost, or a version replaced by a newer one); the original and other versions
+/// stay.
+pub async fn remove_outputs(storage: &Storage, output: VideoOutput) -> Result<(), ProcessError> {
+    storage.delete_prefix(&output.hls()).await?;
+    for key in extra_keys(output) {
         storage.delete(&key).await?;
     }
     Ok(())

@@ -6,7 +6,8 @@
 //! the master is stored once every rendition has a segment. ffmpeg's own playlist is only
 //! read (it is replaced atomically and lists finished segments only); the playlists we store
 //! are written by [`crate::playlist`] from the segments already stored. Keys are the same on
-//! every run for the same video, so a re-run overwrites instead of adding.
+//! every run for the same video and version ([`VideoOutput`]), so a re-run overwrites instead of
+//! adding; a re-transcode writes a version of its own beside the one being served.
 
 use crate::command::{INIT, PLAYLIST, rendition_dir};
 use crate::error::ProcessError;
@@ -15,8 +16,7 @@ use crate::playlist::{self, AAC_LC, Entry, Kind, Variant};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use turtlemen_storage::{Segment, Storage, StorageKey};
-use uuid::Uuid;
+use turtlemen_storage::{Segment, Storage, StorageKey, VideoOutput};
 
 const INIT_SEGMENT: Segment = Segment::fixed("init.mp4");
 const PLAYLIST_SEGMENT: Segment = Segment::fixed("playlist.m3u8");
@@ -52,7 +52,7 @@ struct Track {
 /// Follows one run's work dir and mirrors it to storage.
 pub struct Publisher<'a> {
     storage: &'a Storage,
-    video_id: Uuid,
+    output: VideoOutput,
     segment_secs: u32,
     frame_rate: Option<f64>,
     tracks: Vec<Track>,
@@ -62,7 +62,7 @@ pub struct Publisher<'a> {
 impl<'a> Publisher<'a> {
     pub fn new(
         storage: &'a Storage,
-        video_id: Uuid,
+        output: VideoOutput,
         work_dir: &Path,
         ladder: &[Step],
         segment_secs: u32,
@@ -73,14 +73,14 @@ impl<'a> Publisher<'a> {
             .map(|step| Track {
                 step: step.clone(),
                 dir: rendition_dir(work_dir, step),
-                key: step.label.key(video_id),
+                key: step.label.key(output),
                 init: None,
                 codecs: None,
                 stored: Vec::new(),
                 published: 0,
             })
             .collect();
-        Publisher { storage, video_id, segment_secs, frame_rate, tracks, master_published: false }
+        Publisher { storage, output, segment_secs, frame_rate, tracks, master_published: false }
     }
 
     /// Stores the segments ffmpeg finished since the last call and the playlists naming them;
@@ -162,7 +162,7 @@ impl<'a> Publisher<'a> {
 
     /// Every key this run stored.
     pub fn keys(&self) -> HashSet<StorageKey> {
-        let mut keys = HashSet::from([StorageKey::video_hls(self.video_id).join(MASTER_SEGMENT)]);
+        let mut keys = HashSet::from([self.output.hls().join(MASTER_SEGMENT)]);
         for t in &self.tracks {
             keys.insert(t.key.join(INIT_SEGMENT));
             keys.insert(t.key.join(PLAYLIST_SEGMENT));
@@ -192,17 +192,17 @@ impl<'a> Publisher<'a> {
                 }
             })
             .collect();
-        let key = StorageKey::video_hls(self.video_id).join(MASTER_SEGMENT);
+        let key = self.output.hls().join(MASTER_SEGMENT);
         self.storage.put_bytes(&key, Bytes::from(playlist::render_master(&variants))).await?;
         Ok(())
     }
 }
 
-/// Rebuilds the key of an object listed under the video's HLS prefix from the ids and
+/// Rebuilds the key of an object listed under the HLS prefix of `output` from the ids and
 /// numbers in its name (keys are never made from runtime text); `None` for a name we never
 /// write.
-pub fn hls_key(video_id: Uuid, listed: &str) -> Option<StorageKey> {
-    let hls = StorageKey::video_hls(video_id);
+pub fn hls_key(output: VideoOutput, listed: &str) -> Option<StorageKey> {
+    let hls = output.hls();
     let rest = listed.strip_prefix(hls.as_str())?.strip_prefix('/')?;
     if rest == MASTER_SEGMENT.as_str() {
         return Some(hls.join(MASTER_SEGMENT));
@@ -213,7 +213,7 @@ pub fn hls_key(video_id: Uuid, listed: &str) -> Option<StorageKey> {
         "audio" => Label::Audio,
         _ => Label::Height(digits(folder.strip_suffix('p')?)?),
     };
-    let rendition = label.key(video_id);
+    let rendition = label.key(output);
     let key = match file {
         "init.mp4" => rendition.join(INIT_SEGMENT),
         "playlist.m3u8" => rendition.join(PLAYLIST_SEGMENT),
@@ -287,7 +287,9 @@ mod tests {
 
     #[test]
     fn listed_hls_objects_map_back_to_keys() {
+        use uuid::Uuid;
         let id = Uuid::now_v7();
+        let first = VideoOutput::first(id);
         let hls = StorageKey::video_hls(id);
         for key in [
             hls.join(MASTER_SEGMENT),
@@ -295,11 +297,16 @@ mod tests {
             StorageKey::video_rendition(id, 80).join(INIT_SEGMENT),
             StorageKey::video_audio_rendition(id).join(PLAYLIST_SEGMENT),
         ] {
-            assert_eq!(hls_key(id, key.as_str()), Some(key));
+            assert_eq!(hls_key(first, key.as_str()), Some(key));
         }
         for odd in ["x", "720p/seg-1.m4s", "720p/other.bin", "p/init.mp4", "720p/seg-00001.m4s/x", "0720p/init.mp4"] {
-            assert_eq!(hls_key(id, &format!("{hls}/{odd}")), None, "{odd}");
+            assert_eq!(hls_key(first, &format!("{hls}/{odd}")), None, "{odd}");
         }
-        assert_eq!(hls_key(id, &format!("{}/master.m3u8", StorageKey::video_hls(Uuid::now_v7()))), None);
+        assert_eq!(hls_key(first, &format!("{}/master.m3u8", StorageKey::video_hls(Uuid::now_v7()))), None);
+        // A later version's objects map back under its own prefix only.
+        let second = VideoOutput { video_id: id, version: 1 };
+        let seg = second.rendition(720).join(Segment::numbered("seg", 3, "m4s"));
+        assert_eq!(hls_key(second, seg.as_str()), Some(seg.clone()));
+        assert_eq!(hls_key(first, seg.as_str()), None);
     }
 }

@@ -90,6 +90,7 @@ const STORYBOARD: Segment = Segment::fixed("storyboard.jpg");
 const STORYBOARD_VTT: Segment = Segment::fixed("storyboard.vtt");
 const CHANNELS: Segment = Segment::fixed("channels");
 const UPLOADS: Segment = Segment::fixed("uploads");
+const VERSIONS: Segment = Segment::fixed("versions");
 
 impl StorageKey {
     /// A top-level key (an area such as `videos`).
@@ -112,34 +113,36 @@ impl StorageKey {
         StorageKey::video(id).join(ORIGINAL)
     }
 
-    /// `videos/{id}/hls`: the HLS output (master playlist and one folder per rendition).
+    /// `videos/{id}/hls`: the HLS output (master playlist and one folder per rendition) of the
+    /// first transcode ([`VideoOutput::first`]).
     pub fn video_hls(id: Uuid) -> StorageKey {
-        StorageKey::video(id).join(HLS)
+        VideoOutput::first(id).hls()
     }
 
-    /// `videos/{id}/hls/{height}p`: one rendition's playlist and segments.
+    /// `videos/{id}/hls/{height}p`: one rendition's playlist and segments (first transcode).
     pub fn video_rendition(id: Uuid, height: u32) -> StorageKey {
-        StorageKey::video_hls(id).join(Segment::number(height, "p"))
+        VideoOutput::first(id).rendition(height)
     }
 
-    /// `videos/{id}/hls/audio`: the one rendition of an audio-only video.
+    /// `videos/{id}/hls/audio`: the one rendition of an audio-only video (first transcode).
     pub fn video_audio_rendition(id: Uuid) -> StorageKey {
-        StorageKey::video_hls(id).join(AUDIO)
+        VideoOutput::first(id).audio_rendition()
     }
 
-    /// `videos/{id}/poster.jpg`: the still shown before playback.
+    /// `videos/{id}/poster.jpg`: the still shown before playback (first transcode).
     pub fn video_poster(id: Uuid) -> StorageKey {
-        StorageKey::video(id).join(POSTER)
+        VideoOutput::first(id).poster()
     }
 
-    /// `videos/{id}/storyboard.jpg`: the sprite of seek-preview tiles.
+    /// `videos/{id}/storyboard.jpg`: the sprite of seek-preview tiles (first transcode).
     pub fn video_storyboard(id: Uuid) -> StorageKey {
-        StorageKey::video(id).join(STORYBOARD)
+        VideoOutput::first(id).storyboard()
     }
 
-    /// `videos/{id}/storyboard.vtt`: the WebVTT track naming a tile of the sprite per time range.
+    /// `videos/{id}/storyboard.vtt`: the WebVTT track naming a tile of the sprite per time range
+    /// (first transcode).
     pub fn video_storyboard_vtt(id: Uuid) -> StorageKey {
-        StorageKey::video(id).join(STORYBOARD_VTT)
+        VideoOutput::first(id).storyboard_vtt()
     }
 
     /// `channels/{id}`: everything stored for one channel.
@@ -173,6 +176,68 @@ impl StorageKey {
     pub(crate) fn path(&self) -> object_store::path::Path {
         // Every segment is already a valid object_store path part, so nothing is re-encoded.
         object_store::path::Path::from(self.0.as_str())
+    }
+}
+
+/// Everything one transcode of a video stores (HLS, poster, storyboard), as one *version*: the
+/// first transcode is version 0, under `videos/{id}` itself (where it always was); a
+/// re-transcode writes version `n` under `videos/{id}/versions/{n}`, beside the version being
+/// served, so viewers keep watching the old one until the new one is published in its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VideoOutput {
+    pub video_id: Uuid,
+    pub version: u32,
+}
+
+impl VideoOutput {
+    /// The output of the first transcode (version 0).
+    pub fn first(video_id: Uuid) -> VideoOutput {
+        VideoOutput { video_id, version: 0 }
+    }
+
+    /// `videos/{id}` for version 0, else `videos/{id}/versions/{n}`: the folder the version's
+    /// files live in (for version 0 it holds the original and other versions too: never delete
+    /// it as a prefix; [`VideoOutput::hls`] and the fixed files are the version's own).
+    pub fn root(&self) -> StorageKey {
+        let video = StorageKey::video(self.video_id);
+        if self.version == 0 { video } else { video.join(VERSIONS).join(Segment::number(self.version, "")) }
+    }
+
+    /// The HLS output: the master playlist and one folder per rendition.
+    pub fn hls(&self) -> StorageKey {
+        self.root().join(HLS)
+    }
+
+    /// One rendition's playlist and segments, `{height}p`.
+    pub fn rendition(&self, height: u32) -> StorageKey {
+        self.hls().join(Segment::number(height, "p"))
+    }
+
+    /// The one rendition of an audio-only video.
+    pub fn audio_rendition(&self) -> StorageKey {
+        self.hls().join(AUDIO)
+    }
+
+    /// The still shown before playback.
+    pub fn poster(&self) -> StorageKey {
+        self.root().join(POSTER)
+    }
+
+    /// The sprite of seek-preview tiles.
+    pub fn storyboard(&self) -> StorageKey {
+        self.root().join(STORYBOARD)
+    }
+
+    /// The WebVTT track naming a tile of the sprite per time range.
+    pub fn storyboard_vtt(&self) -> StorageKey {
+        self.root().join(STORYBOARD_VTT)
+    }
+}
+
+impl From<Uuid> for VideoOutput {
+    /// A video's first transcode.
+    fn from(video_id: Uuid) -> VideoOutput {
+        VideoOutput::first(video_id)
     }
 }
 
@@ -222,6 +287,10 @@ mod tests {
             StorageKey::video_storyboard_vtt(id).as_str(),
             "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/storyboard.vtt"
         );
+        let v2 = VideoOutput { video_id: id, version: 2 };
+        assert_eq!(v2.rendition(720).as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/versions/2/hls/720p");
+        assert_eq!(v2.poster().as_str(), "videos/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/versions/2/poster.jpg");
+        assert_eq!(VideoOutput::first(id).hls(), StorageKey::video_hls(id));
         assert_eq!(
             StorageKey::channel_picture(id, "avatar", 42, 256).as_str(),
             "channels/0192f0c1-7a1b-7c3d-8e4f-5a6b7c8d9e0f/avatar-42-256.jpg"

@@ -16,7 +16,7 @@ pub mod key;
 mod local;
 pub mod segments;
 
-pub use key::{Segment, StorageKey};
+pub use key::{Segment, StorageKey, VideoOutput};
 pub use local::LocalFile;
 pub use segments::StagedSegment;
 

@@ -21,6 +21,7 @@
 
 pub mod notify;
 pub mod replay;
+pub mod retranscode;
 pub mod slot;
 pub mod transcode;
 
@@ -164,9 +165,9 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The job kinds this build runs: the notifications always; transcodes and live replays (which
-/// queue a transcode) when given a [`transcode::Transcoder`], whose storage and scratch space
-/// the replays share.
+/// The job kinds this build runs: the notifications always; transcodes (first ones, again, and
+/// the removal of replaced media versions) and live replays (which queue a transcode) when
+/// given a [`transcode::Transcoder`], whose storage and scratch space the others share.
 pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
     let registry = Registry::new()
         .register(notify::NOTIFY_NEW_VIDEO, notify::SubscriberFanOut::default())
@@ -174,10 +175,14 @@ pub fn registry(transcoder: Option<transcode::Transcoder>) -> Registry {
         .register(notify::NOTIFY_NEW_SUBSCRIBER, notify::new_subscriber)
         .register(notify::NOTIFY_COMMENT, notify::comment);
     match transcoder {
-        Some(t) => {
-            let replayer = replay::Replayer { storage: t.storage.clone(), work_root: t.work_root.clone() };
-            registry.register(replay::LIVE_REPLAY, replayer).register(transcode::TRANSCODE, t)
-        }
+        Some(t) => registry
+            .register(
+                replay::LIVE_REPLAY,
+                replay::Replayer { storage: t.storage.clone(), work_root: t.work_root.clone() },
+            )
+            .register(retranscode::RETIRE_MEDIA, retranscode::MediaRetirer { storage: t.storage.clone() })
+            .register(retranscode::RETRANSCODE, retranscode::Retranscoder(t.clone()))
+            .register(transcode::TRANSCODE, t),
         None => registry,
     }
 }

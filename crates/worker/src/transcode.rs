@@ -5,7 +5,8 @@
 //! are queued (`notifications::announce_video`, once per video; from the first follower again
 //! on an attempt after a failed one, which made the video unplayable meanwhile).
 //!
-//! Idempotent, as every handler must be: a video already `ready` is left alone, a deleted one
+//! Idempotent, as every handler must be: a video already `ready` is left alone (transcoding it
+//! again is the `retranscode` job's, [`crate::retranscode`]), a deleted one
 //! ends the job, and a run after a killed worker starts over under the same storage keys (the
 //! media pipeline overwrites, never appends), in a scratch folder of its own (the killed
 //! worker's ffmpeg may outlive it for a moment). Progress is written at most once a second and
@@ -122,7 +123,7 @@ impl crate::Handler for Transcoder {
 }
 
 /// Removes the scratch folders of attempts other than `attempt` under `video_work`, if any.
-async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
+pub(crate) async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
     let Ok(mut entries) = tokio::fs::read_dir(video_work).await else { return };
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name();
@@ -195,7 +196,7 @@ async fn write_progress(db: &turtlemen_db::Db, video: Uuid, percent: u8, last: &
 }
 
 /// Copies the original from a remote store into `to`, streaming.
-async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<PathBuf, JobError> {
+pub(crate) async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<PathBuf, JobError> {
     use futures::StreamExt;
     if let Some(parent) = to.parent() {
         tokio::fs::create_dir_all(parent).await?;
@@ -213,7 +214,7 @@ async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<Path
     Ok(to.to_owned())
 }
 
-fn processed(done: &turtlemen_media::Processed) -> Processed {
+pub(crate) fn processed(done: &turtlemen_media::Processed) -> Processed {
     Processed {
         duration_secs: done.duration_secs,
         width: done.width,
@@ -234,7 +235,7 @@ fn processed(done: &turtlemen_media::Processed) -> Processed {
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.
-fn last_bytes(text: &str, max: usize) -> &str {
+pub(crate) fn last_bytes(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
