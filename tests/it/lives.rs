@@ -21,12 +21,19 @@ use std::time::{Duration, Instant};
 use turtlemen_domain::Role;
 
 /// Runs a test body on both stacks with a short grace period and read timeout; written
-/// `settings(s) { … };` first, the block changes the settings `s` of those tests further.
+/// `settings(s) { … };` first, the block changes the settings `s` of those tests further;
+/// `without_worker;` before that, the test runs the workers itself.
 macro_rules! on_both_stacks_live {
     ($(async fn $name:ident($app:ident) $body:block)*) => {
         on_both_stacks_live! { settings(_settings) {}; $(async fn $name($app) $body)* }
     };
-    (settings($s:ident) $tweak:block; $(async fn $name:ident($app:ident) $body:block)*) => {$(
+    (settings($s:ident) $tweak:block; $(async fn $name:ident($app:ident) $body:block)*) => {
+        on_both_stacks_live! { spawn(spawn_with) settings($s) $tweak; $(async fn $name($app) $body)* }
+    };
+    (without_worker; $(async fn $name:ident($app:ident) $body:block)*) => {
+        on_both_stacks_live! { spawn(spawn_without_worker) settings(_settings) {}; $(async fn $name($app) $body)* }
+    };
+    (spawn($spawn:ident) settings($s:ident) $tweak:block; $(async fn $name:ident($app:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -37,7 +44,7 @@ macro_rules! on_both_stacks_live {
                 $s.live_grace_secs = Some(3);
                 $s.live_read_timeout_secs = Some(3);
                 $tweak
-                Some(TestApp::spawn_with($s, dir, schema).await)
+                Some(TestApp::$spawn($s, dir, schema).await)
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1012,34 +1019,32 @@ on_both_stacks_live! {
     }
 }
 
-/// A replay whose first attempt died half-way — its video made, its original not stored — is
-/// made by the queue's next attempt: the one video the job named, the live pointing at it, and
-/// it turns ready. The test runs the workers itself.
-mod a_replay_that_dies_half_way_is_made_by_the_next_attempt {
-    use super::*;
-    use turtlemen_db::with_pool;
-    use turtlemen_worker::replay::{LIVE_REPLAY, Replayer};
-    use turtlemen_worker::{Registry, Worker, WorkerConfig};
-    use uuid::Uuid;
+/// The replay job's (state, attempts, payload) of the live `id`.
+async fn replay_job(app: &TestApp, id: &str) -> (String, i64, Value) {
+    let key = turtlemen_db::lives::replay_job_key(uuid_of(id));
+    let (state, attempts, payload): (String, i64, String) = turtlemen_db::with_pool!(&app.db, |pool| {
+        sqlx::query_as("SELECT state, attempts, payload FROM jobs WHERE idempotency_key = $1")
+            .bind(&key)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    (state, attempts, serde_json::from_str(&payload).unwrap())
+}
 
-    fn uuid_of(id: &str) -> Uuid {
-        id.parse().unwrap()
-    }
+fn uuid_of(id: &str) -> uuid::Uuid {
+    id.parse().unwrap()
+}
 
-    /// The replay job's (state, attempts, payload).
-    async fn replay_job(app: &TestApp, live: &str) -> (String, i64, Value) {
-        let key = turtlemen_db::lives::replay_job_key(uuid_of(live));
-        let (state, attempts, payload): (String, i64, String) = with_pool!(&app.db, |pool| {
-            sqlx::query_as("SELECT state, attempts, payload FROM jobs WHERE idempotency_key = $1")
-                .bind(&key)
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        });
-        (state, attempts, serde_json::from_str(&payload).unwrap())
-    }
+on_both_stacks_live! {
+    without_worker;
 
-    async fn body(app: TestApp) {
+    // A replay whose first attempt died half-way — its video made, its original not stored — is
+    // made by the queue's next attempt: the one video the job named, the live pointing at it,
+    // and it turns ready. The test runs the workers itself.
+    async fn a_replay_that_dies_half_way_is_made_by_the_next_attempt(app) {
+        use turtlemen_worker::replay::{LIVE_REPLAY, Replayer};
+        use turtlemen_worker::{Registry, Worker, WorkerConfig};
         let config = turtlemen_config::Config::resolve(app.settings.clone()).unwrap();
         let storage = turtlemen_storage::Storage::open(&config.storage_url).await.unwrap();
         let work_root = app.data_dir.join("work");
@@ -1054,7 +1059,7 @@ mod a_replay_that_dies_half_way_is_made_by_the_next_attempt {
         assert!(v["replay_video_id"].is_null(), "no worker ran yet: {v}");
         let (state, attempts, payload) = replay_job(&app, &id).await;
         assert_eq!((state.as_str(), attempts), ("queued", 0));
-        let video: Uuid = payload["video_id"].as_str().unwrap().parse().unwrap();
+        let video: uuid::Uuid = payload["video_id"].as_str().unwrap().parse().unwrap();
 
         // Something in the way of the original: the first attempt makes the video, then fails.
         let original = storage.local_path(&turtlemen_storage::StorageKey::video_original(video)).unwrap();
@@ -1072,7 +1077,7 @@ mod a_replay_that_dies_half_way_is_made_by_the_next_attempt {
         // Out of the way, and the backoff skipped: the next attempt finishes the same video.
         std::fs::remove_dir_all(&original).unwrap();
         let key = turtlemen_db::lives::replay_job_key(uuid_of(&id));
-        with_pool!(&app.db, |pool| {
+        turtlemen_db::with_pool!(&app.db, |pool| {
             sqlx::query("UPDATE jobs SET run_at = $1 WHERE idempotency_key = $2")
                 .bind(chrono::Utc::now())
                 .bind(&key)
@@ -1096,24 +1101,5 @@ mod a_replay_that_dies_half_way_is_made_by_the_next_attempt {
         let v = crate::videos::wait_until_processed(&app, &ann, &video.to_string(), 120).await;
         assert_eq!(v["state"], "ready", "{v}");
         assert!(v["duration_secs"].as_f64().unwrap() > 4.0, "{v}");
-    }
-
-    async fn start(stack: Stack) -> Option<TestApp> {
-        let (mut s, dir, schema) = fresh_settings(stack).await?;
-        s.live_grace_secs = Some(3);
-        s.live_read_timeout_secs = Some(3);
-        Some(TestApp::spawn_without_worker(s, dir, schema).await)
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn embedded() {
-        body(start(Stack::Embedded).await.expect("embedded stack")).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn external() {
-        if let Some(app) = start(Stack::External).await {
-            body(app).await
-        }
     }
 }

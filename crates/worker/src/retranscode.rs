@@ -11,13 +11,13 @@
 //! touches the version being served: a failed or refused run removes only its own output, and
 //! the job keeps the error for admins.
 
-use crate::transcode::{Transcoder, download, last_bytes, processed, remove_earlier_attempts};
+use crate::transcode::{Transcoder, last_bytes, processed};
 use crate::{JobContext, JobError};
 use std::time::{Duration, Instant};
 use turtlemen_db::jobs::{self, NewJob};
 use turtlemen_db::videos::{self, VideoState};
 use turtlemen_media::ProcessError;
-use turtlemen_storage::{Storage, StorageKey, VideoOutput};
+use turtlemen_storage::{Storage, VideoOutput};
 use uuid::Uuid;
 
 pub use turtlemen_db::videos::{RETIRE_MEDIA, RETRANSCODE};
@@ -76,21 +76,8 @@ impl crate::Handler for Retranscoder {
         let t = &self.0;
         let output = VideoOutput { video_id, version };
         let video_work = t.work_root.join(format!("{}.v{version}", video_id.hyphenated()));
-        remove_earlier_attempts(&video_work, ctx.attempt).await;
-        let work = video_work.join(format!("attempt-{}", ctx.attempt));
-        let original = StorageKey::video_original(video_id);
-        let (input, downloaded) = match t.storage.local_path(&original) {
-            Some(path) => (path, false),
-            None => (download(&t.storage, &original, &work.join("original")).await?, true),
-        };
         let started = Instant::now();
-        let result = turtlemen_media::process(&input, &work.join("out"), &t.storage, output, &t.options, |_| {}).await;
-        if downloaded {
-            let _ = tokio::fs::remove_dir_all(&work).await;
-        } else {
-            let _ = tokio::fs::remove_dir(&work).await;
-        }
-        let _ = tokio::fs::remove_dir(&video_work).await;
+        let result = t.process_original(output, &video_work, ctx.attempt, |_| {}).await?;
 
         match result {
             Ok(done) => {

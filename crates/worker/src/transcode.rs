@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use turtlemen_db::videos::{self, Processed, Rendition, VideoState};
 use turtlemen_media::{Event, ProcessError, ProcessOptions};
-use turtlemen_storage::{Storage, StorageError, StorageKey};
+use turtlemen_storage::{Storage, StorageError, StorageKey, VideoOutput};
 use uuid::Uuid;
 
 pub use turtlemen_db::videos::TRANSCODE;
@@ -38,6 +38,37 @@ const STDERR_KEPT: usize = 8 * 1024;
 
 /// Progress is written no more often than this.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+impl Transcoder {
+    /// Runs the ladder on the video's original into `output`, in this attempt's scratch folder
+    /// under `video_work` (other attempts' folders there are left-overs of workers that died or
+    /// lost the job; they go first). The original is read in place on local storage, else
+    /// downloaded; the scratch folders are removed after.
+    pub(crate) async fn process_original(
+        &self,
+        output: VideoOutput,
+        video_work: &Path,
+        attempt: u32,
+        on_event: impl FnMut(Event) + Send,
+    ) -> Result<Result<turtlemen_media::Processed, ProcessError>, JobError> {
+        remove_earlier_attempts(video_work, attempt).await;
+        let work = video_work.join(format!("attempt-{attempt}"));
+        let original = StorageKey::video_original(output.video_id);
+        let (input, downloaded) = match self.storage.local_path(&original) {
+            Some(path) => (path, false),
+            None => (download(&self.storage, &original, &work.join("original")).await?, true),
+        };
+        let result =
+            turtlemen_media::process(&input, &work.join("out"), &self.storage, output, &self.options, on_event).await;
+        if downloaded {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+        } else {
+            let _ = tokio::fs::remove_dir(&work).await;
+        }
+        let _ = tokio::fs::remove_dir(video_work).await;
+        Ok(result)
+    }
+}
 
 #[async_trait::async_trait]
 impl crate::Handler for Transcoder {
@@ -61,32 +92,19 @@ impl crate::Handler for Transcoder {
         // into its own until it dies on its next progress write. Other attempts' folders are
         // left-overs of workers that died or lost the job; they go.
         let video_work = self.work_root.join(video_id.hyphenated().to_string());
-        remove_earlier_attempts(&video_work, ctx.attempt).await;
-        let work = video_work.join(format!("attempt-{}", ctx.attempt));
-        let original = StorageKey::video_original(video_id);
-        let (input, downloaded) = match self.storage.local_path(&original) {
-            Some(path) => (path, false),
-            None => (download(&self.storage, &original, &work.join("original")).await?, true),
-        };
-
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // An attempt after a failed one: the video was playable, then not (`mark_retrying`), and
         // feed heads built meanwhile lack it, so its announcement starts over.
         let again = ctx.attempt > 1;
         let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx, again));
         let started = Instant::now();
-        let result =
-            turtlemen_media::process(&input, &work.join("out"), &self.storage, video_id, &self.options, move |event| {
+        let result = self
+            .process_original(video_id.into(), &video_work, ctx.attempt, move |event| {
                 let _ = tx.send(event);
             })
             .await;
         let _ = recorder.await;
-        if downloaded {
-            let _ = tokio::fs::remove_dir_all(&work).await;
-        } else {
-            let _ = tokio::fs::remove_dir(&work).await;
-        }
-        let _ = tokio::fs::remove_dir(&video_work).await;
+        let result = result?;
 
         match result {
             Ok(done) => {
@@ -123,7 +141,7 @@ impl crate::Handler for Transcoder {
 }
 
 /// Removes the scratch folders of attempts other than `attempt` under `video_work`, if any.
-pub(crate) async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
+async fn remove_earlier_attempts(video_work: &Path, attempt: u32) {
     let Ok(mut entries) = tokio::fs::read_dir(video_work).await else { return };
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name();
@@ -196,7 +214,7 @@ async fn write_progress(db: &turtlemen_db::Db, video: Uuid, percent: u8, last: &
 }
 
 /// Copies the original from a remote store into `to`, streaming.
-pub(crate) async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<PathBuf, JobError> {
+async fn download(storage: &Storage, key: &StorageKey, to: &Path) -> Result<PathBuf, JobError> {
     use futures::StreamExt;
     if let Some(parent) = to.parent() {
         tokio::fs::create_dir_all(parent).await?;
