@@ -79,7 +79,7 @@ impl crate::Handler for Retranscoder {
         remove_earlier_attempts(&video_work, ctx.attempt).await;
         let work = video_work.join(format!("attempt-{}", ctx.attempt));
         let original = StorageKey::video_original(video_id);
-        let (input, downloaded) = match t.storage.local_path(&original) {
+        let (input, downloaded) = match t.storage.readable_local_path(&original).await {
             Some(path) => (path, false),
             None => (download(&t.storage, &original, &work.join("original")).await?, true),
         };

@@ -64,7 +64,7 @@ impl crate::Handler for Transcoder {
         remove_earlier_attempts(&video_work, ctx.attempt).await;
         let work = video_work.join(format!("attempt-{}", ctx.attempt));
         let original = StorageKey::video_original(video_id);
-        let (input, downloaded) = match self.storage.local_path(&original) {
+        let (input, downloaded) = match self.storage.readable_local_path(&original).await {
             Some(path) => (path, false),
             None => (download(&self.storage, &original, &work.join("original")).await?, true),
         };
