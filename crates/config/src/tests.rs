@@ -205,7 +205,8 @@ fn a_storage_fallback_is_another_store() {
     let c = with("s3://media", "file:///srv/media").unwrap();
     assert_eq!(c.storage_fallback_url.as_ref().map(Url::as_str), Some("file:///srv/media"));
     assert_eq!(with("s3://media", "").unwrap().storage_fallback_url, None, "empty means none");
-    for (fallback, says) in [("s3://media", "same store"), ("http://x/", "unsupported storage"), ("nope", "malformed")] {
+    for (fallback, says) in [("s3://media", "same store"), ("http://x/", "unsupported storage"), ("nope", "malformed")]
+    {
         let err = with("s3://media", fallback).unwrap_err().to_string();
         assert!(err.starts_with("storage_fallback_url: ") && err.contains(says), "{fallback}: {err}");
     }
