@@ -1,8 +1,9 @@
-//! Moving media from local disk to S3 (moto's server) with no downtime, on both stacks, with
-//! the real binary: a video transcoded on local disk keeps playing after the instance restarts
-//! on S3 with the old folder as `storage_fallback_url` while nothing was copied; a new upload
-//! lands in S3; `admin copy-media` copies the old media; without the fallback both videos play;
-//! a second copy copies nothing. And `admin copy-media` refuses bad URLs and one store twice.
+//! Moving media between local disk and S3 (moto's server) with no downtime, both ways, on both
+//! stacks, with the real binary: a video transcoded on the old store keeps playing after the
+//! instance restarts on the new one with the old as `storage_fallback_url` while nothing was
+//! copied; a new upload lands in the new store; `admin copy-media` copies the old media; without
+//! the fallback both videos play; a second copy copies nothing. And `admin copy-media` refuses
+//! bad URLs and one store twice.
 
 use crate::cluster::{Person, Replica, free_port, list_keys, s3_env, start_moto};
 use crate::helpers::{PASSWORD, Stack, fresh_settings, run_cli};
@@ -95,18 +96,32 @@ fn copied(out: &str) -> u64 {
         .unwrap_or_else(|| panic!("no summary in {out:?}"))
 }
 
-async fn local_to_s3_with_no_downtime(stack: Stack) {
+/// Objects of `video` in the store named `url` (moto's bucket `media`, or the folder `media`).
+async fn stored(url: &str, s3: &str, media: &std::path::Path, video: &str) -> usize {
+    match url.starts_with("s3://") {
+        true => list_keys(s3, &format!("videos/{video}")).await.len(),
+        false => files_with(media, video),
+    }
+}
+
+/// Moves the media from local disk to S3 (`to_s3`) or back.
+async fn move_with_no_downtime(stack: Stack, to_s3: bool) {
     let Some((settings, dir, _schema)) = fresh_settings(stack).await else { return };
     let data_dir = settings.data_dir.clone().expect("a data dir");
     let media = data_dir.join("media");
     let old_url = url::Url::from_directory_path(&media).expect("an absolute folder").to_string();
     let (_moto, s3) = start_moto().await;
+    let (old_url, new_url) = match to_s3 {
+        true => (old_url, "s3://media".to_owned()),
+        false => ("s3://media".to_owned(), old_url),
+    };
     let port = free_port();
     let mut env: Vec<(String, String)> = vec![
         ("TURTLEMEN_LISTEN".into(), format!("127.0.0.1:{port}")),
         ("TURTLEMEN_FIRST_USER_ADMIN".into(), "false".into()),
         ("TURTLEMEN_LOG_LEVEL".into(), "warn".into()),
     ];
+    env.extend(s3_env(&s3).into_iter().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_owned(), v)));
     if let Some(url) = &settings.database_url {
         env.push(("TURTLEMEN_DATABASE_URL".into(), url.clone()));
     }
@@ -127,7 +142,7 @@ async fn local_to_s3_with_no_downtime(stack: Stack) {
     let mut server = Replica {
         name: "serve".into(),
         args: vec!["serve".into()],
-        env: env.clone(),
+        env: env.iter().cloned().chain([("TURTLEMEN_STORAGE_URL".into(), old_url.clone())]).collect(),
         port,
         data_dir: data_dir.clone(),
         log: dir.path().join("serve.log"),
@@ -136,37 +151,38 @@ async fn local_to_s3_with_no_downtime(stack: Stack) {
     let clip_file = clip(dir.path(), "clip.mp4", "640x360", 4);
     let ann = Person::new("ann", &format!("http://127.0.0.1:{port}"), &Arc::new(Mutex::new(Vec::new())));
 
-    // On local disk, as before the move.
+    // On the old store, as before the move.
     server.start();
     server.ready().await;
     ann.sign_in().await;
     let old = upload(&ann, &clip_file, "Before the move").await;
     plays(&ann, &old).await;
-    assert!(files_with(&media, &old) > 0, "the old video is on local disk");
+    assert!(stored(&old_url, &s3, &media, &old).await > 0, "the old video is in the old store");
 
-    // (a) New writes to S3, the old folder as the fallback: the old video plays, nothing copied.
-    let s3_vars: Vec<(String, String)> = s3_env(&s3).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    // (a) New writes to the new store, the old one as the fallback: the old video plays with
+    // nothing copied.
     server.kill();
-    server.env = env.iter().chain(&s3_vars).cloned().collect();
+    server.env = env.clone();
+    server.env.push(("TURTLEMEN_STORAGE_URL".into(), new_url.clone()));
     server.env.push(("TURTLEMEN_STORAGE_FALLBACK_URL".into(), old_url.clone()));
     server.start();
     server.ready().await;
     ann.sign_in().await;
     plays(&ann, &old).await;
-    assert!(list_keys(&s3, "").await.is_empty(), "nothing was copied yet");
+    assert_eq!(stored(&new_url, &s3, &media, &old).await, 0, "nothing was copied yet");
     let new = upload(&ann, &clip_file, "During the move").await;
     plays(&ann, &new).await;
-    assert!(!list_keys(&s3, &format!("videos/{new}")).await.is_empty(), "the new video is in S3");
-    assert_eq!(files_with(&media, &new), 0, "the new video is not on local disk");
+    assert!(stored(&new_url, &s3, &media, &new).await > 0, "the new video is in the new store");
+    assert_eq!(stored(&old_url, &s3, &media, &new).await, 0, "the new video is not in the old store");
 
-    // (b) Copy the old media; (c) drop the fallback: both play from S3 alone.
-    let copy_env: Vec<(String, String)> = s3_vars.clone();
-    let (code, out, err) = cli(&["admin", "copy-media", "--from", &old_url, "--to", "s3://media"], "", &copy_env).await;
+    // (b) Copy the old media; (c) drop the fallback: both play from the new store alone.
+    let copy_env = env.clone();
+    let (code, out, err) = cli(&["admin", "copy-media", "--from", &old_url, "--to", &new_url], "", &copy_env).await;
     assert_eq!(code, 0, "copy-media: {err}");
     assert!(copied(&out) > 0, "{out}");
-    assert!(!list_keys(&s3, &format!("videos/{old}")).await.is_empty(), "the old video was copied");
+    assert!(stored(&new_url, &s3, &media, &old).await > 0, "the old video was copied");
     server.kill();
-    server.env = env.iter().chain(&s3_vars).cloned().collect();
+    server.env = env.iter().cloned().chain([("TURTLEMEN_STORAGE_URL".into(), new_url.clone())]).collect();
     server.start();
     server.ready().await;
     ann.sign_in().await;
@@ -174,19 +190,29 @@ async fn local_to_s3_with_no_downtime(stack: Stack) {
     plays(&ann, &new).await;
 
     // Run again: everything is there already.
-    let (code, out, err) = cli(&["admin", "copy-media", "--from", &old_url, "--to", "s3://media"], "", &copy_env).await;
+    let (code, out, err) = cli(&["admin", "copy-media", "--from", &old_url, "--to", &new_url], "", &copy_env).await;
     assert_eq!(code, 0, "copy-media again: {err}");
     assert_eq!(copied(&out), 0, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_to_s3_with_no_downtime_embedded() {
-    local_to_s3_with_no_downtime(Stack::Embedded).await;
+    move_with_no_downtime(Stack::Embedded, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_to_s3_with_no_downtime_external() {
-    local_to_s3_with_no_downtime(Stack::External).await;
+    move_with_no_downtime(Stack::External, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_local_with_no_downtime_embedded() {
+    move_with_no_downtime(Stack::Embedded, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_local_with_no_downtime_external() {
+    move_with_no_downtime(Stack::External, false).await;
 }
 
 #[tokio::test]
