@@ -233,7 +233,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
     }
     let storage = match uses_storage {
-        true => Some(turtlemen_storage::Storage::open(&config.storage_url).await?),
+        true => Some(open_storage(config).await?),
         false => None,
     };
 
@@ -611,4 +611,16 @@ impl Server {
             db.close().await;
         }
     }
+}
+
+/// The media store of `storage_url`, reading from `storage_fallback_url` what it lacks.
+pub async fn open_storage(config: &Config) -> anyhow::Result<turtlemen_storage::Storage> {
+    let storage = turtlemen_storage::Storage::open(&config.storage_url).await?;
+    Ok(match &config.storage_fallback_url {
+        Some(url) => {
+            tracing::info!(storage.fallback = %url, "media missing from storage_url is read from storage_fallback_url");
+            storage.with_fallback(turtlemen_storage::Storage::open(url).await?)
+        }
+        None => storage,
+    })
 }

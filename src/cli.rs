@@ -161,6 +161,17 @@ pub enum AdminCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Copy every media object that is missing at the destination (or differs in size) from one
+    /// store to another, streaming; run it again to finish an interrupted copy. Part of moving
+    /// media between local disk and S3 with no downtime (docs/operations.md).
+    CopyMedia {
+        /// The store to read: file:///PATH (an existing folder) or s3://BUCKET[/PREFIX].
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The store to write: file:///PATH (created if missing) or s3://BUCKET[/PREFIX].
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Fill the database with a synthetic instance for benchmarks (users `seedN` that cannot
     /// sign in, their channels, videos, subscriptions and comments). Refuses a database seeded
     /// before.
@@ -466,6 +477,7 @@ pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Inter
             db.close().await;
             done
         }
+        AdminCommand::CopyMedia { from, to } => copy_media(&from, &to).await,
         AdminCommand::Seed { users, channels, videos, subscriptions, follower, follows, comments } => {
             let db = admin_db(config).await?;
             let follower = match follower {
@@ -505,6 +517,48 @@ pub async fn run_admin(command: AdminCommand, config: &Config, internals: &Inter
             Ok(())
         }
     }
+}
+
+/// Copies the media of store `from` into store `to` (`admin copy-media`).
+async fn copy_media(from: &str, to: &str) -> anyhow::Result<()> {
+    use turtlemen_storage::{Storage, StorageLocation};
+    let parse = |flag: &str, text: &str| -> anyhow::Result<StorageLocation> {
+        let url = url::Url::parse(text)
+            .map_err(|e| anyhow::anyhow!("--{flag} {text:?} is not a URL ({e}); use file:///PATH or s3://BUCKET"))?;
+        StorageLocation::from_url(&url).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let (source, target) = (parse("from", from)?, parse("to", to)?);
+    if source == target {
+        bail!("--from and --to name the same store; give the store to copy from and a different one to copy to");
+    }
+    if let (StorageLocation::Local { root: a }, StorageLocation::Local { root: b }) = (&source, &target)
+        && (a.starts_with(b) || b.starts_with(a))
+    {
+        bail!("--from and --to are folders one inside the other; copy to a folder outside the source");
+    }
+    if let StorageLocation::Local { root } = &source
+        && !root.is_dir()
+    {
+        bail!("--from: there is no folder {}; check the URL", root.display());
+    }
+    let (source, target) = (Storage::open_location(source).await?, Storage::open_location(target).await?);
+    let started = std::time::Instant::now();
+    let report = turtlemen_storage::copy::copy_missing(&source, &target, |r| {
+        if r.copied % 1000 == 0 {
+            println!("copied {} objects ({} bytes) so far", r.copied, r.bytes);
+        }
+    })
+    .await
+    .context("copying media")?;
+    println!(
+        "copied {} objects ({} bytes) in {:.1} s; {} of {} objects were at the destination already",
+        report.copied,
+        report.bytes,
+        started.elapsed().as_secs_f64(),
+        report.present,
+        report.objects
+    );
+    Ok(())
 }
 
 /// Videos read per page by `retranscode --all`.

@@ -1,7 +1,7 @@
 //! Running the built `turtlemen` as real processes beside real services, for the tests that
-//! break things on purpose (scale_out.rs, faults/): free ports, processes killed when dropped,
-//! replicas started and restarted on their own data dirs, moto's S3 server, and [`Person`], a
-//! browser-like client doing the people's journeys.
+//! break things on purpose (scale_out.rs, faults/) or move media under them (media_move.rs): free
+//! ports, processes killed when dropped, replicas started and restarted on their own data dirs,
+//! moto's S3 server, and [`Person`], a browser-like client doing the people's journeys.
 
 use crate::gateway::{Browser, field};
 use crate::helpers::PASSWORD;

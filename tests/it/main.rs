@@ -30,6 +30,7 @@ mod http;
 mod jobs;
 mod library;
 mod lives;
+mod media_move;
 mod moderation;
 mod notifications;
 mod openapi;

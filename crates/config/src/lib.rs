@@ -51,6 +51,9 @@ pub struct Config {
     pub database_max_connections: u32,
     pub session: SessionUrl,
     pub storage_url: Url,
+    /// Media storage read when an object is missing from `storage_url`, while media moves
+    /// between stores (docs/operations.md); writes never go there.
+    pub storage_fallback_url: Option<Url>,
     pub videos: VideoLimits,
     /// Whether the first account created on a fresh instance becomes admin.
     pub first_user_admin: bool,
@@ -287,8 +290,18 @@ impl Config {
         };
         let session = parse_session_url(s.session_url.as_deref().unwrap_or(""))?;
         let storage_url = match s.storage_url {
-            Some(text) => parse_storage_url(&text)?,
+            Some(text) => parse_storage_url("storage_url", &text)?,
             None => file_url(&data_dir.join("media"))?,
+        };
+        let storage_fallback_url = match s.storage_fallback_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let url = parse_storage_url("storage_fallback_url", text)?;
+                if url == storage_url {
+                    return Err(invalid("storage_fallback_url", "is the same store as storage_url; leave it empty"));
+                }
+                Some(url)
+            }
         };
         let log_level = s.log_level.unwrap_or_else(|| "info".into());
         if log_level.trim().is_empty() {
@@ -470,6 +483,7 @@ impl Config {
             database_max_connections,
             session,
             storage_url,
+            storage_fallback_url,
             videos,
             first_user_admin: s.first_user_admin.unwrap_or(true),
             log_format: s.log_format.unwrap_or_default(),
@@ -505,6 +519,7 @@ impl Config {
                 SessionUrl::Redis(url) => redact_url_password(url.expose()),
             }),
             storage_url: Some(redact_url_password(self.storage_url.as_str())),
+            storage_fallback_url: self.storage_fallback_url.as_ref().map(|u| redact_url_password(u.as_str())),
             upload_max_bytes: Some(self.videos.upload_max_bytes),
             upload_quota_bytes: Some(self.videos.quota_bytes),
             upload_daily_quota_bytes: Some(self.videos.daily_quota_bytes),
@@ -655,12 +670,12 @@ fn parse_session_url(text: &str) -> Result<SessionUrl, ConfigError> {
     Ok(SessionUrl::Redis(Secret::new(text)))
 }
 
-fn parse_storage_url(text: &str) -> Result<Url, ConfigError> {
+fn parse_storage_url(key: &'static str, text: &str) -> Result<Url, ConfigError> {
     let hint = "use file:///PATH or s3://BUCKET";
-    let url = Url::parse(text).map_err(|e| invalid("storage_url", format!("malformed URL ({e}); {hint}")))?;
+    let url = Url::parse(text).map_err(|e| invalid(key, format!("malformed URL ({e}); {hint}")))?;
     match url.scheme() {
         "file" | "s3" => Ok(url),
-        other => Err(invalid("storage_url", format!("unsupported storage {other:?}; {hint}"))),
+        other => Err(invalid(key, format!("unsupported storage {other:?}; {hint}"))),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Settings {
     /// Media storage: file:///PATH or s3://BUCKET.
     #[arg(long, env = "TURTLEMEN_STORAGE_URL", global = true, value_name = "URL")]
     pub storage_url: Option<String>,
+    /// Media storage read when an object is not in storage_url (while moving media): file:///PATH or s3://BUCKET.
+    #[arg(long, env = "TURTLEMEN_STORAGE_FALLBACK_URL", global = true, value_name = "URL")]
+    pub storage_fallback_url: Option<String>,
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "TURTLEMEN_UPLOAD_MAX_BYTES", global = true, value_name = "BYTES")]
     pub upload_max_bytes: Option<u64>,
@@ -233,6 +236,7 @@ impl Settings {
             database_max_connections: self.database_max_connections.or(lower.database_max_connections),
             session_url: self.session_url.or(lower.session_url),
             storage_url: self.storage_url.or(lower.storage_url),
+            storage_fallback_url: self.storage_fallback_url.or(lower.storage_fallback_url),
             upload_max_bytes: self.upload_max_bytes.or(lower.upload_max_bytes),
             upload_quota_bytes: self.upload_quota_bytes.or(lower.upload_quota_bytes),
             upload_daily_quota_bytes: self.upload_daily_quota_bytes.or(lower.upload_daily_quota_bytes),

@@ -191,3 +191,23 @@ fn bad_routes_name_the_entry_and_key() {
     let err = resolve(Settings { tls_cert_file: Some("c.pem".into()), ..Default::default() }).unwrap_err().to_string();
     assert!(err.starts_with("tls_key_file"), "{err}");
 }
+
+#[test]
+fn a_storage_fallback_is_another_store() {
+    assert_eq!(resolve(Settings::default()).unwrap().storage_fallback_url, None);
+    let with = |storage: &str, fallback: &str| {
+        resolve(Settings {
+            storage_url: Some(storage.into()),
+            storage_fallback_url: Some(fallback.into()),
+            ..Settings::default()
+        })
+    };
+    let c = with("s3://media", "file:///srv/media").unwrap();
+    assert_eq!(c.storage_fallback_url.as_ref().map(Url::as_str), Some("file:///srv/media"));
+    assert_eq!(with("s3://media", "").unwrap().storage_fallback_url, None, "empty means none");
+    for (fallback, says) in [("s3://media", "same store"), ("http://x/", "unsupported storage"), ("nope", "malformed")]
+    {
+        let err = with("s3://media", fallback).unwrap_err().to_string();
+        assert!(err.starts_with("storage_fallback_url: ") && err.contains(says), "{fallback}: {err}");
+    }
+}

@@ -9,9 +9,15 @@
 //! multipart write becomes visible only once complete; reads stream, with byte ranges (on local
 //! disk straight from the file, in large chunks).
 //!
+//! A store may have a *fallback* ([`Storage::with_fallback`], the `storage_fallback_url`
+//! setting) while media moves from one store to another: a read that finds nothing in the
+//! primary store tries the fallback, writes go to the primary only, and deletes go to both so
+//! that nothing deleted reappears from the fallback. [`copy`] copies one store into another.
+//!
 //! This crate must never name an object from user input, nor buffer a whole object in memory;
 //! it knows nothing about HTTP or the database.
 
+pub mod copy;
 pub mod key;
 mod local;
 pub mod segments;
@@ -162,6 +168,8 @@ impl std::fmt::Debug for ObjectRead {
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     location: StorageLocation,
+    /// Read when an object is missing from `store` (see the crate docs); never written.
+    fallback: Option<Box<Storage>>,
 }
 
 impl Storage {
@@ -187,7 +195,7 @@ impl Storage {
                 return Storage::open_s3(location, builder);
             }
         };
-        Ok(Storage { store, location })
+        Ok(Storage { store, location, fallback: None })
     }
 
     /// An S3 store at `location` with the client settings of `builder` (which `open` takes
@@ -204,7 +212,19 @@ impl Storage {
             Some(prefix) => Arc::new(PrefixStore::new(s3, prefix.as_str())),
             None => Arc::new(s3),
         };
-        Ok(Storage { store, location })
+        Ok(Storage { store, location, fallback: None })
+    }
+
+    /// This store, reading from `fallback` whatever it does not hold itself; writes still go
+    /// here only, deletes to both. A fallback's own fallback is dropped (one level only).
+    pub fn with_fallback(self, mut fallback: Storage) -> Storage {
+        fallback.fallback = None;
+        Storage { fallback: Some(Box::new(fallback)), ..self }
+    }
+
+    /// The fallback store, if any.
+    pub fn fallback(&self) -> Option<&Storage> {
+        self.fallback.as_deref()
     }
 
     pub fn location(&self) -> &StorageLocation {
@@ -217,6 +237,25 @@ impl Storage {
         match &self.location {
             StorageLocation::Local { root } => Some(key.as_str().split('/').fold(root.clone(), |p, s| p.join(s))),
             StorageLocation::S3 { .. } => None,
+        }
+    }
+
+    /// A local file holding `key` that a tool such as ffmpeg can read in place: the primary
+    /// store's file when the object is there, else the fallback's when that is a local folder
+    /// holding it; `None` when the object must be read through [`Storage::get`]. Without a
+    /// fallback this is [`Storage::local_path`] (no file system check).
+    pub async fn readable_local_path(&self, key: &StorageKey) -> Option<PathBuf> {
+        let Some(fallback) = &self.fallback else {
+            return self.local_path(key);
+        };
+        if let Some(path) = self.local_path(key)
+            && tokio::fs::try_exists(&path).await.unwrap_or(false)
+        {
+            return Some(path);
+        }
+        match fallback.local_path(key) {
+            Some(path) if tokio::fs::try_exists(&path).await.unwrap_or(false) => Some(path),
+            _ => None,
         }
     }
 
@@ -289,19 +328,36 @@ impl Storage {
     /// On a local store, opens the file holding `key` and resolves `range` against its size (an
     /// open and a stat, quick enough to run on an async worker), for a caller that sends the file
     /// itself; `None` on S3.
+    /// With a fallback, an object missing here is opened there when the fallback is local too;
+    /// `None` when it must be read through [`Storage::get`].
     pub fn open_local(&self, key: &StorageKey, range: Option<&ByteRange>) -> Option<Result<LocalFile, StorageError>> {
-        self.local_path(key).map(|path| local::open(&path, key.as_str(), range))
+        let found = self.local_path(key).map(|path| local::open(&path, key.as_str(), range));
+        let missing = matches!(found, Some(Err(StorageError::NotFound(_))));
+        match &self.fallback {
+            Some(fallback) if missing => fallback.open_local(key, range).or(found),
+            _ => found,
+        }
     }
 
-    /// Streams an object, or part of it.
+    /// Streams an object, or part of it (from the fallback when the primary store lacks it).
     pub async fn get(&self, key: &StorageKey, range: Option<ByteRange>) -> Result<ObjectRead, StorageError> {
+        match &self.fallback {
+            None => self.get_here(key, range).await,
+            Some(fallback) => match self.get_here(key, range.clone()).await {
+                Err(StorageError::NotFound(_)) => fallback.get_here(key, range).await,
+                other => other,
+            },
+        }
+    }
+
+    async fn get_here(&self, key: &StorageKey, range: Option<ByteRange>) -> Result<ObjectRead, StorageError> {
         if let Some(path) = self.local_path(key) {
             return local::get(path, key.as_str().to_owned(), range).await;
         }
         if let Some(ByteRange::Bounded(r)) = &range
             && r.start >= r.end
         {
-            let size = self.size(key).await?;
+            let size = self.size_here(key).await?;
             return Err(StorageError::RangeNotSatisfiable { size });
         }
         let options = GetOptions { range: range.clone().map(GetRange::from), ..GetOptions::default() };
@@ -311,7 +367,7 @@ impl Storage {
             Err(e) => {
                 // Backends word a bad range differently; decide it from the object's size.
                 if range.is_some() {
-                    let size = self.size(key).await?;
+                    let size = self.size_here(key).await?;
                     let unsatisfiable = match &range {
                         Some(ByteRange::Bounded(r)) => r.start >= size,
                         Some(ByteRange::From(start)) => *start >= size,
@@ -331,8 +387,16 @@ impl Storage {
         Ok(ObjectRead { size, range, stream })
     }
 
-    /// An object's metadata, or `None` if there is none at `key`.
+    /// An object's metadata (the fallback's when the primary store lacks it), or `None` if there
+    /// is none at `key`.
     pub async fn head(&self, key: &StorageKey) -> Result<Option<ObjectInfo>, StorageError> {
+        match (self.head_here(key).await?, &self.fallback) {
+            (None, Some(fallback)) => fallback.head_here(key).await,
+            (found, _) => Ok(found),
+        }
+    }
+
+    async fn head_here(&self, key: &StorageKey) -> Result<Option<ObjectInfo>, StorageError> {
         match self.store.head(&key.path()).await {
             Ok(meta) => Ok(Some(info(meta))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -340,26 +404,43 @@ impl Storage {
         }
     }
 
-    async fn size(&self, key: &StorageKey) -> Result<u64, StorageError> {
-        self.head(key).await?.map(|i| i.size).ok_or_else(|| StorageError::NotFound(key.to_string()))
+    async fn size_here(&self, key: &StorageKey) -> Result<u64, StorageError> {
+        self.head_here(key).await?.map(|i| i.size).ok_or_else(|| StorageError::NotFound(key.to_string()))
     }
 
-    /// Deletes one object; deleting a missing object is not an error.
+    /// Deletes one object, in the fallback too; deleting a missing object is not an error.
     pub async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        self.delete_here(key).await?;
+        if let Some(fallback) = &self.fallback {
+            fallback.delete_here(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_here(&self, key: &StorageKey) -> Result<(), StorageError> {
         match self.store.delete(&key.path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Every object under `prefix` (e.g. all of one video), in no particular order.
+    /// Every object under `prefix` (e.g. all of one video) in the primary store (never the
+    /// fallback), in no particular order.
     pub async fn list(&self, prefix: &StorageKey) -> Result<Vec<ObjectInfo>, StorageError> {
         self.store.list(Some(&prefix.path())).map_ok(info).map_err(StorageError::from).try_collect().await
     }
 
-    /// Deletes every object under `prefix`; returns how many there were. On local disk the
-    /// emptied folders go too.
+    /// Deletes every object under `prefix`, in the fallback too; returns how many there were in
+    /// the primary store. On local disk the emptied folders go too.
     pub async fn delete_prefix(&self, prefix: &StorageKey) -> Result<usize, StorageError> {
+        let deleted = self.delete_prefix_here(prefix).await?;
+        if let Some(fallback) = &self.fallback {
+            fallback.delete_prefix_here(prefix).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_prefix_here(&self, prefix: &StorageKey) -> Result<usize, StorageError> {
         let locations = self.store.list(Some(&prefix.path())).map_ok(|meta| meta.location).boxed();
         let deleted: Vec<_> = self
             .store

@@ -72,6 +72,59 @@ async fn streams_a_multipart_write_and_reads_it_back_with_ranges() {
 }
 
 #[tokio::test]
+async fn a_fallback_serves_what_the_primary_lacks_and_deletes_reach_both() {
+    let (primary, _a) = local().await;
+    let (old, _b) = local().await;
+    let video = Uuid::now_v7();
+    let (key, fresh) = (StorageKey::video_original(video), StorageKey::video_poster(video));
+    old.put_bytes(&key, Bytes::from_static(b"old bytes")).await.unwrap();
+    let both = primary.clone().with_fallback(old.clone());
+
+    assert_eq!(read_all(both.get(&key, None).await.unwrap()).await, b"old bytes");
+    assert_eq!(read_all(both.get(&key, Some(ByteRange::From(4))).await.unwrap()).await, b"bytes");
+    assert_eq!(both.head(&key).await.unwrap().map(|i| i.size), Some(9));
+    assert_eq!(both.open_local(&key, None).unwrap().unwrap().size, 9);
+    assert_eq!(both.readable_local_path(&key).await, old.local_path(&key));
+    assert!(primary.head(&key).await.unwrap().is_none(), "reads copy nothing");
+
+    both.put_bytes(&fresh, Bytes::from_static(b"new")).await.unwrap();
+    assert!(primary.head(&fresh).await.unwrap().is_some() && old.head(&fresh).await.unwrap().is_none());
+    assert_eq!(both.readable_local_path(&fresh).await, primary.local_path(&fresh));
+    assert!(matches!(
+        both.get(&StorageKey::video_original(Uuid::now_v7()), None).await,
+        Err(StorageError::NotFound(_))
+    ));
+
+    both.delete(&key).await.unwrap();
+    assert!(both.head(&key).await.unwrap().is_none(), "a deleted object does not come back");
+    old.put_bytes(&key, Bytes::from_static(b"old bytes")).await.unwrap();
+    both.delete_prefix(&StorageKey::video(video)).await.unwrap();
+    assert!(old.head(&key).await.unwrap().is_none() && primary.head(&fresh).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn copy_missing_streams_what_is_missing_and_resumes() {
+    let (from, _a) = local().await;
+    let (to, _b) = local().await;
+    let video = Uuid::now_v7();
+    let big = pattern(PART_BYTES * 2 + 12345);
+    from.put_stream(&StorageKey::video_original(video), &big[..]).await.unwrap();
+    from.put_bytes(&StorageKey::video_poster(video), Bytes::from_static(b"poster")).await.unwrap();
+    from.put_bytes(&StorageKey::video_storyboard_vtt(video), Bytes::new()).await.unwrap();
+    // Already there with the same size: skipped; with another size: copied again.
+    to.put_bytes(&StorageKey::video_poster(video), Bytes::from_static(b"POSTER")).await.unwrap();
+    to.put_bytes(&StorageKey::video_storyboard_vtt(video), Bytes::from_static(b"stale")).await.unwrap();
+
+    let report = copy::copy_missing(&from, &to, |_| {}).await.unwrap();
+    assert_eq!(report, copy::CopyReport { objects: 3, copied: 2, bytes: big.len() as u64, present: 1 });
+    assert_eq!(read_all(to.get(&StorageKey::video_original(video), None).await.unwrap()).await, big);
+    assert_eq!(to.head(&StorageKey::video_storyboard_vtt(video)).await.unwrap().map(|i| i.size), Some(0));
+
+    let again = copy::copy_missing(&from, &to, |_| {}).await.unwrap();
+    assert_eq!(again, copy::CopyReport { objects: 3, copied: 0, bytes: 0, present: 3 });
+}
+
+#[tokio::test]
 async fn bad_ranges_and_missing_objects_are_told_apart() {
     let (storage, _dir) = local().await;
     let key = StorageKey::video_original(Uuid::now_v7());

@@ -54,7 +54,7 @@ impl Transcoder {
         remove_earlier_attempts(video_work, attempt).await;
         let work = video_work.join(format!("attempt-{attempt}"));
         let original = StorageKey::video_original(output.video_id);
-        let (input, downloaded) = match self.storage.local_path(&original) {
+        let (input, downloaded) = match self.storage.readable_local_path(&original).await {
             Some(path) => (path, false),
             None => (download(&self.storage, &original, &work.join("original")).await?, true),
         };
