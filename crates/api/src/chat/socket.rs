@@ -32,6 +32,9 @@ pub const RECENT: u32 = 50;
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 /// Frames a client may send within [`FLOOD_WINDOW`] (posts beyond the rate limit included).
 pub const FLOOD_FRAMES: u32 = 30;
+/// After the chat closes a socket, how long it reads (and drops) what the client still sends
+/// while waiting for the client's Close.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Refuses a browser's upgrade from another site: an `Origin` other than `public_url`'s.
 /// Clients that are not browsers send none and authenticate with their token.
@@ -93,7 +96,7 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
         Err(e) => {
             let _ = tx.send(text(&ServerEvent::error(&e, None))).await;
             let _ = tx.send(close(close_code::ERROR, "unavailable")).await;
-            return;
+            return closing_handshake(rx).await;
         }
     };
     if tx.send(text(&hello)).await.is_err() {
@@ -120,7 +123,8 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
                 Err(RecvError::Closed) => close(close_code::AWAY, "shutting down"),
             },
             frame = rx.next() => match frame {
-                None | Some(Ok(Message::Close(_))) => break,
+                // The client closed (tungstenite answers its Close): nothing more to read.
+                None | Some(Ok(Message::Close(_))) => return,
                 Some(Err(e)) => {
                     // tungstenite refuses an oversized message before buffering it.
                     let too_big = e
@@ -167,6 +171,21 @@ async fn run(st: ApiState, live: Uuid, user: Option<CurrentUser>, socket: WebSoc
             break;
         }
     }
+    closing_handshake(rx).await;
+}
+
+/// After the chat's Close: reads and drops what the client still sends until its Close or the
+/// end, for at most [`CLOSE_WAIT`]. A socket closed with frames unread is reset, and a reset can
+/// lose the client the Close frame that says why (a flood's 1008).
+async fn closing_handshake(mut rx: futures::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(frame)) = rx.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The first event: what the viewer may do and the latest messages; and the live's owner.
