@@ -135,7 +135,11 @@ on_both_stacks! {
         let res = app.client.get(app.url(&format!("{folder}/{segment}"))).header("range", "bytes=999999999-").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
         let whole = app.get(&format!("{folder}/{segment}")).await.bytes().await.unwrap();
+        let sent_before = sendfile_bytes(&app).await;
         segment_requests_share_a_connection_with_the_router(&app, &format!("{folder}/{segment}"), &whole).await;
+        // The default route table sends media files straight from the file (the zero-copy path).
+        let sent = sendfile_bytes(&app).await - sent_before;
+        assert!(sent >= whole.len() as u64, "{sent} bytes went out by sendfile, not the whole segment");
         let poster = app.get(public["poster_url"].as_str().unwrap()).await;
         assert_eq!(poster.status(), 200);
         assert_eq!(poster.headers()["content-type"], "image/jpeg");
@@ -333,6 +337,16 @@ async fn killed_mid_transcode(takeover: Takeover) {
         }
         app.stop().await;
     }
+}
+
+/// `turtlemen_http_sendfile_bytes` as `/metrics` gives it.
+async fn sendfile_bytes(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("turtlemen_http_sendfile_bytes_total "))
+        .unwrap_or_else(|| panic!("{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 /// On one connection, pipelined: the segment (answered with `sendfile`), a `HEAD` of it, a

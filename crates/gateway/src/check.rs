@@ -348,7 +348,7 @@ where
                 ApiError::unauthorized().into_response()
             };
             // A cookie that names no live session is dropped.
-            if let Some(removal) = session::removal_header(gw).filter(|_| clear_cookie) {
+            if let Some(removal) = clear_cookie.then(|| session::removal_header(gw)).flatten() {
                 res.headers_mut().append(header::SET_COOKIE, removal);
             }
             res

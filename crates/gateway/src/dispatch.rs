@@ -135,8 +135,11 @@ async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
 
 /// File answers (see [`turtlemen_http::files`]) for the API server in this process, put behind
 /// the route table: a request is offered to `api_files` only when the gateway would route it to
-/// the API on a route without a check at the entry (`auth = "none"`, as `/media` is: its URLs
-/// are signed), and only with an unambiguous path. The route's metrics count it.
+/// the API on a route that lets anonymous visitors in (`auth = "none"` or `"optional"`), and
+/// only with an unambiguous path. The files answered are media, whose URLs are signed: the
+/// signature is their authorization, and who the visitor is changes nothing, so the session is
+/// not looked at. A route with `auth = "required"` is left to the check at the entry. The
+/// route's metrics count it.
 pub fn api_files(gw: Gateway, api_files: Arc<dyn FileResponder>) -> Arc<dyn FileResponder> {
     Arc::new(RoutedFiles { gw, inner: api_files })
 }
@@ -157,7 +160,7 @@ impl FileResponder for RoutedFiles {
             return None;
         }
         let route = &self.gw.routes.routes[self.gw.routes.find(req).ok()?];
-        if route.spec.upstream != UpstreamRef::Api || route.spec.auth != AuthMode::None {
+        if route.spec.upstream != UpstreamRef::Api || route.spec.auth == AuthMode::Required {
             return None;
         }
         let reply = self.inner.respond(req)?;

@@ -53,7 +53,9 @@ pub fn builtin(defaults: &RouteDefaults) -> Vec<RouteSpec> {
             ..r("uploads", "/api/v1/uploads", Api, Optional)
         },
         r("api", "/api", Api, Optional),
-        RouteSpec { timeout: Some(Duration::ZERO), ..r("media", "/media", Api, Optional) },
+        // Media URLs are signed and their answers are the same for everyone: no session is
+        // looked up, and files go out by sendfile.
+        RouteSpec { timeout: Some(Duration::ZERO), ..r("media", "/media", Api, Open) },
         r("upload", "/upload", Api, Required),
         r("subscriptions", "/subscriptions", Api, Required),
         r("notifications", "/notifications", Api, Required),
@@ -194,6 +196,7 @@ mod tests {
         assert_eq!(mode(&t, "/upload/new"), AuthMode::Required);
         assert_eq!(mode(&t, "/uploads-are-public"), AuthMode::Optional, "segment boundary");
         assert_eq!(mode(&t, "/auth/token"), AuthMode::None);
+        assert_eq!(mode(&t, "/media/token/videos/id/hls/master.m3u8"), AuthMode::None);
         assert_eq!(mode(&t, "/authx"), AuthMode::Optional);
         assert_eq!(mode(&t, "/api/v1/me"), AuthMode::Optional);
         assert_eq!(mode(&t, "/"), AuthMode::Optional);

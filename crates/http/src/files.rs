@@ -307,7 +307,7 @@ async fn send_file(stream: &TcpStream, file: &File, range: Range<u64>) -> io::Re
         }) {
             // The file shrank under us: stop short rather than send made-up bytes.
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while sent")),
-            Ok(_) => {}
+            Ok(sent) => crate::metrics::sent_from_files(sent as u64),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }

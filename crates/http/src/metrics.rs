@@ -60,6 +60,7 @@ struct Metrics {
     route_duration: Family<GatewayRouteLabels, Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     spliced: Counter,
+    sendfile: Counter,
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -125,6 +126,11 @@ pub fn spliced(bytes: u64) {
     metrics().spliced.inc_by(bytes);
 }
 
+/// Counts response body bytes sent from files with `sendfile(2)` ([`crate::files`]).
+pub fn sent_from_files(bytes: u64) {
+    metrics().sendfile.inc_by(bytes);
+}
+
 fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -166,6 +172,12 @@ fn metrics() -> &'static Metrics {
             "Body bytes moved between client and upstream sockets by splice(2), not copied",
             spliced.clone(),
         );
+        let sendfile = Counter::default();
+        registry.register(
+            "sendfile_bytes",
+            "Response body bytes sent from files by sendfile(2), not copied through the server",
+            sendfile.clone(),
+        );
         let mut ops_registry = Registry::with_prefix("turtlemen");
         let ops = Ops::register(&mut ops_registry);
         Metrics {
@@ -178,6 +190,7 @@ fn metrics() -> &'static Metrics {
             route_duration,
             upstream_errors,
             spliced,
+            sendfile,
         }
     })
 }
