@@ -11,9 +11,10 @@
 // 2. Viewers: a pre-encoded 640×360 1 Mb/s stream is published (copied, so the encoder costs
 //    nothing), and the load tool (crates/live/examples/viewers.rs) plays it with N players —
 //    blocking reloads on _HLS_msn/_HLS_part and every part fetched, as hls.js does — at rising
-//    N until one falls behind (a playlist answer more than one part past the part it asked for,
-//    or a part taking longer to fetch than it lasts), then the gap is halved twice; the largest
-//    N with none behind is the result.
+//    N until one falls behind (a part arriving after a player holding PART-HOLD-BACK behind the
+//    live edge needs it, a playlist answer more than one part past the part it asked for, or a
+//    failed request), then the gap is halved twice; the largest N with none behind is the result.
+//    Parts fetched slower than they last are counted beside it (slow_parts), as a stricter sign.
 // 3. CPU and memory per passthrough stream: the server (with its packagers, the ffmpeg children)
 //    idle, then with STREAMS copied streams; the difference per stream.
 // 4. The transcoded ladder (LADDER) on a second server: 1.'s latency (the clock read at whatever

@@ -2,12 +2,21 @@
 //! what hls.js does in low-latency mode — a blocking playlist reload for the part named by the
 //! preload hint, then that part — for `SECS` seconds, started over the first second.
 //!
-//! A player falls behind when a playlist answer shows more than [`BEHIND_PARTS`] part after the
-//! one it asked for (a player that keeps up is answered the moment its part exists, so the part
-//! it asked for is the newest: an answer with more after it came over a part target late), when
-//! fetching a part takes longer than that part lasts (the player would stall), or when a request
-//! fails. Prints one line: `players=N behind=B late_playlists=L slow_parts=S failed=F requests=R
-//! parts_mb=M playlist_p50_ms=… playlist_p99_ms=… part_p50_ms=… part_p99_ms=…`.
+//! Each player plays as hls.js does in low-latency mode: `PART-HOLD-BACK` (from the playlist's
+//! `EXT-X-SERVER-CONTROL`) behind the live edge. Its first part is due that long after the part
+//! existed, and every later part one part's duration after the one before. A player falls behind
+//! when:
+//! - a part arrives after it is due (the player would stall);
+//! - a playlist answer shows more than [`BEHIND_PARTS`] part after the one it asked for (a player
+//!   that keeps up is answered the moment its part exists, so the part it asked for is the
+//!   newest; an answer with more after it came over a part target late);
+//! - a request fails.
+//!
+//! Also counted, as a stricter sign of load: parts whose fetch took longer than the part lasts
+//! (`slow_parts`). A player absorbs those in its hold-back unless they add up.
+//!
+//! Prints one line: `players=N behind=B stalled=S late_playlists=L slow_parts=P failed=F
+//! requests=R parts_mb=M playlist_p50_ms=… playlist_p99_ms=… part_p50_ms=… part_p99_ms=…`.
 //!
 //!   cargo run --release -p turtlemen-live --example viewers -- URL N SECS
 //!
@@ -24,6 +33,7 @@ const BEHIND_PARTS: usize = 1;
 #[derive(Default)]
 struct Tally {
     behind: AtomicU64,
+    stalled: AtomicU64,
     late_playlists: AtomicU64,
     slow_parts: AtomicU64,
     failed: AtomicU64,
@@ -32,6 +42,8 @@ struct Tally {
     first_error: std::sync::Mutex<Option<String>>,
     playlist_ms: std::sync::Mutex<Vec<u64>>,
     part_ms: std::sync::Mutex<Vec<u64>>,
+    /// The first few slow parts: how long each lasts and how long its fetch took, in ms.
+    slow_examples: std::sync::Mutex<Vec<(u64, u64)>>,
 }
 
 /// A part by its media sequence number and its index in the segment.
@@ -41,6 +53,13 @@ fn part_name(line: &str) -> Option<PartName> {
     let rest = line.split("URI=\"part-").nth(1)?.split(".m4s").next()?;
     let (msn, part) = rest.split_once('.')?;
     Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+/// `PART-HOLD-BACK` of a playlist's `EXT-X-SERVER-CONTROL`.
+fn part_hold_back(playlist: &str) -> Option<Duration> {
+    let line = playlist.lines().find(|l| l.starts_with("#EXT-X-SERVER-CONTROL:"))?;
+    let secs: f64 = line.split("PART-HOLD-BACK=").nth(1)?.split(',').next()?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// The parts a playlist lists, in order, with their durations, and its preload hint.
@@ -64,7 +83,10 @@ async fn player(
     let text = client.get(&url).send().await?.error_for_status()?.text().await?;
     tally.requests.fetch_add(1, Ordering::Relaxed);
     let (_, mut hint) = parse(&text);
+    let hold_back = part_hold_back(&text).unwrap_or(Duration::from_secs(1));
     let mut behind = false;
+    // When the next part must have arrived for the player not to stall.
+    let mut due: Option<Instant> = None;
     while Instant::now() < until {
         let Some((msn, part)) = hint else { break };
         let started = Instant::now();
@@ -84,6 +106,9 @@ async fn player(
             continue;
         };
         let ((msn, part), lasts) = parts[at];
+        // The first part is played PART-HOLD-BACK after it existed (now, as the blocking reload
+        // answered when it did).
+        let deadline = *due.get_or_insert_with(|| Instant::now() + hold_back);
         if parts.len() - 1 - at > BEHIND_PARTS {
             behind = true;
             tally.late_playlists.fetch_add(1, Ordering::Relaxed);
@@ -92,8 +117,19 @@ async fn player(
         let bytes =
             client.get(format!("{base}part-{msn}.{part}.m4s")).send().await?.error_for_status()?.bytes().await?;
         if started.elapsed() > lasts {
-            behind = true;
             tally.slow_parts.fetch_add(1, Ordering::Relaxed);
+            let mut examples = tally.slow_examples.lock().unwrap_or_else(|e| e.into_inner());
+            if examples.len() < 8 {
+                examples.push((lasts.as_millis() as u64, started.elapsed().as_millis() as u64));
+            }
+        }
+        if Instant::now() > deadline {
+            behind = true;
+            tally.stalled.fetch_add(1, Ordering::Relaxed);
+            // A stalled player waits for the part, then plays on from now.
+            due = Some(Instant::now() + lasts);
+        } else {
+            due = Some(deadline + lasts);
         }
         let part_ms = started.elapsed().as_millis() as u64;
         tally.requests.fetch_add(2, Ordering::Relaxed);
@@ -152,9 +188,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut playlist = std::mem::take(&mut *tally.playlist_ms.lock().unwrap_or_else(|e| e.into_inner()));
     let mut part = std::mem::take(&mut *tally.part_ms.lock().unwrap_or_else(|e| e.into_inner()));
     println!(
-        "players={n} behind={} late_playlists={} slow_parts={} failed={} requests={} parts_mb={:.1} playlist_p50_ms={} \
+        "players={n} behind={} stalled={} late_playlists={} slow_parts={} failed={} requests={} parts_mb={:.1} playlist_p50_ms={} \
          playlist_p99_ms={} part_p50_ms={} part_p99_ms={}",
         tally.behind.load(Ordering::Relaxed),
+        tally.stalled.load(Ordering::Relaxed),
         tally.late_playlists.load(Ordering::Relaxed),
         tally.slow_parts.load(Ordering::Relaxed),
         tally.failed.load(Ordering::Relaxed),
@@ -165,6 +202,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&mut part, 0.5),
         percentile(&mut part, 0.99),
     );
+    let examples = tally.slow_examples.lock().unwrap_or_else(|e| e.into_inner());
+    if !examples.is_empty() {
+        let list: Vec<String> = examples.iter().map(|(lasts, took)| format!("{took}/{lasts}")).collect();
+        eprintln!("slow parts (fetch ms / part ms): {}", list.join(" "));
+    }
     if let Some(e) = tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         eprintln!("first error: {e}");
     }

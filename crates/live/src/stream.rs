@@ -118,6 +118,30 @@ pub struct LiveStream {
     changed: watch::Sender<u64>,
     /// When each player (by its nonce) last asked for a playlist.
     viewers: Mutex<HashMap<String, Instant>>,
+    /// The playlists last written, each with the change it was written at: every player waiting
+    /// on a blocking reload is woken by the same change, and one writing serves them all.
+    low_latency: Rendered,
+    plain: Rendered,
+}
+
+/// A playlist's text and the change (the `changed` counter) it shows at least.
+#[derive(Default)]
+struct Rendered(Mutex<Option<(u64, Bytes)>>);
+
+impl Rendered {
+    /// The text for change `at`: the one kept if it was written at `at`, else a new one from
+    /// `write`. A text is kept under the counter read before its snapshot was taken, so it is
+    /// never older than the change it is kept under.
+    fn get(&self, at: u64, write: impl FnOnce() -> String) -> Bytes {
+        if let Some((kept_at, text)) = &*self.0.lock().unwrap_or_else(|e| e.into_inner())
+            && *kept_at == at
+        {
+            return text.clone();
+        }
+        let text = Bytes::from(write());
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, text.clone()));
+        text
+    }
 }
 
 /// Where a part is, relative to what exists.
@@ -134,6 +158,8 @@ impl LiveStream {
             inner: Mutex::new(Inner::default()),
             changed: watch::channel(0).0,
             viewers: Mutex::new(HashMap::new()),
+            low_latency: Rendered::default(),
+            plain: Rendered::default(),
         }
     }
 
@@ -243,12 +269,16 @@ impl LiveStream {
         self.lock().segments.iter().any(|s| !s.parts.is_empty())
     }
 
-    pub fn low_latency_playlist(&self) -> String {
-        playlist::low_latency(&self.packaging.params, &self.snapshot())
+    /// The Low-Latency HLS playlist, written once per change.
+    pub fn low_latency_playlist(&self) -> Bytes {
+        let at = *self.changed.borrow();
+        self.low_latency.get(at, || playlist::low_latency(&self.packaging.params, &self.snapshot()))
     }
 
-    pub fn plain_playlist(&self) -> String {
-        playlist::plain(&self.packaging.params, &self.snapshot())
+    /// The playlist of whole segments, written once per change.
+    pub fn plain_playlist(&self) -> Bytes {
+        let at = *self.changed.borrow();
+        self.plain.get(at, || playlist::plain(&self.packaging.params, &self.snapshot()))
     }
 
     pub fn init(&self, run: u32) -> Option<Bytes> {
@@ -381,7 +411,30 @@ mod tests {
         assert_eq!(snap.discontinuity_sequence, 1);
         assert!(s.init(0).is_none(), "the old run's init left with its segments");
         assert!(s.end().is_some());
-        assert!(s.low_latency_playlist().ends_with("#EXT-X-ENDLIST\n"));
+        assert!(s.low_latency_playlist().ends_with(b"#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn a_playlist_is_written_once_per_change_and_follows_every_change() {
+        let s = stream();
+        s.begin_run(Bytes::from_static(b"init"));
+        s.push(frag(0), 0.5, true);
+        let first = s.low_latency_playlist();
+        // Nothing changed: the same text, not a copy.
+        assert_eq!(first.as_ptr(), s.low_latency_playlist().as_ptr());
+        s.push(frag(1), 0.5, false);
+        let second = s.low_latency_playlist();
+        let text = std::str::from_utf8(&second).unwrap();
+        assert!(text.contains("URI=\"part-0.1.m4s\""), "{text}");
+        assert!(text.contains("URI=\"part-0.2.m4s\"") && text.contains("PRELOAD-HINT"), "{text}");
+        assert_ne!(first, second);
+        // The plain playlist has no whole segment yet, then the one cut.
+        assert!(!std::str::from_utf8(&s.plain_playlist()).unwrap().contains("seg-0.m4s"));
+        s.push(frag(2), 2.0, true);
+        s.push(frag(3), 0.5, true);
+        assert!(std::str::from_utf8(&s.plain_playlist()).unwrap().contains("seg-0.m4s"));
+        s.end();
+        assert!(s.low_latency_playlist().ends_with(b"#EXT-X-ENDLIST\n"));
     }
 
     #[test]

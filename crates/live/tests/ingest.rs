@@ -119,7 +119,7 @@ async fn ffmpeg_publishes_and_parts_decode() {
     let mut encoder = publish(s.port, "good-key", 8);
     let stream = eventually("the stream", || s.hub.stream(id)).await;
     stream.wait_for(1, Some(1), Duration::from_secs(15)).await.expect("parts of the second segment");
-    let playlist = stream.low_latency_playlist();
+    let playlist = String::from_utf8(stream.low_latency_playlist().to_vec()).expect("UTF-8");
     assert!(playlist.contains("#EXT-X-PART:") && playlist.contains(",INDEPENDENT=YES"), "{playlist}");
     assert!(playlist.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"), "{playlist}");
     let init = stream.init(0).unwrap();
@@ -147,7 +147,7 @@ async fn ffmpeg_publishes_and_parts_decode() {
     .await;
     assert!(events[0].starts_with("dropped: the encoder stopped the stream"), "{events:?}");
     assert!(events[1].starts_with("ended: the encoder did not come back"), "{events:?}");
-    assert!(stream.low_latency_playlist().ends_with("#EXT-X-ENDLIST\n"));
+    assert!(stream.low_latency_playlist().ends_with(b"#EXT-X-ENDLIST\n"));
 }
 
 #[tokio::test]
