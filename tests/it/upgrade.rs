@@ -240,6 +240,8 @@ async fn upgrade_with_no_downtime(stack: Stack) {
     assert!(old.answered("/comments") > answered_before, "the previous release served the journeys");
     // A process of the previous release started now — a replica restarting mid-upgrade — starts
     // on the migrated schema (`serve` migrates: the later migrations are no reason to stop).
+    // Releases up to d9aca44 refuse ("previously applied but is missing") once this build adds a
+    // migration: then name a later release in tests/upgrade/PREVIOUS_RELEASE.
     let mut restarted = serve("previous-restarted", Some(previous.clone()), free_port());
     restarted.start();
     restarted.ready().await;
