@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests on SQLite + the embedded session store
-# and again on PostgreSQL + Redis, a short run of every fuzz target, then the Kubernetes manifests' check (deploy/kubernetes/check.py) and
+# and again on PostgreSQL + Redis (the upgrade test beside the previous release's binary, built
+# first by scripts/previous-release.sh), a short run of every fuzz target, then the Kubernetes manifests' check (deploy/kubernetes/check.py) and
 # the browser tests in Debian's headless chromium.
 #
 # PostgreSQL and Redis come from TURTLEMEN_TEST_POSTGRES_URL / TURTLEMEN_TEST_REDIS_URL, or
@@ -16,6 +17,10 @@ fi
 export TURTLEMEN_TEST_POSTGRES_URL="${TURTLEMEN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export TURTLEMEN_TEST_REDIS_URL="${TURTLEMEN_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 export TURTLEMEN_TEST_REQUIRE_EXTERNAL=1
+
+echo "== the previous release's binary, for the upgrade test (scripts/previous-release.sh)"
+TURTLEMEN_PREVIOUS_BIN="$(bash scripts/previous-release.sh)"
+export TURTLEMEN_PREVIOUS_BIN
 
 echo "== Rust tests (SQLite + embedded sessions, PostgreSQL + Redis)"
 cargo test --workspace --locked

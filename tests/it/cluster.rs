@@ -1,7 +1,9 @@
 //! Running the built `turtlemen` as real processes beside real services, for the tests that
-//! break things on purpose (scale_out.rs, faults/) or move media under them (media_move.rs): free
-//! ports, processes killed when dropped, replicas started and restarted on their own data dirs,
-//! moto's S3 server, and [`Person`], a browser-like client doing the people's journeys.
+//! break things on purpose (scale_out.rs, faults/), move media under them (media_move.rs) or
+//! upgrade them (upgrade.rs, beside the previous release's binary): free ports, processes killed
+//! when dropped or stopped as an operator would, replicas started and restarted on their own data
+//! dirs, HAProxy in front, moto's S3 server, and [`Person`], a browser-like client doing the
+//! people's journeys.
 
 use crate::gateway::{Browser, field};
 use crate::helpers::PASSWORD;
@@ -10,6 +12,7 @@ use reqwest::header::HeaderMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,8 @@ impl Drop for Killed {
 /// One replica: how to start it, where it answers `/readyz`, and its log (kept across restarts).
 pub(crate) struct Replica {
     pub(crate) name: String,
+    /// Another build's binary (the previous release, for upgrade.rs); `None`: this build's.
+    pub(crate) program: Option<PathBuf>,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) port: u16,
@@ -44,7 +49,8 @@ pub(crate) struct Replica {
 impl Replica {
     pub(crate) fn start(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turtlemen"));
+        let program = self.program.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_turtlemen")));
+        let mut cmd = Command::new(program);
         cmd.args(&self.args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         cmd.env("TURTLEMEN_DATA_DIR", &self.data_dir).envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log file")).stderr(log);
@@ -54,6 +60,23 @@ impl Replica {
     /// `kill -9`, and waits until the process is gone.
     pub(crate) fn kill(&mut self) {
         drop(self.child.take());
+    }
+
+    /// Stops the process as an operator (or an orchestrator) does — SIGTERM, then waits for it to
+    /// finish its requests and exit — and checks that it exited cleanly.
+    pub(crate) async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let pid = rustix::process::Pid::from_child(&child.0);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM sent");
+        let deadline = Instant::now() + START_DEADLINE;
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("process state") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{} did not stop on SIGTERM:\n{}", self.name, tail(&self.log));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{} exited with {status} on SIGTERM:\n{}", self.name, tail(&self.log));
     }
 
     pub(crate) async fn ready(&mut self) {
@@ -77,6 +100,13 @@ impl Replica {
     pub(crate) fn served(&self, id: &str) -> bool {
         std::fs::read_to_string(&self.log).unwrap_or_default().lines().any(|l| l.contains(id) && l.contains("served"))
     }
+
+    /// How many requests whose log line holds `part` (a path…) this replica's log shows answered
+    /// (at log level `info`).
+    pub(crate) fn answered(&self, part: &str) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines().filter(|l| l.contains(part) && l.contains("served")).count()
+    }
 }
 
 impl Drop for Replica {
@@ -91,6 +121,54 @@ pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// HAProxy on `port`, round-robin over the servers on `ports` (gateways, or `serve`
+/// processes), checking each every 300 ms; a connection refused is tried again on another server.
+pub(crate) async fn start_haproxy(dir: &Path, port: u16, ports: &[u16]) -> Killed {
+    let servers: String =
+        ports.iter().enumerate().map(|(i, p)| format!("    server gateway-{} 127.0.0.1:{p}\n", i + 1)).collect();
+    let config = format!(
+        "global\n    maxconn 512\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 120s\n    timeout server 120s\n\
+         \x20   retries 2\n    option redispatch 1\n    option forwardfor\n\
+         frontend entry\n    bind 127.0.0.1:{port}\n    default_backend gateways\n\
+         backend gateways\n    balance roundrobin\n    option httpchk\n\
+         \x20   http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1:{port}\n\
+         \x20   default-server check inter 300ms fall 1 rise 1\n{servers}"
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, config).expect("HAProxy configuration");
+    // Debian installs it in /usr/sbin, which is not on every account's PATH.
+    let child = ["haproxy", "/usr/sbin/haproxy"]
+        .iter()
+        .find_map(|bin| {
+            Command::new(bin).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()
+        })
+        .expect("HAProxy is required (scripts/install-deps.sh installs it)");
+    let mut haproxy = Killed(child);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        assert!(haproxy.0.try_wait().expect("process state").is_none(), "HAProxy exited");
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        if http.get(url).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return haproxy;
+        }
+        assert!(Instant::now() < deadline, "HAProxy never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until background journeys have done `n` more rounds (so requests met the processes as
+/// they are now).
+pub(crate) async fn rounds_go_on(rounds: &AtomicUsize, n: usize, while_: &str) {
+    let start = rounds.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rounds.load(Ordering::SeqCst) < start + n {
+        assert!(Instant::now() < deadline, "the background journeys stalled {while_}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// moto's S3 server on a free port, with the bucket `media`.
@@ -174,6 +252,12 @@ impl Person {
             strict: false,
             ..Person::new(name, base, &Arc::default())
         }
+    }
+
+    /// This person (the same cookies, the same record of retries) sending to `base` instead: one
+    /// process straight, past the load balancer.
+    pub(crate) fn at(&self, base: &str) -> Person {
+        Person { base: base.into(), ..self.clone() }
     }
 
     /// This person, their requests coming from `address` (per-address limits count them apart).

@@ -381,9 +381,19 @@ macro_rules! on_both_stacks {
 /// Runs the built `turtlemen` binary with `args`, `stdin`, extra environment and a clean
 /// `TURTLEMEN_*` environment; returns (exit code, stdout, stderr).
 pub fn run_cli(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    run_program(std::path::Path::new(env!("CARGO_BIN_EXE_turtlemen")), args, stdin, env)
+}
+
+/// [`run_cli`] with another `turtlemen` binary (the previous release's, for upgrade.rs).
+pub fn run_program(
+    program: &std::path::Path,
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turtlemen"));
+    let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("TURTLEMEN_") {

@@ -47,6 +47,7 @@ mod seed;
 mod session_end;
 mod sessions;
 mod signing_keys;
+mod upgrade;
 mod uploads;
 mod upstream;
 mod users;

@@ -27,7 +27,7 @@ async fn cli(args: &[&str], stdin: &str, env: &[(String, String)]) -> (i32, Stri
 }
 
 /// Uploads `file` in one piece as `who`; the video's id.
-async fn upload(who: &Person, file: &std::path::Path, title: &str) -> String {
+pub(crate) async fn upload(who: &Person, file: &std::path::Path, title: &str) -> String {
     let bytes = std::fs::read(file).expect("the clip");
     let res = who
         .send("create the upload", |c| {
@@ -56,7 +56,7 @@ async fn upload(who: &Person, file: &std::path::Path, title: &str) -> String {
 }
 
 /// Waits until `video` is ready, then plays it (master playlist, a rendition, a segment).
-async fn plays(who: &Person, video: &str) {
+pub(crate) async fn plays(who: &Person, video: &str) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let v = who.get("the video", &format!("/api/v1/videos/{video}")).await.json();
@@ -141,6 +141,7 @@ async fn move_with_no_downtime(stack: Stack, to_s3: bool) {
     assert_eq!(code, 0, "create-user: {err}");
     let mut server = Replica {
         name: "serve".into(),
+        program: None,
         args: vec!["serve".into()],
         env: env.iter().cloned().chain([("TURTLEMEN_STORAGE_URL".into(), old_url.clone())]).collect(),
         port,

@@ -13,55 +13,17 @@
 //! `TURTLEMEN_TEST_POSTGRES_URL` / `TURTLEMEN_TEST_REDIS_URL`, unless the run requires them.
 
 use crate::channels::publish_in;
-use crate::cluster::{Killed, Person, Replica, START_DEADLINE, free_port, list_keys, s3_env, start_moto};
+use crate::cluster::{Person, Replica, free_port, list_keys, rounds_go_on, s3_env, start_haproxy, start_moto};
 use crate::helpers::{PgSchema, external_urls};
 use crate::uploads::metadata;
 use crate::videos::clip;
 use reqwest::StatusCode;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A cookie secret every role shares (at least 32 characters).
 const COOKIE_SECRET: &str = "one cookie secret for every replica of the scale-out test";
-
-/// HAProxy on `port`, round-robin over `gateways`, checking each every 300 ms.
-async fn start_haproxy(dir: &Path, port: u16, gateways: &[u16]) -> Killed {
-    let servers: String =
-        gateways.iter().enumerate().map(|(i, p)| format!("    server gateway-{} 127.0.0.1:{p}\n", i + 1)).collect();
-    let config = format!(
-        "global\n    maxconn 512\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 120s\n    timeout server 120s\n\
-         \x20   retries 2\n    option redispatch 1\n    option forwardfor\n\
-         frontend entry\n    bind 127.0.0.1:{port}\n    default_backend gateways\n\
-         backend gateways\n    balance roundrobin\n    option httpchk\n\
-         \x20   http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1:{port}\n\
-         \x20   default-server check inter 300ms fall 1 rise 1\n{servers}"
-    );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config).expect("HAProxy configuration");
-    // Debian installs it in /usr/sbin, which is not on every account's PATH.
-    let child = ["haproxy", "/usr/sbin/haproxy"]
-        .iter()
-        .find_map(|bin| {
-            Command::new(bin).arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()
-        })
-        .expect("HAProxy is required (scripts/install-deps.sh installs it)");
-    let mut haproxy = Killed(child);
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        assert!(haproxy.0.try_wait().expect("process state").is_none(), "HAProxy exited");
-        let url = format!("http://127.0.0.1:{port}/healthz");
-        if http.get(url).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return haproxy;
-        }
-        assert!(Instant::now() < deadline, "HAProxy never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The comments answered 201: (id, text).
 type Written = Arc<Mutex<Vec<(String, String)>>>;
@@ -95,17 +57,6 @@ fn background(
             })
         })
         .collect()
-}
-
-/// Waits until the background people have done `n` more rounds (so requests met the cluster as
-/// it is now, through both gateways).
-async fn rounds_go_on(rounds: &AtomicUsize, n: usize, while_: &str) {
-    let start = rounds.load(Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rounds.load(Ordering::SeqCst) < start + n {
-        assert!(Instant::now() < deadline, "the background journeys stalled {while_}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Several people commenting at once right after a kill: several requests with bodies meet
@@ -185,6 +136,7 @@ async fn every_role_twice_survives_a_kill_of_each() {
         }
         Replica {
             name: name.into(),
+            program: None,
             args,
             env,
             port,

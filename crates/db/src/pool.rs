@@ -123,6 +123,11 @@ impl Db {
         // (`turtlemen migrate`, or `serve` on its own embedded database) and written to be
         // safe to run once.
         migrator.set_locking(false);
+        // A schema newer than this binary — a later release's migrations, applied by its
+        // `turtlemen migrate` while this release still runs (an upgrade: docs/operations.md) —
+        // is no reason to refuse to start: those migrations only add (expand, then contract), so
+        // this release runs on it as on its own. Its own migrations are still all applied.
+        migrator.set_ignore_missing(true);
         migrator
     }
 

@@ -58,6 +58,7 @@ impl Serve {
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let mut replica = Replica {
             name: "serve".into(),
+            program: None,
             args: vec!["serve".into()],
             env: all,
             port,
