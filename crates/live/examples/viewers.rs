@@ -174,7 +174,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             if let Err(e) = player(client, url, base, until, tally.clone()).await {
                 tally.failed.fetch_add(1, Ordering::Relaxed);
-                tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e.to_string());
+                // The whole chain: reqwest's own text names the URL, its sources the cause.
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                tally.first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(text);
             }
         }));
         // Players arrive over the first second, not all in one instant.
