@@ -130,8 +130,9 @@ struct Rendered(Mutex<Option<(u64, Bytes)>>);
 
 impl Rendered {
     /// The text for change `at`: the one kept if it was written at `at`, else a new one from
-    /// `write`. A text is kept under the counter read before its snapshot was taken, so it is
-    /// never older than the change it is kept under.
+    /// `write` (outside the lock). A text is kept under the counter read before its snapshot
+    /// was taken, so it is never older than the change it is kept under; a text written for an
+    /// earlier change never replaces one kept for a later change.
     fn get(&self, at: u64, write: impl FnOnce() -> String) -> Bytes {
         if let Some((kept_at, text)) = &*self.0.lock().unwrap_or_else(|e| e.into_inner())
             && *kept_at == at
@@ -139,7 +140,10 @@ impl Rendered {
             return text.clone();
         }
         let text = Bytes::from(write());
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, text.clone()));
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|(kept_at, _)| *kept_at < at) {
+            *kept = Some((at, text.clone()));
+        }
         text
     }
 }
@@ -435,6 +439,16 @@ mod tests {
         assert!(std::str::from_utf8(&s.plain_playlist()).unwrap().contains("seg-0.m4s"));
         s.end();
         assert!(s.low_latency_playlist().ends_with(b"#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn a_text_for_an_earlier_change_never_replaces_a_later_one() {
+        let kept = Rendered::default();
+        let later = kept.get(5, || "five".into());
+        // A writer that read the counter before the change finishes after the later one.
+        assert_eq!(kept.get(4, || "four".into()), "four");
+        assert_eq!(kept.get(5, || unreachable!("kept")).as_ptr(), later.as_ptr());
+        assert_eq!(kept.get(6, || "six".into()), "six");
     }
 
     #[test]
