@@ -3,10 +3,12 @@
 //! imported once and an operator's `signing_key_file` is made current.
 //!
 //! Precedence, per algorithm: `signing_key_file` (ES256 only) is made the current key at every
-//! start of a role that issues tokens; otherwise the database's keys are used as they are; a
-//! database without a key of an algorithm takes the data dir's file (`secrets/signing-es256.p8`,
-//! `secrets/signing-rs256.p8`, with `secrets/retired-signing-keys.json`), else a new key. Of two
-//! replicas importing or generating at once, the first insert wins and both use it.
+//! start of a role that issues tokens (at once on a first start, else after the publish lead, as
+//! a rotation's key is: every replica publishes it before any signs with it); otherwise the
+//! database's keys are used as they are; a database without a key of an algorithm takes the data
+//! dir's file (`secrets/signing-es256.p8`, `secrets/signing-rs256.p8`, with
+//! `secrets/retired-signing-keys.json`), else a new key. Of two replicas importing or generating
+//! at once, the first insert wins and both use it.
 //!
 //! Never: a key file written (the database holds the keys now), nor a key file deleted.
 
@@ -52,7 +54,7 @@ pub async fn prepare(db: &Db, config: &Config, secrets_in_use: &Keys, timings: &
         let der = std::fs::read(path).with_context(|| format!("cannot read signing_key_file {}", path.display()))?;
         turtlemen_auth::tokens::es256_public_jwk(&der)
             .map_err(|e| anyhow::anyhow!("signing_key_file {}: {e}", path.display()))?;
-        keys::make_current(db, &sealer, "ES256", &der).await?;
+        keys::make_current(db, &sealer, "ES256", &der, timings).await?;
     }
     for (alg, file) in FILES {
         if present.iter().any(|k| k.alg == alg) || (alg == "ES256" && config.signing_key_file.is_some()) {
@@ -63,18 +65,17 @@ pub async fn prepare(db: &Db, config: &Config, secrets_in_use: &Keys, timings: &
             Some(der) => (der, true),
             None => (keys::generate(alg)?, false),
         };
-        let row = keys::sealed_row(&sealer, alg, &der, 1, chrono::Utc::now())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let inserted = turtlemen_db::signing_keys::insert_if_absent(db, &row).await?;
-        if inserted {
+        let inserted =
+            keys::insert_first(db, &sealer, alg, &der).await.with_context(|| format!("{}", path.display()))?;
+        if let Some(kid) = &inserted {
             match imported {
                 true => {
-                    tracing::info!(key.kid = %row.kid, file = %path.display(), "imported the signing key into the database; the file is no longer read")
+                    tracing::info!(key.kid = %kid, file = %path.display(), "imported the signing key into the database; the file is no longer read")
                 }
-                false => tracing::info!(key.kid = %row.kid, "generated a {alg} signing key"),
+                false => tracing::info!(key.kid = %kid, "generated a {alg} signing key"),
             }
         }
-        if inserted && imported && alg == "ES256" {
+        if inserted.is_some() && imported && alg == "ES256" {
             import_retired(db, &secrets(config).join(RETIRED_FILE)).await?;
         }
     }

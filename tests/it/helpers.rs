@@ -331,6 +331,26 @@ pub async fn signing_key(app: &TestApp, kid: &str) -> Vec<u8> {
     turtlemen_auth::secret_box::SecretBox::for_signing_keys(&cookie).open_for(kid.as_bytes(), sealed).expect("opens")
 }
 
+/// Waits until a key activating at `signs_from` signs: the signer switches at the whole second at
+/// or after it. Panics past `limit` from now.
+pub async fn until_signing(signs_from: chrono::DateTime<chrono::Utc>, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    let switch = signs_from.timestamp() + i64::from(signs_from.timestamp_subsec_nanos() > 0);
+    while chrono::Utc::now().timestamp() < switch {
+        assert!(std::time::Instant::now() < deadline, "the key never signed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether an answer got now can show a key activating at `signs_from` not signing yet: answered a
+/// second or more before (closer, the clocks' rounding could go either way). Prints the
+/// figure either way.
+pub fn well_before(signs_from: chrono::DateTime<chrono::Utc>) -> bool {
+    let ahead = signs_from - chrono::Utc::now();
+    println!("answered {:.1} s before the key signs", ahead.as_seconds_f64());
+    ahead >= chrono::Duration::seconds(1)
+}
+
 /// Declares one async test body and runs it on both stacks: `name::embedded` (SQLite +
 /// embedded sessions) and `name::external` (PostgreSQL + Redis). Written `without_worker;`
 /// first, the instances run no worker of their own: the tests drive the job queue themselves.

@@ -3,11 +3,12 @@
 //! before go on verifying, new tokens from either replica verify at the gateway and the API of
 //! both, and the old key leaves the key set (and the database) once its tokens expired; keys of
 //! an older version's data dir are imported once, and of two replicas starting at once on an
-//! empty database one key wins; `signing_key_file` becomes the current key; a damaged key row
-//! stops a start with a reason and leaves running replicas on the keys they have.
+//! empty database one key wins; `signing_key_file` becomes the current key (at once on a first
+//! start, after the publish lead otherwise); a damaged key row stops a start with a reason and
+//! leaves running replicas on the keys they have.
 
 use crate::auth::{client, sign_in, token, user};
-use crate::helpers::{Stack, TestApp, fresh_settings};
+use crate::helpers::{Stack, TestApp, fresh_settings, until_signing, well_before};
 use crate::on_both_stacks;
 use crate::scopes::tokens_for;
 use std::time::{Duration, Instant};
@@ -46,6 +47,20 @@ fn current<'a>(rows: &'a [StoredKey], alg: &str) -> &'a StoredKey {
         .filter(|r| r.alg == alg && r.activated_at <= now && r.retired_at.is_none_or(|t| t > now))
         .max_by_key(|r| r.generation)
         .unwrap()
+}
+
+/// Waits until the instance's key reloads have deleted a key retired long ago (a reload deletes
+/// such keys, then loads the rest).
+async fn reloaded(app: &TestApp) {
+    let jwk = tokens::es256_public_jwk(&tokens::generate_es256_pkcs8().unwrap()).unwrap();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    let bait = turtlemen_auth::signing_keys::retired_row(&jwk, long_ago).unwrap();
+    assert!(turtlemen_db::signing_keys::insert_if_absent(&app.db, &bait).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while list(&app.db).await.unwrap().iter().any(|r| r.kid == bait.kid) {
+        assert!(Instant::now() < deadline, "the keys were never reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The settings of another instance beside `app` (its data dir, database and session store).
@@ -90,17 +105,15 @@ on_both_stacks! {
             assert!(Instant::now() < deadline, "the next key was never published");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(chrono::Utc::now() < signs_from, "published before it signs");
         for on in [&app, &b] {
             let (access, id_token, next_refresh) = refresh(on, &secret, &refresh_token).await;
             refresh_token = next_refresh;
-            assert_eq!((kid(&access), kid(&id_token)), (old_kid.clone(), old_kid.clone()));
+            if well_before(signs_from) {
+                assert_eq!((kid(&access), kid(&id_token)), (old_kid.clone(), old_kid.clone()));
+            }
         }
         // From its activation, each replica signs with it, by its own clock: no reload, no restart.
-        while chrono::Utc::now() < signs_from {
-            assert!(Instant::now() < deadline + timings.publish_lead.to_std().unwrap(), "never activated");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_signing(signs_from, timings.publish_lead.to_std().unwrap() * 2).await;
         let mut new_tokens = Vec::new();
         for on in [&app, &b] {
             let (access, id_token, next_refresh) = refresh(on, &secret, &refresh_token).await;
@@ -153,9 +166,21 @@ on_both_stacks! {
         let message = format!("{refused:#}");
         assert!(message.contains(&format!("signing key {kid}")) && message.contains("damaged"), "{message}");
 
-        // The running instance keeps the keys it had, through its reloads.
-        tokio::time::sleep(app.internals().signing_keys.reload_every * 3).await;
+        // The running instance keeps the keys it had, through its reloads: each deletes the keys
+        // retired past their retention, so a bait row gone twice means a whole reload ran.
+        for _ in 0..3 {
+            reloaded(&app).await;
+        }
         assert_eq!(published(&app).await[0], kid);
+        user(&app, "ann").await;
+        let secret = client(&app, "first-ann", false).await.unwrap();
+        let browser = app.browser();
+        sign_in(&app, &browser, "ann").await;
+        let tokens = tokens_for(&app, &browser, "first-ann", &secret, "openid").await;
+        let access = tokens["access_token"].as_str().unwrap();
+        let signed_with = jsonwebtoken::decode_header(access).unwrap().kid;
+        assert_eq!(signed_with.as_deref(), Some(kid.as_str()), "signed with the key in memory");
+        assert_eq!(me(&app, access).await, 200);
     }
 }
 
@@ -201,20 +226,44 @@ async fn imports_once_and_the_key_file_wins(stack: Stack) {
     let newest = |rows: &[StoredKey]| rows.iter().filter(|r| r.alg == "ES256").filter_map(|r| r.generation).max();
     assert_eq!(newest(&list(&app.db).await.unwrap()), Some(1), "nothing imported twice");
 
-    // An operator's key file is the current key from the next start; the old one retires.
+    // An operator's key file is published from the next start and signs once the publish lead
+    // passed, as a rotation's key does (every replica publishes it first); the old key retires then.
     let file = other.path().join("operator.p8");
     let operator = tokens::generate_es256_pkcs8().unwrap();
     std::fs::write(&file, &operator).unwrap();
+    user(&app, "ann").await;
+    let secret = client(&app, "first-ann", false).await.unwrap();
+    let signing = async |app: &TestApp| {
+        let browser = app.browser();
+        sign_in(app, &browser, "ann").await;
+        kid(tokens_for(app, &browser, "first-ann", &secret, "openid").await["access_token"].as_str().unwrap())
+    };
     let app = app.restart_with(|s| s.signing_key_file = Some(file.clone())).await;
     let operator_kid = tokens::Signer::from_pkcs8(&operator).unwrap().kid().to_string();
     let rows = list(&app.db).await.unwrap();
-    assert_eq!(current(&rows, "ES256").kid, operator_kid);
-    assert!(rows.iter().find(|r| r.kid == es_kid).unwrap().retired_at.is_some());
-    assert_eq!(published(&app).await[0], operator_kid);
+    let signs_from = rows.iter().find(|r| r.kid == operator_kid).unwrap().activated_at;
+    let lead = timings.publish_lead;
+    let made = rows.iter().find(|r| r.kid == operator_kid).unwrap().created_at;
+    assert!(signs_from - made >= lead - chrono::Duration::seconds(1), "activates a publish lead after the start");
+    assert_eq!(current(&rows, "ES256").kid, es_kid);
+    assert_eq!(rows.iter().find(|r| r.kid == es_kid).unwrap().retired_at, Some(signs_from));
+    assert!(published(&app).await.contains(&operator_kid));
+    let first = signing(&app).await;
+    if well_before(signs_from) {
+        assert_eq!(first, es_kid, "the file's key does not sign before its activation");
+    }
+    // A start within the lead leaves it as it is.
     let app = app.restart().await;
     let again = list(&app.db).await.unwrap();
-    assert_eq!(current(&again, "ES256").kid, operator_kid);
+    assert_eq!(again.iter().find(|r| r.kid == operator_kid).unwrap().activated_at, signs_from);
     assert_eq!(newest(&again), Some(2), "the same file twice changes nothing");
+    until_signing(signs_from, lead.to_std().unwrap() * 2).await;
+    assert_eq!(current(&list(&app.db).await.unwrap(), "ES256").kid, operator_kid);
+    assert_eq!(published(&app).await[0], operator_kid);
+    assert_eq!(signing(&app).await, operator_kid);
+    let app = app.restart().await;
+    assert_eq!(newest(&list(&app.db).await.unwrap()), Some(2), "nor a start after it");
+    assert_eq!(signing(&app).await, operator_kid);
     app.stop().await;
 }
 
@@ -226,6 +275,37 @@ async fn older_data_dirs_are_imported_once_and_the_key_file_wins_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn older_data_dirs_are_imported_once_and_the_key_file_wins_external() {
     imports_once_and_the_key_file_wins(Stack::External).await;
+}
+
+/// A first start with `signing_key_file` (no key in the database yet) signs with it at once.
+async fn key_file_on_a_first_start(stack: Stack) {
+    let Some((settings, dir, schema)) = fresh_settings(stack).await else { return };
+    let file = dir.path().join("operator.p8");
+    let operator = tokens::generate_es256_pkcs8().unwrap();
+    std::fs::write(&file, &operator).unwrap();
+    let settings = turtlemen_config::Settings { signing_key_file: Some(file), ..settings };
+    let app = TestApp::spawn_with(settings, dir, schema).await;
+    let operator_kid = tokens::Signer::from_pkcs8(&operator).unwrap().kid().to_string();
+    let rows = list(&app.db).await.unwrap();
+    assert_eq!(current(&rows, "ES256").kid, operator_kid);
+    assert_eq!(rows.iter().filter(|r| r.alg == "ES256").count(), 1, "{rows:?}");
+    user(&app, "ann").await;
+    let secret = client(&app, "first-ann", false).await.unwrap();
+    let browser = app.browser();
+    sign_in(&app, &browser, "ann").await;
+    let tokens = tokens_for(&app, &browser, "first-ann", &secret, "openid").await;
+    assert_eq!(kid(tokens["access_token"].as_str().unwrap()), operator_kid);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_signs_at_once_on_a_first_start_embedded() {
+    key_file_on_a_first_start(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_signs_at_once_on_a_first_start_external() {
+    key_file_on_a_first_start(Stack::External).await;
 }
 
 /// Two replicas, each with a key file of its own, starting at once on an empty database: one

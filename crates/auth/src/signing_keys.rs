@@ -155,14 +155,24 @@ pub fn retired_row(jwk: &serde_json::Value, retired_at: DateTime<Utc>) -> Option
     })
 }
 
-/// Inserts `pkcs8` as the first key of `alg` unless the database has one (of two replicas at
-/// once, the first wins); returns whether it did.
-pub async fn insert_first(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<bool, KeyError> {
-    Ok(stored::insert_if_absent(db, &sealed_row(sealer, alg, pkcs8, 1, Utc::now())?).await?)
+/// Inserts `pkcs8` as the first key of `alg`, signing at once, unless the database has one (of
+/// two replicas at once, the first wins); returns its `kid` if it did.
+pub async fn insert_first(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<Option<String>, KeyError> {
+    let row = sealed_row(sealer, alg, pkcs8, 1, Utc::now())?;
+    Ok(stored::insert_if_absent(db, &row).await?.then_some(row.kid))
 }
 
-/// Makes `pkcs8` the current key of `alg` at once (an operator's key file), unless it is.
-pub async fn make_current(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<(), KeyError> {
+/// Makes `pkcs8` the current key of `alg` (an operator's key file), unless it is, or is
+/// published and waiting to sign: at once when `alg` has no current key (a first start), else
+/// [`KeyTimings::publish_lead`] from now, as a rotation does, so that every replica publishes
+/// it before any signs with it; the current key retires at that moment.
+pub async fn make_current(
+    db: &Db,
+    sealer: &SecretBox,
+    alg: &str,
+    pkcs8: &[u8],
+    timings: &KeyTimings,
+) -> Result<(), KeyError> {
     for _ in 0..3 {
         let rows = stored::list(db).await?;
         let now = Utc::now();
@@ -174,13 +184,30 @@ pub async fn make_current(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) 
         if current.is_some_and(|c| c.kid == row.kid) {
             return Ok(());
         }
+        // Made current by an earlier start that is still within its lead: its time stands.
+        let waiting = |r: &StoredKey| r.kid == row.kid && r.private_key.is_some() && r.activated_at > now;
+        if rows.iter().any(|r| waiting(r) && r.retired_at.is_none()) {
+            return Ok(());
+        }
+        let activated_at = if current.is_some() { now + timings.publish_lead } else { now };
         let top = rows.iter().filter(|r| r.alg == alg).filter_map(|r| r.generation).max().unwrap_or(0);
-        match stored::make_current(db, &StoredKey { generation: Some(top + 1), ..row }).await {
+        let next = StoredKey { generation: Some(top + 1), activated_at, ..row };
+        match stored::make_current(db, &next).await {
             Err(DbError::Conflict { .. }) => continue,
-            done => return Ok(done?),
+            Err(e) => return Err(e.into()),
+            Ok(()) => {
+                tracing::info!(key.kid = %next.kid, signs_from = %activated_at, "made the signing key file's key current");
+                return Ok(());
+            }
         }
     }
     Err(KeyError::Raced)
+}
+
+/// A stored time as the whole Unix second a key switches at, rounded up: a key never signs
+/// (nor a retired one stops) before the moment stored.
+fn switch_second(at: DateTime<Utc>) -> i64 {
+    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
 }
 
 /// Opens the stored rows into a signer, or says which row is damaged or sealed otherwise.
@@ -203,8 +230,8 @@ pub fn open(rows: &[StoredKey], sealer: &SecretBox, retention: chrono::Duration)
                 pkcs8,
                 jwk,
                 generation: row.generation.unwrap_or(i64::MIN),
-                activated_at: row.activated_at.timestamp(),
-                retired_at: row.retired_at.map(|t| t.timestamp()),
+                activated_at: switch_second(row.activated_at),
+                retired_at: row.retired_at.map(switch_second),
             })
         })
         .collect::<Result<Vec<_>, KeyError>>()?;
@@ -295,5 +322,44 @@ pub async fn follow(
                 tracing::error!(error = %e, "cannot use the token-signing keys in the database; keeping those in use")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_time_switches_at_the_whole_second_at_or_after_it() {
+        let at = |millis| DateTime::from_timestamp_millis(millis).unwrap();
+        assert_eq!(switch_second(at(100_000)), 100);
+        assert_eq!(switch_second(at(100_001)), 101);
+        assert_eq!(switch_second(at(100_999)), 101);
+        assert_eq!(switch_second(at(-1)), 0);
+    }
+
+    #[test]
+    fn a_key_activating_later_in_this_second_does_not_sign_before_then() {
+        let sealer = SecretBox::for_signing_keys(&[7; 64]);
+        let es256 = || generate("ES256").unwrap();
+        // Looked at early in a second, before an activation 900 ms into it (tried again if the
+        // machine stalled past it).
+        for _ in 0..5 {
+            while Utc::now().timestamp_subsec_millis() > 400 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let second = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+            let switch = second + chrono::Duration::milliseconds(900);
+            let old = sealed_row(&sealer, "ES256", &es256(), 1, second - chrono::Duration::minutes(1)).unwrap();
+            let old = StoredKey { retired_at: Some(switch), ..old };
+            let next = sealed_row(&sealer, "ES256", &es256(), 2, switch).unwrap();
+            let signer = open(&[next, old.clone()], &sealer, chrono::Duration::minutes(5)).unwrap();
+            let kid = signer.kid().to_string();
+            if Utc::now() < switch {
+                assert_eq!(kid, old.kid, "the next key does not sign before its activation");
+                return;
+            }
+        }
+        panic!("never looked before the switch");
     }
 }

@@ -6,7 +6,9 @@
 //! the caller sealed it; this module never sees it in clear.
 //!
 //! Never: two keys of one algorithm with the same `generation` (the unique index settles races
-//! between replicas), a row updated in place except by [`make_current`].
+//! between replicas); a row updated in place except to retire it (its `retired_at` set when the
+//! key replacing it activates, by [`rotate`] and [`make_current`]) or to bring a known key back
+//! as the current one ([`make_current`]).
 
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
@@ -103,8 +105,9 @@ pub async fn rotate(db: &Db, next: &[StoredKey]) -> Result<bool, DbError> {
     .await
 }
 
-/// Makes `key` its algorithm's current key at once (an operator's `signing_key_file`): inserted
-/// or brought back with `key.generation`, every other key of the algorithm retired now.
+/// Makes `key` its algorithm's current key from `key.activated_at` (an operator's
+/// `signing_key_file`): inserted or brought back with `key.generation`, every other key of the
+/// algorithm retired at that moment.
 /// [`DbError::Conflict`] when that generation was taken meanwhile.
 pub async fn make_current(db: &Db, key: &StoredKey) -> Result<(), DbError> {
     retry_serializable(|| async {
