@@ -158,7 +158,7 @@ pub fn retired_row(jwk: &serde_json::Value, retired_at: DateTime<Utc>) -> Option
 /// Inserts `pkcs8` as the first key of `alg`, signing at once, unless the database has one (of
 /// two replicas at once, the first wins); returns its `kid` if it did.
 pub async fn insert_first(db: &Db, sealer: &SecretBox, alg: &str, pkcs8: &[u8]) -> Result<Option<String>, KeyError> {
-    let row = sealed_row(sealer, alg, pkcs8, 1, Utc::now())?;
+    let row = sealed_row(sealer, alg, pkcs8, 1, this_second())?;
     Ok(stored::insert_if_absent(db, &row).await?.then_some(row.kid))
 }
 
@@ -189,7 +189,7 @@ pub async fn make_current(
         if rows.iter().any(|r| waiting(r) && r.retired_at.is_none()) {
             return Ok(());
         }
-        let activated_at = if current.is_some() { now + timings.publish_lead } else { now };
+        let activated_at = if current.is_some() { now + timings.publish_lead } else { this_second() };
         let top = rows.iter().filter(|r| r.alg == alg).filter_map(|r| r.generation).max().unwrap_or(0);
         let next = StoredKey { generation: Some(top + 1), activated_at, ..row };
         match stored::make_current(db, &next).await {
@@ -202,6 +202,13 @@ pub async fn make_current(
         }
     }
     Err(KeyError::Raced)
+}
+
+/// The start of the current second: a first key's activation, so that it signs at once (stored
+/// times switch at the whole second at or after them).
+fn this_second() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
 }
 
 /// A stored time as the whole Unix second a key switches at, rounded up: a key never signs

@@ -326,12 +326,17 @@ impl Signer {
     }
 
     /// The key of `alg` that signs now: of the activated keys not retired, the highest
-    /// generation; failing that (clocks apart), the activated key, then any key, of the highest.
+    /// generation; failing that (clocks apart), the activated key of the highest; failing that,
+    /// the key that activates first (never a later generation ahead of its time).
     fn current(&self, alg: Algorithm) -> Option<&SigningKey> {
         let now = now();
         self.signing.iter().filter(|k| k.alg == alg).max_by_key(|k| {
             let activated = k.activated_at <= now;
-            (activated && k.retired_at.is_none_or(|r| r > now), activated, k.generation, k.activated_at)
+            let rank = match activated {
+                true => (k.generation, k.activated_at),
+                false => (k.activated_at.saturating_neg(), k.generation),
+            };
+            (activated && k.retired_at.is_none_or(|r| r > now), activated, rank)
         })
     }
 
@@ -525,6 +530,27 @@ mod tests {
             email_verified: None,
             groups: None,
         }
+    }
+
+    #[test]
+    fn of_keys_none_yet_activated_the_first_to_activate_signs_not_the_newest() {
+        // A clock that reads a first key's activation as still ahead (it was stored a moment
+        // ago, or clocks are apart) while the next key waits for its publish lead.
+        let (first, next) = (generate_es256_pkcs8().unwrap(), generate_es256_pkcs8().unwrap());
+        let record = |der: &[u8], generation, activated_at, retired_at| {
+            let jwk = es256_public_jwk(der).unwrap();
+            KeyRecord {
+                kid: jwk["kid"].as_str().unwrap().to_string(),
+                pkcs8: Some(der.to_vec()),
+                jwk,
+                generation,
+                activated_at,
+                retired_at,
+            }
+        };
+        let records = [record(&next, 2, now() + 120, None), record(&first, 1, now() + 1, Some(now() + 120))];
+        let signer = Signer::from_records(&records, chrono::Duration::minutes(6)).unwrap();
+        assert_eq!(signer.kid(), records[1].kid, "the key activating in a second, not the one in two minutes");
     }
 
     #[test]
