@@ -1,6 +1,6 @@
 //! The durable job queue and the worker runtime, on SQLite and on PostgreSQL: claiming,
 //! idempotent enqueueing, concurrent claimers, leases that expire after a worker is killed,
-//! retries with backoff, and lease checks on settling.
+//! retries with backoff, and lease checks on settling; a job runs in the trace that queued it.
 
 use crate::on_both_stacks;
 use std::collections::HashMap;
@@ -340,6 +340,62 @@ on_both_stacks! {
         let j = job(db, last).await;
         assert_eq!(j.state, JobState::Failed);
         assert!(j.last_error.unwrap().contains("lease"));
+    }
+
+    async fn a_job_runs_in_the_trace_that_queued_it_and_passes_it_on(app) {
+        use turtlemen_domain::trace::{self, TraceContext};
+        let db = &app.db;
+        let request = TraceContext::continuing_header(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let payload = serde_json::json!({});
+        let queued = trace::scope(request, jobs::enqueue(db, &NewJob::new(ECHO, &payload))).await.unwrap();
+        assert_eq!(job(db, queued.id).await.traceparent, Some(request.header()), "recorded with the request's span as parent");
+        let outside = jobs::enqueue(db, &NewJob::new(ECHO, &serde_json::json!({"outside": true}))).await.unwrap();
+        assert_eq!(job(db, outside.id).await.traceparent, None);
+
+        // Each run records the span it ran in; the first job queues another from inside.
+        let seen: Arc<Mutex<Vec<(serde_json::Value, Option<TraceContext>)>>> = Arc::default();
+        let (log, log_other) = (seen.clone(), seen.clone());
+        let registry = Registry::new()
+            .register(ECHO, move |payload: serde_json::Value, ctx: JobContext| {
+                let log = log.clone();
+                async move {
+                    log.lock().unwrap().push((payload.clone(), trace::current()));
+                    if payload.get("outside").is_none() {
+                        jobs::enqueue(&ctx.db, &NewJob::new(OTHER, &serde_json::json!({"from": "echo"}))).await.map_err(JobError::retry)?;
+                    }
+                    Ok::<(), JobError>(())
+                }
+            })
+            .register(OTHER, move |payload: serde_json::Value, _ctx: JobContext| {
+                let log = log_other.clone();
+                async move {
+                    log.lock().unwrap().push((payload, trace::current()));
+                    Ok::<(), JobError>(())
+                }
+            });
+        let worker = Worker::new(db.clone(), registry, WorkerConfig::default());
+        while worker.run_until_idle().await.unwrap() > 0 {}
+        let seen = seen.lock().unwrap().clone();
+        let span_of = |p: serde_json::Value| seen.iter().find(|(q, _)| *q == p).and_then(|(_, t)| *t).expect("ran in a span");
+        let echo = span_of(serde_json::json!({}));
+        assert_eq!((echo.trace_id, echo.flags), (request.trace_id, 1), "the job continues the request's trace");
+        assert_ne!(echo.span_id, request.span_id, "as a span of its own");
+        let other = span_of(serde_json::json!({"from": "echo"}));
+        assert_eq!(other.trace_id, request.trace_id, "and the job it queued continues it too");
+        assert_ne!(other.span_id, echo.span_id);
+        let queued_by_job = jobs::list(db, &JobFilter { kind: Some("test_other"), ..JobFilter::default() }).await.unwrap();
+        assert_eq!(queued_by_job[0].traceparent, Some(echo.header()), "recorded with the job's span as parent");
+        let fresh = span_of(serde_json::json!({"outside": true}));
+        assert_ne!(fresh.trace_id, request.trace_id, "a job queued outside any trace starts its own");
+
+        // A job queued again records the trace of what queued it this time.
+        let key = serde_json::json!({"again": true});
+        let again = NewJob::new(OTHER, &key).idempotency_key("trace-again");
+        let first = jobs::enqueue(db, &again).await.unwrap();
+        while worker.run_until_idle().await.unwrap() > 0 {}
+        let later = TraceContext::continuing(None);
+        assert!(trace::scope(later, jobs::enqueue_again(db, &again)).await.unwrap());
+        assert_eq!(job(db, first.id).await.traceparent, Some(later.header()));
     }
 
     async fn a_worker_finishes_running_jobs_on_shutdown(app) {

@@ -3,7 +3,8 @@
 //! (with ranges) and thumbnails to anyone holding them and nothing to forged ones; private
 //! videos stay their owner's; views count once per viewer; deleting removes every stored
 //! object; a worker killed mid-transcode leaves a job that another worker finishes once the
-//! lease lapses, or that the same worker restarted takes up at once, without duplicate output; a file that is not a video fails with a reason its owner can read.
+//! lease lapses, or that the same worker restarted takes up at once, without duplicate output; a file that is not a video fails with a reason its owner can read;
+//! the upload's trace (`traceparent`) reaches its transcode and the fan-out that queues.
 
 use crate::gateway::Browser;
 use crate::helpers::{Stack, TestApp, fresh_settings};
@@ -96,6 +97,43 @@ fn stored_files(app: &TestApp, id: &str) -> Vec<String> {
 }
 
 on_both_stacks! {
+    async fn an_uploads_trace_reaches_its_transcode_and_the_fan_out_that_queues(app) {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = clip(tmp.path(), "traced.mp4", "320x180", 1);
+        let ann = signed_in(&app, "ann").await;
+        let bob = signed_in(&app, "bob").await;
+        let (status, _) = crate::channels::call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ann", None).await;
+        assert_eq!(status, 204);
+        let bytes = std::fs::read(&file).unwrap();
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        let res = tus(&app, &ann, Method::POST, "/api/v1/uploads")
+            .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+            .header("upload-length", bytes.len().to_string())
+            .header("upload-metadata", metadata(&[("filename", "traced.mp4"), ("privacy", "public")]))
+            .header("content-type", "application/offset+octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let id = res.headers()["video-id"].to_str().unwrap().to_owned();
+        assert_eq!(wait_until_processed(&app, &ann, &id, 120).await["state"], "ready");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        for key in [format!("transcode:{id}"), format!("notify_new_video:{id}")] {
+            let job = loop {
+                let all = turtlemen_db::jobs::list(&app.db, &turtlemen_db::jobs::JobFilter { limit: 1000, ..Default::default() }).await.unwrap();
+                if let Some(job) = all.into_iter().find(|j| j.idempotency_key.as_deref() == Some(key.as_str())) {
+                    break job;
+                }
+                assert!(std::time::Instant::now() < deadline, "no job {key}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let recorded = job.traceparent.unwrap_or_default();
+            assert!(recorded.starts_with(&format!("00-{trace}-")) && recorded.ends_with("-01"), "{key}: {recorded}");
+            assert!(!recorded.contains("b7ad6b7169203331"), "{key}: the parent is a span of ours, not the caller's");
+        }
+    }
+
     async fn an_uploaded_clip_becomes_adaptive_hls_with_signed_media(app) {
         let tmp = tempfile::tempdir().unwrap();
         let file = clip(tmp.path(), "holiday.mp4", "640x360", 3);

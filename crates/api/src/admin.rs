@@ -61,6 +61,10 @@ pub struct JobView {
     pub key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The trace of the request (or job) that queued it, as 32 hex digits: its log lines, and
+    /// the job's, carry `trace.id` with this value.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub trace_id: Option<String>,
 }
 
 impl From<JobSummary> for JobView {
@@ -77,6 +81,11 @@ impl From<JobSummary> for JobView {
             key: j.idempotency_key,
             created_at: j.created_at,
             updated_at: j.updated_at,
+            trace_id: j
+                .traceparent
+                .as_deref()
+                .and_then(|t| turtlemen_domain::trace::parse(t.as_bytes()))
+                .map(|(id, _)| format!("{id:032x}")),
         }
     }
 }

@@ -147,10 +147,11 @@ pub struct Enqueued {
 }
 
 /// Records a job inside a caller's transaction, so the job exists exactly when the change that
-/// asks for it does. Binds: id, kind, payload (JSON text), max attempts, now, idempotency key.
-/// With the key already used nothing is written.
-pub const ENQUEUE: &str = "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
-     VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING";
+/// asks for it does. Binds: id, kind, payload (JSON text), max attempts, now, idempotency key,
+/// `traceparent` ([`turtlemen_domain::trace::current_header`]). With the key already used
+/// nothing is written.
+pub const ENQUEUE: &str = "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at, traceparent) \
+     VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5, $7) ON CONFLICT (idempotency_key) DO NOTHING";
 
 /// Records a job. With an idempotency key already used, nothing is written and the existing
 /// job's id is returned.
@@ -160,11 +161,12 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued, DbError> {
     let run_at = job.run_at.unwrap_or(now);
     let payload = job.payload.to_string();
     let max_attempts = i64::from(job.max_attempts.max(1));
+    let traceparent = turtlemen_domain::trace::current_header();
     retry_serializable(|| async {
         let inserted: Option<Uuid> = with_pool!(db, |pool| {
             sqlx::query_scalar(
-                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7) \
+                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at, traceparent) \
+                 VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $7, $7, $8) \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             )
             .bind(id)
@@ -174,6 +176,7 @@ pub async fn enqueue(db: &Db, job: &NewJob<'_>) -> Result<Enqueued, DbError> {
             .bind(run_at)
             .bind(job.idempotency_key)
             .bind(now)
+            .bind(&traceparent)
             .fetch_optional(pool)
             .await?
         });
@@ -222,13 +225,14 @@ async fn requeue(db: &Db, job: &NewJob<'_>, afresh: bool) -> Result<bool, DbErro
     let now = Utc::now();
     let payload = job.payload.to_string();
     let max_attempts = i64::from(job.max_attempts.max(1));
+    let traceparent = turtlemen_domain::trace::current_header();
     retry_serializable(|| async {
         let queued: Option<Uuid> = with_pool!(db, |pool| {
             sqlx::query_scalar(
-                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5) \
+                "INSERT INTO jobs (id, kind, payload, state, attempts, max_attempts, run_at, idempotency_key, created_at, updated_at, traceparent) \
+                 VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6, $5, $5, $8) \
                  ON CONFLICT (idempotency_key) DO UPDATE SET state = 'queued', attempts = 0, run_at = $5, updated_at = $5, \
-                 last_error = NULL, payload = CASE WHEN $7 THEN $3 ELSE jobs.payload END \
+                 last_error = NULL, traceparent = $8, payload = CASE WHEN $7 THEN $3 ELSE jobs.payload END \
                  WHERE jobs.state IN ('succeeded', 'failed') OR ($7 AND jobs.state = 'queued') RETURNING id",
             )
             .bind(id)
@@ -238,6 +242,7 @@ async fn requeue(db: &Db, job: &NewJob<'_>, afresh: bool) -> Result<bool, DbErro
             .bind(job.run_at.unwrap_or(now))
             .bind(job.idempotency_key)
             .bind(afresh)
+            .bind(&traceparent)
             .fetch_optional(pool)
             .await?
         });
@@ -298,6 +303,9 @@ pub struct ClaimedJob {
     pub payload: serde_json::Value,
     pub lease_expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The W3C `traceparent` of the work that enqueued the job (a request, or another job), as
+    /// recorded; `None` for work outside any trace. Continued by the worker that runs it.
+    pub traceparent: Option<String>,
 }
 
 /// What [`claim`] asks for.
@@ -322,6 +330,7 @@ struct ClaimRow {
     max_attempts: i64,
     lease_expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 /// Marks `failed` the running jobs whose lease expired on their last attempt.
@@ -335,7 +344,8 @@ const CLAIMABLE: &str = "((state = 'queued' AND run_at <= $3) \
 
 const CLAIM_SET: &str = "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_expires_at = $2, updated_at = $3";
 
-const CLAIM_RETURNING: &str = "RETURNING id, kind, payload, attempts, max_attempts, lease_expires_at, created_at";
+const CLAIM_RETURNING: &str =
+    "RETURNING id, kind, payload, attempts, max_attempts, lease_expires_at, created_at, traceparent";
 
 /// Takes up to `limit` claimable jobs of the given kinds, oldest due first, and leases them to
 /// `owner`. Never returns a job another claimer holds a live lease on.
@@ -411,6 +421,7 @@ pub async fn claim(db: &Db, req: &Claim<'_>) -> Result<Vec<ClaimedJob>, DbError>
                 payload,
                 lease_expires_at: r.lease_expires_at,
                 created_at: r.created_at,
+                traceparent: r.traceparent,
             })
         })
         .collect()
@@ -608,6 +619,8 @@ pub struct JobSummary {
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The `traceparent` recorded when the job was (last) queued: see [`ClaimedJob::traceparent`].
+    pub traceparent: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -624,6 +637,7 @@ struct SummaryRow {
     idempotency_key: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 impl TryFrom<SummaryRow> for JobSummary {
@@ -642,12 +656,13 @@ impl TryFrom<SummaryRow> for JobSummary {
             idempotency_key: r.idempotency_key,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            traceparent: r.traceparent,
         })
     }
 }
 
 const SUMMARY_COLUMNS: &str = "SELECT id, kind, state, attempts, max_attempts, run_at, lease_owner, lease_expires_at, \
-     last_error, idempotency_key, created_at, updated_at FROM jobs";
+     last_error, idempotency_key, created_at, updated_at, traceparent FROM jobs";
 
 /// One job, for admins and tests.
 pub async fn get(db: &Db, id: Uuid) -> Result<Option<JobSummary>, DbError> {

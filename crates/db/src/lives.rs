@@ -350,6 +350,7 @@ pub async fn end(db: &Db, id: Uuid, reason: &str) -> Result<bool, DbError> {
                     .bind(i64::from(crate::jobs::DEFAULT_MAX_ATTEMPTS))
                     .bind(now)
                     .bind(&key)
+                    .bind(turtlemen_domain::trace::current_header())
                     .execute(&mut *tx)
                     .await?;
             }

@@ -13,6 +13,7 @@ mod ids;
 mod redirect;
 pub mod search;
 mod secret;
+pub mod trace;
 mod username;
 
 pub use category::Category;

@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 use turtlemen_config::HttpLimits;
@@ -89,7 +88,7 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
             id
         }
     };
-    let trace = crate::trace::TraceContext::enter(req.headers_mut());
+    let trace = crate::trace::enter(req.headers_mut());
     let span = tracing::info_span!(
         "request",
         request.id = id.to_str().unwrap_or("-"),
@@ -100,7 +99,7 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
     let json = wants_json(&req);
     let observed = crate::metrics::Observed::of(&req);
     let limit = (!is_streaming_upload(&req)).then_some(edge.timeout);
-    async move {
+    let work = async move {
         let run = AssertUnwindSafe(next.run(req)).catch_unwind();
         let outcome = match limit {
             None => run.await,
@@ -125,8 +124,8 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
         tracing::info!(http.status = status, duration_ms = start.elapsed().as_secs_f64() * 1000.0, "served");
         res
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    turtlemen_domain::trace::scope(trace, work).await
 }
 
 /// A new request id: UUID-shaped, unique in this process (a random start, then a counter
@@ -140,19 +139,7 @@ pub fn new_request_id() -> HeaderValue {
         .unwrap_or(HeaderValue::from_static("-"))
 }
 
-/// A 64-bit value unique in this process and unpredictable across processes (a random start,
-/// then a counter scrambled by a bijection), made without a system call: request ids and trace
-/// span ids.
-pub(crate) fn next_random() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let lo = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().1);
-    // SplitMix64's finaliser: a bijection on u64, so distinct counters give distinct values.
-    let mut z = lo.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub(crate) use turtlemen_domain::trace::next_random;
 
 /// Whether a request streams an upload body of any size and length: a tus creation or chunk
 /// (`POST /api/v1/uploads`, `PATCH /api/v1/uploads/{id}`). Such requests have no total time

@@ -9,7 +9,9 @@
 //! the dead worker that held the slot before it, so a restarted process takes up its own
 //! abandoned jobs at once; other workers take them up when the leases lapse (15 s by default). Idle, it polls with a growing pause (200 ms doubling to 2 s); busy, it
 //! claims again as soon as a slot frees. On shutdown it stops claiming and lets running jobs
-//! finish. Tests call [`Worker::run_until_idle`] instead of waiting on the poll loop.
+//! finish. Tests call [`Worker::run_until_idle`] instead of waiting on the poll loop. Each job
+//! runs as a span of the trace that enqueued it (`traceparent`, recorded with the job), so its
+//! log lines carry that trace id and the jobs it enqueues carry the trace on.
 //!
 //! **Handlers must be idempotent.** Delivery is at least once: a worker that dies mid-job (or
 //! stalls past its lease) has its job run again from the start by another worker, possibly
@@ -300,13 +302,18 @@ impl Worker {
     }
 
     fn execute(&self, job: ClaimedJob) -> impl Future<Output = ()> + Send + 'static {
+        // The job continues the trace of the work that enqueued it, as a span of this process:
+        // its log lines carry that trace id, and what it enqueues carries the trace on.
+        let trace = turtlemen_domain::trace::TraceContext::continuing_header(job.traceparent.as_deref());
         let span = tracing::info_span!(
             "job",
             job.id = %job.lease.job_id,
             job.kind = %job.kind,
             job.attempt = job.lease.attempt,
+            trace.id = %format_args!("{:032x}", trace.trace_id),
         );
-        execute(self.db.clone(), self.registry.clone(), self.config, job).instrument(span)
+        let work = execute(self.db.clone(), self.registry.clone(), self.config, job).instrument(span);
+        turtlemen_domain::trace::scope(trace, work)
     }
 
     /// Polls and runs jobs until `shutdown` resolves, then stops claiming and waits for the

@@ -17,6 +17,7 @@ use crate::{JobContext, JobError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
 use turtlemen_db::videos::{self, Processed, Rendition, VideoState};
 use turtlemen_media::{Event, ProcessError, ProcessOptions};
 use turtlemen_storage::{Storage, StorageError, StorageKey, VideoOutput};
@@ -96,7 +97,8 @@ impl crate::Handler for Transcoder {
         // An attempt after a failed one: the video was playable, then not (`mark_retrying`), and
         // feed heads built meanwhile lack it, so its announcement starts over.
         let again = ctx.attempt > 1;
-        let recorder = tokio::spawn(record_events(ctx.db.clone(), video_id, rx, again));
+        let events = record_events(ctx.db.clone(), video_id, rx, again);
+        let recorder = tokio::spawn(turtlemen_domain::trace::carried(events).in_current_span());
         let started = Instant::now();
         let result = self
             .process_original(video_id.into(), &video_work, ctx.attempt, move |event| {

@@ -1,0 +1,165 @@
+//! W3C Trace Context: the trace a piece of work belongs to, and the span this process opens in
+//! it. A request's trace arrives in its `traceparent` header (read and passed on by the HTTP
+//! foundation); a job's trace was recorded with the job when it was enqueued. While work runs
+//! inside [`scope`], [`current`] names its trace, so what it enqueues or calls carries the trace
+//! on: gateway → services → jobs → the jobs those jobs enqueue.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The trace a piece of work belongs to, and the span this process opens in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// The trace flags (bit 0: sampled), passed on unchanged.
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// A new span of this process in the trace of `parent` (`(trace id, flags)`, as [`parse`]
+    /// reads it), or in a new trace when there is none.
+    pub fn continuing(parent: Option<(u128, u8)>) -> TraceContext {
+        let (trace_id, flags) = parent.unwrap_or_else(|| (new_trace_id(), 0));
+        TraceContext { trace_id, span_id: next_random().max(1), flags }
+    }
+
+    /// A new span of this process in the trace a stored `traceparent` names, or in a new trace
+    /// when it is missing or malformed.
+    pub fn continuing_header(traceparent: Option<&str>) -> TraceContext {
+        TraceContext::continuing(traceparent.and_then(|v| parse(v.as_bytes())))
+    }
+
+    /// The `traceparent` naming this span as the parent.
+    pub fn header(&self) -> String {
+        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags)
+    }
+
+    /// The trace id as 32 lower-case hex digits (how it is logged).
+    pub fn trace_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+/// Runs `work` as span `ctx`: [`current`] returns `ctx` inside it.
+pub async fn scope<F: Future>(ctx: TraceContext, work: F) -> F::Output {
+    CURRENT.scope(ctx, work).await
+}
+
+/// `work` to run in another task (`tokio::spawn`) as part of the running span: a task does not
+/// inherit its spawner's [`scope`].
+pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let ctx = current();
+    async move {
+        match ctx {
+            Some(ctx) => scope(ctx, work).await,
+            None => work.await,
+        }
+    }
+}
+
+/// The span the running work belongs to, if it runs inside [`scope`].
+pub fn current() -> Option<TraceContext> {
+    CURRENT.try_with(|c| *c).ok()
+}
+
+/// The `traceparent` to record with what the running work starts (a job it enqueues), naming
+/// the running span as its parent; `None` outside any [`scope`].
+pub fn current_header() -> Option<String> {
+    current().map(|c| c.header())
+}
+
+fn new_trace_id() -> u128 {
+    ((u128::from(next_random()) << 64) | u128::from(next_random())).max(1)
+}
+
+/// A 64-bit value unique in this process and unpredictable across processes (a random start,
+/// then a counter scrambled by a bijection), made without a system call: request ids and trace
+/// span ids.
+pub fn next_random() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let lo = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().1);
+    // SplitMix64's finaliser: a bijection on u64, so distinct counters give distinct values.
+    let mut z = lo.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `(trace id, flags)` of a `traceparent` as the specification reads it: version 00 is exactly
+/// 55 characters; a later version may be longer (its extra fields after a `-` are ignored);
+/// version `ff`, upper-case hex, and all-zero ids are invalid.
+pub fn parse(v: &[u8]) -> Option<(u128, u8)> {
+    if v.len() < 55 || (v.len() > 55 && v[55] != b'-') {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| -> Option<u128> {
+        let s = std::str::from_utf8(&v[range]).ok()?;
+        if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        u128::from_str_radix(s, 16).ok()
+    };
+    let version = field(0..2)?;
+    if version == 0xff || (version == 0 && v.len() != 55) || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let trace_id = field(3..35)?;
+    let parent_id = field(36..52)?;
+    let flags = u8::try_from(field(53..55)?).ok()?;
+    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_parents_are_refused() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parse(bad.as_bytes()), None, "{bad}");
+        }
+        // A later version with more fields is read for its first ones.
+        assert!(parse(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-abc").is_some());
+    }
+
+    #[test]
+    fn a_stored_parent_is_continued_with_a_new_span_and_a_bad_one_starts_a_trace() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::continuing_header(Some(parent));
+        assert_eq!(ctx.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.flags, 1);
+        assert_ne!(ctx.span_id, 0x00f0_67aa_0ba9_02b7);
+        assert_eq!(parse(ctx.header().as_bytes()), Some((ctx.trace_id, 1)));
+        let fresh = TraceContext::continuing_header(Some("garbage"));
+        assert_ne!(fresh.trace_id, ctx.trace_id);
+        assert_ne!(fresh.trace_id, TraceContext::continuing_header(None).trace_id);
+    }
+
+    #[tokio::test]
+    async fn work_in_a_scope_names_its_span_and_nothing_outside_does() {
+        assert_eq!(current(), None);
+        let ctx = TraceContext::continuing(None);
+        let inside = scope(ctx, async { (current(), current_header()) }).await;
+        assert_eq!(inside, (Some(ctx), Some(ctx.header())));
+        assert_eq!(current_header(), None);
+        let spawned = scope(ctx, async { tokio::spawn(carried(async { current() })).await.unwrap() }).await;
+        assert_eq!(spawned, Some(ctx), "a carried task belongs to its spawner's span");
+        let bare = scope(ctx, async { tokio::spawn(async { current() }).await.unwrap() }).await;
+        assert_eq!(bare, None);
+    }
+}
