@@ -88,6 +88,8 @@ struct KeyReload {
 /// A prepared process: bound, migrated, ready to serve.
 pub struct Server {
     listener: Option<TcpListener>,
+    /// `metrics_listen`'s listener and what it answers (`/metrics` and the probes).
+    metrics: Option<(TcpListener, Router)>,
     tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
     /// Media answered with `sendfile(2)` (API server and `serve`, on local storage).
     files: Option<Arc<dyn FileResponder>>,
@@ -178,6 +180,16 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
                 format!("cannot listen on {} (choose another address with --listen)", config.listen)
             })?),
         };
+
+    // `/metrics` on a listener of its own (the worker's one listener already is one).
+    let metrics_listener = match (role, config.metrics_listen) {
+        (Role::Worker { .. }, _) | (_, None) => None,
+        (_, Some(addr)) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (choose another address with --metrics-listen)"))?,
+        ),
+    };
 
     let rtmp_listener = bind_rtmp(role, config).await?;
     // RTMPS beside an RTMP ingest: its certificate is read now, a bad one stops the start.
@@ -378,8 +390,16 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         _ => Router::new(),
     };
+    let health = match metrics_listener {
+        Some(_) => turtlemen_http::health::probes(readiness.clone()),
+        None => turtlemen_http::health::router(readiness.clone()),
+    };
+    let metrics = metrics_listener.map(|listener| {
+        let router = turtlemen_http::health::router(readiness.clone());
+        (listener, layers::foundation(router, &config.http, turtlemen_web::error_page))
+    });
     let router = layers::foundation_with_hsts(
-        turtlemen_http::health::router(readiness.clone()).merge(routes),
+        health.merge(routes),
         &config.http,
         turtlemen_web::error_page,
         config.strict_transport_security().as_deref(),
@@ -406,6 +426,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     let sampler = (readiness, db.clone(), counts_work);
     Ok(Server {
         listener,
+        metrics,
         tls,
         files,
         router,
@@ -537,6 +558,11 @@ impl Server {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The bound address of `metrics_listen`, when set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then drains and closes everything.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -577,6 +603,13 @@ impl Server {
             }
             tokio::spawn(turtlemen_live::rtmp::serve(listener, hub, stopped()))
         });
+        let metrics = self.metrics.map(|(listener, router)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(metrics.address = %addr, "listening for /metrics");
+            }
+            let stop = stopped();
+            tokio::spawn(turtlemen_http::server::serve(listener, router, self.limits, stop))
+        });
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {
@@ -588,6 +621,9 @@ impl Server {
             None => shutdown.await,
         }
         let _ = stop_tx.send(true);
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         if let Some(worker) = worker {
             let _ = worker.await;
         }

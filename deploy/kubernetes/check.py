@@ -396,7 +396,10 @@ def start_on_loopback(docs, binary):
         status, body = http_get(public_url + "auth/.well-known/openid-configuration")
         if status != 200 or json.loads(body)["issuer"].rstrip("/") != public_url + "auth":
             fail(f"discovery through the gateway answered {status}: {body[:200]!r}")
-        print(f"  through the gateway ({public_url}): home page and OIDC discovery answer")
+        status, _ = http_get(public_url + "metrics")
+        if status != 404:
+            fail(f"the gateway's public port answered /metrics with {status}, not 404")
+        print(f"  through the gateway ({public_url}): home page and OIDC discovery answer; /metrics is not answered there")
         scrape_with_prometheus(cluster.scrape_targets(), tmp)
     finally:
         cluster.stop()

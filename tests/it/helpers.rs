@@ -139,6 +139,8 @@ fn test_internals(worker: bool) -> Internals {
 /// A running instance of the whole program.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `metrics_listen`'s address, when the settings set one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: turtlemen_db::Db,
     pub sessions: turtlemen_session::Sessions,
@@ -222,6 +224,7 @@ impl TestApp {
         let data_dir = config.data_dir.clone();
         let server = app::prepare(Role::All, &config, &internals).await.expect("app starts");
         let addr = server.local_addr().expect("bound");
+        let metrics_addr = server.metrics_addr();
         let db = server.db().expect("serve uses a database").clone();
         let sessions = server.sessions().expect("serve uses a session store").clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -231,6 +234,7 @@ impl TestApp {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestApp {
             addr,
+            metrics_addr,
             client,
             db,
             sessions,

@@ -1,4 +1,5 @@
-//! The HTTP foundation: health, error shapes, request ids, limits, timeouts, shutdown.
+//! The HTTP foundation: health, error shapes, request ids, limits, timeouts, shutdown; `/metrics`
+//! on a listener of its own.
 
 use crate::on_both_stacks;
 use axum::Json;
@@ -28,6 +29,28 @@ on_both_stacks! {
         let text = res.text().await.unwrap();
         assert!(text.contains("turtlemen_http_requests_total{route=\"api\",method=\"GET\",status=\"4xx\"}"), "{text}");
         assert!(text.contains("turtlemen_http_request_duration_seconds_bucket"));
+    }
+
+    async fn metrics_move_to_a_listener_of_their_own(app) {
+        assert_eq!(app.metrics_addr, None);
+        let app = app.restart_with(|s| s.metrics_listen = Some("127.0.0.1:0".into())).await;
+        let metrics = app.metrics_addr.expect("a metrics listener");
+        assert_ne!(metrics, app.addr);
+        app.get("/api/v1/nothing").await;
+        assert_eq!(app.get("/metrics").await.status(), 404, "the main listener publishes no figures");
+        assert_eq!(app.get("/healthz").await.status(), 200, "and still answers the probes");
+        let at = |path: &str| app.client.get(format!("http://{metrics}{path}")).send();
+        let res = at("/metrics").await.unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("turtlemen_http_requests_total{route=\"api\",method=\"GET\",status=\"4xx\"}"), "{text}");
+        assert_eq!(at("/healthz").await.unwrap().status(), 200);
+        assert_eq!(at("/readyz").await.unwrap().status(), 200);
+        for other in ["/api/v1/nothing", "/", "/auth/login", "/media/x"] {
+            assert_eq!(at(other).await.unwrap().status(), 404, "{other}: only the figures and the probes");
+        }
+        app.stop().await;
+        assert!(tokio::net::TcpStream::connect(metrics).await.is_err(), "closed with the instance");
     }
 
     async fn api_errors_have_one_json_shape(app) {

@@ -46,6 +46,9 @@ pub enum SessionUrl {
 pub struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// A listener of its own for `/metrics` (with the probes); the main listener then answers
+    /// no `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
     pub public_url: Url,
     pub database: DatabaseUrl,
     pub database_max_connections: u32,
@@ -275,6 +278,12 @@ impl Config {
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid("listen", format!("{listen_text:?} is not an address like 127.0.0.1:8080; fix --listen"))
         })?;
+        let metrics_listen = match s.metrics_listen.as_deref().map(str::trim) {
+            None | Some("" | "off") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid("metrics_listen", format!("{text:?} is not an address like 0.0.0.0:9090, nor \"off\""))
+            })?),
+        };
         let public_url = match s.public_url {
             Some(text) => parse_public_url(&text)?,
             None => {
@@ -478,6 +487,7 @@ impl Config {
             trusted_proxies,
             data_dir,
             listen,
+            metrics_listen,
             public_url,
             database,
             database_max_connections,
@@ -508,6 +518,7 @@ impl Config {
         let settings = Settings {
             data_dir: Some(self.data_dir.clone()),
             listen: Some(self.listen.to_string()),
+            metrics_listen: self.metrics_listen.map(|a| a.to_string()),
             public_url: Some(self.public_url.to_string()),
             database_url: Some(match &self.database {
                 DatabaseUrl::Sqlite(url) => url.clone(),

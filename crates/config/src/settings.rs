@@ -34,6 +34,10 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "TURTLEMEN_LISTEN", global = true, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Address of a second listener answering only /metrics, /healthz and /readyz; set, the main
+    /// listener no longer answers /metrics ("off" or empty: none).
+    #[arg(long, env = "TURTLEMEN_METRICS_LISTEN", global = true, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// The URL people use to reach this instance.
     #[arg(long, env = "TURTLEMEN_PUBLIC_URL", global = true, value_name = "URL")]
     pub public_url: Option<String>,
@@ -231,6 +235,7 @@ impl Settings {
         Settings {
             data_dir: self.data_dir.or(lower.data_dir),
             listen: self.listen.or(lower.listen),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             public_url: self.public_url.or(lower.public_url),
             database_url: self.database_url.or(lower.database_url),
             database_max_connections: self.database_max_connections.or(lower.database_max_connections),

@@ -44,6 +44,7 @@ fn bad_values_name_the_key_and_the_fix() {
         (Settings { database_url: Some("sqlite://".into()), ..Default::default() }, "database_url"),
         (Settings { session_url: Some("memcached://x".into()), ..Default::default() }, "session_url"),
         (Settings { listen: Some("localhost".into()), ..Default::default() }, "listen"),
+        (Settings { metrics_listen: Some("9090".into()), ..Default::default() }, "metrics_listen"),
         (Settings { public_url: Some("javascript:alert(1)".into()), ..Default::default() }, "public_url"),
         (Settings { public_url: Some("https://x.org/sub".into()), ..Default::default() }, "public_url"),
         (Settings { cookie_secret: Some(Secret::new("short")), ..Default::default() }, "cookie_secret"),

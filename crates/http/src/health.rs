@@ -97,11 +97,18 @@ pub struct Readiness {
 
 /// The health routes and `/metrics`.
 pub fn router(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(crate::metrics::serve))
-        .with_state(readiness)
+    health(readiness).route("/metrics", get(crate::metrics::serve))
+}
+
+/// The health routes, and `/metrics` answered 404: a main listener's when the figures have a
+/// listener of their own. The path is taken here so that a gateway does not hand it on to an
+/// upstream either.
+pub fn probes(readiness: Readiness) -> Router {
+    health(readiness).route("/metrics", axum::routing::any(|| async { crate::error::ApiError::not_found() }))
+}
+
+fn health(readiness: Readiness) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness)
 }
 
 async fn ready(State(r): State<Readiness>) -> Response {
