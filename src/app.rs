@@ -47,6 +47,19 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// The `service.name` of the process's exported spans.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Role::All => "turtlemen",
+            Role::Gateway => "turtlemen-gateway",
+            Role::Auth => "turtlemen-auth",
+            Role::Api => "turtlemen-api",
+            Role::Worker { .. } => "turtlemen-worker",
+        }
+    }
+}
+
 /// Knobs that are not part of the user-facing configuration.
 #[derive(Debug, Clone)]
 pub struct Internals {
@@ -90,6 +103,9 @@ pub struct Server {
     listener: Option<TcpListener>,
     /// `metrics_listen`'s listener and what it answers (`/metrics` and the probes).
     metrics: Option<(TcpListener, Router)>,
+    /// The span exporter (`otlp_endpoint`), flushed at the end of `run`, and the same as a sink.
+    spans: Option<Arc<crate::telemetry::OtlpSpans>>,
+    sink: Option<Arc<dyn turtlemen_domain::trace::SpanSink>>,
     tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
     /// Media answered with `sendfile(2)` (API server and `serve`, on local storage).
     files: Option<Arc<dyn FileResponder>>,
@@ -390,6 +406,12 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         _ => Router::new(),
     };
+    // Spans exported, when a collector is configured.
+    let spans = match &config.otlp_endpoint {
+        Some(endpoint) => Some(crate::telemetry::OtlpSpans::start(endpoint, role.service_name())?),
+        None => None,
+    };
+    let sink = spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);
     let health = match metrics_listener {
         Some(_) => turtlemen_http::health::probes(readiness.clone()),
         None => turtlemen_http::health::router(readiness.clone()),
@@ -398,11 +420,12 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         let router = turtlemen_http::health::router(readiness.clone());
         (listener, layers::foundation(router, &config.http, turtlemen_web::error_page))
     });
-    let router = layers::foundation_with_hsts(
+    let router = layers::foundation_exporting(
         health.merge(routes),
         &config.http,
         turtlemen_web::error_page,
         config.strict_transport_security().as_deref(),
+        sink.clone(),
     );
     let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
     let worker = match (role, &db, transcoder()) {
@@ -427,6 +450,8 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     Ok(Server {
         listener,
         metrics,
+        spans,
+        sink,
         tls,
         files,
         router,
@@ -574,7 +599,8 @@ impl Server {
         };
         let worker = self.worker.map(|(db, config, t, slots)| {
             let stop = stopped();
-            tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, stop).await })
+            let sink = self.sink.clone();
+            tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, sink, stop).await })
         });
         let (readiness, sampled_db, counts_work) = self.sampler;
         // While PostgreSQL refuses connections, requests fail at once instead of waiting out the
@@ -645,6 +671,9 @@ impl Server {
         }
         if let Some(db) = self.db {
             db.close().await;
+        }
+        if let Some(spans) = self.spans {
+            let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
         }
     }
 }

@@ -353,7 +353,8 @@ on_both_stacks! {
         assert_eq!(job(db, outside.id).await.traceparent, None);
 
         // Each run records the span it ran in; the first job queues another from inside.
-        let seen: Arc<Mutex<Vec<(serde_json::Value, Option<TraceContext>)>>> = Arc::default();
+        type Runs = Vec<(serde_json::Value, Option<TraceContext>)>;
+        let seen: Arc<Mutex<Runs>> = Arc::default();
         let (log, log_other) = (seen.clone(), seen.clone());
         let registry = Registry::new()
             .register(ECHO, move |payload: serde_json::Value, ctx: JobContext| {

@@ -47,6 +47,7 @@ mod seed;
 mod session_end;
 mod sessions;
 mod signing_keys;
+mod telemetry;
 mod upgrade;
 mod uploads;
 mod upstream;

@@ -85,7 +85,7 @@ impl From<JobSummary> for JobView {
                 .traceparent
                 .as_deref()
                 .and_then(|t| turtlemen_domain::trace::parse(t.as_bytes()))
-                .map(|(id, _)| format!("{id:032x}")),
+                .map(|p| format!("{:032x}", p.trace_id)),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Config {
     /// A listener of its own for `/metrics` (with the probes); the main listener then answers
     /// no `/metrics`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where spans are exported (OTLP over HTTP, protobuf): the collector's base URL, to which
+    /// `v1/traces` is added.
+    pub otlp_endpoint: Option<Url>,
     pub public_url: Url,
     pub database: DatabaseUrl,
     pub database_max_connections: u32,
@@ -284,6 +287,22 @@ impl Config {
                 invalid("metrics_listen", format!("{text:?} is not an address like 0.0.0.0:9090, nor \"off\""))
             })?),
         };
+        let otlp_endpoint = match s.otlp_endpoint.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => match Url::parse(text) {
+                Ok(url)
+                    if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() =>
+                {
+                    Some(url)
+                }
+                _ => {
+                    return Err(invalid(
+                        "otlp_endpoint",
+                        format!("{text:?} is not an http(s) URL like http://collector:4318"),
+                    ));
+                }
+            },
+        };
         let public_url = match s.public_url {
             Some(text) => parse_public_url(&text)?,
             None => {
@@ -488,6 +507,7 @@ impl Config {
             data_dir,
             listen,
             metrics_listen,
+            otlp_endpoint,
             public_url,
             database,
             database_max_connections,
@@ -519,6 +539,7 @@ impl Config {
             data_dir: Some(self.data_dir.clone()),
             listen: Some(self.listen.to_string()),
             metrics_listen: self.metrics_listen.map(|a| a.to_string()),
+            otlp_endpoint: self.otlp_endpoint.as_ref().map(|u| redact_url_password(u.as_str())),
             public_url: Some(self.public_url.to_string()),
             database_url: Some(match &self.database {
                 DatabaseUrl::Sqlite(url) => url.clone(),

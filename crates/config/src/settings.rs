@@ -38,6 +38,10 @@ pub struct Settings {
     /// listener no longer answers /metrics ("off" or empty: none).
     #[arg(long, env = "TURTLEMEN_METRICS_LISTEN", global = true, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// OTLP/HTTP endpoint (http://collector:4318) to export each request's and job's span to;
+    /// empty: none.
+    #[arg(long, env = "TURTLEMEN_OTLP_ENDPOINT", global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// The URL people use to reach this instance.
     #[arg(long, env = "TURTLEMEN_PUBLIC_URL", global = true, value_name = "URL")]
     pub public_url: Option<String>,
@@ -236,6 +240,7 @@ impl Settings {
             data_dir: self.data_dir.or(lower.data_dir),
             listen: self.listen.or(lower.listen),
             metrics_listen: self.metrics_listen.or(lower.metrics_listen),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
             public_url: self.public_url.or(lower.public_url),
             database_url: self.database_url.or(lower.database_url),
             database_max_connections: self.database_max_connections.or(lower.database_max_connections),

@@ -45,6 +45,8 @@ fn bad_values_name_the_key_and_the_fix() {
         (Settings { session_url: Some("memcached://x".into()), ..Default::default() }, "session_url"),
         (Settings { listen: Some("localhost".into()), ..Default::default() }, "listen"),
         (Settings { metrics_listen: Some("9090".into()), ..Default::default() }, "metrics_listen"),
+        (Settings { otlp_endpoint: Some("collector:4318".into()), ..Default::default() }, "otlp_endpoint"),
+        (Settings { otlp_endpoint: Some("file:///tmp/x".into()), ..Default::default() }, "otlp_endpoint"),
         (Settings { public_url: Some("javascript:alert(1)".into()), ..Default::default() }, "public_url"),
         (Settings { public_url: Some("https://x.org/sub".into()), ..Default::default() }, "public_url"),
         (Settings { cookie_secret: Some(Secret::new("short")), ..Default::default() }, "cookie_secret"),

@@ -2,26 +2,47 @@
 //! it. A request's trace arrives in its `traceparent` header (read and passed on by the HTTP
 //! foundation); a job's trace was recorded with the job when it was enqueued. While work runs
 //! inside [`scope`], [`current`] names its trace, so what it enqueues or calls carries the trace
-//! on: gateway → services → jobs → the jobs those jobs enqueue.
+//! on: gateway → services → jobs → the jobs those jobs enqueue. A process that exports its spans
+//! (OTLP, behind config) hands each finished one to a [`SpanSink`]; this module knows no exporter.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 /// The trace a piece of work belongs to, and the span this process opens in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
     pub trace_id: u128,
     pub span_id: u64,
+    /// The span this one continues (another process's, or the one that queued a job); 0 when
+    /// this span started the trace.
+    pub parent_id: u64,
     /// The trace flags (bit 0: sampled), passed on unchanged.
     pub flags: u8,
 }
 
+/// A `traceparent`'s fields, as [`parse`] reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parent {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub flags: u8,
+}
+
 impl TraceContext {
-    /// A new span of this process in the trace of `parent` (`(trace id, flags)`, as [`parse`]
-    /// reads it), or in a new trace when there is none.
-    pub fn continuing(parent: Option<(u128, u8)>) -> TraceContext {
-        let (trace_id, flags) = parent.unwrap_or_else(|| (new_trace_id(), 0));
-        TraceContext { trace_id, span_id: next_random().max(1), flags }
+    /// A new span of this process in the trace of `parent`, or in a new trace when there is
+    /// none (marked sampled when `sampled`: this process records its spans).
+    pub fn continuing(parent: Option<Parent>) -> TraceContext {
+        TraceContext::continuing_sampled(parent, false)
+    }
+
+    /// [`TraceContext::continuing`], a new trace marked sampled when `sampled`.
+    pub fn continuing_sampled(parent: Option<Parent>, sampled: bool) -> TraceContext {
+        let span_id = next_random().max(1);
+        match parent {
+            Some(p) => TraceContext { trace_id: p.trace_id, span_id, parent_id: p.span_id, flags: p.flags },
+            None => TraceContext { trace_id: new_trace_id(), span_id, parent_id: 0, flags: u8::from(sampled) },
+        }
     }
 
     /// A new span of this process in the trace a stored `traceparent` names, or in a new trace
@@ -91,10 +112,10 @@ pub fn next_random() -> u64 {
     z ^ (z >> 31)
 }
 
-/// `(trace id, flags)` of a `traceparent` as the specification reads it: version 00 is exactly
-/// 55 characters; a later version may be longer (its extra fields after a `-` are ignored);
-/// version `ff`, upper-case hex, and all-zero ids are invalid.
-pub fn parse(v: &[u8]) -> Option<(u128, u8)> {
+/// A `traceparent` as the specification reads it: version 00 is exactly 55 characters; a later
+/// version may be longer (its extra fields after a `-` are ignored); version `ff`, upper-case
+/// hex, and all-zero ids are invalid.
+pub fn parse(v: &[u8]) -> Option<Parent> {
     if v.len() < 55 || (v.len() > 55 && v[55] != b'-') {
         return None;
     }
@@ -110,9 +131,42 @@ pub fn parse(v: &[u8]) -> Option<(u128, u8)> {
         return None;
     }
     let trace_id = field(3..35)?;
-    let parent_id = field(36..52)?;
+    let span_id = u64::try_from(field(36..52)?).ok()?;
     let flags = u8::try_from(field(53..55)?).ok()?;
-    (trace_id != 0 && parent_id != 0).then_some((trace_id, flags))
+    (trace_id != 0 && span_id != 0).then_some(Parent { trace_id, span_id, flags })
+}
+
+/// What a span was: a request this process served, or a job it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Server,
+    Consumer,
+}
+
+/// A finished span of this process, for a [`SpanSink`].
+#[derive(Debug, Clone)]
+pub struct FinishedSpan {
+    pub context: TraceContext,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub attributes: Vec<(&'static str, Attribute)>,
+    /// The work failed (a 5xx, a job that did not succeed).
+    pub failed: bool,
+}
+
+/// A span attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attribute {
+    Text(String),
+    Int(i64),
+}
+
+/// Where finished spans go (an exporter); called on the path that finished them, so it must
+/// only queue.
+pub trait SpanSink: Send + Sync + std::fmt::Debug {
+    fn finished(&self, span: FinishedSpan);
 }
 
 #[cfg(test)]
@@ -142,12 +196,17 @@ mod tests {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let ctx = TraceContext::continuing_header(Some(parent));
         assert_eq!(ctx.trace_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(ctx.flags, 1);
+        assert_eq!((ctx.flags, ctx.parent_id), (1, 0x00f0_67aa_0ba9_02b7));
         assert_ne!(ctx.span_id, 0x00f0_67aa_0ba9_02b7);
-        assert_eq!(parse(ctx.header().as_bytes()), Some((ctx.trace_id, 1)));
+        assert_eq!(
+            parse(ctx.header().as_bytes()),
+            Some(Parent { trace_id: ctx.trace_id, span_id: ctx.span_id, flags: 1 })
+        );
         let fresh = TraceContext::continuing_header(Some("garbage"));
         assert_ne!(fresh.trace_id, ctx.trace_id);
         assert_ne!(fresh.trace_id, TraceContext::continuing_header(None).trace_id);
+        assert_eq!((fresh.parent_id, fresh.flags), (0, 0), "a new trace has no parent");
+        assert_eq!(TraceContext::continuing_sampled(None, true).flags, 1, "and is sampled where spans are recorded");
     }
 
     #[tokio::test]

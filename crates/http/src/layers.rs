@@ -18,10 +18,11 @@ use futures::FutureExt;
 use http_body_util::BodyExt;
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use turtlemen_config::HttpLimits;
+use turtlemen_domain::trace::{Attribute, FinishedSpan, SpanKind, SpanSink};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -58,6 +59,8 @@ struct Edge {
     render: ErrorPageRenderer,
     /// `Strict-Transport-Security`, for an instance reached over https.
     hsts: Option<HeaderValue>,
+    /// Where each request's span goes when it is done, if this process exports its spans.
+    spans: Option<Arc<dyn SpanSink>>,
 }
 
 /// Wraps a role's router in the foundation (see the module's documentation).
@@ -73,8 +76,20 @@ pub fn foundation_with_hsts(
     render: ErrorPageRenderer,
     hsts: Option<&str>,
 ) -> Router {
+    foundation_exporting(router, limits, render, hsts, None)
+}
+
+/// [`foundation_with_hsts`], each request's span handed to `spans` when it is done (and a trace
+/// that starts here marked sampled).
+pub fn foundation_exporting(
+    router: Router,
+    limits: &HttpLimits,
+    render: ErrorPageRenderer,
+    hsts: Option<&str>,
+    spans: Option<Arc<dyn SpanSink>>,
+) -> Router {
     let hsts = hsts.and_then(|v| HeaderValue::from_str(v).ok());
-    let edge = Edge { timeout: limits.request_timeout, render, hsts };
+    let edge = Edge { timeout: limits.request_timeout, render, hsts, spans };
     router.layer(DefaultBodyLimit::max(limits.max_body_bytes)).layer(middleware::from_fn_with_state(edge, edge_fn))
 }
 
@@ -88,7 +103,12 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
             id
         }
     };
-    let trace = crate::trace::enter(req.headers_mut());
+    let trace = crate::trace::enter(req.headers_mut(), edge.spans.is_some());
+    // What the exported span says of the request, taken only when spans are exported.
+    let described = edge.spans.as_ref().map(|_| {
+        let request_id = id.to_str().unwrap_or("-").to_owned();
+        (req.method().clone(), req.uri().path().to_owned(), request_id, SystemTime::now())
+    });
     let span = tracing::info_span!(
         "request",
         request.id = id.to_str().unwrap_or("-"),
@@ -121,6 +141,22 @@ async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Resp
         headers.insert(REQUEST_ID, id);
         let status = res.status().as_u16();
         observed.done(status, start.elapsed());
+        if let (Some(spans), Some((method, path, request_id, began))) = (&edge.spans, described) {
+            spans.finished(FinishedSpan {
+                context: trace,
+                name: format!("{method} {}", crate::metrics::route_group(&path)),
+                kind: SpanKind::Server,
+                start: began,
+                end: SystemTime::now(),
+                attributes: vec![
+                    ("http.request.method", Attribute::Text(method.to_string())),
+                    ("url.path", Attribute::Text(path)),
+                    ("http.response.status_code", Attribute::Int(i64::from(status))),
+                    ("http.request.id", Attribute::Text(request_id)),
+                ],
+                failed: status >= 500,
+            });
+        }
         tracing::info!(http.status = status, duration_ms = start.elapsed().as_secs_f64() * 1000.0, "served");
         res
     }

@@ -326,6 +326,11 @@ fn route_index(path: &str) -> usize {
     ROUTE_GROUPS[1..ROUTE_GROUPS.len() - 1].iter().position(|g| *g == first).map_or(ROUTE_GROUPS.len() - 1, |i| i + 1)
 }
 
+/// The route group of `path` (`/`, `api`, `media`…, `other`): a span's name, of bounded variety.
+pub fn route_group(path: &str) -> &'static str {
+    ROUTE_GROUPS[route_index(path)]
+}
+
 fn method_index(m: &axum::http::Method) -> usize {
     METHODS[..METHODS.len() - 1].iter().position(|name| *name == m.as_str()).unwrap_or(METHODS.len() - 1)
 }

@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use turtlemen_db::jobs::{self, ClaimedJob, Settled};
 use turtlemen_db::{Db, DbError};
+use turtlemen_domain::trace::{self, Attribute, FinishedSpan, SpanKind, SpanSink, TraceContext};
 use uuid::Uuid;
 
 pub use turtlemen_db::jobs::{Backoff, JobKind};
@@ -235,9 +236,10 @@ pub async fn run(
     config: WorkerConfig,
     transcoder: transcode::Transcoder,
     slots: &Path,
+    spans: Option<Arc<dyn SpanSink>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    Worker::new(db, registry(Some(transcoder)), config).in_slot(slots).run(shutdown).await;
+    Worker::new(db, registry(Some(transcoder)), config).in_slot(slots).exporting(spans).run(shutdown).await;
 }
 
 /// A worker: one lease owner, its handlers and its settings.
@@ -248,12 +250,20 @@ pub struct Worker {
     config: WorkerConfig,
     owner: Uuid,
     slot: Option<Arc<slot::Slot>>,
+    /// Where each job's span goes when it is done, if this process exports its spans.
+    spans: Option<Arc<dyn SpanSink>>,
 }
 
 impl Worker {
     pub fn new(db: Db, registry: Registry, config: WorkerConfig) -> Worker {
         let config = WorkerConfig { concurrency: config.concurrency.max(1), ..config };
-        Worker { db, registry: Arc::new(registry), config, owner: Uuid::now_v7(), slot: None }
+        Worker { db, registry: Arc::new(registry), config, owner: Uuid::now_v7(), slot: None, spans: None }
+    }
+
+    /// This worker handing each job's span to `spans` when the job is done.
+    pub fn exporting(mut self, spans: Option<Arc<dyn SpanSink>>) -> Worker {
+        self.spans = spans;
+        self
     }
 
     /// This worker in the first free slot of the folder `slots` ([`slot::Slot`]): when it
@@ -304,7 +314,10 @@ impl Worker {
     fn execute(&self, job: ClaimedJob) -> impl Future<Output = ()> + Send + 'static {
         // The job continues the trace of the work that enqueued it, as a span of this process:
         // its log lines carry that trace id, and what it enqueues carries the trace on.
-        let trace = turtlemen_domain::trace::TraceContext::continuing_header(job.traceparent.as_deref());
+        let trace = TraceContext::continuing_sampled(
+            job.traceparent.as_deref().and_then(|t| trace::parse(t.as_bytes())),
+            self.spans.is_some(),
+        );
         let span = tracing::info_span!(
             "job",
             job.id = %job.lease.job_id,
@@ -312,8 +325,24 @@ impl Worker {
             job.attempt = job.lease.attempt,
             trace.id = %format_args!("{:032x}", trace.trace_id),
         );
+        let spans = self.spans.clone();
+        let described = spans.as_ref().map(|_| {
+            let attributes = vec![
+                ("job.id", Attribute::Text(job.lease.job_id.to_string())),
+                ("job.kind", Attribute::Text(job.kind.clone())),
+                ("job.attempt", Attribute::Int(i64::from(job.lease.attempt))),
+            ];
+            (format!("job {}", job.kind), attributes, std::time::SystemTime::now())
+        });
         let work = execute(self.db.clone(), self.registry.clone(), self.config, job).instrument(span);
-        turtlemen_domain::trace::scope(trace, work)
+        trace::scope(trace, async move {
+            let succeeded = work.await;
+            if let (Some(spans), Some((name, attributes, start))) = (spans, described) {
+                let end = std::time::SystemTime::now();
+                let kind = SpanKind::Consumer;
+                spans.finished(FinishedSpan { context: trace, name, kind, start, end, attributes, failed: !succeeded });
+            }
+        })
     }
 
     /// Polls and runs jobs until `shutdown` resolves, then stops claiming and waits for the
@@ -383,14 +412,15 @@ impl Worker {
 }
 
 /// Runs one claimed job with its heartbeat, then settles it. Failures are logged here, once.
-async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: ClaimedJob) {
+/// Runs one claimed job and settles it; whether its handler succeeded.
+async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: ClaimedJob) -> bool {
     let started = Instant::now();
     let lease = job.lease.clone();
     let Some(handler) = registry.handlers.get(job.kind.as_str()).cloned() else {
         // Unreachable in practice: claims ask only for registered kinds.
         let error = format!("no handler for job kind {:?} in this worker", job.kind);
         settle(&db, &lease, Err(JobError::Retry(error)), &config, started).await;
-        return;
+        return false;
     };
     let ctx = JobContext {
         db: db.clone(),
@@ -416,7 +446,7 @@ async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: Cla
         outcome = work => outcome,
         () = heartbeat => {
             tracing::warn!("lease lost to another worker; abandoning this attempt");
-            return;
+            return false;
         }
     };
     let result = outcome.unwrap_or_else(|panic| {
@@ -427,7 +457,9 @@ async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: Cla
             .unwrap_or_default();
         Err(JobError::Retry(format!("the handler panicked: {what}")))
     });
+    let succeeded = result.is_ok();
     settle(&db, &lease, result, &config, started).await;
+    succeeded
 }
 
 async fn settle(db: &Db, lease: &jobs::Lease, result: Result<(), JobError>, config: &WorkerConfig, started: Instant) {
