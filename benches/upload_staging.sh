@@ -22,7 +22,12 @@ fi
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+# `start` runs in a subshell (its output is read), so the servers' pids go to a file.
+cleanup() {
+  for p in "${pids[@]}" $(cat "$work/server-pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 now() { date +%s.%N; }
@@ -39,7 +44,8 @@ start() {
   local p base
   p=$(port); base="http://127.0.0.1:$p"
   AWS_ENDPOINT="$moto" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-    TURTLEMEN_LOG_LEVEL=warn "$BIN" serve --listen "127.0.0.1:$p" --data-dir "$2" --storage-url "$1" & pids+=($!)
+    TURTLEMEN_LOG_LEVEL=warn "$BIN" serve --listen "127.0.0.1:$p" --data-dir "$2" --storage-url "$1" &
+  echo $! >> "$work/server-pids"
   until curl -fs "$base/healthz" >/dev/null 2>&1; do sleep 0.05; done
   echo "correct horse battery staple" | "$BIN" admin create-user --username bench --email bench@example.org --password-stdin --data-dir "$2" >/dev/null
   python3 - "$base" <<'PY'

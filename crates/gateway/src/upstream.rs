@@ -28,8 +28,11 @@ use turtlemen_http::tap::Tap;
 
 /// Most idle connections kept per address.
 const MAX_IDLE: usize = 256;
-/// An idle connection older than this is closed rather than used.
-const IDLE_FOR: Duration = Duration::from_secs(60);
+/// An idle connection older than this is closed rather than used. Shorter than the time our
+/// own servers keep an idle kept-alive connection (`header_read_timeout_secs`, 10 s by
+/// default): a connection taken as the upstream closes it would fail its request after the
+/// request was written (502), which no retry may undo for a request with a body.
+const IDLE_FOR: Duration = Duration::from_secs(4);
 
 /// Why a request did not get a response head.
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +359,39 @@ mod tests {
             });
             assert!(closed.await.is_ok(), "the closed connection is noticed");
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_its_time_is_not_taken_as_the_upstream_closes_it() {
+        // An upstream that keeps idle connections a little longer than the pool uses them, and
+        // drops a connection whose next request comes later than that: the race of a request
+        // written just as the server closes (no FIN seen yet, so the pool cannot tell).
+        let keeps = IDLE_FOR + Duration::from_millis(500);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let (mut buf, mut answered) = (vec![0u8; 4096], None::<Instant>);
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            if answered.is_some_and(|at| at.elapsed() >= keeps) {
+                                return;
+                            }
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                            answered = Some(Instant::now());
+                        }
+                    }
+                });
+            }
+        });
+        let up = Address::new(addr.to_string().parse().unwrap(), Duration::from_secs(1), false);
+        let res = up.send(get(addr)).await.unwrap();
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
+        tokio::time::sleep(keeps + Duration::from_millis(200)).await;
+        let res = up.send(get(addr)).await.expect("sent on a new connection, not the stale one");
+        assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ok");
     }
 
     #[tokio::test]
