@@ -30,13 +30,14 @@ pub struct Parent {
 }
 
 impl TraceContext {
-    /// A new span of this process in the trace of `parent`, or in a new trace when there is
-    /// none (marked sampled when `sampled`: this process records its spans).
+    /// A new span of this process in the trace of `parent`, or in a new trace (not marked
+    /// sampled) when there is none.
     pub fn continuing(parent: Option<Parent>) -> TraceContext {
         TraceContext::continuing_sampled(parent, false)
     }
 
-    /// [`TraceContext::continuing`], a new trace marked sampled when `sampled`.
+    /// [`TraceContext::continuing`], a new trace marked sampled when `sampled` (this process
+    /// exports its spans).
     pub fn continuing_sampled(parent: Option<Parent>, sampled: bool) -> TraceContext {
         let span_id = next_random().max(1);
         match parent {

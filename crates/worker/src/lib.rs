@@ -411,8 +411,8 @@ impl Worker {
     }
 }
 
-/// Runs one claimed job with its heartbeat, then settles it. Failures are logged here, once.
-/// Runs one claimed job and settles it; whether its handler succeeded.
+/// Runs one claimed job with its heartbeat, then settles it (failures are logged here, once);
+/// whether its handler succeeded.
 async fn execute(db: Db, registry: Arc<Registry>, config: WorkerConfig, job: ClaimedJob) -> bool {
     let started = Instant::now();
     let lease = job.lease.clone();
