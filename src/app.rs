@@ -412,9 +412,15 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         None => None,
     };
     let sink = spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);
-    let health = match metrics_listener {
-        Some(_) => turtlemen_http::health::probes(readiness.clone()),
-        None => turtlemen_http::health::router(readiness.clone()),
+    // The figures: on their own listener when set; else on the main one, and there only to
+    // this machine where that listener faces users.
+    let health = match (metrics_listener.is_some(), role) {
+        (true, _) => turtlemen_http::health::probes(readiness.clone()),
+        (false, Role::All | Role::Gateway) => turtlemen_http::health::local_metrics(
+            readiness.clone(),
+            turtlemen_http::client_addr::TrustedProxies::new(&config.trusted_proxies),
+        ),
+        (false, _) => turtlemen_http::health::router(readiness.clone()),
     };
     let metrics = metrics_listener.map(|listener| {
         let router = turtlemen_http::health::router(readiness.clone());

@@ -1,5 +1,5 @@
 //! The HTTP foundation: health, error shapes, request ids, limits, timeouts, shutdown; `/metrics`
-//! on a listener of its own.
+//! only to this machine on the listener users reach, or on a listener of its own.
 
 use crate::on_both_stacks;
 use axum::Json;
@@ -51,6 +51,22 @@ on_both_stacks! {
         }
         app.stop().await;
         assert!(tokio::net::TcpStream::connect(metrics).await.is_err(), "closed with the instance");
+    }
+
+    async fn metrics_are_answered_only_to_this_machine(app) {
+        let app = app.restart_with(|s| s.trusted_proxies = Some("127.0.0.1/32".into())).await;
+        let from = |client: Option<&'static str>| {
+            let mut req = app.client.get(app.url("/metrics"));
+            if let Some(c) = client {
+                req = req.header("x-forwarded-for", c);
+            }
+            async move { req.send().await.unwrap().status() }
+        };
+        assert_eq!(from(None).await, 200, "a client on this machine");
+        assert_eq!(from(Some("127.0.0.1")).await, 200, "on this machine behind a trusted proxy");
+        assert_eq!(from(Some("203.0.113.9")).await, 404, "elsewhere, behind a trusted proxy");
+        assert_eq!(app.get("/healthz").await.status(), 200, "the probes answer anyone");
+        app.stop().await;
     }
 
     async fn api_errors_have_one_json_shape(app) {

@@ -304,16 +304,18 @@ pub async fn create(db: &Db, new: &NewComment<'_>) -> Result<Created, DbError> {
             let counts: bool =
                 sqlx::query_scalar(author_counts).bind(new.author.0).fetch_optional(&mut *tx).await?.unwrap_or(false);
             if !new.held && counts {
-                sqlx::query("UPDATE videos SET comment_count = comment_count + 1 WHERE id = $1")
-                    .bind(new.video_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // The thread's row before the video's, the order `take_down` locks them in, so
+                // a reply and its parent's erasure never wait on each other in a cycle.
                 if let Some(root) = new.root_id {
                     sqlx::query("UPDATE comments SET reply_count = reply_count + 1 WHERE id = $1")
                         .bind(root)
                         .execute(&mut *tx)
                         .await?;
                 }
+                sqlx::query("UPDATE videos SET comment_count = comment_count + 1 WHERE id = $1")
+                    .bind(new.video_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?
         });

@@ -38,10 +38,11 @@ impl turtlemen_domain::Classify for DbError {
 
 impl DbError {
     /// SQLSTATE 40001: the transaction lost a serialization race and may simply be retried
-    /// (CockroachDB's default isolation makes this routine).
+    /// (CockroachDB's default isolation makes this routine); or 40P01: PostgreSQL rolled it back
+    /// to break a cycle of lock waits (CockroachDB reports those as 40001 too).
     pub fn is_serialization_failure(&self) -> bool {
         match self {
-            DbError::Query(sqlx::Error::Database(e)) => e.code().as_deref() == Some("40001"),
+            DbError::Query(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("40001" | "40P01")),
             _ => false,
         }
     }

@@ -1,4 +1,5 @@
-//! Retrying write transactions that lose a serialization race (SQLSTATE 40001).
+//! Retrying write transactions that lose a serialization race (SQLSTATE 40001) or are chosen
+//! to break a deadlock (40P01).
 
 use crate::DbError;
 use std::future::Future;

@@ -1,13 +1,15 @@
 //! `/healthz` (the process answers) and `/readyz` (the stores it depends on answer), each store
 //! a [`Probe`] the role hands in: this crate knows no store.
 
+use crate::client_addr::TrustedProxies;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +107,25 @@ pub fn router(readiness: Readiness) -> Router {
 /// upstream either.
 pub fn probes(readiness: Readiness) -> Router {
     health(readiness).route("/metrics", axum::routing::any(|| async { crate::error::ApiError::not_found() }))
+}
+
+/// The health routes, and `/metrics` answered only to a client on this machine (a loopback
+/// address, behind `trusted` proxies): a listener that faces users (the gateway's, `serve`'s)
+/// when the figures have no listener of their own. Others get 404.
+pub fn local_metrics(readiness: Readiness, trusted: TrustedProxies) -> Router {
+    let figures = move |req: Request| {
+        let local = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(peer)| trusted.client_ip(peer.ip(), req.headers()).to_canonical().is_loopback());
+        async move {
+            match local {
+                true => crate::metrics::serve().await,
+                false => crate::error::ApiError::not_found().into_response(),
+            }
+        }
+    };
+    health(readiness).route("/metrics", axum::routing::any(figures))
 }
 
 fn health(readiness: Readiness) -> Router {
