@@ -408,7 +408,10 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
     };
     // Spans exported, when a collector is configured.
     let spans = match &config.otlp_endpoint {
-        Some(endpoint) => Some(crate::telemetry::OtlpSpans::start(endpoint, role.service_name())?),
+        Some(endpoint) => {
+            let url = url::Url::parse(endpoint.expose()).context("otlp_endpoint")?;
+            Some(crate::telemetry::OtlpSpans::start(&url, role.service_name())?)
+        }
         None => None,
     };
     let sink = spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);

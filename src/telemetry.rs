@@ -48,12 +48,15 @@ impl OtlpSpans {
             .with_timeout(EXPORT_TIMEOUT)
             .with_headers(Default::default())
             .build()
-            .with_context(|| format!("cannot export spans to {url}"))?;
+            .with_context(|| {
+                format!("cannot export spans to {}", turtlemen_config::redact_url_password(url.as_str()))
+            })?;
         let config = BatchConfigBuilder::default().with_scheduled_delay(SEND_EVERY).with_max_queue_size(QUEUE).build();
         let mut processor = BatchSpanProcessor::builder(exporter).with_batch_config(config).build();
         processor.set_resource(&Resource::builder_empty().with_service_name(service.to_owned()).build());
         let scope = InstrumentationScope::builder("turtlemen").with_version(env!("CARGO_PKG_VERSION")).build();
-        tracing::info!(otlp.endpoint = %url, service.name = service, "exporting spans");
+        let shown = turtlemen_config::redact_url_password(url.as_str());
+        tracing::info!(otlp.endpoint = %shown, service.name = service, "exporting spans");
         Ok(Arc::new(OtlpSpans { processor, scope }))
     }
 

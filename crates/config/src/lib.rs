@@ -50,8 +50,8 @@ pub struct Config {
     /// no `/metrics`.
     pub metrics_listen: Option<SocketAddr>,
     /// Where spans are exported (OTLP over HTTP, protobuf): the collector's base URL, to which
-    /// `v1/traces` is added.
-    pub otlp_endpoint: Option<Url>,
+    /// `v1/traces` is added; a checked http(s) URL, kept as a secret (it may carry a password).
+    pub otlp_endpoint: Option<Secret>,
     pub public_url: Url,
     pub database: DatabaseUrl,
     pub database_max_connections: u32,
@@ -293,12 +293,12 @@ impl Config {
                 Ok(url)
                     if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() =>
                 {
-                    Some(url)
+                    Some(Secret::new(url.to_string()))
                 }
                 _ => {
                     return Err(invalid(
                         "otlp_endpoint",
-                        format!("{text:?} is not an http(s) URL like http://collector:4318"),
+                        format!("{:?} is not an http(s) URL like http://collector:4318", redact_url_password(text)),
                     ));
                 }
             },
@@ -539,7 +539,7 @@ impl Config {
             data_dir: Some(self.data_dir.clone()),
             listen: Some(self.listen.to_string()),
             metrics_listen: self.metrics_listen.map(|a| a.to_string()),
-            otlp_endpoint: self.otlp_endpoint.as_ref().map(|u| redact_url_password(u.as_str())),
+            otlp_endpoint: self.otlp_endpoint.as_ref().map(|u| redact_url_password(u.expose())),
             public_url: Some(self.public_url.to_string()),
             database_url: Some(match &self.database {
                 DatabaseUrl::Sqlite(url) => url.clone(),

@@ -73,6 +73,7 @@ fn secrets_are_redacted() {
         database_url: Some("postgres://app:pw123@db.internal/tm".into()),
         session_url: Some("redis://:redispw@cache:6379".into()),
         cookie_secret: Some(Secret::new("x".repeat(40))),
+        otlp_endpoint: Some("https://otel:otlptok@collector.example:4318".into()),
         ..Default::default()
     })
     .unwrap();
@@ -80,6 +81,7 @@ fn secrets_are_redacted() {
     let debug = format!("{c:?}");
     for text in [&shown, &debug] {
         assert!(!text.contains("pw123") && !text.contains("redispw") && !text.contains("xxxxxxxx"), "{text}");
+        assert!(!text.contains("otlptok"), "{text}");
     }
     // The redacted output is itself a valid config file.
     let _: Settings = toml::from_str(&shown).unwrap();
