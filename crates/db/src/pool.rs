@@ -181,3 +181,23 @@ impl Db {
         with_pool!(self, |pool| pool.close().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    /// The bundled SQLite is built with the settings `.cargo/config.toml` gives it: without the
+    /// query planner stability guarantee every statement with `LIMIT $n` is compiled again at
+    /// each use, and the statement cache keeps nothing.
+    #[tokio::test]
+    async fn sqlite_build_settings() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("SELECT compile_options FROM pragma_compile_options")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
+            assert!(options.iter().any(|o| o == wanted), "SQLite built without {wanted}: {options:?}");
+        }
+    }
+}

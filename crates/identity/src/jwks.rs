@@ -7,6 +7,14 @@
 //! older than [`MAX_AGE`] starts one fetch in the background (the token is answered with the
 //! cached key meanwhile), so a key the issuer dropped stops verifying once that fetch lands. If
 //! the issuer cannot be reached, the cached keys go on verifying and the failure is logged.
+//!
+//! An access token is used for many requests (the gateway hands on the same one until it is
+//! refreshed), and checking an ES256 signature was a tenth of the CPU of a signed-in page. So the
+//! claims of an access token already verified are kept ([`Verified`]), under the SHA-256 of its
+//! exact bytes: the same bytes give the same signature, `typ`, `iss` and `aud` checks. What can
+//! change between two uses is checked again on each: `exp` (with the same leeway) and that the
+//! key set still holds the token's `kid` (a fetched set empties the kept claims). A token that
+//! failed is not kept, so it is checked in full every time.
 
 use crate::{ACCESS_TOKEN_TYPE, API_AUDIENCE, AccessClaims, Transport};
 use axum::body::Body;
@@ -14,7 +22,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
@@ -24,6 +32,13 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The longest time a fetched key set is used before it is fetched again (in the background).
 pub const MAX_AGE: Duration = Duration::from_secs(300);
+
+/// How long past its `exp` a token is still taken (clocks differ).
+const LEEWAY_SECS: u64 = 30;
+
+/// The most access tokens whose claims are kept ([`Verified`]); past it, the expired ones go,
+/// then all (a flood of valid tokens costs what it did before the cache, no memory).
+const VERIFIED_MAX: usize = 20_000;
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +68,8 @@ struct Source {
     keys: RwLock<Cached>,
     /// When the set was last asked for; held over the request, so one fetch runs at a time.
     last_fetch: Arc<Mutex<Option<Instant>>>,
+    /// Access tokens verified against the keys in `keys`: emptied when they are replaced.
+    verified: Verified,
     /// [`REFETCH_INTERVAL`] (tests shorten it).
     refetch_interval: Duration,
 }
@@ -62,6 +79,75 @@ struct Source {
 struct Cached {
     keys: HashMap<String, DecodingKey>,
     fetched: Option<Instant>,
+}
+
+/// The claims of access tokens verified in full, by the SHA-256 of the token, with the `kid`
+/// that verified each.
+#[derive(Default)]
+struct Verified {
+    tokens: std::sync::Mutex<Tokens>,
+    /// How many signatures were checked (tests read it).
+    #[cfg(test)]
+    checked: std::sync::atomic::AtomicUsize,
+}
+
+/// The kept claims, and how many times the key set was replaced (a check begun against an
+/// earlier set is not kept).
+#[derive(Default)]
+struct Tokens {
+    claims: HashMap<[u8; 32], (Arc<str>, AccessClaims)>,
+    generation: u64,
+}
+
+impl Verified {
+    fn key(token: &str) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<(Arc<str>, AccessClaims)> {
+        self.tokens.lock().ok()?.claims.get(key).cloned()
+    }
+
+    /// How many times the key set was replaced; read under the set's lock, it names that set.
+    fn generation(&self) -> u64 {
+        self.tokens.lock().map_or(u64::MAX, |t| t.generation)
+    }
+
+    /// Keeps the claims of a check begun in `generation`, unless the key set changed since.
+    fn put(&self, generation: u64, key: [u8; 32], kid: Arc<str>, claims: AccessClaims) {
+        let Ok(mut tokens) = self.tokens.lock() else { return };
+        if tokens.generation != generation {
+            return;
+        }
+        if tokens.claims.len() >= VERIFIED_MAX {
+            let now = unix_now();
+            tokens.claims.retain(|_, (_, c)| !expired(c, now));
+            if tokens.claims.len() >= VERIFIED_MAX {
+                tokens.claims.clear();
+            }
+        }
+        tokens.claims.insert(key, (kid, claims));
+    }
+
+    /// Forgets every check: the key set was replaced.
+    fn clear(&self) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.claims.clear();
+            tokens.generation = tokens.generation.wrapping_add(1);
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether `claims` are past their `exp` by more than the leeway at `now` (jsonwebtoken's rule).
+fn expired(claims: &AccessClaims, now: u64) -> bool {
+    u64::try_from(claims.exp).map_or(true, |exp| exp.saturating_add(LEEWAY_SECS) < now)
 }
 
 impl Jwks {
@@ -79,6 +165,7 @@ impl Jwks {
                 transport,
                 keys: RwLock::default(),
                 last_fetch: Arc::default(),
+                verified: Verified::default(),
                 refetch_interval: REFETCH_INTERVAL,
             }),
             max_age: MAX_AGE,
@@ -96,17 +183,23 @@ impl Jwks {
     }
 
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, VerifyError> {
+        Ok(self.key_in_set(kid).await?.map(|(key, _)| key))
+    }
+
+    /// The key under `kid`, and the generation of the set it was found in ([`Tokens`]).
+    async fn key_in_set(&self, kid: &str) -> Result<Option<(DecodingKey, u64)>, VerifyError> {
         {
             let cached = self.source.keys.read().await;
             if let Some(key) = cached.keys.get(kid).cloned() {
                 if cached.fetched.is_none_or(|t| t.elapsed() >= self.max_age) {
                     self.source.refresh_in_background();
                 }
-                return Ok(Some(key));
+                return Ok(Some((key, self.source.verified.generation())));
             }
         }
         self.source.fetch().await?;
-        Ok(self.source.keys.read().await.keys.get(kid).cloned())
+        let cached = self.source.keys.read().await;
+        Ok(cached.keys.get(kid).cloned().map(|key| (key, self.source.verified.generation())))
     }
 
     /// Verifies an ID token issued to `client_id` (signature by a known key, `iss`, `aud`,
@@ -133,7 +226,7 @@ impl Jwks {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[client_id]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.leeway = 30;
+        v.leeway = LEEWAY_SECS;
         let claims =
             jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).map(|d| d.claims).map_err(|e| {
                 match e.kind() {
@@ -149,10 +242,22 @@ impl Jwks {
         Ok(claims)
     }
 
-    /// Verifies an access token: ES256 signature by a known key, `typ`, `iss`, `aud`, `exp`.
+    /// Verifies an access token: ES256 signature by a known key, `typ`, `iss`, `aud`, `exp`. A
+    /// token verified before is answered from [`Verified`] once its `exp` and `kid` pass again.
     pub async fn verify_access(&self, token: &str) -> Result<AccessClaims, VerifyError> {
         if token.len() > 8192 {
             return Err(VerifyError::Invalid);
+        }
+        let digest = Verified::key(token);
+        if let Some((kid, claims)) = self.source.verified.get(&digest) {
+            if expired(&claims, unix_now()) {
+                return Err(VerifyError::Expired);
+            }
+            // The set may have dropped the key, or be old enough to be fetched again.
+            return match self.key(&kid).await? {
+                Some(_) => Ok(claims),
+                None => Err(VerifyError::Invalid),
+            };
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
         if header.alg != Algorithm::ES256 {
@@ -162,16 +267,21 @@ impl Jwks {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.ok_or(VerifyError::Invalid)?;
-        let key = self.key(&kid).await?.ok_or(VerifyError::Invalid)?;
+        let (key, generation) = self.key_in_set(&kid).await?.ok_or(VerifyError::Invalid)?;
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[API_AUDIENCE]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.leeway = 30;
-        jsonwebtoken::decode::<AccessClaims>(token, &key, &v).map(|d| d.claims).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
-            _ => VerifyError::Invalid,
-        })
+        v.leeway = LEEWAY_SECS;
+        #[cfg(test)]
+        self.source.verified.checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let claims =
+            jsonwebtoken::decode::<AccessClaims>(token, &key, &v).map(|d| d.claims).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => VerifyError::Expired,
+                _ => VerifyError::Invalid,
+            })?;
+        self.source.verified.put(generation, digest, kid.into(), claims.clone());
+        Ok(claims)
     }
 }
 
@@ -222,7 +332,11 @@ impl Source {
             }
         }
         tracing::debug!(keys.count = keys.len(), "fetched the issuer's keys");
-        *self.keys.write().await = Cached { keys, fetched: Some(Instant::now()) };
+        let mut cached = self.keys.write().await;
+        *cached = Cached { keys, fetched: Some(Instant::now()) };
+        // Under the write lock: no check against the old set can be kept after this.
+        self.verified.clear();
+        drop(cached);
         Ok(())
     }
 }
@@ -335,5 +449,101 @@ mod tests {
         assert_eq!(served.lock().unwrap_or_else(|e| e.into_inner()).requests, 2, "one background fetch");
         let b = tokio::time::timeout(answer_soon, jwks.key("b")).await.expect("the renewed set is cached");
         assert!(b.unwrap().is_some(), "the renewed set is used once the issuer answers");
+    }
+
+    /// A P-256 key of the test's own: its public half as a key set under `kid`, and tokens
+    /// signed with it.
+    struct Signer {
+        pkcs8: ring::pkcs8::Document,
+        public: Vec<u8>,
+    }
+
+    impl Signer {
+        fn new() -> Self {
+            use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+            let public = pair.public_key().as_ref().to_vec();
+            Self { pkcs8, public }
+        }
+
+        fn set(&self, kid: &str) -> serde_json::Value {
+            use base64::Engine;
+            let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            let (x, y) = (b64(&self.public[1..33]), b64(&self.public[33..]));
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "x": x, "y": y}]})
+        }
+
+        /// An access token under `kid` that expires `exp_in` seconds from now (negative: ago).
+        fn token(&self, kid: &str, exp_in: i64) -> String {
+            let now = i64::try_from(unix_now()).unwrap();
+            let claims = AccessClaims {
+                iss: "http://issuer".into(),
+                sub: "u1".into(),
+                aud: API_AUDIENCE.into(),
+                exp: now + exp_in,
+                iat: now - 60,
+                jti: "j".into(),
+                client_id: "c".into(),
+                scope: "openid".into(),
+                auth_time: now - 60,
+                sid: "s".into(),
+                preferred_username: "u".into(),
+                email: None,
+                groups: vec![],
+            };
+            let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+            header.typ = Some(ACCESS_TOKEN_TYPE.into());
+            header.kid = Some(kid.into());
+            let key = jsonwebtoken::EncodingKey::from_ec_der(self.pkcs8.as_ref());
+            jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        }
+    }
+
+    fn checked(jwks: &Jwks) -> usize {
+        jwks.source.verified.checked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn an_access_token_is_checked_once_then_its_key_every_time() {
+        let signer = Signer::new();
+        let served = serving(Some(signer.set("k")));
+        let jwks = Jwks::new("http://issuer", issuer(served.clone())).with_timings(Duration::ZERO, MAX_AGE);
+        let token = signer.token("k", 600);
+        assert_eq!(jwks.verify_access(&token).await.unwrap().sub, "u1");
+        assert_eq!(jwks.verify_access(&token).await.unwrap().sub, "u1");
+        assert_eq!(checked(&jwks), 1, "the second use is answered from the kept claims");
+        // Other bytes are checked in full: one character of the payload changed.
+        let dot = token.find('.').unwrap() + 5;
+        let mut tampered = token.clone().into_bytes();
+        tampered[dot] = if tampered[dot] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(matches!(jwks.verify_access(&tampered).await, Err(VerifyError::Invalid)));
+        assert!(matches!(jwks.verify_access(&tampered).await, Err(VerifyError::Invalid)));
+        assert_eq!(checked(&jwks), 3, "a refused token is never kept");
+        // The issuer drops the key; once the set is fetched again the kept token is refused.
+        served.lock().unwrap_or_else(|e| e.into_inner()).set = Some(signer.set("other"));
+        assert!(jwks.key("unknown").await.unwrap().is_none(), "an unknown kid fetches the set again");
+        assert!(matches!(jwks.verify_access(&token).await, Err(VerifyError::Invalid)));
+        // And a set holding it again verifies it afresh.
+        served.lock().unwrap_or_else(|e| e.into_inner()).set = Some(signer.set("k"));
+        let before = checked(&jwks);
+        assert_eq!(jwks.verify_access(&token).await.unwrap().sub, "u1");
+        assert_eq!(checked(&jwks), before + 1, "checked against the new set, not taken from the old");
+    }
+
+    #[tokio::test]
+    async fn a_kept_token_expires_as_a_checked_one_does() {
+        let signer = Signer::new();
+        let jwks = Jwks::new("http://issuer", issuer(serving(Some(signer.set("k")))));
+        // Expired 29 s ago: still within the 30 s leeway, for about a second.
+        let token = signer.token("k", -29);
+        assert!(jwks.verify_access(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(matches!(jwks.verify_access(&token).await, Err(VerifyError::Expired)));
+        assert_eq!(checked(&jwks), 1, "refused from the kept claims, as the full check refuses it");
+        let fresh = Jwks::new("http://issuer", issuer(serving(Some(signer.set("k")))));
+        assert!(matches!(fresh.verify_access(&token).await, Err(VerifyError::Expired)), "the full check agrees");
     }
 }
