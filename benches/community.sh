@@ -64,8 +64,10 @@ feed_first() { # backend data base cookie
 run() { # backend
   local backend=$1 data="$work/$1"
   if [ "$backend" = postgres ] && [ -n "${SEEDED_POSTGRES:-}" ]; then
-    # A database this script seeded before (with `bench`), migrated to this build.
+    # A database this script seeded before (with `bench`), migrated to this build. Its signing
+    # keys are sealed with the earlier run's instance secret: dropped, so this instance makes its own.
     mkdir -p "$data"; redis-cli -u "$REDIS" flushdb >/dev/null
+    psql "$PG_BASE/$SEEDED_POSTGRES" -qc "DELETE FROM signing_keys" >/dev/null
     args=(--database-url "$PG_BASE/$SEEDED_POSTGRES" --session-url "$REDIS")
     "$bin" migrate "${args[@]}" --data-dir "$data" >/dev/null
   else
