@@ -18,7 +18,7 @@
 # they are open, less before, over their number), the real users' p50/p99 latency and req/s, and
 # how long the gateway kept the connections it closed. The machine is shared and noisy: compare
 # the rows of one run, not runs on different days.
-#   bash benches/idle_conns.sh [N] [RUNS]     (default 10000 connections, 3 runs; needs wrk;
+#   [CAP=M] bash benches/idle_conns.sh [N] [RUNS]     (default 10000 connections, 3 runs; needs wrk;
 #   TURTLEMEN_BIN=path/to/turtlemen takes that build and the idle_conns example beside it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +44,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 export TURTLEMEN_PUBLIC_URL="http://127.0.0.1:$PG" TURTLEMEN_COOKIE_SECRET="bench-cookie-secret-shared-by-every-role" TURTLEMEN_LOG_LEVEL=error
-# The cap above the held connections, so that what is measured is their cost, not the cap.
-export TURTLEMEN_MAX_CONNECTIONS=$((n + 500))
+# The cap above the held connections, so that what is measured is their cost, not the cap; CAP
+# sets it lower, to see the real users served while the held connections are past the cap (the
+# gateway closes the connection idle the longest for each newcomer, and the tool opens it again).
+export TURTLEMEN_MAX_CONNECTIONS=${CAP:-$((n + 500))}
 "$bin" auth --listen "127.0.0.1:$PA" --data-dir "$work/data" & pids+=($!)
 until curl -fs "http://127.0.0.1:$PA/healthz" >/dev/null 2>&1; do sleep 0.05; done
 "$bin" api --listen "127.0.0.1:$PB" --data-dir "$work/data" --upstream-auth "http://127.0.0.1:$PA" & pids+=($!)

@@ -3,7 +3,8 @@
 //! preface left half-way, a TLS connection with no request after its handshake — is closed
 //! within the header read time, on every path a connection takes: `serve` (plain connections go
 //! through the file-answer loop first), a bare server as a gateway or API server alone runs it
-//! (straight to hyper), and HTTPS. The connection cap pauses accepting until a slot frees.
+//! (straight to hyper), and HTTPS. At the connection cap the connection idle the longest makes
+//! room for a newcomer; with every one busy, accepting waits.
 //! Signed-in requests are served while 2,000 idle connections are held (both stacks). A body
 //! refused by its size before it is read gets its 413, not a reset (lingering close), through
 //! the gateway and straight to a server alone.
@@ -213,30 +214,108 @@ async fn a_tls_connection_with_no_request_is_closed() {
     }
 }
 
-/// At the connection cap, accepting waits: the next connection is answered only once one of
-/// those held is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_connection_cap_accepting_waits_for_a_free_slot() {
-    let mut limits = limits(8);
-    limits.header_read_timeout = Duration::from_secs(60);
-    let addr = bare_server(limits).await;
-    let mut held = Vec::new();
-    for _ in 0..8 {
-        let mut conn = TcpStream::connect(addr).await.unwrap();
-        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 1024];
-        assert!(conn.read(&mut buf).await.unwrap() > 0, "served below the cap");
-        held.push(conn);
-    }
-    // The ninth connection is made by the kernel (the listen queue) but not served.
-    let mut ninth = TcpStream::connect(addr).await.unwrap();
-    ninth.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+/// A server alone with `limits` whose `/slow` answers only when the returned gate gets a
+/// permit; the counter says how many `/slow` requests have arrived.
+async fn gated_server(
+    limits: turtlemen_config::HttpLimits,
+) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<std::sync::atomic::AtomicUsize>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, a) = (gate.clone(), arrived.clone());
+    let slow = move || {
+        let (gate, arrived) = (g.clone(), a.clone());
+        async move {
+            arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gate.acquire().await.unwrap().forget();
+            "slow"
+        }
+    };
+    let router = turtlemen_http::layers::foundation(
+        axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/slow", axum::routing::get(slow)),
+        &limits,
+        turtlemen_http::layers::plain_error_page,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(turtlemen_http::server::serve(listener, router, limits, std::future::pending()));
+    (addr, gate, arrived)
+}
+
+/// A connection that sent `GET path`.
+async fn asking(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).await.unwrap();
+    conn
+}
+
+/// What `conn` reads within `within`: `None` if nothing came.
+async fn answer(conn: &mut TcpStream, within: Duration) -> Option<String> {
     let mut buf = [0u8; 1024];
-    let early = tokio::time::timeout(Duration::from_millis(1500), ninth.read(&mut buf)).await;
-    assert!(early.is_err(), "a connection past the cap was served");
-    drop(held.pop());
-    let n = tokio::time::timeout(Duration::from_secs(10), ninth.read(&mut buf)).await.unwrap().unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "served once a slot freed: {}", String::from_utf8_lossy(&buf[..n]));
+    match tokio::time::timeout(within, conn.read(&mut buf)).await {
+        Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Ok(Err(e)) => Some(format!("error: {e}")),
+        Err(_) => None,
+    }
+}
+
+/// Whether the server has closed `conn` (EOF or reset) within `within`.
+async fn is_closed(conn: &mut TcpStream, within: Duration) -> bool {
+    matches!(answer(conn, within).await, Some(s) if s.is_empty() || s.starts_with("error"))
+}
+
+/// At the connection cap, a newcomer is served at once by closing the connection with no
+/// request in progress for the longest; busy connections are never closed for it, and when all
+/// are busy, accepting waits until one turns idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
+    let mut limits = limits(3);
+    limits.header_read_timeout = Duration::from_secs(60);
+    let (addr, gate, arrived) = gated_server(limits).await;
+    let mut busy = Vec::new();
+    for _ in 0..3 {
+        busy.push(asking(addr, "/slow").await);
+    }
+    while arrived.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Every connection is busy: the newcomer is made by the kernel but not served.
+    let mut first = asking(addr, "/healthz").await;
+    assert_eq!(answer(&mut first, Duration::from_millis(1500)).await, None, "served past the cap with none idle");
+    // One turns idle (answered, kept alive): it is closed for the newcomer, who is served.
+    gate.add_permits(1);
+    let mut released = None;
+    for (i, conn) in busy.iter_mut().enumerate() {
+        if let Some(a) = answer(conn, Duration::from_millis(500)).await {
+            assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+            released = Some(i);
+            break;
+        }
+    }
+    let mut released = busy.remove(released.expect("one slow request answered"));
+    let a = answer(&mut first, Duration::from_secs(5)).await.expect("served once a connection turned idle");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    assert!(is_closed(&mut released, Duration::from_secs(5)).await, "the idle connection was closed for it");
+    // Two idle now (the newcomer, then one more answered): the one idle longer goes first.
+    gate.add_permits(1);
+    let mut second_idle = None;
+    for (i, conn) in busy.iter_mut().enumerate() {
+        if answer(conn, Duration::from_millis(500)).await.is_some() {
+            second_idle = Some(i);
+            break;
+        }
+    }
+    let mut second_idle = busy.remove(second_idle.expect("a second slow request answered"));
+    let mut next = asking(addr, "/healthz").await;
+    let a = answer(&mut next, Duration::from_secs(5)).await.expect("the next newcomer is served at once");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    assert!(is_closed(&mut first, Duration::from_secs(5)).await, "the connection idle the longest was closed");
+    assert!(!is_closed(&mut second_idle, Duration::from_millis(300)).await, "the one idle since later was kept");
+    // The busy one was never touched: it gets its answer.
+    gate.add_permits(1);
+    let a = answer(&mut busy[0], Duration::from_secs(5)).await.expect("the busy request is answered");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
 }
 
 /// Raises this process's open-file limit to its hard limit: the test holds both ends of its

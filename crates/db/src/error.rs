@@ -56,6 +56,10 @@ impl From<sqlx::migrate::MigrateError> for DbError {
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
+        let conflict = matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation());
+        if !conflict && !matches!(e, sqlx::Error::RowNotFound) {
+            crate::trouble::seen();
+        }
         if let sqlx::Error::Database(db) = &e
             && db.is_unique_violation()
         {

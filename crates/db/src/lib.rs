@@ -41,6 +41,7 @@ pub mod stats;
 pub mod subscriptions;
 pub mod totp;
 pub mod trending;
+mod trouble;
 pub mod uploads;
 pub mod users;
 pub mod videos;

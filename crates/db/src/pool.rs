@@ -37,24 +37,43 @@ pub struct DbOptions {
     pub create_if_missing: bool,
 }
 
-/// Run on every SQLite connection going back to the pool: ends a transaction SQLite still
-/// holds there. A statement that fails mid-transaction with the disk full (`SQLITE_FULL`) can
-/// leave SQLite inside a transaction the driver no longer counts (or one the driver's rollback
-/// could not end); that idle connection then keeps the file's write lock, and every other
-/// writer waits out the busy timeout and fails with "database is locked" long after the disk
-/// has room again. `ROLLBACK` ends such a transaction and fails harmlessly when none is open
-/// (the usual case); a connection the driver still counts in a transaction is closed instead.
+/// Run on a SQLite connection going back to the pool, and on one handed out, for a while after
+/// the database gave trouble ([`crate::trouble`]): ends a transaction SQLite still holds there.
+/// A statement that fails mid-transaction with the disk full (`SQLITE_FULL`) can leave SQLite
+/// inside a transaction the driver no longer counts (or one the driver's rollback could not
+/// end); that idle connection then keeps the file's write lock, and every other writer waits
+/// out the busy timeout and fails with "database is locked" long after the disk has room again.
+/// `ROLLBACK` ends such a transaction and fails harmlessly when none is open (the usual case); a
+/// connection the driver still counts in a transaction is closed instead.
+///
+/// Without trouble it costs nothing: a `ROLLBACK` on every release was a second round trip to
+/// the connection's worker thread for every query (about 8 % of a busy server's CPU). The failure
+/// is seen as it is turned into a [`DbError`], which may come just after the connection went back;
+/// the check when it is next handed out covers that.
 async fn end_stray_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
     use sqlx::{Connection, Executor};
+    if !crate::trouble::recent() {
+        return Ok(!conn.is_in_transaction());
+    }
     let _ = conn.execute("ROLLBACK").await;
     Ok(!conn.is_in_transaction())
 }
 
+/// A PostgreSQL connection used this recently is handed out unchecked (HikariCP's bypass window
+/// is the same 500 ms), unless the database gave trouble lately.
+const CHECK_AFTER_IDLE: Duration = Duration::from_millis(500);
+
 /// Checks that a pooled PostgreSQL connection still answers (one round trip), as sqlx does
-/// before handing it out; on failure the pool closes it (and opens another), and the pool's
-/// server is suspected of having gone away ([`crate::refusals`]).
-async fn usable(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+/// before handing it out, when it sat idle past [`CHECK_AFTER_IDLE`] or the database gave
+/// trouble lately ([`crate::trouble`]: a server restart breaks every pooled connection, and
+/// checking each one is how the pool replaces them without failing requests). On failure the
+/// pool closes it (and opens another), and the pool's server is suspected of having gone away
+/// ([`crate::refusals`]).
+async fn usable(conn: &mut sqlx::PgConnection, idle_for: Duration) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if idle_for < CHECK_AFTER_IDLE && !crate::trouble::recent() {
+        return Ok(true);
+    }
     conn.ping().await.inspect_err(|_| crate::refusals::suspect())?;
     Ok(true)
 }
@@ -74,7 +93,11 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                // sqlx's check before use is a round trip to the connection's worker thread, which
+                // only tells that thread is alive; sqlx checks that again when a connection goes back.
+                .test_before_acquire(false)
                 .after_release(|conn, _| Box::pin(end_stray_transaction(conn)))
+                .before_acquire(|conn, _| Box::pin(end_stray_transaction(conn)))
                 .connect_with(connect)
                 .await
                 .map_err(|e| DbError::Unavailable(format!("cannot open SQLite database {file}: {e}; check the path in --database-url and that its folder is writable")))?;
@@ -98,7 +121,7 @@ impl Db {
                 // The check sqlx makes before handing out a pooled connection, made here so that
                 // a failure is heard (see `refusals`).
                 .test_before_acquire(false)
-                .before_acquire(|conn, _| Box::pin(usable(conn)))
+                .before_acquire(|conn, meta| Box::pin(usable(conn, meta.idle_for)))
                 .connect_with(connect)
                 .await
                 .map_err(|e| DbError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {e}; check --database-url and that the server is running")))?;

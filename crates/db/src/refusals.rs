@@ -36,6 +36,7 @@ static OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// Something failed the way a server that went away makes things fail.
 pub(crate) fn suspect() {
+    crate::trouble::seen();
     SUSPECT.notify_waiters();
 }
 

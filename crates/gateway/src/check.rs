@@ -177,9 +177,23 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap) -> Result<Authn
     }
 }
 
+/// Why a session could not be checked: the visitor is told to try again shortly (503), the
+/// session is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("the session store failed: {0}")]
+    Store(#[from] turtlemen_session::SessionError),
+    #[error("the issuer did not answer the refresh: {0}")]
+    Issuer(String),
+    #[error("timed out waiting for another gateway's refresh")]
+    RefreshWait,
+    #[error("a refresh lock was poisoned")]
+    Poisoned,
+}
+
 /// Who the live session `id` names, its access token refreshed if it has (nearly) expired.
-pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, String> {
-    let Some((s, identity)) = session::load_with_identity(gw, id).await.map_err(|e| e.to_string())? else {
+pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, CheckError> {
+    let Some((s, identity)) = session::load_with_identity(gw, id).await? else {
         return Ok(None);
     };
     if !needs_refresh(&s) {
@@ -208,16 +222,16 @@ fn needs_refresh(s: &GatewaySession) -> bool {
 /// Refreshes a session's tokens exactly once however many requests ask at the same moment:
 /// in this process through a per-session lock, across gateways through a lock in the shared
 /// store (the issuer revokes a refresh token family when one token is used twice).
-async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, String> {
+async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, CheckError> {
     let key = session::key(id);
     let local = {
-        let mut locks = gw.refresh_locks.lock().map_err(|_| "lock poisoned".to_string())?;
+        let mut locks = gw.refresh_locks.lock().map_err(|_| CheckError::Poisoned)?;
         locks.entry(key.clone()).or_default().clone()
     };
     let outcome = async {
         let _guard = local.lock().await;
         // Another request (or gateway) may have refreshed while we waited.
-        let Some(s) = session::load_fresh(gw, id).await.map_err(|e| e.to_string())? else { return Ok(None) };
+        let Some(s) = session::load_fresh(gw, id).await? else { return Ok(None) };
         let s = GatewaySession::clone(&s);
         if !needs_refresh(&s) {
             return Ok(Some(s));
@@ -226,17 +240,17 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
         // A value only this refresh knows: the lock is released by its owner alone, never by a
         // refresh that outlived its lock after another gateway took it.
         let owner = lock_owner();
-        if !gw.store.set_if_absent(&lock_key, &owner, REFRESH_LOCK_TTL).await.map_err(|e| e.to_string())? {
+        if !gw.store.set_if_absent(&lock_key, &owner, REFRESH_LOCK_TTL).await? {
             // Another gateway is refreshing this session: wait for its result.
             for _ in 0..100 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                match session::load_fresh(gw, id).await.map_err(|e| e.to_string())? {
+                match session::load_fresh(gw, id).await? {
                     Some(s) if !needs_refresh(&s) => return Ok(Some(GatewaySession::clone(&s))),
                     None => return Ok(None),
                     Some(_) => {}
                 }
             }
-            return Err("timed out waiting for another gateway's refresh".into());
+            return Err(CheckError::RefreshWait);
         }
         let result = refresh(gw, id, s).await;
         if let Err(e) = gw.store.delete_if(&lock_key, &owner).await {
@@ -253,9 +267,9 @@ async fn refresh_once(gw: &Gateway, id: &str) -> Result<Option<GatewaySession>, 
     outcome
 }
 
-async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option<GatewaySession>, String> {
+async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option<GatewaySession>, CheckError> {
     let Some(refresh_token) = s.refresh_token.clone() else {
-        session::delete(gw, id).await.map_err(|e| e.to_string())?;
+        session::delete(gw, id).await?;
         return Ok(None);
     };
     match gw.rp.refresh(&refresh_token).await {
@@ -268,16 +282,16 @@ async fn refresh(gw: &Gateway, id: &str, mut s: GatewaySession) -> Result<Option
             if let Some(idt) = tokens.id_token {
                 s.id_token = idt;
             }
-            session::save(gw, id, &s).await.map_err(|e| e.to_string())?;
+            session::save(gw, id, &s).await?;
             tracing::debug!(user.id = %s.sub, "session refreshed");
             Ok(Some(s))
         }
         Err(RpError::Refused(reason)) => {
             tracing::info!(user.id = %s.sub, reason = %reason, "refresh refused; session ended");
-            session::delete(gw, id).await.map_err(|e| e.to_string())?;
+            session::delete(gw, id).await?;
             Ok(None)
         }
-        Err(RpError::Unavailable(e)) => Err(e),
+        Err(RpError::Unavailable(e)) => Err(CheckError::Issuer(e)),
     }
 }
 

@@ -130,6 +130,9 @@ impl Pool {
 pub struct Proxy {
     trusted: Vec<IpNet>,
     public_scheme: &'static str,
+    /// Whether large bodies may be spliced past hyper ([`turtlemen_http::flush_check`]);
+    /// otherwise they are copied.
+    splice: bool,
 }
 
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -167,7 +170,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 impl Proxy {
     pub fn new(trusted: Vec<IpNet>, public_scheme: &'static str) -> Self {
-        Self { trusted, public_scheme }
+        Self { trusted, public_scheme, splice: turtlemen_http::flush_check::hyper_flush_is_pinned() }
+    }
+
+    /// Copies every body instead of splicing large ones (what [`Self::new`] does on its own
+    /// when hyper flushes differently than splicing assumes).
+    pub fn copying(mut self) -> Self {
+        self.splice = false;
+        self
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -229,10 +239,11 @@ impl Proxy {
         let head_timeout = timeout.map_or(pool.read_timeout, |t| t.min(pool.read_timeout));
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let upgrade = upgrade_protocol(req.headers());
-        // A plain HTTP/1 client connection, which a large response body may be spliced to.
+        // A plain HTTP/1 client connection, which a large response body may be spliced to
+        // (and a large request body from), when this build's hyper flushes as splicing needs.
         let client_tap = match req.version() {
             http::Version::HTTP_10 | http::Version::HTTP_11 if req.method() != http::Method::HEAD => {
-                req.extensions_mut().remove::<Tap>()
+                req.extensions_mut().remove::<Tap>().filter(|_| self.splice)
             }
             _ => None,
         };

@@ -156,12 +156,13 @@ fn wants_close(req: &Request<()>) -> bool {
 }
 
 /// Serves `stream`'s requests from `files` while it can, then gives the connection (and the
-/// bytes already read) to `hyper`. Ends early when `stop` turns true between requests.
+/// bytes already read) to `hyper`. Ends early when `stop` turns true between requests, or when
+/// the server asks the connection to make room (its `Activity`).
 pub(crate) async fn serve<H, Fut>(
     mut stream: Tap,
     files: Arc<dyn FileResponder>,
     limits: HttpLimits,
-    mut stop: watch::Receiver<bool>,
+    (mut stop, activity): (watch::Receiver<bool>, Arc<crate::idle::Activity>),
     hyper: H,
 ) where
     H: FnOnce(Rewind) -> Fut,
@@ -214,9 +215,13 @@ pub(crate) async fn serve<H, Fut>(
                     _ => return,
                 },
                 _ = stop.changed() => return,
+                // Asked to make room at the connection cap: it has no request in progress.
+                () = activity.close_asked() => return,
             }
         };
         let start = Instant::now();
+        // In progress until it is sent: a connection sending files is not idle.
+        let busy = activity.begin(req.version());
         let Some(reply) = files.respond(&req) else {
             return hyper(Rewind { prefix: buf.freeze(), inner: stream }).await;
         };
@@ -224,6 +229,7 @@ pub(crate) async fn serve<H, Fut>(
         let close = wants_close(&req) || *stop.borrow();
         let status = reply.status;
         let sent = send(&mut stream, &req, reply, close).await;
+        drop(busy);
         crate::metrics::observe(req.uri().path(), req.method(), status.as_u16(), start.elapsed());
         if let Err(e) = sent {
             tracing::debug!(error = %e, url.path = %req.uri().path(), "file answer ended early");
@@ -464,7 +470,7 @@ mod tests {
                 io.read_to_end(&mut rest).await.unwrap();
                 let _ = handed_tx.send(rest);
             };
-            serve(Tap::new(stream), files, limits, stop_rx, hyper).await;
+            serve(Tap::new(stream), files, limits, (stop_rx, crate::idle::Activity::new()), hyper).await;
         });
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let tail = "POST /f/data HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";

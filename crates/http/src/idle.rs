@@ -6,12 +6,21 @@
 //! [`Activity`] counts one connection's requests in progress: [`Activity::begin`] when the
 //! service is called, and the returned [`Busy`] rides in the response body ([`Tracked`]) until
 //! the body is done or dropped. [`Watched`] drives the connection and calls its graceful
-//! shutdown once the limit is reached, or when the server stops.
+//! shutdown once the limit is reached, when the server stops, or when the server asks it to
+//! make room.
+//!
+//! At the connection cap the server makes room as nginx does when it runs out of connections:
+//! [`Open::close_longest_idle`] asks the connection with no request in progress that has been
+//! so the longest (a kept-alive one between requests, or one that has sent nothing yet) to
+//! close, so a new visitor is served at once instead of waiting for an idle limit, and a flood
+//! of idle connections only ever displaces itself.
 
+use futures::task::AtomicWaker;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -26,6 +35,9 @@ pub struct Activity {
     /// Whether a request has come, and whether the first was HTTP/2.
     requested: AtomicBool,
     http2: AtomicBool,
+    /// Whether the server asked this connection to close to make room.
+    close_asked: AtomicBool,
+    close_waker: AtomicWaker,
 }
 
 impl Activity {
@@ -36,7 +48,37 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             requested: AtomicBool::new(false),
             http2: AtomicBool::new(false),
+            close_asked: AtomicBool::new(false),
+            close_waker: AtomicWaker::new(),
         })
+    }
+
+    /// Since when the connection has had no request in progress; `None` while one is.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_progress.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)))
+    }
+
+    /// Asks the connection to close gracefully (see [`Open::close_longest_idle`]).
+    fn ask_to_close(&self) {
+        self.close_asked.store(true, Ordering::Release);
+        self.close_waker.wake();
+    }
+
+    /// Ready once the server has asked this connection to close.
+    pub fn poll_close_asked(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.close_asked.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.close_waker.register(cx.waker());
+        if self.close_asked.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Resolves once the server has asked this connection to close.
+    pub async fn close_asked(&self) {
+        std::future::poll_fn(|cx| self.poll_close_asked(cx)).await;
     }
 
     /// A request of `version` begins; it is in progress until the [`Busy`] is dropped.
@@ -56,6 +98,64 @@ impl Activity {
             return None;
         }
         Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)) + limit)
+    }
+}
+
+/// The server's open connections, for making room at the cap.
+#[derive(Default)]
+pub struct Open {
+    connections: Mutex<HashMap<u64, Weak<Activity>>>,
+    next: AtomicU64,
+}
+
+/// A connection counted in [`Open`] until this is dropped.
+pub struct Registered {
+    open: Arc<Open>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+impl Open {
+    /// Counts `activity`'s connection as open until the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, activity: &Arc<Activity>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::downgrade(activity));
+        Registered { open: self.clone(), id }
+    }
+
+    /// Asks the connection that has had no request in progress the longest, and has not been
+    /// asked already, to close. Whether there was one.
+    pub fn close_longest_idle(&self) -> bool {
+        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let longest = connections
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|a| !a.close_asked.load(Ordering::Acquire))
+            .filter_map(|a| Some((a.idle_since()?, a)))
+            .min_by_key(|(since, _)| *since);
+        drop(connections);
+        match longest {
+            Some((_, activity)) => {
+                activity.ask_to_close();
+                crate::metrics::closed_at_cap();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -148,6 +248,9 @@ impl<C: Future> Future for Watched<C> {
             return Poll::Ready(out);
         }
         if !self.shutting_down && self.stop.as_mut().poll(cx).is_ready() {
+            self.shut_down(cx);
+        }
+        if !self.shutting_down && self.activity.poll_close_asked(cx).is_ready() {
             self.shut_down(cx);
         }
         while !self.shutting_down && self.timer.as_mut().poll(cx).is_ready() {

@@ -8,6 +8,8 @@
 //!   and dropped for a bounded while before it is closed, so the client reads the answer;
 //! - [`files`]: bodiless `GET`s of local files (HLS segments) answered with `sendfile(2)` on
 //!   plain HTTP/1.1 connections, before hyper sees them;
+//! - [`tap`]: a plain connection a handler can reach past hyper; [`flush_check`] checks once that
+//!   hyper flushes as the gateway's splice path assumes, which copies bodies when it does not;
 //! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
 //!   error rendering, applied to a role's router;
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
@@ -22,6 +24,7 @@
 pub mod client_addr;
 pub mod error;
 pub mod files;
+pub mod flush_check;
 pub mod health;
 pub mod idle;
 pub mod layers;

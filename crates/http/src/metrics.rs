@@ -61,6 +61,7 @@ struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     spliced: Counter,
     sendfile: Counter,
+    closed_at_cap: Counter,
 }
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -126,6 +127,11 @@ pub fn spliced(bytes: u64) {
     metrics().spliced.inc_by(bytes);
 }
 
+/// Counts idle connections closed to make room at the connection cap ([`crate::idle::Open`]).
+pub fn closed_at_cap() {
+    metrics().closed_at_cap.inc();
+}
+
 /// Counts response body bytes sent from files with `sendfile(2)` ([`crate::files`]).
 pub fn sent_from_files(bytes: u64) {
     metrics().sendfile.inc_by(bytes);
@@ -178,6 +184,12 @@ fn metrics() -> &'static Metrics {
             "Response body bytes sent from files by sendfile(2), not copied through the server",
             sendfile.clone(),
         );
+        let closed_at_cap = Counter::default();
+        registry.register(
+            "connections_closed_at_cap",
+            "Idle connections closed to make room for a new one at the connection cap",
+            closed_at_cap.clone(),
+        );
         let mut ops_registry = Registry::with_prefix("turtlemen");
         let ops = Ops::register(&mut ops_registry);
         Metrics {
@@ -191,6 +203,7 @@ fn metrics() -> &'static Metrics {
             upstream_errors,
             spliced,
             sendfile,
+            closed_at_cap,
         }
     })
 }

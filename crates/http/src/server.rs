@@ -9,8 +9,10 @@
 //! has been so for the header read time ([`crate::idle`]: hyper's protocol detection and its
 //! HTTP/2 side have no such timer), and hyper's own header read timer runs between requests on a
 //! kept-alive HTTP/1.1 connection. Over TLS the protocol is the one ALPN agreed. HTTP/2 peers
-//! that vanish are found by pings. At most `max_connections` are open at once: at the cap,
-//! accepting waits until one ends (the kernel's listen queue holds the newcomers). A plain
+//! that vanish are found by pings. At most `max_connections` are open at once: at the cap, the
+//! connection with no request in progress for the longest is asked to close, as nginx does
+//! ([`crate::idle::Open`]); when every one is busy, accepting waits until one ends or turns idle
+//! (the kernel's listen queue holds the newcomers). A plain
 //! connection that hyper ends while the client is still sending is closed lingering
 //! ([`crate::linger`]). A plain-HTTP request on
 //! the TLS port gets a short 400 and the connection is closed. Given a
@@ -121,6 +123,10 @@ pub fn authority_fault<B>(req: &http::Request<B>) -> Option<AuthorityFault> {
     }
 }
 
+/// At the connection cap, how often the server looks again for an idle connection to close
+/// while every open one is busy.
+const MAKE_ROOM_EVERY: Duration = Duration::from_secs(1);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
 /// `limits.shutdown_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutdown: impl Future<Output = ()>) {
@@ -159,20 +165,14 @@ pub async fn serve_with(
     builder.http2().keep_alive_interval(H2_PING_INTERVAL).keep_alive_timeout(H2_PING_TIMEOUT);
     // One slot per open connection: at the cap, accepting waits for a connection to end.
     let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+    // At the cap, the connection idle the longest is asked to close ([`idle::Open`]).
+    let open = Arc::new(idle::Open::default());
     let graceful = GracefulShutdown::new();
     // Connections still in the file-answer loop stop between requests; each holds a watcher of
     // `graceful` from its start, so the drain below waits for them too.
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                // The semaphore is never closed.
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -185,8 +185,26 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
+        // A newcomer at the cap: room is made by closing the connection idle the longest; when
+        // every one is busy, that is tried again now and then until one ends or turns idle (the
+        // newcomer waits, and the ones after it wait in the kernel's listen queue).
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break Some(slot);
+            }
+            open.close_longest_idle();
+            tokio::select! {
+                // The semaphore is never closed.
+                slot = slots.clone().acquire_owned() => break slot.ok(),
+                () = tokio::time::sleep(MAKE_ROOM_EVERY) => {}
+                () = &mut shutdown => break None,
+            }
+        };
+        let Some(slot) = slot else { break };
         let max_head = limits.max_header_bytes;
         let activity = idle::Activity::new();
+        // Counted as open with its slot, until the connection's task ends.
+        let slot = (slot, open.register(&activity));
         let service = |tap: Option<Tap>, activity: Arc<idle::Activity>| {
             let app = app.clone();
             hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -239,12 +257,13 @@ pub async fn serve_with(
             if let Some(files) = &files {
                 let (files, builder, watcher, stop) =
                     (files.clone(), builder.clone(), graceful.watcher(), stop_rx.clone());
+                let watched = (stop_rx.clone(), activity.clone());
                 let hyper = move |io: files::Rewind| async move {
                     serve_connection(&builder, io, service, Watch { activity, limit, stop, peer }).await;
                     drop(watcher);
                     linger::close(last).await;
                 };
-                let served = files::serve(tap, files, limits, stop_rx.clone(), hyper);
+                let served = files::serve(tap, files, limits, watched, hyper);
                 tokio::spawn(async move {
                     served.await;
                     drop(slot);

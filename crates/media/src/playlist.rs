@@ -31,23 +31,34 @@ pub enum Kind {
     Vod,
 }
 
+/// A line of a media playlist that we did not expect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaylistError {
+    #[error("bad segment duration {0:?}")]
+    Duration(String),
+    #[error("unexpected segment name {0:?}")]
+    SegmentName(String),
+    #[error("segment {0:?} has no duration")]
+    NoDuration(String),
+}
+
 /// The segments listed by a media playlist ffmpeg wrote; an error names a line we do not
 /// expect (we chose the segment names, so anything else is a bug or tampering).
-pub fn parse_media(text: &str) -> Result<Vec<Entry>, String> {
+pub fn parse_media(text: &str) -> Result<Vec<Entry>, PlaylistError> {
     let mut entries = Vec::new();
     let mut duration = None;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
             let d = rest.split(',').next().unwrap_or("");
-            duration = Some(d.parse::<f64>().map_err(|_| format!("bad segment duration {line:?}"))?);
+            duration = Some(d.parse::<f64>().map_err(|_| PlaylistError::Duration(line.to_string()))?);
         } else if !line.starts_with('#') {
             let number = line
                 .strip_prefix("seg-")
                 .and_then(|l| l.strip_suffix(".m4s"))
                 .filter(|n| n.len() >= 5 && n.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|n| n.parse::<u32>().ok())
-                .ok_or_else(|| format!("unexpected segment name {line:?}"))?;
-            let duration = duration.take().ok_or_else(|| format!("segment {line:?} has no duration"))?;
+                .ok_or_else(|| PlaylistError::SegmentName(line.to_string()))?;
+            let duration = duration.take().ok_or_else(|| PlaylistError::NoDuration(line.to_string()))?;
             entries.push(Entry { number, duration });
         }
     }
