@@ -103,9 +103,8 @@ pub struct Server {
     listener: Option<TcpListener>,
     /// `metrics_listen`'s listener and what it answers (`/metrics` and the probes).
     metrics: Option<(TcpListener, Router)>,
-    /// The span exporter (`otlp_endpoint`), flushed at the end of `run`, and the same as a sink.
+    /// The span exporter (`otlp_endpoint`): the worker's sink, flushed at the end of `run`.
     spans: Option<Arc<crate::telemetry::OtlpSpans>>,
-    sink: Option<Arc<dyn turtlemen_domain::trace::SpanSink>>,
     tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
     /// Media answered with `sendfile(2)` (API server and `serve`, on local storage).
     files: Option<Arc<dyn FileResponder>>,
@@ -434,7 +433,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         &config.http,
         turtlemen_web::error_page,
         config.strict_transport_security().as_deref(),
-        sink.clone(),
+        sink,
     );
     let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
     let worker = match (role, &db, transcoder()) {
@@ -460,7 +459,6 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         listener,
         metrics,
         spans,
-        sink,
         tls,
         files,
         router,
@@ -608,7 +606,7 @@ impl Server {
         };
         let worker = self.worker.map(|(db, config, t, slots)| {
             let stop = stopped();
-            let sink = self.sink.clone();
+            let sink = self.spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);
             tokio::spawn(async move { turtlemen_worker::run(db, config, t, &slots, sink, stop).await })
         });
         let (readiness, sampled_db, counts_work) = self.sampler;
