@@ -113,37 +113,31 @@ async fn the_postgres_stack_runs_at_serializable_when_asked() {
 }
 
 /// A request dropped while its transaction's `BEGIN` is on the wire (a client that went away)
-/// leaves no transaction open on the pooled connection: the next borrower's writes commit as
-/// usual instead of running inside the stale transaction (sqlx 0.9.0's PostgreSQL `begin` was
-/// not cancel-safe; seen by the community bench as "SET TRANSACTION ISOLATION LEVEL must be
-/// called before any query").
+/// leaves no transaction open on its connection: the next transaction's first statement is its
+/// own (sqlx 0.9.0's PostgreSQL `begin` was not cancel-safe, so a pooled connection went to the
+/// next request inside a stale transaction; seen by the community bench as "SET TRANSACTION
+/// ISOLATION LEVEL must be called before any query").
 #[tokio::test]
 async fn a_begin_cancelled_on_the_wire_leaves_no_open_transaction() {
+    use sqlx::Connection;
     use std::future::Future;
     let Some((pg, _)) = external_urls() else { return };
-    let schema = PgSchema::create(&pg).await;
-    let db = Db::connect(&DbOptions { max_connections: 1, ..opts(schema.url()) }).await.unwrap();
-    db.migrate().await.unwrap();
-    let Db::Postgres(pool) = db.clone() else { unreachable!() };
-    let Db::Postgres(other) = Db::connect(&opts(schema.url())).await.unwrap() else { unreachable!() };
-    sqlx::query("CREATE TABLE begin_probe (n BIGINT)").execute(&other).await.unwrap();
-    for i in 0..5i64 {
-        // Polled once: the BEGIN is sent and its answer awaited; then the future is dropped.
-        let mut begin = Box::pin(pool.begin());
-        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(begin.as_mut().poll(cx).is_pending())).await;
-        assert!(polled, "BEGIN waits for the server's answer");
+    let mut conn = sqlx::PgConnection::connect(&pg).await.unwrap();
+    let mut cancelled = 0;
+    for _ in 0..20 {
+        // Polled once: the BEGIN is sent and its answer awaited; then the future is dropped
+        // (one that was answered at once is a transaction, dropped and rolled back as usual).
+        let mut begin = Box::pin(conn.begin());
+        let pending = std::future::poll_fn(|cx| std::task::Poll::Ready(begin.as_mut().poll(cx).is_pending())).await;
         drop(begin);
-        // The one connection again: a transaction whose first statement must come first, as
-        // the feed's snapshot read does.
-        let mut tx = pool.begin().await.unwrap();
+        cancelled += usize::from(pending);
+        // A transaction whose first statement must come first, as the feed's snapshot read does.
+        let mut tx = conn.begin().await.unwrap();
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
             .expect("the connection was not left inside a transaction");
         tx.commit().await.unwrap();
-        // A write outside any transaction is committed at once: another connection sees it.
-        sqlx::query("INSERT INTO begin_probe (n) VALUES ($1)").bind(i).execute(&pool).await.unwrap();
-        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM begin_probe").fetch_one(&other).await.unwrap();
-        assert_eq!(seen, i + 1, "the write was committed");
     }
+    assert!(cancelled > 0, "no BEGIN was caught waiting for its answer");
 }
