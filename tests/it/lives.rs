@@ -453,7 +453,16 @@ on_both_stacks_live! {
         let mut encoder = publish(rtmp, key, 8);
         let v = wait_live(&app, None, &id, 30, |v| v["state"] == "live").await;
         let hls = v["hls_url"].as_str().unwrap().to_owned();
-        let (_, before) = get_text(&app, &format!("{hls}&_HLS_msn=0&_HLS_part=1")).await;
+        // The live's first parts (a loaded machine may take a moment to write them).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = loop {
+            let (status, text) = get_text(&app, &format!("{hls}&_HLS_msn=0&_HLS_part=1")).await;
+            if status == 200 && text.contains("#EXT-X-PART:") {
+                break text;
+            }
+            assert!(Instant::now() < deadline, "no part was listed: {status} {text}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         let port: u16 = rtmp.trim_start_matches("rtmp://127.0.0.1:").trim_end_matches("/live").parse().unwrap();
         let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut c0c1 = vec![3u8];
