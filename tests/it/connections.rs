@@ -214,33 +214,38 @@ async fn a_tls_connection_with_no_request_is_closed() {
     }
 }
 
-/// A server alone with `limits` whose `/slow` answers only when the returned gate gets a
-/// permit; the counter says how many `/slow` requests have arrived.
-async fn gated_server(
-    limits: turtlemen_config::HttpLimits,
-) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<std::sync::atomic::AtomicUsize>) {
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (g, a) = (gate.clone(), arrived.clone());
-    let slow = move || {
-        let (gate, arrived) = (g.clone(), a.clone());
+/// A server alone with `limits` whose `/slow/{n}` answers only when gate `n` (of 3) gets a
+/// permit; `arrived` gets one as each `/slow` request reaches its handler.
+struct Gated {
+    addr: SocketAddr,
+    gates: Arc<[tokio::sync::Semaphore; 3]>,
+    arrived: Arc<tokio::sync::Semaphore>,
+}
+
+async fn gated_server(limits: turtlemen_config::HttpLimits) -> Gated {
+    use axum::extract::Path;
+    let gates = Arc::new([0; 3].map(tokio::sync::Semaphore::new));
+    let arrived = Arc::new(tokio::sync::Semaphore::new(0));
+    let (g, a) = (gates.clone(), arrived.clone());
+    let slow = move |Path(n): Path<usize>| {
+        let (gates, arrived) = (g.clone(), a.clone());
         async move {
-            arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            gate.acquire().await.unwrap().forget();
+            arrived.add_permits(1);
+            gates[n].acquire().await.unwrap().forget();
             "slow"
         }
     };
     let router = turtlemen_http::layers::foundation(
         axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/slow", axum::routing::get(slow)),
+            .route("/slow/{n}", axum::routing::get(slow)),
         &limits,
         turtlemen_http::layers::plain_error_page,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(turtlemen_http::server::serve(listener, router, limits, std::future::pending()));
-    (addr, gate, arrived)
+    Gated { addr, gates, arrived }
 }
 
 /// A connection that sent `GET path`.
@@ -272,49 +277,40 @@ async fn is_closed(conn: &mut TcpStream, within: Duration) -> bool {
 async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     let mut limits = limits(3);
     limits.header_read_timeout = Duration::from_secs(60);
-    let (addr, gate, arrived) = gated_server(limits).await;
+    let Gated { addr, gates, arrived } = gated_server(limits).await;
+    // Waits bounded so that a failure is reported, not hung on.
+    let within = Duration::from_secs(10);
     let mut busy = Vec::new();
-    for _ in 0..3 {
-        busy.push(asking(addr, "/slow").await);
+    for n in 0..3 {
+        busy.push(asking(addr, &format!("/slow/{n}")).await);
     }
-    while arrived.load(std::sync::atomic::Ordering::SeqCst) < 3 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Every connection is busy: the newcomer is made by the kernel but not served.
+    arrived.acquire_many(3).await.unwrap().forget();
+    // Every connection is busy: the newcomer is made by the kernel but not served (the server
+    // looks for an idle one each second; three looks find none).
     let mut first = asking(addr, "/healthz").await;
-    assert_eq!(answer(&mut first, Duration::from_millis(1500)).await, None, "served past the cap with none idle");
-    // One turns idle (answered, kept alive): it is closed for the newcomer, who is served.
-    gate.add_permits(1);
-    let mut released = None;
-    for (i, conn) in busy.iter_mut().enumerate() {
-        if let Some(a) = answer(conn, Duration::from_millis(500)).await {
-            assert!(a.starts_with("HTTP/1.1 200"), "{a}");
-            released = Some(i);
-            break;
-        }
-    }
-    let mut released = busy.remove(released.expect("one slow request answered"));
-    let a = answer(&mut first, Duration::from_secs(5)).await.expect("served once a connection turned idle");
+    assert_eq!(answer(&mut first, Duration::from_secs(3)).await, None, "served past the cap with none idle");
+    // Connection 0 turns idle (answered, kept alive): it is closed for the newcomer, who is served.
+    gates[0].add_permits(1);
+    let a = answer(&mut busy[0], within).await.expect("the first slow request is answered");
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
-    assert!(is_closed(&mut released, Duration::from_secs(5)).await, "the idle connection was closed for it");
-    // Two idle now (the newcomer, then one more answered): the one idle longer goes first.
-    gate.add_permits(1);
-    let mut second_idle = None;
-    for (i, conn) in busy.iter_mut().enumerate() {
-        if answer(conn, Duration::from_millis(500)).await.is_some() {
-            second_idle = Some(i);
-            break;
-        }
-    }
-    let mut second_idle = busy.remove(second_idle.expect("a second slow request answered"));
+    let a = answer(&mut first, within).await.expect("served once a connection turned idle");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    assert!(is_closed(&mut busy[0], within).await, "the idle connection was closed for it");
+    // Two idle now (the newcomer, then connection 1): the one idle longer goes first.
+    gates[1].add_permits(1);
+    let a = answer(&mut busy[1], within).await.expect("the second slow request is answered");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
     let mut next = asking(addr, "/healthz").await;
-    let a = answer(&mut next, Duration::from_secs(5)).await.expect("the next newcomer is served at once");
+    let a = answer(&mut next, within).await.expect("the next newcomer is served at once");
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
-    assert!(is_closed(&mut first, Duration::from_secs(5)).await, "the connection idle the longest was closed");
-    assert!(!is_closed(&mut second_idle, Duration::from_millis(300)).await, "the one idle since later was kept");
+    assert!(is_closed(&mut first, within).await, "the connection idle the longest was closed");
+    // The server chose once, before serving `next`: connection 1 is still open.
+    let mut byte = [0u8; 1];
+    let kept = matches!(busy[1].try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    assert!(kept, "the one idle since later was kept");
     // The busy one was never touched: it gets its answer.
-    gate.add_permits(1);
-    let a = answer(&mut busy[0], Duration::from_secs(5)).await.expect("the busy request is answered");
+    gates[2].add_permits(1);
+    let a = answer(&mut busy[2], within).await.expect("the busy request is answered");
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
 }
 

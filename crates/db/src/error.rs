@@ -56,10 +56,6 @@ impl From<sqlx::migrate::MigrateError> for DbError {
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        let conflict = matches!(&e, sqlx::Error::Database(db) if db.is_unique_violation());
-        if !conflict && !matches!(e, sqlx::Error::RowNotFound) {
-            crate::trouble::seen();
-        }
         if let sqlx::Error::Database(db) = &e
             && db.is_unique_violation()
         {
@@ -68,6 +64,10 @@ impl From<sqlx::Error> for DbError {
                 db.message().rsplit(": ").next().unwrap_or("unique").to_owned()
             });
             return DbError::Conflict { constraint };
+        }
+        // A conflict (above) or no row is the query's answer; anything else is trouble.
+        if !matches!(e, sqlx::Error::RowNotFound) {
+            crate::trouble::seen();
         }
         if let sqlx::Error::Database(db) = &e
             && let Some(code) = db.code()

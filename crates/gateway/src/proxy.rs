@@ -173,13 +173,6 @@ impl Proxy {
         Self { trusted, public_scheme, splice: turtlemen_http::flush_check::hyper_flush_is_pinned() }
     }
 
-    /// Copies every body instead of splicing large ones (what [`Self::new`] does on its own
-    /// when hyper flushes differently than splicing assumes).
-    pub fn copying(mut self) -> Self {
-        self.splice = false;
-        self
-    }
-
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }

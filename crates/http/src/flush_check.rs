@@ -30,6 +30,8 @@ pub enum FlushCheckError {
     TimedOut,
     #[error("hyper failed: {0}")]
     Hyper(#[from] hyper::Error),
+    #[error("the probe request could not be made: {0}")]
+    Request(#[from] http::Error),
     #[error("the check could not run: {0}")]
     Runtime(#[from] io::Error),
 }
@@ -92,8 +94,7 @@ async fn client_side() -> Result<(), FlushCheckError> {
     let req = http::Request::post("/")
         .header(http::header::HOST, "probe")
         .header(http::header::CONTENT_LENGTH, BODY.len())
-        .body(Held::new(wire, seen.clone()))
-        .map_err(|e| FlushCheckError::NotTheHead(e.to_string()))?;
+        .body(Held::new(wire, seen.clone()))?;
     let res = sender.send_request(req).await?;
     res.into_body().collect().await?;
     driven.abort();
@@ -102,15 +103,11 @@ async fn client_side() -> Result<(), FlushCheckError> {
 
 /// What the probe body saw: `None` until it looked.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Option<Result<(), String>>>>);
+struct Seen(Arc<Mutex<Option<Result<(), FlushCheckError>>>>);
 
 impl Seen {
     fn verdict(&self) -> Result<(), FlushCheckError> {
-        match self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(written)) => Err(FlushCheckError::NotTheHead(written)),
-            None => Err(FlushCheckError::TimedOut),
-        }
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or(Err(FlushCheckError::TimedOut))
     }
 }
 
@@ -259,7 +256,11 @@ impl Body for Held {
             return Poll::Pending;
         };
         let head = &s.written[..at_flush];
-        let verdict = if is_one_head(head) { Ok(()) } else { Err(String::from_utf8_lossy(head).into_owned()) };
+        let verdict = if is_one_head(head) {
+            Ok(())
+        } else {
+            Err(FlushCheckError::NotTheHead(String::from_utf8_lossy(head).into_owned()))
+        };
         *self.seen.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
         drop(s);
         self.sent = true;
@@ -281,6 +282,27 @@ mod tests {
     async fn this_hyper_writes_the_head_out_before_it_flushes_and_before_the_body() {
         check().await.expect("hyper flushes as the splice path assumes");
         assert!(hyper_flush_is_pinned());
+    }
+
+    /// A flush that comes with body bytes already past the head (a hyper that wrote the body
+    /// before flushing) fails the check.
+    #[test]
+    fn bytes_past_the_head_at_the_flush_fail() {
+        let wire = Wire::new(b"", |_| true);
+        let seen = Seen::default();
+        let mut body = Held::new(wire.clone(), seen.clone());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending(), "waits for a flush");
+        {
+            let mut s = wire.state();
+            s.written.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbo");
+            let len = s.written.len();
+            s.flushes.push(len);
+        }
+        assert!(matches!(Pin::new(&mut body).poll_frame(&mut cx), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(seen.verdict(), Err(FlushCheckError::NotTheHead(_))));
+        // Nothing seen at all is a failure too.
+        assert!(matches!(Seen::default().verdict(), Err(FlushCheckError::TimedOut)));
     }
 
     #[test]

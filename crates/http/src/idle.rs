@@ -30,8 +30,9 @@ pub struct Activity {
     /// When the connection was opened: the clock of `idle_since`.
     opened: Instant,
     in_progress: AtomicUsize,
-    /// Milliseconds from `opened` to when the last request in progress ended.
-    idle_since_ms: AtomicU64,
+    /// Microseconds from `opened` to when the last request in progress ended (fine enough to
+    /// tell which of two connections turned idle first).
+    idle_since_us: AtomicU64,
     /// Whether a request has come, and whether the first was HTTP/2.
     requested: AtomicBool,
     http2: AtomicBool,
@@ -45,7 +46,7 @@ impl Activity {
         Arc::new(Self {
             opened: Instant::now(),
             in_progress: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
+            idle_since_us: AtomicU64::new(0),
             requested: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             close_asked: AtomicBool::new(false),
@@ -58,7 +59,7 @@ impl Activity {
         if self.in_progress.load(Ordering::Acquire) > 0 {
             return None;
         }
-        Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)))
+        Some(self.opened + Duration::from_micros(self.idle_since_us.load(Ordering::Acquire)))
     }
 
     /// Asks the connection to close gracefully (see [`Open::close_longest_idle`]).
@@ -97,7 +98,7 @@ impl Activity {
         if !watched || self.in_progress.load(Ordering::Acquire) > 0 {
             return None;
         }
-        Some(self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)) + limit)
+        Some(self.opened + Duration::from_micros(self.idle_since_us.load(Ordering::Acquire)) + limit)
     }
 }
 
@@ -129,8 +130,8 @@ impl Open {
     }
 
     /// Asks the connection that has had no request in progress the longest, and has not been
-    /// asked already, to close. Whether there was one.
-    pub fn close_longest_idle(&self) -> bool {
+    /// asked already, to close (none when every one is busy).
+    pub fn close_longest_idle(&self) {
         let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         let longest = connections
             .values()
@@ -139,23 +140,10 @@ impl Open {
             .filter_map(|a| Some((a.idle_since()?, a)))
             .min_by_key(|(since, _)| *since);
         drop(connections);
-        match longest {
-            Some((_, activity)) => {
-                activity.ask_to_close();
-                crate::metrics::closed_at_cap();
-                true
-            }
-            None => false,
+        if let Some((_, activity)) = longest {
+            activity.ask_to_close();
+            crate::metrics::closed_at_cap();
         }
-    }
-
-    /// How many connections are open.
-    pub fn len(&self) -> usize {
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -164,8 +152,8 @@ pub struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let now = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.idle_since_ms.fetch_max(now, Ordering::AcqRel);
+        let now = u64::try_from(self.0.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.0.idle_since_us.fetch_max(now, Ordering::AcqRel);
         self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }
