@@ -24,6 +24,7 @@ use turtlemen_gateway::{GatewayConfig, GatewayInner};
 use turtlemen_http::files::FileResponder;
 use turtlemen_http::health::Readiness;
 use turtlemen_http::layers;
+use turtlemen_http::server::{App, Front};
 use turtlemen_identity::{InProcess, Jwks, Transport};
 use turtlemen_session::{Sessions, StoreOptions};
 
@@ -108,7 +109,8 @@ pub struct Server {
     tls: Option<Arc<turtlemen_http::tls::ReloadingTls>>,
     /// Media answered with `sendfile(2)` (API server and `serve`, on local storage).
     files: Option<Arc<dyn FileResponder>>,
-    router: Router,
+    /// What the main listener serves.
+    app: App,
     limits: HttpLimits,
     db: Option<Db>,
     sessions: Option<Sessions>,
@@ -366,6 +368,23 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         }
         Ok(Arc::new(turtlemen_identity::Http::pool(&config.upstream_auth)?))
     };
+    // Spans exported, when a collector is configured.
+    let spans = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let url = url::Url::parse(endpoint.expose()).context("otlp_endpoint")?;
+            Some(crate::telemetry::OtlpSpans::start(&url, role.service_name())?)
+        }
+        None => None,
+    };
+    let sink = spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);
+    let foundation = layers::Foundation::new(
+        &config.http,
+        turtlemen_web::error_page,
+        config.strict_transport_security().as_deref(),
+        sink,
+    );
+    // The gateway takes every request but the health paths before any router.
+    let mut front: Option<Arc<dyn Front>> = None;
     let routes = match (role, &db, &sessions, &storage) {
         (Role::All, Some(db), Some(store), Some(storage)) => {
             let client_secret = turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
@@ -380,7 +399,13 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             files = media_files(&state).map(|f| turtlemen_gateway::dispatch::api_files(gateway.clone(), f));
             let api_router = turtlemen_api::router(state);
             let auth_target = Target::InProcess(Router::new().nest("/auth", auth_router));
-            turtlemen_gateway::router(gateway, auth_target, Target::InProcess(api_router))?
+            front = Some(turtlemen_gateway::front(
+                gateway,
+                auth_target,
+                Target::InProcess(api_router),
+                foundation.clone(),
+            )?);
+            Router::new()
         }
         (Role::Auth, Some(db), Some(store), _) => {
             turtlemen_auth::clients::ensure_gateway(db, &config.public_url, &keys.cookie).await?;
@@ -401,19 +426,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
             let client_secret = turtlemen_auth::clients::gateway_secret(&keys.cookie);
             let gateway = GatewayInner::new(gateway_config(client_secret), store.clone(), issuer_over_http()?);
             gateway.follow_endings().await?;
-            turtlemen_gateway::router(gateway, auth_pool, api_pool)?
+            front = Some(turtlemen_gateway::front(gateway, auth_pool, api_pool, foundation.clone())?);
+            Router::new()
         }
         _ => Router::new(),
     };
-    // Spans exported, when a collector is configured.
-    let spans = match &config.otlp_endpoint {
-        Some(endpoint) => {
-            let url = url::Url::parse(endpoint.expose()).context("otlp_endpoint")?;
-            Some(crate::telemetry::OtlpSpans::start(&url, role.service_name())?)
-        }
-        None => None,
-    };
-    let sink = spans.clone().map(|s| s as Arc<dyn turtlemen_domain::trace::SpanSink>);
     // The figures: on their own listener when set; else on the main one, and there only to
     // this machine where that listener faces users.
     let health = match (metrics_listener.is_some(), role) {
@@ -428,13 +445,11 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         let router = turtlemen_http::health::router(readiness.clone());
         (listener, layers::foundation(router, &config.http, turtlemen_web::error_page))
     });
-    let router = layers::foundation_exporting(
-        health.merge(routes),
-        &config.http,
-        turtlemen_web::error_page,
-        config.strict_transport_security().as_deref(),
-        sink,
-    );
+    let router = foundation.wrap(health.merge(routes));
+    let app = match front {
+        Some(front) => App::Front { front, rest: router },
+        None => App::Router(router),
+    };
     let transcoder = || storage.clone().map(|storage| transcoder(config, storage));
     let worker = match (role, &db, transcoder()) {
         (Role::All, Some(db), Some(t)) if internals.embedded_worker => {
@@ -461,7 +476,7 @@ pub async fn prepare(role: Role, config: &Config, internals: &Internals) -> anyh
         spans,
         tls,
         files,
-        router,
+        app,
         limits: config.http,
         db,
         sessions,
@@ -649,7 +664,7 @@ impl Server {
                     tracing::info!(listen.address = %addr, "listening");
                 }
                 let extras = turtlemen_http::server::Extras { tls: self.tls, files: self.files };
-                turtlemen_http::server::serve_with(listener, self.router, self.limits, extras, shutdown).await;
+                turtlemen_http::server::serve_with(listener, self.app, self.limits, extras, shutdown).await;
             }
             None => shutdown.await,
         }

@@ -4,8 +4,9 @@
 //!   pick the upstream and whether a visitor must be signed in (`required`), may be
 //!   (`optional`) or is the service's own business (`none`); matched on the real request only;
 //! - [`dispatch`]: every request's way through — route, check, body limit, target, timeout,
-//!   per-route metrics; [`page_cache`] keeps a moment what anonymous visitors get when the
-//!   service marks it public; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets)
+//!   per-route metrics — as the listener's front, called before any axum router;
+//!   [`page_cache`] keeps a moment what anonymous visitors get when the service marks it
+//!   public; [`proxy`] forwards to upstream pools (HTTP/1.1 or h2c, WebSockets)
 //!   over [`upstream`] connections, [`body`] ends bodies that stall, [`splice`] moves large
 //!   response bodies from socket to socket without copying them;
 //! - [`rp`]: the gateway as an OpenID Connect relying party of one issuer (code + PKCE S256 +
@@ -126,13 +127,15 @@ impl GatewayInner {
     }
 }
 
-/// The gateway in front of the services: `auth` and `api` serve the routes naming them (routers
-/// in this process under `serve`, pools for a gateway alone); named upstreams are proxied.
-pub fn router(
+/// The gateway in front of the services, as its listener's front ([`dispatch::front`]): `auth`
+/// and `api` serve the routes naming them (routers in this process under `serve`, pools for a
+/// gateway alone); named upstreams are proxied.
+pub fn front(
     gateway: Gateway,
     auth: dispatch::Target,
     api: dispatch::Target,
-) -> Result<Router, proxy::UpstreamConfigError> {
+    foundation: turtlemen_http::layers::Foundation,
+) -> Result<Arc<dispatch::Dispatch>, proxy::UpstreamConfigError> {
     let oauth2 = Router::new()
         .route("/oauth2/start", get(endpoints::start))
         .route("/oauth2/callback", get(endpoints::callback))
@@ -141,5 +144,5 @@ pub fn router(
         .route("/oauth2/userinfo", get(endpoints::userinfo))
         .route("/oauth2/auth", any(endpoints::forward_auth))
         .with_state(gateway.clone());
-    dispatch::router(gateway, auth, api, oauth2)
+    dispatch::front(gateway, auth, api, oauth2, foundation)
 }

@@ -97,16 +97,23 @@ pub struct Readiness {
     pub probes: Vec<Probe>,
 }
 
+/// The paths the routers here answer: a front that takes requests before them
+/// ([`crate::server::App::Front`]) leaves these alone.
+pub const PATHS: [&str; 3] = [HEALTHZ, READYZ, METRICS];
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+const METRICS: &str = "/metrics";
+
 /// The health routes and `/metrics`.
 pub fn router(readiness: Readiness) -> Router {
-    health(readiness).route("/metrics", get(crate::metrics::serve))
+    health(readiness).route(METRICS, get(crate::metrics::serve))
 }
 
 /// The health routes, and `/metrics` answered 404: a main listener's when the figures have a
 /// listener of their own. The path is taken here so that a gateway does not hand it on to an
 /// upstream either.
 pub fn probes(readiness: Readiness) -> Router {
-    health(readiness).route("/metrics", axum::routing::any(|| async { crate::error::ApiError::not_found() }))
+    health(readiness).route(METRICS, axum::routing::any(|| async { crate::error::ApiError::not_found() }))
 }
 
 /// The health routes, and `/metrics` answered only to a client on this machine (a loopback
@@ -125,11 +132,11 @@ pub fn local_metrics(readiness: Readiness, trusted: TrustedProxies) -> Router {
             }
         }
     };
-    health(readiness).route("/metrics", axum::routing::any(figures))
+    health(readiness).route(METRICS, axum::routing::any(figures))
 }
 
 fn health(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness)
+    Router::new().route(HEALTHZ, get(|| async { "ok\n" })).route(READYZ, get(ready)).with_state(readiness)
 }
 
 async fn ready(State(r): State<Readiness>) -> Response {

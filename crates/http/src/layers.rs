@@ -1,11 +1,13 @@
-//! The edge every role's router gets: one middleware ([`foundation`]) that does, in this order,
-//! request id (kept from the client if it is a short token, made otherwise) and W3C trace
-//! context ([`crate::trace`]) → tracing span and
-//! access log → metrics → error rendering → panic catching → timeout (not for streaming
-//! uploads), with the default body limit inside. Every answer gets the security headers
-//! ([`SECURITY_HEADERS`], and `Strict-Transport-Security` over https). One async function instead of a stack of
-//! tower layers: each layer cost a boxed future, a service clone and a header pass per request,
-//! which was most of the gateway's own CPU per proxied request.
+//! The edge every role's router gets: the [`Foundation`], which does, in this order, request id
+//! (kept from the client if it is a short token, made otherwise) and W3C trace context
+//! ([`crate::trace`]) → tracing span and access log → metrics → error rendering → panic
+//! catching → timeout (not for streaming uploads), with the default body limit inside. Every
+//! answer gets the security headers ([`SECURITY_HEADERS`], and `Strict-Transport-Security` over
+//! https). One async function instead of a stack of tower layers: each layer cost a boxed
+//! future, a service clone and a header pass per request. It wraps a router as one middleware
+//! ([`foundation`], [`Foundation::wrap`]), or is called directly by a front that takes requests
+//! before any router does ([`crate::server::App::Front`]: the gateway's proxied requests go
+//! through no axum router at all).
 
 use crate::error::{ApiError, ErrorBody};
 use axum::Router;
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use std::borrow::Cow;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,10 +55,13 @@ pub fn plain_error_page(status: StatusCode, body: &ErrorBody) -> String {
     )
 }
 
-/// What [`foundation`] needs for every request.
+/// The foundation, made once per listener: what it needs for every request. It wraps a router
+/// ([`Self::wrap`], as an axum middleware) or is called directly around a handler
+/// ([`Self::run`]) by a front that takes requests before any router ([`crate::server::App`]).
 #[derive(Clone)]
-struct Edge {
+pub struct Foundation {
     timeout: Duration,
+    max_body_bytes: usize,
     render: ErrorPageRenderer,
     /// `Strict-Transport-Security`, for an instance reached over https.
     hsts: Option<HeaderValue>,
@@ -65,103 +71,116 @@ struct Edge {
 
 /// Wraps a role's router in the foundation (see the module's documentation).
 pub fn foundation(router: Router, limits: &HttpLimits, render: ErrorPageRenderer) -> Router {
-    foundation_with_hsts(router, limits, render, None)
+    Foundation::new(limits, render, None, None).wrap(router)
 }
 
-/// [`foundation`], every answer also carrying `Strict-Transport-Security: {hsts}` (for an
-/// instance reached over https; `None` sends none).
-pub fn foundation_with_hsts(
-    router: Router,
-    limits: &HttpLimits,
-    render: ErrorPageRenderer,
-    hsts: Option<&str>,
-) -> Router {
-    foundation_exporting(router, limits, render, hsts, None)
-}
-
-/// [`foundation_with_hsts`], each request's span handed to `spans` when it is done (and a trace
-/// that starts here marked sampled).
-pub fn foundation_exporting(
-    router: Router,
-    limits: &HttpLimits,
-    render: ErrorPageRenderer,
-    hsts: Option<&str>,
-    spans: Option<Arc<dyn SpanSink>>,
-) -> Router {
-    let hsts = hsts.and_then(|v| HeaderValue::from_str(v).ok());
-    let edge = Edge { timeout: limits.request_timeout, render, hsts, spans };
-    router.layer(DefaultBodyLimit::max(limits.max_body_bytes)).layer(middleware::from_fn_with_state(edge, edge_fn))
-}
-
-async fn edge_fn(State(edge): State<Edge>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = match req.headers().get(REQUEST_ID) {
-        Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => {
-            let id = new_request_id();
-            req.headers_mut().insert(REQUEST_ID, id.clone());
-            id
-        }
-    };
-    let trace = crate::trace::enter(req.headers_mut(), edge.spans.is_some());
-    // What the exported span says of the request, taken only when spans are exported.
-    let described = edge.spans.as_ref().map(|_| {
-        let request_id = id.to_str().unwrap_or("-").to_owned();
-        (req.method().clone(), req.uri().path().to_owned(), request_id, SystemTime::now())
-    });
-    let span = tracing::info_span!(
-        "request",
-        request.id = id.to_str().unwrap_or("-"),
-        trace.id = %format_args!("{:032x}", trace.trace_id),
-        http.method = %req.method(),
-        url.path = req.uri().path()
-    );
-    let json = wants_json(&req);
-    let observed = crate::metrics::Observed::of(&req);
-    let limit = (!is_streaming_upload(&req)).then_some(edge.timeout);
-    let work = async move {
-        let run = AssertUnwindSafe(next.run(req)).catch_unwind();
-        let outcome = match limit {
-            None => run.await,
-            Some(limit) => tokio::time::timeout(limit, run)
-                .await
-                .unwrap_or_else(|_| Ok(StatusCode::REQUEST_TIMEOUT.into_response())),
-        };
-        let res = outcome.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-        let mut res = render_errors(res, json, &id, edge.render).await;
-        let headers = res.headers_mut();
-        for (name, value) in SECURITY_HEADERS {
-            if !headers.contains_key(&name) {
-                headers.insert(name, HeaderValue::from_static(value));
-            }
-        }
-        if let Some(hsts) = &edge.hsts {
-            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
-        headers.insert(REQUEST_ID, id);
-        let status = res.status().as_u16();
-        observed.done(status, start.elapsed());
-        if let (Some(spans), Some((method, path, request_id, began))) = (&edge.spans, described) {
-            spans.finished(FinishedSpan {
-                context: trace,
-                name: format!("{method} {}", crate::metrics::route_group(&path)),
-                kind: SpanKind::Server,
-                start: began,
-                end: SystemTime::now(),
-                attributes: vec![
-                    ("http.request.method", Attribute::Text(method.to_string())),
-                    ("url.path", Attribute::Text(path)),
-                    ("http.response.status_code", Attribute::Int(i64::from(status))),
-                    ("http.request.id", Attribute::Text(request_id)),
-                ],
-                failed: status >= 500,
-            });
-        }
-        tracing::info!(http.status = status, duration_ms = start.elapsed().as_secs_f64() * 1000.0, "served");
-        res
+impl Foundation {
+    /// The foundation for `limits`, errors rendered as pages by `render`, every answer also
+    /// carrying `Strict-Transport-Security: {hsts}` (for an instance reached over https; `None`
+    /// sends none), each request's span handed to `spans` when it is done (and a trace that
+    /// starts here marked sampled).
+    pub fn new(
+        limits: &HttpLimits,
+        render: ErrorPageRenderer,
+        hsts: Option<&str>,
+        spans: Option<Arc<dyn SpanSink>>,
+    ) -> Self {
+        let hsts = hsts.and_then(|v| HeaderValue::from_str(v).ok());
+        Self { timeout: limits.request_timeout, max_body_bytes: limits.max_body_bytes, render, hsts, spans }
     }
-    .instrument(span);
-    turtlemen_domain::trace::scope(trace, work).await
+
+    /// `router` behind the foundation, with the default body limit inside.
+    pub fn wrap(&self, router: Router) -> Router {
+        router
+            .layer(DefaultBodyLimit::max(self.max_body_bytes))
+            .layer(middleware::from_fn_with_state(self.clone(), around))
+    }
+
+    /// The default body limit, for a router called from inside [`Self::run`] (which sets none).
+    pub fn body_limit(&self) -> DefaultBodyLimit {
+        DefaultBodyLimit::max(self.max_body_bytes)
+    }
+
+    /// Runs `inner` on `req` inside the foundation.
+    pub async fn run<F, Fut>(&self, mut req: Request, inner: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        let start = Instant::now();
+        let id = match req.headers().get(REQUEST_ID) {
+            Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
+            _ => {
+                let id = new_request_id();
+                req.headers_mut().insert(REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let trace = crate::trace::enter(req.headers_mut(), self.spans.is_some());
+        // What the exported span says of the request, taken only when spans are exported.
+        let described = self.spans.as_ref().map(|_| {
+            let request_id = id.to_str().unwrap_or("-").to_owned();
+            (req.method().clone(), req.uri().path().to_owned(), request_id, SystemTime::now())
+        });
+        let span = tracing::info_span!(
+            "request",
+            request.id = id.to_str().unwrap_or("-"),
+            trace.id = %format_args!("{:032x}", trace.trace_id),
+            http.method = %req.method(),
+            url.path = req.uri().path()
+        );
+        let json = wants_json(&req);
+        let observed = crate::metrics::Observed::of(&req);
+        let limit = (!is_streaming_upload(&req)).then_some(self.timeout);
+        let work = async move {
+            let run = AssertUnwindSafe(inner(req)).catch_unwind();
+            let outcome = match limit {
+                None => run.await,
+                Some(limit) => tokio::time::timeout(limit, run)
+                    .await
+                    .unwrap_or_else(|_| Ok(StatusCode::REQUEST_TIMEOUT.into_response())),
+            };
+            let res = outcome.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            let mut res = render_errors(res, json, &id, self.render).await;
+            let headers = res.headers_mut();
+            for (name, value) in SECURITY_HEADERS {
+                if !headers.contains_key(&name) {
+                    headers.insert(name, HeaderValue::from_static(value));
+                }
+            }
+            if let Some(hsts) = &self.hsts {
+                headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            headers.insert(REQUEST_ID, id);
+            let status = res.status().as_u16();
+            observed.done(status, start.elapsed());
+            if let (Some(spans), Some((method, path, request_id, began))) = (&self.spans, described) {
+                spans.finished(FinishedSpan {
+                    context: trace,
+                    name: format!("{method} {}", crate::metrics::route_group(&path)),
+                    kind: SpanKind::Server,
+                    start: began,
+                    end: SystemTime::now(),
+                    attributes: vec![
+                        ("http.request.method", Attribute::Text(method.to_string())),
+                        ("url.path", Attribute::Text(path)),
+                        ("http.response.status_code", Attribute::Int(i64::from(status))),
+                        ("http.request.id", Attribute::Text(request_id)),
+                    ],
+                    failed: status >= 500,
+                });
+            }
+            tracing::info!(http.status = status, duration_ms = start.elapsed().as_secs_f64() * 1000.0, "served");
+            res
+        }
+        .instrument(span);
+        turtlemen_domain::trace::scope(trace, work).await
+    }
+}
+
+/// [`Foundation::run`] as an axum middleware.
+async fn around(State(f): State<Foundation>, req: Request, next: Next) -> Response {
+    f.run(req, |req| next.run(req)).await
 }
 
 /// A new request id: UUID-shaped, unique in this process (a random start, then a counter

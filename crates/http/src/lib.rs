@@ -1,7 +1,8 @@
 //! The HTTP foundation every role stands on.
 //!
 //! - [`server::serve`]: the accept loop (HTTP/1.1 and h2c, or HTTPS with [`tls`]; header-size
-//!   and header-read-time limits, graceful shutdown within a bound);
+//!   and header-read-time limits, graceful shutdown within a bound), serving a router, or a
+//!   front that takes most requests before a router ([`server::App`]);
 //! - [`idle`]: connections with no request yet, and HTTP/2 ones with none in progress, shut
 //!   down after the header read time;
 //! - [`linger`]: a connection hyper ends while the client still sends (an early 413) is read
@@ -10,8 +11,9 @@
 //!   plain HTTP/1.1 connections, before hyper sees them;
 //! - [`tap`]: a plain connection a handler can reach past hyper; [`flush_check`] checks once that
 //!   hyper flushes as the gateway's splice path assumes, which copies bodies when it does not;
-//! - [`layers::foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
-//!   error rendering, applied to a role's router;
+//! - [`layers::Foundation`]: request ids, tracing spans, panics caught, timeouts, body limits and
+//!   error rendering, wrapped around a role's router or called by a front that takes requests
+//!   before any router ([`server::App`]);
 //! - [`error::ApiError`]: the one error type at the HTTP edge, rendered as
 //!   `{"error": code, "message": …}` for API clients and as a friendly page for browsers;
 //! - [`health`]: `/healthz` and `/readyz`; [`metrics`]: `/metrics` in the Prometheus text format;

@@ -123,13 +123,64 @@ pub fn authority_fault<B>(req: &http::Request<B>) -> Option<AuthorityFault> {
     }
 }
 
+/// What a listener serves.
+#[derive(Clone)]
+pub enum App {
+    /// Every request goes to this router.
+    Router(Router),
+    /// The requests `front` [`takes`](Front::takes) go to it without any router; the rest go to
+    /// `rest`. The gateway is such a front: a proxied request then costs no axum routing, no
+    /// middleware stack and no boxed service clones.
+    Front { front: Arc<dyn Front>, rest: Router },
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self::Router(router)
+    }
+}
+
+/// A handler called before any router, for the requests it takes. It applies the foundation
+/// itself ([`crate::layers::Foundation::run`]).
+pub trait Front: Send + Sync + 'static {
+    /// Whether this front answers `req` (otherwise the listener's router does).
+    fn takes(&self, req: &axum::extract::Request) -> bool;
+    /// The answer to `req`.
+    fn call(self: Arc<Self>, req: axum::extract::Request) -> FrontFuture;
+}
+
+/// What [`Front::call`] returns.
+pub type FrontFuture = std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+impl App {
+    async fn call(&self, req: hyper::Request<Incoming>) -> axum::response::Response {
+        let router = match self {
+            Self::Router(router) => router,
+            Self::Front { front, rest } => {
+                let req = req.map(Body::new);
+                if front.takes(&req) {
+                    return front.clone().call(req).await;
+                }
+                return match rest.clone().oneshot(req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                };
+            }
+        };
+        match router.clone().oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// At the connection cap, how often the server looks again for an idle connection to close
 /// while every open one is busy.
 const MAKE_ROOM_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains connections for at most
 /// `limits.shutdown_timeout`. The peer address reaches handlers as `ConnectInfo<SocketAddr>`.
-pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: TcpListener, app: impl Into<App>, limits: HttpLimits, shutdown: impl Future<Output = ()>) {
     serve_with(listener, app, limits, Extras::default(), shutdown).await;
 }
 
@@ -145,11 +196,12 @@ pub struct Extras {
 /// [`serve`], over TLS or with file answers as `extras` say.
 pub async fn serve_with(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<App>,
     limits: HttpLimits,
     extras: Extras,
     shutdown: impl Future<Output = ()>,
 ) {
+    let app = Arc::new(app.into());
     let Extras { tls, files } = extras;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -230,7 +282,7 @@ pub async fn serve_with(
                     let http2 = req.version() == http::Version::HTTP_2;
                     let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
                         || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-                    let res = app.oneshot(req).await;
+                    let res = Ok::<_, std::convert::Infallible>(app.call(req).await);
                     // An error answered to a request with a body: its body may be unread.
                     if let (true, Some(tap), Ok(r)) = (has_body, &tap, &res)
                         && (r.status().is_client_error() || r.status().is_server_error())
