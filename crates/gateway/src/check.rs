@@ -154,7 +154,7 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap) -> Result<Authn
         let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(|t| t.trim().to_string());
         headers.remove(header::AUTHORIZATION);
         if let Some(token) = token {
-            return match gw.jwks.verify_access(&token).await {
+            return match Box::pin(gw.jwks.verify_access(&token)).await {
                 Ok(c) => Ok(Authn::Known(Identity::new(c.sub, c.preferred_username, c.email, c.groups, token))),
                 Err(turtlemen_identity::VerifyError::Keys(e)) => {
                     tracing::error!(error = %e, "cannot fetch the issuer's keys");
@@ -199,7 +199,8 @@ pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, CheckEr
     if !needs_refresh(&s) {
         return Ok(Some(identity));
     }
-    Ok(refresh_once(gw, id).await?.map(|s| session::identity(gw, id, &s)))
+    // Boxed: the refresh is rare, and its future large.
+    Ok(Box::pin(refresh_once(gw, id)).await?.map(|s| session::identity(gw, id, &s)))
 }
 
 /// How long a gateway's refresh lock on a session lasts if its owner never releases it.

@@ -278,7 +278,8 @@ pub async fn load_with_identity(
         return Ok(Some(found));
     }
     let read_at = std::time::Instant::now();
-    let Some(session) = read(gw, &key).await? else { return Ok(None) };
+    // Boxed: a read from the store is the rarer way, and its future is large.
+    let Some(session) = Box::pin(read(gw, &key)).await? else { return Ok(None) };
     if session.expires_at <= now {
         gw.store.delete(&key).await?;
         return Ok(None);

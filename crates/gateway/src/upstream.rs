@@ -117,14 +117,16 @@ impl Address {
     /// written is sent again on another one; once written, it is not (it may have had effects).
     pub async fn send(self: &Arc<Self>, req: http::Request<Body>) -> Result<http::Response<PooledBody>, Unanswered> {
         if self.http2 {
-            return self.send_h2(req).await;
+            return Box::pin(self.send_h2(req)).await;
         }
         let mut req = req;
         let splice_to = req.extensions().get::<Destination>().cloned();
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(c) => (c, true),
-                None => match self.handshake_h1().await {
+                // Boxed, as the rarer ways below are: a request's future stays small, so it
+                // is cheap to move (every await moves it).
+                None => match Box::pin(self.handshake_h1()).await {
                     Ok(c) => (c, false),
                     Err(error) => return Err(Unanswered { error, request: Some(req) }),
                 },
