@@ -266,6 +266,65 @@ mod foundation {
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("drained within the bound").unwrap();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
     }
+
+    /// A front that takes `/api/front/*` and runs the foundation itself (as the gateway does).
+    struct TestFront(layers::Foundation);
+
+    impl turtlemen_http::server::Front for TestFront {
+        fn takes(&self, req: &axum::extract::Request) -> bool {
+            req.uri().path().starts_with("/api/front/")
+        }
+
+        fn call(self: Arc<Self>, req: axum::extract::Request) -> turtlemen_http::server::FrontFuture {
+            Box::pin(async move {
+                self.0
+                    .run(req, |req| async move {
+                        #[allow(clippy::panic)]
+                        if req.uri().path() == "/api/front/panic" {
+                            panic!("secret front detail");
+                        }
+                        axum::response::IntoResponse::into_response("front")
+                    })
+                    .await
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_front_answers_what_it_takes_inside_the_foundation_and_the_router_the_rest() {
+        let config = Config::resolve(Settings::default()).unwrap();
+        let foundation = layers::Foundation::new(&config.http, layers::plain_error_page, None, None);
+        let rest = foundation.wrap(Router::new().route("/api/rest", get(|| async { "rest" })));
+        let app = turtlemen_http::server::App::Front { front: Arc::new(TestFront(foundation)), rest };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(turtlemen_http::server::serve(listener, app, config.http, async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let url = |p: &str| format!("http://{addr}{p}");
+
+        let res = client.get(url("/api/front/x")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().contains_key("x-request-id"), "the foundation ran around the front");
+        assert!(res.headers().contains_key("content-security-policy"));
+        assert_eq!(res.text().await.unwrap(), "front");
+
+        let res = client.get(url("/api/rest")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.text().await.unwrap(), "rest");
+
+        // Neither the front's nor the router's: the router's 404, rendered by the foundation.
+        let (status, body) = json_error(client.get(url("/api/elsewhere")).send().await.unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{body}");
+
+        // A panic in the front is caught and rendered without its detail.
+        let (status, body) = json_error(client.get(url("/api/front/panic")).send().await.unwrap()).await;
+        assert_eq!((status, body["error"].as_str()), (500, Some("internal_error")));
+        assert!(!body.to_string().contains("secret front detail"));
+    }
 }
 
 /// `/readyz` says 503 and names the failing store when the database is gone.

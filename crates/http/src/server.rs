@@ -154,18 +154,11 @@ pub type FrontFuture = std::pin::Pin<Box<dyn Future<Output = axum::response::Res
 
 impl App {
     async fn call(&self, req: hyper::Request<Incoming>) -> axum::response::Response {
+        let req = req.map(Body::new);
         let router = match self {
             Self::Router(router) => router,
-            Self::Front { front, rest } => {
-                let req = req.map(Body::new);
-                if front.takes(&req) {
-                    return front.clone().call(req).await;
-                }
-                return match rest.clone().oneshot(req).await {
-                    Ok(res) => res,
-                    Err(never) => match never {},
-                };
-            }
+            Self::Front { front, .. } if front.takes(&req) => return front.clone().call(req).await,
+            Self::Front { rest, .. } => rest,
         };
         match router.clone().oneshot(req).await {
             Ok(res) => res,
@@ -282,22 +275,22 @@ pub async fn serve_with(
                     let http2 = req.version() == http::Version::HTTP_2;
                     let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
                         || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-                    let res = Ok::<_, std::convert::Infallible>(app.call(req).await);
+                    let res = app.call(req).await;
                     // An error answered to a request with a body: its body may be unread.
-                    if let (true, Some(tap), Ok(r)) = (has_body, &tap, &res)
-                        && (r.status().is_client_error() || r.status().is_server_error())
+                    if let (true, Some(tap)) = (has_body, &tap)
+                        && (res.status().is_client_error() || res.status().is_server_error())
                     {
                         tap.linger_on_close();
                     }
                     // The response is hyper's now: a body may go past it once the head is out.
-                    if let Some(gate) = res.as_ref().ok().and_then(|r| r.extensions().get::<HeadGate>()) {
+                    if let Some(gate) = res.extensions().get::<HeadGate>() {
                         gate.open();
                     }
                     // An HTTP/2 request is in progress until its body is sent (`idle`).
                     if http2 {
-                        return res.map(|r| r.map(|b| Body::new(idle::Tracked::new(b, busy))));
+                        return Ok(res.map(|b| Body::new(idle::Tracked::new(b, busy))));
                     }
-                    res
+                    Ok::<_, std::convert::Infallible>(res)
                 }
             })
         };
