@@ -4,7 +4,8 @@
 //! within the header read time, on every path a connection takes: `serve` (plain connections go
 //! through the file-answer loop first), a bare server as a gateway or API server alone runs it
 //! (straight to hyper), and HTTPS. At the connection cap the connection idle the longest makes
-//! room for a newcomer; with every one busy, accepting waits.
+//! room for a newcomer — a slowloris or a stuck TLS handshake at once, while a response still
+//! being sent is kept; with every one busy, accepting waits.
 //! Signed-in requests are served while 2,000 idle connections are held (both stacks). A body
 //! refused by its size before it is read gets its 413, not a reset (lingering close), through
 //! the gateway and straight to a server alone.
@@ -157,10 +158,10 @@ async fn an_http2_connection_with_no_request_in_progress_is_closed() {
     }
 }
 
-/// Over HTTPS, a client that completes the handshake and then asks nothing is closed too,
-/// whichever protocol ALPN agreed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_connection_with_no_request_is_closed() {
+/// An HTTPS server alone with `limits` that answers anything with "ok", and its certificate.
+async fn tls_server(
+    limits: turtlemen_config::HttpLimits,
+) -> (SocketAddr, rustls::pki_types::CertificateDer<'static>, tempfile::TempDir) {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -171,30 +172,45 @@ async fn a_tls_connection_with_no_request_is_closed() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let extras = turtlemen_http::server::Extras { tls: Some(tls), files: None };
-    tokio::spawn(turtlemen_http::server::serve_with(listener, router, limits(100), extras, std::future::pending()));
+    tokio::spawn(turtlemen_http::server::serve_with(listener, router, limits, extras, std::future::pending()));
+    (addr, made.cert.der().clone(), dir)
+}
 
-    let cert_der = made.cert.der().clone();
+/// A TLS client of `addr` trusting `cert`, offering `alpn`, past its handshake (blocking).
+fn tls_client(
+    addr: SocketAddr,
+    cert: rustls::pki_types::CertificateDer<'static>,
+    alpn: &[u8],
+) -> (rustls::ClientConnection, std::net::TcpStream) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(HEADER_READ + MARGIN)).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).unwrap();
+    }
+    assert_eq!(conn.alpn_protocol(), Some(alpn));
+    (conn, sock)
+}
+
+/// Over HTTPS, a client that completes the handshake and then asks nothing is closed too,
+/// whichever protocol ALPN agreed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_with_no_request_is_closed() {
+    let (addr, cert, _dir) = tls_server(limits(100)).await;
     for alpn in [b"http/1.1".to_vec(), b"h2".to_vec()] {
-        let cert_der = cert_der.clone();
+        let cert = cert.clone();
         let closed = tokio::task::spawn_blocking(move || {
             use std::io::Read;
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(cert_der).unwrap();
-            let mut config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            config.alpn_protocols = vec![alpn.clone()];
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-            let mut sock = std::net::TcpStream::connect(addr).unwrap();
-            sock.set_read_timeout(Some(HEADER_READ + MARGIN)).unwrap();
-            while conn.is_handshaking() {
-                conn.complete_io(&mut sock).unwrap();
-            }
-            assert_eq!(conn.alpn_protocol(), Some(alpn.as_slice()));
+            let (mut conn, mut sock) = tls_client(addr, cert, &alpn);
             // Nothing is sent. An HTTP/2 server speaks first (SETTINGS); read until it closes.
             let mut tls = rustls::Stream::new(&mut conn, &mut sock);
             let mut buf = [0u8; 4096];
@@ -214,8 +230,48 @@ async fn a_tls_connection_with_no_request_is_closed() {
     }
 }
 
+/// At the connection cap, TLS connections stuck in their handshake (half a ClientHello) make
+/// room for a newcomer at once, long before the handshake's time limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_a_stuck_tls_handshake_makes_room() {
+    let mut limits = limits(2);
+    limits.header_read_timeout = Duration::from_secs(60);
+    let (addr, cert, _dir) = tls_server(limits).await;
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        // A handshake record's header and a few bytes of a ClientHello that never ends.
+        conn.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]).await.unwrap();
+        stuck.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let (mut conn, mut sock) = tls_client(addr, cert, b"http/1.1");
+            let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+            tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+            let mut answer = Vec::new();
+            let _ = tls.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        }),
+    )
+    .await
+    .expect("the newcomer was served before the handshake limit")
+    .unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    // One of the stuck handshakes made room for it.
+    let mut closed = 0;
+    for conn in &mut stuck {
+        closed += usize::from(is_closed(conn, Duration::from_millis(500)).await);
+    }
+    assert!(closed >= 1, "a stuck handshake was closed for the newcomer");
+}
+
 /// A server alone with `limits` whose `/slow/{n}` answers only when gate `n` (of 3) gets a
-/// permit; `arrived` gets one as each `/slow` request reaches its handler.
+/// permit, and whose `/stream/{n}` sends "first" at once and "last" only then; `arrived` gets
+/// a permit as each `/slow` request reaches its handler.
 struct Gated {
     addr: SocketAddr,
     gates: Arc<[tokio::sync::Semaphore; 3]>,
@@ -235,10 +291,21 @@ async fn gated_server(limits: turtlemen_config::HttpLimits) -> Gated {
             "slow"
         }
     };
+    let g = gates.clone();
+    let stream = move |Path(n): Path<usize>| {
+        let gates = g.clone();
+        let last = futures::stream::once(async move {
+            gates[n].acquire().await.unwrap().forget();
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"last"))
+        });
+        let first = futures::stream::once(async { Ok(bytes::Bytes::from_static(b"first")) });
+        async move { axum::body::Body::from_stream(futures::StreamExt::chain(first, last)) }
+    };
     let router = turtlemen_http::layers::foundation(
         axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/slow/{n}", axum::routing::get(slow)),
+            .route("/slow/{n}", axum::routing::get(slow))
+            .route("/stream/{n}", axum::routing::get(stream)),
         &limits,
         turtlemen_http::layers::plain_error_page,
     );
@@ -312,6 +379,43 @@ async fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     gates[2].add_permits(1);
     let a = answer(&mut busy[2], within).await.expect("the busy request is answered");
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+}
+
+/// At the connection cap, a connection still sending its request head (slowloris) makes room
+/// for a newcomer at once, though hyper would wait for its head until the header read time;
+/// a response still being sent counts as a request in progress and is never cut for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_a_slowloris_makes_room_and_a_response_being_sent_is_kept() {
+    let mut limits = limits(2);
+    limits.header_read_timeout = Duration::from_secs(60);
+    let Gated { addr, gates, .. } = gated_server(limits).await;
+    let within = Duration::from_secs(10);
+    // A response whose head and first bytes are out, its body not done: its handler has
+    // returned, but the request is still in progress.
+    let mut sending = asking(addr, "/stream/0").await;
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("first") {
+        let part = answer(&mut sending, within).await.expect("the first bytes are sent");
+        assert!(!part.is_empty() && !part.starts_with("error"), "{part}");
+        got.extend_from_slice(part.as_bytes());
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    // A head that never ends, opened after that response began.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut newcomer = asking(addr, "/healthz").await;
+    let a = answer(&mut newcomer, within).await.expect("the newcomer is served before the header read time");
+    assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+    assert!(is_closed(&mut slow, within).await, "the slowloris connection was closed for it");
+    // The response being sent was kept whole.
+    gates[0].add_permits(1);
+    while !String::from_utf8_lossy(&got).ends_with("0\r\n\r\n") {
+        let part = answer(&mut sending, within).await.expect("the rest of the body is sent");
+        assert!(!part.is_empty() && !part.starts_with("error"), "the response was cut: {part:?}");
+        got.extend_from_slice(part.as_bytes());
+    }
+    assert!(String::from_utf8_lossy(&got).contains("last"), "{}", String::from_utf8_lossy(&got));
 }
 
 /// Raises this process's open-file limit to its hard limit: the test holds both ends of its

@@ -4,16 +4,21 @@
 //! have had a request are left to hyper's own header read timer, which runs between requests.
 //!
 //! [`Activity`] counts one connection's requests in progress: [`Activity::begin`] when the
-//! service is called, and the returned [`Busy`] rides in the response body ([`Tracked`]) until
-//! the body is done or dropped. [`Watched`] drives the connection and calls its graceful
-//! shutdown once the limit is reached, when the server stops, or when the server asks it to
-//! make room.
+//! service is called, and the returned [`Busy`] rides in the response body ([`Tracked`]), over
+//! HTTP/1.1 as over HTTP/2, until the body is done or dropped. So "no request in progress" is
+//! exact: no handler runs and no response is being sent. [`Watched`] drives the connection and
+//! calls its graceful shutdown once the limit is reached, when the server stops, or when the
+//! server asks it to make room.
 //!
 //! At the connection cap the server makes room as nginx does when it runs out of connections:
 //! [`Open::close_longest_idle`] asks the connection with no request in progress that has been
-//! so the longest (a kept-alive one between requests, or one that has sent nothing yet) to
-//! close, so a new visitor is served at once instead of waiting for an idle limit, and a flood
-//! of idle connections only ever displaces itself.
+//! so the longest (a kept-alive one between requests, one that has sent nothing yet, or one
+//! still sending a request head) to close, so a new visitor is served at once instead of
+//! waiting for an idle limit, and a flood of idle connections only ever displaces itself.
+//! hyper's graceful shutdown waits for a request head that is partway in (a slowloris would
+//! keep its slot until the header read time), so a connection asked to make room that has
+//! still had no request in progress for [`ROOM_GRACE`] is dropped outright ([`Watched`] then
+//! ends with `None`). The grace lets a response that has just ended leave hyper's buffer.
 
 use futures::task::AtomicWaker;
 use std::collections::HashMap;
@@ -194,8 +199,12 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for Tracked<B> {
     }
 }
 
+/// How long a connection asked to make room may go on with no request in progress before it
+/// is dropped outright (see the module docs).
+pub const ROOM_GRACE: Duration = Duration::from_secs(1);
+
 /// A connection shut down gracefully once idle past `limit` (see the module docs), or once
-/// the server stops.
+/// the server stops; dropped once asked to make room and idle for [`ROOM_GRACE`].
 pub struct Watched<C> {
     conn: Pin<Box<C>>,
     shutdown: fn(Pin<&mut C>),
@@ -204,6 +213,8 @@ pub struct Watched<C> {
     timer: Pin<Box<Sleep>>,
     stop: Pin<Box<dyn Future<Output = ()> + Send>>,
     shutting_down: bool,
+    /// Asked to make room: the timer now watches for [`ROOM_GRACE`].
+    making_room: bool,
 }
 
 impl<C> Watched<C> {
@@ -217,7 +228,16 @@ impl<C> Watched<C> {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Self {
         let timer = Box::pin(tokio::time::sleep(limit));
-        Self { conn: Box::pin(conn), shutdown, activity, limit, timer, stop: Box::pin(stop), shutting_down: false }
+        Self {
+            conn: Box::pin(conn),
+            shutdown,
+            activity,
+            limit,
+            timer,
+            stop: Box::pin(stop),
+            shutting_down: false,
+            making_room: false,
+        }
     }
 
     fn shut_down(&mut self, cx: &mut Context<'_>) {
@@ -229,28 +249,45 @@ impl<C> Watched<C> {
 }
 
 impl<C: Future> Future for Watched<C> {
-    type Output = C::Output;
+    /// The connection's own end, or `None` when it was dropped to make room.
+    type Output = Option<C::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(out) = self.conn.as_mut().poll(cx) {
-            return Poll::Ready(out);
+            return Poll::Ready(Some(out));
         }
         if !self.shutting_down && self.stop.as_mut().poll(cx).is_ready() {
             self.shut_down(cx);
         }
-        if !self.shutting_down && self.activity.poll_close_asked(cx).is_ready() {
-            self.shut_down(cx);
-        }
-        while !self.shutting_down && self.timer.as_mut().poll(cx).is_ready() {
-            match self.activity.deadline(self.limit) {
-                Some(at) if at <= Instant::now() => self.shut_down(cx),
-                Some(at) => self.timer.as_mut().reset(at),
-                // Busy, or hyper's: look again after another limit.
-                None => {
-                    let next = Instant::now() + self.limit;
-                    self.timer.as_mut().reset(next);
-                }
+        if !self.making_room && self.activity.poll_close_asked(cx).is_ready() {
+            self.making_room = true;
+            if !self.shutting_down {
+                self.shut_down(cx);
             }
+            let now = Instant::now();
+            self.timer.as_mut().reset(now);
+        }
+        while (self.making_room || !self.shutting_down) && self.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            let next = if self.making_room {
+                match self.activity.idle_since() {
+                    Some(since) if since + ROOM_GRACE <= now => return Poll::Ready(None),
+                    Some(since) => since + ROOM_GRACE,
+                    // A request in progress ends as it would; the shutdown closes after it.
+                    None => now + ROOM_GRACE,
+                }
+            } else {
+                match self.activity.deadline(self.limit) {
+                    Some(at) if at <= now => {
+                        self.shut_down(cx);
+                        continue;
+                    }
+                    Some(at) => at,
+                    // Busy, or hyper's: look again after another limit.
+                    None => now + self.limit,
+                }
+            };
+            self.timer.as_mut().reset(next);
         }
         Poll::Pending
     }

@@ -11,7 +11,8 @@
 //! kept-alive HTTP/1.1 connection. Over TLS the protocol is the one ALPN agreed. HTTP/2 peers
 //! that vanish are found by pings. At most `max_connections` are open at once: at the cap, the
 //! connection with no request in progress for the longest is asked to close, as nginx does
-//! ([`crate::idle::Open`]); when every one is busy, accepting waits until one ends or turns idle
+//! ([`crate::idle::Open`]), and dropped if it still has none a moment later (a request head
+//! trickling in, a TLS handshake); when every one is busy, accepting waits until one ends or turns idle
 //! (the kernel's listen queue holds the newcomers). A plain
 //! connection that hyper ends while the client is still sending is closed lingering
 //! ([`crate::linger`]). A plain-HTTP request on
@@ -261,36 +262,33 @@ pub async fn serve_with(
                 }
                 let (app, tap) = (app.clone(), tap.clone());
                 async move {
-                    if head_size(&req) > max_head {
-                        return Ok(ApiError::new(
+                    let res = if head_size(&req) > max_head {
+                        ApiError::new(
                             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                             "request_header_fields_too_large",
                             "The request's headers are too large.",
                         )
-                        .into_response());
-                    }
-                    if let Some(fault) = authority_fault(&req) {
-                        return Ok(ApiError::bad_request(fault.code(), fault.to_string()).into_response());
-                    }
-                    let http2 = req.version() == http::Version::HTTP_2;
-                    let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
-                        || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-                    let res = app.call(req).await;
-                    // An error answered to a request with a body: its body may be unread.
-                    if let (true, Some(tap)) = (has_body, &tap)
-                        && (res.status().is_client_error() || res.status().is_server_error())
-                    {
-                        tap.linger_on_close();
-                    }
-                    // The response is hyper's now: a body may go past it once the head is out.
-                    if let Some(gate) = res.extensions().get::<HeadGate>() {
-                        gate.open();
-                    }
-                    // An HTTP/2 request is in progress until its body is sent (`idle`).
-                    if http2 {
-                        return Ok(res.map(|b| Body::new(idle::Tracked::new(b, busy))));
-                    }
-                    Ok::<_, std::convert::Infallible>(res)
+                        .into_response()
+                    } else if let Some(fault) = authority_fault(&req) {
+                        ApiError::bad_request(fault.code(), fault.to_string()).into_response()
+                    } else {
+                        let has_body = req.headers().contains_key(http::header::TRANSFER_ENCODING)
+                            || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+                        let res = app.call(req).await;
+                        // An error answered to a request with a body: its body may be unread.
+                        if let (true, Some(tap)) = (has_body, &tap)
+                            && (res.status().is_client_error() || res.status().is_server_error())
+                        {
+                            tap.linger_on_close();
+                        }
+                        // The response is hyper's now: a body may go past it once the head is out.
+                        if let Some(gate) = res.extensions().get::<HeadGate>() {
+                            gate.open();
+                        }
+                        res
+                    };
+                    // The request is in progress until its body is sent (`idle`).
+                    Ok::<_, std::convert::Infallible>(res.map(|b| idle::Tracked::new(b, busy)))
                 }
             })
         };
@@ -342,7 +340,12 @@ pub async fn serve_with(
                     }
                 }
             };
-            let Ok(Some(stream)) = tokio::time::timeout(limit, handshake).await else { return };
+            // A handshake has no request in progress: at the cap it may be asked to make room.
+            let stream = tokio::select! {
+                done = tokio::time::timeout(limit, handshake) => done,
+                () = activity.close_asked() => return,
+            };
+            let Ok(Some(stream)) = stream else { return };
             // The protocol is the one ALPN agreed (HTTP/1.1 without ALPN, RFC 9113 §3.2), not
             // guessed from the first bytes by hyper.
             let builder = match stream.get_ref().1.alpn_protocol() {
@@ -375,7 +378,7 @@ struct Watch {
 }
 
 /// Serves `io` with `builder` until the connection ends — shut down gracefully once idle past
-/// the limit ([`idle`]) or when the server stops.
+/// the limit ([`idle`]) or when the server stops, dropped when asked to make room and idle.
 async fn serve_connection<I, S, B>(builder: &auto::Builder<TokioExecutor>, io: I, service: S, watch: Watch)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -392,8 +395,10 @@ where
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let conn = idle::Watched::new(conn, |c| c.graceful_shutdown(), activity, limit, stopped);
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, client.address = %peer, "connection ended with an error");
+    match conn.await {
+        Some(Err(e)) => tracing::debug!(error = %e, client.address = %peer, "connection ended with an error"),
+        Some(Ok(())) => {}
+        None => tracing::debug!(client.address = %peer, "connection dropped to make room"),
     }
 }
 
