@@ -222,5 +222,10 @@ mod tests {
         for wanted in ["ENABLE_QPSG", "DEFAULT_MEMSTATUS=0"] {
             assert!(options.iter().any(|o| o == wanted), "SQLite built without {wanted}: {options:?}");
         }
+        // One page cache per connection, not one behind a process-wide mutex.
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite built with ENABLE_MEMORY_MANAGEMENT: {options:?}"
+        );
     }
 }
