@@ -89,7 +89,13 @@ impl Replica {
                 panic!("{} exited with {status}:\n{}", self.name, tail(&self.log));
             }
             if http.get(&url).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return;
+                // Asked once more, on a new connection: by its answer the server has gone round
+                // its accept loop again, where a release (`722b6d2`) installs its signal
+                // handlers, so a SIGTERM sent next is handled, not the default end of the process.
+                let again = reqwest::Client::new().get(&url).send().await;
+                if again.is_ok_and(|r| r.status() == StatusCode::OK) {
+                    return;
+                }
             }
             assert!(Instant::now() < deadline, "{} never became ready:\n{}", self.name, tail(&self.log));
             tokio::time::sleep(Duration::from_millis(100)).await;
