@@ -89,9 +89,11 @@ impl Replica {
                 panic!("{} exited with {status}:\n{}", self.name, tail(&self.log));
             }
             if http.get(&url).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-                // Asked once more, on a new connection: by its answer the server has gone round
-                // its accept loop again, where a release (`722b6d2`) installs its signal
-                // handlers, so a SIGTERM sent next is handled, not the default end of the process.
+                // Asked once more, on a new connection. The previous release (`722b6d2`) installs
+                // its signal handlers when its accept loop first polls them, which may come just
+                // after its first answer; by a second answer the loop has turned again, so a
+                // SIGTERM sent next is far less likely to meet no handler (this build installs
+                // them before it accepts: `server::shutdown_signal`).
                 let again = reqwest::Client::new().get(&url).send().await;
                 if again.is_ok_and(|r| r.status() == StatusCode::OK) {
                     return;

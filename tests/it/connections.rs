@@ -244,7 +244,6 @@ async fn at_the_connection_cap_a_stuck_tls_handshake_makes_room() {
         conn.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]).await.unwrap();
         stuck.push(conn);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let answered = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::task::spawn_blocking(move || {
@@ -400,10 +399,10 @@ async fn at_the_connection_cap_a_slowloris_makes_room_and_a_response_being_sent_
         got.extend_from_slice(part.as_bytes());
     }
     assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
-    // A head that never ends, opened after that response began.
+    // A head that never ends, opened after that response began (connections are accepted in
+    // the order they were made, so it is open before the newcomer is).
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: a").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut newcomer = asking(addr, "/healthz").await;
     let a = answer(&mut newcomer, within).await.expect("the newcomer is served before the header read time");
     assert!(a.starts_with("HTTP/1.1 200"), "{a}");

@@ -447,3 +447,19 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    /// The handlers are in place once `shutdown_signal` is called, before its future is polled:
+    /// a SIGTERM raised in between is caught (without a handler, the default action would end
+    /// this test's process).
+    #[tokio::test]
+    async fn a_sigterm_before_the_first_poll_is_caught() {
+        let stop = super::shutdown_signal();
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM).expect("SIGTERM sent");
+        let caught = tokio::time::timeout(Duration::from_secs(10), stop).await;
+        assert!(caught.is_ok(), "the SIGTERM sent before the first poll was not seen");
+    }
+}
