@@ -673,8 +673,15 @@ async fn media(st: &ApiState, r: MediaRequest, q: HlsQuery) -> Result<Response, 
             Some(_) => Err(ApiError::not_found()),
         };
     }
-    let hub = st.live.hub.as_ref();
-    let Some((hub, live)) = hub.and_then(|h| h.live(id).map(|l| (h, l))) else {
+    let here = match st.live.hub.as_ref() {
+        // A live just marked on air may not be listed by this process's hub yet.
+        Some(h) => h
+            .live_soon(id, Duration::from_secs(u64::from(h.config.packaging.params.target_duration)))
+            .await
+            .map(|l| (h, l)),
+        None => None,
+    };
+    let Some((hub, live)) = here else {
         let rung = r.rung.map(|h| format!("{}/", turtlemen_live::ladder::name(h))).unwrap_or_default();
         let path = format!("/media/live/{}/{id}/{rung}{}", r.token, r.name);
         let query = r.raw_query.filter(|q| q.len() <= 200).map(|q| format!("?{q}")).unwrap_or_default();

@@ -256,13 +256,39 @@ pub struct Hub {
     storage: Storage,
     directory: Arc<dyn Directory>,
     lives: Mutex<HashMap<Uuid, Arc<Live>>>,
+    /// Publishes being claimed now: the directory has marked each live on air (or is about to)
+    /// before this hub lists it.
+    claiming: watch::Sender<usize>,
+}
+
+/// Counts one claim in flight in [`Hub::claiming`] until dropped (also when the publish is
+/// abandoned midway).
+struct Claiming<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Claiming<'a> {
+    fn new(count: &'a watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Claiming(count)
+    }
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Hub {
     /// A hub, and its task reporting viewer counts (it ends with the hub); call within a Tokio
     /// runtime.
     pub fn new(config: IngestConfig, storage: Storage, directory: Arc<dyn Directory>) -> Arc<Hub> {
-        let hub = Arc::new(Hub { config, storage, directory, lives: Mutex::new(HashMap::new()) });
+        let hub = Arc::new(Hub {
+            config,
+            storage,
+            directory,
+            lives: Mutex::new(HashMap::new()),
+            claiming: watch::channel(0).0,
+        });
         tokio::spawn(report_viewers(Arc::downgrade(&hub)));
         hub
     }
@@ -281,6 +307,28 @@ impl Hub {
         self.lives().get(&live).cloned()
     }
 
+    /// `live`, if this process has it, or gets it within `bound` from a publish being claimed
+    /// here now. The directory marks a live on air before the hub lists it, so a player that read
+    /// the new state in between waits for the hub here rather than finding nothing.
+    pub async fn live_soon(&self, live: Uuid, bound: Duration) -> Option<Arc<Live>> {
+        let mut claiming = self.claiming.subscribe();
+        let found = tokio::time::timeout(bound, async {
+            loop {
+                if let Some(l) = self.live(live) {
+                    return Some(l);
+                }
+                if *claiming.borrow_and_update() == 0 {
+                    // A claim lists its live before it stops counting: look once more.
+                    return self.live(live);
+                }
+                if claiming.changed().await.is_err() {
+                    return None;
+                }
+            }
+        });
+        found.await.ok().flatten()
+    }
+
     /// Whether this process transcodes its lives to a ladder (else it copies the codecs).
     pub fn transcodes(&self) -> bool {
         !self.config.ladder.is_empty()
@@ -294,6 +342,7 @@ impl Hub {
     /// Connection `conn` asks to publish with `key`: the live it may publish to, continuing
     /// one waiting out its grace period in this process.
     pub async fn begin_publish(&self, key: &str, conn: u64) -> Result<Arc<Live>, Refusal> {
+        let _claiming = Claiming::new(&self.claiming);
         let id = self.directory.claim(key).await?;
         let mut lives = self.lives();
         if let Some(live) = lives.get(&id) {

@@ -16,18 +16,24 @@ struct Keys {
     lives: Mutex<HashMap<String, (Uuid, bool)>>,
     events: Mutex<Vec<String>>,
     stored: Mutex<Vec<StoredSegment>>,
+    /// Held by a test to hold a claim after the live was marked on air, before it returns.
+    claim_gate: tokio::sync::Mutex<()>,
 }
 
 #[async_trait::async_trait]
 impl Directory for Keys {
     async fn claim(&self, key: &str) -> Result<Uuid, Refusal> {
-        let mut lives = self.lives.lock().unwrap();
-        let (id, connected) = lives.get_mut(key).ok_or(Refusal::UnknownKey)?;
-        if *connected {
-            return Err(Refusal::AlreadyLive);
-        }
-        *connected = true;
-        Ok(*id)
+        let id = {
+            let mut lives = self.lives.lock().unwrap();
+            let (id, connected) = lives.get_mut(key).ok_or(Refusal::UnknownKey)?;
+            if *connected {
+                return Err(Refusal::AlreadyLive);
+            }
+            *connected = true;
+            *id
+        };
+        let _gate = self.claim_gate.lock().await;
+        Ok(id)
     }
     async fn dropped(&self, live: Uuid, reason: &EndReason) {
         for (id, connected) in self.lives.lock().unwrap().values_mut() {
@@ -148,6 +154,30 @@ async fn ffmpeg_publishes_and_parts_decode() {
     assert!(events[0].starts_with("dropped: the encoder stopped the stream"), "{events:?}");
     assert!(events[1].starts_with("ended: the encoder did not come back"), "{events:?}");
     assert!(stream.low_latency_playlist().ends_with(b"#EXT-X-ENDLIST\n"));
+}
+
+#[tokio::test]
+async fn a_live_marked_on_air_is_found_while_its_claim_finishes() {
+    let s = setup(IngestConfig::default()).await;
+    let id = Uuid::new_v4();
+    s.keys.lives.lock().unwrap().insert("key".into(), (id, false));
+    let gate = s.keys.claim_gate.lock().await;
+    let hub = s.hub.clone();
+    let publishing = tokio::spawn(async move { hub.begin_publish("key", 1).await.map(|l| l.id) });
+    // The directory says the live is on air; the claim has not returned to the hub.
+    eventually("the claim", || s.keys.lives.lock().unwrap()["key"].1.then_some(())).await;
+    assert!(s.hub.live(id).is_none());
+    let hub = s.hub.clone();
+    let soon = tokio::spawn(async move { hub.live_soon(id, Duration::from_secs(30)).await.map(|l| l.id) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!soon.is_finished(), "a player asking now waits for the claim");
+    drop(gate);
+    assert_eq!(soon.await.unwrap(), Some(id));
+    assert_eq!(publishing.await.unwrap(), Ok(id));
+    // A live this process does not have, with no claim under way: nothing, at once.
+    let started = std::time::Instant::now();
+    assert!(s.hub.live_soon(Uuid::new_v4(), Duration::from_secs(30)).await.is_none());
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
