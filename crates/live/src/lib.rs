@@ -311,6 +311,10 @@ impl Hub {
     /// here now. The directory marks a live on air before the hub lists it, so a player that read
     /// the new state in between waits for the hub here rather than finding nothing.
     pub async fn live_soon(&self, live: Uuid, bound: Duration) -> Option<Arc<Live>> {
+        // The common case (every part a player fetches) takes no timer and no subscription.
+        if let Some(l) = self.live(live) {
+            return Some(l);
+        }
         let mut claiming = self.claiming.subscribe();
         let found = tokio::time::timeout(bound, async {
             loop {

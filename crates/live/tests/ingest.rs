@@ -167,12 +167,13 @@ async fn a_live_marked_on_air_is_found_while_its_claim_finishes() {
     // The directory says the live is on air; the claim has not returned to the hub.
     eventually("the claim", || s.keys.lives.lock().unwrap()["key"].1.then_some(())).await;
     assert!(s.hub.live(id).is_none());
-    let hub = s.hub.clone();
-    let soon = tokio::spawn(async move { hub.live_soon(id, Duration::from_secs(30)).await.map(|l| l.id) });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!soon.is_finished(), "a player asking now waits for the claim");
+    let soon = s.hub.live_soon(id, Duration::from_secs(30));
+    tokio::pin!(soon);
+    // Polled here, so it has looked (and not found the live) before the claim is let go.
+    let early = tokio::time::timeout(Duration::from_millis(100), &mut soon).await;
+    assert!(early.is_err(), "a player asking now waits for the claim, not {:?}", early.map(|l| l.map(|l| l.id)));
     drop(gate);
-    assert_eq!(soon.await.unwrap(), Some(id));
+    assert_eq!(soon.await.map(|l| l.id), Some(id));
     assert_eq!(publishing.await.unwrap(), Ok(id));
     // A live this process does not have, with no claim under way: nothing, at once.
     let started = std::time::Instant::now();
