@@ -19,6 +19,8 @@
 #               the head was dropped (median of 9, curl)
 #   search      GET /search?q=river+guitar
 #   watch       GET /videos/{id}           a public video of the biggest channel
+#   watch-in    GET /videos/{id}           the same, signed in (their rating, lists, history and
+#                                          subscription: the page that asks the most per viewer)
 # first with every page rendered for every request (the gateway's page cache off: the baseline),
 # then as deployed, where anonymous visitors' public pages are kept 2 s by the gateway; and the
 # database's size on disk. Also prints how long seeding took.
@@ -100,6 +102,7 @@ run() { # backend
   feed_first "$backend" "$data" "$base" "$cookie"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
+  load watch-in "${signed[@]}" "$base/videos/$video"
   stop
   # …then as deployed: anonymous visitors' public pages kept 2 s by the gateway, and the lists
   # every viewer sees alike (home lists, search results) shared 2 s by the API; signed-in pages
@@ -114,6 +117,7 @@ run() { # backend
   load channel "$base/@seed0"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
+  load watch-in "${signed[@]}" "$base/videos/$video"
   stop
   db_size "$backend" "$data" "${SEEDED_POSTGRES:-turtlemen_bench}"
 }

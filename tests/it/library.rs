@@ -146,6 +146,33 @@ on_both_stacks! {
         assert_eq!(titles(&app, Some(&bob), &list_id).await, ["Shells"]);
         let (status, _) = post_form(&app, &bob, &format!("{watch}/playlists"), &[("csrf", &token), ("playlist", &list_id)]).await;
         assert_eq!(status, 303, "saving twice is no error");
+        // The menu lists every list with whether it holds the video, read with the rest of the
+        // viewer's state in one statement (turtlemen_db::watch_state), however many lists.
+        let mut more = Vec::new();
+        for i in 0..12 {
+            let (_, l) = call(&app, Some(&bob), Method::POST, "/api/v1/playlists", Some(json!({"title": format!("List {i}")}))).await;
+            more.push(l["id"].as_str().unwrap().to_owned());
+        }
+        call(&app, Some(&bob), Method::POST, &format!("/api/v1/playlists/{}/items", more[3]), Some(json!({"video_id": video}))).await;
+        let (_, html) = page(&app, Some(&bob), &watch).await;
+        assert!(html.contains(&format!("<option value=\"{list_id}\" disabled>")), "saved, from the form: {html}");
+        assert!(html.contains(&format!("<option value=\"{}\" disabled>List 3 (saved)", more[3])), "{html}");
+        for (i, id) in more.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert!(html.contains(&format!("<option value=\"{id}\">List {i}</option>")), "{html}");
+        }
+        let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle} in {html}"));
+        assert!(at(">Watch later</option>") < at(">List 11</option>") && at(">List 11</option>") < at(">List 0</option>"), "Watch later first, then newest first");
+
+        // A viewer who never used "Watch later" is offered it; looking writes nothing.
+        let cat = signed_in(&app, "cat").await;
+        let (_, html) = page(&app, Some(&cat), &watch).await;
+        assert!(html.contains("<option value=\"WL\">Watch later</option>") && html.contains("aria-pressed=\"false\">Watch later"), "{html}");
+        let cat_id = turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("cat").unwrap()).await.unwrap().unwrap().id;
+        assert!(turtlemen_db::playlists::list_by_owner(&app.db, cat_id).await.unwrap().is_empty(), "no list made by a GET");
+        let (status, _) = post_form(&app, &cat, &format!("{watch}/playlists"), &[("csrf", &csrf(&html)), ("playlist", "WL"), ("return_to", &watch)]).await;
+        assert_eq!(status, 303);
+        assert_eq!(titles(&app, Some(&cat), "WL").await, ["Shells"]);
+
         // Someone else's list cannot be filled from a form.
         let (_, html) = page(&app, Some(&ann), &watch).await;
         let (status, _) = post_form(&app, &ann, &format!("{watch}/playlists"), &[("csrf", &csrf(&html)), ("playlist", &list_id)]).await;

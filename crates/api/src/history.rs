@@ -45,16 +45,12 @@ pub async fn record(st: &ApiState, user: &CurrentUser, id: &str, position_secs: 
     Ok(rows::record(&st.db, user.0.id, v.id, position_secs.min(MAX_POSITION_SECS)).await?)
 }
 
-/// Where the watch page should start for `user`: the stored position, unless near the end
-/// (then from the start, as a finished video is watched again).
-pub async fn resume_at(
-    st: &ApiState,
-    user: &CurrentUser,
-    v: &turtlemen_db::videos::Video,
-) -> Result<Option<u32>, ApiError> {
-    let at = rows::position(&st.db, user.0.id, v.id).await?;
+/// Where the watch page should start from the position `v`'s history holds (`at`): there,
+/// unless at the start or near the end (then from the start, as a finished video is watched
+/// again).
+pub fn resume_from(at: Option<u32>, v: &turtlemen_db::videos::Video) -> Option<u32> {
     let duration = v.duration_secs.unwrap_or(f64::MAX);
-    Ok(at.filter(|p| *p > 0 && f64::from(*p) < duration - 5.0))
+    at.filter(|p| *p > 0 && f64::from(*p) < duration - 5.0)
 }
 
 /// A position report.

@@ -30,7 +30,13 @@ use turtlemen_identity::{Scope, Scopes};
 
 /// The signed-in user and what their token grants. As an extractor it needs full access
 /// (every API scope); see the module documentation.
-pub struct CurrentUser(pub User, pub Access);
+pub struct CurrentUser(pub User, pub Access, Unread);
+
+/// The user's unread notifications, when read with the user: a page's `GET` shows them in its
+/// bell, so the page extractor reads both in one statement
+/// ([`turtlemen_db::notifications::user_with_unread`]).
+#[derive(Debug, Clone, Copy)]
+struct Unread(Option<u32>);
 
 /// What the caller's access token grants and names.
 #[derive(Debug, Clone)]
@@ -46,6 +52,12 @@ impl CurrentUser {
     /// The user's id.
     pub fn id(&self) -> UserId {
         self.0.id
+    }
+
+    /// The user's unread notifications (at most [`crate::notifications::UNREAD_CAP`]) if they
+    /// were read with the user, as they are for a page's `GET`.
+    pub fn unread(&self) -> Option<u32> {
+        self.2.0
     }
 
     /// The scopes the caller's token grants.
@@ -121,8 +133,26 @@ impl From<ApiError> for Refused {
     }
 }
 
+/// Whether to read the user's unread notifications with the user: for a page's `GET` (what the
+/// [`CurrentUser`] extractors serve), not for the JSON API or a form's `POST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum With {
+    User,
+    Unread,
+}
+
+impl With {
+    fn for_page(parts: &Parts) -> With {
+        if parts.method == axum::http::Method::GET && !parts.uri.path().starts_with("/api/") {
+            With::Unread
+        } else {
+            With::User
+        }
+    }
+}
+
 /// The user behind a valid access token, whatever it grants.
-async fn authenticate(parts: &Parts, state: &ApiState) -> Result<CurrentUser, ApiError> {
+async fn authenticate(parts: &Parts, state: &ApiState, with: With) -> Result<CurrentUser, ApiError> {
     let token = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -134,7 +164,15 @@ async fn authenticate(parts: &Parts, state: &ApiState) -> Result<CurrentUser, Ap
         _ => ApiError::unauthorized(),
     })?;
     let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| ApiError::unauthorized())?;
-    let user = users::find_by_id(&state.db, UserId(id)).await?.ok_or_else(ApiError::unauthorized)?;
+    let (user, unread) = match with {
+        With::User => users::find_by_id(&state.db, UserId(id)).await?.map(|u| (u, None)),
+        With::Unread => {
+            turtlemen_db::notifications::user_with_unread(&state.db, UserId(id), crate::notifications::UNREAD_CAP)
+                .await?
+                .map(|(u, n)| (u, Some(n)))
+        }
+    }
+    .ok_or_else(ApiError::unauthorized)?;
     if user.is_banned() {
         // Every token of a banned account, whatever it grants; not 401, which would read as
         // "sign in again" (and make `Option<…>` extractors treat the caller as a visitor).
@@ -145,15 +183,15 @@ async fn authenticate(parts: &Parts, state: &ApiState) -> Result<CurrentUser, Ap
         ));
     }
     let access = Access { scopes: claims.scopes(), session_id: claims.sid, client_id: claims.client_id };
-    Ok(CurrentUser(user, access))
+    Ok(CurrentUser(user, access, Unread(unread)))
 }
 
 /// `None` when the request carries no token or an invalid one; other failures stay errors.
-async fn authenticate_optional(parts: &Parts, state: &ApiState) -> Result<Option<CurrentUser>, ApiError> {
+async fn authenticate_optional(parts: &Parts, state: &ApiState, with: With) -> Result<Option<CurrentUser>, ApiError> {
     if !parts.headers.contains_key(header::AUTHORIZATION) {
         return Ok(None);
     }
-    match authenticate(parts, state).await {
+    match authenticate(parts, state, with).await {
         Ok(user) => Ok(Some(user)),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => Ok(None),
         Err(e) => Err(e),
@@ -164,7 +202,7 @@ impl FromRequestParts<ApiState> for CurrentUser {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let user = authenticate(parts, state).await?;
+        let user = authenticate(parts, state, With::for_page(parts)).await?;
         user.require_full_access().map_err(Refused::Scope)?;
         Ok(user)
     }
@@ -176,7 +214,9 @@ impl OptionalFromRequestParts<ApiState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authenticate_optional(parts, state).await?.filter(|u| u.require_full_access().is_ok()))
+        Ok(authenticate_optional(parts, state, With::for_page(parts))
+            .await?
+            .filter(|u| u.require_full_access().is_ok()))
     }
 }
 
@@ -276,7 +316,7 @@ impl<N: Need> FromRequestParts<ApiState> for Scoped<N> {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        Scoped::check(authenticate(parts, state).await?).map_err(Refused::Scope)
+        Scoped::check(authenticate(parts, state, With::User).await?).map_err(Refused::Scope)
     }
 }
 
@@ -286,6 +326,6 @@ impl<N: Need> OptionalFromRequestParts<ApiState> for Scoped<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authenticate_optional(parts, state).await?.and_then(|u| Scoped::check(u).ok()))
+        Ok(authenticate_optional(parts, state, With::User).await?.and_then(|u| Scoped::check(u).ok()))
     }
 }

@@ -79,7 +79,8 @@ const SIGN_OUT_TOKEN: &str = "x-turtlemen-sign-out-token";
 
 /// Who is looking, at which path (for "Sign in" to come back to), the token their "Sign out"
 /// form posts (only rendered into their own page: a forged header harms nobody else), and their
-/// unread notifications for the bell (one bounded count; a failure only hides the count).
+/// unread notifications for the bell (read with the user for a page's `GET`; otherwise one
+/// bounded count, whose failure only hides the count).
 async fn context(st: &ApiState, viewer: Option<&CurrentUser>, uri: &Uri, headers: &HeaderMap) -> PageContext {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     // Only a plain local path goes back into a link; the gateway checks it again.
@@ -90,6 +91,7 @@ async fn context(st: &ApiState, viewer: Option<&CurrentUser>, uri: &Uri, headers
         .filter(|t| t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .map(str::to_owned);
     let unread = match viewer {
+        Some(u) if u.unread().is_some() => u.unread(),
         Some(u) => {
             match turtlemen_db::notifications::unread_count(&st.db, u.0.id, crate::notifications::UNREAD_CAP).await {
                 Ok(n) => Some(n),
@@ -224,9 +226,17 @@ async fn watch(
     let v = videos::visible(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
-    let subscribe = Some(community::subscribe_button(&st, (&v).into(), viewer.as_ref(), &ctx.path).await?);
+    // What the viewer has done with the video, for the Subscribe control and the library, in
+    // one statement.
+    let state = match &viewer {
+        Some(u) => Some(turtlemen_db::watch_state::get(&st.db, u.0.id, v.id, v.channel_id).await?),
+        None => None,
+    };
+    let known = viewer.as_ref().zip(state.as_ref());
+    let subscribe =
+        Some(community::subscribe_button_of(&st, (&v).into(), known.map(|(u, s)| (u, s.subscribed)), &ctx.path));
     let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
-    let library = library::watch_library(&st, &v, viewer.as_ref(), &lq, &ctx.path).await?;
+    let library = library::watch_library(&st, &v, known, &lq, &ctx.path).await?;
     let replay_of = turtlemen_db::chat::live_of_replay(&st.db, v.id).await?;
     // A live's replay plays the live's recording until its own transcode is ready.
     let recording_url = replay_of

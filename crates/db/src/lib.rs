@@ -45,6 +45,7 @@ mod trouble;
 pub mod uploads;
 pub mod users;
 pub mod videos;
+pub mod watch_state;
 
 pub use error::DbError;
 pub use pool::{Backend, Db, DbOptions};

@@ -20,6 +20,7 @@
 //! in a request.
 
 use crate::jobs::{self, JobKind, NewJob};
+use crate::users::User;
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
 use turtlemen_domain::UserId;
@@ -490,6 +491,32 @@ pub async fn unread_count(db: &Db, user: UserId, cap: u32) -> Result<u32, DbErro
         .await?
     });
     Ok(u32::try_from(n).unwrap_or(cap))
+}
+
+/// The user `id` and their unread notifications (as [`unread_count`] counts them, at most
+/// `cap`), in one statement: every page a signed-in user opens shows both (the bell), and on
+/// PostgreSQL the round trip costs more than either lookup.
+pub async fn user_with_unread(db: &Db, id: UserId, cap: u32) -> Result<Option<(User, u32)>, DbError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: crate::users::Row,
+        unread: i64,
+    }
+    let row: Option<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            crate::users::columns!(),
+            ", (SELECT COUNT(*) FROM (SELECT 1 AS one ",
+            visible!("n.user_id = $1 AND n.read_at IS NULL LIMIT $2"),
+            ") x) AS unread FROM users WHERE id = $1"
+        ))
+        .bind(id.0)
+        .bind(i64::from(cap))
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|r| (User::from(r.user), u32::try_from(r.unread).unwrap_or(cap))))
 }
 
 /// Marks `user`'s notifications among `ids` read (others' ids change nothing). Returns how

@@ -25,6 +25,8 @@ pub const GAP: i64 = 1 << 32;
 pub const MAX_ITEMS: i64 = 5_000;
 /// Playlists a user may make (the system lists not counted).
 pub const MAX_PLAYLISTS: i64 = 200;
+/// The title of every user's "Watch later".
+pub const WATCH_LATER_TITLE: &str = "Watch later";
 
 /// A user's own list or their system "Watch later".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_stored(s: &str) -> Kind {
+    pub(crate) fn from_stored(s: &str) -> Kind {
         if s == "watch_later" { Kind::WatchLater } else { Kind::User }
     }
 }
@@ -244,7 +246,7 @@ pub async fn watch_later(db: &Db, owner: UserId, channel_id: Uuid) -> Result<Pla
         return Ok(p);
     }
     let fields =
-        Fields { title: "Watch later".into(), description: String::new(), privacy: Privacy::Private, channel_id };
+        Fields { title: WATCH_LATER_TITLE.into(), description: String::new(), privacy: Privacy::Private, channel_id };
     insert(db, Uuid::now_v7(), owner, "watch_later", &fields).await?;
     find().await?.ok_or_else(|| DbError::Conflict { constraint: "playlists_watch_later".into() })
 }

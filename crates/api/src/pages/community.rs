@@ -88,22 +88,28 @@ pub(super) async fn subscribe_button(
     viewer: Option<&CurrentUser>,
     return_to: &str,
 ) -> Result<SubscribeButton, ApiError> {
-    let (csrf, subscribed, own) = match viewer {
-        Some(u) => (
-            Some(csrf::token(st, u)),
-            turtlemen_db::subscriptions::is_subscribed(&st.db, u.0.id, c.id).await?,
-            c.owner_id == u.0.id,
-        ),
-        None => (None, false, false),
+    let viewer = match viewer {
+        Some(u) => Some((u, turtlemen_db::subscriptions::is_subscribed(&st.db, u.0.id, c.id).await?)),
+        None => None,
     };
-    Ok(SubscribeButton {
+    Ok(subscribe_button_of(st, c, viewer, return_to))
+}
+
+/// The Subscribe control of `c` for a viewer whose subscription is already known.
+pub(super) fn subscribe_button_of(
+    st: &ApiState,
+    c: ButtonChannel<'_>,
+    viewer: Option<(&CurrentUser, bool)>,
+    return_to: &str,
+) -> SubscribeButton {
+    SubscribeButton {
         channel_name: c.display_name.to_owned(),
         action: format!("{}/subscription", channels::page_url(c.handle)),
-        subscribed,
-        csrf,
+        subscribed: viewer.is_some_and(|(_, subscribed)| subscribed),
+        csrf: viewer.map(|(u, _)| csrf::token(st, u)),
         return_to: return_to.to_owned(),
-        own,
-    })
+        own: viewer.is_some_and(|(u, _)| c.owner_id == u.0.id),
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

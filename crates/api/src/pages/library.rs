@@ -19,8 +19,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use turtlemen_db::playlists::{self as rows, Kind};
 use turtlemen_db::videos::{Privacy, Video};
+use turtlemen_db::watch_state::WatchState;
 use turtlemen_domain::RedirectTarget;
 use turtlemen_http::ApiError;
+use turtlemen_identity::Scope;
 use turtlemen_web::FeedCard;
 use turtlemen_web::library_pages::{
     self, HistoryRow, HistoryView, LibraryView, PanelItem, PlaylistChoice, PlaylistPanel, PlaylistRow, PlaylistSummary,
@@ -75,15 +77,19 @@ fn in_list(video: uuid::Uuid, list: &str, index: u32) -> String {
     format!("{}?list={list}&index={index}", videos::watch_url(video))
 }
 
-/// What the watch page shows of `viewer`'s library for `v`.
+/// What the watch page shows of `viewer`'s library for `v`; `state` is the signed-in viewer's
+/// ([`turtlemen_db::watch_state`], read once for the whole page).
 pub(super) async fn watch_library(
     st: &ApiState,
     v: &Video,
-    viewer: Option<&CurrentUser>,
+    viewer: Option<(&CurrentUser, &WatchState)>,
     q: &WatchQuery,
     return_to: &str,
 ) -> Result<WatchLibrary, ApiError> {
-    let mine = ratings::mine(st, v, viewer).await?.unwrap_or(RatingChoice::None);
+    let mine = viewer
+        .filter(|(u, _)| u.require(Scope::LibraryRead).is_ok())
+        .map(|(_, state)| RatingChoice::of(state.rating))
+        .unwrap_or(RatingChoice::None);
     let rating = RatingBox {
         video_id: v.id.to_string(),
         likes: v.likes,
@@ -94,28 +100,38 @@ pub(super) async fn watch_library(
             RatingChoice::None => "none",
         }
         .into(),
-        csrf: viewer.map(|u| csrf::token(st, u)),
+        csrf: viewer.map(|(u, _)| csrf::token(st, u)),
         return_to: return_to.to_owned(),
     };
     let mut lib = WatchLibrary { rating, ..WatchLibrary::default() };
-    if let Some(u) = viewer {
-        let wl = playlists::watch_later(st, u).await?;
-        lib.in_watch_later = rows::item_of(&st.db, wl.id, v.id).await?.is_some();
-        for p in rows::list_by_owner(&st.db, u.0.id).await? {
-            let contains = rows::item_of(&st.db, p.id, v.id).await?.is_some();
-            let id = if p.kind == Kind::WatchLater { playlists::WATCH_LATER.to_owned() } else { p.id.to_string() };
-            lib.playlists.push(PlaylistChoice { id, title: p.title, contains });
+    if let Some((_, state)) = viewer {
+        // "Watch later" is offered first even before the list exists (adding makes it).
+        if !state.playlists.iter().any(|p| p.kind == Kind::WatchLater) {
+            lib.playlists.push(PlaylistChoice {
+                id: playlists::WATCH_LATER.to_owned(),
+                title: rows::WATCH_LATER_TITLE.to_owned(),
+                contains: false,
+            });
         }
-        lib.record_history = !turtlemen_db::history::paused(&st.db, u.0.id).await?;
-        lib.start_at = history::resume_at(st, u, v).await?;
+        for p in &state.playlists {
+            let id = if p.kind == Kind::WatchLater {
+                lib.in_watch_later = p.contains;
+                playlists::WATCH_LATER.to_owned()
+            } else {
+                p.id.to_string()
+            };
+            lib.playlists.push(PlaylistChoice { id, title: p.title.clone(), contains: p.contains });
+        }
+        lib.record_history = !state.history_paused;
+        lib.start_at = history::resume_from(state.position_secs, v);
     }
     if let Some(t) = q.t.as_deref().and_then(parse_t) {
         lib.start_at = Some(t);
     }
     if let Some(list) = q.list.as_deref() {
         // A list one may not see, or a broken `list`, only loses the panel.
-        if let Ok(named) = playlists::find(st, list, viewer).await {
-            lib.panel = panel(st, &named, list, viewer, q.index.unwrap_or(1).max(1), v).await?;
+        if let Ok(named) = playlists::find(st, list, viewer.map(|(u, _)| u)).await {
+            lib.panel = panel(st, &named, list, viewer.map(|(u, _)| u), q.index.unwrap_or(1).max(1), v).await?;
         }
     }
     Ok(lib)
