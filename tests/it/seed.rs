@@ -52,7 +52,15 @@ on_both_stacks! {
         let mut paged = Vec::new();
         let mut after = None;
         loop {
+            // The pages' cards first (the first page builds the head from them), then the
+            // API's whole videos: the same videos, shown alike, at every page.
+            let cards = turtlemen_db::subscriptions::feed_cards(&app.db, fan.id, after, 7).await.unwrap();
             let page = turtlemen_db::subscriptions::feed(&app.db, fan.id, after, 7).await.unwrap();
+            let shown = |v: &turtlemen_db::videos::Video| {
+                (v.id, v.title.clone(), v.channel_handle.clone(), v.channel_display_name.clone(), v.views, v.listed_at(), v.duration_secs, v.has_poster, v.media_version)
+            };
+            let carded: Vec<_> = cards.iter().map(|c| (c.id, c.title.clone(), c.channel_handle.clone(), c.channel_display_name.clone(), c.views, c.listed_at(), c.duration_secs, c.has_poster, c.media_version)).collect();
+            assert_eq!(carded, page.iter().map(shown).collect::<Vec<_>>());
             let Some(last) = page.last() else { break };
             after = Some((last.published_at.unwrap(), last.id));
             paged.extend(page.iter().map(|v| (v.published_at.unwrap(), v.id)));

@@ -9,20 +9,23 @@ use crate::subscriptions::PageQuery;
 use crate::{ApiState, cursor, videos};
 use axum::Json;
 use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
 use turtlemen_db::subscriptions as rows;
-use turtlemen_db::videos::Video;
+use turtlemen_db::videos::{Card, Video};
 use turtlemen_http::{ApiError, ErrorBody};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 /// The feed's route with its description ([`crate::openapi`]).
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(feed))
 }
 
-/// One page of the feed and the cursor of the next, if any.
-pub struct FeedPage {
-    pub videos: Vec<Video>,
+/// One page of the feed (whole videos for the API, [`Card`]s for the pages) and the cursor of
+/// the next, if any.
+pub struct FeedPage<T = Video> {
+    pub videos: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
@@ -34,14 +37,34 @@ pub async fn page(
     limit: u32,
 ) -> Result<FeedPage, ApiError> {
     let after = cursor::decode_time(st, cursor::Kind::Feed, cursor_text)?;
-    let mut videos = rows::feed(&st.db, user.0.id, after, limit + 1).await?;
-    let next_cursor = if videos.len() > limit as usize {
-        videos.truncate(limit as usize);
-        videos.last().map(|v| cursor::encode(st, cursor::Kind::Feed, cursor::time_key(v.listed_at()), v.id))
+    let videos = rows::feed(&st.db, user.0.id, after, limit + 1).await?;
+    Ok(paged(st, videos, limit, |v| (v.listed_at(), v.id)))
+}
+
+/// The same page as [`page`], as cards (what the feed's page and the home page show).
+pub async fn cards(
+    st: &ApiState,
+    user: &CurrentUser,
+    cursor_text: Option<&str>,
+    limit: u32,
+) -> Result<FeedPage<Card>, ApiError> {
+    let after = cursor::decode_time(st, cursor::Kind::Feed, cursor_text)?;
+    let cards = rows::feed_cards(&st.db, user.0.id, after, limit + 1).await?;
+    Ok(paged(st, cards, limit, |c| (c.listed_at(), c.id)))
+}
+
+/// `limit` of `items` (read one more than a page) and the cursor after the last if there are more.
+fn paged<T>(st: &ApiState, mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> FeedPage<T> {
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|v| {
+            let (at, id) = key(v);
+            cursor::encode(st, cursor::Kind::Feed, cursor::time_key(at), id)
+        })
     } else {
         None
     };
-    Ok(FeedPage { videos, next_cursor })
+    FeedPage { videos: items, next_cursor }
 }
 
 /// The feed.

@@ -89,10 +89,15 @@ impl MediaSigner {
 /// The signed base URL of the media version a video serves (no trailing slash):
 /// `/media/{token}/videos/{id}`, then `/versions/{n}` once it was transcoded again.
 pub fn base_url(st: &ApiState, v: &Video) -> String {
-    let token = st.media.token(v.id, SystemTime::now());
-    match v.media_version {
-        0 => format!("/media/{token}/videos/{}", v.id),
-        n => format!("/media/{token}/videos/{}/versions/{n}", v.id),
+    base_url_of(st, v.id, v.media_version)
+}
+
+/// [`base_url`] of the video `id` at `media_version`.
+pub fn base_url_of(st: &ApiState, id: Uuid, media_version: u32) -> String {
+    let token = st.media.token(id, SystemTime::now());
+    match media_version {
+        0 => format!("/media/{token}/videos/{id}"),
+        n => format!("/media/{token}/videos/{id}/versions/{n}"),
     }
 }
 

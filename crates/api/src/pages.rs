@@ -161,7 +161,14 @@ async fn home(
     };
     let card = |v: &Video| community::card(&st, v, None);
     let subscriptions = match &viewer {
-        Some(u) => Some(crate::feed::page(&st, u, None, HOME_SUBSCRIPTIONS).await?.videos.iter().map(card).collect()),
+        Some(u) => Some(
+            crate::feed::cards(&st, u, None, HOME_SUBSCRIPTIONS)
+                .await?
+                .videos
+                .iter()
+                .map(|c| community::card(&st, c, None))
+                .collect(),
+        ),
         None => None,
     };
     let category = match chosen {

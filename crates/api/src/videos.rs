@@ -173,16 +173,23 @@ impl VideoView {
 
 /// The poster of `v` under its media URL `base` ([`media::base_url`]), if it has one.
 fn poster_url(base: &str, v: &Video) -> Option<String> {
-    (v.has_poster || v.state == VideoState::Processing).then(|| format!("{base}/poster.jpg"))
+    shows_poster(v.has_poster, v.state).then(|| format!("{base}/poster.jpg"))
 }
 
 /// The poster of a playable `v` that has one: what a card shows, without the rest of a
 /// [`VideoView`].
 pub fn card_poster_url(st: &ApiState, v: &Video) -> Option<String> {
-    if !v.playable {
-        return None;
-    }
-    poster_url(&media::base_url(st, v), v)
+    card_poster(st, v.id, v.media_version, v.playable && shows_poster(v.has_poster, v.state))
+}
+
+/// The poster URL of the video `id` at `media_version` if a card `shows` one.
+pub fn card_poster(st: &ApiState, id: Uuid, media_version: u32, shows: bool) -> Option<String> {
+    shows.then(|| format!("{}/poster.jpg", media::base_url_of(st, id, media_version)))
+}
+
+/// Whether a video has a poster to show: made, or being made from the upload.
+pub fn shows_poster(has_poster: bool, state: VideoState) -> bool {
+    has_poster || state == VideoState::Processing
 }
 
 /// The watch page of a video.

@@ -24,7 +24,8 @@
 //! A new video reaches a head when the fan-out job reaches its follower (seconds on a quiet
 //! queue), where the computed feed showed it at once.
 
-use crate::videos::{Row as VideoRow, video_columns};
+use crate::subscriptions::FeedRow;
+use crate::videos::video_columns;
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, TimeDelta, Utc};
 use turtlemen_domain::UserId;
@@ -43,9 +44,9 @@ const READ_PRECISION: TimeDelta = TimeDelta::hours(1);
 pub type Key = (DateTime<Utc>, Uuid);
 
 /// What a ready head gave for a page.
-pub(crate) struct HeadPage {
+pub(crate) struct HeadPage<R> {
     /// The page's videos from the head, newest first, below the cursor.
-    pub rows: Vec<VideoRow>,
+    pub rows: Vec<R>,
     /// The lowest key the head answers for; `None`: the head holds the whole feed.
     pub floor: Option<Key>,
 }
@@ -58,29 +59,44 @@ pub(crate) struct HeadPage {
 /// stops once the page is full: joined first and sorted after, every one of the head's 240
 /// entries was looked up four times for a page of 9 (PostgreSQL, about 8 ms a page, most of a
 /// signed-in home page's cost).
-const ENTRIES: &str = concat!(
-    video_columns!(),
-    ", e.head_floor_at, e.head_floor_id, e.head_token, e.head_read_at \
-     FROM (SELECT e.video_id, e.published_at, h.floor_at AS head_floor_at, h.floor_id AS head_floor_id, \
-     h.token AS head_token, h.read_at AS head_read_at \
-     FROM feed_heads h JOIN feed_entries e ON e.user_id = h.user_id AND e.token = h.token \
-     WHERE h.user_id = $1 AND h.ready = TRUE \
-     AND e.published_at <= $2 AND (e.published_at < $2 OR e.video_id < $3) \
-     AND (h.floor_at IS NULL OR (e.published_at >= h.floor_at AND (e.published_at > h.floor_at OR e.video_id >= h.floor_id))) \
-     ORDER BY e.published_at DESC, e.video_id DESC) e \
-     JOIN videos v ON v.id = e.video_id JOIN users u ON u.id = v.owner_id JOIN channels c ON c.id = v.channel_id \
-     WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
-     AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $1 AND s.channel_id = v.channel_id) \
-     ORDER BY e.published_at DESC, e.video_id DESC LIMIT $4"
-);
+macro_rules! entries {
+    ($columns:expr, $owner_join:literal) => {
+        concat!(
+            $columns,
+            ", e.head_floor_at, e.head_floor_id, e.head_token, e.head_read_at \
+             FROM (SELECT e.video_id, e.published_at, h.floor_at AS head_floor_at, h.floor_id AS head_floor_id, \
+             h.token AS head_token, h.read_at AS head_read_at \
+             FROM feed_heads h JOIN feed_entries e ON e.user_id = h.user_id AND e.token = h.token \
+             WHERE h.user_id = $1 AND h.ready = TRUE \
+             AND e.published_at <= $2 AND (e.published_at < $2 OR e.video_id < $3) \
+             AND (h.floor_at IS NULL OR (e.published_at >= h.floor_at AND (e.published_at > h.floor_at OR e.video_id >= h.floor_id))) \
+             ORDER BY e.published_at DESC, e.video_id DESC) e \
+             JOIN videos v ON v.id = e.video_id ",
+            $owner_join,
+            "JOIN channels c ON c.id = v.channel_id \
+             WHERE v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
+             AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $1 AND s.channel_id = v.channel_id) \
+             ORDER BY e.published_at DESC, e.video_id DESC LIMIT $4"
+        )
+    };
+}
+pub(crate) const ENTRIES: &str = entries!(video_columns!(), "JOIN users u ON u.id = v.owner_id ");
+/// [`ENTRIES`] as cards ([`crate::videos::CardRow`]).
+pub(crate) const CARD_ENTRIES: &str = entries!(crate::videos::card_columns!(), "");
 
-/// A row of [`ENTRIES`].
-#[derive(sqlx::FromRow)]
-struct EntryRow {
-    #[sqlx(flatten)]
-    video: VideoRow,
-    #[sqlx(flatten)]
+/// A row of [`ENTRIES`] (or [`CARD_ENTRIES`]): the video and what the head says of itself.
+struct EntryRow<V> {
+    video: V,
     head: HeadRow,
+}
+
+impl<'r, Q: sqlx::Row, V: sqlx::FromRow<'r, Q>> sqlx::FromRow<'r, Q> for EntryRow<V>
+where
+    HeadRow: sqlx::FromRow<'r, Q>,
+{
+    fn from_row(row: &'r Q) -> Result<Self, sqlx::Error> {
+        Ok(EntryRow { video: V::from_row(row)?, head: HeadRow::from_row(row)? })
+    }
 }
 
 /// What a ready head says of itself.
@@ -99,11 +115,22 @@ const HEAD: &str = "SELECT floor_at AS head_floor_at, floor_id AS head_floor_id,
 
 /// Reads up to `limit` videos below `before` from `user`'s ready head, in one snapshot with the
 /// head itself; `None` when the user has no ready head.
-pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Result<Option<HeadPage>, DbError> {
+pub(crate) async fn read<R: FeedRow>(
+    db: &Db,
+    user: UserId,
+    before: Key,
+    limit: i64,
+) -> Result<Option<HeadPage<R>>, DbError> {
     // On CockroachDB even a read may be asked to retry.
-    let entries: Vec<EntryRow> = retry_serializable(|| async {
+    let entries: Vec<EntryRow<R>> = retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
-            sqlx::query_as(ENTRIES).bind(user.0).bind(before.0).bind(before.1).bind(limit).fetch_all(pool).await?
+            sqlx::query_as(R::HEAD_ENTRIES)
+                .bind(user.0)
+                .bind(before.0)
+                .bind(before.1)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         }))
     })
     .await?;
@@ -134,12 +161,12 @@ pub(crate) async fn read(db: &Db, user: UserId, before: Key, limit: i64) -> Resu
 
 /// The head and its entries below `before` in one snapshot (PostgreSQL: a REPEATABLE READ, READ
 /// ONLY transaction; SQLite: a deferred transaction reads one snapshot from its first statement).
-async fn read_in_snapshot(
+async fn read_in_snapshot<R: FeedRow>(
     db: &Db,
     user: UserId,
     before: Key,
     limit: i64,
-) -> Result<Option<(HeadRow, Vec<VideoRow>)>, DbError> {
+) -> Result<Option<(HeadRow, Vec<R>)>, DbError> {
     let postgres = matches!(db, Db::Postgres(_));
     retry_serializable(|| async {
         Ok(with_pool!(db, |pool| {
@@ -150,7 +177,7 @@ async fn read_in_snapshot(
             let head: Option<HeadRow> = sqlx::query_as(HEAD).bind(user.0).fetch_optional(&mut *tx).await?;
             let found = match head {
                 Some(head) => {
-                    let entries: Vec<EntryRow> = sqlx::query_as(ENTRIES)
+                    let entries: Vec<EntryRow<R>> = sqlx::query_as(R::HEAD_ENTRIES)
                         .bind(user.0)
                         .bind(before.0)
                         .bind(before.1)

@@ -10,7 +10,7 @@
 //! serialization failures are retried ([`retry_serializable`]).
 
 use crate::feed_heads as heads;
-use crate::videos::{Row as VideoRow, Video, select};
+use crate::videos::{Card, CardRow, Row as VideoRow, Video, select};
 use crate::{Db, DbError, retry_serializable, with_pool};
 use chrono::{DateTime, Utc};
 use turtlemen_domain::UserId;
@@ -126,15 +126,21 @@ pub async fn list(
 }
 
 /// The feed on PostgreSQL / CockroachDB; binds user, cursor time, cursor id, limit, floor.
-const FEED_POSTGRES: &str = select!(
-    "WHERE v.id IN (SELECT f.id FROM subscriptions s CROSS JOIN LATERAL ( \
-                     SELECT w.id, w.published_at FROM videos w WHERE w.channel_id = s.channel_id \
-                     AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL AND w.hidden IS NULL \
-                     AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) AND w.published_at >= $5 \
-                     ORDER BY w.published_at DESC, w.id DESC LIMIT $4) f \
-                   WHERE s.user_id = $1 ORDER BY f.published_at DESC, f.id DESC LIMIT $4) \
-                 ORDER BY v.published_at DESC, v.id DESC"
-);
+/// (`cards` before the text: the columns of a card.)
+macro_rules! feed_postgres {
+    ($($cards:ident)?) => {
+        select!($($cards)?
+            "WHERE v.id IN (SELECT f.id FROM subscriptions s CROSS JOIN LATERAL ( \
+                             SELECT w.id, w.published_at FROM videos w WHERE w.channel_id = s.channel_id \
+                             AND w.privacy = 'public' AND w.playable = TRUE AND w.published_at IS NOT NULL AND w.hidden IS NULL \
+                             AND w.published_at <= $2 AND (w.published_at < $2 OR w.id < $3) AND w.published_at >= $5 \
+                             ORDER BY w.published_at DESC, w.id DESC LIMIT $4) f \
+                           WHERE s.user_id = $1 ORDER BY f.published_at DESC, f.id DESC LIMIT $4) \
+                         ORDER BY v.published_at DESC, v.id DESC"
+        )
+    };
+}
+const FEED_POSTGRES: &str = feed_postgres!();
 
 /// The feed's floor: the `$4 + 1`-th newest among the followed channels' newest listable
 /// videos before the cursor (binds user, cursor time, cursor id, `limit - 1`). No video older
@@ -167,13 +173,48 @@ const FEED_FLOOR_SQLITE: &str = feed_floor!("MATERIALIZED", "INDEXED BY videos_c
 const FEED_WINDOWS_DAYS: [Option<i64>; 4] = [Some(7), Some(31), Some(366), None];
 
 /// The feed on SQLite; same binds, the floor or the start of a time window as `$5`.
-const FEED_SQLITE: &str = select!(
-    indexed "videos_channel_published",
-    "WHERE v.channel_id IN (SELECT channel_id FROM subscriptions WHERE user_id = $1) \
-     AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
-     AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at >= $5 \
-     ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
-);
+macro_rules! feed_sqlite {
+    ($($cards:ident)?) => {
+        select!(
+            $($cards)? indexed "videos_channel_published",
+            "WHERE v.channel_id IN (SELECT channel_id FROM subscriptions WHERE user_id = $1) \
+             AND v.privacy = 'public' AND v.playable = TRUE AND v.published_at IS NOT NULL AND v.hidden IS NULL \
+             AND v.published_at <= $2 AND (v.published_at < $2 OR v.id < $3) AND v.published_at >= $5 \
+             ORDER BY v.published_at DESC, v.id DESC LIMIT $4"
+        )
+    };
+}
+const FEED_SQLITE: &str = feed_sqlite!();
+
+/// What a feed page is read as: whole videos (the API's feed) or cards (the feed's pages and
+/// the home page's "From your subscriptions"), each with its statements.
+pub(crate) trait FeedRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+    const FEED_POSTGRES: &'static str;
+    const FEED_SQLITE: &'static str;
+    /// The page from the viewer's head ([`heads`]).
+    const HEAD_ENTRIES: &'static str;
+    fn list_key(&self) -> heads::Key;
+}
+
+impl FeedRow for VideoRow {
+    const FEED_POSTGRES: &'static str = FEED_POSTGRES;
+    const FEED_SQLITE: &'static str = FEED_SQLITE;
+    const HEAD_ENTRIES: &'static str = heads::ENTRIES;
+    fn list_key(&self) -> heads::Key {
+        VideoRow::list_key(self)
+    }
+}
+
+impl FeedRow for CardRow {
+    const FEED_POSTGRES: &'static str = feed_postgres!(cards);
+    const FEED_SQLITE: &'static str = feed_sqlite!(cards);
+    const HEAD_ENTRIES: &'static str = heads::CARD_ENTRIES;
+    fn list_key(&self) -> heads::Key {
+        CardRow::list_key(self)
+    }
+}
 
 /// The newest public, playable videos of the channels `user` follows, newest first, after
 /// `(published_at, id)` when paging. Private and unlisted videos never appear.
@@ -203,40 +244,59 @@ pub async fn feed(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
 ) -> Result<Vec<Video>, DbError> {
+    Ok(feed_rows::<VideoRow>(db, user, after, limit).await?.into_iter().map(Video::from).collect())
+}
+
+/// The same page as [`feed`], as cards.
+pub async fn feed_cards(
+    db: &Db,
+    user: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<Card>, DbError> {
+    Ok(feed_rows::<CardRow>(db, user, after, limit).await?.into_iter().map(Card::from).collect())
+}
+
+async fn feed_rows<R: FeedRow>(
+    db: &Db,
+    user: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<R>, DbError> {
     let limit = limit.max(1);
     let top = (Utc::now() + chrono::TimeDelta::days(3650), Uuid::max());
     let before = after.unwrap_or(top);
-    let rows = match heads::read(db, user, before, i64::from(limit)).await? {
+    let rows = match heads::read::<R>(db, user, before, i64::from(limit)).await? {
         Some(page) if page.rows.len() as u32 >= limit || page.floor.is_none() => page.rows,
         Some(mut page) => {
             // The head ends above the page's end: the computed feed goes on below its floor.
             let below = page.floor.map_or(before, |floor| floor.min(before));
-            let more = computed(db, user, Some(below), limit - page.rows.len() as u32).await?;
+            let more = computed::<R>(db, user, Some(below), limit - page.rows.len() as u32).await?;
             page.rows.extend(more);
             page.rows
         }
         None if after.is_none() => match heads::claim(db, user).await? {
             Some(token) => {
-                let mut rows = computed(db, user, None, heads::HEAD_SIZE.max(limit)).await?;
-                let keys: Vec<heads::Key> = rows.iter().map(VideoRow::list_key).collect();
+                let mut rows = computed::<R>(db, user, None, heads::HEAD_SIZE.max(limit)).await?;
+                let keys: Vec<heads::Key> = rows.iter().map(R::list_key).collect();
                 heads::fill(db, user, token, &keys, keys.len() < heads::HEAD_SIZE as usize).await?;
                 rows.truncate(limit as usize);
                 rows
             }
-            None => computed(db, user, None, limit).await?,
+            None => computed::<R>(db, user, None, limit).await?,
         },
-        None => computed(db, user, after, limit).await?,
+        None => computed::<R>(db, user, after, limit).await?,
     };
-    Ok(rows.into_iter().map(Video::from).collect())
+    Ok(rows)
 }
 
 /// The feed computed from the followed channels' videos (the plan described at [`feed`]).
-async fn computed(
+async fn computed<R: FeedRow>(
     db: &Db,
     user: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
-) -> Result<Vec<VideoRow>, DbError> {
+) -> Result<Vec<R>, DbError> {
     let (at, id) = after.unwrap_or((Utc::now() + chrono::TimeDelta::days(3650), Uuid::max()));
     let limit = i64::from(limit.max(1));
     let floor: Option<DateTime<Utc>> = match db {
@@ -259,11 +319,18 @@ async fn computed(
                 .await?
         }
     };
-    let rows: Vec<VideoRow> = match db {
+    let rows: Vec<R> = match db {
         Db::Postgres(pool) => {
             // Published times are the server's clock: none is before 1970.
             let floor = floor.unwrap_or(DateTime::UNIX_EPOCH);
-            sqlx::query_as(FEED_POSTGRES).bind(user.0).bind(at).bind(id).bind(limit).bind(floor).fetch_all(pool).await?
+            sqlx::query_as(R::FEED_POSTGRES)
+                .bind(user.0)
+                .bind(at)
+                .bind(id)
+                .bind(limit)
+                .bind(floor)
+                .fetch_all(pool)
+                .await?
         }
         Db::Sqlite(pool) => {
             let mut rows = Vec::new();
@@ -273,7 +340,7 @@ async fn computed(
             };
             for since in windows {
                 let since = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
-                rows = sqlx::query_as(FEED_SQLITE)
+                rows = sqlx::query_as(R::FEED_SQLITE)
                     .bind(user.0)
                     .bind(at)
                     .bind(id)

@@ -17,7 +17,7 @@ use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use turtlemen_db::channels::{Channel, Picture, VideoSort};
-use turtlemen_db::videos::Video;
+use turtlemen_db::videos::{Card, Video};
 use turtlemen_domain::{RedirectTarget, UserId};
 use turtlemen_http::ApiError;
 use turtlemen_web::channel_pages::{
@@ -35,22 +35,75 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/subscriptions", get(subscriptions_page))
 }
 
+/// What a card shows of a video, borrowed from a whole one (home, search, a channel) or from a
+/// [`Card`] (the feed).
+pub(super) struct Shown<'a> {
+    id: Uuid,
+    title: &'a str,
+    duration_secs: Option<f64>,
+    channel_id: Uuid,
+    channel_handle: &'a str,
+    channel_display_name: &'a str,
+    channel_avatar_version: Option<i64>,
+    views: u64,
+    listed_at: DateTime<Utc>,
+    media_version: u32,
+    /// A poster to show (playable, and one made or being made).
+    poster: bool,
+}
+
+impl<'a> From<&'a Video> for Shown<'a> {
+    fn from(v: &'a Video) -> Self {
+        Shown {
+            id: v.id,
+            title: &v.title,
+            duration_secs: v.duration_secs,
+            channel_id: v.channel_id,
+            channel_handle: &v.channel_handle,
+            channel_display_name: &v.channel_display_name,
+            channel_avatar_version: v.channel_avatar_version,
+            views: v.views,
+            listed_at: v.listed_at(),
+            media_version: v.media_version,
+            poster: v.playable && videos::shows_poster(v.has_poster, v.state),
+        }
+    }
+}
+
+impl<'a> From<&'a Card> for Shown<'a> {
+    fn from(c: &'a Card) -> Self {
+        Shown {
+            id: c.id,
+            title: &c.title,
+            duration_secs: c.duration_secs,
+            channel_id: c.channel_id,
+            channel_handle: &c.channel_handle,
+            channel_display_name: &c.channel_display_name,
+            channel_avatar_version: c.channel_avatar_version,
+            views: c.views,
+            listed_at: c.listed_at(),
+            media_version: c.media_version,
+            poster: c.playable && videos::shows_poster(c.has_poster, c.state),
+        }
+    }
+}
+
 /// A card for `v`; `new_since` marks those published after it. Every list of videos on a page
 /// (home, search, a channel, the feed) is made of these.
-pub(super) fn card(st: &ApiState, v: &Video, new_since: Option<DateTime<Utc>>) -> FeedCard {
-    let published = v.listed_at();
+pub(super) fn card<'a>(st: &ApiState, v: impl Into<Shown<'a>>, new_since: Option<DateTime<Utc>>) -> FeedCard {
+    let v = v.into();
     FeedCard {
-        title: v.title.clone(),
+        title: v.title.to_owned(),
         watch_url: videos::watch_url(v.id),
-        thumbnail_url: videos::card_poster_url(st, v),
+        thumbnail_url: videos::card_poster(st, v.id, v.media_version, v.poster),
         duration_secs: whole_seconds(v.duration_secs),
-        channel_name: v.channel_display_name.clone(),
-        channel_url: channels::page_url(&v.channel_handle),
+        channel_name: v.channel_display_name.to_owned(),
+        channel_url: channels::page_url(v.channel_handle),
         channel_avatar_url: channel_images::avatar_url(v.channel_id, v.channel_avatar_version, 48),
         views: v.views,
-        age: channel_pages::age_label((Utc::now() - published).num_seconds()),
-        published: published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        is_new: new_since.is_some_and(|t| published > t),
+        age: channel_pages::age_label((Utc::now() - v.listed_at).num_seconds()),
+        published: v.listed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        is_new: new_since.is_some_and(|t| v.listed_at > t),
     }
 }
 
@@ -274,7 +327,7 @@ async fn subscriptions_page(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let page = feed::page(&st, &user, q.cursor.as_deref(), PAGE).await?;
+    let page = feed::cards(&st, &user, q.cursor.as_deref(), PAGE).await?;
     let new_since = turtlemen_db::subscriptions::record_feed_visit(&st.db, user.0.id, Utc::now()).await?;
     // Only an empty feed needs to know whether the viewer follows anyone (to say why).
     let follows_any =
