@@ -38,6 +38,27 @@ on_both_stacks! {
             let res = app.client.get(app.url(path)).header("cookie", ann.cookie_header()).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}");
         }
+
+        // A channel's page reads cards, the API whole videos: the same videos in both orders,
+        // paged to the end.
+        use turtlemen_db::channels::{VideoAfter, VideoSort, video_cards, videos as whole};
+        let seed0 = turtlemen_db::channels::find_by_key(&app.db, "seed0").await.unwrap().unwrap().id;
+        for sort in [VideoSort::Newest, VideoSort::MostViewed] {
+            let (mut after, mut seen) = (None, 0);
+            loop {
+                let cards = video_cards(&app.db, seed0, sort, after, 9).await.unwrap();
+                let page = whole(&app.db, seed0, sort, after, 9).await.unwrap();
+                let carded: Vec<_> = cards.iter().map(|c| (c.id, c.title.clone(), c.views, c.listed_at())).collect();
+                assert_eq!(carded, page.iter().map(|v| (v.id, v.title.clone(), v.views, v.listed_at())).collect::<Vec<_>>());
+                let Some(last) = page.last() else { break };
+                seen += page.len();
+                after = Some(match sort {
+                    VideoSort::Newest => VideoAfter::Published(last.listed_at(), last.id),
+                    VideoSort::MostViewed => VideoAfter::Views(last.views as i64, last.id),
+                });
+            }
+            assert!(seen > 9, "more than a page ({seen})");
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use turtlemen_db::DbError;
 use turtlemen_db::channels::{self as rows, Channel, Link, Picture, Profile, VideoAfter, VideoSort};
+use turtlemen_db::videos::Card;
 use turtlemen_domain::Handle;
 use turtlemen_http::{ApiError, ErrorBody};
 use utoipa_axum::router::OpenApiRouter;
@@ -392,9 +393,10 @@ pub struct VideosQuery {
     pub limit: Option<u32>,
 }
 
-/// One page of a channel's listed videos and the cursor of the next, if any.
-pub struct ListedPage {
-    pub videos: Vec<turtlemen_db::videos::Video>,
+/// One page of a channel's listed videos (whole for the API, cards for the channel's page) and
+/// the cursor of the next, if any.
+pub struct ListedPage<T = turtlemen_db::videos::Video> {
+    pub videos: Vec<T>,
     pub next_cursor: Option<String>,
     pub sort: VideoSort,
 }
@@ -410,32 +412,64 @@ pub fn parse_sort(sort: Option<&str>) -> Result<VideoSort, ApiError> {
 
 /// A page of `c`'s listed videos.
 pub async fn video_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32) -> Result<ListedPage, ApiError> {
+    let (sort, after) = listed_after(st, q)?;
+    let videos = rows::videos(&st.db, c.id, sort, after, limit + 1).await?;
+    Ok(listed_page(st, videos, sort, limit, |v| (v.listed_at(), v.views, v.id)))
+}
+
+/// The same page as [`video_page`], as cards (what the channel's page shows).
+pub async fn card_page(st: &ApiState, c: &Channel, q: &VideosQuery, limit: u32) -> Result<ListedPage<Card>, ApiError> {
+    let (sort, after) = listed_after(st, q)?;
+    let cards = rows::video_cards(&st.db, c.id, sort, after, limit + 1).await?;
+    Ok(listed_page(st, cards, sort, limit, |v| (v.listed_at(), v.views, v.id)))
+}
+
+/// The order `q` asks for and where its cursor says the page starts.
+fn listed_after(st: &ApiState, q: &VideosQuery) -> Result<(VideoSort, Option<VideoAfter>), ApiError> {
     let sort = parse_sort(q.sort.as_deref())?;
-    let kind = match sort {
-        VideoSort::Newest => cursor::Kind::ChannelNewest,
-        VideoSort::MostViewed => cursor::Kind::ChannelViews,
-    };
     let after = match q.cursor.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => {
-            let (k, id) = cursor::decode(st, kind, t)?;
+            let (k, id) = cursor::decode(st, cursor_kind(sort), t)?;
             Some(match sort {
                 VideoSort::Newest => VideoAfter::Published(cursor::key_time(k), id),
                 VideoSort::MostViewed => VideoAfter::Views(k, id),
             })
         }
     };
-    let mut videos = rows::videos(&st.db, c.id, sort, after, limit + 1).await?;
-    let next_cursor = if videos.len() > limit as usize {
-        videos.truncate(limit as usize);
-        videos.last().map(|v| match sort {
-            VideoSort::Newest => cursor::encode(st, kind, cursor::time_key(v.listed_at()), v.id),
-            VideoSort::MostViewed => cursor::encode(st, kind, i64::try_from(v.views).unwrap_or(i64::MAX), v.id),
+    Ok((sort, after))
+}
+
+fn cursor_kind(sort: VideoSort) -> cursor::Kind {
+    match sort {
+        VideoSort::Newest => cursor::Kind::ChannelNewest,
+        VideoSort::MostViewed => cursor::Kind::ChannelViews,
+    }
+}
+
+/// `limit` of `items` (read one more than a page) and the cursor after the last, by `key`
+/// (listed time, views, id), if there are more.
+fn listed_page<T>(
+    st: &ApiState,
+    mut items: Vec<T>,
+    sort: VideoSort,
+    limit: u32,
+    key: impl Fn(&T) -> (DateTime<Utc>, u64, Uuid),
+) -> ListedPage<T> {
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|v| {
+            let (at, views, id) = key(v);
+            let k = match sort {
+                VideoSort::Newest => cursor::time_key(at),
+                VideoSort::MostViewed => i64::try_from(views).unwrap_or(i64::MAX),
+            };
+            cursor::encode(st, cursor_kind(sort), k, id)
         })
     } else {
         None
     };
-    Ok(ListedPage { videos, next_cursor, sort })
+    ListedPage { videos: items, next_cursor, sort }
 }
 
 /// A page of videos.

@@ -294,14 +294,61 @@ pub async fn videos(
     after: Option<VideoAfter>,
     limit: u32,
 ) -> Result<Vec<crate::videos::Video>, DbError> {
-    use crate::videos::{Row as VideoRow, select as select_videos};
-    const NEWEST_PG: &str = select_videos!(channel_videos_where!(newest));
-    const VIEWS_PG: &str = select_videos!(channel_videos_where!(views));
-    const NEWEST_SQLITE: &str = select_videos!(indexed "videos_channel_published", channel_videos_where!(newest));
-    const VIEWS_SQLITE: &str = select_videos!(indexed "videos_channel_views", channel_videos_where!(views));
+    let rows = listed::<crate::videos::Row>(db, channel, sort, after, limit).await?;
+    Ok(rows.into_iter().map(crate::videos::Video::from).collect())
+}
+
+/// The same page as [`videos`], as cards (what the channel's page shows).
+pub async fn video_cards(
+    db: &Db,
+    channel: Uuid,
+    sort: VideoSort,
+    after: Option<VideoAfter>,
+    limit: u32,
+) -> Result<Vec<crate::videos::Card>, DbError> {
+    let rows = listed::<crate::videos::CardRow>(db, channel, sort, after, limit).await?;
+    Ok(rows.into_iter().map(crate::videos::Card::from).collect())
+}
+
+/// What a channel's videos are read as (whole videos or cards), each with its statements.
+trait ListedRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+    const NEWEST_PG: &'static str;
+    const VIEWS_PG: &'static str;
+    const NEWEST_SQLITE: &'static str;
+    const VIEWS_SQLITE: &'static str;
+}
+
+macro_rules! listed_statements {
+    ($($cards:ident)?) => {
+        const NEWEST_PG: &'static str = crate::videos::select!($($cards)? channel_videos_where!(newest));
+        const VIEWS_PG: &'static str = crate::videos::select!($($cards)? channel_videos_where!(views));
+        const NEWEST_SQLITE: &'static str =
+            crate::videos::select!($($cards)? indexed "videos_channel_published", channel_videos_where!(newest));
+        const VIEWS_SQLITE: &'static str =
+            crate::videos::select!($($cards)? indexed "videos_channel_views", channel_videos_where!(views));
+    };
+}
+
+impl ListedRow for crate::videos::Row {
+    listed_statements!();
+}
+
+impl ListedRow for crate::videos::CardRow {
+    listed_statements!(cards);
+}
+
+async fn listed<R: ListedRow>(
+    db: &Db,
+    channel: Uuid,
+    sort: VideoSort,
+    after: Option<VideoAfter>,
+    limit: u32,
+) -> Result<Vec<R>, DbError> {
     let limit = i64::from(limit);
     let far = Utc::now() + chrono::TimeDelta::days(3650);
-    let rows: Vec<VideoRow> = match sort {
+    let rows: Vec<R> = match sort {
         VideoSort::Newest => {
             let (at, id) = match after {
                 Some(VideoAfter::Published(at, id)) => (at, id),
@@ -309,10 +356,10 @@ pub async fn videos(
             };
             match db {
                 Db::Postgres(pool) => {
-                    sqlx::query_as(NEWEST_PG).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+                    sqlx::query_as(R::NEWEST_PG).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
                 }
                 Db::Sqlite(pool) => {
-                    sqlx::query_as(NEWEST_SQLITE).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
+                    sqlx::query_as(R::NEWEST_SQLITE).bind(channel).bind(at).bind(id).bind(limit).fetch_all(pool).await?
                 }
             }
         }
@@ -323,13 +370,19 @@ pub async fn videos(
             };
             match db {
                 Db::Postgres(pool) => {
-                    sqlx::query_as(VIEWS_PG).bind(channel).bind(views).bind(id).bind(limit).fetch_all(pool).await?
+                    sqlx::query_as(R::VIEWS_PG).bind(channel).bind(views).bind(id).bind(limit).fetch_all(pool).await?
                 }
                 Db::Sqlite(pool) => {
-                    sqlx::query_as(VIEWS_SQLITE).bind(channel).bind(views).bind(id).bind(limit).fetch_all(pool).await?
+                    sqlx::query_as(R::VIEWS_SQLITE)
+                        .bind(channel)
+                        .bind(views)
+                        .bind(id)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?
                 }
             }
         }
     };
-    Ok(rows.into_iter().map(crate::videos::Video::from).collect())
+    Ok(rows)
 }

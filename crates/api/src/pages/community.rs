@@ -197,7 +197,7 @@ async fn channel_page(
         playlists = lists.into_iter().map(super::library::summary).collect();
         (Vec::new(), next.map(|cur| format!("{url}?tab=playlists&cursor={cur}")), "newest")
     } else {
-        let page = channels::video_page(&st, &c, &query, PAGE).await?;
+        let page = channels::card_page(&st, &c, &query, PAGE).await?;
         let sort = if page.sort == VideoSort::MostViewed { "views" } else { "newest" };
         let cards = page.videos.iter().map(|v| card(&st, v, None)).collect();
         let next = page.next_cursor.map(|cur| format!("{url}?sort={sort}&cursor={cur}"));
