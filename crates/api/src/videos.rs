@@ -176,13 +176,8 @@ fn poster_url(base: &str, v: &Video) -> Option<String> {
     shows_poster(v.has_poster, v.state).then(|| format!("{base}/poster.jpg"))
 }
 
-/// The poster of a playable `v` that has one: what a card shows, without the rest of a
-/// [`VideoView`].
-pub fn card_poster_url(st: &ApiState, v: &Video) -> Option<String> {
-    card_poster(st, v.id, v.media_version, v.playable && shows_poster(v.has_poster, v.state))
-}
-
-/// The poster URL of the video `id` at `media_version` if a card `shows` one.
+/// The poster URL of the video `id` at `media_version` if a card `shows` one (playable, and
+/// [`shows_poster`]): what a card shows, without the rest of a [`VideoView`].
 pub fn card_poster(st: &ApiState, id: Uuid, media_version: u32, shows: bool) -> Option<String> {
     shows.then(|| format!("{}/poster.jpg", media::base_url_of(st, id, media_version)))
 }

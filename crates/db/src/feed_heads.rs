@@ -80,6 +80,7 @@ macro_rules! entries {
         )
     };
 }
+/// The head's page (`entries!`) as whole videos (the API's feed).
 pub(crate) const ENTRIES: &str = entries!(video_columns!(), "JOIN users u ON u.id = v.owner_id ");
 /// [`ENTRIES`] as cards ([`crate::videos::CardRow`]).
 pub(crate) const CARD_ENTRIES: &str = entries!(crate::videos::card_columns!(), "");

@@ -38,18 +38,6 @@ pub async fn record(db: &Db, user: UserId, video: Uuid, position_secs: u32) -> R
     .await
 }
 
-/// Where `user` stopped in `video`, if it is in their history.
-pub async fn position(db: &Db, user: UserId, video: Uuid) -> Result<Option<u32>, DbError> {
-    let found: Option<i64> = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT position_secs FROM watch_history WHERE user_id = $1 AND video_id = $2")
-            .bind(user.0)
-            .bind(video)
-            .fetch_optional(pool)
-            .await?
-    });
-    Ok(found.map(|p| u32::try_from(p).unwrap_or(u32::MAX)))
-}
-
 /// An entry of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
