@@ -409,6 +409,23 @@ on_both_stacks! {
             assert_eq!(call(&app, Some(&bob), Method::DELETE, "/api/v1/me/subscriptions/ann", None).await.0, 204);
         }
         assert_eq!(subscriber_count(&app, "ann").await, 0, "idempotent");
+        // A channel's page: its owner's channels oldest first with this one marked, and whether
+        // the viewer follows this one (read with the channel, in one statement).
+        assert_eq!(call(&app, Some(&bob), Method::PUT, "/api/v1/me/subscriptions/ann-one", None).await.0, 204);
+        for (handle, follows) in [("ann", false), ("ann-one", true), ("ann-two", false)] {
+            let (status, html) = page(&app, Some(&bob), &format!("/@{handle}")).await;
+            assert_eq!(status, 200, "{html}");
+            let list = &html[html.find("class=\"owner-channels\"").expect("the owner's channels")..];
+            let list = &list[..list.find("</section>").unwrap()];
+            let at = |h: &str| list.find(&format!("href=\"/@{h}\"")).unwrap_or_else(|| panic!("{h} listed: {list}"));
+            assert!(at("ann") < at("ann-one") && at("ann-one") < at("ann-two"), "oldest first: {list}");
+            assert!(list.contains(&format!("href=\"/@{handle}\" aria-current=\"page\"")), "{handle} marked: {list}");
+            assert_eq!(list.matches("aria-current").count(), 1, "{list}");
+            assert_eq!(html.contains("Unsubscribe"), follows, "{handle}: {html}");
+        }
+        let (_, visitor) = page(&app, None, "/@ann-one").await;
+        assert!(visitor.contains("class=\"owner-channels\"") && !visitor.contains("Unsubscribe"), "{visitor}");
+        assert_eq!(call(&app, Some(&bob), Method::DELETE, "/api/v1/me/subscriptions/ann-one", None).await.0, 204);
         for handle in ["ann", "ann-one", "ann-two"] {
             assert_eq!(call(&app, Some(&bob), Method::PUT, &format!("/api/v1/me/subscriptions/{handle}"), None).await.0, 204);
         }

@@ -300,11 +300,45 @@ on_both_stacks! {
         let (status, body) = call(&app, None, Method::GET, &format!("/api/v1/videos/{v}/comments?sort=best"), None).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_sort")));
 
-        // Each page is one range scan of its index, with no sort, however deep.
+        // A signed-in reader's likes come with each page (read in the page's statement), on
+        // every page of both orders and on the pinned comment; a visitor's say nothing.
+        let fan = signed_in(&app, "fan").await;
+        let fan_id = turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("fan").unwrap()).await.unwrap().unwrap().id;
+        for id in written.iter().step_by(3) {
+            rows::rate(&app.db, Uuid::parse_str(id).unwrap(), fan_id, true).await.unwrap();
+        }
+        let pinned = Uuid::parse_str(&written[30]).unwrap();
+        rows::set_pinned(&app.db, vid, Some(pinned)).await.unwrap();
+        for sort in ["newest", "top"] {
+            let (mut query, mut pages) = (format!("?sort={sort}&limit=20"), 0);
+            loop {
+                let page = list(&app, Some(&fan), &v, &query).await;
+                let shown = page["comments"].as_array().unwrap().iter().chain(page["pinned"].as_object().map(|_| &page["pinned"]));
+                for c in shown {
+                    let i = written.iter().position(|w| c["id"] == w.as_str()).unwrap();
+                    assert_eq!(c["liked"].as_bool(), Some(i % 3 == 0), "{sort} page {pages}: comment {i}");
+                }
+                assert_eq!(page["pinned"]["id"].as_str().is_some(), pages == 0, "the pinned comment leads the first page only");
+                pages += 1;
+                match page["next_cursor"].as_str() {
+                    Some(c) => query = format!("?sort={sort}&limit=20&cursor={c}"),
+                    None => break,
+                }
+            }
+            assert_eq!(pages, 3, "{sort}");
+        }
+        let anonymous = list(&app, None, &v, "").await;
+        assert!(anonymous["comments"][0]["liked"].is_null(), "{anonymous}");
+
+        // Each page is one statement of index range scans and lookups, with no sort, however
+        // deep: the page, the held comments, the pinned one and the likes.
+        let reader = rows::Reader { user: fan_id, held_of: None };
         for sort in [Sort::Newest, Sort::Top] {
-            let plan = rows::plan(&app.db, vid, sort, (1, Uuid::parse_str(&written[20]).unwrap())).await.unwrap();
+            let after = Some((1, Uuid::parse_str(&written[20]).unwrap()));
+            let query = rows::PageQuery { video: vid, sort, after, limit: 20, reader: Some(reader), pinned: Some(pinned), held_limit: 20 };
+            let plan = rows::plan(&app.db, &query).await.unwrap();
             let index = if sort == Sort::Newest { "comments_video_newest" } else { "comments_video_top" };
-            assert!(plan.contains(index), "{plan}");
+            assert!(plan.contains(index) && plan.contains("comments_held"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE") && !plan.contains("Sort") && !plan.contains("Seq Scan"), "{plan}");
         }
     }

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use turtlemen_db::DbError;
-use turtlemen_db::channels::{self as rows, Channel, Link, Picture, Profile, VideoAfter, VideoSort};
+use turtlemen_db::channels::{self as rows, Channel, Link, PageState, Picture, Profile, VideoAfter, VideoSort};
 use turtlemen_db::videos::Card;
 use turtlemen_domain::Handle;
 use turtlemen_http::{ApiError, ErrorBody};
@@ -104,6 +104,16 @@ pub fn page_url(handle: &str) -> String {
 pub async fn find(st: &ApiState, handle: &str) -> Result<Channel, ApiError> {
     let key = Handle::lookup_key(handle).ok_or_else(ApiError::not_found)?;
     rows::find_by_key(&st.db, &key).await?.filter(|c| !c.suspended).ok_or_else(ApiError::not_found)
+}
+
+/// [`find`] for the channel's page: with its owner's channels and whether `viewer` follows it,
+/// read in the same statement ([`rows::page_state`]).
+pub async fn find_for_page(st: &ApiState, handle: &str, viewer: Option<&CurrentUser>) -> Result<PageState, ApiError> {
+    let key = Handle::lookup_key(handle).ok_or_else(ApiError::not_found)?;
+    rows::page_state(&st.db, &key, viewer.map(|u| u.0.id))
+        .await?
+        .filter(|p| !p.channel.suspended)
+        .ok_or_else(ApiError::not_found)
 }
 
 /// Whether `user` owns `c`.

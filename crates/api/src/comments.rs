@@ -216,9 +216,12 @@ pub struct CommentPage {
 }
 
 /// The page of `v`'s comments in `sort` order after `cursor_text` (first page without one).
+/// `settings` are the video's comment settings when already read with it (the watch page reads
+/// them with the video); otherwise they are read here.
 pub async fn page(
     st: &ApiState,
     v: &Video,
+    settings: Option<rows::VideoComments>,
     viewer: Option<&CurrentUser>,
     sort: Sort,
     cursor_text: Option<&str>,
@@ -228,8 +231,22 @@ pub async fn page(
         Some(t) => Some(cursor::decode(st, cursor_kind(sort), t)?),
         None => None,
     };
-    let settings = rows::video_settings(&st.db, v.id).await?.ok_or_else(ApiError::not_found)?;
-    let mut comments = rows::list(&st.db, v.id, sort, after, limit + 1).await?;
+    let settings = match settings {
+        Some(s) => s,
+        None => rows::video_settings(&st.db, v.id).await?.ok_or_else(ApiError::not_found)?,
+    };
+    // The video's moderators see every held comment; anyone else only their own.
+    let reader = viewer.map(|u| rows::Reader { user: u.0.id, held_of: (!may_moderate(v, u)).then_some(u.0.id) });
+    let query = rows::PageQuery {
+        video: v.id,
+        sort,
+        after,
+        limit: limit + 1,
+        reader,
+        pinned: settings.pinned,
+        held_limit: HELD_ON_PAGE,
+    };
+    let rows::Page { mut comments, held, pinned, liked } = rows::page(&st.db, &query).await?;
     let next_cursor = if comments.len() > limit as usize {
         comments.truncate(limit as usize);
         comments.last().map(|c| {
@@ -242,21 +259,16 @@ pub async fn page(
     } else {
         None
     };
-    let (mut pinned, mut held) = (None, Vec::new());
-    if after.is_none() {
-        if let Some(id) = settings.pinned {
-            pinned = rows::get(&st.db, id).await?.filter(|c| c.status == Status::Visible && c.root_id.is_none());
-        }
-        if let Some(u) = viewer {
-            let author = (!may_moderate(v, u)).then_some(u.0.id);
-            held = rows::held_on_video(&st.db, v.id, author, HELD_ON_PAGE).await?;
-        }
-    }
     if let Some(p) = &pinned {
         comments.retain(|c| c.id != p.id);
     }
-    let all: Vec<&Comment> = pinned.iter().chain(held.iter()).chain(comments.iter()).collect();
-    let liked = likes_of(st, viewer, &all).await?;
+    // The likes among what is shown (the page was read one longer, to know whether more follow).
+    let liked = viewer.map(|_| {
+        liked
+            .into_iter()
+            .filter(|id| pinned.iter().chain(held.iter()).chain(comments.iter()).any(|c| c.id == *id))
+            .collect()
+    });
     Ok(CommentPage { settings, pinned, held, comments, liked, next_cursor })
 }
 
@@ -325,7 +337,7 @@ async fn list(
     let sort = parse_sort(q.sort.as_deref())?;
     let v = videos::visible(&st, &id, viewer).await?;
     let limit = q.limit.unwrap_or(PAGE).clamp(1, 100);
-    let p = page(&st, &v, viewer, sort, q.cursor.as_deref(), limit).await?;
+    let p = page(&st, &v, None, viewer, sort, q.cursor.as_deref(), limit).await?;
     let mut res = Json(json_list(&p)).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     Ok(res)

@@ -230,7 +230,8 @@ async fn watch(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let v = videos::visible(&st, &id, viewer.as_ref()).await?;
+    let turtlemen_db::videos::Watched { video: v, comments: settings, replay_of } =
+        videos::visible_watched(&st, &id, viewer.as_ref()).await?;
     let view = videos::VideoView::build(&st, &v, viewer.as_ref());
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
     // What the viewer has done with the video, for the Subscribe control and the library, in
@@ -242,9 +243,8 @@ async fn watch(
     let known = viewer.as_ref().zip(state.as_ref());
     let subscribe =
         Some(community::subscribe_button_of(&st, (&v).into(), known.map(|(u, s)| (u, s.subscribed)), &ctx.path));
-    let comments = Some(comments::section(&st, &v, viewer.as_ref(), &q, &ctx.path).await?);
+    let comments = Some(comments::section(&st, &v, settings, viewer.as_ref(), &q, &ctx.path).await?);
     let library = library::watch_library(&st, &v, known, &lq, &ctx.path).await?;
-    let replay_of = turtlemen_db::chat::live_of_replay(&st.db, v.id).await?;
     // A live's replay plays the live's recording until its own transcode is ready.
     let recording_url = replay_of
         .filter(|_| v.state != turtlemen_db::videos::VideoState::Ready)

@@ -225,6 +225,13 @@ pub async fn visible(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> R
     rows::get(&st.db, id).await?.filter(|v| may_view(v, viewer)).ok_or_else(ApiError::not_found)
 }
 
+/// [`visible`] for the watch page: with the video's comment settings and the live it replays,
+/// read in the same statement ([`rows::get_watched`]).
+pub async fn visible_watched(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> Result<rows::Watched, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::not_found())?;
+    rows::get_watched(&st.db, id).await?.filter(|w| may_view(&w.video, viewer)).ok_or_else(ApiError::not_found)
+}
+
 /// One video.
 #[utoipa::path(get, path = "/videos/{id}", tag = "videos",
     summary = "One video. Private videos exist only for their owner, whose token grants `videos:read`; `my_rating` for a token granting `library:read` too.",

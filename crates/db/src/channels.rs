@@ -105,12 +105,18 @@ impl From<Row> for Channel {
 }
 
 macro_rules! select {
-    ($rest:literal) => {
+    // More columns after the channel's (`, x AS b`), for a row that flattens [`Row`].
+    (columns $extra:literal, $rest:literal) => {
         concat!(
             "SELECT c.id, c.owner_id, u.username AS owner_username, c.handle, c.display_name, c.description, c.links, \
-             c.subscriber_count, c.created_at, c.avatar_version, c.banner_version, c.suspended FROM channels c JOIN users u ON u.id = c.owner_id ",
+             c.subscriber_count, c.created_at, c.avatar_version, c.banner_version, c.suspended",
+            $extra,
+            " FROM channels c JOIN users u ON u.id = c.owner_id ",
             $rest
         )
+    };
+    ($rest:literal) => {
+        $crate::channels::select!(columns "", $rest)
     };
 }
 pub(crate) use select;
@@ -172,6 +178,53 @@ pub async fn find_by_key(db: &Db, key: &str) -> Result<Option<Channel>, DbError>
         sqlx::query_as(select!("WHERE c.handle_key = $1")).bind(key).fetch_optional(pool).await?
     });
     Ok(row.map(Channel::from))
+}
+
+/// A channel's page as one viewer sees it ([`page_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageState {
+    pub channel: Channel,
+    /// Its owner's channels, oldest first, the channel among them (a profile is its owner's
+    /// channels, so every channel page lists them).
+    pub owner_channels: Vec<Channel>,
+    /// The viewer follows the channel (`false` for an anonymous one).
+    pub subscribed: bool,
+}
+
+/// Owner's channels listed at most on a page (an account makes far fewer).
+const MAX_LISTED: i64 = 1000;
+
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    channel: Row,
+    subscribed: i64,
+}
+
+/// The channel whose handle has this key ([`Handle::lookup_key`]), its owner's channels and
+/// whether `viewer` follows it, in one statement: a page costs its statements' round trips
+/// more than their work (ARCHITECTURE.md, "Statements per page" under `crates/api`). The
+/// channel's own row comes first (so a limit never drops it); the subscription is an
+/// uncorrelated scalar subquery, computed once. `None` when no channel has the key.
+pub async fn page_state(db: &Db, key: &str, viewer: Option<UserId>) -> Result<Option<PageState>, DbError> {
+    let rows: Vec<PageRow> = with_pool!(db, |pool| {
+        sqlx::query_as(select!(
+            columns ", CAST(CASE WHEN EXISTS (SELECT 1 FROM subscriptions s JOIN channels k ON k.id = s.channel_id \
+                      WHERE s.user_id = $2 AND k.handle_key = $1) THEN 1 ELSE 0 END AS BIGINT) AS subscribed",
+            "WHERE c.owner_id = (SELECT owner_id FROM channels WHERE handle_key = $1) \
+             ORDER BY CASE WHEN c.handle_key = $1 THEN 0 ELSE 1 END, c.created_at, c.id LIMIT $3"
+        ))
+        .bind(key)
+        .bind(viewer.map(|u| u.0))
+        .bind(MAX_LISTED)
+        .fetch_all(pool)
+        .await?
+    });
+    let subscribed = rows.first().is_some_and(|r| r.subscribed != 0);
+    let mut owner_channels: Vec<Channel> = rows.into_iter().map(|r| Channel::from(r.channel)).collect();
+    let Some(channel) = owner_channels.first().cloned() else { return Ok(None) };
+    owner_channels.sort_by_key(|c| (c.created_at, c.id));
+    Ok(Some(PageState { channel, owner_channels, subscribed }))
 }
 
 /// A user's channels, oldest first (the first is the personal one).

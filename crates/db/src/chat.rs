@@ -204,10 +204,3 @@ pub async fn timed_out_until(
     });
     Ok(until.filter(|u| *u > now))
 }
-
-/// The live whose replay is `video`, if any.
-pub async fn live_of_replay(db: &Db, video: Uuid) -> Result<Option<Uuid>, DbError> {
-    Ok(with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT id FROM lives WHERE replay_video_id = $1").bind(video).fetch_optional(pool).await?
-    }))
-}

@@ -166,10 +166,13 @@ impl From<Row> for Comment {
 
 /// `SELECT … FROM comments c [INDEXED BY …] JOIN …` then the rest.
 macro_rules! select {
-    (@cols) => {
+    (@names) => {
         "SELECT c.id, c.video_id, c.author_id, u.username AS author_username, u.display_name AS author_display_name, \
          c.parent_id, c.root_id, pu.username AS reply_to_username, c.body, c.html, c.status, c.like_count, \
-         c.reply_count, c.created_at, c.edited_at FROM comments c "
+         c.reply_count, c.created_at, c.edited_at"
+    };
+    (@cols) => {
+        concat!(select!(@names), " FROM comments c ")
     };
     (@joins) => {
         " JOIN users u ON u.id = c.author_id AND u.banned_at IS NULL \
@@ -202,11 +205,19 @@ pub async fn video_settings(db: &Db, video: Uuid) -> Result<Option<VideoComments
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.map(|(policy, count, pinned)| VideoComments {
-        policy: Policy::parse(&policy).unwrap_or(Policy::Open),
-        count: u64::try_from(count).unwrap_or(0),
-        pinned,
-    }))
+    Ok(row.map(|(policy, count, pinned)| VideoComments::of_columns(&policy, count, pinned)))
+}
+
+impl VideoComments {
+    /// The settings from the video row's `comment_policy`, `comment_count` and
+    /// `pinned_comment_id`.
+    pub(crate) fn of_columns(policy: &str, count: i64, pinned: Option<Uuid>) -> VideoComments {
+        VideoComments {
+            policy: Policy::parse(policy).unwrap_or(Policy::Open),
+            count: u64::try_from(count).unwrap_or(0),
+            pinned,
+        }
+    }
 }
 
 /// Sets who may comment on `video`.
@@ -360,90 +371,229 @@ macro_rules! top_level {
     };
 }
 
-/// A video's top-level comments that are not held, in `sort` order, after `after` when paging:
-/// one range scan of `comments_video_newest` or `comments_video_top` from the cursor, however
-/// deep the page.
-pub async fn list(db: &Db, video: Uuid, sort: Sort, after: Option<After>, limit: u32) -> Result<Vec<Comment>, DbError> {
-    let limit = i64::from(limit);
-    let rows: Vec<Row> = match (db, sort) {
-        (Db::Sqlite(pool), Sort::Newest) => {
-            let id = after.map_or(Uuid::max(), |a| a.1);
-            sqlx::query_as(select!(indexed "comments_video_newest", top_level!(newest)))
-                .bind(video)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        (Db::Postgres(pool), Sort::Newest) => {
-            let id = after.map_or(Uuid::max(), |a| a.1);
-            sqlx::query_as(select!(top_level!(newest))).bind(video).bind(id).bind(limit).fetch_all(pool).await?
-        }
-        (Db::Sqlite(pool), Sort::Top) => {
-            let (likes, id) = after.unwrap_or((i64::MAX, Uuid::max()));
-            sqlx::query_as(select!(indexed "comments_video_top", top_level!(top)))
-                .bind(video)
-                .bind(likes)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        (Db::Postgres(pool), Sort::Top) => {
-            let (likes, id) = after.unwrap_or((i64::MAX, Uuid::max()));
-            sqlx::query_as(select!(top_level!(top)))
-                .bind(video)
-                .bind(likes)
-                .bind(id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-    };
-    Ok(rows.into_iter().map(Comment::from).collect())
+/// A page's rows ([`page`]): the comment, which part of the page it is, and whether the reader
+/// likes it.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    #[sqlx(flatten)]
+    comment: Row,
+    part: i64,
+    liked: i64,
 }
 
-/// The query plan of a page of `sort` (for tests and benchmarks: it must be one index range
-/// scan, no sort, whatever the depth). On PostgreSQL sequential scans are priced out, so a
-/// small table shows the plan a large one gets.
-pub async fn plan(db: &Db, video: Uuid, sort: Sort, after: After) -> Result<String, DbError> {
-    let rows: Vec<String> = match (db, sort) {
-        (Db::Sqlite(pool), Sort::Newest) => {
-            let sql = concat!("EXPLAIN QUERY PLAN ", select!(indexed "comments_video_newest", top_level!(newest)));
-            let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(sql).bind(video).bind(after.1).bind(20i64).fetch_all(pool).await?;
+/// Whether user `$u` (NULL: nobody) likes the row's comment, as a column.
+macro_rules! liked {
+    ($u:literal) => {
+        concat!(
+            ", CAST(CASE WHEN EXISTS (SELECT 1 FROM comment_likes l WHERE l.user_id = ",
+            $u,
+            " AND l.comment_id = c.id) THEN 1 ELSE 0 END AS BIGINT) AS liked"
+        )
+    };
+}
+
+/// [`page`]'s statement after `$prefix`: the page's rows (`part` 0: `top_level!` over `FROM comments c`
+/// [`$from`]), the held comments (`part` 1) when `$h` is 1 — all of them when `$a` is NULL, else
+/// author `$a`'s, oldest first, at most `$hl` — and the pinned comment `$p` (`part` 2) when it is
+/// a visible top-level comment of the video. Each row says whether reader `$u` likes it.
+macro_rules! page_statement {
+    ($prefix:literal, $from:literal, $order:tt, $u:literal, $h:literal, $a:literal, $hl:literal, $p:literal) => {
+        concat!(
+            $prefix,
+            "SELECT * FROM (",
+            select!(@names),
+            ", CAST(0 AS BIGINT) AS part",
+            liked!($u),
+            " FROM comments c ",
+            $from,
+            select!(@joins),
+            top_level!($order),
+            ") AS page_rows UNION ALL SELECT * FROM (",
+            select!(@names),
+            ", CAST(1 AS BIGINT) AS part",
+            liked!($u),
+            " FROM comments c ",
+            select!(@joins),
+            "WHERE c.video_id = $1 AND c.status = 'held' AND ",
+            $h,
+            " = 1 AND (",
+            $a,
+            " IS NULL OR c.author_id = ",
+            $a,
+            ") ORDER BY c.id LIMIT ",
+            $hl,
+            ") AS held_rows UNION ALL ",
+            select!(@names),
+            ", CAST(2 AS BIGINT) AS part",
+            liked!($u),
+            " FROM comments c ",
+            select!(@joins),
+            "WHERE c.id = ",
+            $p,
+            " AND c.video_id = $1 AND c.status = 'visible' AND c.root_id IS NULL"
+        )
+    };
+}
+
+/// Who reads a page of comments ([`page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reader {
+    pub user: UserId,
+    /// On the first page, the held comments they see: every one (`None`, for the video's
+    /// moderators) or only those of this author (themselves).
+    pub held_of: Option<UserId>,
+}
+
+/// A page of a video's comments ([`page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Top-level comments that are not held, in the page's order.
+    pub comments: Vec<Comment>,
+    /// First page, for a reader: the held comments they may see, oldest first.
+    pub held: Vec<Comment>,
+    /// First page: the pinned comment, when it is visible.
+    pub pinned: Option<Comment>,
+    /// The reader's likes among all of these (empty without a reader).
+    pub liked: Vec<Uuid>,
+}
+
+/// [`page`]'s statement for an engine and order, after `$prefix` (`EXPLAIN …` for [`plan`]).
+macro_rules! page_sql {
+    ($db:expr, $sort:expr, $prefix:literal) => {
+        match ($db, $sort) {
+            (Db::Sqlite(_), Sort::Newest) => {
+                page_statement!($prefix, "INDEXED BY comments_video_newest", newest, "$4", "$5", "$6", "$7", "$8")
+            }
+            (Db::Postgres(_), Sort::Newest) => page_statement!($prefix, "", newest, "$4", "$5", "$6", "$7", "$8"),
+            (Db::Sqlite(_), Sort::Top) => {
+                page_statement!($prefix, "INDEXED BY comments_video_top", top, "$5", "$6", "$7", "$8", "$9")
+            }
+            (Db::Postgres(_), Sort::Top) => page_statement!($prefix, "", top, "$5", "$6", "$7", "$8", "$9"),
+        }
+    };
+}
+
+/// What `page_sql!`'s statements bind, in order.
+struct PageArgs {
+    video: Uuid,
+    /// The cursor's like count (for [`Sort::Top`] only), then its id.
+    likes: Option<i64>,
+    id: Uuid,
+    limit: i64,
+    user: Option<Uuid>,
+    held: i64,
+    held_of: Option<Uuid>,
+    held_limit: i64,
+    pinned: Option<Uuid>,
+}
+
+impl PageArgs {
+    fn of(q: &PageQuery) -> PageArgs {
+        let first = q.after.is_none();
+        let (likes, id) = match q.sort {
+            Sort::Newest => (None, q.after.map_or(Uuid::max(), |a| a.1)),
+            Sort::Top => {
+                let (likes, id) = q.after.unwrap_or((i64::MAX, Uuid::max()));
+                (Some(likes), id)
+            }
+        };
+        PageArgs {
+            video: q.video,
+            likes,
+            id,
+            limit: i64::from(q.limit),
+            user: q.reader.map(|r| r.user.0),
+            held: i64::from(first && q.reader.is_some()),
+            held_of: q.reader.and_then(|r| r.held_of).map(|a| a.0),
+            held_limit: i64::from(q.held_limit),
+            pinned: q.pinned.filter(|_| first),
+        }
+    }
+}
+
+/// Binds [`PageArgs`] to a query of `page_sql!` (either engine's, either kind of query).
+macro_rules! bind_page {
+    ($query:expr, $a:expr) => {{
+        let a = &$a;
+        let q = $query.bind(a.video);
+        let q = match a.likes {
+            Some(likes) => q.bind(likes),
+            None => q,
+        };
+        q.bind(a.id).bind(a.limit).bind(a.user).bind(a.held).bind(a.held_of).bind(a.held_limit).bind(a.pinned)
+    }};
+}
+
+/// What [`page`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageQuery {
+    pub video: Uuid,
+    pub sort: Sort,
+    /// The cursor's position; `None`: the first page.
+    pub after: Option<After>,
+    pub limit: u32,
+    pub reader: Option<Reader>,
+    /// The video's pinned comment (shown on the first page).
+    pub pinned: Option<Uuid>,
+    /// Held comments shown at most (first page).
+    pub held_limit: u32,
+}
+
+/// A page of the video's top-level comments that are not held, in `sort` order, after `after`
+/// when paging — one range scan of `comments_video_newest` or `comments_video_top` from the
+/// cursor, however deep the page — in one statement with what goes with it: on the first page
+/// the pinned comment and, for a reader, the held comments they may see, and the reader's
+/// likes. A page costs its statements' round trips more than their work (ARCHITECTURE.md,
+/// "Statements per page" under `crates/api`).
+pub async fn page(db: &Db, q: &PageQuery) -> Result<Page, DbError> {
+    let (args, sort) = (PageArgs::of(q), q.sort);
+    let sql = page_sql!(db, sort, "");
+    let rows: Vec<PageRow> = with_pool!(db, |pool| bind_page!(sqlx::query_as(sql), args).fetch_all(pool).await?);
+    let mut out = Page::default();
+    for r in rows {
+        let c = Comment::from(r.comment);
+        if r.liked != 0 {
+            out.liked.push(c.id);
+        }
+        match r.part {
+            0 => out.comments.push(c),
+            1 => out.held.push(c),
+            _ => out.pinned = Some(c),
+        }
+    }
+    // Each part is in its order as read; sorted again so the result never rests on how an
+    // engine runs a UNION ALL.
+    match sort {
+        Sort::Newest => out.comments.sort_by_key(|c| std::cmp::Reverse(c.id)),
+        Sort::Top => out.comments.sort_by_key(|c| std::cmp::Reverse((c.like_count, c.id))),
+    }
+    out.held.sort_by_key(|c| c.id);
+    out.liked.sort();
+    out.liked.dedup();
+    Ok(out)
+}
+
+/// The query plan of [`page`] for `q` (a page after a cursor) with the first page's parts —
+/// the held comments and the pinned one — asked for too (for tests and benchmarks: each part
+/// must be an index lookup or range scan, with no sort, whatever the depth). On PostgreSQL
+/// sequential scans are priced out, so a small table shows the plan a large one gets.
+pub async fn plan(db: &Db, q: &PageQuery) -> Result<String, DbError> {
+    let (mut args, sort) = (PageArgs::of(q), q.sort);
+    args.held = 1;
+    args.pinned = q.pinned;
+    let rows: Vec<String> = match db {
+        Db::Sqlite(pool) => {
+            let sql = page_sql!(db, sort, "EXPLAIN QUERY PLAN ");
+            let rows: Vec<(i64, i64, i64, String)> = bind_page!(sqlx::query_as(sql), args).fetch_all(pool).await?;
             rows.into_iter().map(|r| r.3).collect()
         }
-        (Db::Sqlite(pool), Sort::Top) => {
-            let sql = concat!("EXPLAIN QUERY PLAN ", select!(indexed "comments_video_top", top_level!(top)));
-            let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(sql).bind(video).bind(after.0).bind(after.1).bind(20i64).fetch_all(pool).await?;
-            rows.into_iter().map(|r| r.3).collect()
-        }
-        (Db::Postgres(pool), sort) => {
+        Db::Postgres(pool) => {
             // A small table is read whole more cheaply than through an index; price that out, as
             // a video with many comments does, to see the plan that matters.
+            let sql = page_sql!(db, sort, "EXPLAIN ");
             let mut tx = pool.begin().await?;
             sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await?;
-            let rows = match sort {
-                Sort::Newest => {
-                    sqlx::query_scalar(concat!("EXPLAIN ", select!(top_level!(newest))))
-                        .bind(video)
-                        .bind(after.1)
-                        .bind(20i64)
-                        .fetch_all(&mut *tx)
-                        .await?
-                }
-                Sort::Top => {
-                    sqlx::query_scalar(concat!("EXPLAIN ", select!(top_level!(top))))
-                        .bind(video)
-                        .bind(after.0)
-                        .bind(after.1)
-                        .bind(20i64)
-                        .fetch_all(&mut *tx)
-                        .await?
-                }
-            };
+            let rows = bind_page!(sqlx::query_scalar(sql), args).fetch_all(&mut *tx).await?;
             tx.rollback().await?;
             rows
         }
@@ -462,21 +612,6 @@ pub async fn replies(db: &Db, root: Uuid, after: Option<Uuid>, limit: u32) -> Re
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
-    });
-    Ok(rows.into_iter().map(Comment::from).collect())
-}
-
-/// The held comments of `video`, oldest first: all of them, or only `author`'s.
-pub async fn held_on_video(db: &Db, video: Uuid, author: Option<UserId>, limit: u32) -> Result<Vec<Comment>, DbError> {
-    let rows: Vec<Row> = with_pool!(db, |pool| {
-        sqlx::query_as(select!(
-            "WHERE c.video_id = $1 AND c.status = 'held' AND ($2 IS NULL OR c.author_id = $2) ORDER BY c.id LIMIT $3"
-        ))
-        .bind(video)
-        .bind(author.map(|a| a.0))
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?
     });
     Ok(rows.into_iter().map(Comment::from).collect())
 }

@@ -486,6 +486,46 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Video>, DbError> {
     Ok(row.map(Video::from))
 }
 
+/// A video with what its watch page shows beside it, read with it ([`get_watched`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watched {
+    pub video: Video,
+    /// Its comment settings and counters (columns of its row).
+    pub comments: crate::comments::VideoComments,
+    /// The live whose replay it is, if any (`lives.replay_video_id`).
+    pub replay_of: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WatchedRow {
+    #[sqlx(flatten)]
+    video: Row,
+    comment_policy: String,
+    comment_count: i64,
+    pinned_comment_id: Option<Uuid>,
+    replay_of: Option<Uuid>,
+}
+
+/// [`get`] with the video's comment settings and the live it replays, in one statement (the
+/// watch page needs all three; ARCHITECTURE.md, "Statements per page" under `crates/api`).
+pub async fn get_watched(db: &Db, id: Uuid) -> Result<Option<Watched>, DbError> {
+    let row: Option<WatchedRow> = with_pool!(db, |pool| {
+        sqlx::query_as(select!(
+            columns ", v.comment_policy, v.comment_count, v.pinned_comment_id, \
+                     (SELECT l.id FROM lives l WHERE l.replay_video_id = v.id LIMIT 1) AS replay_of",
+            "WHERE v.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|r| Watched {
+        video: Video::from(r.video),
+        comments: crate::comments::VideoComments::of_columns(&r.comment_policy, r.comment_count, r.pinned_comment_id),
+        replay_of: r.replay_of,
+    }))
+}
+
 /// A user's videos, newest first; `before` pages by creation time.
 pub async fn list_by_owner(
     db: &Db,

@@ -3,10 +3,10 @@
 //! with whether each holds the video — read in one statement.
 //!
 //! Each of these is one indexed lookup, but on PostgreSQL a statement costs more in its round
-//! trip than in its execution (ARCHITECTURE.md, "Statements per page"), so the watch page asks
-//! them together: the per-viewer values are uncorrelated scalar subqueries (computed once by
-//! both engines), beside one row per playlist (`LEFT JOIN` from a one-row table, so a viewer
-//! with no playlist still gets one row). Nothing is written: a viewer's "Watch later" that does
+//! trip than in its execution (ARCHITECTURE.md, "Statements per page" under `crates/api`), so
+//! the watch page asks them together: the per-viewer values are uncorrelated scalar subqueries
+//! (computed once by both engines), beside one row per playlist (`LEFT JOIN` from a one-row
+//! table, so a viewer with no playlist still gets one row). Nothing is written: a viewer's "Watch later" that does
 //! not exist yet is made when they first add to it, not when they first watch.
 
 use crate::playlists::Kind;

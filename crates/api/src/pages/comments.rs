@@ -107,16 +107,17 @@ fn item(
     }
 }
 
-/// The comments section of `v`'s watch page.
+/// The comments section of `v`'s watch page (its comment `settings` read with it).
 pub(super) async fn section(
     st: &ApiState,
     v: &Video,
+    settings: turtlemen_db::comments::VideoComments,
     viewer: Option<&CurrentUser>,
     q: &CommentsQuery,
     here: &str,
 ) -> Result<CommentsSection, ApiError> {
     let sort = api::parse_sort(q.sort.as_deref())?;
-    let p: CommentPage = api::page(st, v, viewer, sort, q.cursor.as_deref(), api::PAGE).await?;
+    let p: CommentPage = api::page(st, v, Some(settings), viewer, sort, q.cursor.as_deref(), api::PAGE).await?;
     let liked = |c: &Comment| p.liked.as_ref().is_some_and(|l| l.contains(&c.id));
     let policy = p.settings.policy;
     let items = p

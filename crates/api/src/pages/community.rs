@@ -111,7 +111,6 @@ pub(super) fn card<'a>(st: &ApiState, v: impl Into<Shown<'a>>, new_since: Option
 /// row (which carries its channel), so the watch page asks nothing more of the database for a
 /// visitor.
 pub(super) struct ButtonChannel<'a> {
-    pub id: Uuid,
     pub owner_id: UserId,
     pub handle: &'a str,
     pub display_name: &'a str,
@@ -119,33 +118,14 @@ pub(super) struct ButtonChannel<'a> {
 
 impl<'a> From<&'a Channel> for ButtonChannel<'a> {
     fn from(c: &'a Channel) -> Self {
-        ButtonChannel { id: c.id, owner_id: c.owner_id, handle: &c.handle, display_name: &c.display_name }
+        ButtonChannel { owner_id: c.owner_id, handle: &c.handle, display_name: &c.display_name }
     }
 }
 
 impl<'a> From<&'a Video> for ButtonChannel<'a> {
     fn from(v: &'a Video) -> Self {
-        ButtonChannel {
-            id: v.channel_id,
-            owner_id: v.owner_id,
-            handle: &v.channel_handle,
-            display_name: &v.channel_display_name,
-        }
+        ButtonChannel { owner_id: v.owner_id, handle: &v.channel_handle, display_name: &v.channel_display_name }
     }
-}
-
-/// The Subscribe control of `c` for `viewer`, coming back to `return_to`.
-pub(super) async fn subscribe_button(
-    st: &ApiState,
-    c: ButtonChannel<'_>,
-    viewer: Option<&CurrentUser>,
-    return_to: &str,
-) -> Result<SubscribeButton, ApiError> {
-    let viewer = match viewer {
-        Some(u) => Some((u, turtlemen_db::subscriptions::is_subscribed(&st.db, u.0.id, c.id).await?)),
-        None => None,
-    };
-    Ok(subscribe_button_of(st, c, viewer, return_to))
 }
 
 /// The Subscribe control of `c` for a viewer whose subscription is already known.
@@ -183,7 +163,8 @@ async fn channel_page(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let c = channels::find(&st, &handle).await?;
+    let turtlemen_db::channels::PageState { channel: c, owner_channels, subscribed } =
+        channels::find_for_page(&st, &handle, viewer.as_ref()).await?;
     let url = channels::page_url(&c.handle);
     let about = q.tab.as_deref() == Some("about");
     let listing_playlists = q.tab.as_deref() == Some("playlists");
@@ -204,8 +185,6 @@ async fn channel_page(
         (cards, next, sort)
     };
     let ctx = context(&st, viewer.as_ref(), &uri, &headers).await;
-    // A user's profile is their channels: every channel page lists the owner's others.
-    let owner_channels = turtlemen_db::channels::list_by_owner(&st.db, c.owner_id).await?;
     let view = ChannelView {
         handle: c.handle.clone(),
         display_name: c.display_name.clone(),
@@ -242,7 +221,7 @@ async fn channel_page(
         sort: sort.into(),
         cards,
         next_url,
-        subscribe: subscribe_button(&st, (&c).into(), viewer.as_ref(), &ctx.path).await?,
+        subscribe: subscribe_button_of(&st, (&c).into(), viewer.as_ref().map(|u| (u, subscribed)), &ctx.path),
         joined: c.created_at.format("%Y-%m-%d").to_string(),
         notice: match q.done.as_deref() {
             Some("subscribed") => Some("Subscribed.".into()),
