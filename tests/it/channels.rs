@@ -518,6 +518,15 @@ on_both_stacks! {
         assert!(html.contains("1 new since your last visit."), "{html}");
         let (_, again) = page(&app, Some(&bob), "/subscriptions").await;
         assert_eq!(again.matches("class=\"new-mark\"").count(), 1, "a reload within the visit keeps the mark");
+        // The visit is read with the head's page; without a head (this open builds it again) it
+        // is read on its own, with the same result.
+        turtlemen_db::with_pool!(&app.db, |pool| {
+            sqlx::query("DELETE FROM feed_heads WHERE user_id = $1").bind(bob_id).execute(pool).await.unwrap();
+        });
+        let (_, rebuilt) = page(&app, Some(&bob), "/subscriptions").await;
+        assert_eq!(rebuilt.matches("class=\"new-mark\"").count(), 1, "{rebuilt}");
+        let (_, from_head) = page(&app, Some(&bob), "/subscriptions").await;
+        assert_eq!(from_head.matches("class=\"new-mark\"").count(), 1, "{from_head}");
         assert_eq!(page(&app, Some(&bob), "/subscriptions?cursor=forged").await.0, 400);
     }
 }

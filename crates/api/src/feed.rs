@@ -53,6 +53,19 @@ pub async fn cards(
     Ok(paged(st, cards, limit, |c| (c.listed_at(), c.id)))
 }
 
+/// [`cards`] for the feed's page: it records the viewer's visit and returns, with the page, the
+/// end of their previous one (what is newer is marked new).
+pub async fn cards_on_visit(
+    st: &ApiState,
+    user: &CurrentUser,
+    cursor_text: Option<&str>,
+    limit: u32,
+) -> Result<(FeedPage<Card>, Option<DateTime<Utc>>), ApiError> {
+    let after = cursor::decode_time(st, cursor::Kind::Feed, cursor_text)?;
+    let (cards, new_since) = rows::feed_cards_on_visit(&st.db, user.0.id, after, limit + 1, Utc::now()).await?;
+    Ok((paged(st, cards, limit, |c| (c.listed_at(), c.id)), new_since))
+}
+
 /// `limit` of `items` (read one more than a page) and the cursor after the last if there are more.
 fn paged<T>(st: &ApiState, mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> (DateTime<Utc>, Uuid)) -> FeedPage<T> {
     let next_cursor = if items.len() > limit as usize {

@@ -49,6 +49,18 @@ pub(crate) struct HeadPage<R> {
     pub rows: Vec<R>,
     /// The lowest key the head answers for; `None`: the head holds the whole feed.
     pub floor: Option<Key>,
+    /// The user's feed visit as read with the head ([`crate::subscriptions::feed_cards_on_visit`]).
+    pub visit: crate::subscriptions::VisitRow,
+}
+
+/// The user `$1`'s feed visit (`feed_visits`), as two uncorrelated scalar subqueries beside the
+/// head's columns: the feed page records its visit after reading the page, and reads the visit
+/// in the same statement ([`HeadRow`]'s `visit_at`, `visit_previous_at`).
+macro_rules! visit_columns {
+    () => {
+        ", (SELECT fv.visited_at FROM feed_visits fv WHERE fv.user_id = $1) AS visit_at, \
+         (SELECT fv.previous_at FROM feed_visits fv WHERE fv.user_id = $1) AS visit_previous_at "
+    };
 }
 
 /// The page below `$2, $3` from `user` `$1`'s ready head, at most `$4` videos, each row with its
@@ -63,8 +75,9 @@ macro_rules! entries {
     ($columns:expr, $owner_join:literal) => {
         concat!(
             $columns,
-            ", e.head_floor_at, e.head_floor_id, e.head_token, e.head_read_at \
-             FROM (SELECT e.video_id, e.published_at, h.floor_at AS head_floor_at, h.floor_id AS head_floor_id, \
+            ", e.head_floor_at, e.head_floor_id, e.head_token, e.head_read_at",
+            visit_columns!(),
+            "FROM (SELECT e.video_id, e.published_at, h.floor_at AS head_floor_at, h.floor_id AS head_floor_id, \
              h.token AS head_token, h.read_at AS head_read_at \
              FROM feed_heads h JOIN feed_entries e ON e.user_id = h.user_id AND e.token = h.token \
              WHERE h.user_id = $1 AND h.ready = TRUE \
@@ -107,12 +120,23 @@ struct HeadRow {
     head_floor_id: Option<Uuid>,
     head_token: Uuid,
     head_read_at: DateTime<Utc>,
+    visit_at: Option<DateTime<Utc>>,
+    visit_previous_at: Option<DateTime<Utc>>,
+}
+
+impl HeadRow {
+    fn visit(&self) -> crate::subscriptions::VisitRow {
+        self.visit_at.map(|at| (at, self.visit_previous_at))
+    }
 }
 
 /// The head alone: asked only when [`ENTRIES`] found nothing, in one snapshot with it again
 /// ([`read_in_snapshot`]).
-const HEAD: &str = "SELECT floor_at AS head_floor_at, floor_id AS head_floor_id, token AS head_token, \
-     read_at AS head_read_at FROM feed_heads WHERE user_id = $1 AND ready = TRUE";
+const HEAD: &str = concat!(
+    "SELECT floor_at AS head_floor_at, floor_id AS head_floor_id, token AS head_token, read_at AS head_read_at",
+    visit_columns!(),
+    "FROM feed_heads WHERE user_id = $1 AND ready = TRUE"
+);
 
 /// Reads up to `limit` videos below `before` from `user`'s ready head, in one snapshot with the
 /// head itself; `None` when the user has no ready head.
@@ -157,7 +181,7 @@ pub(crate) async fn read<R: FeedRow>(
                 .map(|_| ())?
         });
     }
-    Ok(Some(HeadPage { rows, floor: head.head_floor_at.zip(head.head_floor_id) }))
+    Ok(Some(HeadPage { rows, floor: head.head_floor_at.zip(head.head_floor_id), visit: head.visit() }))
 }
 
 /// The head and its entries below `before` in one snapshot (PostgreSQL: a REPEATABLE READ, READ

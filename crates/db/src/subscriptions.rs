@@ -244,7 +244,7 @@ pub async fn feed(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
 ) -> Result<Vec<Video>, DbError> {
-    Ok(feed_rows::<VideoRow>(db, user, after, limit).await?.into_iter().map(Video::from).collect())
+    Ok(feed_rows::<VideoRow>(db, user, after, limit).await?.0.into_iter().map(Video::from).collect())
 }
 
 /// The same page as [`feed`], as cards.
@@ -254,22 +254,48 @@ pub async fn feed_cards(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
 ) -> Result<Vec<Card>, DbError> {
-    Ok(feed_rows::<CardRow>(db, user, after, limit).await?.into_iter().map(Card::from).collect())
+    Ok(feed_rows::<CardRow>(db, user, after, limit).await?.0.into_iter().map(Card::from).collect())
 }
 
+/// [`feed_cards`] for the feed's page, which records the visit at `now` and returns the end of
+/// the previous one with the page ([`record_visit`]). When the page comes from the head,
+/// the visit is read in the head's statement (ARCHITECTURE.md, "Statements per page" under
+/// `crates/api`).
+pub async fn feed_cards_on_visit(
+    db: &Db,
+    user: UserId,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Card>, Option<DateTime<Utc>>), DbError> {
+    let (rows, visit) = feed_rows::<CardRow>(db, user, after, limit).await?;
+    let visit = match visit {
+        Some(visit) => visit,
+        None => read_visit(db, user).await?,
+    };
+    let new_since = record_visit(db, user, now, visit).await?;
+    Ok((rows.into_iter().map(Card::from).collect(), new_since))
+}
+
+/// A page of the feed, and the user's feed visit when it was read with it (from the head).
 async fn feed_rows<R: FeedRow>(
     db: &Db,
     user: UserId,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
-) -> Result<Vec<R>, DbError> {
+) -> Result<(Vec<R>, Option<VisitRow>), DbError> {
     let limit = limit.max(1);
     let top = (Utc::now() + chrono::TimeDelta::days(3650), Uuid::max());
     let before = after.unwrap_or(top);
+    let mut visit = None;
     let rows = match heads::read::<R>(db, user, before, i64::from(limit)).await? {
-        Some(page) if page.rows.len() as u32 >= limit || page.floor.is_none() => page.rows,
+        Some(page) if page.rows.len() as u32 >= limit || page.floor.is_none() => {
+            visit = Some(page.visit);
+            page.rows
+        }
         Some(mut page) => {
             // The head ends above the page's end: the computed feed goes on below its floor.
+            visit = Some(page.visit);
             let below = page.floor.map_or(before, |floor| floor.min(before));
             let more = computed::<R>(db, user, Some(below), limit - page.rows.len() as u32).await?;
             page.rows.extend(more);
@@ -287,7 +313,7 @@ async fn feed_rows<R: FeedRow>(
         },
         None => computed::<R>(db, user, after, limit).await?,
     };
-    Ok(rows)
+    Ok((rows, visit))
 }
 
 /// The feed computed from the followed channels' videos (the plan described at [`feed`]).
@@ -366,17 +392,29 @@ pub const VISIT_GAP: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
 /// writer). A visit then ends up to this much earlier than its last opening.
 pub const VISIT_PRECISION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
-/// Records that `user` opens the feed at `now` and returns the end of their previous visit:
-/// videos published after it are new to them (`None` on a first visit). Opening the feed
-/// again within [`VISIT_GAP`] continues the same visit, so reloading or paging keeps the
-/// marks.
-pub async fn record_feed_visit(db: &Db, user: UserId, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, DbError> {
-    let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = with_pool!(db, |pool| {
+/// A user's `feed_visits` row: when their visit was last recorded, and the end of the one
+/// before (`None`: no row, a first visit).
+pub(crate) type VisitRow = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+
+async fn read_visit(db: &Db, user: UserId) -> Result<VisitRow, DbError> {
+    Ok(with_pool!(db, |pool| {
         sqlx::query_as("SELECT visited_at, previous_at FROM feed_visits WHERE user_id = $1")
             .bind(user.0)
             .fetch_optional(pool)
             .await?
-    });
+    }))
+}
+
+/// Records that `user` opens the feed at `now`, their `feed_visits` row read as `row`, and
+/// returns the end of their previous visit: videos published after it are new to them (`None`
+/// on a first visit). Opening the feed again within [`VISIT_GAP`] continues the same visit, so
+/// reloading or paging keeps the marks.
+async fn record_visit(
+    db: &Db,
+    user: UserId,
+    now: DateTime<Utc>,
+    row: VisitRow,
+) -> Result<Option<DateTime<Utc>>, DbError> {
     match row {
         None => {
             retry_serializable(|| async {

@@ -306,8 +306,7 @@ async fn subscriptions_page(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let page = feed::cards(&st, &user, q.cursor.as_deref(), PAGE).await?;
-    let new_since = turtlemen_db::subscriptions::record_feed_visit(&st.db, user.0.id, Utc::now()).await?;
+    let (page, new_since) = feed::cards_on_visit(&st, &user, q.cursor.as_deref(), PAGE).await?;
     // Only an empty feed needs to know whether the viewer follows anyone (to say why).
     let follows_any =
         !page.videos.is_empty() || !turtlemen_db::subscriptions::list(&st.db, user.0.id, None, 1).await?.is_empty();
