@@ -10,6 +10,7 @@
 #   home        GET /                      anonymous
 #   home-in     GET /                      signed in (with "From your subscriptions")
 #   channel     GET /@seed0                the channel with the most videos
+#   channel-in  GET /@seed0                the same, signed in (with the viewer's subscription)
 #   feed        GET /subscriptions         signed in, following 1,000 channels: read from the
 #                                          viewer's feed head (built by the first read)
 #   feed-past   GET /subscriptions?cursor= the page after the head's 240 videos: computed from
@@ -97,6 +98,7 @@ run() { # backend
   load home "$base/"
   load home-in "${signed[@]}" "$base/"
   load channel "$base/@seed0"
+  load channel-in "${signed[@]}" "$base/@seed0"
   load feed "${signed[@]}" "$base/subscriptions"
   load feed-past "${signed[@]}" "$base/subscriptions?cursor=$(cursor_past_head "$base" "$cookie")"
   feed_first "$backend" "$data" "$base" "$cookie"
@@ -115,6 +117,7 @@ run() { # backend
   load home-in "${signed[@]}" "$base/"
   load search-in "${signed[@]}" "$base/search?q=river+guitar"
   load channel "$base/@seed0"
+  load channel-in "${signed[@]}" "$base/@seed0"
   load search "$base/search?q=river+guitar"
   load watch "$base/videos/$video"
   load watch-in "${signed[@]}" "$base/videos/$video"
