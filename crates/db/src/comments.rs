@@ -164,26 +164,21 @@ impl From<Row> for Comment {
     }
 }
 
-/// `SELECT … FROM comments c [INDEXED BY …] JOIN …` then the rest.
+/// `SELECT … FROM comments c JOIN …` then the rest; `@names` and `@joins` are its parts, for
+/// statements that add columns or name an index (`page_statement!`).
 macro_rules! select {
     (@names) => {
         "SELECT c.id, c.video_id, c.author_id, u.username AS author_username, u.display_name AS author_display_name, \
          c.parent_id, c.root_id, pu.username AS reply_to_username, c.body, c.html, c.status, c.like_count, \
          c.reply_count, c.created_at, c.edited_at"
     };
-    (@cols) => {
-        concat!(select!(@names), " FROM comments c ")
-    };
     (@joins) => {
         " JOIN users u ON u.id = c.author_id AND u.banned_at IS NULL \
          LEFT JOIN comments p ON p.id = c.parent_id AND c.parent_id <> c.root_id \
          LEFT JOIN users pu ON pu.id = p.author_id "
     };
-    (indexed $index:literal, $($rest:tt)+) => {
-        concat!(select!(@cols), "INDEXED BY ", $index, select!(@joins), $($rest)+)
-    };
     ($($rest:tt)+) => {
-        concat!(select!(@cols), select!(@joins), $($rest)+)
+        concat!(select!(@names), " FROM comments c ", select!(@joins), $($rest)+)
     };
 }
 
