@@ -19,13 +19,16 @@
 # behind it: throughput on these 2 shared cores is bounded by the sum over all processes, so the
 # proxy's own cost per request is the number to compare with nginx's.
 #   bash benches/gateway.sh [RUNS]        (needs wrk and nginx: apt-get install wrk nginx)
+# TURTLEMEN_BIN names another build of turtlemen to measure (a baseline built in a worktree, say);
+# bare_proxy is always this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (apt-get install wrk nginx)" >&2; exit 1; }
-cargo build --release --locked -q
+[ -n "${TURTLEMEN_BIN:-}" ] || cargo build --release --locked -q
 cargo build --release --locked -q -p turtlemen-gateway --example bare_proxy
-bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/turtlemen"
+release="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
+bin="${TURTLEMEN_BIN:-$release/turtlemen}"
 work=$(mktemp -d)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PA=$(port); PB=$(port); PG=$(port); PN=$(port); PH=$(port)
@@ -63,7 +66,7 @@ CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 until curl -s -o /dev/null "http://127.0.0.1:$PN/api/v1/bench"; do sleep 0.05; done
 
-"$(dirname "$bin")/examples/bare_proxy" "127.0.0.1:$PH" "127.0.0.1:$PB" & pids+=($!)
+"$release/examples/bare_proxy" "127.0.0.1:$PH" "127.0.0.1:$PB" & pids+=($!)
 until curl -s -o /dev/null "http://127.0.0.1:$PH/api/v1/bench"; do sleep 0.05; done
 
 api_pid=${pids[1]}; gw_pid=${pids[2]}; auth_pid=${pids[0]}; hyper_pid=${pids[4]}

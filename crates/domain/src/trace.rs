@@ -21,6 +21,9 @@ pub struct TraceContext {
     pub flags: u8,
 }
 
+/// The length of a version-00 `traceparent`: `00-{32 hex}-{16 hex}-{2 hex}`.
+pub const TRACEPARENT_LEN: usize = 55;
+
 /// A `traceparent`'s fields, as [`parse`] reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parent {
@@ -54,7 +57,24 @@ impl TraceContext {
 
     /// The `traceparent` naming this span as the parent.
     pub fn header(&self) -> String {
-        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags)
+        self.header_bytes().iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// [`Self::header`] as ASCII bytes, written without the formatting machinery: every request
+    /// through the HTTP foundation writes one.
+    pub fn header_bytes(&self) -> [u8; TRACEPARENT_LEN] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; TRACEPARENT_LEN];
+        let mut put = |at: usize, digits: usize, value: u128| {
+            for (i, slot) in out[at..at + digits].iter_mut().enumerate() {
+                *slot = HEX[((value >> (4 * (digits - 1 - i))) & 0xf) as usize];
+            }
+        };
+        put(0, 2, 0);
+        put(3, 32, self.trace_id);
+        put(36, 16, u128::from(self.span_id));
+        put(53, 2, u128::from(self.flags));
+        out
     }
 
     /// The trace id as 32 lower-case hex digits (how it is logged).
@@ -173,6 +193,19 @@ pub trait SpanSink: Send + Sync + std::fmt::Debug {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_is_the_w3c_layout() {
+        for (trace_id, span_id, flags) in [
+            (1, 1, 0),
+            (u128::MAX, u64::MAX, 0xff),
+            (0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736, 0x00f0_67aa_0ba9_02b7, 1),
+        ] {
+            let ctx = TraceContext { trace_id, span_id, parent_id: 0, flags };
+            assert_eq!(ctx.header(), format!("00-{trace_id:032x}-{span_id:016x}-{flags:02x}"));
+            assert_eq!(parse(&ctx.header_bytes()), Some(Parent { trace_id, span_id, flags }));
+        }
+    }
 
     #[test]
     fn malformed_parents_are_refused() {

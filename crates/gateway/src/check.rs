@@ -164,8 +164,9 @@ pub async fn authenticate(gw: &Gateway, headers: &mut HeaderMap) -> Result<Authn
             };
         }
     }
-    let Some(id) = session::id_from(gw, headers) else {
-        return Ok(Authn::Anonymous { clear_cookie: session::cookie_in(gw, headers).is_some() });
+    // Checked (HMAC) by the session's load unless its session is cached: see `SessionCache`.
+    let Some(id) = session::cookie_in(gw, headers) else {
+        return Ok(Authn::Anonymous { clear_cookie: false });
     };
     match current(gw, id).await {
         Ok(Some(identity)) => Ok(Authn::Known(identity)),

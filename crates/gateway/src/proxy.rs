@@ -135,7 +135,9 @@ pub struct Proxy {
     splice: bool,
 }
 
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// A `static`, not a `const`: a `const` array of header names is made and dropped again at
+/// every use.
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -147,10 +149,29 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// Whether `name` is one of [`HOP_BY_HOP`], by its text: a match on a few literals costs less
+/// than hashing the nine names into the map to remove them.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
 /// Drops the hop-by-hop headers: the fixed ones, and those `Connection` names. Runs twice per
-/// proxied request, so the common case (no `Connection` header) allocates nothing and the
-/// fixed names are not parsed again.
+/// proxied request, so the common case (none of them) only looks each header name over once.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -163,9 +184,35 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP.iter() {
         headers.remove(name);
     }
+}
+
+/// `ip` as a header value. An IPv4 address is written without the formatting machinery: every
+/// proxied request carries its client's.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+    };
+    let (mut text, mut len) = ([0u8; 15], 0);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let first = match octet {
+            100.. => 0,
+            10..=99 => 1,
+            _ => 2,
+        };
+        for digit in &digits[first..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 impl Proxy {
@@ -180,28 +227,31 @@ impl Proxy {
     fn forwarded_headers(&self, headers: &mut HeaderMap, peer: Option<IpAddr>) {
         const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
         const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+        const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
         let trusted = peer.is_some_and(|ip| self.is_trusted(ip));
-        let peer_text = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        let peer_value = peer.map_or(HeaderValue::from_static("unknown"), ip_value);
         let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-            Some(chain) if trusted => format!("{chain}, {peer_text}"),
-            _ => peer_text,
+            Some(chain) if trusted => {
+                HeaderValue::from_str(&format!("{chain}, {}", peer_value.to_str().unwrap_or("unknown"))).ok()
+            }
+            _ => Some(peer_value),
         };
         let proto = match headers.get(&XFP).filter(|_| trusted).and_then(|v| v.to_str().ok()) {
             Some("http") => "http",
             Some("https") => "https",
             _ => self.public_scheme,
         };
-        let host = headers.get("x-forwarded-host").filter(|_| trusted).or_else(|| headers.get(header::HOST)).cloned();
-        if let Ok(v) = HeaderValue::from_str(&xff) {
+        let host = headers.get(&XFH).filter(|_| trusted).or_else(|| headers.get(header::HOST)).cloned();
+        if let Some(v) = xff {
             headers.insert(XFF, v);
         }
         headers.insert(XFP, HeaderValue::from_static(proto));
         match host {
             Some(h) => {
-                headers.insert(HeaderName::from_static("x-forwarded-host"), h);
+                headers.insert(XFH, h);
             }
             None => {
-                headers.remove("x-forwarded-host");
+                headers.remove(XFH);
             }
         }
     }
@@ -496,6 +546,45 @@ mod tests {
         proxy.forwarded_headers(&mut trusted, Some("10.1.2.3".parse().unwrap()));
         assert_eq!(trusted["x-forwarded-for"], "6.6.6.6, 10.1.2.3");
         assert_eq!(trusted["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_the_rest_kept() {
+        // The quick test and the list name the same nine.
+        assert!(HOP_BY_HOP.iter().all(is_hop_by_hop));
+        assert!(!is_hop_by_hop(&header::ACCEPT) && !is_hop_by_hop(&HeaderName::from_static("x-connection")));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private, Upgrade"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-private", HeaderValue::from_static("hop"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["accept", "cookie"]);
+        // Only one of the fixed names, without `Connection`: it goes too.
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["accept"]);
+        // None at all: nothing changes.
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        h.insert(header::HOST, HeaderValue::from_static("video.example.org"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_std_writes_them() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.9.99.100", "255.255.255.255", "192.168.0.19", "::1", "2001:db8::7"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_value(ip), ip.to_string().as_str());
+        }
     }
 
     #[tokio::test]

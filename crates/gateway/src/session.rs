@@ -139,7 +139,12 @@ impl CookieSigner {
 }
 
 /// Sessions read from the store in the last moment, so a busy page does not read the store for
-/// every request. A sign-out or refused refresh on this gateway removes the entry at once; an
+/// every request. Entries are found by the cookie value itself: a request whose session is
+/// cached costs neither the HMAC check nor the hash that makes the store key (together about an
+/// eighth of the gateway's instructions per signed-in request, `benches/gateway_instructions.sh`).
+/// Only values that passed the HMAC check are ever put here, so finding one is as good as the
+/// check; any other value is checked before the store is asked ([`load_with_identity`]). The
+/// values stay in this process's memory; the store keeps only their hashes. A sign-out or refused refresh on this gateway removes the entry at once; an
 /// ending anywhere else (a ban, a reset, "Sign out this session", another gateway's sign-out)
 /// removes it as soon as its announcement ([`ended::Notice`]) arrives on the store's bus —
 /// read before every lookup, so in one process the next request already misses. Without the
@@ -219,21 +224,21 @@ impl SessionCache {
         }
     }
 
-    fn get(&self, key: &str) -> Option<(Arc<GatewaySession>, Identity)> {
+    fn get(&self, id: &str) -> Option<(Arc<GatewaySession>, Identity)> {
         let mut state = self.state.lock().ok()?;
         state.apply_notices(self.ttl);
-        state.entries.get(key).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
+        state.entries.get(id).filter(|c| c.at.elapsed() < self.ttl).map(|c| (c.session.clone(), c.identity.clone()))
     }
 
     /// The mark keys of a session read before, however long ago: read with the session itself,
     /// they save a round trip (the marks a session is checked against never change).
-    fn mark_keys(&self, key: &str) -> Option<[String; 2]> {
-        self.state.lock().ok()?.entries.get(key).map(|c| c.session.mark_keys())
+    fn mark_keys(&self, id: &str) -> Option<[String; 2]> {
+        self.state.lock().ok()?.entries.get(id).map(|c| c.session.mark_keys())
     }
 
-    /// Keeps `session`, read from the store from `read_at` on, unless an ending of it was
-    /// announced since.
-    fn put(&self, key: String, session: Arc<GatewaySession>, identity: Identity, read_at: std::time::Instant) {
+    /// Keeps `session` (of the checked cookie value `id`), read from the store from `read_at`
+    /// on, unless an ending of it was announced since.
+    fn put(&self, id: String, session: Arc<GatewaySession>, identity: Identity, read_at: std::time::Instant) {
         if self.ttl.is_zero() {
             return;
         }
@@ -251,13 +256,13 @@ impl SessionCache {
                     entries.clear();
                 }
             }
-            entries.insert(key, Cached { at: std::time::Instant::now(), session, identity });
+            entries.insert(id, Cached { at: std::time::Instant::now(), session, identity });
         }
     }
 
-    fn forget(&self, key: &str) {
+    fn forget(&self, id: &str) {
         if let Ok(mut state) = self.state.lock() {
-            state.entries.remove(key);
+            state.entries.remove(id);
         }
     }
 }
@@ -267,33 +272,39 @@ pub async fn load(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySession>>,
     Ok(load_with_identity(gw, id).await?.map(|(s, _)| s))
 }
 
-/// [`load`], with the identity the session hands on.
+/// [`load`], with the identity the session hands on. `id` may be any cookie value: one that
+/// is not in the cache is checked ([`CookieSigner::made`]) before the store is asked, so a
+/// forged cookie costs no store lookup.
 pub async fn load_with_identity(
     gw: &Gateway,
     id: &str,
 ) -> Result<Option<(Arc<GatewaySession>, Identity)>, SessionError> {
-    let key = key(id);
     let now = chrono::Utc::now().timestamp();
-    if let Some(found) = gw.session_cache.get(&key).filter(|(s, _)| s.expires_at > now) {
+    if let Some(found) = gw.session_cache.get(id).filter(|(s, _)| s.expires_at > now) {
         return Ok(Some(found));
     }
+    if !gw.cookie_signer.made(id) {
+        return Ok(None);
+    }
+    let key = key(id);
     let read_at = std::time::Instant::now();
     // Boxed: a read from the store is the rarer way, and its future is large.
-    let Some(session) = Box::pin(read(gw, &key)).await? else { return Ok(None) };
+    let Some(session) = Box::pin(read(gw, id, &key)).await? else { return Ok(None) };
     if session.expires_at <= now {
         gw.store.delete(&key).await?;
         return Ok(None);
     }
     let identity = identity(gw, id, &session);
     let session = Arc::new(session);
-    gw.session_cache.put(key, session.clone(), identity.clone(), read_at);
+    gw.session_cache.put(id.to_owned(), session.clone(), identity.clone(), read_at);
     Ok(Some((session, identity)))
 }
 
-/// The session under `key` from the store, unless it is absent, unreadable or ended by a mark
-/// (then it is removed): one round trip when this gateway has read it before, two otherwise.
-async fn read(gw: &Gateway, key: &str) -> Result<Option<GatewaySession>, SessionError> {
-    let guessed = gw.session_cache.mark_keys(key);
+/// The session of cookie value `id`, under `key` in the store, unless it is absent, unreadable
+/// or ended by a mark (then it is removed): one round trip when this gateway has read it
+/// before, two otherwise.
+async fn read(gw: &Gateway, id: &str, key: &str) -> Result<Option<GatewaySession>, SessionError> {
+    let guessed = gw.session_cache.mark_keys(id);
     let (bytes, mut marks) = match &guessed {
         Some([sid, user]) => {
             let mut values = gw.store.get_many(&[key, sid.as_str(), user.as_str()]).await?.into_iter();
@@ -303,7 +314,7 @@ async fn read(gw: &Gateway, key: &str) -> Result<Option<GatewaySession>, Session
         None => (gw.store.get(key).await?, None),
     };
     let Some(session) = bytes.and_then(|b| serde_json::from_slice::<GatewaySession>(&b).ok()) else {
-        gw.session_cache.forget(key);
+        gw.session_cache.forget(id);
         return Ok(None);
     };
     let keys = session.mark_keys();
@@ -315,7 +326,7 @@ async fn read(gw: &Gateway, key: &str) -> Result<Option<GatewaySession>, Session
     let (session_mark, user_mark) = marks.unwrap_or_default();
     if ended::is_ended(session_mark.as_deref(), user_mark.as_deref(), session.auth_time) {
         tracing::info!(user.id = %session.sub, "gateway session ended with its login session");
-        gw.session_cache.forget(key);
+        gw.session_cache.forget(id);
         gw.store.delete(key).await?;
         return Ok(None);
     }
@@ -329,7 +340,7 @@ pub fn identity(gw: &Gateway, id: &str, session: &GatewaySession) -> Identity {
 
 /// Reads the store, never the cache (to see another request's refresh).
 pub async fn load_fresh(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySession>>, SessionError> {
-    gw.session_cache.forget(&key(id));
+    gw.session_cache.forget(id);
     load(gw, id).await
 }
 
@@ -337,13 +348,13 @@ pub async fn save(gw: &Gateway, id: &str, session: &GatewaySession) -> Result<()
     let bytes = serde_json::to_vec(session).map_err(|e| SessionError::Backend(e.to_string()))?;
     let written_at = std::time::Instant::now();
     gw.store.set(&key(id), &bytes, gw.config.idle).await?;
-    gw.session_cache.put(key(id), Arc::new(session.clone()), identity(gw, id, session), written_at);
+    gw.session_cache.put(id.to_owned(), Arc::new(session.clone()), identity(gw, id, session), written_at);
     Ok(())
 }
 
 /// Ends a session in the store and in this gateway's cache.
 pub async fn delete(gw: &Gateway, id: &str) -> Result<(), SessionError> {
-    gw.session_cache.forget(&key(id));
+    gw.session_cache.forget(id);
     gw.store.delete(&key(id)).await
 }
 

@@ -17,7 +17,7 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub fn enter(headers: &mut HeaderMap, sampled: bool) -> TraceContext {
     let parent = headers.get(&TRACEPARENT).and_then(|v| parse(v.as_bytes()));
     let ctx = TraceContext::continuing_sampled(parent, sampled);
-    if let Ok(value) = HeaderValue::from_str(&ctx.header()) {
+    if let Ok(value) = HeaderValue::from_bytes(&ctx.header_bytes()) {
         headers.insert(TRACEPARENT, value);
     }
     ctx
