@@ -144,8 +144,10 @@ impl CookieSigner {
 /// eighth of the gateway's instructions per signed-in request, `benches/gateway_instructions.sh`).
 /// Only values that passed the HMAC check are ever put here, so finding one is as good as the
 /// check; any other value is checked before the store is asked ([`load_with_identity`]). The
-/// values stay in this process's memory; the store keeps only their hashes. A sign-out or refused refresh on this gateway removes the entry at once; an
-/// ending anywhere else (a ban, a reset, "Sign out this session", another gateway's sign-out)
+/// values stay in this process's memory; the store keeps only their hashes.
+///
+/// A sign-out or refused refresh on this gateway removes the entry at once; an ending anywhere
+/// else (a ban, a reset, "Sign out this session", another gateway's sign-out)
 /// removes it as soon as its announcement ([`ended::Notice`]) arrives on the store's bus —
 /// read before every lookup, so in one process the next request already misses. Without the
 /// announcement (a lost message) an entry stays at most the cache's time to live
