@@ -1,7 +1,10 @@
 //! Forged session cookies cost no more than real ones: the gateway refuses a cookie value it
 //! did not sign (its HMAC, keyed from `cookie_secret`) before asking the session store. Checked
 //! on Redis through a tap that keeps every byte the program sends it: a forged cookie's store key
-//! never appears there, a real one's does, and the real one still works.
+//! never appears there, a real one's does, and the real one still works. With the gateway's
+//! session cache on, as deployed, a cached session is found by the cookie value itself, and a
+//! forgery next to it (the same id with another tag, a value cut short or made longer) still
+//! misses and is refused before the store.
 
 use crate::helpers::{Stack, TestApp, fresh_settings};
 use base64::Engine;
@@ -84,5 +87,40 @@ async fn forged_session_cookies_never_reach_the_store() {
     let res = app.client.get(app.url("/api/v1/me")).header("cookie", &header).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(contains(&seen.lock().unwrap(), &turtlemen_gateway::session::key(&real)), "the tap sees lookups");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_session_is_found_by_its_cookie_and_forgeries_next_to_it_are_refused() {
+    let Some((mut settings, dir, schema)) = fresh_settings(Stack::External).await else { return };
+    let (url, seen) = redis_tap(settings.session_url.as_deref().unwrap()).await;
+    settings.session_url = Some(url);
+    let app = TestApp::spawn_with_session_cache(settings, dir, schema, std::time::Duration::from_secs(600)).await;
+    let ann = crate::uploads::signed_in(&app, "ann").await;
+    let real = ann.cookie("turtlemen_session").expect("the session cookie");
+    let me = |cookie: String| app.client.get(app.url("/api/v1/me")).header("cookie", cookie).send();
+
+    // The first request may read the store; the next ones are answered from the cache.
+    assert_eq!(me(format!("turtlemen_session={real}")).await.unwrap().status(), 200);
+    seen.lock().unwrap().clear();
+    for _ in 0..3 {
+        assert_eq!(me(format!("turtlemen_session={real}")).await.unwrap().status(), 200);
+    }
+    let key = turtlemen_gateway::session::key(&real);
+    assert!(!contains(&seen.lock().unwrap(), &key), "a cached session was read from the store again");
+
+    let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&real).unwrap();
+    bytes[63] ^= 1;
+    let retagged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    let short = real[..real.len() - 1].to_string();
+    let long = format!("{real}A");
+    for forged in [retagged, short, long] {
+        let res = me(format!("turtlemen_session={forged}")).await.unwrap();
+        assert_eq!(res.status(), 401, "{forged} is no session");
+        let key = turtlemen_gateway::session::key(&forged);
+        assert!(!contains(&seen.lock().unwrap(), &key), "the store was asked for {forged}");
+    }
+    // The real one still works, from the cache.
+    assert_eq!(me(format!("turtlemen_session={real}")).await.unwrap().status(), 200);
     app.stop().await;
 }

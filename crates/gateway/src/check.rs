@@ -193,6 +193,8 @@ pub enum CheckError {
 }
 
 /// Who the live session `id` names, its access token refreshed if it has (nearly) expired.
+/// `id` is the cookie's value as sent: [`session::load_with_identity`] checks it before the
+/// store is asked, and nothing below runs for a value it does not find.
 pub async fn current(gw: &Gateway, id: &str) -> Result<Option<Identity>, CheckError> {
     let Some((s, identity)) = session::load_with_identity(gw, id).await? else {
         return Ok(None);

@@ -147,11 +147,11 @@ impl CookieSigner {
 /// values stay in this process's memory; the store keeps only their hashes.
 ///
 /// A sign-out or refused refresh on this gateway removes the entry at once; an ending anywhere
-/// else (a ban, a reset, "Sign out this session", another gateway's sign-out)
-/// removes it as soon as its announcement ([`ended::Notice`]) arrives on the store's bus —
-/// read before every lookup, so in one process the next request already misses. Without the
-/// announcement (a lost message) an entry stays at most the cache's time to live
-/// (`GatewayConfig::session_cache_ttl`, two seconds by default; zero turns the cache off).
+/// else (a ban, a reset, "Sign out this session", another gateway's sign-out) removes it as
+/// soon as its announcement ([`ended::Notice`]) arrives on the store's bus — read before every
+/// lookup, so in one process the next request already misses. Without the announcement (a lost
+/// message) an entry stays at most the cache's time to live (`GatewayConfig::session_cache_ttl`,
+/// two seconds by default; zero turns the cache off).
 pub struct SessionCache {
     ttl: std::time::Duration,
     state: std::sync::Mutex<CacheState>,
