@@ -65,15 +65,17 @@ impl TraceContext {
     pub fn header_bytes(&self) -> [u8; TRACEPARENT_LEN] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; TRACEPARENT_LEN];
-        let mut put = |at: usize, digits: usize, value: u128| {
-            for (i, slot) in out[at..at + digits].iter_mut().enumerate() {
-                *slot = HEX[((value >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        // Two digits per byte, most significant first: every request writes one.
+        let mut put = |at: usize, bytes: &[u8]| {
+            for (pair, byte) in out[at..at + 2 * bytes.len()].chunks_exact_mut(2).zip(bytes) {
+                pair[0] = HEX[usize::from(byte >> 4)];
+                pair[1] = HEX[usize::from(byte & 0xf)];
             }
         };
-        put(0, 2, 0);
-        put(3, 32, self.trace_id);
-        put(36, 16, u128::from(self.span_id));
-        put(53, 2, u128::from(self.flags));
+        put(0, &[0]);
+        put(3, &self.trace_id.to_be_bytes());
+        put(36, &self.span_id.to_be_bytes());
+        put(53, &[self.flags]);
         out
     }
 

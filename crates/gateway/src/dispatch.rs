@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use turtlemen_http::ApiError;
 use turtlemen_http::files::{FileReply, FileResponder};
@@ -146,11 +146,20 @@ async fn entry(d: &Dispatch, req: Request) -> Response {
 }
 
 /// Hands `req` to route `index`'s target, within the route's timeout.
+///
+/// A timeout that the foundation's own (around this request since it came in) is no longer
+/// than is not set again: the foundation's is reached first, so a second timer would only cost
+/// its registration. Under the default routes, that is every request but streaming uploads.
 async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
     let route = &d.gw.routes.routes[index];
+    let outer = d.foundation.limit_for(&req);
+    let own = |limit: Duration| own_limit(limit, outer);
     let router = match &d.targets[index] {
         // The proxy applies the route's timeout with its own read timeout.
-        Target::Pool(pool) => return d.proxy.forward(pool, req, &route.metrics, route.timeout).await,
+        Target::Pool(pool) => {
+            let head = own(pool.head_timeout(route.timeout));
+            return d.proxy.forward(pool, req, &route.metrics, head).await;
+        }
         Target::InProcess(router) => router.clone(),
     };
     d.proxy.in_process(&mut req);
@@ -160,7 +169,7 @@ async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
             Err(never) => match never {},
         }
     };
-    match route.timeout {
+    match route.timeout.and_then(own) {
         None => call.await,
         Some(limit) => match tokio::time::timeout(limit, call).await {
             Ok(res) => res,
@@ -170,6 +179,11 @@ async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
             }
         },
     }
+}
+
+/// `limit`, unless the foundation's `outer` limit (started first) is no longer: then `None`.
+fn own_limit(limit: Duration, outer: Option<Duration>) -> Option<Duration> {
+    outer.is_none_or(|outer| limit < outer).then_some(limit)
 }
 
 /// File answers (see [`turtlemen_http::files`]) for the API server in this process, put behind
@@ -205,5 +219,19 @@ impl FileResponder for RoutedFiles {
         let reply = self.inner.respond(req)?;
         route.metrics.observe(reply.status.as_u16(), start.elapsed());
         Some(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_the_foundations_reaches_first_is_not_set_again() {
+        let secs = Duration::from_secs;
+        assert_eq!(own_limit(secs(30), Some(secs(30))), None, "the default routes");
+        assert_eq!(own_limit(secs(60), Some(secs(30))), None);
+        assert_eq!(own_limit(secs(2), Some(secs(30))), Some(secs(2)), "a shorter route timeout");
+        assert_eq!(own_limit(secs(60), None), Some(secs(60)), "a streaming upload has no outer limit");
     }
 }

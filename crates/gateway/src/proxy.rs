@@ -119,6 +119,12 @@ impl Pool {
         self.down_until[i].store(now_ms() + DOWN_FOR_MS, Ordering::Relaxed);
     }
 
+    /// How long the response head is awaited on a route with `timeout` (`None`: no total
+    /// timeout): the pool's read timeout, or the route's when that is shorter.
+    pub fn head_timeout(&self, timeout: Option<Duration>) -> Duration {
+        timeout.map_or(self.read_timeout, |t| t.min(self.read_timeout))
+    }
+
     /// The first address, as an `http://` base URL (for the issuer transport).
     pub fn first_url(&self) -> String {
         format!("http://{}", self.addrs[0].authority)
@@ -230,18 +236,20 @@ impl Proxy {
         const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
         let trusted = peer.is_some_and(|ip| self.is_trusted(ip));
         let peer_value = peer.map_or(HeaderValue::from_static("unknown"), ip_value);
-        let xff = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
-            Some(chain) if trusted => {
+        // A client's own values are looked up only when they count: from a trusted proxy.
+        let theirs = |name: &HeaderName| if trusted { headers.get(name) } else { None };
+        let xff = match theirs(&XFF).and_then(|v| v.to_str().ok()) {
+            Some(chain) => {
                 HeaderValue::from_str(&format!("{chain}, {}", peer_value.to_str().unwrap_or("unknown"))).ok()
             }
-            _ => Some(peer_value),
+            None => Some(peer_value),
         };
-        let proto = match headers.get(&XFP).filter(|_| trusted).and_then(|v| v.to_str().ok()) {
+        let proto = match theirs(&XFP).and_then(|v| v.to_str().ok()) {
             Some("http") => "http",
             Some("https") => "https",
             _ => self.public_scheme,
         };
-        let host = headers.get(&XFH).filter(|_| trusted).or_else(|| headers.get(header::HOST)).cloned();
+        let host = theirs(&XFH).or_else(|| headers.get(header::HOST)).cloned();
         if let Some(v) = xff {
             headers.insert(XFF, v);
         }
@@ -270,16 +278,15 @@ impl Proxy {
     /// not answer the connect in time) goes to the next address, body and all, and that
     /// address is left out for a while; one whose body was handed over is not sent again (the
     /// body is streamed, not kept), so a connection that breaks after that is a 502. Failures are
-    /// counted in `metrics` by kind. The response head is awaited for the pool's read timeout,
-    /// or `timeout` when that is shorter (one timer for both).
+    /// counted in `metrics` by kind. The response head is awaited for `head_timeout` (see
+    /// [`Pool::head_timeout`]); `None` when the caller's own timeout is reached first.
     pub async fn forward(
         &self,
         pool: &Pool,
         mut req: Request<Body>,
         metrics: &RouteMetrics,
-        timeout: Option<Duration>,
+        head_timeout: Option<Duration>,
     ) -> Response {
-        let head_timeout = timeout.map_or(pool.read_timeout, |t| t.min(pool.read_timeout));
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let upgrade = upgrade_protocol(req.headers());
         // A plain HTTP/1 client connection, which a large response body may be spliced to
@@ -300,10 +307,11 @@ impl Proxy {
             parts.headers.insert(header::HOST, host);
         }
         // HTTP/2 carries it as `:authority` instead: a `host` beside it would be a second one.
-        let routed = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| h.parse().ok());
-        if pool.http2 {
-            parts.headers.remove(header::HOST);
-        }
+        let routed: Option<http::uri::Authority> = if pool.http2 {
+            parts.headers.remove(header::HOST).and_then(|h| h.to_str().ok()?.parse().ok())
+        } else {
+            None
+        };
         self.forwarded_headers(&mut parts.headers, peer);
         if let Some(proto) = &upgrade {
             if pool.http2 {
@@ -372,7 +380,11 @@ impl Proxy {
                 req.headers_mut().insert(header::HOST, v);
             }
             let call = address.send(req);
-            match tokio::time::timeout(head_timeout, call).await {
+            let answered = match head_timeout {
+                Some(limit) => tokio::time::timeout(limit, call).await,
+                None => Ok(call.await),
+            };
+            match answered {
                 Ok(Ok(res)) => {
                     if let (Some(client_side), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, res.status()) {
                         return switch(res, client_side, &pool.name);
@@ -464,15 +476,14 @@ impl Proxy {
 /// whose length the response gives (not chunked, not a status without a body), and that goes
 /// out as it came (not an error body the foundation reads and replaces with its own).
 fn splice_len(res: &http::Response<PooledBody>) -> Option<u64> {
+    // The length first: most answers are small, and that settles it.
+    let len = splice_request_len(res.headers())?;
     let status = res.status();
-    if status.is_informational()
+    let whole = !(status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
-        || turtlemen_http::layers::replaces_body(status, res.headers())
-    {
-        return None;
-    }
-    splice_request_len(res.headers())
+        || turtlemen_http::layers::replaces_body(status, res.headers()));
+    whole.then_some(len)
 }
 
 /// The length of a message body worth splicing, from its headers: a `Content-Length` of at
@@ -529,6 +540,15 @@ fn switch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_head_is_awaited_for_the_shorter_of_the_route_and_the_pool() {
+        let pool = Pool::new("api", &UpstreamSpec::http1(vec!["http://127.0.0.1:1".into()])).unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(pool.head_timeout(None), secs(60), "no total timeout: the read timeout");
+        assert_eq!(pool.head_timeout(Some(secs(30))), secs(30));
+        assert_eq!(pool.head_timeout(Some(secs(90))), secs(60));
+    }
 
     #[test]
     fn forwarded_headers_trust_only_trusted_peers() {

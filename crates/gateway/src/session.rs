@@ -73,13 +73,13 @@ pub fn cookie_in<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
 }
 
 /// The value of the first cookie called `name` in the request's `Cookie` headers.
+/// Read for every request, so it works on bytes: a value is returned only when it is text.
 pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().split_once('=').filter(|(n, _)| *n == name).map(|(_, value)| value))
+    headers.get_all(header::COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).find_map(|pair| {
+        let (n, value) = pair.trim_ascii().split_at_checked(name.len())?;
+        let value = value.strip_prefix(b"=").filter(|_| n == name.as_bytes())?;
+        std::str::from_utf8(value).ok().filter(|v| v.is_ascii())
+    })
 }
 
 /// The session id in the request's cookie, if this gateway made it.
@@ -442,6 +442,29 @@ mod tests {
         // Anything else on the bus is ignored.
         bus.publish(b"other").await.unwrap();
         assert!(cache.get("gw:carl").is_some());
+    }
+
+    #[test]
+    fn the_cookie_is_found_by_its_whole_name() {
+        let headers = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::COOKIE, HeaderValue::from_bytes(v).unwrap());
+            }
+            h
+        };
+        let find = |values: &[&[u8]]| cookie_value(&headers(values), "sid").map(str::to_owned);
+        assert_eq!(find(&[b"sid=abc"]), Some("abc".into()));
+        assert_eq!(find(&[b"a=1; sid=abc; b=2"]), Some("abc".into()));
+        assert_eq!(find(&[b"a=1;sid=abc"]), Some("abc".into()));
+        assert_eq!(find(&[b"a=1", b" sid=abc "]), Some("abc".into()), "a second header");
+        assert_eq!(find(&[b"sid=first; sid=second"]), Some("first".into()), "the first one");
+        assert_eq!(find(&[b"sid="]), Some("".into()));
+        for missing in [&b"xsid=abc"[..], b"sidx=abc", b"sid abc", b"sid", b"", b"; ;", b"a=sid=abc"] {
+            assert_eq!(find(&[missing]), None, "{:?}", String::from_utf8_lossy(missing));
+        }
+        assert_eq!(find(&[b"sid=caf\xc3\xa9"]), None, "not ASCII");
+        assert_eq!(find(&[b"a=\xff; sid=abc"]), Some("abc".into()), "another cookie's bytes do not hide it");
     }
 
     #[test]

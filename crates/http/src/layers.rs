@@ -96,6 +96,13 @@ impl Foundation {
             .layer(middleware::from_fn_with_state(self.clone(), around))
     }
 
+    /// The time [`Self::run`] gives `req`'s answer (until its head), if any: a streaming upload
+    /// has none. A caller inside `run` that would set a limit no shorter need not set it: this
+    /// one, started first, is reached first.
+    pub fn limit_for(&self, req: &Request) -> Option<Duration> {
+        (!is_streaming_upload(req)).then_some(self.timeout)
+    }
+
     /// The default body limit, for a router called from inside [`Self::run`] (which sets none).
     pub fn body_limit(&self) -> DefaultBodyLimit {
         DefaultBodyLimit::max(self.max_body_bytes)
@@ -131,7 +138,7 @@ impl Foundation {
         );
         let json = wants_json(&req);
         let observed = crate::metrics::Observed::of(&req);
-        let limit = (!is_streaming_upload(&req)).then_some(self.timeout);
+        let limit = self.limit_for(&req);
         let work = async move {
             let run = AssertUnwindSafe(inner(req)).catch_unwind();
             let outcome = match limit {
