@@ -89,9 +89,10 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
-/// Runs `work` as span `ctx`: [`current`] returns `ctx` inside it.
-pub async fn scope<F: Future>(ctx: TraceContext, work: F) -> F::Output {
-    CURRENT.scope(ctx, work).await
+/// Runs `work` as span `ctx`: [`current`] returns `ctx` inside it. Not an `async fn`, which
+/// would hold `work` twice: as its argument and inside the scope it is moved into.
+pub fn scope<F: Future>(ctx: TraceContext, work: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(ctx, work)
 }
 
 /// `work` to run in another task (`tokio::spawn`) as part of the running span: a task does not

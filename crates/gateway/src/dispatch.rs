@@ -163,15 +163,16 @@ async fn to_target(d: &Dispatch, index: usize, mut req: Request) -> Response {
         Target::InProcess(router) => router.clone(),
     };
     d.proxy.in_process(&mut req);
-    let call = async {
+    // Made in each arm, not bound first: see `Foundation::run`.
+    let call = |req| async {
         match router.oneshot(req).await {
             Ok(res) => res,
             Err(never) => match never {},
         }
     };
     match route.timeout.and_then(own) {
-        None => call.await,
-        Some(limit) => match tokio::time::timeout(limit, call).await {
+        None => call(req).await,
+        Some(limit) => match tokio::time::timeout(limit, call(req)).await {
             Ok(res) => res,
             Err(_) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "The service took too long to answer.")

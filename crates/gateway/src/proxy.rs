@@ -379,10 +379,10 @@ impl Proxy {
             if host_from_address && let Ok(v) = HeaderValue::from_str(address.authority.as_str()) {
                 req.headers_mut().insert(header::HOST, v);
             }
-            let call = address.send(req);
+            // Made in each arm, not bound first: see `turtlemen_http::layers::Foundation::run`.
             let answered = match head_timeout {
-                Some(limit) => tokio::time::timeout(limit, call).await,
-                None => Ok(call.await),
+                Some(limit) => tokio::time::timeout(limit, address.send(req)).await,
+                None => Ok(address.send(req).await),
             };
             match answered {
                 Ok(Ok(res)) => {
