@@ -313,3 +313,34 @@ async fn read_short(body: Body) -> String {
         Err(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The foundation's future holds the handler's once: a future bound to a local and then
+    /// moved into another (a timeout, a scope) keeps its first place as well, which doubled
+    /// every request's future in the gateway.
+    #[test]
+    fn the_foundation_holds_the_handlers_future_once() {
+        const HELD: usize = 16 * 1024;
+        let limits = HttpLimits {
+            request_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(5),
+            max_body_bytes: 1024,
+            max_header_bytes: 8192,
+            max_connections: 100,
+            shutdown_timeout: Duration::from_secs(1),
+        };
+        let foundation = Foundation::new(&limits, |_, _| String::new(), None, None);
+        let handler = |_req: Request| async {
+            let held = [7u8; HELD];
+            tokio::task::yield_now().await;
+            Response::new(Body::from(held.to_vec()))
+        };
+        let inner = std::mem::size_of_val(&handler(Request::new(Body::empty())));
+        assert!(inner >= HELD, "{inner}");
+        let whole = std::mem::size_of_val(&foundation.run(Request::new(Body::empty()), handler));
+        assert!(whole < inner + 4096, "the foundation's future is {whole} bytes around a handler's of {inner}");
+    }
+}
