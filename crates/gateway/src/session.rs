@@ -73,7 +73,7 @@ pub fn cookie_in<'h>(gw: &Gateway, headers: &'h HeaderMap) -> Option<&'h str> {
 }
 
 /// The value of the first cookie called `name` in the request's `Cookie` headers.
-/// Read for every request, so it works on bytes: a value is returned only when it is text.
+/// Read for every request, so it works on bytes; a value is returned only when it is ASCII.
 pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get_all(header::COOKIE).iter().flat_map(|v| v.as_bytes().split(|&b| b == b';')).find_map(|pair| {
         let (n, value) = pair.trim_ascii().split_at_checked(name.len())?;

@@ -451,14 +451,7 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let limits = HttpLimits {
-            request_timeout: Duration::from_secs(5),
-            header_read_timeout: Duration::from_secs(5),
-            max_body_bytes: 1024,
-            max_header_bytes: 8192,
-            max_connections: 100,
-            shutdown_timeout: Duration::from_secs(1),
-        };
+        let limits = crate::test_limits();
         let (_stop_tx, stop_rx) = watch::channel(false);
         let (handed_tx, handed_rx) = tokio::sync::oneshot::channel();
         let files: Arc<dyn FileResponder> = Arc::new(OneFile(path.clone()));

@@ -324,14 +324,7 @@ mod tests {
     #[test]
     fn the_foundation_holds_the_handlers_future_once() {
         const HELD: usize = 16 * 1024;
-        let limits = HttpLimits {
-            request_timeout: Duration::from_secs(5),
-            header_read_timeout: Duration::from_secs(5),
-            max_body_bytes: 1024,
-            max_header_bytes: 8192,
-            max_connections: 100,
-            shutdown_timeout: Duration::from_secs(1),
-        };
+        let limits = crate::test_limits();
         let foundation = Foundation::new(&limits, |_, _| String::new(), None, None);
         let handler = |_req: Request| async {
             let held = [7u8; HELD];

@@ -37,4 +37,18 @@ pub mod tap;
 pub mod tls;
 pub mod trace;
 
+/// Limits for this crate's unit tests: short timeouts, small bodies.
+#[cfg(test)]
+pub(crate) fn test_limits() -> turtlemen_config::HttpLimits {
+    use std::time::Duration;
+    turtlemen_config::HttpLimits {
+        request_timeout: Duration::from_secs(5),
+        header_read_timeout: Duration::from_secs(5),
+        max_body_bytes: 1024,
+        max_header_bytes: 8192,
+        max_connections: 100,
+        shutdown_timeout: Duration::from_secs(1),
+    }
+}
+
 pub use error::{ApiError, ErrorBody};
