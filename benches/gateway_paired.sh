@@ -26,13 +26,14 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up() { until curl -fs "$1" >/dev/null 2>&1; do sleep 0.05; done; }
 export TURTLEMEN_COOKIE_SECRET="bench-cookie-secret-shared-by-every-role" TURTLEMEN_LOG_LEVEL=warn
-declare -a gw_pid gw_url cookie api_port
+declare -a gw_pid gw_url cookie api_port api_pid
 for i in 0 1; do
   bin=${builds[$i]} dir="$work/$i" pa=$(port) pb=$(port) pg=$(port)
   export TURTLEMEN_PUBLIC_URL="http://127.0.0.1:$pg"
   "$bin" auth --listen "127.0.0.1:$pa" --data-dir "$dir/data" & pids+=($!)
   up "http://127.0.0.1:$pa/healthz"
   "$bin" api --listen "127.0.0.1:$pb" --data-dir "$dir/data" --upstream-auth "http://127.0.0.1:$pa" & pids+=($!)
+  api_pid[$i]=$!
   "$bin" gateway --listen "127.0.0.1:$pg" --data-dir "$dir/gw" --upstream-auth "http://127.0.0.1:$pa" --upstream-api "http://127.0.0.1:$pb" & pids+=($!)
   gw_pid[$i]=$!
   up "http://127.0.0.1:$pb/healthz"; up "http://127.0.0.1:$pg/healthz"
@@ -46,21 +47,22 @@ hyper_pid=$!
 until curl -s -o /dev/null "http://127.0.0.1:$ph/api/v1/bench"; do sleep 0.05; done
 
 tick_ns=$((1000000000 / $(getconf CLK_TCK)))
-load() { # name pid url cookie
-  local u0 s0 u1 s1 out n
-  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat")
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { # name pid url cookie api-pid
+  local u0 s0 u1 s1 a0 a1 out n
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat"); a0=$(cpu "$5")
   out=$(wrk -t2 -c32 -d"${duration}s" -H "cookie: turtlemen_session=$4" "$3")
-  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$2/stat")
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$2/stat"); a1=$(cpu "$5")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "$1 $(echo "$out" | awk '/Requests\/sec/ {print $2}') $(( (u1 - u0) * tick_ns / n )) $(( (s1 - s0) * tick_ns / n ))"
+  echo "$1 $(echo "$out" | awk '/Requests\/sec/ {print $2}') $(( (u1 - u0) * tick_ns / n )) $(( (s1 - s0) * tick_ns / n )) $(( (a1 - a0) * tick_ns / n ))"
 }
 for name in A B; do i=$([ $name = A ] && echo 0 || echo 1); wrk -t2 -c32 -d2s -H "cookie: turtlemen_session=${cookie[$i]}" "${gw_url[$i]}" >/dev/null; done
 results=$(for r in $(seq 1 "$rounds"); do
-  load A "${gw_pid[0]}" "${gw_url[0]}" "${cookie[0]}"
-  load B "${gw_pid[1]}" "${gw_url[1]}" "${cookie[1]}"
-  load hyper "$hyper_pid" "http://127.0.0.1:$ph/api/v1/bench" none
+  load A "${gw_pid[0]}" "${gw_url[0]}" "${cookie[0]}" "${api_pid[0]}"
+  load B "${gw_pid[1]}" "${gw_url[1]}" "${cookie[1]}" "${api_pid[1]}"
+  load hyper "$hyper_pid" "http://127.0.0.1:$ph/api/v1/bench" none "${api_pid[0]}"
 done)
-echo "$results" | awk '{printf "%-5s %9.0f req/s  CPU/req: user %5.1f us, system %5.1f us\n", $1, $2, $3/1000, $4/1000}'
+echo "$results" | awk '{printf "%-5s %9.0f req/s  CPU/req: user %5.1f us, system %5.1f us; the API behind it %5.1f us\n", $1, $2, $3/1000, $4/1000, $5/1000}'
 echo "$results" | python3 -c '
 import statistics, sys
 rows = [l.split() for l in sys.stdin if l.strip()]

@@ -143,12 +143,17 @@ pub fn parse(v: &[u8]) -> Option<Parent> {
     if v.len() < 55 || (v.len() > 55 && v[55] != b'-') {
         return None;
     }
+    // Lower-case hex digits, read in one pass: every request through the HTTP foundation
+    // behind a gateway carries one.
     let field = |range: std::ops::Range<usize>| -> Option<u128> {
-        let s = std::str::from_utf8(&v[range]).ok()?;
-        if !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return None;
-        }
-        u128::from_str_radix(s, 16).ok()
+        v[range].iter().try_fold(0u128, |n, &b| {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            Some(n << 4 | u128::from(digit))
+        })
     };
     let version = field(0..2)?;
     if version == 0xff || (version == 0 && v.len() != 55) || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {

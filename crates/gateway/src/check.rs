@@ -8,10 +8,11 @@
 //!    locally against the issuer's keys; an invalid one is a 401, never a fallback) or by the
 //!    session cookie (its access token refreshed when expired, once per session however many
 //!    requests arrive together; a refused refresh ends the session).
-//! 4. The identity is handed on as `X-Auth-Request-User/-Email/-Preferred-Username/-Groups` and
-//!    `Authorization: Bearer <access token>` (and, for a session, `X-Turtlemen-Sign-Out-Token`,
-//!    the token the pages put in their "Sign out" form); without one, a `required` route sends
-//!    a browser to sign in and answers API clients 401. An answer to an identified request is
+//! 4. The identity is handed on as `Authorization: Bearer <access token>` (and, for a session,
+//!    `X-Turtlemen-Sign-Out-Token`, the token the pages put in their "Sign out" form), and to
+//!    every upstream but the built-in API server also as
+//!    `X-Auth-Request-User/-Email/-Preferred-Username/-Groups` (see [`HandOn`]); without one,
+//!    a `required` route sends a browser to sign in and answers API clients 401. An answer to an identified request is
 //!    per user: unless the service said otherwise it carries `Cache-Control: no-store`.
 
 use crate::Gateway;
@@ -41,8 +42,31 @@ pub struct IdentityData {
     pub email: Option<String>,
     pub groups: Vec<String>,
     pub access_token: String,
-    /// `X-Auth-Request-*` and `Authorization: Bearer`, ready to insert.
+    /// `X-Auth-Request-*`, then `Authorization: Bearer` (and the sign-out token), ready to
+    /// insert: the first `user_headers` are the user's.
     headers: Vec<(HeaderName, HeaderValue)>,
+    user_headers: usize,
+}
+
+/// What a service is handed of the visitor's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOn {
+    /// The access token (and a session's sign-out token): the built-in API server verifies the
+    /// token and reads nothing else, so the user headers would only be parsed and dropped.
+    Token,
+    /// The token and `X-Auth-Request-*`, for upstreams that take the gateway's word for who
+    /// the visitor is (OAuth2 Proxy's user headers), and for forward auth.
+    All,
+}
+
+impl HandOn {
+    /// What the route's upstream is handed.
+    pub fn to(upstream: &crate::routes::UpstreamRef) -> HandOn {
+        match upstream {
+            crate::routes::UpstreamRef::Api => HandOn::Token,
+            _ => HandOn::All,
+        }
+    }
 }
 
 impl std::ops::Deref for Identity {
@@ -72,11 +96,12 @@ impl Identity {
             put("x-auth-request-email", email);
         }
         put("x-auth-request-groups", &groups.join(","));
+        let user_headers = headers.len();
         if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {access_token}")) {
             v.set_sensitive(true);
             headers.push((header::AUTHORIZATION, v));
         }
-        Self(Arc::new(IdentityData { sub, username, email, groups, access_token, headers }))
+        Self(Arc::new(IdentityData { sub, username, email, groups, access_token, headers, user_headers }))
     }
 }
 
@@ -135,10 +160,15 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the identity headers for the services.
-pub fn set_identity_headers(headers: &mut HeaderMap, id: &Identity) {
-    for (name, value) in &id.headers {
-        headers.insert(name.clone(), value.clone());
+/// Sets the identity headers `hand_on` names. Every client-sent one is gone by now
+/// ([`strip_identity_headers`] and `Authorization` in [`authenticate`]): they are appended.
+pub fn set_identity_headers(headers: &mut HeaderMap, id: &Identity, hand_on: HandOn) {
+    let from = match hand_on {
+        HandOn::Token => id.user_headers,
+        HandOn::All => 0,
+    };
+    for (name, value) in &id.headers[from..] {
+        headers.append(name.clone(), value.clone());
     }
 }
 
@@ -309,9 +339,10 @@ fn is_browser(req: &Request) -> bool {
 }
 
 /// The check for a request on a route asking `mode`: identity headers removed, rate limits
-/// applied, the visitor identified; then `next` runs with the identity handed on, or the
-/// visitor is sent to sign in. Ambiguous paths are refused by the caller, before matching.
-pub async fn at_the_entry<F, Fut>(gw: &Gateway, mode: AuthMode, mut req: Request, next: F) -> Response
+/// applied, the visitor identified; then `next` runs with the identity handed on as `hand_on`
+/// says, or the visitor is sent to sign in. Ambiguous paths are refused by the caller, before
+/// matching.
+pub async fn at_the_entry<F, Fut>(gw: &Gateway, mode: AuthMode, hand_on: HandOn, mut req: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
@@ -346,7 +377,7 @@ where
     };
     match authn {
         Authn::Known(identity) => {
-            set_identity_headers(req.headers_mut(), &identity);
+            set_identity_headers(req.headers_mut(), &identity, hand_on);
             let mut res = next(req).await;
             // What a signed-in visitor gets is theirs: no cache keeps it, unless the service
             // decided (signed media URLs are private and cached by the browser on purpose).
@@ -395,5 +426,28 @@ mod tests {
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         strip_identity_headers(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
+    }
+
+    #[test]
+    fn the_api_server_is_handed_the_token_and_other_upstreams_the_user_too() {
+        use crate::routes::UpstreamRef;
+        let id =
+            Identity::new("u-1".into(), "ann".into(), Some("ann@example.org".into()), vec!["admin".into()], "t".into());
+        let handed = |to: HandOn| {
+            let mut h = HeaderMap::new();
+            set_identity_headers(&mut h, &id, to);
+            let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            names.sort_unstable();
+            names.join(" ")
+        };
+        assert_eq!(HandOn::to(&UpstreamRef::Api), HandOn::Token);
+        assert_eq!(handed(HandOn::Token), "authorization");
+        for upstream in [UpstreamRef::Auth, UpstreamRef::Gateway, UpstreamRef::Named("echo".into())] {
+            assert_eq!(HandOn::to(&upstream), HandOn::All);
+        }
+        assert_eq!(
+            handed(HandOn::All),
+            "authorization x-auth-request-email x-auth-request-groups x-auth-request-preferred-username x-auth-request-user"
+        );
     }
 }

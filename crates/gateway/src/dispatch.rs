@@ -126,7 +126,8 @@ async fn entry(d: &Dispatch, req: Request) -> Response {
         Err(NoRoute::NotFound) => return ApiError::not_found().into_response(),
     };
     let route = &d.gw.routes.routes[index];
-    let res = crate::check::at_the_entry(&d.gw, route.spec.auth, req, |req| async {
+    let hand_on = crate::check::HandOn::to(&route.spec.upstream);
+    let res = crate::check::at_the_entry(&d.gw, route.spec.auth, hand_on, req, |req| async {
         let too_large = req
             .headers()
             .get(header::CONTENT_LENGTH)

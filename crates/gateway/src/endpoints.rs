@@ -5,7 +5,7 @@
 //! issuer ends sessions by back-channel logout (`/oauth2/backchannel_logout`).
 
 use crate::Gateway;
-use crate::check::{Authn, authenticate, set_identity_headers};
+use crate::check::{Authn, HandOn, authenticate, set_identity_headers};
 use crate::rp::{RpError, challenge, random_value};
 use crate::session::{self, GatewaySession};
 use axum::Json;
@@ -334,7 +334,7 @@ pub async fn forward_auth(State(gw): State<Gateway>, mut headers: HeaderMap) -> 
     match authenticate(&gw, &mut headers).await {
         Ok(Authn::Known(id)) => {
             let mut res = StatusCode::ACCEPTED.into_response();
-            set_identity_headers(res.headers_mut(), &id);
+            set_identity_headers(res.headers_mut(), &id, HandOn::All);
             res
         }
         Ok(Authn::Anonymous { .. }) => StatusCode::UNAUTHORIZED.into_response(),
