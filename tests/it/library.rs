@@ -392,6 +392,12 @@ on_both_stacks! {
         let lists = mine["playlists"].as_array().unwrap();
         assert_eq!((lists[0]["id"].as_str(), lists[1]["id"].as_str()), (Some("WL"), Some("LL")), "{mine}");
         assert_eq!(lists[1]["item_count"], 1, "{mine}");
+        // Bob never used Watch later: it is shown empty and undated, and reading it makes nothing.
+        assert_eq!((lists[0]["item_count"].as_u64(), lists[0]["created_at"].is_null()), (Some(0), true), "{mine}");
+        let (status, wl) = call(&app, Some(&bob), Method::GET, "/api/v1/playlists/WL", None).await;
+        assert_eq!((status, wl["playlist"]["title"].as_str(), wl["items"].as_array().map(Vec::len)), (200, Some("Watch later"), Some(0)), "{wl}");
+        let bob_id = turtlemen_db::users::find_by_username(&app.db, &turtlemen_domain::Username::parse("bob").unwrap()).await.unwrap().unwrap().id;
+        assert!(turtlemen_db::playlists::list_by_owner(&app.db, bob_id).await.unwrap().is_empty(), "no list made by a GET");
         assert_eq!(titles(&app, Some(&bob), "LL").await, ["Second"], "a video gone private leaves the list");
         call(&app, Some(&bob), Method::PUT, &format!("/api/v1/videos/{first}/rating"), rating("like")).await;
         assert_eq!(titles(&app, Some(&bob), "LL").await, ["First", "Second"], "newest like first");

@@ -8,7 +8,9 @@
 //!   `DELETE …/{id}/items/{item_id}`; `GET /api/v1/me/playlists`;
 //!   `GET /api/v1/channels/{handle}/playlists` (public ones).
 //! - `WL` and `LL` name the caller's own lists (a visitor has none: 404). Watch later is made
-//!   on first use; Liked videos is virtual (newest like first) and changes only by rating.
+//!   on first change (reading it, or the list of one's playlists, writes nothing: until then it
+//!   is shown empty, with no dates); Liked videos is virtual (newest like first) and changes
+//!   only by rating.
 //!
 //! Who sees what: a public or unlisted list anyone who names it, a private one only its owner
 //! (404 to anyone else, as a private video). Items show what the viewer may see: someone else's
@@ -85,6 +87,8 @@ pub struct PlaylistJson {
 
 impl PlaylistJson {
     pub fn build(p: &Playlist) -> PlaylistJson {
+        // A Watch later not made yet ([`watch_later_as_is`]) has no dates.
+        let made = !p.id.is_nil();
         let id = match p.kind {
             Kind::WatchLater => WATCH_LATER.to_owned(),
             Kind::User => p.id.to_string(),
@@ -104,8 +108,8 @@ impl PlaylistJson {
                 url: channels::page_url(&p.channel_handle),
             }),
             item_count: p.item_count,
-            created_at: Some(p.created_at),
-            updated_at: Some(p.updated_at),
+            created_at: made.then_some(p.created_at),
+            updated_at: made.then_some(p.updated_at),
         }
     }
 
@@ -157,14 +161,26 @@ pub fn may_manage(p: &Playlist, user: &CurrentUser) -> bool {
     p.owner_id == user.0.id || videos::acts_as_admin(user)
 }
 
-/// The list `id` names for `viewer` (`WL`, `LL`, or a UUID of a list they may see); 404
-/// otherwise. An admin acting as one finds private lists too (to manage them).
+/// The list `id` names for `viewer` (`WL`, `LL`, or a UUID of a list they may see), to read;
+/// 404 otherwise. An admin acting as one finds private lists too (to manage them).
 pub async fn find(st: &ApiState, id: &str, viewer: Option<&CurrentUser>) -> Result<Named, ApiError> {
+    lookup(st, id, viewer, Use::Read).await
+}
+
+/// What a list is looked up for: a Watch later not used yet is made only to be changed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Read,
+    Change,
+}
+
+async fn lookup(st: &ApiState, id: &str, viewer: Option<&CurrentUser>, to: Use) -> Result<Named, ApiError> {
     let me = viewer.map(|u| u.0.id);
     match id {
         WATCH_LATER => {
             let u = viewer.ok_or_else(ApiError::not_found)?;
-            Ok(Named::Stored(watch_later(st, u).await?))
+            let wl = if to == Use::Change { watch_later(st, u).await? } else { watch_later_as_is(st, u).await? };
+            Ok(Named::Stored(wl))
         }
         LIKED => Ok(Named::Liked(UserIdOf(me.ok_or_else(ApiError::not_found)?))),
         _ => {
@@ -184,11 +200,37 @@ pub async fn watch_later(st: &ApiState, user: &CurrentUser) -> Result<Playlist, 
     Ok(rows::watch_later(&st.db, user.0.id, channel.id).await?)
 }
 
+/// `user`'s Watch later as it stands, made by nothing: before its first use, an empty list
+/// with the nil id (which names no stored list, so it has no items) on their first channel.
+pub async fn watch_later_as_is(st: &ApiState, user: &CurrentUser) -> Result<Playlist, ApiError> {
+    if let Some(p) = rows::find_watch_later(&st.db, user.0.id).await? {
+        return Ok(p);
+    }
+    let channel = turtlemen_db::channels::first_of_owner(&st.db, user.0.id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "no_channel", "Your account has no channel."))?;
+    Ok(Playlist {
+        id: Uuid::nil(),
+        owner_id: user.0.id,
+        owner_username: user.0.username.clone(),
+        channel_id: channel.id,
+        channel_handle: channel.handle,
+        channel_display_name: channel.display_name,
+        kind: Kind::WatchLater,
+        title: rows::WATCH_LATER_TITLE.into(),
+        description: String::new(),
+        privacy: Privacy::Private,
+        item_count: 0,
+        created_at: user.0.created_at,
+        updated_at: user.0.created_at,
+    })
+}
+
 /// The stored list `id` names that `user` may change (403 `not_your_playlist` for one they
 /// can see; 404 otherwise; the virtual liked list is 400 `system_playlist`).
 pub async fn managed(st: &ApiState, id: &str, user: &CurrentUser) -> Result<Playlist, ApiError> {
     user.require(Scope::LibraryWrite)?;
-    match find(st, id, Some(user)).await? {
+    match lookup(st, id, Some(user), Use::Change).await? {
         Named::Stored(p) if may_manage(&p, user) => Ok(p),
         Named::Stored(_) => Err(not_yours()),
         Named::Liked(_) => Err(system_list()),
@@ -703,7 +745,7 @@ struct ListJson {
 
 /// Every list of `user`: Watch later, Liked videos, then theirs, newest first.
 pub async fn all_of(st: &ApiState, user: &CurrentUser) -> Result<Vec<PlaylistJson>, ApiError> {
-    let wl = watch_later(st, user).await?;
+    let wl = watch_later_as_is(st, user).await?;
     let mut out = vec![PlaylistJson::build(&wl)];
     out.push(PlaylistJson::liked(user, turtlemen_db::ratings::liked_count(&st.db, user.0.id).await?));
     for p in rows::list_by_owner(&st.db, user.0.id).await?.iter().filter(|p| p.kind == Kind::User) {

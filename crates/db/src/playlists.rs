@@ -233,22 +233,24 @@ pub async fn get(db: &Db, id: Uuid, viewer: Option<UserId>) -> Result<Option<Pla
 
 /// `owner`'s "Watch later", made on first use (one per user: a unique partial index).
 pub async fn watch_later(db: &Db, owner: UserId, channel_id: Uuid) -> Result<Playlist, DbError> {
-    let find = || async {
-        let row: Option<Row> = with_pool!(db, |pool| {
-            sqlx::query_as(select_playlist!("WHERE p.owner_id = $1 AND p.kind = 'watch_later'"))
-                .bind(owner.0)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok::<_, DbError>(row.map(Playlist::from))
-    };
-    if let Some(p) = find().await? {
+    if let Some(p) = find_watch_later(db, owner).await? {
         return Ok(p);
     }
     let fields =
         Fields { title: WATCH_LATER_TITLE.into(), description: String::new(), privacy: Privacy::Private, channel_id };
     insert(db, Uuid::now_v7(), owner, "watch_later", &fields).await?;
-    find().await?.ok_or_else(|| DbError::Conflict { constraint: "playlists_watch_later".into() })
+    find_watch_later(db, owner).await?.ok_or_else(|| DbError::Conflict { constraint: "playlists_watch_later".into() })
+}
+
+/// `owner`'s "Watch later", if they have used it; nothing is made.
+pub async fn find_watch_later(db: &Db, owner: UserId) -> Result<Option<Playlist>, DbError> {
+    let row: Option<Row> = with_pool!(db, |pool| {
+        sqlx::query_as(select_playlist!("WHERE p.owner_id = $1 AND p.kind = 'watch_later'"))
+            .bind(owner.0)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(Playlist::from))
 }
 
 /// `owner`'s playlists (their "Watch later" first, then newest first); counts as they see them.

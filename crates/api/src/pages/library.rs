@@ -248,7 +248,8 @@ async fn watch_later_submit(
             Err(e) => return Err(e),
         },
         "remove" => {
-            let wl = playlists::watch_later(&st, &user).await?;
+            // Nothing to take out of a Watch later never used (and nothing made to find so).
+            let wl = playlists::watch_later_as_is(&st, &user).await?;
             if let Some(item) = rows::item_of(&st.db, wl.id, v.id).await? {
                 rows::remove_item(&st.db, wl.id, item).await?;
             }
