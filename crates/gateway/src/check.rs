@@ -250,7 +250,7 @@ fn lock_owner() -> [u8; 16] {
 }
 
 fn needs_refresh(s: &GatewaySession) -> bool {
-    s.access_expires_at <= chrono::Utc::now().timestamp() + 15
+    s.access_expires_at <= session::unix_now() + 15
 }
 
 /// Refreshes a session's tokens exactly once however many requests ask at the same moment:

@@ -283,6 +283,13 @@ pub async fn load(gw: &Gateway, id: &str) -> Result<Option<Arc<GatewaySession>>,
     Ok(load_with_identity(gw, id).await?.map(|(s, _)| s))
 }
 
+/// Seconds since the Unix epoch, as sessions keep their times: read for every request, so
+/// without building a calendar date as `chrono::Utc::now` does.
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// [`load`], with the identity the session hands on. `id` may be any cookie value: one that
 /// is not in the cache is checked ([`CookieSigner::made`]) before the store is asked, so a
 /// forged cookie costs no store lookup.
@@ -290,7 +297,7 @@ pub async fn load_with_identity(
     gw: &Gateway,
     id: &str,
 ) -> Result<Option<(Arc<GatewaySession>, Identity)>, SessionError> {
-    let now = chrono::Utc::now().timestamp();
+    let now = unix_now();
     if let Some(found) = gw.session_cache.get(id).filter(|(s, _)| s.expires_at > now) {
         return Ok(Some(found));
     }
