@@ -12,8 +12,9 @@
 //!    `X-Turtlemen-Sign-Out-Token`, the token the pages put in their "Sign out" form), and to
 //!    every upstream but the built-in API server also as
 //!    `X-Auth-Request-User/-Email/-Preferred-Username/-Groups` (see [`HandOn`]); without one,
-//!    a `required` route sends a browser to sign in and answers API clients 401. An answer to an identified request is
-//!    per user: unless the service said otherwise it carries `Cache-Control: no-store`.
+//!    a `required` route sends a browser to sign in and answers API clients 401. An answer to
+//!    an identified request is per user: unless the service said otherwise it carries
+//!    `Cache-Control: no-store`.
 
 use crate::Gateway;
 use crate::limits::Bucket;
